@@ -1,0 +1,134 @@
+//! A blocking client connection to the helper: handshake, then one
+//! request and one response at a time.
+//!
+//! Used by the gateway (from a blocking thread) and by the tests. It
+//! enforces the same ordering the helper does: `Hello` first, then any
+//! number of requests, each answered before the next is sent.
+
+use std::fmt;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::fdpass::send_with_fds;
+use crate::frame::{encode_frame, read_frame, FrameError};
+use crate::message::{Containment, Request, Response, PROTOCOL_VERSION};
+
+/// Why talking to the helper failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Could not connect to the socket.
+    Connect(io::Error),
+    /// The stream failed or carried a bad frame.
+    Frame(FrameError),
+    /// The helper speaks another protocol version.
+    Version { ours: u32, theirs: u32 },
+    /// The helper answered the handshake with something else.
+    Handshake(Response),
+    /// The request needs a different number of descriptors.
+    FdCount { expected: usize, given: usize },
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect(e) => write!(f, "cannot connect to the helper: {e}"),
+            ClientError::Frame(e) => write!(f, "helper connection: {e}"),
+            ClientError::Version { ours, theirs } => write!(
+                f,
+                "helper speaks protocol version {theirs}, this gateway {ours}"
+            ),
+            ClientError::Handshake(r) => write!(f, "helper answered hello with {r:?}"),
+            ClientError::FdCount { expected, given } => write!(
+                f,
+                "request needs {expected} descriptors, {given} were given"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<FrameError> for ClientError {
+    fn from(e: FrameError) -> Self {
+        ClientError::Frame(e)
+    }
+}
+
+/// An open, handshaken connection.
+#[derive(Debug)]
+pub struct Connection {
+    stream: UnixStream,
+    containment: Containment,
+}
+
+impl Connection {
+    /// Connects to `path`, sends `Hello` and checks the answer. `timeout`
+    /// bounds every later read and write on the connection.
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Connection, ClientError> {
+        let stream = UnixStream::connect(path).map_err(ClientError::Connect)?;
+        Connection::handshake(stream, timeout)
+    }
+
+    /// Runs the handshake on an already connected stream.
+    pub fn handshake(stream: UnixStream, timeout: Duration) -> Result<Connection, ClientError> {
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(ClientError::Connect)?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(ClientError::Connect)?;
+        let mut conn = Connection {
+            stream,
+            containment: Containment::Pgid,
+        };
+        match conn.request(
+            &Request::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            &[],
+        )? {
+            Response::Hello {
+                version,
+                containment,
+            } if version == PROTOCOL_VERSION => {
+                conn.containment = containment;
+                Ok(conn)
+            }
+            Response::Hello { version, .. } => Err(ClientError::Version {
+                ours: PROTOCOL_VERSION,
+                theirs: version,
+            }),
+            other => Err(ClientError::Handshake(other)),
+        }
+    }
+
+    /// How the helper said it contains jobs.
+    pub fn containment(&self) -> Containment {
+        self.containment
+    }
+
+    /// Sends `req` (with `fds` for `Spawn`) and waits for its answer.
+    pub fn request(
+        &mut self,
+        req: &Request,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<Response, ClientError> {
+        if fds.len() != req.fds_expected() {
+            return Err(ClientError::FdCount {
+                expected: req.fds_expected(),
+                given: fds.len(),
+            });
+        }
+        let bytes = encode_frame(req)?;
+        send_with_fds(&self.stream, &bytes, fds).map_err(FrameError::Io)?;
+        Ok(read_frame(&mut &self.stream)?)
+    }
+
+    /// The underlying stream, for tests that need to misbehave.
+    pub fn stream(&self) -> &UnixStream {
+        &self.stream
+    }
+}

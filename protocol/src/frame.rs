@@ -1,0 +1,321 @@
+//! Framing: a `u32` little-endian payload length, then a bincode payload.
+//!
+//! The length is checked against [`MAX_FRAME`] as soon as its four bytes are
+//! in, before any payload is buffered, and bincode decodes with the same
+//! limit so that no length field inside the payload can make it allocate
+//! more. A payload must decode to exactly its length: trailing bytes are an
+//! error, so one frame can never smuggle the start of another.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use bincode::config::{self, Configuration, Fixint, Limit, LittleEndian};
+use bincode::{Decode, Encode};
+
+/// Largest payload accepted, in bytes (64 KiB).
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Bytes in the length prefix.
+pub const HEADER_LEN: usize = 4;
+
+type Config = Configuration<LittleEndian, Fixint, Limit<MAX_FRAME>>;
+
+fn config() -> Config {
+    config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<MAX_FRAME>()
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The length prefix announces more than [`MAX_FRAME`] bytes.
+    TooLarge { len: u64 },
+    /// The payload is not a valid message (garbage, wrong variant, bad
+    /// UTF-8, a nested length over the limit, ...).
+    Decode(String),
+    /// The payload decoded but left this many bytes unread.
+    TrailingBytes { extra: usize },
+    /// The message could not be encoded (too large).
+    Encode(String),
+    /// The peer closed the stream in the middle of a frame.
+    Truncated { have: usize, want: usize },
+    /// The peer closed the stream between frames.
+    Closed,
+    /// An I/O error on the stream.
+    Io(io::Error),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge { len } => {
+                write!(f, "frame of {len} bytes is over the {MAX_FRAME}-byte limit")
+            }
+            FrameError::Decode(e) => write!(f, "undecodable frame: {e}"),
+            FrameError::TrailingBytes { extra } => {
+                write!(f, "frame has {extra} bytes after its message")
+            }
+            FrameError::Encode(e) => write!(f, "cannot encode frame: {e}"),
+            FrameError::Truncated { have, want } => {
+                write!(f, "stream closed inside a frame ({have} of {want} bytes)")
+            }
+            FrameError::Closed => f.write_str("peer closed the connection"),
+            FrameError::Io(e) => write!(f, "i/o error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FrameError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for FrameError {
+    fn from(e: io::Error) -> Self {
+        FrameError::Io(e)
+    }
+}
+
+/// Encodes `msg` as one frame (length prefix included).
+pub fn encode_frame<T: Encode>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let payload =
+        bincode::encode_to_vec(msg, config()).map_err(|e| FrameError::Encode(e.to_string()))?;
+    if payload.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge {
+            len: payload.len() as u64,
+        });
+    }
+    let len = u32::try_from(payload.len()).map_err(|e| FrameError::Encode(e.to_string()))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Reads the length prefix at the start of `buf`, if all four bytes are
+/// there, and refuses a length over [`MAX_FRAME`].
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
+    let Some(head) = buf.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let mut le = [0u8; HEADER_LEN];
+    le.copy_from_slice(head);
+    let len = u32::from_le_bytes(le);
+    if len as usize > MAX_FRAME {
+        return Err(FrameError::TooLarge {
+            len: u64::from(len),
+        });
+    }
+    Ok(Some(len as usize))
+}
+
+/// Decodes one message from the start of `buf`.
+///
+/// Returns `Ok(None)` when `buf` does not hold a whole frame yet, and
+/// `Ok(Some((msg, used)))` when it does, `used` being the bytes to drop from
+/// the front of `buf`. An oversize length is refused as soon as the four
+/// length bytes are present.
+pub fn decode_frame<T: Decode<()>>(buf: &[u8]) -> Result<Option<(T, usize)>, FrameError> {
+    let Some(len) = frame_len(buf)? else {
+        return Ok(None);
+    };
+    let Some(payload) = buf.get(HEADER_LEN..HEADER_LEN + len) else {
+        return Ok(None);
+    };
+    let (msg, used) = bincode::decode_from_slice::<T, _>(payload, config())
+        .map_err(|e| FrameError::Decode(e.to_string()))?;
+    if used != len {
+        return Err(FrameError::TrailingBytes { extra: len - used });
+    }
+    Ok(Some((msg, HEADER_LEN + len)))
+}
+
+/// Writes one frame to a blocking stream.
+pub fn write_frame<W: Write, T: Encode>(w: &mut W, msg: &T) -> Result<(), FrameError> {
+    let bytes = encode_frame(msg)?;
+    w.write_all(&bytes)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one frame from a blocking stream. The payload buffer is allocated
+/// only after the length has passed the [`MAX_FRAME`] check.
+pub fn read_frame<R: Read, T: Decode<()>>(r: &mut R) -> Result<T, FrameError> {
+    let mut head = [0u8; HEADER_LEN];
+    let got = read_full(r, &mut head)?;
+    if got == 0 {
+        return Err(FrameError::Closed);
+    }
+    if got < HEADER_LEN {
+        return Err(FrameError::Truncated {
+            have: got,
+            want: HEADER_LEN,
+        });
+    }
+    let len = frame_len(&head)?.unwrap_or(0);
+    let mut buf = vec![0u8; HEADER_LEN + len];
+    buf[..HEADER_LEN].copy_from_slice(&head);
+    let got = read_full(r, &mut buf[HEADER_LEN..])?;
+    if got < len {
+        return Err(FrameError::Truncated {
+            have: HEADER_LEN + got,
+            want: HEADER_LEN + len,
+        });
+    }
+    match decode_frame(&buf)? {
+        Some((msg, _)) => Ok(msg),
+        None => Err(FrameError::Truncated {
+            have: buf.len(),
+            want: HEADER_LEN + len,
+        }),
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{JobId, Request, Response, Signal, Target};
+
+    fn samples() -> Vec<Request> {
+        vec![
+            Request::Hello { version: 1 },
+            Request::Signal {
+                target: Target {
+                    pid: 42,
+                    start_time: 7,
+                },
+                signal: Signal::Term,
+            },
+            Request::Renice {
+                target: Target {
+                    pid: -3,
+                    start_time: 0,
+                },
+                nice: -21,
+            },
+            Request::Spawn {
+                job: JobId([1; 16]),
+                command: "printf 'a\\nb' | cat".into(),
+                timeout_ms: 10_000,
+            },
+            Request::JobStatus {
+                job: JobId([2; 16]),
+            },
+            Request::Cancel {
+                job: JobId([3; 16]),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        for req in samples() {
+            let bytes = encode_frame(&req).expect("encodes");
+            let (back, used) = decode_frame::<Request>(&bytes)
+                .expect("decodes")
+                .expect("whole");
+            assert_eq!(back, req);
+            assert_eq!(used, bytes.len());
+            let mut cursor = io::Cursor::new(bytes);
+            assert_eq!(read_frame::<_, Request>(&mut cursor).expect("reads"), req);
+        }
+    }
+
+    #[test]
+    fn partial_frames_wait_for_more_bytes() {
+        let bytes = encode_frame(&samples()[3]).expect("encodes");
+        for cut in 0..bytes.len() {
+            assert!(matches!(decode_frame::<Request>(&bytes[..cut]), Ok(None)));
+        }
+    }
+
+    #[test]
+    fn oversize_length_is_refused_before_the_payload_arrives() {
+        let head = (MAX_FRAME as u32 + 1).to_le_bytes();
+        assert!(matches!(
+            decode_frame::<Request>(&head),
+            Err(FrameError::TooLarge { len }) if len == MAX_FRAME as u64 + 1
+        ));
+        let mut cursor = io::Cursor::new(u32::MAX.to_le_bytes().to_vec());
+        assert!(matches!(
+            read_frame::<_, Request>(&mut cursor),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_errors() {
+        let garbage = [4u8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            decode_frame::<Request>(&garbage),
+            Err(FrameError::Decode(_))
+        ));
+        let mut bytes = encode_frame(&Request::Hello { version: 1 }).expect("encodes");
+        bytes.push(0);
+        bytes[0] += 1;
+        assert!(matches!(
+            decode_frame::<Request>(&bytes),
+            Err(FrameError::TrailingBytes { extra: 1 })
+        ));
+        assert!(matches!(
+            decode_frame::<Request>(&[0, 0, 0, 0]),
+            Err(FrameError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn a_string_length_over_the_limit_does_not_allocate() {
+        // Spawn variant (3) with a JobId, then a string claiming 2^63 bytes.
+        let mut payload = 3u32.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[0u8; 16]);
+        payload.extend_from_slice(&(1u64 << 63).to_le_bytes());
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&payload);
+        assert!(decode_frame::<Request>(&frame).is_err());
+    }
+
+    #[test]
+    fn truncated_and_closed_streams_are_told_apart() {
+        let bytes = encode_frame(&samples()[1]).expect("encodes");
+        let mut short = io::Cursor::new(bytes[..bytes.len() - 1].to_vec());
+        assert!(matches!(
+            read_frame::<_, Request>(&mut short),
+            Err(FrameError::Truncated { .. })
+        ));
+        let mut empty = io::Cursor::new(Vec::new());
+        assert!(matches!(
+            read_frame::<_, Response>(&mut empty),
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[test]
+    fn an_oversize_message_is_not_encoded() {
+        let req = Request::Spawn {
+            job: JobId([0; 16]),
+            command: "x".repeat(MAX_FRAME),
+            timeout_ms: 1,
+        };
+        assert!(encode_frame(&req).is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! The typed frames spoken between `monitoreo-gateway` (unprivileged) and
+//! `monitoreo-privhelper` (root) over a Unix stream socket.
+//!
+//! This crate is the trust boundary written down: every byte the helper
+//! acts on is decoded here, with a length cap checked before any payload is
+//! buffered and a size limit on decoding. Decoding never panics; a truncated
+//! or garbage frame is a [`FrameError`] value.
+//!
+//! # Layout
+//! - [`message`]: the request and response enums, [`Target`], [`Signal`],
+//!   [`JobId`]: what may be asked and answered, nothing more.
+//! - [`frame`]: `u32` little-endian length + bincode payload; incremental
+//!   decoding for the helper's non-blocking loop and blocking helpers.
+//! - [`fdpass`]: sending and receiving file descriptors with `SCM_RIGHTS`
+//!   (the only module with `unsafe`).
+//! - [`connection`]: a blocking client (handshake, request, reply), used by
+//!   the gateway and by the tests.
+#![deny(unsafe_code)]
+
+pub mod connection;
+pub mod fdpass;
+pub mod frame;
+pub mod message;
+
+pub use connection::{ClientError, Connection};
+pub use frame::{decode_frame, encode_frame, FrameError, MAX_FRAME};
+pub use message::{
+    Containment, JobId, JobState, JobStatus, Request, Response, Signal, Target, PROTOCOL_VERSION,
+};

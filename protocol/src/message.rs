@@ -1,0 +1,341 @@
+//! Requests and responses.
+//!
+//! Everything the gateway may ask of the helper is a variant of [`Request`];
+//! there is no generic "run this syscall" message. Numbers that the helper
+//! must validate (pids, nice values) travel as plain integers so that an
+//! out-of-range value reaches the helper's checks and is answered with a
+//! named refusal instead of disappearing in decoding.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bincode::{Decode, Encode};
+
+/// Version of this protocol. Bumped on any change to the types below; the
+/// `Hello` exchange refuses a peer with another version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A process as the gateway saw it: the pid and its start time in clock
+/// ticks since boot (field 22 of `/proc/PID/stat`). The pair names one
+/// process for the whole life of the system; a pid alone does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Target {
+    /// Raw pid as the client sent it. The helper refuses values ≤ 1.
+    pub pid: i32,
+    /// Start time in clock ticks since boot.
+    pub start_time: u64,
+}
+
+/// The signals the protocol can carry. Named, never raw integers, so that a
+/// policy can list them and a reviewer can read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum Signal {
+    Hup,
+    Int,
+    Quit,
+    Kill,
+    Usr1,
+    Usr2,
+    Term,
+    Cont,
+    Stop,
+    Tstp,
+}
+
+impl Signal {
+    /// Every signal, in signal-number order.
+    pub const ALL: [Signal; 10] = [
+        Signal::Hup,
+        Signal::Int,
+        Signal::Quit,
+        Signal::Kill,
+        Signal::Usr1,
+        Signal::Usr2,
+        Signal::Term,
+        Signal::Cont,
+        Signal::Stop,
+        Signal::Tstp,
+    ];
+
+    /// The conventional name without the `SIG` prefix, e.g. `"TERM"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Hup => "HUP",
+            Signal::Int => "INT",
+            Signal::Quit => "QUIT",
+            Signal::Kill => "KILL",
+            Signal::Usr1 => "USR1",
+            Signal::Usr2 => "USR2",
+            Signal::Term => "TERM",
+            Signal::Cont => "CONT",
+            Signal::Stop => "STOP",
+            Signal::Tstp => "TSTP",
+        }
+    }
+
+    /// The Linux signal number (x86_64, aarch64 and most other arches).
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Hup => 1,
+            Signal::Int => 2,
+            Signal::Quit => 3,
+            Signal::Kill => 9,
+            Signal::Usr1 => 10,
+            Signal::Usr2 => 12,
+            Signal::Term => 15,
+            Signal::Cont => 18,
+            Signal::Stop => 19,
+            Signal::Tstp => 20,
+        }
+    }
+
+    /// The signal with this number, if the protocol carries it.
+    pub fn from_number(n: i64) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| i64::from(s.number()) == n)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIG{}", self.name())
+    }
+}
+
+/// Error for a signal name that is not one of [`Signal::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSignal(pub String);
+
+impl fmt::Display for UnknownSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown signal {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownSignal {}
+
+impl FromStr for Signal {
+    type Err = UnknownSignal;
+
+    /// Accepts `TERM`, `SIGTERM`, `sigterm` and the decimal number `15`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        if let Ok(n) = t.parse::<i64>() {
+            return Signal::from_number(n).ok_or_else(|| UnknownSignal(s.to_string()));
+        }
+        let upper = t.to_ascii_uppercase();
+        let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+        Signal::ALL
+            .into_iter()
+            .find(|sig| sig.name() == bare)
+            .ok_or_else(|| UnknownSignal(s.to_string()))
+    }
+}
+
+/// A job's identifier: 16 random bytes chosen by the gateway (shown to HTTP
+/// clients as 32 lowercase hex characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct JobId(pub [u8; 16]);
+
+impl JobId {
+    /// 32 lowercase hex characters.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(32);
+        for b in self.0 {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        s
+    }
+
+    /// Parses exactly 32 lowercase hex characters; anything else is `None`.
+    pub fn from_hex(s: &str) -> Option<JobId> {
+        let bytes = s.as_bytes();
+        if bytes.len() != 32 {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+        }
+        Some(JobId(out))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// What the gateway asks. `Hello` must come first and only once.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Request {
+    /// Opens the conversation; the helper answers `Response::Hello`.
+    Hello { version: u32 },
+    /// Send `signal` to `target` through a pidfd.
+    Signal { target: Target, signal: Signal },
+    /// Set the nice value of `target`; the helper refuses values outside
+    /// −20..=19 with `Invalid`.
+    Renice { target: Target, nice: i32 },
+    /// Run `/bin/sh -c command` as the policy's `run_as` user. Exactly two
+    /// descriptors (stdout, then stderr) travel with this frame via
+    /// `SCM_RIGHTS`. `timeout_ms` above the policy ceiling is `Invalid`.
+    Spawn {
+        job: JobId,
+        command: String,
+        timeout_ms: u64,
+    },
+    /// Current state of a job this helper started.
+    JobStatus { job: JobId },
+    /// Kill every process of a running job (its whole cgroup).
+    Cancel { job: JobId },
+}
+
+impl Request {
+    /// Short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Hello { .. } => "hello",
+            Request::Signal { .. } => "signal",
+            Request::Renice { .. } => "renice",
+            Request::Spawn { .. } => "spawn",
+            Request::JobStatus { .. } => "job_status",
+            Request::Cancel { .. } => "cancel",
+        }
+    }
+
+    /// How many descriptors must accompany this request.
+    pub fn fds_expected(&self) -> usize {
+        match self {
+            Request::Spawn { .. } => 2,
+            _ => 0,
+        }
+    }
+}
+
+/// How the helper contains a job's processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum Containment {
+    /// Each job in its own cgroup v2 directory, killed with `cgroup.kill`.
+    Cgroup,
+    /// No writable cgroup v2: the process group is killed. A process that
+    /// calls `setsid` escapes this.
+    Pgid,
+}
+
+impl Containment {
+    pub fn name(self) -> &'static str {
+        match self {
+            Containment::Cgroup => "cgroup",
+            Containment::Pgid => "pgid",
+        }
+    }
+}
+
+/// Life cycle of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum JobState {
+    Running,
+    /// The shell exited on its own; `exit_code` is set.
+    Exited,
+    /// The shell was killed by a signal (by `Cancel` or from elsewhere).
+    Killed,
+    /// The helper killed the job because its timeout ran out.
+    TimedOut,
+}
+
+impl JobState {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Exited => "exited",
+            JobState::Killed => "killed",
+            JobState::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// Everything the helper knows about a job.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct JobStatus {
+    pub state: JobState,
+    /// Pid of the `/bin/sh` that runs the command.
+    pub pid: i32,
+    /// Its start time in clock ticks, so the gateway can name it as a
+    /// [`Target`].
+    pub start_time: u64,
+    pub exit_code: Option<i32>,
+    /// Signal number that ended the shell, if any.
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    /// Unix time in milliseconds.
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+    pub containment: Containment,
+}
+
+/// What the helper answers. Exactly one response per request.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum Response {
+    /// Answer to `Hello`.
+    Hello {
+        version: u32,
+        containment: Containment,
+    },
+    /// The action was carried out.
+    Ok,
+    /// Refused by a policy rule or a built-in protection; `rule` names it.
+    Denied { rule: String },
+    /// No process with that pid (or it exited before the action).
+    NoSuchProcess,
+    /// A process with that pid exists but its start time differs: the pid
+    /// was recycled. Nothing was done to it.
+    Mismatch,
+    /// Too many jobs are running.
+    Busy,
+    /// The request itself is malformed (`what` says how).
+    Invalid { what: String },
+    /// A syscall failed with this errno.
+    Failed { errno: i32 },
+    /// Answer to `Spawn`, `JobStatus` and `Cancel`.
+    Job(JobStatus),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_and_numbers_round_trip() {
+        for s in Signal::ALL {
+            assert_eq!(s.name().parse::<Signal>(), Ok(s));
+            assert_eq!(format!("{s}").parse::<Signal>(), Ok(s));
+            assert_eq!(s.number().to_string().parse::<Signal>(), Ok(s));
+        }
+        assert!("SIGSEGV".parse::<Signal>().is_err());
+        assert!("0".parse::<Signal>().is_err());
+        assert!("-9".parse::<Signal>().is_err());
+        assert!("".parse::<Signal>().is_err());
+    }
+
+    #[test]
+    fn job_id_hex_is_strict() {
+        let id = JobId([0xab; 16]);
+        assert_eq!(id.to_hex(), "ab".repeat(16));
+        assert_eq!(JobId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(JobId::from_hex(&"AB".repeat(16)), None);
+        assert_eq!(JobId::from_hex(&"ab".repeat(15)), None);
+        assert_eq!(JobId::from_hex("../../../../etc/passwd0000000000"), None);
+        assert_eq!(JobId::from_hex(&"é".repeat(16)), None);
+    }
+}
