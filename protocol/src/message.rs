@@ -282,6 +282,9 @@ pub struct JobStatus {
     pub started_ms: u64,
     pub ended_ms: Option<u64>,
     pub containment: Containment,
+    /// The output ceiling (`RLIMIT_FSIZE`, bytes) that applied to this job;
+    /// an output file that reached it was truncated.
+    pub output_limit: u64,
 }
 
 /// What the helper answers. Exactly one response per request.
