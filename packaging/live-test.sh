@@ -1,0 +1,103 @@
+#!/bin/bash
+# Runs INSIDE the booted test container (scripts/test-package): installs the
+# package and drives the installed daemons end to end. Every check prints
+# "ok - ..." or fails the script with "FAIL - ...".
+set -euo pipefail
+DEB=${1:?usage: live-test.sh PATH.deb}
+U=http://127.0.0.1:8470
+ok() { echo "ok - $*"; }
+fail() { echo "FAIL - $*" >&2; exit 1; }
+# code METHOD PATH [BODY] -> prints the HTTP status, body in /tmp/body
+code() {
+  local m=$1 p=$2 b=${3:-}
+  if [[ -n $b ]]; then
+    curl -s -o /tmp/body -w '%{http_code}' -X "$m" -H "Authorization: Bearer $KEY" -d "$b" "$U$p"
+  else
+    curl -s -o /tmp/body -w '%{http_code}' -X "$m" -H "Authorization: Bearer $KEY" "$U$p"
+  fi
+}
+expect() { local want=$1; shift; local got; got=$(code "$@"); [[ $got == "$want" ]] || { cat /tmp/body >&2; fail "$* -> $got, want $want"; }; ok "$* -> $want"; }
+json() { python3 -c "import json,sys; d=json.load(open('/tmp/body')); print($1)"; }
+wait_active() { for _ in $(seq 50); do systemctl is-active --quiet "$1" && return 0; sleep 0.2; done; systemctl status "$1" --no-pager >&2 || true; fail "$1 not active"; }
+wait_http() { for _ in $(seq 50); do curl -sf -o /dev/null "$U/healthz" && return 0; sleep 0.2; done; fail "gateway not answering"; }
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -q "$DEB" >/tmp/apt.log 2>&1 || { cat /tmp/apt.log >&2; fail "apt install"; }
+ok "package installed"
+wait_active monitoreo-privhelper.socket
+wait_active monitoreo-gateway.service
+wait_http
+ok "both units active"
+
+KEY=$(setpriv --reuid=monitoreo --regid=monitoreo --clear-groups \
+  monitoreo-gateway keys add admin --scopes read,signal,renice,exec 2>/dev/null | head -n1)
+[[ $KEY == mon_* ]] || fail "keys add printed no token"
+ok "key created"
+
+curl -sf "$U/healthz" >/tmp/body || fail "healthz"
+json "d.get('containment')"
+expect 200 GET /api/openapi.json
+expect 200 GET /api/ps
+expect 200 GET /api/ps/1
+[[ $(json "d['process']['pid']") == 1 ]] || fail "GET /api/ps/1 is not pid 1"
+expect 200 GET /api/users
+expect 200 GET /api/users/root/ps
+
+# A process of monitoreo-run may be signalled; a root process may not.
+setpriv --reuid=monitoreo-run --regid=monitoreo-run --clear-groups sleep 1000 &
+victim=$!
+sleep 0.3
+expect 200 PATCH /api/ps "{\"pid\": $victim, \"priority\": 10}"
+[[ $(awk '{print $19}' /proc/$victim/stat) == 10 ]] || fail "renice did not take"
+expect 200 DELETE /api/ps "{\"pid\": \"$victim\"}"
+wait $victim 2>/dev/null || true
+[[ ! -e /proc/$victim ]] || fail "victim survived"
+sleep 1000 &
+rootproc=$!
+expect 403 DELETE /api/ps "{\"pid\": $rootproc}"
+kill -0 $rootproc || fail "root process was signalled"
+kill $rootproc
+
+# A command and its output.
+expect 202 POST /api/ps '{"cmd": "printf \"a\\nb\\n\"; id -un"}'
+out=$(json "d['output']")
+for _ in $(seq 50); do code GET /api/ps/output/$out >/dev/null; [[ $(json "d['state']") != running ]] && break; sleep 0.2; done
+[[ $(json "d['out']") == $'a\nb\nmonitoreo-run' ]] || fail "output: $(cat /tmp/body)"
+ok "command output verbatim, ran as monitoreo-run"
+
+# A job that hides in a new session is still killed at its timeout.
+expect 202 POST /api/ps '{"cmd": "setsid sleep 1000 & sleep 1000", "timeout_s": 2}'
+tout=$(json "d['output']")
+sleep 4
+code GET /api/ps/output/$tout >/dev/null
+[[ $(json "d['state']") == timed_out ]] || fail "not timed out: $(cat /tmp/body)"
+if pgrep -u monitoreo-run sleep >/dev/null; then fail "job left processes: $(pgrep -a -u monitoreo-run)"; fi
+ok "timeout left nothing behind"
+
+# Privileges as running.
+gpid=$(systemctl show -p MainPID --value monitoreo-gateway.service)
+[[ $(awk '/^CapEff/ {print $2}' /proc/$gpid/status) == 0000000000000000 ]] || fail "gateway has capabilities"
+[[ $(stat -c %U /proc/$gpid) == monitoreo ]] || fail "gateway not running as monitoreo"
+ok "gateway: user monitoreo, CapEff 0"
+hpid=$(systemctl show -p MainPID --value monitoreo-privhelper.service)
+capbnd=$(awk '/^CapBnd/ {print $2}' /proc/$hpid/status)
+[[ $capbnd != 000001ffffffffff && $capbnd != 000003ffffffffff ]] || fail "helper bounding set is full: $capbnd"
+ok "helper bounding set reduced: $capbnd"
+
+# Restarts lose nothing.
+systemctl restart monitoreo-privhelper.service monitoreo-gateway.service
+wait_active monitoreo-gateway.service; wait_http
+expect 200 GET /api/ps/output/$out
+[[ $(json "d['out']") == $'a\nb\nmonitoreo-run' ]] || fail "output lost on restart"
+grep -q '^\[signal\]' /etc/monitoreo/policy.toml || fail "policy lost"
+ok "restart kept key, policy and output"
+
+# Purge removes data and leaves nothing running.
+apt-get purge -y -q monitoreo >/tmp/apt.log 2>&1 || { cat /tmp/apt.log >&2; fail "purge"; }
+[[ ! -e /var/lib/monitoreo ]] || fail "/var/lib/monitoreo survived purge"
+for u in monitoreo-gateway.service monitoreo-privhelper.service monitoreo-privhelper.socket; do
+  systemctl is-active --quiet $u && fail "$u still active after purge"
+done
+getent passwd monitoreo >/dev/null && fail "user monitoreo survived purge"
+ok "purge removed data, users and units"
+echo "live test passed"
