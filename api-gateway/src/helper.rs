@@ -1,0 +1,162 @@
+//! Client to the privileged helper. One blocking [`protocol::Connection`]
+//! behind a mutex, used from `spawn_blocking`; on any transport error the
+//! connection is dropped and the next call reconnects, with a backoff so a
+//! dead helper is not hammered. Maps [`protocol::Response`] refusals to
+//! [`ApiError`] in one place.
+
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use protocol::{ClientError, Connection, Containment, Request, Response};
+
+use crate::error::ApiError;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+struct State {
+    conn: Option<Connection>,
+    next_try: Option<Instant>,
+    backoff: Duration,
+    last_error: Option<String>,
+}
+
+/// Shared handle to the helper.
+#[derive(Clone)]
+pub struct Helper {
+    path: PathBuf,
+    state: Arc<Mutex<State>>,
+}
+
+/// What `/healthz` reports.
+pub struct Health {
+    pub reachable: bool,
+    pub containment: Option<Containment>,
+    pub error: Option<String>,
+}
+
+impl Helper {
+    pub fn new(path: PathBuf) -> Helper {
+        Helper {
+            path,
+            state: Arc::new(Mutex::new(State {
+                conn: None,
+                next_try: None,
+                backoff: Duration::from_millis(100),
+                last_error: None,
+            })),
+        }
+    }
+
+    fn connected<'a>(&self, st: &'a mut State) -> Result<&'a mut Connection, ApiError> {
+        if st.conn.is_none() {
+            if let Some(t) = st.next_try {
+                if Instant::now() < t {
+                    return Err(ApiError::Unavailable(
+                        st.last_error
+                            .clone()
+                            .unwrap_or_else(|| "backing off".into()),
+                    ));
+                }
+            }
+            match Connection::connect(&self.path, IO_TIMEOUT) {
+                Ok(c) => {
+                    st.conn = Some(c);
+                    st.backoff = Duration::from_millis(100);
+                    st.next_try = None;
+                    st.last_error = None;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    st.next_try = Some(Instant::now() + st.backoff);
+                    st.backoff = (st.backoff * 2).min(MAX_BACKOFF);
+                    st.last_error = Some(msg.clone());
+                    return Err(match e {
+                        ClientError::Version { .. } | ClientError::Handshake(_) => {
+                            ApiError::BadGateway(msg)
+                        }
+                        _ => ApiError::Unavailable(msg),
+                    });
+                }
+            }
+        }
+        st.conn
+            .as_mut()
+            .ok_or_else(|| ApiError::Internal("helper connection vanished".into()))
+    }
+
+    /// Sends one request (blocking). A transport failure is retried once on
+    /// a fresh connection (the helper may have restarted) unless fds were
+    /// passed: a spawn is never sent twice.
+    pub fn call(&self, req: &Request, fds: &[BorrowedFd<'_>]) -> Result<Response, ApiError> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for attempt in 0..2 {
+            let conn = self.connected(&mut st)?;
+            match conn.request(req, fds) {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    st.conn = None;
+                    st.last_error = Some(e.to_string());
+                    if attempt == 1 || !fds.is_empty() {
+                        return Err(ApiError::BadGateway(e.to_string()));
+                    }
+                }
+            }
+        }
+        Err(ApiError::Unavailable("helper unreachable".into()))
+    }
+
+    /// Probe for `/healthz` (connects if needed, ignoring backoff).
+    pub fn health(&self) -> Health {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.next_try = None;
+        match self.connected(&mut st) {
+            Ok(c) => {
+                let containment = c.containment();
+                // A cheap round trip proves the connection is still alive.
+                let probe = Request::JobStatus {
+                    job: protocol::JobId([0; 16]),
+                };
+                match c.request(&probe, &[]) {
+                    Ok(_) => Health {
+                        reachable: true,
+                        containment: Some(containment),
+                        error: None,
+                    },
+                    Err(e) => {
+                        st.conn = None;
+                        Health {
+                            reachable: false,
+                            containment: None,
+                            error: Some(e.to_string()),
+                        }
+                    }
+                }
+            }
+            Err(e) => Health {
+                reachable: false,
+                containment: None,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// Maps a refusal from the helper to the HTTP error. `Ok`/`Job`/`Hello`
+/// are not refusals and return `None`.
+pub fn refusal(r: &Response) -> Option<ApiError> {
+    Some(match r {
+        Response::Denied { rule } => ApiError::Forbidden(format!("refused by the helper: {rule}")),
+        Response::NoSuchProcess => ApiError::NotFound("no such process".into()),
+        Response::Mismatch => ApiError::Conflict,
+        Response::Busy => ApiError::Busy,
+        Response::Invalid { what } => ApiError::BadRequest(format!("helper: {what}")),
+        Response::Failed { errno } => ApiError::BadGateway(format!(
+            "helper: {}",
+            std::io::Error::from_raw_os_error(*errno)
+        )),
+        Response::Ok | Response::Job(_) | Response::Hello { .. } => return None,
+    })
+}

@@ -1,0 +1,214 @@
+//! Job output store: `state_dir/jobs/<id>/{out,err,meta.json}`, created by
+//! the gateway (0700 dirs, 0600 files) whose `out`/`err` descriptors are
+//! handed to the helper. `meta.json` records the owner key, pid, times and
+//! the last state seen, so output and status survive a gateway or helper
+//! restart. Ids are only ever built from a parsed [`JobId`], never from
+//! client text, so no path traversal is possible.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use protocol::{JobId, JobStatus};
+use serde::{Deserialize, Serialize};
+
+/// What is persisted per job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub owner: String,
+    pub cmd: String,
+    pub pid: Option<i32>,
+    pub start_time: Option<u64>,
+    pub created_ms: u64,
+    pub state: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub started_ms: Option<u64>,
+    pub ended_ms: Option<u64>,
+    pub output_limit: Option<u64>,
+}
+
+impl Meta {
+    pub fn apply(&mut self, s: &JobStatus) {
+        self.pid = Some(s.pid);
+        self.start_time = Some(s.start_time);
+        self.state = s.state.name().into();
+        self.exit_code = s.exit_code;
+        self.signal = s.signal;
+        self.timed_out = s.timed_out;
+        self.started_ms = Some(s.started_ms);
+        self.ended_ms = s.ended_ms;
+        self.output_limit = Some(s.output_limit);
+    }
+}
+
+pub struct JobStore {
+    root: PathBuf,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Unix milliseconds as RFC 3339 UTC (`2026-01-02T03:04:05.678Z`).
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// Output read back: lossy text plus whether it was lossy.
+pub struct Output {
+    pub text: String,
+    pub invalid_utf8: bool,
+    pub len: u64,
+}
+
+fn read_output(p: &Path) -> std::io::Result<Output> {
+    let mut buf = Vec::new();
+    match File::open(p) {
+        Ok(mut f) => {
+            f.read_to_end(&mut buf)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let len = buf.len() as u64;
+    match String::from_utf8(buf) {
+        Ok(text) => Ok(Output {
+            text,
+            invalid_utf8: false,
+            len,
+        }),
+        Err(e) => Ok(Output {
+            text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            invalid_utf8: true,
+            len,
+        }),
+    }
+}
+
+impl JobStore {
+    pub fn new(state_dir: &Path) -> std::io::Result<JobStore> {
+        let root = state_dir.join("jobs");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)?;
+        Ok(JobStore { root })
+    }
+
+    fn dir(&self, id: &JobId) -> PathBuf {
+        self.root.join(id.to_hex())
+    }
+
+    /// Makes the job directory and its two output files; returns them open
+    /// for writing (to pass to the helper).
+    pub fn create(&self, id: &JobId, meta: &Meta) -> std::io::Result<(File, File)> {
+        let dir = self.dir(id);
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let open = |name: &str| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dir.join(name))
+        };
+        let out = open("out")?;
+        let err = open("err")?;
+        self.write_meta(id, meta)?;
+        Ok((out, err))
+    }
+
+    pub fn write_meta(&self, id: &JobId, meta: &Meta) -> std::io::Result<()> {
+        let dir = self.dir(id);
+        let tmp = dir.join("meta.json.tmp");
+        let body = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            std::io::Write::write_all(&mut f, &body)?;
+        }
+        std::fs::rename(tmp, dir.join("meta.json"))
+    }
+
+    /// The job's metadata, `None` if there is no such job.
+    pub fn meta(&self, id: &JobId) -> std::io::Result<Option<Meta>> {
+        match std::fs::read(self.dir(id).join("meta.json")) {
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn outputs(&self, id: &JobId) -> std::io::Result<(Output, Output)> {
+        let d = self.dir(id);
+        Ok((read_output(&d.join("out"))?, read_output(&d.join("err"))?))
+    }
+
+    pub fn remove(&self, id: &JobId) {
+        let _ = std::fs::remove_dir_all(self.dir(id));
+    }
+
+    /// Deletes finished jobs created more than `retention` ago. Returns how
+    /// many were removed.
+    pub fn sweep(&self, retention: Duration) -> usize {
+        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(id) = name.to_str().and_then(JobId::from_hex) else {
+                continue;
+            };
+            if let Ok(Some(m)) = self.meta(&id) {
+                let t = m.ended_ms.unwrap_or(m.created_ms);
+                if m.state != "running" && t < cutoff {
+                    self.remove(&id);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_709_251_200_123), "2024-03-01T00:00:00.123Z");
+    }
+}
