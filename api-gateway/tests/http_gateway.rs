@@ -1,0 +1,298 @@
+//! The gateway alone (helper absent): authentication, limits, routing,
+//! OpenAPI and the keys CLI, over real HTTP against the real binary.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::{raw, Gateway};
+
+fn gateway() -> Gateway {
+    Gateway::start(std::path::Path::new("/nonexistent/helper.sock"))
+}
+
+#[test]
+fn requests_without_a_valid_key_get_401_with_bearer_challenge() {
+    let g = gateway();
+    for tok in [None, Some("mon_wrong")] {
+        let r = g.get("/api/ps", tok);
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        let v = r.json();
+        assert_eq!(v["result"], "error");
+        assert_eq!(v["code"], "unauthorized");
+    }
+}
+
+#[test]
+fn revoked_and_expired_keys_are_refused_without_restart() {
+    let g = gateway();
+    let t = g.key("ops", "read", &[]);
+    assert_eq!(g.get("/api/users", Some(&t)).status, 200);
+    let out = g.keys_cmd(&["keys", "revoke", "ops"]);
+    assert!(out.status.success());
+    let r = g.get("/api/users", Some(&t));
+    assert_eq!(r.status, 401);
+    assert!(r.json()["message"].as_str().unwrap().contains("revoked"));
+
+    let e = g.key("short", "read", &["--expires", "1s"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = g.get("/api/users", Some(&e));
+    assert_eq!(r.status, 401);
+    assert!(r.json()["message"].as_str().unwrap().contains("expired"));
+}
+
+#[test]
+fn a_key_without_the_scope_gets_403() {
+    let g = gateway();
+    let t = g.key("reader", "read", &[]);
+    let r = g.send("DELETE", "/api/ps", Some(&t), r#"{"pid": 1}"#);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "forbidden");
+    assert_eq!(
+        g.send("POST", "/api/ps", Some(&t), r#"{"cmd":"true"}"#)
+            .status,
+        403
+    );
+    assert_eq!(
+        g.send("PATCH", "/api/ps", Some(&t), r#"{"pid":1,"priority":1}"#)
+            .status,
+        403
+    );
+    let exec = g.key("runner", "exec", &[]);
+    assert_eq!(g.get("/api/ps", Some(&exec)).status, 403);
+}
+
+#[test]
+fn bad_bodies_and_pids_get_400() {
+    let g = gateway();
+    let t = g.key("all", "read,signal,renice,exec", &[]);
+    for body in [
+        "{not json",
+        "[1,2]",
+        r#"{"pid": -5}"#,
+        r#"{"pid": 0}"#,
+        r#"{"pid": "12abc"}"#,
+        r#"{"pid": true}"#,
+        r#"{"pid": 1, "signal": "NOPE"}"#,
+        r#"{}"#,
+    ] {
+        let r = g.send("DELETE", "/api/ps", Some(&t), body);
+        assert_eq!(
+            r.status,
+            400,
+            "{body}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["code"], "bad_request");
+    }
+    for body in [
+        r#"{"pid": 5, "priority": 21}"#,
+        r#"{"pid": 5, "priority": "x"}"#,
+    ] {
+        assert_eq!(
+            g.send("PATCH", "/api/ps", Some(&t), body).status,
+            400,
+            "{body}"
+        );
+    }
+    for body in [
+        r#"{"cmd": 5}"#,
+        r#"{"cmd": ""}"#,
+        r#"{"cmd": "true", "timeout_s": "x"}"#,
+    ] {
+        assert_eq!(
+            g.send("POST", "/api/ps", Some(&t), body).status,
+            400,
+            "{body}"
+        );
+    }
+    assert_eq!(g.get("/api/ps/abc", Some(&t)).status, 400);
+    assert_eq!(g.get("/api/ps/-1", Some(&t)).status, 400);
+    assert_eq!(g.get("/api/ps?limit=x", Some(&t)).status, 400);
+}
+
+#[test]
+fn output_ids_that_are_not_32_hex_are_refused() {
+    let g = gateway();
+    let t = g.key("x", "exec", &[]);
+    for id in [
+        "..%2F..%2Fkeys.json",
+        "../../keys.json",
+        "ABCDEF0123456789ABCDEF0123456789",
+        "abc",
+    ] {
+        let r = g.get(&format!("/api/ps/output/{id}"), Some(&t));
+        assert!(r.status == 400 || r.status == 404, "{id}: {}", r.status);
+        assert!(!String::from_utf8_lossy(&r.body).contains("sha256"));
+    }
+    let r = g.get("/api/ps/output/ABCDEF0123456789ABCDEF0123456789", Some(&t));
+    assert_eq!(r.status, 400);
+    let r = g.get(&format!("/api/ps/output/{}", "a".repeat(32)), Some(&t));
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn unknown_routes_get_404_and_wrong_methods_405_with_allow() {
+    let g = gateway();
+    let t = g.key("r", "read", &[]);
+    let r = g.get("/nope", Some(&t));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["code"], "not_found");
+    let r = g.send("PUT", "/api/ps", Some(&t), "{}");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, POST, DELETE, PATCH"));
+    let r = g.send("POST", "/api/users", Some(&t), "{}");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET"));
+}
+
+#[test]
+fn an_8_mib_body_gets_413() {
+    let g = gateway();
+    let t = g.key("all", "read,signal,renice,exec", &[]);
+    let head = format!(
+        "POST /api/ps HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        8 << 20
+    );
+    let mut s = TcpStream::connect(g.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(&vec![b' '; 64 * 1024]);
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    // Chunked, no Content-Length: still capped.
+    let mut s = TcpStream::connect(g.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /api/ps HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {t}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    for _ in 0..20 {
+        if s.write_all(format!("{:x}\r\n{}\r\n", 8192, " ".repeat(8192)).as_bytes())
+            .is_err()
+        {
+            break;
+        }
+    }
+    let n = s.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+}
+
+#[test]
+fn oversized_headers_get_431() {
+    let g = gateway();
+    let req = format!(
+        "GET /api/ps HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let r = raw(g.addr, req.as_bytes());
+    assert_eq!(r.status, 431);
+}
+
+#[test]
+fn a_slow_client_is_cut_off_after_the_header_timeout() {
+    let g = gateway();
+    let mut s = TcpStream::connect(g.addr).unwrap();
+    s.write_all(b"GET /api/ps HTTP/1.1\r\nHost: t\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(t.elapsed() < Duration::from_secs(8), "connection held open");
+}
+
+#[test]
+fn openapi_and_healthz_need_no_key_and_healthz_reports_the_missing_helper() {
+    let g = gateway();
+    let r = g.get("/api/openapi.json", None);
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["openapi"], "3.1.0");
+    for p in [
+        "/api/ps",
+        "/api/ps/{pid}",
+        "/api/users",
+        "/api/users/{username}/ps",
+        "/api/ps/output/{id}",
+        "/healthz",
+    ] {
+        assert!(v["paths"].get(p).is_some(), "{p} missing");
+    }
+    assert!(v["components"]["schemas"]["Process"]["properties"]
+        .get("environ")
+        .is_none());
+    let r = g.get("/healthz", None);
+    assert_eq!(r.status, 503);
+    let v = r.json();
+    assert_eq!(v["helper"]["reachable"], false);
+    assert_eq!(v["helper"]["protocol_version"], 1);
+}
+
+#[test]
+fn acting_routes_without_the_helper_get_503_not_500() {
+    let g = gateway();
+    let t = g.key("all", "read,signal,renice,exec", &[]);
+    let r = g.send(
+        "DELETE",
+        "/api/ps",
+        Some(&t),
+        r#"{"pid": 12345, "start_time": 1}"#,
+    );
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    let r = g.send("POST", "/api/ps", Some(&t), r#"{"cmd": "true"}"#);
+    assert!(r.status == 503 || r.status == 502, "{}", r.status);
+}
+
+#[test]
+fn keys_cli_prints_the_token_once_and_lists_no_secret() {
+    let g = gateway();
+    let t = g.key("ops", "read,exec", &["--expires", "30d"]);
+    assert!(t.starts_with("mon_"));
+    assert_eq!(t.len(), 4 + 43);
+    let list = g.keys_cmd(&["keys", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("ops") && text.contains("read,exec"), "{text}");
+    assert!(!text.contains(&t[4..]));
+    let file = std::fs::read_to_string(g.dir.path().join("state/keys.json")).unwrap();
+    assert!(!file.contains(&t[4..]));
+    let dup = g.keys_cmd(&["keys", "add", "ops", "--scopes", "read"]);
+    assert!(!dup.status.success());
+    let help = std::process::Command::new(support::GATEWAY)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("SYNOPSIS"));
+}
+
+#[test]
+fn the_listing_never_contains_environ() {
+    let g = gateway();
+    let t = g.key("r", "read", &[]);
+    let r = g.get("/api/ps", Some(&t));
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["result"], "ok");
+    assert!(v["cpu_percent_window_s"].is_number());
+    assert!(!String::from_utf8_lossy(&r.body).contains("\"environ\""));
+    let r = g.get("/api/ps?fields=environ", Some(&t));
+    assert!(!String::from_utf8_lossy(&r.body).contains("\"environ\":"));
+}
+
+#[test]
+fn sigterm_stops_the_gateway_cleanly() {
+    let mut g = gateway();
+    let mut c = g.child.take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let st = c.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+}

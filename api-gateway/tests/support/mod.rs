@@ -1,0 +1,322 @@
+//! Shared test support: a tiny HTTP/1.1 client over `TcpStream`, a real
+//! gateway process in a temp dir, the real helper when root.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const GATEWAY: &str = env!("CARGO_BIN_EXE_monitoreo-gateway");
+
+/// True when root; otherwise prints the loud skip line.
+pub fn root_or_skip(what: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED (needs root): {what}");
+    false
+}
+
+/// The helper binary, built by `cargo build -p privhelper`.
+pub fn helper_bin() -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("debug/monitoreo-privhelper");
+    p.exists().then_some(p)
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends raw bytes, reads one response (Connection: close).
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    parse(&buf)
+}
+
+fn parse(buf: &[u8]) -> Reply {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let body = buf[end + 4..].to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ));
+    } else {
+        req.push_str("\r\n");
+    }
+    raw(addr, req.as_bytes())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running gateway with its own state dir.
+pub struct Gateway {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl Gateway {
+    /// Writes a config pointing at `helper_socket` and starts the gateway.
+    pub fn start(helper_socket: &Path) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = dir.path().join("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"{addr}\"\nhelper_socket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\nheader_timeout_s = 2\n",
+                helper_socket.display(),
+                dir.path().join("state").display(),
+                dir.path().join("audit.log").display(),
+            ),
+        )
+        .unwrap();
+        let mut g = Gateway {
+            dir,
+            addr,
+            config,
+            child: None,
+        };
+        g.spawn();
+        g
+    }
+
+    pub fn spawn(&mut self) {
+        let child = Command::new(GATEWAY)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t = Instant::now();
+        while TcpStream::connect(self.addr).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "gateway did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+
+    /// `keys add` through the real CLI; returns the token.
+    pub fn key(&self, name: &str, scopes: &str, extra: &[&str]) -> String {
+        let out = Command::new(GATEWAY)
+            .args(["keys", "add", name, "--scopes", scopes])
+            .args(extra)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn keys_cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new(GATEWAY)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap()
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        request(self.addr, "GET", path, token, None)
+    }
+
+    pub fn send(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Reply {
+        request(self.addr, method, path, token, Some(body))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A running helper (root) with a policy in its own temp dir.
+pub struct Helper {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub policy: PathBuf,
+    child: Option<Child>,
+}
+
+pub const POLICY: &str = r#"
+[signal]
+owners = ["nobody"]
+signals = ["TERM", "KILL", "INT", "HUP", "CONT", "STOP"]
+
+[renice]
+owners = ["nobody"]
+min_nice = 0
+
+[run]
+user = "nobody"
+max_timeout_s = 30
+max_jobs = 4
+max_output_bytes = 1048576
+cpu_s = 30
+nofile = 256
+nproc = 256
+"#;
+
+impl Helper {
+    pub fn start(bin: &Path) -> Helper {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("helper.sock");
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, POLICY).unwrap();
+        let mut h = Helper {
+            dir,
+            socket,
+            policy,
+            child: None,
+        };
+        h.spawn(bin);
+        h
+    }
+
+    pub fn spawn(&mut self, bin: &Path) {
+        let _ = std::fs::remove_file(&self.socket);
+        let child = Command::new(bin)
+            .arg("--policy")
+            .arg(&self.policy)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(["--gateway-user", "0"])
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let t = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "helper did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls a job until it leaves `running` (or 40 s pass).
+pub fn wait_job(g: &Gateway, token: &str, id: &str) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let r = g.get(&format!("/api/ps/output/{id}"), Some(token));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        if v["state"] != "running" && v["state"] != "starting" {
+            return v;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "job never finished: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
