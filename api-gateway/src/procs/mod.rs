@@ -20,10 +20,11 @@
 //! `start_time` raw clock ticks after boot (exact, what `DELETE`/`PATCH`
 //! take); `cpu_times` `{user,system,children_user,children_system,iowait}`
 //! seconds; `cpu_percent` percent of one CPU over the sampler's last window
-//! (0.0 until the first window ends); `memory_info`
+//! (0.0 until the first window ends; 2 decimals); `memory_info`
 //! `{rss,vms,shared,text,lib,data,dirty}` bytes (statm); `memory_percent`
-//! rss / MemTotal × 100; `num_ctx_switches` `{voluntary,involuntary}`;
-//! `open_files` `[{path,fd}]` (regular files only); `threads`
+//! rss / MemTotal × 100 (4 decimals); `num_ctx_switches` `{voluntary,involuntary}`;
+//! `open_files` `[{path,fd}]` (regular files only; null, like
+//! `connections`, when the fd links cannot be read); `threads`
 //! `[{id,user_time,system_time}]`; `io_counters` `{read_count,write_count,
 //! read_bytes,write_bytes,read_chars,write_chars}`; `cpu_affinity` array of
 //! CPU numbers (`Cpus_allowed_list`).

@@ -324,11 +324,11 @@ impl<'a> Walker<'a> {
         }
         if emit.has(F::CpuPercent) {
             key(out, "cpu_percent");
-            json::float(out, cpu_pct);
+            json::float(out, (cpu_pct * 100.0).round() / 100.0);
         }
         if emit.has(F::MemoryPercent) {
             key(out, "memory_percent");
-            json::float(out, mem_pct);
+            json::float(out, (mem_pct * 10_000.0).round() / 10_000.0);
         }
         if let Some(sf) = plan.sort {
             let num = |v: f64| SortVal::Num(v);
@@ -592,6 +592,7 @@ impl<'a> Walker<'a> {
         let mut count = 0u64;
         let mut files: Vec<u8> = Vec::new();
         let mut conns: Vec<u8> = Vec::new();
+        let mut denied = false;
         for ent in dir.flatten() {
             count += 1;
             if !want_links {
@@ -602,8 +603,14 @@ impl<'a> Walker<'a> {
             self.path.truncate(self.dir);
             self.path.push_str("fd/");
             self.path.push_str(&name.to_string_lossy());
-            let Ok(target) = fs::read_link(&self.path) else {
-                continue;
+            let target = match fs::read_link(&self.path) {
+                Ok(t) => t,
+                Err(e) => {
+                    // The fd list is readable but the links are not (e.g. a
+                    // non-dumpable process): the lists are unknown, not empty.
+                    denied |= e.kind() == io::ErrorKind::PermissionDenied;
+                    continue;
+                }
             };
             let t = target.as_os_str().as_bytes();
             if t.starts_with(b"/") {
@@ -638,7 +645,9 @@ impl<'a> Walker<'a> {
         ] {
             if emit.has(f) {
                 key(out, name);
-                if buf.is_empty() {
+                if denied {
+                    out.extend_from_slice(b"null");
+                } else if buf.is_empty() {
                     out.extend_from_slice(b"[]");
                 } else {
                     out.extend_from_slice(buf);
