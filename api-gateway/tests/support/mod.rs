@@ -250,6 +250,44 @@ nproc = 256
 "#;
 
 impl Helper {
+    /// Starts the helper; `None` (after a loud SKIPPED line) when the
+    /// binary exits at once without listening, i.e. it is not built yet.
+    pub fn try_start(bin: &Path) -> Option<Helper> {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("helper.sock");
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, POLICY).unwrap();
+        let mut child = Command::new(bin)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--gateway-user", "0"])
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if let Ok(Some(st)) = child.try_wait() {
+                eprintln!(
+                    "SKIPPED (helper not functional): {} exited with {st} without listening",
+                    bin.display()
+                );
+                return None;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "helper did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Helper {
+            dir,
+            socket,
+            policy,
+            child: Some(child),
+        })
+    }
+
     pub fn start(bin: &Path) -> Helper {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("helper.sock");
