@@ -177,8 +177,10 @@ impl JobStore {
         let _ = std::fs::remove_dir_all(self.dir(id));
     }
 
-    /// Deletes finished jobs created more than `retention` ago. Returns how
-    /// many were removed.
+    /// Deletes jobs that ended (or, if their end was never seen, were
+    /// created) more than `retention` ago. A job cannot outlive the policy's
+    /// timeout, so an old `running` record is one whose end was missed.
+    /// Returns how many were removed.
     pub fn sweep(&self, retention: Duration) -> usize {
         let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
         let Ok(rd) = std::fs::read_dir(&self.root) else {
@@ -192,7 +194,7 @@ impl JobStore {
             };
             if let Ok(Some(m)) = self.meta(&id) {
                 let t = m.ended_ms.unwrap_or(m.created_ms);
-                if m.state != "running" && t < cutoff {
+                if t < cutoff {
                     self.remove(&id);
                     n += 1;
                 }
@@ -210,5 +212,38 @@ mod tests {
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_709_251_200_123), "2024-03-01T00:00:00.123Z");
+    }
+
+    #[test]
+    fn sweep_removes_only_old_jobs_and_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let store = JobStore::new(d.path()).unwrap();
+        let meta = |created_ms| Meta {
+            owner: "k".into(),
+            cmd: "true".into(),
+            pid: None,
+            start_time: None,
+            created_ms,
+            state: "exited".into(),
+            exit_code: Some(0),
+            signal: None,
+            timed_out: false,
+            started_ms: None,
+            ended_ms: None,
+            output_limit: None,
+        };
+        let old = JobId([1; 16]);
+        let new = JobId([2; 16]);
+        store.create(&old, &meta(1)).unwrap();
+        store.create(&new, &meta(now_ms())).unwrap();
+        let p = d.path().join("jobs").join(new.to_hex()).join("out");
+        assert_eq!(
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(store.sweep(Duration::from_secs(3600)), 1);
+        assert!(store.meta(&old).unwrap().is_none());
+        assert!(store.meta(&new).unwrap().is_some());
     }
 }

@@ -196,8 +196,12 @@ pub fn revoke(path: &Path, name: &str, owner_of: Option<&Path>) -> Result<(), Ke
 /// The server's view: the keys, reloaded when the file's mtime changes.
 pub struct KeyStore {
     path: PathBuf,
-    cache: Mutex<(Option<SystemTime>, Vec<KeyRecord>)>,
+    cache: Mutex<(Option<FileStamp>, Vec<KeyRecord>)>,
 }
+
+/// What identifies one version of the keys file: mtime, size and inode
+/// (writes are renames, so the inode changes even within one mtime tick).
+type FileStamp = (SystemTime, u64, u64);
 
 /// A caller who presented a valid key.
 #[derive(Debug, Clone)]
@@ -216,9 +220,10 @@ impl KeyStore {
 
     /// Checks a bearer token.
     pub fn authenticate(&self, token: &str) -> Result<Caller, AuthFailure> {
-        let mtime = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
+        let mtime: Option<FileStamp> = std::fs::metadata(&self.path).ok().and_then(|m| {
+            use std::os::unix::fs::MetadataExt;
+            Some((m.modified().ok()?, m.len(), m.ino()))
+        });
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.0 != mtime || mtime.is_none() {
             match load(&self.path) {
