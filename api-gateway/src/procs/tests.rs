@@ -195,3 +195,85 @@ fn users_counts_root_and_names_resolve() {
     assert_eq!(r.uid_of_user("root"), Some(0));
     assert_eq!(r.uid_of_user("no-such-user-here"), None);
 }
+
+#[test]
+fn cpu_percent_is_zero_before_the_first_window() {
+    let r = ProcReader::new(Duration::from_secs(3600));
+    let body = r
+        .list_json(&ListQuery {
+            fields: Fields::parse("cpu_percent").unwrap(),
+            ..ListQuery::default()
+        })
+        .unwrap();
+    let v: Vec<Value> = serde_json::from_slice(&body).unwrap();
+    assert!(v.iter().all(|p| p["cpu_percent"] == 0.0));
+    assert_eq!(r.window_secs(), 3600.0);
+}
+
+/// True when root; otherwise prints the loud SKIPPED line.
+fn root_or_skip(what: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED (needs root): {what}");
+    false
+}
+
+const TARGET_ENV: &str = "MONITOREO_PROCS_TEST_TARGET";
+
+#[test]
+fn fields_hidden_from_another_user_are_null_not_errors() {
+    if !root_or_skip("run the reader as nobody against a root process") {
+        return;
+    }
+    // The reader must run as another user, so this re-runs this test binary
+    // as nobody (setpriv) on the ignored test below, pointed at this process.
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "procs::tests::as_nobody_a_root_process_shows_nulls",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(TARGET_ENV, std::process::id().to_string())
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    assert!(text.contains("CHECKED as nobody"), "{text}");
+}
+
+#[test]
+#[ignore = "run as nobody by fields_hidden_from_another_user_are_null_not_errors"]
+fn as_nobody_a_root_process_shows_nulls() {
+    let Some(pid) = std::env::var(TARGET_ENV)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        eprintln!("not started by its driver test; nothing to check");
+        return;
+    };
+    assert!(!nix::unistd::geteuid().is_root());
+    let v: Value =
+        serde_json::from_slice(&reader().one_json(pid, &Fields::default()).unwrap()).unwrap();
+    for hidden in ["exe", "cwd", "io_counters", "num_fds", "open_files"] {
+        assert!(v[hidden].is_null(), "{hidden} = {}", v[hidden]);
+    }
+    assert_eq!(v["username"], "root");
+    assert!(v["name"].is_string() && v["cmdline"].is_array());
+    assert!(v["memory_info"]["rss"].as_u64().unwrap() > 0);
+    // The listing still holds every process, root's included.
+    let all = reader().list_json(&ListQuery::default()).unwrap();
+    let all: Vec<Value> = serde_json::from_slice(&all).unwrap();
+    assert!(all.iter().any(|p| p["pid"] == pid));
+    eprintln!("CHECKED as nobody");
+}
