@@ -296,3 +296,27 @@ fn sigterm_stops_the_gateway_cleanly() {
     let st = c.wait().unwrap();
     assert!(st.success(), "{st:?}");
 }
+
+#[test]
+fn read_routes_work_without_the_helper_and_get_ps_1_is_pid_1() {
+    let g = gateway();
+    let t = g.key("r", "read", &[]);
+    let r = g.get("/api/ps/1", Some(&t));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["process"]["pid"], 1);
+    assert!(v["cpu_percent_window_s"].is_number());
+    let r = g.get("/api/ps?fields=pid,name&sort=-pid&limit=3", Some(&t));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["processes"].as_array().unwrap().len() <= 3);
+    assert_eq!(g.get("/api/ps?fields=bogus", Some(&t)).status, 400);
+    assert_eq!(
+        g.get("/api/users/no-such-user-xyz/ps", Some(&t)).status,
+        404
+    );
+    assert_eq!(g.get("/api/ps?user=no-such-user-xyz", Some(&t)).status, 404);
+    assert_eq!(g.get("/api/ps/999999999", Some(&t)).status, 404);
+    let r = g.get("/api/users", Some(&t));
+    assert_eq!(r.status, 200);
+    assert!(r.json()["users"].is_array());
+}
