@@ -325,7 +325,7 @@ async fn healthz(app: &Arc<App>) -> Result<Resp, ApiError> {
     let h = tokio::task::spawn_blocking(move || helper.health())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let body = ok(json!({
+    let mut body = json!({
         "helper": {
             "reachable": h.reachable,
             "protocol_version": protocol::PROTOCOL_VERSION,
@@ -333,10 +333,15 @@ async fn healthz(app: &Arc<App>) -> Result<Resp, ApiError> {
             "error": h.error,
         },
         "version": env!("CARGO_PKG_VERSION"),
-    }));
+    });
     let status = if h.reachable {
+        body = ok(body);
         StatusCode::OK
     } else {
+        // The error envelope, still carrying the helper details.
+        body["result"] = json!("error");
+        body["code"] = json!("helper_unavailable");
+        body["message"] = json!("the privileged helper is unreachable");
         StatusCode::SERVICE_UNAVAILABLE
     };
     Ok(json_response(status, &body))
