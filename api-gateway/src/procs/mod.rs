@@ -11,7 +11,8 @@
 //! named in `?fields=`. `environ` is never served: `Fields::parse("environ")`
 //! is `UnknownField`. `pid` is always present.
 //!
-//! Shapes: `cmdline` array of strings; `status` psutil's strings
+//! Shapes: `name` the kernel's comm (at most 15 bytes); `cmdline` array
+//! of strings; `status` psutil's strings
 //! (`running`, `sleeping`, `disk-sleep`, `stopped`, `tracing-stop`,
 //! `zombie`, `dead`, `wake-kill`, `waking`, `idle`, `parked`); `username`
 //! of the real uid (the uid as a string if it has no passwd entry);

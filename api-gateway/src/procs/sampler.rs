@@ -6,7 +6,9 @@
 //! start time means a recycled pid never inherits another process's figure.
 //! Until the first window completes every process reads 0.0; a process born
 //! during a window is charged its whole CPU time over that window.
-//! The thread ends when the owning `Sampler` is dropped.
+//! The thread ends when the owning `Sampler` is dropped. Its cost is one
+//! read of `/proc/PID/stat` per process per window (about 5,000 small reads
+//! a second at 5,000 processes with the default 1 s window).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
