@@ -630,3 +630,33 @@ async fn output(app: &Arc<App>, caller: &Caller, id: &str) -> Result<Resp, ApiEr
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_is_a_positive_number_or_numeric_string() {
+        assert_eq!(parse_pid(&json!(42)).unwrap(), 42);
+        assert_eq!(parse_pid(&json!("42")).unwrap(), 42);
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!("-1"),
+            json!("4x"),
+            json!(""),
+            json!(1.5),
+            json!(null),
+            json!(4_294_967_296u64),
+        ] {
+            assert!(parse_pid(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn percent_decoding_never_panics_on_odd_input() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%zz%é%4"), "%zz%é%4");
+    }
+}
