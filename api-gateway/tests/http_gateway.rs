@@ -320,3 +320,32 @@ fn read_routes_work_without_the_helper_and_get_ps_1_is_pid_1() {
     assert_eq!(r.status, 200);
     assert!(r.json()["users"].is_array());
 }
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let mut g = gateway();
+    let t = g.key("x", "exec", &[]);
+    let body = r#"{"cmd": 5}"#;
+    let head = format!(
+        "POST /api/ps HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {t}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut s = TcpStream::connect(g.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body.as_bytes()[..4]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = g.child.take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&body.as_bytes()[4..]).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(c.wait().unwrap().success());
+}
