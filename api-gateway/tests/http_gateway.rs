@@ -349,3 +349,23 @@ fn sigterm_lets_an_in_flight_request_finish() {
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(c.wait().unwrap().success());
 }
+
+#[test]
+fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let g = Gateway::start_with(
+        std::path::Path::new("/nonexistent/helper.sock"),
+        "max_connections = 1\n",
+    );
+    // Holds the only slot until the 2 s header timeout cuts it off.
+    let mut idle = TcpStream::connect(g.addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = std::time::Instant::now();
+    let r = g.get("/api/openapi.json", None);
+    assert_eq!(r.status, 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+}

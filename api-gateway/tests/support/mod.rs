@@ -125,13 +125,18 @@ pub struct Gateway {
 impl Gateway {
     /// Writes a config pointing at `helper_socket` and starts the gateway.
     pub fn start(helper_socket: &Path) -> Gateway {
+        Gateway::start_with(helper_socket, "")
+    }
+
+    /// Like [`Gateway::start`] with extra config lines.
+    pub fn start_with(helper_socket: &Path, extra: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.path().join("gateway.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"{addr}\"\nhelper_socket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\nheader_timeout_s = 2\n",
+                "listen = \"{addr}\"\nhelper_socket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\nheader_timeout_s = 2\n{extra}",
                 helper_socket.display(),
                 dir.path().join("state").display(),
                 dir.path().join("audit.log").display(),
