@@ -273,6 +273,12 @@ impl Helper {
         let t = Instant::now();
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             if let Ok(Some(st)) = child.try_wait() {
+                // In CI a helper that does not run is a failure, not a skip.
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "{} exited with {st} without listening",
+                    bin.display()
+                );
                 eprintln!(
                     "SKIPPED (helper not functional): {} exited with {st} without listening",
                     bin.display()
