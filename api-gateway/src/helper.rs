@@ -51,6 +51,9 @@ impl Helper {
     }
 
     fn connected<'a>(&self, st: &'a mut State) -> Result<&'a mut Connection, ApiError> {
+        if st.conn.as_ref().is_some_and(is_stale) {
+            st.conn = None;
+        }
         if st.conn.is_none() {
             if let Some(t) = st.next_try {
                 if Instant::now() < t {
@@ -144,6 +147,17 @@ impl Helper {
     }
 }
 
+/// An idle connection has nothing to read; if it is readable, the helper
+/// closed it (restart) or sent something unasked: either way, start over.
+/// Checked before each request so a spawn (never retried, it carries
+/// descriptors) is not lost on a connection the helper already dropped.
+fn is_stale(c: &Connection) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(c.stream().as_fd(), PollFlags::POLLIN)];
+    !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+}
+
 /// Maps a refusal from the helper to the HTTP error. `Ok`/`Job`/`Hello`
 /// are not refusals and return `None`.
 pub fn refusal(r: &Response) -> Option<ApiError> {
@@ -159,4 +173,50 @@ pub fn refusal(r: &Response) -> Option<ApiError> {
         )),
         Response::Ok | Response::Job(_) | Response::Hello { .. } => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::frame::{read_frame, write_frame};
+    use std::os::unix::net::UnixStream;
+
+    fn handshaken(keep_peer: bool) -> (Connection, Option<UnixStream>) {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let _: Request = read_frame(&mut b).unwrap();
+            write_frame(
+                &mut b,
+                &Response::Hello {
+                    version: protocol::PROTOCOL_VERSION,
+                    containment: Containment::Pgid,
+                },
+            )
+            .unwrap();
+            b
+        });
+        let c = Connection::handshake(a, Duration::from_secs(2)).unwrap();
+        let b = t.join().unwrap();
+        (c, keep_peer.then_some(b))
+    }
+
+    #[test]
+    fn a_connection_the_peer_closed_is_stale_and_a_live_one_is_not() {
+        let (live, _peer) = handshaken(true);
+        assert!(!is_stale(&live));
+        let (dead, _) = handshaken(false);
+        assert!(is_stale(&dead));
+    }
+
+    #[test]
+    fn helper_refusals_map_to_honest_statuses() {
+        let s = |r: Response| refusal(&r).map(|e| e.status().as_u16());
+        assert_eq!(s(Response::Denied { rule: "x".into() }), Some(403));
+        assert_eq!(s(Response::NoSuchProcess), Some(404));
+        assert_eq!(s(Response::Mismatch), Some(409));
+        assert_eq!(s(Response::Busy), Some(429));
+        assert_eq!(s(Response::Invalid { what: "x".into() }), Some(400));
+        assert_eq!(s(Response::Failed { errno: 1 }), Some(502));
+        assert_eq!(s(Response::Ok), None);
+    }
 }
