@@ -63,17 +63,17 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, ApiError> 
                 list(&app, &query, None).await
             }
             Method::POST => {
-                let c = auth(&app, &req, Scope::Exec)?;
+                let c = audited_auth(&app, &req, Scope::Exec, "POST /api/ps")?;
                 let body = body_json(req).await?;
                 spawn(&app, &c, body).await
             }
             Method::DELETE => {
-                let c = auth(&app, &req, Scope::Signal)?;
+                let c = audited_auth(&app, &req, Scope::Signal, "DELETE /api/ps")?;
                 let body = body_json(req).await?;
                 signal(&app, &c, body).await
             }
             Method::PATCH => {
-                let c = auth(&app, &req, Scope::Renice)?;
+                let c = audited_auth(&app, &req, Scope::Renice, "PATCH /api/ps")?;
                 let body = body_json(req).await?;
                 renice(&app, &c, body).await
             }
@@ -142,6 +142,26 @@ fn auth(app: &App, req: &Request<Incoming>, scope: Scope) -> Result<Caller, ApiE
         )));
     }
     Ok(caller)
+}
+
+/// [`auth`] for state-changing routes: a refused caller is audited too.
+fn audited_auth(
+    app: &App,
+    req: &Request<Incoming>,
+    scope: Scope,
+    route: &str,
+) -> Result<Caller, ApiError> {
+    auth(app, req, scope).inspect_err(|e| {
+        app.audit.record(&crate::audit::Entry {
+            key: "-",
+            route,
+            pid: None,
+            start_time: None,
+            status: e.status().as_u16(),
+            outcome: &e.to_string(),
+            job: None,
+        })
+    })
 }
 
 async fn body_json(req: Request<Incoming>) -> Result<Value, ApiError> {

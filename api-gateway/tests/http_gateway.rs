@@ -61,6 +61,9 @@ fn a_key_without_the_scope_gets_403() {
             .status,
         403
     );
+    let audit = std::fs::read_to_string(g.dir.path().join("audit.log")).unwrap();
+    assert_eq!(audit.lines().count(), 3, "{audit}");
+    assert!(audit.contains("\"status\":403"));
     let exec = g.key("runner", "exec", &[]);
     assert_eq!(g.get("/api/ps", Some(&exec)).status, 403);
 }
