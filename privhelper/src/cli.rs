@@ -1,0 +1,65 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+monitoreo-privhelper - root helper of Monitoreo: kill, renice and run commands under policy
+
+USAGE
+    monitoreo-privhelper [--policy PATH] [--socket PATH] [--gateway-user NAME|UID]
+                         [--cgroup-root DIR] [--check]
+
+DESCRIPTION
+    Listens on a Unix socket (or the one systemd passes with LISTEN_FDS) and
+    serves only the gateway's uid and root, checked with SO_PEERCRED. Every
+    request is checked against built-in protections and the allowlist in the
+    policy file; each decision is logged on stderr. SIGHUP reloads the policy
+    (a bad file keeps the old one); SIGTERM kills running jobs and exits.
+
+OPTIONS
+    --policy PATH         policy file (default /etc/monitoreo/policy.toml)
+    --socket PATH         socket to create (default /run/monitoreo/privhelper.sock)
+    --gateway-user USER   the one non-root user served (default monitoreo)
+    --cgroup-root DIR     cgroup v2 directory for job cgroups (default: own cgroup)
+    --check               parse the policy, print a summary or the error, exit
+    --help, --version
+";
+
+#[derive(Debug)]
+pub struct Args {
+    pub policy: PathBuf,
+    pub socket: PathBuf,
+    pub gateway_user: String,
+    pub cgroup_root: Option<PathBuf>,
+    pub check: bool,
+}
+
+pub enum Parsed {
+    Run(Args),
+    Help,
+    Version,
+}
+
+pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let mut a = Args {
+        policy: "/etc/monitoreo/policy.toml".into(),
+        socket: "/run/monitoreo/privhelper.sock".into(),
+        gateway_user: "monitoreo".into(),
+        cgroup_root: None,
+        check: false,
+    };
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--policy" => a.policy = value("--policy")?.into(),
+            "--socket" => a.socket = value("--socket")?.into(),
+            "--gateway-user" => a.gateway_user = value("--gateway-user")?,
+            "--cgroup-root" => a.cgroup_root = Some(value("--cgroup-root")?.into()),
+            "--check" => a.check = true,
+            "--help" | "-h" => return Ok(Parsed::Help),
+            "--version" | "-V" => return Ok(Parsed::Version),
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    Ok(Parsed::Run(a))
+}

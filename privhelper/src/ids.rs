@@ -1,0 +1,105 @@
+//! OS identifiers as types validated at construction, so that the checks
+//! downstream never see an unchecked number.
+
+use std::fmt;
+
+/// A pid the helper may act on: always ≥ 2 (pid ≤ 1 and negative values are
+/// refused before one of these can exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pid(i32);
+
+/// Why a raw pid is not a [`Pid`]; each is a built-in protection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadPid {
+    Negative,
+    ZeroOrOne,
+}
+
+impl BadPid {
+    /// The name of the built-in rule, as sent in `Denied { rule }`.
+    pub fn rule(self) -> &'static str {
+        match self {
+            BadPid::Negative => "builtin:negative-pid",
+            BadPid::ZeroOrOne => "builtin:pid<=1",
+        }
+    }
+}
+
+impl Pid {
+    pub fn new(raw: i32) -> Result<Pid, BadPid> {
+        if raw < 0 {
+            Err(BadPid::Negative)
+        } else if raw <= 1 {
+            Err(BadPid::ZeroOrOne)
+        } else {
+            Ok(Pid(raw))
+        }
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A user id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Uid(u32);
+
+impl Uid {
+    pub fn new(raw: u32) -> Uid {
+        Uid(raw)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// A nice value in Linux's range −20..=19.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Nice(i32);
+
+impl Nice {
+    pub fn new(raw: i32) -> Result<Nice, String> {
+        if (-20..=19).contains(&raw) {
+            Ok(Nice(raw))
+        } else {
+            Err(format!("nice {raw} is outside -20..=19"))
+        }
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartTime(pub u64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_below_two_never_become_pids() {
+        assert_eq!(Pid::new(-1), Err(BadPid::Negative));
+        assert_eq!(Pid::new(i32::MIN), Err(BadPid::Negative));
+        assert_eq!(Pid::new(0), Err(BadPid::ZeroOrOne));
+        assert_eq!(Pid::new(1), Err(BadPid::ZeroOrOne));
+        assert_eq!(Pid::new(2).map(Pid::get), Ok(2));
+    }
+
+    #[test]
+    fn nice_is_bounded() {
+        assert!(Nice::new(-21).is_err());
+        assert!(Nice::new(20).is_err());
+        assert!(Nice::new(-20).is_ok() && Nice::new(19).is_ok());
+    }
+}

@@ -1,0 +1,161 @@
+//! Starting a command: fork, then in the child the fixed sequence of
+//! privilege drops before `execve("/bin/sh", ["sh", "-c", CMD])`.
+//!
+//! Child order: new session → join the job cgroup → stdout/stderr from the
+//! passed descriptors, stdin /dev/null → close every other descriptor →
+//! umask 077 → rlimits → default signal dispositions → drop the capability
+//! bounding set → setgroups([]) → setresgid → setresuid → verify all ids and
+//! that setuid(0) fails → no_new_privs → clear remaining capabilities →
+//! execve with a clean environment. Any failure writes its errno to a
+//! close-on-exec pipe and exits 127; the parent reports `Failed { errno }`.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use caps::{CapSet, Capability};
+use nix::fcntl::OFlag;
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::{
+    getresgid, getresuid, pipe2, setgroups, setresgid, setresuid, setsid, setuid, Gid,
+};
+
+use crate::policy::RunPolicy;
+use crate::sys;
+
+/// Everything the child needs, prepared before the fork.
+pub struct SpawnPlan<'a> {
+    pub command: &'a str,
+    pub run: &'a RunPolicy,
+    pub stdout: &'a OwnedFd,
+    pub stderr: &'a OwnedFd,
+    /// `cgroup.procs` of the job's cgroup, if contained by cgroup.
+    pub cgroup_procs: Option<PathBuf>,
+}
+
+/// Forks and execs; returns the child's pid once `execve` succeeded.
+pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
+    let sh = CString::new("/bin/sh").map_err(io::Error::other)?;
+    let cmd = CString::new(plan.command)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "command contains NUL"))?;
+    let argv = [
+        CString::new("sh").map_err(io::Error::other)?,
+        CString::new("-c").map_err(io::Error::other)?,
+        cmd,
+    ];
+    let env = [
+        CString::new("PATH=/usr/local/bin:/usr/bin:/bin").map_err(io::Error::other)?,
+        CString::new(format!("HOME={}", plan.run.home)).map_err(io::Error::other)?,
+        CString::new("LANG=C.UTF-8").map_err(io::Error::other)?,
+    ];
+    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let pid = sys::fork()?;
+    if pid == 0 {
+        drop(err_r);
+        let e = child(plan, &err_w, &sh, &argv, &env);
+        let errno = e.raw_os_error().unwrap_or(libc::EPERM);
+        let mut w = File::from(err_w);
+        let _ = w.write_all(&errno.to_ne_bytes());
+        sys::exit_child(127);
+    }
+    drop(err_w);
+    let mut buf = [0u8; 4];
+    let mut r = File::from(err_r);
+    let n = read_all(&mut r, &mut buf)?;
+    if n == 4 {
+        // The child failed before execve and has exited; reap it.
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
+    }
+    Ok(pid)
+}
+
+fn read_all(r: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Runs in the forked child; returns only on failure.
+fn child(
+    plan: &SpawnPlan<'_>,
+    err_w: &OwnedFd,
+    sh: &CString,
+    argv: &[CString; 3],
+    env: &[CString; 3],
+) -> io::Error {
+    match child_setup(plan, err_w) {
+        Ok(()) => match nix::unistd::execve(sh, argv, env) {
+            Ok(never) => match never {},
+            Err(e) => io::Error::from(e),
+        },
+        Err(e) => e,
+    }
+}
+
+fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
+    setsid().map_err(io::Error::from)?;
+    if let Some(procs) = &plan.cgroup_procs {
+        OpenOptions::new()
+            .write(true)
+            .open(procs)?
+            .write_all(b"0")?;
+    }
+    let devnull = File::open("/dev/null")?;
+    sys::dup2(devnull.as_raw_fd(), 0)?;
+    sys::dup2(plan.stdout.as_raw_fd(), 1)?;
+    sys::dup2(plan.stderr.as_raw_fd(), 2)?;
+    // Keep only 0-2 and the error pipe, which closes itself on execve.
+    let keep = err_w.as_raw_fd() as u32;
+    if keep > 3 {
+        sys::close_range(3, keep - 1)?;
+    }
+    sys::close_range(keep + 1, u32::MAX)?;
+    umask(Mode::from_bits_truncate(0o077));
+    let r = plan.run;
+    setrlimit(Resource::RLIMIT_CPU, r.cpu_s, r.cpu_s).map_err(io::Error::from)?;
+    setrlimit(
+        Resource::RLIMIT_FSIZE,
+        r.max_output_bytes,
+        r.max_output_bytes,
+    )
+    .map_err(io::Error::from)?;
+    setrlimit(Resource::RLIMIT_NOFILE, r.nofile, r.nofile).map_err(io::Error::from)?;
+    setrlimit(Resource::RLIMIT_NPROC, r.nproc, r.nproc).map_err(io::Error::from)?;
+    sys::reset_signals();
+    for cap in caps::all() {
+        caps::drop(None, CapSet::Bounding, cap).map_err(io::Error::other)?;
+    }
+    caps::clear(None, CapSet::Ambient).map_err(io::Error::other)?;
+    setgroups(&[]).map_err(io::Error::from)?;
+    let gid = Gid::from_raw(r.gid);
+    let uid = nix::unistd::Uid::from_raw(r.uid.get());
+    setresgid(gid, gid, gid).map_err(io::Error::from)?;
+    setresuid(uid, uid, uid).map_err(io::Error::from)?;
+    let ids = getresuid().map_err(io::Error::from)?;
+    let gids = getresgid().map_err(io::Error::from)?;
+    if [ids.real, ids.effective, ids.saved] != [uid, uid, uid]
+        || [gids.real, gids.effective, gids.saved] != [gid, gid, gid]
+        || setuid(nix::unistd::Uid::from_raw(0)).is_ok()
+    {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    sys::set_no_new_privs()?;
+    for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
+        caps::clear(None, set).map_err(io::Error::other)?;
+    }
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETUID).unwrap_or(true) {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    Ok(())
+}

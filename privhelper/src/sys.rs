@@ -1,0 +1,119 @@
+//! Every raw system call the helper makes that needs `unsafe`, each wrapped
+//! so that a C `-1` becomes an `io::Error` in one place ([`cerr`]). No other
+//! module of the helper contains `unsafe`.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// Turns a C-style return value into `io::Result`.
+fn cerr(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `pidfd_open(2)`: a descriptor that names this process and no other,
+/// even after its pid is reused.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags by value and returns a new
+    // descriptor or -1; no memory is shared with the kernel.
+    let fd = cerr(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel just returned this descriptor; we are its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)`: signals exactly the process the pidfd names.
+pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
+    // SAFETY: a null siginfo is allowed (the kernel fills in a kill()-like
+    // one); the fd and signal are passed by value.
+    cerr(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+/// `setpriority(PRIO_PROCESS, pid, nice)`.
+pub fn set_nice(pid: i32, nice: i32) -> io::Result<()> {
+    // SAFETY: plain integer arguments, no pointers.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };
+    cerr(libc::c_long::from(r))?;
+    Ok(())
+}
+
+/// `fork(2)`. Returns 0 in the child, the child's pid in the parent.
+///
+/// The helper is single-threaded (one poll loop, no thread pool), so the
+/// child may allocate and use the standard library freely before `execve`.
+pub fn fork() -> io::Result<i32> {
+    // SAFETY: the helper process has exactly one thread, so no lock can be
+    // held by another thread at the time of the fork.
+    let r = unsafe { libc::fork() };
+    cerr(libc::c_long::from(r))?;
+    Ok(r)
+}
+
+/// `dup2(2)`.
+pub fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
+    // SAFETY: integer arguments; dup2 atomically replaces `new`.
+    cerr(libc::c_long::from(unsafe { libc::dup2(old, new) }))?;
+    Ok(())
+}
+
+/// Closes descriptors `first..=last` (`close_range(2)`).
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: integer arguments; closing descriptors we do not own is the
+    // point here (only called in a freshly forked child before execve).
+    cerr(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })?;
+    Ok(())
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: execve can never grant privilege again.
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    cerr(libc::c_long::from(unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    }))?;
+    Ok(())
+}
+
+/// Restores the default disposition of every signal and unblocks them all,
+/// so that a command does not inherit the helper's ignored SIGPIPE or its
+/// blocked SIGHUP/SIGTERM.
+pub fn reset_signals() {
+    for sig in 1..32 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid disposition; errors (for
+        // signals that cannot be changed) are ignored on purpose.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised set passed to sigprocmask by pointer.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Descriptor 3 handed over by systemd socket activation.
+pub fn listen_fd_from_systemd() -> OwnedFd {
+    // SAFETY: only called after LISTEN_FDS=1 and LISTEN_PID=our pid were
+    // checked: systemd passed fd 3 to us and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(3) }
+}
+
+/// Ends a forked child without running destructors or atexit handlers.
+pub fn exit_child(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
