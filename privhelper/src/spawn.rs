@@ -115,6 +115,9 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
     sys::dup2(devnull.as_raw_fd(), 0)?;
     sys::dup2(plan.stdout.as_raw_fd(), 1)?;
     sys::dup2(plan.stderr.as_raw_fd(), 2)?;
+    // Closed here, not by close_range: dropping an already-closed OwnedFd
+    // is an I/O-safety violation.
+    drop(devnull);
     // Keep only 0-2 and the error pipe, which closes itself on execve.
     let keep = err_w.as_raw_fd() as u32;
     if keep > 3 {
