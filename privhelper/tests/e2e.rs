@@ -1,0 +1,622 @@
+//! End to end: the real helper binary on a socket in a temp dir, real
+//! target processes, the protocol's own client. Needs root (the helper
+//! signals another user's processes and switches users); as another user
+//! each test prints a SKIPPED line.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use protocol::{Connection, JobId, JobState, Request, Response, Signal, Target};
+
+fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED (needs root): {test}");
+    false
+}
+
+const POLICY: &str = r#"
+[signal]
+owners = ["nobody"]
+signals = ["TERM", "KILL", "STOP", "CONT"]
+
+[renice]
+owners = ["nobody"]
+min_nice = 0
+
+[run]
+user = "nobody"
+max_timeout_s = 30
+max_jobs = 4
+max_output_bytes = 1048576
+cpu_s = 30
+nofile = 64
+nproc = 200
+"#;
+
+struct Helper {
+    child: Child,
+    dir: PathBuf,
+    sock: PathBuf,
+}
+
+impl Helper {
+    fn start(name: &str, policy: &str) -> Helper {
+        let dir = std::env::temp_dir().join(format!("ph-e2e-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        fs::write(dir.join("policy.toml"), policy).expect("policy");
+        let sock = dir.join("helper.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_monitoreo-privhelper"))
+            .args(["--policy", dir.join("policy.toml").to_str().expect("utf8")])
+            .args(["--socket", sock.to_str().expect("utf8")])
+            .args(["--gateway-user", "0"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start helper");
+        let h = Helper { child, dir, sock };
+        let t = Instant::now();
+        while !h.sock.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "helper did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        h
+    }
+
+    fn connect(&self) -> Connection {
+        Connection::connect(&self.sock, Duration::from_secs(5)).expect("hello")
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_time(pid: i32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    rest.split_whitespace()
+        .nth(19)
+        .expect("field 22")
+        .parse()
+        .expect("number")
+}
+
+fn state_of(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// A `sleep` owned by `nobody` (or by root when `as_root`).
+fn target(as_root: bool) -> Child {
+    let mut c = if as_root {
+        Command::new("sleep")
+    } else {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "sleep",
+        ]);
+        c
+    };
+    let child = c.arg("100").spawn().expect("sleep");
+    // setpriv execs sleep in place: wait until it has.
+    let t = Instant::now();
+    while fs::read_to_string(format!("/proc/{}/comm", child.id()))
+        .map(|c| c.trim() != "sleep")
+        .unwrap_or(true)
+    {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+fn t(pid: i32) -> Target {
+    Target {
+        pid,
+        start_time: if pid > 0 { start_time(pid) } else { 0 },
+    }
+}
+
+fn sig(conn: &mut Connection, target: Target, signal: Signal) -> Response {
+    conn.request(&Request::Signal { target, signal }, &[])
+        .expect("answer")
+}
+
+#[test]
+fn an_allowed_target_is_killed_and_reniced() {
+    if !root_or_skip("an_allowed_target_is_killed_and_reniced") {
+        return;
+    }
+    let h = Helper::start("allowed", POLICY);
+    let mut c = h.connect();
+    let mut victim = target(false);
+    let pid = victim.id() as i32;
+    let r = c
+        .request(
+            &Request::Renice {
+                target: t(pid),
+                nice: 7,
+            },
+            &[],
+        )
+        .expect("answer");
+    assert_eq!(r, Response::Ok);
+    let nice: i32 = {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        stat[stat.rfind(')').expect("comm") + 2..]
+            .split_whitespace()
+            .nth(16)
+            .expect("nice")
+            .parse()
+            .expect("n")
+    };
+    assert_eq!(nice, 7);
+    assert_eq!(sig(&mut c, t(pid), Signal::Kill), Response::Ok);
+    let status = victim.wait().expect("wait");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9));
+}
+
+#[test]
+fn built_in_protections_and_policy_refuse_and_nothing_is_signalled() {
+    if !root_or_skip("built_in_protections_and_policy_refuse_and_nothing_is_signalled") {
+        return;
+    }
+    let h = Helper::start("refusals", POLICY);
+    let mut c = h.connect();
+    let denied = |r: Response| match r {
+        Response::Denied { rule } => rule,
+        other => panic!("expected Denied, got {other:?}"),
+    };
+    assert_eq!(
+        denied(sig(
+            &mut c,
+            Target {
+                pid: 1,
+                start_time: start_time(1)
+            },
+            Signal::Term
+        )),
+        "builtin:pid<=1"
+    );
+    assert_eq!(
+        denied(sig(
+            &mut c,
+            Target {
+                pid: 0,
+                start_time: 0
+            },
+            Signal::Term
+        )),
+        "builtin:pid<=1"
+    );
+    assert_eq!(
+        denied(sig(
+            &mut c,
+            Target {
+                pid: -5,
+                start_time: 0
+            },
+            Signal::Term
+        )),
+        "builtin:negative-pid"
+    );
+    if Path::new("/proc/2/stat").exists()
+        && fs::read_to_string("/proc/2/comm")
+            .map(|s| s.trim() == "kthreadd")
+            .unwrap_or(false)
+    {
+        assert_eq!(
+            denied(sig(&mut c, t(2), Signal::Term)),
+            "builtin:kernel-thread"
+        );
+    }
+    let helper_pid = h.child.id() as i32;
+    assert_eq!(
+        denied(sig(&mut c, t(helper_pid), Signal::Kill)),
+        "builtin:self"
+    );
+    let me = std::process::id() as i32;
+    assert_eq!(denied(sig(&mut c, t(me), Signal::Kill)), "builtin:gateway");
+    let parent = nix::unistd::getppid().as_raw();
+    if parent > 1 {
+        assert_eq!(
+            denied(sig(&mut c, t(parent), Signal::Kill)),
+            "builtin:ancestor"
+        );
+    }
+    let mut root_sleep = target(true);
+    let rp = root_sleep.id() as i32;
+    assert_eq!(denied(sig(&mut c, t(rp), Signal::Kill)), "signal.owners");
+    let mut nobody_sleep = target(false);
+    let np = nobody_sleep.id() as i32;
+    assert_eq!(denied(sig(&mut c, t(np), Signal::Usr1)), "signal.signals");
+    let r = c
+        .request(
+            &Request::Renice {
+                target: t(np),
+                nice: -5,
+            },
+            &[],
+        )
+        .expect("answer");
+    assert_eq!(denied(r), "renice.min_nice");
+    let r = c
+        .request(
+            &Request::Renice {
+                target: t(np),
+                nice: 25,
+            },
+            &[],
+        )
+        .expect("answer");
+    assert!(matches!(r, Response::Invalid { .. }), "{r:?}");
+    // Nothing was signalled: both targets still sleep and are not stopped.
+    for p in [rp, np] {
+        assert_eq!(state_of(p), Some('S'), "pid {p} changed state");
+    }
+    assert!(state_of(helper_pid).is_some());
+    root_sleep.kill().ok();
+    nobody_sleep.kill().ok();
+    let _ = (root_sleep.wait(), nobody_sleep.wait());
+}
+
+#[test]
+fn a_stale_start_time_is_a_mismatch_and_the_process_survives() {
+    if !root_or_skip("a_stale_start_time_is_a_mismatch_and_the_process_survives") {
+        return;
+    }
+    let h = Helper::start("stale", POLICY);
+    let mut c = h.connect();
+    let mut victim = target(false);
+    let pid = victim.id() as i32;
+    let stale = Target {
+        pid,
+        start_time: start_time(pid) - 1,
+    };
+    assert_eq!(sig(&mut c, stale, Signal::Kill), Response::Mismatch);
+    assert_eq!(
+        sig(
+            &mut c,
+            Target {
+                pid,
+                start_time: start_time(pid) + 1
+            },
+            Signal::Stop
+        ),
+        Response::Mismatch
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(state_of(pid), Some('S'));
+    victim.kill().ok();
+    let _ = victim.wait();
+    // Gone: no such process.
+    assert_eq!(sig(&mut c, stale, Signal::Kill), Response::NoSuchProcess);
+}
+
+#[test]
+fn a_client_that_is_neither_root_nor_the_gateway_is_refused() {
+    if !root_or_skip("a_client_that_is_neither_root_nor_the_gateway_is_refused") {
+        return;
+    }
+    let h = Helper::start("peer", POLICY);
+    fs::set_permissions(&h.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::os::unix::fs::chown(&h.sock, Some(65534), None).expect("chown");
+    // A client running as nobody, speaking the protocol from Python.
+    let script = format!(
+        "import socket,struct\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\n\
+         s.sendall(struct.pack('<II',8,0)+struct.pack('<I',1))\n\
+         try:\n  d=s.recv(64)\nexcept ConnectionResetError:\n  d=b''\n\
+         print('closed' if d==b'' else 'answered')\n",
+        h.sock.to_str().expect("utf8")
+    );
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            &script,
+        ])
+        .output()
+        .expect("python client");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "closed",
+        "{out:?}"
+    );
+    // The helper still serves the gateway.
+    let mut c = h.connect();
+    assert!(matches!(
+        c.request(
+            &Request::JobStatus {
+                job: JobId([9; 16])
+            },
+            &[]
+        ),
+        Ok(Response::Invalid { .. })
+    ));
+}
+
+fn raw(h: &Helper, bytes: &[u8]) -> Vec<u8> {
+    let mut s = UnixStream::connect(&h.sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout");
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn bad_frames_close_the_connection_and_the_next_client_is_served() {
+    if !root_or_skip("bad_frames_close_the_connection_and_the_next_client_is_served") {
+        return;
+    }
+    let h = Helper::start("frames", POLICY);
+    // Oversize length, garbage, a truncated frame: closed with no answer.
+    assert!(raw(&h, &(70_000u32).to_le_bytes()).is_empty());
+    assert!(raw(&h, &[4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).is_empty());
+    assert!(raw(&h, &[8, 0, 0, 0, 0, 0]).is_empty());
+    // A request before Hello is closed too.
+    let status = protocol::encode_frame(&Request::JobStatus {
+        job: JobId([1; 16]),
+    })
+    .expect("enc");
+    assert!(raw(&h, &status).is_empty());
+    // Wrong version: answered with our version, then closed.
+    let hello = protocol::encode_frame(&Request::Hello { version: 999 }).expect("enc");
+    let answer = raw(&h, &hello);
+    let decoded = protocol::decode_frame::<Response>(&answer)
+        .expect("frame")
+        .map(|(r, _)| r);
+    assert!(
+        matches!(decoded, Some(Response::Hello { version: 1, .. })),
+        "{decoded:?}"
+    );
+    // And the helper still serves a well-behaved client.
+    let mut c = h.connect();
+    assert!(c
+        .request(
+            &Request::JobStatus {
+                job: JobId([2; 16])
+            },
+            &[]
+        )
+        .is_ok());
+}
+
+fn run_job(
+    c: &mut Connection,
+    dir: &Path,
+    id: u8,
+    cmd: &str,
+    timeout_ms: u64,
+) -> (protocol::JobStatus, Vec<u8>, Vec<u8>) {
+    let out_p = dir.join(format!("out{id}"));
+    let err_p = dir.join(format!("err{id}"));
+    let out = fs::File::create(&out_p).expect("out");
+    let err = fs::File::create(&err_p).expect("err");
+    let job = JobId([id; 16]);
+    let r = c
+        .request(
+            &Request::Spawn {
+                job,
+                command: cmd.into(),
+                timeout_ms,
+            },
+            &[out.as_fd(), err.as_fd()],
+        )
+        .expect("spawn answer");
+    assert!(
+        matches!(r, Response::Job(ref s) if s.state == JobState::Running),
+        "{r:?}"
+    );
+    let t0 = Instant::now();
+    loop {
+        match c.request(&Request::JobStatus { job }, &[]).expect("status") {
+            Response::Job(s) if s.state != JobState::Running => {
+                return (
+                    s,
+                    fs::read(&out_p).expect("read"),
+                    fs::read(&err_p).expect("read"),
+                );
+            }
+            Response::Job(_) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "job never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_command_runs_unprivileged_with_verbatim_output_and_its_status() {
+    if !root_or_skip("a_command_runs_unprivileged_with_verbatim_output_and_its_status") {
+        return;
+    }
+    let h = Helper::start("spawn", POLICY);
+    let mut c = h.connect();
+    let (s, out, err) = run_job(
+        &mut c,
+        &h.dir,
+        1,
+        r"printf 'a\nb\n\001\377'; echo oops >&2",
+        5000,
+    );
+    assert_eq!((s.state, s.exit_code), (JobState::Exited, Some(0)));
+    assert_eq!(out, b"a\nb\n\x01\xff");
+    assert_eq!(err, b"oops\n");
+    let cmd = "id -u; id -G; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; env | cut -d= -f1 | sort | tr '\\n' ' '; echo; ls /proc/self/fd | tr '\\n' ' '";
+    let (_, out, _) = run_job(&mut c, &h.dir, 2, cmd, 5000);
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "65534", "{text}");
+    assert_eq!(lines[1], "65534", "no supplementary groups: {text}");
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+    assert!(text.contains("CapBnd:\t0000000000000000"), "{text}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    for var in lines[5].split_whitespace() {
+        assert!(
+            ["PATH", "HOME", "LANG", "PWD", "SHLVL", "_", "OLDPWD"].contains(&var),
+            "env leaked {var}: {text}"
+        );
+    }
+    assert_eq!(
+        lines[6].trim(),
+        "0 1 2 3",
+        "only 0-2 inherited (3 is ls's own): {text}"
+    );
+    let (s, _, _) = run_job(&mut c, &h.dir, 3, "exit 7", 5000);
+    assert_eq!(
+        (s.state, s.exit_code, s.signal),
+        (JobState::Exited, Some(7), None)
+    );
+    let (s, _, _) = run_job(&mut c, &h.dir, 4, "kill -TERM $$", 5000);
+    assert_eq!((s.state, s.signal), (JobState::Killed, Some(15)));
+    // Spawn without descriptors is refused and closes nothing else.
+    let job = JobId([5; 16]);
+    let r = c.request(
+        &Request::Spawn {
+            job,
+            command: "true".into(),
+            timeout_ms: 1000,
+        },
+        &[],
+    );
+    assert!(r.is_err(), "fd count is checked by the client too");
+}
+
+fn leftovers(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in fs::read_dir("/proc").expect("proc").flatten() {
+        if let Ok(cmd) = fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(marker) {
+                found.push(format!("{} {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn at_the_timeout_nothing_the_job_forked_survives() {
+    if !root_or_skip("at_the_timeout_nothing_the_job_forked_survives") {
+        return;
+    }
+    let h = Helper::start("timeout", POLICY);
+    let mut c = h.connect();
+    let cases = [
+        (11u8, "setsid sleep 1011 & sleep 1011", "sleep 1011"),
+        (12, "(sleep 1012 &) ; sleep 1012", "sleep 1012"),
+        (
+            13,
+            "for i in $(seq 50); do sleep 1013 & done; wait",
+            "sleep 1013",
+        ),
+    ];
+    for (id, cmd, marker) in cases {
+        let (s, _, _) = run_job(&mut c, &h.dir, id, cmd, 1500);
+        assert_eq!(s.state, JobState::TimedOut, "{cmd}: {s:?}");
+        assert!(s.timed_out);
+        let t0 = Instant::now();
+        while !leftovers(marker).is_empty() && t0.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            leftovers(marker),
+            Vec::<String>::new(),
+            "{cmd} left processes behind"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_policy_stops_start_up_naming_the_line() {
+    if !root_or_skip("a_malformed_policy_stops_start_up_naming_the_line") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ph-e2e-bad-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("dir");
+    fs::write(
+        dir.join("p.toml"),
+        "[signal]\nsignals = [\"TERM\"]\nowners = [nobody]\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_monitoreo-privhelper"))
+        .args([
+            "--policy",
+            dir.join("p.toml").to_str().expect("utf8"),
+            "--socket",
+        ])
+        .arg(dir.join("s.sock"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+    assert!(!dir.join("s.sock").exists(), "no socket for a bad policy");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_reload_keeps_the_old_policy_and_a_good_one_applies() {
+    if !root_or_skip("a_bad_reload_keeps_the_old_policy_and_a_good_one_applies") {
+        return;
+    }
+    let h = Helper::start("reload", POLICY);
+    let policy = h.dir.join("policy.toml");
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(h.child.id() as i32),
+            nix::sys::signal::SIGHUP,
+        )
+        .expect("hup");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    fs::write(&policy, "this is [not toml").expect("write");
+    hup();
+    let mut c = h.connect();
+    let mut a = target(false);
+    assert_eq!(
+        sig(&mut c, t(a.id() as i32), Signal::Stop),
+        Response::Ok,
+        "old policy still applies"
+    );
+    fs::write(
+        &policy,
+        POLICY.replace("owners = [\"nobody\"]\nsignals", "owners = []\nsignals"),
+    )
+    .expect("write");
+    hup();
+    let r = sig(&mut c, t(a.id() as i32), Signal::Cont);
+    assert_eq!(
+        r,
+        Response::Denied {
+            rule: "signal.owners".into()
+        }
+    );
+    a.kill().ok();
+    let _ = a.wait();
+}
