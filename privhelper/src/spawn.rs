@@ -11,7 +11,7 @@
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -64,26 +64,13 @@ pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
     drop(err_w);
     let mut buf = [0u8; 4];
     let mut r = File::from(err_r);
-    let n = read_all(&mut r, &mut buf)?;
+    let n = protocol::frame::read_full(&mut r, &mut buf)?;
     if n == 4 {
         // The child failed before execve and has exited; reap it.
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
     }
     Ok(pid)
-}
-
-fn read_all(r: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Runs in the forked child; returns only on failure.

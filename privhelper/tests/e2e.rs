@@ -620,3 +620,43 @@ fn a_bad_reload_keeps_the_old_policy_and_a_good_one_applies() {
     a.kill().ok();
     let _ = a.wait();
 }
+
+#[test]
+fn a_job_is_killed_at_its_timeout_even_after_the_client_is_gone() {
+    if !root_or_skip("a_job_is_killed_at_its_timeout_even_after_the_client_is_gone") {
+        return;
+    }
+    let h = Helper::start("orphan", POLICY);
+    {
+        let mut c = h.connect();
+        let out = fs::File::create(h.dir.join("o")).expect("out");
+        let err = fs::File::create(h.dir.join("e")).expect("err");
+        let r = c
+            .request(
+                &Request::Spawn {
+                    job: JobId([21; 16]),
+                    command: "setsid sleep 1021 & sleep 1021".into(),
+                    timeout_ms: 1000,
+                },
+                &[out.as_fd(), err.as_fd()],
+            )
+            .expect("spawn");
+        assert!(matches!(r, Response::Job(_)), "{r:?}");
+        assert!(!leftovers("sleep 1021").is_empty(), "job started");
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(leftovers("sleep 1021"), Vec::<String>::new());
+    let mut c = h.connect();
+    let r = c
+        .request(
+            &Request::JobStatus {
+                job: JobId([21; 16]),
+            },
+            &[],
+        )
+        .expect("status");
+    assert!(
+        matches!(r, Response::Job(ref s) if s.state == JobState::TimedOut),
+        "{r:?}"
+    );
+}
