@@ -148,10 +148,7 @@ impl Policy {
     /// Parses policy text.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
         let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
-                .unwrap_or(0);
+            let line = e.span().map(|s| line_at(text, s.start)).unwrap_or(0);
             PolicyError(format!("line {line}: {}", e.message()))
         })?;
         let mut p = Policy {
@@ -252,11 +249,20 @@ fn check_target(
     Ok(())
 }
 
+/// Line (1-based) holding byte `offset`: newlines before it, plus one. (A
+/// count of `lines()` is one short when the offset starts a line.)
+fn line_at(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
 /// Line (1-based) of the first occurrence of `needle`, 0 if absent.
 fn line_of(text: &str, needle: &str) -> usize {
-    text.find(needle)
-        .map(|at| text[..at].lines().count().max(1))
-        .unwrap_or(0)
+    text.find(needle).map(|at| line_at(text, at)).unwrap_or(0)
 }
 
 fn resolve_owners(text: &str, owners: &[Owner]) -> Result<HashSet<Uid>, PolicyError> {
@@ -375,6 +381,15 @@ mod tests {
         let e = Policy::parse("[signal]\nsignals = [\"TERM\"]\nowners = [nobody]\n")
             .expect_err("bad toml");
         assert!(e.0.starts_with("line 3:"), "{e}");
+    }
+
+    #[test]
+    fn an_error_at_the_start_of_a_line_names_that_line() {
+        let e =
+            Policy::parse("[signal]\nowners = []\ncolour = \"red\"\n").expect_err("unknown key");
+        assert!(e.0.starts_with("line 3:"), "{e}");
+        assert_eq!(line_at("a\nb\nc", 4), 3);
+        assert_eq!(line_at("a", 99), 1);
     }
 
     #[test]

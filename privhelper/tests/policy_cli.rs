@@ -37,7 +37,6 @@ fn an_unknown_key_is_an_error_naming_the_key() {
 
 // Known failure: the helper names line 2 (the table's previous key) for a key on line 3.
 #[test]
-#[ignore = "helper reports the wrong line for an unknown key"]
 fn an_unknown_key_is_an_error_naming_its_line() {
     let out = check("[signal]\nowners = [\"nobody\"]\ncolour = \"red\"\n");
     assert!(!out.status.success());
