@@ -30,14 +30,53 @@ where
     if let Ok(Some(len)) = frame_len(data) {
         assert!(len <= MAX_FRAME);
     }
-    // Blocking reader over the same bytes.
-    let _ = read_frame::<_, T>(&mut Cursor::new(data));
-    // Incremental: every prefix either waits, errors, or decodes.
-    for cut in [1usize, 3, 4, 5, 8, 17] {
-        if cut < data.len() {
-            let _ = decode_frame::<T>(&data[..cut]);
+    // A length prefix over the limit is refused as TooLarge, whatever follows.
+    if let Some(head) = data.get(..4) {
+        let announced = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        if announced as usize > MAX_FRAME {
+            assert!(matches!(decode_frame::<T>(data), Err(FrameError::TooLarge { .. })));
+            assert!(matches!(
+                read_frame::<_, T>(&mut Cursor::new(data)),
+                Err(FrameError::TooLarge { .. })
+            ));
         }
     }
+    // Blocking reader over the same bytes agrees with the slice decoder.
+    let whole = decode_frame::<T>(data);
+    match (read_frame::<_, T>(&mut Cursor::new(data)), &whole) {
+        (Ok(m), Ok(Some((w, _)))) => assert_eq!(&m, w),
+        (Ok(_), _) => panic!("read_frame decoded what decode_frame did not"),
+        (Err(_), Ok(Some(_))) => panic!("decode_frame decoded what read_frame refused"),
+        _ => {}
+    }
+    // Incremental: bytes arriving k at a time yield the same messages as
+    // decoding the whole buffer frame by frame.
+    let expected = drain::<T>(data, data.len().max(1));
+    for k in 1..=17usize {
+        assert_eq!(drain::<T>(data, k), expected, "split every {k} bytes");
+    }
+}
+
+/// Feeds `data` into a buffer `k` bytes at a time, decoding and dropping
+/// frames as they complete; stops at the first error.
+fn drain<T: bincode::Decode<()> + std::fmt::Debug>(data: &[u8], k: usize) -> (Vec<String>, bool) {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    for chunk in data.chunks(k) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match decode_frame::<T>(&buf) {
+                Ok(Some((m, used))) => {
+                    assert!(used <= buf.len());
+                    out.push(format!("{m:?}"));
+                    buf.drain(..used);
+                }
+                Ok(None) => break,
+                Err(_) => return (out, true),
+            }
+        }
+    }
+    (out, false)
 }
 
 fuzz_target!(|data: &[u8]| {
