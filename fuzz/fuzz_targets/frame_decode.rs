@@ -34,7 +34,10 @@ where
     if let Some(head) = data.get(..4) {
         let announced = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         if announced as usize > MAX_FRAME {
-            assert!(matches!(decode_frame::<T>(data), Err(FrameError::TooLarge { .. })));
+            assert!(matches!(
+                decode_frame::<T>(data),
+                Err(FrameError::TooLarge { .. })
+            ));
             assert!(matches!(
                 read_frame::<_, T>(&mut Cursor::new(data)),
                 Err(FrameError::TooLarge { .. })
