@@ -35,7 +35,8 @@ KEY=$(setpriv --reuid=monitoreo --regid=monitoreo --clear-groups \
 ok "key created"
 
 curl -sf "$U/healthz" >/tmp/body || fail "healthz"
-json "d.get('containment')"
+json "d['helper']['containment'], d['helper']['isolation'], d['helper']['limits']"
+[[ $(json "d['helper']['isolation']") == per_job_uid ]] || fail "jobs not isolated: $(cat /tmp/body)"
 expect 200 GET /api/openapi.json
 expect 200 GET /api/ps
 expect 200 GET /api/ps/1
@@ -43,8 +44,8 @@ expect 200 GET /api/ps/1
 expect 200 GET /api/users
 expect 200 GET /api/users/root/ps
 
-# A process of monitoreo-run may be signalled; a root process may not.
-setpriv --reuid=monitoreo-run --regid=monitoreo-run --clear-groups sleep 1000 &
+# A process with a job uid ("@jobs") may be signalled; a root process may not.
+setpriv --reuid=60650 --regid=60650 --clear-groups sleep 1000 &
 victim=$!
 sleep 0.3
 expect 200 PATCH /api/ps "{\"pid\": $victim, \"priority\": 10}"
@@ -59,11 +60,13 @@ kill -0 $rootproc || fail "root process was signalled"
 kill $rootproc
 
 # A command and its output.
-expect 202 POST /api/ps '{"cmd": "printf \"a\\nb\\n\"; id -un"}'
+expect 202 POST /api/ps '{"cmd": "printf \"a\\nb\\n\"; id -u"}'
 out=$(json "d['output']")
 for _ in $(seq 50); do code GET /api/ps/output/$out >/dev/null; [[ $(json "d['state']") != running ]] && break; sleep 0.2; done
-[[ $(json "d['out']") == $'a\nb\nmonitoreo-run' ]] || fail "output: $(cat /tmp/body)"
-ok "command output verbatim, ran as monitoreo-run"
+jobuid=$(json "d['out'].split()[-1]")
+[[ $(json "d['out']") == $'a\nb\n'"$jobuid" ]] || fail "output: $(cat /tmp/body)"
+(( jobuid >= 60600 && jobuid <= 60699 )) || fail "job uid $jobuid not from the per-job range"
+ok "command output verbatim, ran as per-job uid $jobuid"
 
 # A job that hides in a new session is still killed at its timeout.
 expect 202 POST /api/ps '{"cmd": "setsid sleep 1000 & sleep 1000", "timeout_s": 2}'
@@ -71,7 +74,8 @@ tout=$(json "d['output']")
 sleep 4
 code GET /api/ps/output/$tout >/dev/null
 [[ $(json "d['state']") == timed_out ]] || fail "not timed out: $(cat /tmp/body)"
-if pgrep -u monitoreo-run sleep >/dev/null; then fail "job left processes: $(pgrep -a -u monitoreo-run)"; fi
+left=$(ps -eo uid=,pid=,args= | awk '$1 >= 60600 && $1 <= 60699')
+[[ -z $left ]] || fail "job left processes: $left"
 ok "timeout left nothing behind"
 
 # Privileges as running.
@@ -88,7 +92,7 @@ ok "helper bounding set reduced: $capbnd"
 systemctl restart monitoreo-privhelper.service monitoreo-gateway.service
 wait_active monitoreo-gateway.service; wait_http
 expect 200 GET /api/ps/output/$out
-[[ $(json "d['out']") == $'a\nb\nmonitoreo-run' ]] || fail "output lost on restart"
+[[ $(json "d['out']") == $'a\nb\n'"$jobuid" ]] || fail "output lost on restart"
 grep -q '^\[signal\]' /etc/monitoreo/policy.toml || fail "policy lost"
 ok "restart kept key, policy and output"
 

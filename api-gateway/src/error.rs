@@ -18,6 +18,10 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("refused by the helper's {rule} rule: {detail}")]
+    PolicyDenied { rule: String, detail: String },
+    #[error("pid {0} is a thread of another process, not a process; nothing was done")]
+    NotAProcess(i32),
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
     #[error("the process changed identity (pid reused); nothing was done")]
@@ -41,6 +45,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PolicyDenied { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotAProcess(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -58,6 +64,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::PolicyDenied { .. } => "policy_denied",
+            ApiError::NotAProcess(_) => "not_a_process",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict => "identity_changed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",

@@ -34,6 +34,8 @@ pub struct Helper {
 pub struct Health {
     pub reachable: bool,
     pub containment: Option<Containment>,
+    /// Isolation and job limits the helper has in force.
+    pub info: Option<protocol::HelperInfo>,
     pub error: Option<String>,
 }
 
@@ -118,21 +120,27 @@ impl Helper {
         match self.connected(&mut st) {
             Ok(c) => {
                 let containment = c.containment();
-                // A cheap round trip proves the connection is still alive.
-                let probe = Request::JobStatus {
-                    job: protocol::JobId([0; 16]),
-                };
-                match c.request(&probe, &[]) {
-                    Ok(_) => Health {
+                // A cheap round trip that the helper does not log proves the
+                // connection is alive and says how jobs are held.
+                match c.request(&Request::Info, &[]) {
+                    Ok(Response::Info(info)) => Health {
                         reachable: true,
                         containment: Some(containment),
+                        info: Some(info),
                         error: None,
+                    },
+                    Ok(other) => Health {
+                        reachable: true,
+                        containment: Some(containment),
+                        info: None,
+                        error: Some(format!("unexpected answer to info: {other:?}")),
                     },
                     Err(e) => {
                         st.conn = None;
                         Health {
                             reachable: false,
                             containment: None,
+                            info: None,
                             error: Some(e.to_string()),
                         }
                     }
@@ -141,6 +149,7 @@ impl Helper {
             Err(e) => Health {
                 reachable: false,
                 containment: None,
+                info: None,
                 error: Some(e.to_string()),
             },
         }
@@ -160,10 +169,17 @@ fn is_stale(c: &Connection) -> bool {
 
 /// Maps a refusal from the helper to the HTTP error. `Ok`/`Job`/`Hello`
 /// are not refusals and return `None`.
-pub fn refusal(r: &Response) -> Option<ApiError> {
+pub fn refusal(r: &Response, pid: Option<i32>) -> Option<ApiError> {
     Some(match r {
-        Response::Denied { rule } => ApiError::Forbidden(format!("refused by the helper: {rule}")),
-        Response::NoSuchProcess => ApiError::NotFound("no such process".into()),
+        Response::Denied { rule, detail } => ApiError::PolicyDenied {
+            rule: rule.clone(),
+            detail: detail.clone(),
+        },
+        Response::NoSuchProcess => ApiError::NotFound(match pid {
+            Some(p) => format!("no process with pid {p} (it may have exited)"),
+            None => "no such process".into(),
+        }),
+        Response::NotAProcess => ApiError::NotAProcess(pid.unwrap_or(0)),
         Response::Mismatch => ApiError::Conflict,
         Response::Busy => ApiError::Busy,
         Response::Invalid { what } => ApiError::BadRequest(format!("helper: {what}")),
@@ -171,7 +187,11 @@ pub fn refusal(r: &Response) -> Option<ApiError> {
             "helper: {}",
             std::io::Error::from_raw_os_error(*errno)
         )),
-        Response::Ok | Response::Job(_) | Response::Hello { .. } => return None,
+        Response::Ok
+        | Response::Job(_)
+        | Response::Hello { .. }
+        | Response::Reniced { .. }
+        | Response::Info(_) => return None,
     })
 }
 
@@ -210,8 +230,24 @@ mod tests {
 
     #[test]
     fn helper_refusals_map_to_honest_statuses() {
-        let s = |r: Response| refusal(&r).map(|e| e.status().as_u16());
-        assert_eq!(s(Response::Denied { rule: "x".into() }), Some(403));
+        let s = |r: Response| refusal(&r, Some(42)).map(|e| e.status().as_u16());
+        let denied = Response::Denied {
+            rule: "renice.min_nice".into(),
+            detail: "renice.min_nice is 0".into(),
+        };
+        assert_eq!(s(denied.clone()), Some(403));
+        let e = refusal(&denied, None).expect("refusal");
+        assert_eq!(e.code(), "policy_denied");
+        assert!(e.to_string().contains("renice.min_nice is 0"), "{e}");
+        assert_eq!(s(Response::NotAProcess), Some(404));
+        let e = refusal(&Response::NotAProcess, Some(42)).expect("refusal");
+        assert_eq!(e.code(), "not_a_process");
+        assert!(e.to_string().contains("42"), "{e}");
+        assert!(refusal(&Response::NoSuchProcess, Some(42))
+            .expect("refusal")
+            .to_string()
+            .contains("42"));
+        assert_eq!(s(Response::Reniced { threads: 4 }), None);
         assert_eq!(s(Response::NoSuchProcess), Some(404));
         assert_eq!(s(Response::Mismatch), Some(409));
         assert_eq!(s(Response::Busy), Some(429));

@@ -350,6 +350,8 @@ async fn healthz(app: &Arc<App>) -> Result<Resp, ApiError> {
             "reachable": h.reachable,
             "protocol_version": protocol::PROTOCOL_VERSION,
             "containment": h.containment.map(|c| c.name()),
+            "isolation": h.info.as_ref().map(|i| i.isolation.name()),
+            "limits": h.info.as_ref().map(|i| limits_json(&i.limits)),
             "error": h.error,
         },
         "version": env!("CARGO_PKG_VERSION"),
@@ -365,6 +367,25 @@ async fn healthz(app: &Arc<App>) -> Result<Resp, ApiError> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     Ok(json_response(status, &body))
+}
+
+/// The job limits in force, as `/healthz` shows them: a cgroup limit is
+/// `null` where the host's unified hierarchy does not offer its controller.
+fn limits_json(l: &protocol::JobLimits) -> Value {
+    json!({
+        "cgroup": {
+            "memory_max": l.cgroup_memory_max,
+            "pids_max": l.cgroup_pids_max,
+            "cpu_max_us_per_100ms": l.cgroup_cpu_max_us,
+        },
+        "rlimit": {
+            "as": l.rlimit_as,
+            "nproc_per_job_uid": l.rlimit_nproc,
+            "cpu_s": l.rlimit_cpu_s,
+            "fsize": l.rlimit_fsize,
+            "nofile": l.rlimit_nofile,
+        },
+    })
 }
 
 async fn call_helper(app: &Arc<App>, req: protocol::Request) -> Result<HelperResponse, ApiError> {
@@ -449,7 +470,7 @@ async fn signal(app: &Arc<App>, caller: &Caller, body: Value) -> Result<Resp, Ap
             },
         )
         .await?;
-        if let Some(e) = crate::helper::refusal(&resp) {
+        if let Some(e) = crate::helper::refusal(&resp, Some(t.pid)) {
             return Err(e);
         }
         Ok(json_response(
@@ -484,12 +505,23 @@ async fn renice(app: &Arc<App>, caller: &Caller, body: Value) -> Result<Resp, Ap
         let t = target(app, &body).await?;
         tgt = Some(t);
         let resp = call_helper(app, protocol::Request::Renice { target: t, nice }).await?;
-        if let Some(e) = crate::helper::refusal(&resp) {
+        if let Some(e) = crate::helper::refusal(&resp, Some(t.pid)) {
             return Err(e);
         }
+        let threads = match resp {
+            HelperResponse::Reniced { threads } => threads,
+            other => {
+                return Err(ApiError::BadGateway(format!(
+                    "unexpected answer to renice: {other:?}"
+                )))
+            }
+        };
         Ok(json_response(
             StatusCode::OK,
-            &ok(json!({"pid": t.pid, "start_time": t.start_time, "priority": nice})),
+            &ok(
+                json!({"pid": t.pid, "start_time": t.start_time, "priority": nice,
+                       "threads": threads}),
+            ),
         ))
     }
     .await;
@@ -554,7 +586,7 @@ async fn spawn(app: &Arc<App>, caller: &Caller, body: Value) -> Result<Resp, Api
                 Ok(HelperResponse::Job(s)) => s,
                 Ok(other) => {
                     app2.jobs.remove(&id);
-                    return Err(crate::helper::refusal(&other).unwrap_or_else(|| {
+                    return Err(crate::helper::refusal(&other, None).unwrap_or_else(|| {
                         ApiError::BadGateway(format!("unexpected answer {other:?}"))
                     }));
                 }

@@ -234,7 +234,7 @@ fn openapi_and_healthz_need_no_key_and_healthz_reports_the_missing_helper() {
     assert_eq!(r.status, 503);
     let v = r.json();
     assert_eq!(v["helper"]["reachable"], false);
-    assert_eq!(v["helper"]["protocol_version"], 1);
+    assert_eq!(v["helper"]["protocol_version"], protocol::PROTOCOL_VERSION);
 }
 
 #[test]

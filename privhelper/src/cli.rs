@@ -7,7 +7,8 @@ monitoreo-privhelper - root helper of Monitoreo: kill, renice and run commands u
 
 USAGE
     monitoreo-privhelper [--policy PATH] [--socket PATH] [--gateway-user NAME|UID]
-                         [--cgroup-root DIR] [--check]
+                         [--cgroup-root DIR] [--max-connections N]
+                         [--idle-timeout-s S] [--check]
 
 DESCRIPTION
     Listens on a Unix socket (or the one systemd passes with LISTEN_FDS) and
@@ -21,7 +22,15 @@ OPTIONS
     --socket PATH         socket to create (default /run/monitoreo/privhelper.sock)
     --gateway-user USER   the one non-root user served (default monitoreo)
     --cgroup-root DIR     cgroup v2 directory for job cgroups (default: own cgroup)
-    --check               parse the policy, print a summary or the error, exit
+    --max-connections N   connections served at once; a new one evicts the one
+                          idle longest (default 64)
+    --idle-timeout-s S    close a connection idle this long (default 300)
+    --check               check the policy (owner, mode, syntax, run identity
+                          against the gateway user), print a summary and any
+                          warnings or the error, exit
+
+    The policy file must be owned by root and not writable by group or
+    others; it is refused otherwise, at start and on reload.
     --help, --version
 ";
 
@@ -31,6 +40,8 @@ pub struct Args {
     pub socket: PathBuf,
     pub gateway_user: String,
     pub cgroup_root: Option<PathBuf>,
+    pub max_connections: usize,
+    pub idle_timeout_s: u64,
     pub check: bool,
 }
 
@@ -46,6 +57,8 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         socket: "/run/monitoreo/privhelper.sock".into(),
         gateway_user: "monitoreo".into(),
         cgroup_root: None,
+        max_connections: 64,
+        idle_timeout_s: 300,
         check: false,
     };
     while let Some(arg) = it.next() {
@@ -55,6 +68,22 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--socket" => a.socket = value("--socket")?.into(),
             "--gateway-user" => a.gateway_user = value("--gateway-user")?,
             "--cgroup-root" => a.cgroup_root = Some(value("--cgroup-root")?.into()),
+            "--max-connections" => {
+                let v = value("--max-connections")?;
+                a.max_connections = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or(format!("--max-connections: {v:?} is not a positive number"))?;
+            }
+            "--idle-timeout-s" => {
+                let v = value("--idle-timeout-s")?;
+                a.idle_timeout_s = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or(format!("--idle-timeout-s: {v:?} is not a positive number"))?;
+            }
             "--check" => a.check = true,
             "--help" | "-h" => return Ok(Parsed::Help),
             "--version" | "-V" => return Ok(Parsed::Version),

@@ -1,20 +1,29 @@
-//! Running and finished jobs. The helper, not the gateway, owns a job's
-//! deadline: a timed-out job is killed whether or not anyone is connected.
-//! Finished jobs are kept in a bounded table so the gateway can still ask
-//! for their status after a reconnect.
+//! Running, draining and finished jobs. The helper, not the gateway, owns a
+//! job's deadline: a timed-out job is killed whether or not anyone is
+//! connected. When a job's shell is reaped the rest of the job is killed and
+//! the job *drains*: its cgroup is removed and its uid freed only once the
+//! kernel reports the cgroup empty (`cgroup.events`), watched by the poll
+//! loop — nothing here sleeps. Finished jobs are kept in a bounded table so
+//! the gateway can still ask for their status after a reconnect.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::OwnedFd;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal as NixSignal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use protocol::{Containment, JobId, JobState, JobStatus};
+use protocol::{Containment, JobId, JobLimits, JobState, JobStatus};
 
-use crate::cgroup::JobCgroup;
+use crate::cgroup::{self, JobCgroup};
+use crate::uids::{self, UidPool};
 
 /// How many finished jobs are remembered.
 pub const FINISHED_KEPT: usize = 1024;
+
+/// How often a draining job is killed again and, without a cgroup, swept.
+pub const DRAIN_RETRY: Duration = Duration::from_millis(200);
 
 /// A job whose shell has not been reaped yet.
 pub struct Running {
@@ -23,12 +32,26 @@ pub struct Running {
     pub cgroup: Option<JobCgroup>,
     pub status: JobStatus,
     pub timed_out: bool,
+    /// The pool uid to free once the job is empty (`None`: shared user).
+    pub pool_uid: Option<u32>,
+}
+
+/// A finished job whose processes may still be dying.
+pub struct Draining {
+    pub cgroup: Option<JobCgroup>,
+    /// `cgroup.events`, polled for `POLLPRI`.
+    pub events: Option<File>,
+    pub pool_uid: Option<u32>,
+    pub pid: i32,
+    next_retry: Instant,
 }
 
 /// All jobs.
 #[derive(Default)]
 pub struct Jobs {
     pub running: HashMap<JobId, Running>,
+    pub draining: HashMap<JobId, Draining>,
+    pub uids: UidPool,
     finished: HashMap<JobId, JobStatus>,
     order: VecDeque<JobId>,
 }
@@ -52,28 +75,25 @@ impl Jobs {
             .or_else(|| self.finished.get(id).cloned())
     }
 
-    /// Time until the nearest deadline (for the poll timeout).
-    pub fn next_deadline(&self) -> Option<Duration> {
+    /// Time until the loop must look at jobs again: the nearest deadline,
+    /// or a drain retry.
+    pub fn next_wakeup(&self) -> Option<Duration> {
         let now = Instant::now();
-        self.running
+        let deadlines = self
+            .running
             .values()
             .filter(|r| !r.timed_out)
-            .map(|r| r.deadline.saturating_duration_since(now))
+            .map(|r| r.deadline);
+        let drains = self.draining.values().map(|d| d.next_retry);
+        deadlines
+            .chain(drains)
+            .map(|t| t.saturating_duration_since(now))
             .min()
     }
 
     /// Kills the whole job: its cgroup, or its process group.
     pub fn kill(r: &Running) {
-        match &r.cgroup {
-            Some(cg) => {
-                if let Err(e) = cg.kill() {
-                    eprintln!("job {}: cgroup.kill failed: {e}", r.status.pid);
-                }
-            }
-            None => {
-                let _ = killpg(nix::unistd::Pid::from_raw(r.status.pid), NixSignal::SIGKILL);
-            }
-        }
+        kill_job(r.cgroup.as_ref(), r.status.pid);
     }
 
     /// Kills every job whose deadline has passed.
@@ -103,13 +123,9 @@ impl Jobs {
         let Some(mut r) = self.running.remove(id) else {
             return false;
         };
-        // A job ends with its shell: whatever it left behind is killed.
+        // A job ends with its shell: whatever it left behind is killed, and
+        // the job drains until nothing of it is left.
         Jobs::kill(&r);
-        if let Some(cg) = &r.cgroup {
-            if let Err(e) = cg.destroy() {
-                eprintln!("job {id}: removing its cgroup failed: {e}");
-            }
-        }
         r.status.exit_code = code;
         r.status.signal = sig;
         r.status.timed_out = r.timed_out;
@@ -122,11 +138,29 @@ impl Jobs {
             JobState::Exited
         };
         eprintln!(
-            "job {id}: pid {} ended: {} exit_code={:?} signal={:?}",
+            "job {id}: pid {} uid {} ended: {} exit_code {} signal {}",
             r.status.pid,
+            r.status.uid,
             r.status.state.name(),
-            code,
-            sig
+            opt(code),
+            opt(sig)
+        );
+        let events = r.cgroup.as_ref().and_then(|c| match c.open_events() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("job {id}: cannot watch cgroup.events: {e}");
+                None
+            }
+        });
+        self.draining.insert(
+            *id,
+            Draining {
+                cgroup: r.cgroup,
+                events,
+                pool_uid: r.pool_uid,
+                pid: r.status.pid,
+                next_retry: Instant::now(),
+            },
         );
         self.finished.insert(*id, r.status);
         self.order.push_back(*id);
@@ -135,28 +169,129 @@ impl Jobs {
                 self.finished.remove(&old);
             }
         }
+        self.drain(id);
         true
     }
 
-    /// At shutdown: kill everything still running.
-    pub fn kill_all(&mut self) {
-        let ids: Vec<JobId> = self.running.keys().copied().collect();
-        for id in ids {
-            if let Some(r) = self.running.get(&id) {
-                Jobs::kill(r);
-            }
-            for _ in 0..100 {
-                if self.reap(&id) {
-                    break;
+    /// Tries to finish draining `id`: if nothing of the job is left, removes
+    /// its cgroup and frees its uid; otherwise kills it again (at most every
+    /// [`DRAIN_RETRY`]). Returns whether the job is gone.
+    pub fn drain(&mut self, id: &JobId) -> bool {
+        let Some(d) = self.draining.get_mut(id) else {
+            return true;
+        };
+        let empty = match (&d.cgroup, &d.events) {
+            (Some(_), Some(ev)) => !cgroup::populated(ev).unwrap_or(true),
+            // No events file: removal itself tells (EBUSY while populated).
+            (Some(cg), None) => cg.remove().is_ok(),
+            (None, _) => match d.pool_uid {
+                Some(uid) => {
+                    if let Err(e) = uids::sweep(uid) {
+                        eprintln!("job {id}: sweeping uid {uid} failed: {e}");
+                    }
+                    !uids::has_processes(uid)
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                // A shared user cannot be swept without killing other jobs.
+                None => true,
+            },
+        };
+        if !empty {
+            if Instant::now() >= d.next_retry {
+                kill_job(d.cgroup.as_ref(), d.pid);
+                d.next_retry = Instant::now() + DRAIN_RETRY;
             }
+            return false;
+        }
+        if let Some(cg) = &d.cgroup {
+            if let Err(e) = cg.remove() {
+                eprintln!("job {id}: removing its empty cgroup failed: {e}");
+                d.next_retry = Instant::now() + DRAIN_RETRY;
+                return false;
+            }
+        }
+        if let Some(uid) = d.pool_uid {
+            self.uids.release(uid);
+        }
+        self.draining.remove(id);
+        true
+    }
+
+    /// Retries every draining job whose retry time has come (jobs without
+    /// an events file have nothing else to wake the loop).
+    pub fn drain_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<JobId> = self
+            .draining
+            .iter()
+            .filter(|(_, d)| d.next_retry <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.drain(&id);
+        }
+    }
+
+    /// At shutdown: kill everything, wait (bounded, by polling the shells'
+    /// pidfds) for the shells to exit, and drain what can be drained.
+    pub fn kill_all(&mut self, within: Duration) {
+        for r in self.running.values() {
+            Jobs::kill(r);
+        }
+        let until = Instant::now() + within;
+        while !self.running.is_empty() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let ids: Vec<JobId> = self.running.keys().copied().collect();
+            let mut fds: Vec<PollFd<'_>> = self
+                .running
+                .values()
+                .map(|r| PollFd::new(r.pidfd.as_fd(), PollFlags::POLLIN))
+                .collect();
+            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+            if poll(&mut fds, PollTimeout::from(ms)).is_err() {
+                break;
+            }
+            drop(fds);
+            for id in ids {
+                self.reap(&id);
+            }
+        }
+        let ids: Vec<JobId> = self.draining.keys().copied().collect();
+        for id in ids {
+            self.drain(&id);
         }
     }
 }
 
+fn kill_job(cgroup: Option<&JobCgroup>, pid: i32) {
+    match cgroup {
+        Some(cg) => {
+            if let Err(e) = cg.kill() {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("job pid {pid}: cgroup.kill failed: {e}");
+                }
+            }
+        }
+        None => {
+            let _ = killpg(nix::unistd::Pid::from_raw(pid), NixSignal::SIGKILL);
+        }
+    }
+}
+
+fn opt(v: Option<i32>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+}
+
 /// A fresh status for a job that just started.
-pub fn started(pid: i32, start_time: u64, containment: Containment, limit: u64) -> JobStatus {
+pub fn started(
+    pid: i32,
+    start_time: u64,
+    containment: Containment,
+    uid: u32,
+    limits: JobLimits,
+) -> JobStatus {
     JobStatus {
         state: JobState::Running,
         pid,
@@ -167,6 +302,8 @@ pub fn started(pid: i32, start_time: u64, containment: Containment, limit: u64) 
         started_ms: now_ms(),
         ended_ms: None,
         containment,
-        output_limit: limit,
+        output_limit: limits.rlimit_fsize,
+        uid,
+        limits,
     }
 }

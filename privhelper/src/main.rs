@@ -11,6 +11,7 @@ mod socket;
 mod spawn;
 mod sys;
 mod target;
+mod uids;
 
 use std::process::ExitCode;
 
@@ -38,28 +39,37 @@ fn run() -> Result<(), String> {
             return Ok(());
         }
     };
-    let policy = policy::Policy::load(&args.policy).map_err(|e| e.to_string())?;
+    let gw = resolve_gateway(&args.gateway_user);
+    let ctx = policy::Context::host(gw.as_ref().ok().map(|g| g.0));
+    let policy = policy::Policy::load(&args.policy, &ctx).map_err(|e| e.to_string())?;
     if args.check {
+        if let Err(e) = &gw {
+            println!("warning: {e}; the run identity was not checked against the gateway user");
+        }
+        for w in &policy.warnings {
+            println!("warning: {w}");
+        }
         println!("policy ok: {}", policy.summary());
         return Ok(());
     }
-    let gw = match args.gateway_user.parse::<u32>() {
-        Ok(uid) => User::from_uid(uid.into())
-            .ok()
-            .flatten()
-            .map(|u| (uid, Some(u.gid.as_raw())))
-            .unwrap_or((uid, None)),
-        Err(_) => {
-            let u = User::from_name(&args.gateway_user)
-                .map_err(|e| format!("looking up {}: {e}", args.gateway_user))?
-                .ok_or(format!("no such gateway user {:?}", args.gateway_user))?;
-            (u.uid.as_raw(), Some(u.gid.as_raw()))
-        }
-    };
+    let gw = gw?;
+    for w in &policy.warnings {
+        eprintln!("policy warning: {w}");
+    }
     let cgroups = cgroup::CgroupRoot::discover(args.cgroup_root.as_deref());
     match &cgroups {
-        Some(c) => eprintln!("containment: cgroup under {}", c.path().display()),
-        None => eprintln!("containment: pgid (no writable cgroup v2 with cgroup.kill); a job that calls setsid can escape its timeout"),
+        Some(c) => {
+            let on = c.controllers();
+            eprintln!(
+                "containment: cgroup under {}; job limits by cgroup: memory {}, pids {}, cpu {} \
+                 (where off, RLIMIT_AS and the per-job RLIMIT_NPROC still hold)",
+                c.path().display(),
+                on_off(on.memory),
+                on_off(on.pids),
+                on_off(on.cpu)
+            );
+        }
+        None => eprintln!("containment: pgid (no writable cgroup v2 with cgroup.kill): a job is killed by process group, and with per-job uids by a sweep of its uid when its shell ends"),
     }
     let listener = socket::listen(&args.socket, gw.1)
         .map_err(|e| format!("{}: {e}", args.socket.display()))?;
@@ -70,10 +80,41 @@ fn run() -> Result<(), String> {
         gw.0
     );
     let created = listener.created.clone();
-    let mut server = server::Server::new(listener, policy, args.policy.clone(), gw.0, cgroups);
+    let limits = server::Limits {
+        gateway_uid: gw.0,
+        max_conns: args.max_connections,
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_s),
+    };
+    let mut server =
+        server::Server::new(listener, policy, args.policy.clone(), ctx, limits, cgroups);
     let result = server.run().map_err(|e| e.to_string());
     if let Some(p) = created {
         let _ = std::fs::remove_file(p);
     }
     result
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// (uid, primary gid) of `--gateway-user`, a name or a number.
+fn resolve_gateway(user: &str) -> Result<(u32, Option<u32>), String> {
+    match user.parse::<u32>() {
+        Ok(uid) => Ok(User::from_uid(uid.into())
+            .ok()
+            .flatten()
+            .map(|u| (uid, Some(u.gid.as_raw())))
+            .unwrap_or((uid, None))),
+        Err(_) => {
+            let u = User::from_name(user)
+                .map_err(|e| format!("looking up {user}: {e}"))?
+                .ok_or(format!("no such gateway user {user:?}"))?;
+            Ok((u.uid.as_raw(), Some(u.gid.as_raw())))
+        }
+    }
 }

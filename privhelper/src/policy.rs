@@ -4,6 +4,9 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::io::Read;
+use std::ops::RangeInclusive;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use nix::unistd::{Gid, Group, User};
@@ -69,7 +72,10 @@ struct RawRenice {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRun {
-    user: Owner,
+    #[serde(default)]
+    user: Option<Owner>,
+    #[serde(default)]
+    uids: Option<String>,
     #[serde(default = "default_timeout")]
     max_timeout_s: u64,
     #[serde(default = "default_jobs")]
@@ -82,6 +88,12 @@ struct RawRun {
     nofile: u64,
     #[serde(default = "default_nproc")]
     nproc: u64,
+    #[serde(default = "default_memory")]
+    memory_max: u64,
+    #[serde(default)]
+    pids_max: Option<u64>,
+    #[serde(default = "default_cpu_max")]
+    cpu_max: u64,
 }
 
 fn default_timeout() -> u64 {
@@ -99,21 +111,42 @@ fn default_nofile() -> u64 {
 fn default_nproc() -> u64 {
     256
 }
+fn default_memory() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_cpu_max() -> u64 {
+    100
+}
+
+/// systemd's DynamicUser range: a job uid range may not overlap it.
+pub const DYNAMIC_USER_UIDS: RangeInclusive<u32> = 61184..=65519;
+
+/// The owner token that names every job uid of a per-job range.
+pub const JOBS_TOKEN: &str = "@jobs";
 
 /// Who may be acted on, for one kind of act.
 #[derive(Debug, Clone, Default)]
 pub struct TargetRule {
     pub owners: HashSet<Uid>,
+    /// `owners` held `"@jobs"`: any uid of the per-job range.
+    pub jobs: bool,
     /// Empty = any process name.
     pub names: HashSet<String>,
 }
 
-/// The run user and the limits of a job.
+/// Whose identity a job runs under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunAs {
+    /// One uid/gid per running job, taken from this range (gid = uid).
+    PerJob(RangeInclusive<u32>),
+    /// One named user for every job: jobs are not isolated from each other.
+    Shared { uid: Uid, gid: u32, name: String },
+}
+
+/// The run identity and the limits of a job.
 #[derive(Debug, Clone)]
 pub struct RunPolicy {
-    pub uid: Uid,
-    pub gid: u32,
-    pub user_name: String,
+    pub run_as: RunAs,
     pub home: String,
     pub max_timeout_ms: u64,
     pub max_jobs: usize,
@@ -121,6 +154,19 @@ pub struct RunPolicy {
     pub cpu_s: u64,
     pub nofile: u64,
     pub nproc: u64,
+    /// Memory ceiling of a job, bytes (cgroup `memory.max`, else `RLIMIT_AS`).
+    pub memory_max: u64,
+    /// `pids.max` of a job's cgroup.
+    pub pids_max: u64,
+    /// `cpu.max` of a job's cgroup, in percent of one CPU.
+    pub cpu_max_percent: u64,
+}
+
+impl RunPolicy {
+    /// Whether `uid` belongs to the per-job range.
+    pub fn is_job_uid(&self, uid: u32) -> bool {
+        matches!(&self.run_as, RunAs::PerJob(r) if r.contains(&uid))
+    }
 }
 
 /// A validated policy.
@@ -132,21 +178,57 @@ pub struct Policy {
     pub min_nice: Nice,
     /// `None`: no `[run]` section, Spawn is denied.
     pub run: Option<RunPolicy>,
+    /// Things that load but deserve a second look (printed at load and by
+    /// `--check`).
+    pub warnings: Vec<String>,
+}
+
+/// What the loader must know about the host to validate a policy.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The gateway's uid: never a run user, never in a job range.
+    pub gateway_uid: Option<u32>,
+    /// Uids that have a passwd entry: never in a job range.
+    pub passwd_uids: HashSet<u32>,
+}
+
+impl Context {
+    /// The gateway uid and the uids of `/etc/passwd`.
+    pub fn host(gateway_uid: Option<u32>) -> Context {
+        let passwd_uids = std::fs::read_to_string("/etc/passwd")
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Context {
+            gateway_uid,
+            passwd_uids,
+        }
+    }
 }
 
 /// A refusal by the policy: the rule's name, e.g. `signal.owners`.
 pub type Rule = &'static str;
 
 impl Policy {
-    /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| PolicyError(format!("{}: {e}", path.display())))?;
-        Policy::parse(&text).map_err(|e| PolicyError(format!("{}: {e}", path.display())))
+    /// Reads and validates the file at `path`, which must be trusted: owned
+    /// by root (or by the helper's own user when it does not run as root)
+    /// and writable by nobody else, as sudo treats sudoers.
+    pub fn load(path: &Path, ctx: &Context) -> Result<Policy, PolicyError> {
+        let at = |e: String| PolicyError(format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| at(e.to_string()))?;
+        check_trust(meta.uid(), meta.mode(), nix::unistd::geteuid().as_raw()).map_err(at)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(|e| at(e.to_string()))?;
+        Policy::parse(&text, ctx).map_err(|e| at(e.0))
     }
 
     /// Parses policy text.
-    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+    pub fn parse(text: &str, ctx: &Context) -> Result<Policy, PolicyError> {
         let raw: RawPolicy = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_at(text, s.start)).unwrap_or(0);
             PolicyError(format!("line {line}: {}", e.message()))
@@ -155,11 +237,18 @@ impl Policy {
             min_nice: Nice::new(0).map_err(PolicyError)?,
             ..Policy::default()
         };
+        if let Some(run) = raw.run {
+            p.run = Some(resolve_run(text, run, ctx)?);
+        }
+        let per_job = matches!(
+            p.run,
+            Some(RunPolicy {
+                run_as: RunAs::PerJob(_),
+                ..
+            })
+        );
         if let Some(s) = raw.signal {
-            p.signal = TargetRule {
-                owners: resolve_owners(text, &s.owners)?,
-                names: s.names.into_iter().collect(),
-            };
+            p.signal = resolve_rule(text, &s.owners, s.names, per_job, "signal", &mut p.warnings)?;
             for name in s.signals {
                 let sig: Signal = name
                     .parse()
@@ -168,10 +257,7 @@ impl Policy {
             }
         }
         if let Some(r) = raw.renice {
-            p.renice = TargetRule {
-                owners: resolve_owners(text, &r.owners)?,
-                names: r.names.into_iter().collect(),
-            };
+            p.renice = resolve_rule(text, &r.owners, r.names, per_job, "renice", &mut p.warnings)?;
             let min = r.min_nice.unwrap_or(0);
             p.min_nice = Nice::new(min).map_err(|e| {
                 PolicyError(format!("line {}: min_nice: {e}", line_of(text, "min_nice")))
@@ -183,15 +269,20 @@ impl Policy {
                 )));
             }
         }
-        if let Some(run) = raw.run {
-            p.run = Some(resolve_run(text, run)?);
+        if let (Some(run), Some(gw)) = (&p.run, ctx.gateway_uid) {
+            if let RunAs::Shared { .. } = run.run_as {
+                p.warnings.push(format!(
+                    "[run] user: jobs share one uid and are not isolated from each other; \
+                     use uids = \"START-END\" (gateway uid {gw} is refused either way)"
+                ));
+            }
         }
         Ok(p)
     }
 
     /// The rule that forbids `sig`, if any.
     pub fn check_signal(&self, owner: Uid, comm: &str, sig: Signal) -> Result<(), Rule> {
-        check_target(&self.signal, owner, comm, "signal.owners", "signal.names")?;
+        self.check_target(&self.signal, owner, comm, "signal.owners", "signal.names")?;
         if !self.signals.contains(&sig) {
             return Err("signal.signals");
         }
@@ -200,9 +291,57 @@ impl Policy {
 
     /// The rule that forbids setting `nice`, if any.
     pub fn check_renice(&self, owner: Uid, comm: &str, nice: Nice) -> Result<(), Rule> {
-        check_target(&self.renice, owner, comm, "renice.owners", "renice.names")?;
+        self.check_target(&self.renice, owner, comm, "renice.owners", "renice.names")?;
         if nice.get() < self.min_nice.get() {
             return Err("renice.min_nice");
+        }
+        Ok(())
+    }
+
+    /// The value behind a rule, for the refusal's message: "min_nice is 0".
+    pub fn describe(&self, rule: Rule) -> String {
+        let uids = |r: &TargetRule| {
+            let mut v: Vec<String> = r.owners.iter().map(|u| u.get().to_string()).collect();
+            v.sort();
+            if r.jobs {
+                v.push(JOBS_TOKEN.into());
+            }
+            format!("[{}]", v.join(", "))
+        };
+        let names = |r: &TargetRule| {
+            let mut v: Vec<&str> = r.names.iter().map(String::as_str).collect();
+            v.sort_unstable();
+            format!("{v:?}")
+        };
+        match rule {
+            "signal.owners" => format!("signal.owners is {}", uids(&self.signal)),
+            "signal.names" => format!("signal.names is {}", names(&self.signal)),
+            "signal.signals" => {
+                let mut v: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
+                v.sort_unstable();
+                format!("signal.signals is {v:?}")
+            }
+            "renice.owners" => format!("renice.owners is {}", uids(&self.renice)),
+            "renice.names" => format!("renice.names is {}", names(&self.renice)),
+            "renice.min_nice" => format!("renice.min_nice is {}", self.min_nice.get()),
+            other => other.to_string(),
+        }
+    }
+
+    fn check_target(
+        &self,
+        rule: &TargetRule,
+        owner: Uid,
+        comm: &str,
+        owners_rule: Rule,
+        names_rule: Rule,
+    ) -> Result<(), Rule> {
+        let job = rule.jobs && self.run.as_ref().is_some_and(|r| r.is_job_uid(owner.get()));
+        if !rule.owners.contains(&owner) && !job {
+            return Err(owners_rule);
+        }
+        if !rule.names.is_empty() && !rule.names.contains(comm) {
+            return Err(names_rule);
         }
         Ok(())
     }
@@ -211,40 +350,55 @@ impl Policy {
     pub fn summary(&self) -> String {
         let mut sigs: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
         sigs.sort_unstable();
+        let owners = |r: &TargetRule| {
+            let mut v: Vec<String> = r.owners.iter().map(|u| u.get().to_string()).collect();
+            v.sort();
+            if r.jobs {
+                v.push(JOBS_TOKEN.into());
+            }
+            v.join(",")
+        };
         format!(
-            "signal owners {:?} signals {:?}; renice owners {:?} min_nice {}; run {}",
-            self.signal
-                .owners
-                .iter()
-                .map(|u| u.get())
-                .collect::<Vec<_>>(),
+            "signal owners [{}] signals {:?}; renice owners [{}] min_nice {}; run {}",
+            owners(&self.signal),
             sigs,
-            self.renice
-                .owners
-                .iter()
-                .map(|u| u.get())
-                .collect::<Vec<_>>(),
+            owners(&self.renice),
             self.min_nice.get(),
             self.run
                 .as_ref()
-                .map(|r| format!("as {} (uid {})", r.user_name, r.uid.get()))
+                .map(|r| match &r.run_as {
+                    RunAs::PerJob(range) => format!(
+                        "as one uid per job from {}-{} (memory_max {} pids_max {} cpu_max {}%)",
+                        range.start(),
+                        range.end(),
+                        r.memory_max,
+                        r.pids_max,
+                        r.cpu_max_percent
+                    ),
+                    RunAs::Shared { uid, name, .. } => format!(
+                        "as shared user {name} (uid {}): jobs are not isolated from each other",
+                        uid.get()
+                    ),
+                })
                 .unwrap_or_else(|| "denied".into())
         )
     }
 }
 
-fn check_target(
-    rule: &TargetRule,
-    owner: Uid,
-    comm: &str,
-    owners_rule: Rule,
-    names_rule: Rule,
-) -> Result<(), Rule> {
-    if !rule.owners.contains(&owner) {
-        return Err(owners_rule);
+/// Refuses a policy file that anyone but root (or the helper's own user)
+/// could have written: owner and mode come from `fstat` of the opened file.
+pub fn check_trust(owner: u32, mode: u32, euid: u32) -> Result<(), String> {
+    if owner != 0 && owner != euid {
+        return Err(format!(
+            "refusing an untrusted policy: owned by uid {owner}, must be owned by root"
+        ));
     }
-    if !rule.names.is_empty() && !rule.names.contains(comm) {
-        return Err(names_rule);
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "refusing an untrusted policy: mode {:04o} is writable by group or others \
+             (chmod go-w)",
+            mode & 0o7777
+        ));
     }
     Ok(())
 }
@@ -265,11 +419,49 @@ fn line_of(text: &str, needle: &str) -> usize {
     text.find(needle).map(|at| line_at(text, at)).unwrap_or(0)
 }
 
-fn resolve_owners(text: &str, owners: &[Owner]) -> Result<HashSet<Uid>, PolicyError> {
-    owners
-        .iter()
-        .map(|o| resolve_user(text, o).map(|u| u.0))
-        .collect()
+/// The lowest uid a login user gets on Debian (`UID_MIN`); owners below it
+/// (other than job uids) are system users and draw a warning.
+const LOGIN_UID_MIN: u32 = 1000;
+
+fn resolve_rule(
+    text: &str,
+    owners: &[Owner],
+    names: Vec<String>,
+    per_job: bool,
+    section: &str,
+    warnings: &mut Vec<String>,
+) -> Result<TargetRule, PolicyError> {
+    let mut rule = TargetRule {
+        names: names.into_iter().collect(),
+        ..TargetRule::default()
+    };
+    for o in owners {
+        if matches!(o, Owner::Name(n) if n == JOBS_TOKEN) {
+            if !per_job {
+                return Err(PolicyError(format!(
+                    "line {}: {JOBS_TOKEN} needs per-job uids ([run] uids = \"START-END\")",
+                    line_of(text, JOBS_TOKEN)
+                )));
+            }
+            rule.jobs = true;
+            continue;
+        }
+        let (uid, _, name, _) = resolve_user(text, o)?;
+        if uid.get() == 0 {
+            warnings.push(format!(
+                "[{section}] owners names root: every root process not protected by a \
+                 built-in rule is a target"
+            ));
+        } else if uid.get() < LOGIN_UID_MIN {
+            warnings.push(format!(
+                "[{section}] owners names system user {name} (uid {}): every process of \
+                 that user is a target",
+                uid.get()
+            ));
+        }
+        rule.owners.insert(uid);
+    }
+    Ok(rule)
 }
 
 /// (uid, primary gid, name, home) of a user name or number.
@@ -303,24 +495,111 @@ fn resolve_user(text: &str, owner: &Owner) -> Result<(Uid, u32, String, String),
     }
 }
 
-fn resolve_run(text: &str, run: RawRun) -> Result<RunPolicy, PolicyError> {
-    let (uid, gid, user_name, home) = resolve_user(text, &run.user)?;
-    if uid.get() == 0 || gid == 0 {
-        return Err(PolicyError(format!(
-            "line {}: commands may not run as root",
-            line_of(text, "user")
+/// Parses `"START-END"` and checks that no uid in it is root, the gateway,
+/// `nobody`, a passwd user or systemd's DynamicUser range.
+fn parse_uid_range(
+    text: &str,
+    spec: &str,
+    ctx: &Context,
+) -> Result<RangeInclusive<u32>, PolicyError> {
+    let line = line_of(text, "uids");
+    let err = |m: String| PolicyError(format!("line {line}: uids = {spec:?}: {m}"));
+    let (a, b) = spec
+        .split_once('-')
+        .ok_or_else(|| err("expected \"START-END\"".into()))?;
+    let first: u32 = a
+        .trim()
+        .parse()
+        .map_err(|_| err(format!("{a:?} is not a uid")))?;
+    let last: u32 = b
+        .trim()
+        .parse()
+        .map_err(|_| err(format!("{b:?} is not a uid")))?;
+    if first > last {
+        return Err(err("START is above END".into()));
+    }
+    if last - first >= 65536 {
+        return Err(err("more than 65536 uids".into()));
+    }
+    let range = first..=last;
+    if range.contains(&0) {
+        return Err(err("contains root (uid 0)".into()));
+    }
+    if let Some(gw) = ctx.gateway_uid {
+        if range.contains(&gw) {
+            return Err(err(format!("contains the gateway's uid {gw}")));
+        }
+    }
+    for special in [65534, 65535, u32::MAX] {
+        if range.contains(&special) {
+            return Err(err(format!("contains the special uid {special}")));
+        }
+    }
+    if first <= *DYNAMIC_USER_UIDS.end() && *DYNAMIC_USER_UIDS.start() <= last {
+        return Err(err(format!(
+            "overlaps systemd's DynamicUser range {}-{}",
+            DYNAMIC_USER_UIDS.start(),
+            DYNAMIC_USER_UIDS.end()
         )));
     }
+    let mut taken: Vec<u32> = ctx
+        .passwd_uids
+        .iter()
+        .copied()
+        .filter(|u| range.contains(u))
+        .collect();
+    taken.sort_unstable();
+    if let Some(u) = taken.first() {
+        return Err(err(format!(
+            "uid {u} has a passwd entry; job uids must belong to nobody else"
+        )));
+    }
+    Ok(range)
+}
+
+fn resolve_run(text: &str, run: RawRun, ctx: &Context) -> Result<RunPolicy, PolicyError> {
+    let (run_as, home) = match (&run.user, &run.uids) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(PolicyError(format!(
+                "line {}: [run] needs exactly one of uids = \"START-END\" (one identity per \
+                 job) or user = NAME (shared, jobs not isolated)",
+                line_of(text, "[run]")
+            )))
+        }
+        (None, Some(spec)) => (RunAs::PerJob(parse_uid_range(text, spec, ctx)?), "/".into()),
+        (Some(user), None) => {
+            let (uid, gid, name, home) = resolve_user(text, user)?;
+            if uid.get() == 0 || gid == 0 {
+                return Err(PolicyError(format!(
+                    "line {}: commands may not run as root",
+                    line_of(text, "user")
+                )));
+            }
+            if Some(uid.get()) == ctx.gateway_uid {
+                return Err(PolicyError(format!(
+                    "line {}: the run user {name} is the gateway's user (uid {}): a job could \
+                     talk to the helper as the gateway and read every key and output",
+                    line_of(text, "user"),
+                    uid.get()
+                )));
+            }
+            (RunAs::Shared { uid, gid, name }, home)
+        }
+    };
     if run.max_timeout_s == 0 || run.max_jobs == 0 {
         return Err(PolicyError(format!(
             "line {}: max_timeout_s and max_jobs must be positive",
             line_of(text, "[run]")
         )));
     }
+    if run.memory_max < 16 * 1024 * 1024 || run.cpu_max == 0 {
+        return Err(PolicyError(format!(
+            "line {}: memory_max must be at least 16 MiB and cpu_max positive",
+            line_of(text, "[run]")
+        )));
+    }
     Ok(RunPolicy {
-        uid,
-        gid,
-        user_name,
+        run_as,
         home,
         max_timeout_ms: run.max_timeout_s.saturating_mul(1000),
         max_jobs: run.max_jobs,
@@ -328,6 +607,9 @@ fn resolve_run(text: &str, run: RawRun) -> Result<RunPolicy, PolicyError> {
         cpu_s: run.cpu_s,
         nofile: run.nofile,
         nproc: run.nproc,
+        memory_max: run.memory_max,
+        pids_max: run.pids_max.unwrap_or(run.nproc),
+        cpu_max_percent: run.cpu_max,
     })
 }
 
@@ -335,9 +617,22 @@ fn resolve_run(text: &str, run: RawRun) -> Result<RunPolicy, PolicyError> {
 mod tests {
     use super::*;
 
+    impl Policy {
+        fn parse_test(text: &str) -> Result<Policy, PolicyError> {
+            Policy::parse(text, &ctx())
+        }
+    }
+
+    fn ctx() -> Context {
+        Context {
+            gateway_uid: Some(990),
+            passwd_uids: [0, 1, 65534, 990, 1000, 40_050].into_iter().collect(),
+        }
+    }
+
     #[test]
     fn an_empty_policy_denies_everything() {
-        let p = Policy::parse("").expect("parses");
+        let p = Policy::parse_test("").expect("parses");
         let root = Uid::new(0);
         assert_eq!(
             p.check_signal(root, "x", Signal::Term),
@@ -352,7 +647,7 @@ mod tests {
 
     #[test]
     fn allowlists_are_applied_in_order() {
-        let p = Policy::parse(
+        let p = Policy::parse_test(
             "[signal]\nowners = [65534]\nnames = [\"sleep\"]\nsignals = [\"TERM\"]\n\
              [renice]\nowners = [65534]\nmin_nice = 5\n",
         )
@@ -378,15 +673,15 @@ mod tests {
 
     #[test]
     fn a_syntax_error_names_its_line() {
-        let e = Policy::parse("[signal]\nsignals = [\"TERM\"]\nowners = [nobody]\n")
+        let e = Policy::parse_test("[signal]\nsignals = [\"TERM\"]\nowners = [nobody]\n")
             .expect_err("bad toml");
         assert!(e.0.starts_with("line 3:"), "{e}");
     }
 
     #[test]
     fn an_error_at_the_start_of_a_line_names_that_line() {
-        let e =
-            Policy::parse("[signal]\nowners = []\ncolour = \"red\"\n").expect_err("unknown key");
+        let e = Policy::parse_test("[signal]\nowners = []\ncolour = \"red\"\n")
+            .expect_err("unknown key");
         assert!(e.0.starts_with("line 3:"), "{e}");
         assert_eq!(line_at("a\nb\nc", 4), 3);
         assert_eq!(line_at("a", 99), 1);
@@ -394,24 +689,112 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_signals_are_errors() {
-        assert!(Policy::parse("[signal]\nowner = []\n").is_err());
-        let e = Policy::parse("[signal]\nsignals = [\"SEGV\"]\n").expect_err("bad signal");
+        assert!(Policy::parse_test("[signal]\nowner = []\n").is_err());
+        let e = Policy::parse_test("[signal]\nsignals = [\"SEGV\"]\n").expect_err("bad signal");
         assert!(e.0.contains("line 2"), "{e}");
     }
 
     #[test]
     fn negative_min_nice_needs_an_explicit_allowance() {
-        assert!(Policy::parse("[renice]\nmin_nice = -5\n").is_err());
-        let p = Policy::parse("[renice]\nmin_nice = -5\nallow_negative = true\n").expect("ok");
+        assert!(Policy::parse_test("[renice]\nmin_nice = -5\n").is_err());
+        let p = Policy::parse_test("[renice]\nmin_nice = -5\nallow_negative = true\n").expect("ok");
         assert_eq!(p.min_nice.get(), -5);
-        assert!(Policy::parse("[renice]\nmin_nice = 40\n").is_err());
+        assert!(Policy::parse_test("[renice]\nmin_nice = 40\n").is_err());
     }
 
     #[test]
     fn commands_never_run_as_root() {
-        assert!(Policy::parse("[run]\nuser = \"root\"\n").is_err());
-        assert!(Policy::parse("[run]\nuser = 0\n").is_err());
-        let p = Policy::parse("[run]\nuser = \"nobody\"\n").expect("ok");
-        assert_eq!(p.run.map(|r| r.uid.get()), Some(65534));
+        assert!(Policy::parse_test("[run]\nuser = \"root\"\n").is_err());
+        assert!(Policy::parse_test("[run]\nuser = 0\n").is_err());
+        let p = Policy::parse_test("[run]\nuser = \"nobody\"\n").expect("ok");
+        assert!(matches!(
+            p.run.map(|r| r.run_as),
+            Some(RunAs::Shared { uid, .. }) if uid.get() == 65534
+        ));
+    }
+
+    #[test]
+    fn a_job_uid_range_never_holds_root_the_gateway_or_a_known_user() {
+        let bad = [
+            ("0-10", "root"),
+            ("980-999", "gateway"),
+            ("40000-40100", "passwd entry"),
+            ("61000-61200", "DynamicUser"),
+            ("65530-65540", "special"),
+            ("5-2", "above END"),
+            ("abc", "START-END"),
+            ("1-70000", "65536"),
+        ];
+        for (spec, why) in bad {
+            let e = Policy::parse_test(&format!("[run]\nuids = \"{spec}\"\n")).expect_err(spec);
+            assert!(e.0.contains(why), "{spec}: {e}");
+            assert!(e.0.starts_with("line 2:"), "{e}");
+        }
+        let p = Policy::parse_test("[run]\nuids = \"60600-60699\"\n").expect("ok");
+        let run = p.run.expect("run");
+        assert_eq!(run.run_as, RunAs::PerJob(60600..=60699));
+        assert_eq!(run.home, "/");
+        assert!(run.is_job_uid(60650) && !run.is_job_uid(60700));
+    }
+
+    #[test]
+    fn the_run_user_may_not_be_the_gateway_user_and_needs_one_form() {
+        let e = Policy::parse_test("[run]\nuser = 990\n").expect_err("gateway");
+        assert!(e.0.contains("gateway"), "{e}");
+        assert!(Policy::parse_test("[run]\nmax_jobs = 2\n").is_err());
+        assert!(Policy::parse_test("[run]\nuser = \"nobody\"\nuids = \"60600-60601\"\n").is_err());
+        let p = Policy::parse_test("[run]\nuser = \"nobody\"\n").expect("shared");
+        assert!(
+            p.warnings.iter().any(|w| w.contains("not isolated")),
+            "{:?}",
+            p.warnings
+        );
+    }
+
+    #[test]
+    fn jobs_token_names_the_job_range_only() {
+        let p = Policy::parse_test(
+            "[signal]\nowners = [\"@jobs\"]\nsignals = [\"TERM\"]\n[run]\nuids = \"60600-60609\"\n",
+        )
+        .expect("ok");
+        assert_eq!(p.check_signal(Uid::new(60605), "sh", Signal::Term), Ok(()));
+        assert_eq!(
+            p.check_signal(Uid::new(60610), "sh", Signal::Term),
+            Err("signal.owners")
+        );
+        assert_eq!(
+            p.check_signal(Uid::new(65534), "sh", Signal::Term),
+            Err("signal.owners")
+        );
+        let e = Policy::parse_test("[signal]\nowners = [\"@jobs\"]\n[run]\nuser = \"nobody\"\n")
+            .expect_err("needs range");
+        assert!(e.0.contains("@jobs"), "{e}");
+    }
+
+    #[test]
+    fn owners_naming_root_or_system_users_are_warned_about() {
+        let p = Policy::parse_test("[signal]\nowners = [0, 1, 1000]\n").expect("ok");
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("root"));
+    }
+
+    #[test]
+    fn refusals_name_the_rule_and_its_value() {
+        let p = Policy::parse_test("[renice]\nowners = [1000]\nmin_nice = 5\n").expect("ok");
+        assert_eq!(p.describe("renice.min_nice"), "renice.min_nice is 5");
+        assert_eq!(p.describe("renice.owners"), "renice.owners is [1000]");
+    }
+
+    #[test]
+    fn an_untrusted_policy_file_is_refused() {
+        assert!(check_trust(0, 0o100644, 0).is_ok());
+        assert!(check_trust(0, 0o100600, 0).is_ok());
+        let e = check_trust(1000, 0o100644, 0).expect_err("owner");
+        assert!(e.contains("uid 1000"), "{e}");
+        let e = check_trust(0, 0o100666, 0).expect_err("world-writable");
+        assert!(e.contains("0666"), "{e}");
+        assert!(check_trust(0, 0o100664, 0).is_err());
+        // A helper run as a plain user (development) trusts its own files.
+        assert!(check_trust(1000, 0o100644, 1000).is_ok());
     }
 }

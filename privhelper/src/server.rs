@@ -6,6 +6,12 @@
 //! `Hello` with our version; after that one response per request. Any
 //! frame error, unexpected message or stray descriptor closes that
 //! connection (and is logged) — the others keep being served.
+//!
+//! Abuse bounds: at most `max_conns` connections (a new one evicts the one
+//! idle longest), a connection that has not said `Hello` within
+//! [`FRAME_TIMEOUT`] or has been idle for `idle_timeout` is closed, and when
+//! `accept` runs out of descriptors the listener leaves the poll set for
+//! [`ACCEPT_BACKOFF`] (logged once per back-off) instead of spinning.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -19,28 +25,47 @@ use nix::sys::signal::{SigSet, Signal as NixSignal};
 use nix::sys::signalfd::SignalFd;
 use protocol::fdpass::recv_with_fds;
 use protocol::frame::{decode_frame, encode_frame};
-use protocol::{Containment, JobId, Request, Response, PROTOCOL_VERSION};
+use protocol::{
+    Containment, HelperInfo, Isolation, JobId, JobLimits, Request, Response, PROTOCOL_VERSION,
+};
 
-use crate::cgroup::CgroupRoot;
+use crate::cgroup::{CgroupLimits, CgroupRoot, CPU_PERIOD_US};
 use crate::ids::Nice;
 use crate::jobs::{self, Jobs, Running};
-use crate::policy::Policy;
+use crate::policy::{self, Policy, RunAs, RunPolicy};
 use crate::socket::{self, Listener, Peer};
 use crate::spawn::{spawn, SpawnPlan};
 use crate::target::{self, Refusal};
 
-/// A half-written frame older than this closes its connection.
+/// A half-written frame older than this closes its connection, and so does
+/// a connection that has not said `Hello` by then.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the listener rests after `accept` ran out of descriptors.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The server's settings that are not policy.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub gateway_uid: u32,
+    pub max_conns: usize,
+    pub idle_timeout: Duration,
+}
 
 pub struct Server {
     pub listener: Listener,
     pub policy: Policy,
     pub policy_path: PathBuf,
-    pub gateway_uid: u32,
+    pub policy_ctx: policy::Context,
     pub cgroups: Option<CgroupRoot>,
+    limits: Limits,
     conns: HashMap<u64, Conn>,
     next_conn: u64,
     jobs: Jobs,
+    /// Listener out of the poll set until then (descriptors exhausted).
+    accept_paused_until: Option<Instant>,
+    /// Accept failures not yet logged in this back-off.
+    accept_failures: u64,
 }
 
 struct Conn {
@@ -50,6 +75,8 @@ struct Conn {
     buf: Vec<u8>,
     fds: Vec<OwnedFd>,
     partial_since: Option<Instant>,
+    opened: Instant,
+    last_active: Instant,
 }
 
 enum Key {
@@ -57,6 +84,7 @@ enum Key {
     Signals,
     Conn(u64),
     Job(JobId),
+    Drain(JobId),
 }
 
 impl Server {
@@ -64,18 +92,59 @@ impl Server {
         listener: Listener,
         policy: Policy,
         policy_path: PathBuf,
-        gateway_uid: u32,
+        policy_ctx: policy::Context,
+        limits: Limits,
         cgroups: Option<CgroupRoot>,
     ) -> Server {
+        let mut jobs = Jobs::default();
+        jobs.uids.set_range(job_range(&policy));
         Server {
             listener,
             policy,
             policy_path,
-            gateway_uid,
+            policy_ctx,
             cgroups,
+            limits,
             conns: HashMap::new(),
             next_conn: 0,
-            jobs: Jobs::default(),
+            jobs,
+            accept_paused_until: None,
+            accept_failures: 0,
+        }
+    }
+
+    /// The limits a job started now gets, given the controllers in force.
+    fn job_limits(&self, run: &RunPolicy) -> JobLimits {
+        let c = self
+            .cgroups
+            .as_ref()
+            .map(|c| c.controllers())
+            .unwrap_or_default();
+        JobLimits {
+            cgroup_memory_max: c.memory.then_some(run.memory_max),
+            cgroup_pids_max: c.pids.then_some(run.pids_max),
+            cgroup_cpu_max_us: c.cpu.then_some(cpu_quota_us(run)),
+            rlimit_as: (!c.memory).then_some(run.memory_max),
+            rlimit_nproc: run.nproc,
+            rlimit_cpu_s: run.cpu_s,
+            rlimit_fsize: run.max_output_bytes,
+            rlimit_nofile: run.nofile,
+        }
+    }
+
+    fn info(&self) -> HelperInfo {
+        let run = self.policy.run.as_ref();
+        HelperInfo {
+            containment: self.containment(),
+            isolation: match run.map(|r| &r.run_as) {
+                Some(RunAs::Shared { .. }) => Isolation::SharedUser,
+                _ => Isolation::PerJobUid,
+            },
+            limits: run.map(|r| self.job_limits(r)).unwrap_or_default(),
+            running_jobs: u32::try_from(self.jobs.running.len()).unwrap_or(u32::MAX),
+            max_jobs: run
+                .map(|r| u32::try_from(r.max_jobs).unwrap_or(u32::MAX))
+                .unwrap_or(0),
         }
     }
 
@@ -96,16 +165,29 @@ impl Server {
         mask.thread_block().map_err(io::Error::from)?;
         let sigfd = SignalFd::new(&mask).map_err(io::Error::from)?;
         loop {
-            let timeout = self
+            if self
+                .accept_paused_until
+                .is_some_and(|t| Instant::now() >= t)
+            {
+                self.accept_paused_until = None;
+            }
+            let mut timeout = self
                 .jobs
-                .next_deadline()
+                .next_wakeup()
                 .map(|d| d.min(FRAME_TIMEOUT))
                 .unwrap_or(FRAME_TIMEOUT);
-            let mut keys = vec![Key::Listener, Key::Signals];
-            let mut pfds = vec![
-                PollFd::new(self.listener.listener.as_fd(), PollFlags::POLLIN),
-                PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
-            ];
+            if let Some(t) = self.accept_paused_until {
+                timeout = timeout.min(t.saturating_duration_since(Instant::now()));
+            }
+            let mut keys = vec![Key::Signals];
+            let mut pfds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+            if self.accept_paused_until.is_none() {
+                keys.push(Key::Listener);
+                pfds.push(PollFd::new(
+                    self.listener.listener.as_fd(),
+                    PollFlags::POLLIN,
+                ));
+            }
             for (id, c) in &self.conns {
                 keys.push(Key::Conn(*id));
                 pfds.push(PollFd::new(c.stream.as_fd(), PollFlags::POLLIN));
@@ -113,6 +195,12 @@ impl Server {
             for (id, j) in &self.jobs.running {
                 keys.push(Key::Job(*id));
                 pfds.push(PollFd::new(j.pidfd.as_fd(), PollFlags::POLLIN));
+            }
+            for (id, d) in &self.jobs.draining {
+                if let Some(ev) = &d.events {
+                    keys.push(Key::Drain(*id));
+                    pfds.push(PollFd::new(ev.as_fd(), PollFlags::POLLPRI));
+                }
             }
             let ms = u16::try_from(timeout.as_millis().max(1)).unwrap_or(u16::MAX);
             match poll(&mut pfds, PollTimeout::from(ms)) {
@@ -137,7 +225,7 @@ impl Server {
                                 self.reload();
                             } else {
                                 eprintln!("signal {}: stopping", info.ssi_signo);
-                                self.jobs.kill_all();
+                                self.jobs.kill_all(Duration::from_secs(2));
                                 return Ok(());
                             }
                         }
@@ -146,17 +234,25 @@ impl Server {
                     Key::Job(id) => {
                         self.jobs.reap(&id);
                     }
+                    Key::Drain(id) => {
+                        self.jobs.drain(&id);
+                    }
                 }
             }
             self.jobs.enforce_deadlines();
-            self.expire_partial_frames();
+            self.jobs.drain_due();
+            self.expire_connections();
         }
     }
 
     fn reload(&mut self) {
-        match Policy::load(&self.policy_path) {
+        match Policy::load(&self.policy_path, &self.policy_ctx) {
             Ok(p) => {
                 eprintln!("policy reloaded: {}", p.summary());
+                for w in &p.warnings {
+                    eprintln!("policy warning: {w}");
+                }
+                self.jobs.uids.set_range(job_range(&p));
                 self.policy = p;
             }
             Err(e) => eprintln!("policy reload failed, keeping the old policy: {e}"),
@@ -168,8 +264,25 @@ impl Server {
             let stream = match self.listener.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("accept failed: {e}");
+                    let out_of_fds = matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    );
+                    self.accept_failures += 1;
+                    eprintln!(
+                        "accept failed ({} time(s) since the last report): {e}; \
+                         not accepting for {} ms",
+                        self.accept_failures,
+                        ACCEPT_BACKOFF.as_millis()
+                    );
+                    self.accept_failures = 0;
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    if out_of_fds {
+                        // Free a descriptor for the next client.
+                        self.evict_idlest("out of descriptors");
+                    }
                     return;
                 }
             };
@@ -180,17 +293,21 @@ impl Server {
                     continue;
                 }
             };
-            if peer.uid != 0 && peer.uid != self.gateway_uid {
+            if peer.uid != 0 && peer.uid != self.limits.gateway_uid {
                 eprintln!(
                     "refused connection from uid {} pid {}: not the gateway (uid {}) or root",
-                    peer.uid, peer.pid, self.gateway_uid
+                    peer.uid, peer.pid, self.limits.gateway_uid
                 );
                 continue;
             }
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
+            if self.conns.len() >= self.limits.max_conns {
+                self.evict_idlest("connection limit reached");
+            }
             self.next_conn += 1;
+            let now = Instant::now();
             self.conns.insert(
                 self.next_conn,
                 Conn {
@@ -200,8 +317,22 @@ impl Server {
                     buf: Vec::new(),
                     fds: Vec::new(),
                     partial_since: None,
+                    opened: now,
+                    last_active: now,
                 },
             );
+        }
+    }
+
+    /// Closes the connection that has been idle longest.
+    fn evict_idlest(&mut self, why: &str) {
+        let idlest = self
+            .conns
+            .iter()
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(id, _)| *id);
+        if let Some(id) = idlest {
+            self.close(id, why);
         }
     }
 
@@ -214,15 +345,28 @@ impl Server {
         }
     }
 
-    fn expire_partial_frames(&mut self) {
-        let stale: Vec<u64> = self
+    /// Closes half-written frames, connections that never said `Hello` and
+    /// idle ones.
+    fn expire_connections(&mut self) {
+        let idle = self.limits.idle_timeout;
+        let stale: Vec<(u64, &'static str)> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.partial_since.is_some_and(|t| t.elapsed() > FRAME_TIMEOUT))
-            .map(|(id, _)| *id)
+            .filter_map(|(id, c)| {
+                let why = if c.partial_since.is_some_and(|t| t.elapsed() > FRAME_TIMEOUT) {
+                    "half-written frame timed out"
+                } else if !c.greeted && c.opened.elapsed() > FRAME_TIMEOUT {
+                    "no hello in time"
+                } else if c.last_active.elapsed() > idle {
+                    "idle timeout"
+                } else {
+                    return None;
+                };
+                Some((*id, why))
+            })
             .collect();
-        for id in stale {
-            self.close(id, "half-written frame timed out");
+        for (id, why) in stale {
+            self.close(id, why);
         }
     }
 
@@ -238,6 +382,7 @@ impl Server {
             Err(e) => return self.close(id, &format!("read error: {e}")),
         };
         c.buf.extend_from_slice(&chunk[..n]);
+        c.last_active = Instant::now();
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
@@ -312,6 +457,10 @@ impl Server {
     }
 
     fn dispatch(&mut self, req: &Request, peer: Peer, fds: Vec<OwnedFd>) -> Response {
+        if let Request::Info = req {
+            // What health checks ask: answered, never logged.
+            return Response::Info(self.info());
+        }
         let resp = self.decide(req, peer, fds);
         let what = match req {
             Request::Signal { target, signal } => {
@@ -336,9 +485,11 @@ impl Server {
             Request::JobStatus { job } => format!("job_status {job}"),
             Request::Cancel { job } => format!("cancel {job}"),
             Request::Hello { version } => format!("hello {version}"),
+            Request::Info => "info".into(),
         };
         let outcome = match &resp {
-            Response::Job(s) => format!("job pid {} {}", s.pid, s.state.name()),
+            Response::Job(s) => format!("job pid {} uid {} {}", s.pid, s.uid, s.state.name()),
+            Response::Denied { rule, detail } => format!("denied by {rule} ({detail})"),
             other => format!("{other:?}"),
         };
         eprintln!(
@@ -359,7 +510,7 @@ impl Server {
                     .policy
                     .check_signal(r.info.real_uid, &r.info.comm, *signal)
                 {
-                    return Response::Denied { rule: rule.into() };
+                    return self.denied(rule);
                 }
                 match target::signal(&r, signal.number()) {
                     Ok(()) => Response::Ok,
@@ -379,10 +530,10 @@ impl Server {
                     .policy
                     .check_renice(r.info.real_uid, &r.info.comm, nice)
                 {
-                    return Response::Denied { rule: rule.into() };
+                    return self.denied(rule);
                 }
                 match target::renice(&r, nice.get()) {
-                    Ok(()) => Response::Ok,
+                    Ok(threads) => Response::Reniced { threads },
                     Err(e) => refusal(e),
                 }
             }
@@ -411,12 +562,23 @@ impl Server {
             Request::Hello { .. } => Response::Invalid {
                 what: "hello twice".into(),
             },
+            Request::Info => Response::Info(self.info()),
+        }
+    }
+
+    fn denied(&self, rule: policy::Rule) -> Response {
+        Response::Denied {
+            rule: rule.into(),
+            detail: self.policy.describe(rule),
         }
     }
 
     fn spawn(&mut self, job: JobId, command: &str, timeout_ms: u64, fds: Vec<OwnedFd>) -> Response {
         let Some(run) = self.policy.run.clone() else {
-            return Response::Denied { rule: "run".into() };
+            return Response::Denied {
+                rule: "run".into(),
+                detail: "the policy has no [run] section".into(),
+            };
         };
         if timeout_ms == 0 || timeout_ms > run.max_timeout_ms {
             return Response::Invalid {
@@ -444,20 +606,45 @@ impl Server {
                 }
             }
         };
+        let (uid, gid, pool_uid) = match &run.run_as {
+            RunAs::Shared { uid, gid, .. } => (uid.get(), *gid, None),
+            RunAs::PerJob(_) => match self.jobs.uids.allocate() {
+                Some(u) => (u, u, Some(u)),
+                // Every uid is held by a running or draining job.
+                None => return Response::Busy,
+            },
+        };
+        let limits = self.job_limits(&run);
+        let release = |jobs: &mut Jobs| {
+            if let Some(u) = pool_uid {
+                jobs.uids.release(u);
+            }
+        };
         let cgroup = match &self.cgroups {
-            Some(root) => match root.create(&job.to_hex()) {
-                Ok(cg) => Some(cg),
-                Err(e) => {
-                    return Response::Failed {
-                        errno: e.raw_os_error().unwrap_or(libc::EIO),
+            Some(root) => {
+                let cl = CgroupLimits {
+                    memory_max: run.memory_max,
+                    pids_max: run.pids_max,
+                    cpu_quota_us: cpu_quota_us(&run),
+                };
+                match root.create(&job.to_hex(), &cl) {
+                    Ok(cg) => Some(cg),
+                    Err(e) => {
+                        release(&mut self.jobs);
+                        return Response::Failed {
+                            errno: e.raw_os_error().unwrap_or(libc::EIO),
+                        };
                     }
                 }
-            },
+            }
             None => None,
         };
         let plan = SpawnPlan {
             command,
             run: &run,
+            uid,
+            gid,
+            rlimit_as: limits.rlimit_as,
             stdout: &stdout,
             stderr: &stderr,
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_file()),
@@ -465,17 +652,23 @@ impl Server {
         let pid = match spawn(&plan) {
             Ok(pid) => pid,
             Err(e) => {
+                // The child failed before execve and was reaped: nothing
+                // runs as the uid, the cgroup is empty.
                 if let Some(cg) = &cgroup {
-                    let _ = cg.destroy();
+                    let _ = cg.remove();
                 }
+                release(&mut self.jobs);
                 return Response::Failed {
                     errno: e.raw_os_error().unwrap_or(libc::EIO),
                 };
             }
         };
-        let pidfd = match crate::sys::pidfd_open(pid) {
+        let pidfd = match crate::sys::pidfd_open(pid, 0) {
             Ok(fd) => fd,
             Err(e) => {
+                // Cannot happen for our own unreaped child; if it does, the
+                // job is killed and its uid stays taken (never reused while
+                // something of it might run).
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::SIGKILL,
@@ -488,7 +681,7 @@ impl Server {
         let start_time = target::ProcInfo::read(pid)
             .map(|i| i.start_time.0)
             .unwrap_or(0);
-        let status = jobs::started(pid, start_time, self.containment(), run.max_output_bytes);
+        let status = jobs::started(pid, start_time, self.containment(), uid, limits);
         self.jobs.running.insert(
             job,
             Running {
@@ -497,17 +690,52 @@ impl Server {
                 cgroup,
                 status: status.clone(),
                 timed_out: false,
+                pool_uid,
             },
         );
         Response::Job(status)
     }
 }
 
+/// The per-job uid range of a policy, if it has one.
+fn job_range(p: &Policy) -> Option<std::ops::RangeInclusive<u32>> {
+    match p.run.as_ref().map(|r| &r.run_as) {
+        Some(RunAs::PerJob(r)) => Some(r.clone()),
+        _ => None,
+    }
+}
+
+/// `cpu.max` quota for the policy's `cpu_max` percent.
+fn cpu_quota_us(run: &RunPolicy) -> u64 {
+    run.cpu_max_percent
+        .saturating_mul(CPU_PERIOD_US)
+        .checked_div(100)
+        .unwrap_or(CPU_PERIOD_US)
+        .max(1000)
+}
+
 fn refusal(r: Refusal) -> Response {
     match r {
-        Refusal::Denied(rule) => Response::Denied { rule: rule.into() },
+        Refusal::Denied(rule) => Response::Denied {
+            rule: rule.into(),
+            detail: builtin_detail(rule).into(),
+        },
         Refusal::NoSuchProcess => Response::NoSuchProcess,
+        Refusal::NotAProcess => Response::NotAProcess,
         Refusal::Mismatch => Response::Mismatch,
         Refusal::Failed(errno) => Response::Failed { errno },
+    }
+}
+
+/// What each built-in protection means, for the refusal's `detail`.
+fn builtin_detail(rule: &str) -> &'static str {
+    match rule {
+        "builtin:negative-pid" => "a negative pid names a process group; never signalled",
+        "builtin:pid<=1" => "pid 0 and init (pid 1) are never acted on",
+        "builtin:kernel-thread" => "kernel threads are never acted on",
+        "builtin:self" => "the helper never acts on itself",
+        "builtin:gateway" => "the helper never acts on the gateway process",
+        "builtin:ancestor" => "the helper never acts on an ancestor of itself or the gateway",
+        _ => "built-in protection",
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Child order: new session → join the job cgroup → stdout/stderr from the
 //! passed descriptors, stdin /dev/null → close every other descriptor →
-//! umask 077 → rlimits → default signal dispositions → drop the capability
+//! umask 077 → rlimits (CPU, FSIZE, NOFILE, NPROC, and AS when no memory
+//! cgroup holds the job) → default signal dispositions → drop the capability
 //! bounding set → setgroups([]) → setresgid → setresuid → verify all ids and
 //! that setuid(0) fails → no_new_privs → clear remaining capabilities →
 //! execve with a clean environment. Any failure writes its errno to a
@@ -30,6 +31,11 @@ use crate::sys;
 pub struct SpawnPlan<'a> {
     pub command: &'a str,
     pub run: &'a RunPolicy,
+    /// The job's identity: its own pool uid, or the shared run user's.
+    pub uid: u32,
+    pub gid: u32,
+    /// `RLIMIT_AS`, when no memory cgroup bounds the job.
+    pub rlimit_as: Option<u64>,
     pub stdout: &'a OwnedFd,
     pub stderr: &'a OwnedFd,
     /// `cgroup.procs` of the job's cgroup, if contained by cgroup.
@@ -122,14 +128,20 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
     .map_err(io::Error::from)?;
     setrlimit(Resource::RLIMIT_NOFILE, r.nofile, r.nofile).map_err(io::Error::from)?;
     setrlimit(Resource::RLIMIT_NPROC, r.nproc, r.nproc).map_err(io::Error::from)?;
+    if let Some(bytes) = plan.rlimit_as {
+        setrlimit(Resource::RLIMIT_AS, bytes, bytes).map_err(io::Error::from)?;
+    }
     sys::reset_signals();
     for cap in caps::all() {
         caps::drop(None, CapSet::Bounding, cap).map_err(io::Error::other)?;
     }
     caps::clear(None, CapSet::Ambient).map_err(io::Error::other)?;
     setgroups(&[]).map_err(io::Error::from)?;
-    let gid = Gid::from_raw(r.gid);
-    let uid = nix::unistd::Uid::from_raw(r.uid.get());
+    let gid = Gid::from_raw(plan.gid);
+    let uid = nix::unistd::Uid::from_raw(plan.uid);
+    if plan.uid == 0 || plan.gid == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
     setresgid(gid, gid, gid).map_err(io::Error::from)?;
     setresuid(uid, uid, uid).map_err(io::Error::from)?;
     let ids = getresuid().map_err(io::Error::from)?;

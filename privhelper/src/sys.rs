@@ -15,12 +15,15 @@ fn cerr(ret: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
-/// `pidfd_open(2)`: a descriptor that names this process and no other,
-/// even after its pid is reused.
-pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+/// `PIDFD_THREAD` (Linux 6.9+): a pidfd for one thread, not its group.
+pub const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
+
+/// `pidfd_open(2)`: a descriptor that names this process (or, with
+/// [`PIDFD_THREAD`], this thread) and no other, even after its id is reused.
+pub fn pidfd_open(pid: i32, flags: u32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags by value and returns a new
     // descriptor or -1; no memory is shared with the kernel.
-    let fd = cerr(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    let fd = cerr(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) })?;
     // SAFETY: the kernel just returned this descriptor; we are its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -41,7 +44,7 @@ pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// `setpriority(PRIO_PROCESS, pid, nice)`.
+/// `setpriority(PRIO_PROCESS, tid, nice)`: on Linux this sets one thread.
 pub fn set_nice(pid: i32, nice: i32) -> io::Result<()> {
     // SAFETY: plain integer arguments, no pointers.
     let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };

@@ -26,6 +26,9 @@ pub struct ProcInfo {
     pub flags: u64,
     pub start_time: StartTime,
     pub real_uid: Uid,
+    /// Thread-group id: equal to the pid for a process, different for a
+    /// thread that is not the group's leader.
+    pub tgid: i32,
 }
 
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -36,14 +39,16 @@ impl ProcInfo {
         let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
         let mut info = parse_stat(&stat)?;
         let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let uid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
-        info.real_uid = Uid::new(uid);
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))?
+                .split_whitespace()
+                .next()
+                .map(str::to_owned)
+        };
+        info.real_uid = Uid::new(field("Uid:")?.parse().ok()?);
+        info.tgid = field("Tgid:")?.parse().ok()?;
         Some(info)
     }
 
@@ -71,6 +76,7 @@ pub fn parse_stat(stat: &[u8]) -> Option<ProcInfo> {
         flags: f.get(6)?.parse().ok()?,
         start_time: StartTime(f.get(19)?.parse().ok()?),
         real_uid: Uid::new(u32::MAX),
+        tgid: 0,
     })
 }
 
@@ -80,6 +86,8 @@ pub enum Refusal {
     /// A built-in protection, named.
     Denied(&'static str),
     NoSuchProcess,
+    /// A thread id that is not its thread group's leader.
+    NotAProcess,
     Mismatch,
     Failed(i32),
 }
@@ -113,14 +121,23 @@ pub fn protected(peer_pid: Option<i32>) -> (HashSet<i32>, i32) {
 /// built-in protections in the documented order.
 pub fn resolve(raw_pid: i32, start_time: u64, peer_pid: Option<i32>) -> Result<Resolved, Refusal> {
     let pid = Pid::new(raw_pid).map_err(|b| Refusal::Denied(b.rule()))?;
-    let pidfd = match sys::pidfd_open(pid.get()) {
+    let pidfd = match sys::pidfd_open(pid.get(), 0) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(Refusal::NoSuchProcess),
+        // pidfd_open refuses a thread that is not a group leader (EINVAL
+        // before Linux 6.9, ENOENT since): say so rather than "failed".
+        Err(e) if is_non_leader_thread(pid.get()) => {
+            let _ = e;
+            return Err(Refusal::NotAProcess);
+        }
         Err(e) => return Err(Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO))),
     };
     let info = ProcInfo::read(pid.get()).ok_or(Refusal::NoSuchProcess)?;
     if !alive(&pidfd) {
         return Err(Refusal::NoSuchProcess);
+    }
+    if info.tgid != pid.get() {
+        return Err(Refusal::NotAProcess);
     }
     if info.start_time != StartTime(start_time) {
         return Err(Refusal::Mismatch);
@@ -139,6 +156,11 @@ pub fn resolve(raw_pid: i32, start_time: u64, peer_pid: Option<i32>) -> Result<R
         return Err(Refusal::Denied("builtin:ancestor"));
     }
     Ok(Resolved { pid, pidfd, info })
+}
+
+/// Whether `/proc/PID/status` names another thread group than `pid`.
+fn is_non_leader_thread(pid: i32) -> bool {
+    ProcInfo::read(pid).is_some_and(|i| i.tgid != pid)
 }
 
 /// A pidfd becomes readable when its process exits; until then the pid
@@ -161,17 +183,77 @@ pub fn signal(r: &Resolved, sig: i32) -> Result<(), Refusal> {
     })
 }
 
-/// `setpriority` takes a bare pid: check the pidfd is still alive after
-/// the call, so a process that exited in between is reported, not hidden.
-pub fn renice(r: &Resolved, nice: i32) -> Result<(), Refusal> {
-    sys::set_nice(r.pid.get(), nice).map_err(|e| match e.raw_os_error() {
-        Some(libc::ESRCH) => Refusal::NoSuchProcess,
-        other => Refusal::Failed(other.unwrap_or(libc::EIO)),
-    })?;
+/// Sets `nice` on every thread of the pinned process; returns how many.
+///
+/// `setpriority(PRIO_PROCESS, id)` acts on one thread, so each thread of
+/// `/proc/PID/task` is set in turn. Each tid is pinned first with a thread
+/// pidfd (`PIDFD_THREAD`, Linux 6.9+) and must still belong to the target
+/// and be alive after the call, so the bare tid `setpriority` takes named
+/// our thread. The list is re-read until no new thread appears (bounded),
+/// and afterwards the process must still be alive with the same start time.
+pub fn renice(r: &Resolved, nice: i32) -> Result<u32, Refusal> {
+    let pid = r.pid.get();
+    let mut done: HashSet<i32> = HashSet::new();
+    for _pass in 0..8 {
+        let new: Vec<i32> = tasks(pid)?
+            .into_iter()
+            .filter(|t| !done.contains(t))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        for tid in new {
+            if renice_thread(pid, tid, nice)? {
+                done.insert(tid);
+            }
+        }
+    }
     if !alive(&r.pidfd) {
         return Err(Refusal::NoSuchProcess);
     }
-    Ok(())
+    match ProcInfo::read(pid) {
+        Some(i) if i.start_time == r.info.start_time => {}
+        _ => return Err(Refusal::NoSuchProcess),
+    }
+    if done.is_empty() {
+        return Err(Refusal::NoSuchProcess);
+    }
+    Ok(u32::try_from(done.len()).unwrap_or(u32::MAX))
+}
+
+/// Tids in `/proc/PID/task`.
+fn tasks(pid: i32) -> Result<Vec<i32>, Refusal> {
+    let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Refusal::NoSuchProcess)?;
+    Ok(dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
+/// Renices one thread of `pid`. `Ok(false)`: the thread ended meanwhile.
+fn renice_thread(pid: i32, tid: i32, nice: i32) -> Result<bool, Refusal> {
+    let failed = |e: std::io::Error| Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO));
+    let pin = match sys::pidfd_open(tid, sys::PIDFD_THREAD) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+        // Kernels before 6.9 have no thread pidfds: fall back to the bare
+        // tid, checked against the task list below (see PROTOCOL.md).
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+        Err(e) => return Err(failed(e)),
+    };
+    let ours = || fs::metadata(format!("/proc/{pid}/task/{tid}")).is_ok();
+    if !ours() {
+        return Ok(false);
+    }
+    match sys::set_nice(tid, nice) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+        Err(e) => return Err(failed(e)),
+    }
+    Ok(match &pin {
+        Some(fd) => alive(fd) && ours(),
+        None => ours(),
+    })
 }
 
 #[cfg(test)]

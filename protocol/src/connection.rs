@@ -26,7 +26,7 @@ pub enum ClientError {
     /// The helper speaks another protocol version.
     Version { ours: u32, theirs: u32 },
     /// The helper answered the handshake with something else.
-    Handshake(Response),
+    Handshake(Box<Response>),
     /// The request needs a different number of descriptors.
     FdCount { expected: usize, given: usize },
 }
@@ -101,7 +101,7 @@ impl Connection {
                 ours: PROTOCOL_VERSION,
                 theirs: version,
             }),
-            other => Err(ClientError::Handshake(other)),
+            other => Err(ClientError::Handshake(Box::new(other))),
         }
     }
 

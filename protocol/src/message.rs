@@ -13,7 +13,7 @@ use bincode::{Decode, Encode};
 
 /// Version of this protocol. Bumped on any change to the types below; the
 /// `Hello` exchange refuses a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A process as the gateway saw it: the pid and its start time in clock
 /// ticks since boot (field 22 of `/proc/PID/stat`). The pair names one
@@ -199,6 +199,9 @@ pub enum Request {
     JobStatus { job: JobId },
     /// Kill every process of a running job (its whole cgroup).
     Cancel { job: JobId },
+    /// How the helper contains and limits jobs now; answered with
+    /// `Response::Info`. Not logged (it is what health checks ask).
+    Info,
 }
 
 impl Request {
@@ -211,6 +214,7 @@ impl Request {
             Request::Spawn { .. } => "spawn",
             Request::JobStatus { .. } => "job_status",
             Request::Cancel { .. } => "cancel",
+            Request::Info => "info",
         }
     }
 
@@ -285,6 +289,65 @@ pub struct JobStatus {
     /// The output ceiling (`RLIMIT_FSIZE`, bytes) that applied to this job;
     /// an output file that reached it was truncated.
     pub output_limit: u64,
+    /// The uid (and gid) the job runs as: its own, unless the policy names
+    /// a shared run user.
+    pub uid: u32,
+    /// The limits that were actually put in force for this job.
+    pub limits: JobLimits,
+}
+
+/// Whether jobs have an identity of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum Isolation {
+    /// Each running job has a uid and gid no other process has.
+    PerJobUid,
+    /// Every job runs as one named user: jobs are not isolated from each
+    /// other (they may read, trace and signal one another).
+    SharedUser,
+}
+
+impl Isolation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::PerJobUid => "per_job_uid",
+            Isolation::SharedUser => "shared_user",
+        }
+    }
+}
+
+/// The resource limits in force for a job. A cgroup limit is `None` where
+/// the unified hierarchy does not offer its controller; the rlimits always
+/// apply (per process, except `RLIMIT_NPROC`, which counts the job's uid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Encode, Decode)]
+pub struct JobLimits {
+    /// `memory.max` of the job's cgroup, bytes.
+    pub cgroup_memory_max: Option<u64>,
+    /// `pids.max` of the job's cgroup.
+    pub cgroup_pids_max: Option<u64>,
+    /// `cpu.max` quota per 100 ms period, µs (100000 = one CPU).
+    pub cgroup_cpu_max_us: Option<u64>,
+    /// `RLIMIT_AS` per process, bytes; set when a memory ceiling is
+    /// configured but no cgroup enforces it.
+    pub rlimit_as: Option<u64>,
+    /// `RLIMIT_NPROC`: processes of the job's uid.
+    pub rlimit_nproc: u64,
+    /// `RLIMIT_CPU`, seconds of CPU per process.
+    pub rlimit_cpu_s: u64,
+    /// `RLIMIT_FSIZE`: the output ceiling, bytes.
+    pub rlimit_fsize: u64,
+    /// `RLIMIT_NOFILE`.
+    pub rlimit_nofile: u64,
+}
+
+/// The helper's answer to `Request::Info`.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct HelperInfo {
+    pub containment: Containment,
+    pub isolation: Isolation,
+    /// What a job started now would get.
+    pub limits: JobLimits,
+    pub running_jobs: u32,
+    pub max_jobs: u32,
 }
 
 /// What the helper answers. Exactly one response per request.
@@ -297,8 +360,10 @@ pub enum Response {
     },
     /// The action was carried out.
     Ok,
-    /// Refused by a policy rule or a built-in protection; `rule` names it.
-    Denied { rule: String },
+    /// Refused by a policy rule or a built-in protection; `rule` names it
+    /// (`signal.owners`, `builtin:kernel-thread`) and `detail` says what the
+    /// rule holds (`renice.min_nice is 0`).
+    Denied { rule: String, detail: String },
     /// No process with that pid (or it exited before the action).
     NoSuchProcess,
     /// A process with that pid exists but its start time differs: the pid
@@ -312,6 +377,13 @@ pub enum Response {
     Failed { errno: i32 },
     /// Answer to `Spawn`, `JobStatus` and `Cancel`.
     Job(JobStatus),
+    /// The pid names a thread that is not a thread-group leader: it is not a
+    /// process and nothing was done.
+    NotAProcess,
+    /// Answer to `Renice`: the nice value was set on this many threads.
+    Reniced { threads: u32 },
+    /// Answer to `Info`.
+    Info(HelperInfo),
 }
 
 #[cfg(test)]

@@ -245,7 +245,7 @@ owners = ["nobody"]
 min_nice = 0
 
 [run]
-user = "nobody"
+uids = "60700-60799"
 max_timeout_s = 30
 max_jobs = 4
 max_output_bytes = 1048576
