@@ -68,9 +68,13 @@ impl CgroupRoot {
     }
 
     /// Creates the directory for one job and writes the limits its
-    /// controllers allow.
+    /// controllers allow. The name carries the helper's pid, so helpers
+    /// sharing a cgroup (tests, a restarted helper beside a draining one)
+    /// never collide.
     pub fn create(&self, name: &str, limits: &CgroupLimits) -> io::Result<JobCgroup> {
-        let dir = self.dir.join(format!("monitoreo-job-{name}"));
+        let dir = self
+            .dir
+            .join(format!("monitoreo-{}-job-{name}", std::process::id()));
         fs::create_dir(&dir)?;
         let cg = JobCgroup { dir };
         let c = self.controllers;

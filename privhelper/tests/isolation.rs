@@ -1,0 +1,333 @@
+//! The helper → job and job → job boundaries, played by an attacker: a job
+//! that goes after another job's memory, descriptors, output and signals,
+//! or after the helper's socket, and jobs that try to take the host's
+//! processes or memory. Needs root (as another user each test prints a
+//! SKIPPED line).
+
+mod support;
+
+use std::time::Duration;
+
+use protocol::{JobState, Request, Response, Signal, Target};
+use support::*;
+
+/// Python run *inside* job A against job B's pid. Each line: an attack and
+/// the errno name it got, or `OK` when it worked.
+const ATTACK: &str = r#"
+import ctypes, errno, os, socket, sys
+pid = int(sys.argv[1]); sock = sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+def t(name, f):
+    try:
+        f(); print(name, "OK")
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, e.errno))
+def call(r):
+    if r < 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+t("environ", lambda: open(f"/proc/{pid}/environ", "rb").read())
+t("mem", lambda: open(f"/proc/{pid}/mem", "rb").read(1))
+t("fd_list", lambda: os.listdir(f"/proc/{pid}/fd"))
+t("fd_write", lambda: open(f"/proc/{pid}/fd/1", "ab").write(b"forged\n"))
+def getfd():
+    pfd = os.pidfd_open(pid)
+    fd = libc.syscall(438, pfd, 1, 0)
+    call(fd)
+    os.write(fd, b"forged\n")
+t("pidfd_getfd", getfd)
+t("renice", lambda: os.setpriority(os.PRIO_PROCESS, pid, 10))
+t("ptrace", lambda: call(libc.ptrace(16, pid, 0, 0)))
+t("kill", lambda: os.kill(pid, 15))
+def helper():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sock)
+    s.sendall(b"\x08\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00")
+    if s.recv(64) == b"":
+        raise OSError(errno.ECONNRESET, "closed without an answer")
+t("helper", helper)
+"#;
+
+/// Runs the attack from a job against `victim_pid`; returns its lines.
+fn attack_from_a_job(h: &Helper, c: &mut protocol::Connection, victim_pid: i32) -> String {
+    let script = h.dir.join("attack.py");
+    std::fs::write(&script, ATTACK).expect("script");
+    let cmd = format!(
+        "python3 {} {victim_pid} {}",
+        script.display(),
+        h.sock.display()
+    );
+    let (_, files) = start_job(c, &h.dir, 2, &cmd, 20_000);
+    let s = wait_job(c, 2, Duration::from_secs(25));
+    assert_eq!(s.exit_code, Some(0), "attack script: {}", files.read_err());
+    files.read_out()
+}
+
+fn result_of<'a>(lines: &'a str, attack: &str) -> &'a str {
+    lines
+        .lines()
+        .find_map(|l| l.strip_prefix(attack)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no result for {attack}: {lines}"))
+}
+
+#[test]
+fn a_job_cannot_read_trace_signal_or_write_into_another_job() {
+    if !root_or_skip("a_job_cannot_read_trace_signal_or_write_into_another_job") {
+        return;
+    }
+    let h = Helper::start("iso", &policy(60800, ""));
+    // The socket is made reachable on purpose: the peer check must hold
+    // even where file permissions would not.
+    std::fs::set_permissions(&h.sock, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod socket");
+    let mut c = h.connect();
+    let (b, b_files) = start_job(
+        &mut c,
+        &h.dir,
+        1,
+        "export SECRET=hunter2; echo ready; exec sleep 60",
+        30_000,
+    );
+    wait_for_text(&b_files.out, "ready", Duration::from_secs(5));
+    let lines = attack_from_a_job(&h, &mut c, b.pid);
+    for attack in [
+        "environ",
+        "mem",
+        "fd_list",
+        "fd_write",
+        "kill",
+        "renice",
+        "ptrace",
+        "pidfd_getfd",
+    ] {
+        let got = result_of(&lines, attack);
+        assert!(
+            got == "EPERM" || got == "EACCES",
+            "{attack} from another job: {got}\n{lines}"
+        );
+    }
+    assert_ne!(result_of(&lines, "helper"), "OK", "{lines}");
+    // B is untouched: running, its output not forged, its nice unchanged.
+    assert!(alive_and_running(b.pid), "job B was harmed");
+    assert_eq!(b_files.read_out(), "ready\n");
+    assert_eq!(stat_field(b.pid, 19), Some(0));
+    // The helper refused and logged the job's connection.
+    let log = h.log_text();
+    assert!(
+        log.contains("refused connection from uid 608"),
+        "the job's connection was not refused by the peer check: {log}"
+    );
+    // The API side may still act on a job through "@jobs".
+    let t = Target {
+        pid: b.pid,
+        start_time: b.start_time,
+    };
+    let r = c
+        .request(
+            &Request::Signal {
+                target: t,
+                signal: Signal::Term,
+            },
+            &[],
+        )
+        .expect("answer");
+    assert_eq!(r, Response::Ok);
+    let s = wait_job(&mut c, 1, Duration::from_secs(5));
+    assert_eq!(s.signal, Some(15));
+}
+
+#[test]
+fn with_a_shared_run_user_the_same_attack_succeeds_as_documented() {
+    if !root_or_skip("with_a_shared_run_user_the_same_attack_succeeds_as_documented") {
+        return;
+    }
+    // The control experiment: it shows the attack above can succeed, so its
+    // refusals are the per-job uids' doing.
+    let p = policy(60800, "").replace("uids = \"60800-60899\"", "user = \"nobody\"");
+    let p = p.replace("owners = [\"nobody\", \"@jobs\"]", "owners = [\"nobody\"]");
+    let h = Helper::start("shared", &p);
+    let mut c = h.connect();
+    let (b, b_files) = start_job(
+        &mut c,
+        &h.dir,
+        1,
+        "export SECRET=hunter2; echo ready; exec sleep 60",
+        30_000,
+    );
+    wait_for_text(&b_files.out, "ready", Duration::from_secs(5));
+    let lines = attack_from_a_job(&h, &mut c, b.pid);
+    for attack in [
+        "environ",
+        "fd_list",
+        "pidfd_getfd",
+        "renice",
+        "ptrace",
+        "kill",
+    ] {
+        assert_eq!(result_of(&lines, attack), "OK", "{lines}");
+    }
+    assert!(b_files.read_out().contains("forged"));
+    let info = c.request(&Request::Info, &[]).expect("info");
+    assert!(
+        matches!(info, Response::Info(ref i) if i.isolation == protocol::Isolation::SharedUser),
+        "{info:?}"
+    );
+}
+
+#[test]
+fn concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty() {
+    if !root_or_skip("concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty") {
+        return;
+    }
+    // A range of two uids: a third job must wait (Busy) until one drains.
+    let p = policy(60800, "").replace("60800-60899", "60800-60801");
+    let h = Helper::start("uids", &p);
+    let mut c = h.connect();
+    let (a, _) = start_job(&mut c, &h.dir, 1, "setsid sleep 60 & sleep 60", 30_000);
+    let (b, _) = start_job(&mut c, &h.dir, 3, "sleep 60", 30_000);
+    assert_ne!(a.uid, b.uid);
+    assert!((60800..=60801).contains(&a.uid) && (60800..=60801).contains(&b.uid));
+    let out = std::fs::File::create(h.dir.join("o9")).expect("o");
+    let err = std::fs::File::create(h.dir.join("e9")).expect("e");
+    use std::os::fd::AsFd;
+    let r = c
+        .request(
+            &Request::Spawn {
+                job: protocol::JobId([9; 16]),
+                command: "true".into(),
+                timeout_ms: 1000,
+            },
+            &[out.as_fd(), err.as_fd()],
+        )
+        .expect("answer");
+    assert_eq!(r, Response::Busy, "no free uid: busy");
+    // Cancel A: its setsid grandchild dies with it, then its uid is free.
+    let r = c
+        .request(
+            &Request::Cancel {
+                job: protocol::JobId([1; 16]),
+            },
+            &[],
+        )
+        .expect("cancel");
+    assert!(matches!(r, Response::Job(_)), "{r:?}");
+    wait_job(&mut c, 1, Duration::from_secs(5));
+    assert_eq!(
+        wait_uid_gone(a.uid, Duration::from_secs(5)),
+        Vec::<i32>::new()
+    );
+    let t0 = std::time::Instant::now();
+    let (d, _) = loop {
+        let out = std::fs::File::create(h.dir.join("o4")).expect("o");
+        let err = std::fs::File::create(h.dir.join("e4")).expect("e");
+        let r = c
+            .request(
+                &Request::Spawn {
+                    // Busy registers nothing, so the same id is retried.
+                    job: protocol::JobId([4; 16]),
+                    command: "id -u".into(),
+                    timeout_ms: 5000,
+                },
+                &[out.as_fd(), err.as_fd()],
+            )
+            .expect("answer");
+        match r {
+            Response::Job(s) => break (s, ()),
+            Response::Busy if t0.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => panic!("uid never freed: {other:?}"),
+        }
+    };
+    assert_eq!(d.uid, a.uid, "the freed uid is reused");
+    assert!(pids_of_uid(b.uid).contains(&b.pid), "B untouched");
+}
+
+#[test]
+fn a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout() {
+    if !root_or_skip("a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout") {
+        return;
+    }
+    let h = Helper::start("forkbomb", &policy(60800, ""));
+    let mut c = h.connect();
+    let (s, _) = start_job(&mut c, &h.dir, 1, "f() { f | f & }; f; sleep 30", 3000);
+    assert!(
+        s.limits.cgroup_pids_max.is_some() || s.limits.rlimit_nproc == 64,
+        "{:?}",
+        s.limits
+    );
+    let mut most = 0;
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_millis(2000) {
+        most = most.max(pids_of_uid(s.uid).len());
+        // The helper keeps serving meanwhile.
+        let r = c.request(&Request::Info, &[]).expect("helper answers");
+        assert!(matches!(r, Response::Info(_)));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(most <= 64 + 1, "the bomb grew to {most} processes");
+    let end = wait_job(&mut c, 1, Duration::from_secs(10));
+    assert_eq!(end.state, JobState::TimedOut);
+    assert_eq!(
+        wait_uid_gone(s.uid, Duration::from_secs(5)),
+        Vec::<i32>::new()
+    );
+}
+
+#[test]
+fn a_memory_hog_is_stopped_and_the_helper_keeps_serving() {
+    if !root_or_skip("a_memory_hog_is_stopped_and_the_helper_keeps_serving") {
+        return;
+    }
+    let h = Helper::start("memhog", &policy(60800, "memory_max = 134217728"));
+    let mut c = h.connect();
+    let (s, files) = start_job(
+        &mut c,
+        &h.dir,
+        1,
+        "python3 -c 'b = bytearray(1024 * 1024 * 1024); print(len(b))'",
+        20_000,
+    );
+    let held = s.limits.cgroup_memory_max.or(s.limits.rlimit_as);
+    assert_eq!(held, Some(134_217_728), "{:?}", s.limits);
+    let end = wait_job(&mut c, 1, Duration::from_secs(25));
+    assert!(
+        end.exit_code != Some(0),
+        "the hog allocated 1 GiB: {end:?} {}",
+        files.read_out()
+    );
+    assert!(!files.read_out().contains("1073741824"));
+    let r = c.request(&Request::Info, &[]).expect("helper answers");
+    assert!(matches!(r, Response::Info(_)));
+}
+
+#[test]
+fn without_cgroups_a_setsid_escapee_is_swept_by_its_uid() {
+    if !root_or_skip("without_cgroups_a_setsid_escapee_is_swept_by_its_uid") {
+        return;
+    }
+    // An unusable cgroup root forces the process-group fallback.
+    let h = Helper::start_with(
+        "pgid",
+        &policy(60800, ""),
+        &["--cgroup-root", "/nonexistent-cgroup"],
+        &[],
+    );
+    let mut c = h.connect();
+    let (s, _) = start_job(
+        &mut c,
+        &h.dir,
+        1,
+        "setsid sleep 1041 & (sleep 1041 &); sleep 1041",
+        1500,
+    );
+    assert_eq!(s.containment, protocol::Containment::Pgid);
+    let end = wait_job(&mut c, 1, Duration::from_secs(10));
+    assert_eq!(end.state, JobState::TimedOut);
+    assert_eq!(
+        wait_uid_gone(s.uid, Duration::from_secs(5)),
+        Vec::<i32>::new(),
+        "processes of the job's uid survived: {}",
+        h.log_text()
+    );
+}

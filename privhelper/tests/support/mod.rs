@@ -1,0 +1,283 @@
+//! Shared scaffolding for the helper's integration tests: the real helper
+//! binary on a socket in a root-owned temp dir, its log captured to a file,
+//! real target processes and jobs. Tests that need root say so once, here.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use protocol::{Connection, JobId, JobState, JobStatus, Request, Response};
+
+/// True when running as root; otherwise prints the loud SKIPPED line.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test} needs root, and CI runs as root");
+    }
+    eprintln!("SKIPPED (needs root): {test}");
+    false
+}
+
+/// A policy with per-job uids from `first..first+99` whose processes
+/// (`@jobs`) and nobody's may be signalled and reniced.
+pub fn policy(first: u32, extra_run: &str) -> String {
+    format!(
+        r#"
+[signal]
+owners = ["nobody", "@jobs"]
+signals = ["TERM", "KILL", "STOP", "CONT"]
+
+[renice]
+owners = ["nobody", "@jobs"]
+min_nice = 0
+
+[run]
+uids = "{first}-{last}"
+max_timeout_s = 30
+max_jobs = 8
+max_output_bytes = 1048576
+cpu_s = 30
+nofile = 64
+nproc = 64
+{extra_run}
+"#,
+        last = first + 99
+    )
+}
+
+pub struct Helper {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub sock: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Helper {
+    /// Starts the helper with `policy` and extra arguments; `wrapper` runs
+    /// it under another program (e.g. `prlimit`).
+    pub fn start_with(name: &str, policy: &str, args: &[&str], wrapper: &[&str]) -> Helper {
+        let dir = std::env::temp_dir().join(format!("ph-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
+        let policy_path = dir.join("policy.toml");
+        fs::write(&policy_path, policy).expect("policy");
+        fs::set_permissions(&policy_path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let sock = dir.join("helper.sock");
+        let log = dir.join("helper.log");
+        let bin = env!("CARGO_BIN_EXE_monitoreo-privhelper");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
+            .args(["--policy", policy_path.to_str().expect("utf8")])
+            .args(["--socket", sock.to_str().expect("utf8")])
+            .args(["--gateway-user", "0"])
+            .args(args)
+            .stderr(fs::File::create(&log).expect("log"))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start helper");
+        let h = Helper {
+            child,
+            dir,
+            sock,
+            log,
+        };
+        let t = Instant::now();
+        while !h.sock.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "helper did not listen: {}",
+                h.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        h
+    }
+
+    pub fn start(name: &str, policy: &str) -> Helper {
+        Helper::start_with(name, policy, &[], &[])
+    }
+
+    pub fn connect(&self) -> Connection {
+        Connection::connect(&self.sock, Duration::from_secs(5)).expect("hello")
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        // SIGTERM first: the helper kills its jobs and removes its cgroups.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::SIGTERM,
+        );
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Output files of one job, created by the test as the gateway would.
+pub struct JobFiles {
+    pub out: PathBuf,
+    pub err: PathBuf,
+}
+
+impl JobFiles {
+    pub fn read_out(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.out).unwrap_or_default()).into_owned()
+    }
+    pub fn read_err(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.err).unwrap_or_default()).into_owned()
+    }
+}
+
+/// Starts `cmd` as job `id`; returns its first status and its files.
+pub fn start_job(
+    c: &mut Connection,
+    dir: &Path,
+    id: u8,
+    cmd: &str,
+    timeout_ms: u64,
+) -> (JobStatus, JobFiles) {
+    let files = JobFiles {
+        out: dir.join(format!("out{id}")),
+        err: dir.join(format!("err{id}")),
+    };
+    let out = fs::File::create(&files.out).expect("out");
+    let err = fs::File::create(&files.err).expect("err");
+    let r = c
+        .request(
+            &Request::Spawn {
+                job: JobId([id; 16]),
+                command: cmd.into(),
+                timeout_ms,
+            },
+            &[out.as_fd(), err.as_fd()],
+        )
+        .expect("spawn answer");
+    match r {
+        Response::Job(s) if s.state == JobState::Running => (s, files),
+        other => panic!("spawn of {cmd:?}: {other:?}"),
+    }
+}
+
+/// Polls the job until it is no longer running.
+pub fn wait_job(c: &mut Connection, id: u8, within: Duration) -> JobStatus {
+    let t0 = Instant::now();
+    loop {
+        match c
+            .request(
+                &Request::JobStatus {
+                    job: JobId([id; 16]),
+                },
+                &[],
+            )
+            .expect("status")
+        {
+            Response::Job(s) if s.state != JobState::Running => return s,
+            Response::Job(_) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(t0.elapsed() < within, "job {id} never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `path` holds `text` (a job's "ready" line).
+pub fn wait_for_text(path: &Path, text: &str, within: Duration) {
+    let t0 = Instant::now();
+    while !fs::read_to_string(path).is_ok_and(|s| s.contains(text)) {
+        assert!(
+            t0.elapsed() < within,
+            "{} never said {text:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pids of the processes whose real uid is `uid`.
+pub fn pids_of_uid(uid: u32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for e in fs::read_dir("/proc").expect("proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(status) = fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        let real = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|u| u.parse::<u32>().ok());
+        if real == Some(uid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits until no process of `uid` is left; returns those left at the end.
+pub fn wait_uid_gone(uid: u32, within: Duration) -> Vec<i32> {
+    let t0 = Instant::now();
+    loop {
+        let left = pids_of_uid(uid);
+        if left.is_empty() || t0.elapsed() > within {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Start time (stat field 22) of `pid`.
+pub fn start_time(pid: i32) -> u64 {
+    stat_field(pid, 22).expect("start time")
+}
+
+/// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`, counted after
+/// the command name.
+pub fn stat_field(pid: i32, n: usize) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(n - 3)?.parse().ok()
+}
+
+/// The process state letter, `None` once it is gone.
+pub fn state_of(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// Alive and neither stopped nor a zombie.
+pub fn alive_and_running(pid: i32) -> bool {
+    matches!(state_of(pid), Some(c) if !matches!(c, 'T' | 't' | 'Z' | 'X'))
+}
