@@ -1,0 +1,269 @@
+//! The gateway → helper boundary under abuse: hundreds of connections, a
+//! descriptor-starved helper, an untrusted policy file, renice of a
+//! multi-threaded process and of a bare thread id. Needs root (as another
+//! user each test prints a SKIPPED line).
+
+mod support;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use protocol::{Request, Response, Target};
+use support::*;
+
+fn served(h: &Helper) -> bool {
+    match protocol::Connection::connect(&h.sock, Duration::from_secs(2)) {
+        Ok(mut c) => matches!(c.request(&Request::Info, &[]), Ok(Response::Info(_))),
+        Err(_) => false,
+    }
+}
+
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn three_hundred_idle_connections_do_not_lock_out_the_gateway() {
+    if !root_or_skip("three_hundred_idle_connections_do_not_lock_out_the_gateway") {
+        return;
+    }
+    let h = Helper::start_with(
+        "conns",
+        &policy(60900, ""),
+        &["--max-connections", "32"],
+        &[],
+    );
+    // Half say hello and then idle; half never say anything.
+    let mut held = Vec::new();
+    for i in 0..300 {
+        if i % 2 == 0 {
+            if let Ok(c) = protocol::Connection::connect(&h.sock, Duration::from_secs(2)) {
+                held.push(Err(c));
+            }
+        } else if let Ok(s) = UnixStream::connect(&h.sock) {
+            held.push(Ok(s));
+        }
+    }
+    let t0 = Instant::now();
+    assert!(served(&h), "a fresh client was not served");
+    assert!(t0.elapsed() < Duration::from_secs(1), "served, but slowly");
+    // The helper holds at most its cap, not 300 descriptors.
+    assert!(open_fds(h.pid()) < 32 + 16, "{} fds", open_fds(h.pid()));
+    assert!(h.log_text().contains("connection limit reached"));
+    drop(held);
+    assert!(served(&h));
+}
+
+#[test]
+fn out_of_descriptors_the_helper_backs_off_instead_of_spinning() {
+    if !root_or_skip("out_of_descriptors_the_helper_backs_off_instead_of_spinning") {
+        return;
+    }
+    // 16 descriptors: a handful of connections exhaust them.
+    let h = Helper::start_with(
+        "emfile",
+        &policy(60900, ""),
+        &[],
+        &["prlimit", "--nofile=16:16", "--"],
+    );
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        if let Ok(s) = UnixStream::connect(&h.sock) {
+            held.push(s);
+        }
+    }
+    let ticks = |pid: i32| stat_field(pid, 14).unwrap_or(0) + stat_field(pid, 15).unwrap_or(0);
+    let before = ticks(h.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = ticks(h.pid()) - before;
+    // Spinning would be ~200 ticks in 2 s; a back-off is a few.
+    assert!(used < 40, "the helper burnt {used} ticks in 2 s");
+    let failures = h.log_text().matches("accept failed").count();
+    assert!(
+        (1..=10).contains(&failures),
+        "{failures} accept-failure lines"
+    );
+    drop(held);
+    let t0 = Instant::now();
+    while !served(&h) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "not served after the flood"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_untrusted_policy_file_is_refused_at_start_on_reload_and_by_check() {
+    if !root_or_skip("an_untrusted_policy_file_is_refused_at_start_on_reload_and_by_check") {
+        return;
+    }
+    let h = Helper::start("trust", &policy(60900, ""));
+    let path = h.dir.join("policy.toml");
+    let bin = env!("CARGO_BIN_EXE_monitoreo-privhelper");
+    let check = || {
+        Command::new(bin)
+            .args(["--check", "--gateway-user", "0", "--policy"])
+            .arg(&path)
+            .output()
+            .expect("check")
+    };
+    assert!(check().status.success());
+    // Writable by others: an attacker edits it, then waits for a reload.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = check();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("writable by group or others"), "{err}");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    writeln!(f, "# tampered").expect("write");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(h.pid()),
+        nix::sys::signal::SIGHUP,
+    )
+    .expect("hup");
+    let t0 = Instant::now();
+    while !h.log_text().contains("keeping the old policy") {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", h.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(h.log_text().contains("refusing an untrusted policy"));
+    assert!(served(&h), "the old policy keeps serving");
+    // Owned by the gateway's user (nobody here): refused at start.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+    let out = Command::new(bin)
+        .args(["--gateway-user", "0", "--policy"])
+        .arg(&path)
+        .arg("--socket")
+        .arg(h.dir.join("other.sock"))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("start");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("owned by uid 65534"), "{err}");
+    assert!(!h.dir.join("other.sock").exists());
+}
+
+/// A python process of `nobody` with `threads` threads in all.
+fn threaded_target(threads: usize) -> Child {
+    let script = format!(
+        "import threading, time\n\
+         for _ in range({}): threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n\
+         print('ready', flush=True)\n\
+         time.sleep(60)\n",
+        threads - 1
+    );
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python");
+    let mut line = String::new();
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready line");
+    assert_eq!(line.trim(), "ready");
+    child
+}
+
+fn nices(pid: i32) -> Vec<(i32, u64)> {
+    let mut v: Vec<(i32, u64)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .flatten()
+        .filter_map(|e| {
+            let tid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let nice = stat[stat.rfind(')')? + 2..]
+                .split_whitespace()
+                .nth(16)?
+                .parse()
+                .ok()?;
+            Some((tid, nice))
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn renice_sets_every_thread_and_a_thread_id_is_not_a_process() {
+    if !root_or_skip("renice_sets_every_thread_and_a_thread_id_is_not_a_process") {
+        return;
+    }
+    let h = Helper::start("threads", &policy(60900, ""));
+    let mut c = h.connect();
+    let mut child = threaded_target(4);
+    let pid = child.id() as i32;
+    let before = nices(pid);
+    assert_eq!(before.len(), 4, "{before:?}");
+    // A non-leader thread id, named as if it were a process: refused.
+    let tid = before
+        .iter()
+        .map(|(t, _)| *t)
+        .find(|t| *t != pid)
+        .expect("a thread");
+    let r = c
+        .request(
+            &Request::Renice {
+                target: Target {
+                    pid: tid,
+                    start_time: start_time(tid),
+                },
+                nice: 10,
+            },
+            &[],
+        )
+        .expect("answer");
+    assert_eq!(r, Response::NotAProcess);
+    let r = c
+        .request(
+            &Request::Signal {
+                target: Target {
+                    pid: tid,
+                    start_time: start_time(tid),
+                },
+                signal: protocol::Signal::Kill,
+            },
+            &[],
+        )
+        .expect("answer");
+    assert_eq!(r, Response::NotAProcess);
+    assert_eq!(nices(pid), before, "nothing changed");
+    // The process: every thread gets the value.
+    let r = c
+        .request(
+            &Request::Renice {
+                target: Target {
+                    pid,
+                    start_time: start_time(pid),
+                },
+                nice: 10,
+            },
+            &[],
+        )
+        .expect("answer");
+    assert_eq!(r, Response::Reniced { threads: 4 });
+    assert!(nices(pid).iter().all(|(_, n)| *n == 10), "{:?}", nices(pid));
+    let _ = child.kill();
+    let _ = child.wait();
+}
