@@ -102,14 +102,15 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-/// (uid, primary gid) of `--gateway-user`, a name or a number.
+/// (uid, primary gid) of `--gateway-user`, a name or a number. An unnamed
+/// uid's group is the gid of the same number (the socket's group).
 fn resolve_gateway(user: &str) -> Result<(u32, Option<u32>), String> {
     match user.parse::<u32>() {
         Ok(uid) => Ok(User::from_uid(uid.into())
             .ok()
             .flatten()
             .map(|u| (uid, Some(u.gid.as_raw())))
-            .unwrap_or((uid, None))),
+            .unwrap_or((uid, Some(uid)))),
         Err(_) => {
             let u = User::from_name(user)
                 .map_err(|e| format!("looking up {user}: {e}"))?
