@@ -7,8 +7,9 @@
 //!
 //! The keys commands may run as root in a directory the gateway user owns,
 //! i.e. one a compromised gateway can fill with links. So they read and
-//! write only through a descriptor of that directory and never follow a
-//! link at the keys file or at a temp name.
+//! write only through a descriptor of that directory, never follow a link
+//! at the keys file or at a temp name, and, run as root, first become the
+//! user who owns the directories on the way to it ([`act_as_owner`]).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -86,9 +87,17 @@ pub enum KeyError {
          (replace it with the real file or directory, or configure the real path)"
     )]
     Link(PathBuf),
+    #[error("acting as uid {uid}, gid {gid} (the owner of {dir}): {why}")]
+    Identity {
+        dir: PathBuf,
+        uid: u32,
+        gid: u32,
+        why: String,
+    },
 }
 
-/// A uid and gid: to whom a keys file written by root is given.
+/// A uid and gid: whom the keys commands act as, and to whom a keys file
+/// they write is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
     pub uid: Uid,
@@ -238,8 +247,8 @@ fn temp_name() -> Result<String, KeyError> {
 /// file's directory: the temp file is created `O_EXCL | O_NOFOLLOW` under a
 /// random name, its mode and owner are set on the descriptor, and it is
 /// renamed over the keys file within the same directory (which replaces a
-/// link there rather than writing through it). `give_to` is who gets the
-/// file when root writes it.
+/// link there rather than writing through it). `give_to` (from
+/// [`act_as_owner`]) is who gets the file when root writes it.
 pub fn save(path: &Path, keys: &[KeyRecord], give_to: Option<Owner>) -> Result<(), KeyError> {
     let (dir_path, name) = split(path)?;
     std::fs::create_dir_all(dir_path).map_err(|e| KeyError::Io(dir_path.into(), e))?;
@@ -286,7 +295,7 @@ fn save_at(
 
 /// The owner of `dir`, or of its nearest existing ancestor when it does
 /// not exist yet (it will be created by whoever acts there).
-pub fn owner_of(dir: &Path) -> Result<Owner, KeyError> {
+fn owner_of(dir: &Path) -> Result<Owner, KeyError> {
     use std::os::unix::fs::MetadataExt;
     for a in dir.ancestors() {
         let a = if a.as_os_str().is_empty() {
@@ -309,6 +318,121 @@ pub fn owner_of(dir: &Path) -> Result<Owner, KeyError> {
         "no part of {} exists",
         dir.display()
     )))
+}
+
+/// Run as root, the keys commands give up root before they touch the keys
+/// file: whoever owns a directory on the way to it can plant links there,
+/// and root following one reads and writes wherever that user likes. So
+/// they become that user (`setgroups([])`, `setresgid`, `setresuid`, then
+/// checked), and a link then reaches only what its planter could reach
+/// anyway. With the default `keys_file` that user is the owner of the
+/// state dir.
+///
+/// Every existing directory from `/` to the keys file's directory is
+/// looked at without following its last component (a planted link counts
+/// as its planter's). One non-root owner: act as it, with the group of the
+/// deepest directory it owns. Two different ones: refuse, acting as
+/// either would expose the other. Root's alone: stay root (the
+/// descriptor-relative I/O of [`save`] and [`load_no_follow`] is the
+/// defence there) and return `Some(owner of state_dir)`, to whom a written
+/// keys file is given so that the gateway can read it. Not root: nothing
+/// changes and the result is `None`.
+///
+/// Called on the main thread before any other thread exists, so none is
+/// left running as root.
+pub fn act_as_owner(state_dir: &Path, keys_file: &Path) -> Result<Option<Owner>, KeyError> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let dir = split(keys_file)?.0;
+    let dir = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        let cwd = std::env::current_dir().map_err(|e| KeyError::Io(".".into(), e))?;
+        cwd.join(dir)
+    };
+    // (uid, gid, directory), deepest first.
+    let mut owners: Vec<(Uid, Gid, &Path)> = Vec::new();
+    for a in dir.ancestors() {
+        let m = match std::fs::symlink_metadata(a) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(KeyError::Io(a.into(), e)),
+        };
+        let uid = Uid::from_raw(m.uid());
+        if !uid.is_root() && !owners.iter().any(|o| o.0 == uid) {
+            owners.push((uid, Gid::from_raw(m.gid()), a));
+        }
+    }
+    match owners.as_slice() {
+        [] => Ok(Some(owner_of(state_dir)?)),
+        [(uid, gid, d)] => {
+            become_owner(
+                Owner {
+                    uid: *uid,
+                    gid: *gid,
+                },
+                d,
+            )?;
+            Ok(None)
+        }
+        [(u1, _, d1), (u2, _, d2), ..] => Err(KeyError::Invalid(format!(
+            "the way to keys file {} passes through directories of different users \
+             ({} is uid {u1}, {} is uid {u2}); acting as either would expose the \
+             other, so nothing was done: keep the keys file in the state dir",
+            keys_file.display(),
+            d1.display(),
+            d2.display(),
+        ))),
+    }
+}
+
+/// Sets every uid and gid to `who` and drops supplementary groups, then
+/// reads them back: a partial change must not go unnoticed.
+fn become_owner(who: Owner, dir: &Path) -> Result<(), KeyError> {
+    use nix::unistd::{getgroups, getresgid, getresuid, setgroups, setresgid, setresuid, User};
+    let uid = who.uid;
+    let fail = |gid: Gid, why: String| KeyError::Identity {
+        dir: dir.into(),
+        uid: uid.as_raw(),
+        gid: gid.as_raw(),
+        why,
+    };
+    // Group root would keep access that the owner does not have: take
+    // the owner's own primary group instead, if it has one.
+    let gid = if who.gid.as_raw() == 0 {
+        User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.gid)
+            .filter(|g| g.as_raw() != 0)
+            .ok_or_else(|| {
+                fail(
+                    who.gid,
+                    "the directory's group is root and the user has no other \
+                     primary group; give the directory the gateway's group"
+                        .into(),
+                )
+            })?
+    } else {
+        who.gid
+    };
+    setgroups(&[]).map_err(|e| fail(gid, format!("setgroups: {e}")))?;
+    setresgid(gid, gid, gid).map_err(|e| fail(gid, format!("setresgid: {e}")))?;
+    setresuid(uid, uid, uid).map_err(|e| fail(gid, format!("setresuid: {e}")))?;
+    let u = getresuid().map_err(|e| fail(gid, format!("getresuid: {e}")))?;
+    let g = getresgid().map_err(|e| fail(gid, format!("getresgid: {e}")))?;
+    let groups = getgroups().map_err(|e| fail(gid, format!("getgroups: {e}")))?;
+    let uids_ok = [u.real, u.effective, u.saved].iter().all(|&x| x == uid);
+    let gids_ok = [g.real, g.effective, g.saved].iter().all(|&x| x == gid);
+    if !uids_ok || !gids_ok || groups.iter().any(|&x| x != gid) {
+        return Err(fail(
+            gid,
+            format!("still uids {u:?}, gids {g:?}, groups {groups:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Creates a key; returns the token (shown once).

@@ -96,17 +96,14 @@ pub fn serve(cfg: config::Config) -> Result<(), RunError> {
     })
 }
 
-/// The configuration for a keys command and, run as root, the owner of
-/// state_dir, to whom a written keys file is given so the gateway can read it.
+/// The configuration for a keys command, read with the caller's identity;
+/// then, run as root, the switch to the keys directory's owner (see
+/// [`keys::act_as_owner`]) before any keys file is touched.
 fn keys_config(
     path: Option<&std::path::Path>,
 ) -> Result<(config::Config, Option<keys::Owner>), RunError> {
     let cfg = config::Config::load(path)?;
-    let give_to = if nix::unistd::geteuid().is_root() {
-        Some(keys::owner_of(&cfg.state_dir)?)
-    } else {
-        None
-    };
+    let give_to = keys::act_as_owner(&cfg.state_dir, &cfg.keys_file)?;
     Ok((cfg, give_to))
 }
 
