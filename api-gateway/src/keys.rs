@@ -389,7 +389,8 @@ pub fn act_as_owner(state_dir: &Path, keys_file: &Path) -> Result<Option<Owner>,
 }
 
 /// Sets every uid and gid to `who` and drops supplementary groups, then
-/// reads them back: a partial change must not go unnoticed.
+/// reads them back and checks that root cannot be taken back: a partial
+/// change must not go unnoticed.
 fn become_owner(who: Owner, dir: &Path) -> Result<(), KeyError> {
     use nix::unistd::{getgroups, getresgid, getresuid, setgroups, setresgid, setresuid, User};
     let uid = who.uid;
@@ -431,6 +432,9 @@ fn become_owner(who: Owner, dir: &Path) -> Result<(), KeyError> {
             gid,
             format!("still uids {u:?}, gids {g:?}, groups {groups:?}"),
         ));
+    }
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err(fail(gid, "root could be taken back".into()));
     }
     Ok(())
 }
