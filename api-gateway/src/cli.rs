@@ -40,7 +40,13 @@ DESCRIPTION
         Revokes the key; the running gateway refuses it at once.
 
     A running gateway picks up key changes without a restart. Run as root,
-    the keys commands give the keys file to the owner of state_dir.
+    the keys commands first become the user who owns the directories on
+    the way to the keys file (with the default keys_file, the owner of
+    state_dir: its uid and gid, no other groups); directories of two
+    different users there are an error. If root owns them all, they stay
+    root and give the keys file to the owner of state_dir. They never
+    follow a symbolic link at the keys file or at its directory: one is an
+    error naming it.
 
 OPTIONS
     --config PATH

@@ -4,14 +4,26 @@
 //! compare in constant time. The server re-reads the file when its mtime
 //! changes, so `keys add`/`revoke` apply without a restart. Writes are
 //! atomic (temp file + rename) with mode 0600.
+//!
+//! The keys commands may run as root in a directory the gateway user owns,
+//! i.e. one a compromised gateway can fill with links. So they read and
+//! write only through a descriptor of that directory, never follow a link
+//! at the keys file or at a temp name, and, run as root, first become the
+//! user who owns the directories on the way to it ([`act_as_owner`]).
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::{Gid, Uid};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +82,26 @@ pub enum KeyError {
     NoSuchKey(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "{0} is a symbolic link; the keys commands do not follow links there \
+         (replace it with the real file or directory, or configure the real path)"
+    )]
+    Link(PathBuf),
+    #[error("acting as uid {uid}, gid {gid} (the owner of {dir}): {why}")]
+    Identity {
+        dir: PathBuf,
+        uid: u32,
+        gid: u32,
+        why: String,
+    },
+}
+
+/// A uid and gid: whom the keys commands act as, and to whom a keys file
+/// they write is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: Uid,
+    pub gid: Gid,
 }
 
 /// Why a presented token was refused.
@@ -112,31 +144,299 @@ pub fn load(path: &Path) -> Result<Vec<KeyRecord>, KeyError> {
     }
 }
 
-/// Writes atomically with mode 0600. When run as root, the file is chowned
-/// to the owner of `owner_of` (the state dir) so the gateway can read it.
-pub fn save(path: &Path, keys: &[KeyRecord], owner_of: Option<&Path>) -> Result<(), KeyError> {
-    let io = |e| KeyError::Io(path.into(), e);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".keys.json.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
+/// Splits a keys file path into its directory and file name.
+fn split(path: &Path) -> Result<(&Path, &OsStr), KeyError> {
+    let name = path.file_name().ok_or_else(|| {
+        KeyError::Invalid(format!("keys file {} does not name a file", path.display()))
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Ok((dir, name))
+}
+
+/// An `O_NOFOLLOW` open of a link fails with `ELOOP` (`ENOTDIR` with
+/// `O_DIRECTORY`); a link gets the error that says so.
+fn link_or_io(path: &Path, e: Errno) -> KeyError {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if matches!(e, Errno::ELOOP | Errno::ENOTDIR) && is_link {
+        KeyError::Link(path.into())
+    } else {
+        KeyError::Io(path.into(), e.into())
+    }
+}
+
+/// Opens the directory that holds the keys file without following a link
+/// in its last component; every later open and rename is relative to it,
+/// so a path swapped afterwards cannot redirect them.
+fn open_dir(dir: &Path) -> Result<OwnedFd, KeyError> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| link_or_io(dir, e))
+}
+
+/// Reads `name` in `dir` without following a link (a missing file is an
+/// empty list). `O_NONBLOCK` so a planted FIFO cannot hang the command;
+/// anything but a regular file is refused before reading.
+fn load_at(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<Vec<KeyRecord>, KeyError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let fd = match nix::fcntl::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(Vec::new()),
+        Err(Errno::ELOOP) => {
+            let st = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW);
+            return Err(match st {
+                Ok(st)
+                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
+                {
+                    KeyError::Link(path.into())
+                }
+                _ => KeyError::Io(path.into(), Errno::ELOOP.into()),
+            });
+        }
+        Err(e) => return Err(KeyError::Io(path.into(), e.into())),
+    };
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| KeyError::Io(path.into(), e.into()))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(KeyError::Invalid(format!(
+            "keys file {} is not a regular file",
+            path.display()
+        )));
+    }
+    let mut b = Vec::new();
+    File::from(fd)
+        .read_to_end(&mut b)
+        .map_err(|e| KeyError::Io(path.into(), e))?;
+    if b.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&b).map_err(|e| KeyError::Parse(path.into(), e))
+}
+
+/// What the keys commands read: like [`load`], but a link at the keys file
+/// or at its directory is an error instead of being followed, and so is
+/// anything but a regular file. A missing directory is an empty list.
+pub fn load_no_follow(path: &Path) -> Result<Vec<KeyRecord>, KeyError> {
+    let (dir_path, name) = split(path)?;
+    let dir = match open_dir(dir_path) {
+        Ok(d) => d,
+        Err(KeyError::Io(_, e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new())
+        }
+        Err(e) => return Err(e),
+    };
+    load_at(&dir, name, path)
+}
+
+/// A temp file name nobody can predict (16 bytes from the OS RNG), so a
+/// link cannot be planted at it in advance.
+fn temp_name() -> Result<String, KeyError> {
+    let mut raw = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| KeyError::Invalid("the OS random generator failed".into()))?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!(".keys.{hex}.tmp"))
+}
+
+/// Writes atomically with mode 0600 through a descriptor of the keys
+/// file's directory: the temp file is created `O_EXCL | O_NOFOLLOW` under a
+/// random name, its mode and owner are set on the descriptor, and it is
+/// renamed over the keys file within the same directory (which replaces a
+/// link there rather than writing through it). `give_to` (from
+/// [`act_as_owner`]) is who gets the file when root writes it.
+pub fn save(path: &Path, keys: &[KeyRecord], give_to: Option<Owner>) -> Result<(), KeyError> {
+    let (dir_path, name) = split(path)?;
+    std::fs::create_dir_all(dir_path).map_err(|e| KeyError::Io(dir_path.into(), e))?;
+    let dir = open_dir(dir_path)?;
+    save_at(&dir, name, path, keys, give_to)
+}
+
+fn save_at(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    keys: &[KeyRecord],
+    give_to: Option<Owner>,
+) -> Result<(), KeyError> {
+    let io = |e: std::io::Error| KeyError::Io(path.into(), e);
     let body = serde_json::to_vec_pretty(keys).map_err(|e| KeyError::Parse(path.into(), e))?;
-    f.write_all(&body).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    if nix::unistd::geteuid().is_root() {
-        if let Some(meta) = owner_of.and_then(|p| std::fs::metadata(p).ok()) {
-            use std::os::unix::fs::MetadataExt;
-            std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid())).map_err(io)?;
+    let tmp = temp_name()?;
+    let fd = nix::fcntl::openat(
+        dir,
+        tmp.as_str(),
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| io(e.into()))?;
+    let mut f = File::from(fd);
+    let written = (|| -> std::io::Result<()> {
+        f.write_all(&body)?;
+        // The umask may have taken bits off; set exactly 0600.
+        nix::sys::stat::fchmod(&f, Mode::from_bits_truncate(0o600))?;
+        if let Some(o) = give_to {
+            nix::unistd::fchown(&f, Some(o.uid), Some(o.gid))?;
+        }
+        f.sync_all()?;
+        nix::fcntl::renameat(dir, tmp.as_str(), dir, name)?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = nix::unistd::unlinkat(dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+        return Err(io(e));
+    }
+    // Make the rename itself durable.
+    nix::unistd::fsync(dir).map_err(|e| io(e.into()))
+}
+
+/// The owner of `dir`, or of its nearest existing ancestor when it does
+/// not exist yet (it will be created by whoever acts there).
+fn owner_of(dir: &Path) -> Result<Owner, KeyError> {
+    use std::os::unix::fs::MetadataExt;
+    for a in dir.ancestors() {
+        let a = if a.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            a
+        };
+        match std::fs::metadata(a) {
+            Ok(m) => {
+                return Ok(Owner {
+                    uid: Uid::from_raw(m.uid()),
+                    gid: Gid::from_raw(m.gid()),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(KeyError::Io(a.into(), e)),
         }
     }
-    std::fs::rename(&tmp, path).map_err(io)
+    Err(KeyError::Invalid(format!(
+        "no part of {} exists",
+        dir.display()
+    )))
+}
+
+/// Run as root, the keys commands give up root before they touch the keys
+/// file: whoever owns a directory on the way to it can plant links there,
+/// and root following one reads and writes wherever that user likes. So
+/// they become that user (`setgroups([])`, `setresgid`, `setresuid`, then
+/// checked), and a link then reaches only what its planter could reach
+/// anyway. With the default `keys_file` that user is the owner of the
+/// state dir.
+///
+/// Every existing directory from `/` to the keys file's directory is
+/// looked at without following its last component (a planted link counts
+/// as its planter's). One non-root owner: act as it, with the group of the
+/// deepest directory it owns. Two different ones: refuse, acting as
+/// either would expose the other. Root's alone: stay root (the
+/// descriptor-relative I/O of [`save`] and [`load_no_follow`] is the
+/// defence there) and return `Some(owner of state_dir)`, to whom a written
+/// keys file is given so that the gateway can read it. Not root: nothing
+/// changes and the result is `None`.
+///
+/// Called on the main thread before any other thread exists, so none is
+/// left running as root.
+pub fn act_as_owner(state_dir: &Path, keys_file: &Path) -> Result<Option<Owner>, KeyError> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let dir = split(keys_file)?.0;
+    let dir = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        let cwd = std::env::current_dir().map_err(|e| KeyError::Io(".".into(), e))?;
+        cwd.join(dir)
+    };
+    // (uid, gid, directory), deepest first.
+    let mut owners: Vec<(Uid, Gid, &Path)> = Vec::new();
+    for a in dir.ancestors() {
+        let m = match std::fs::symlink_metadata(a) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(KeyError::Io(a.into(), e)),
+        };
+        let uid = Uid::from_raw(m.uid());
+        if !uid.is_root() && !owners.iter().any(|o| o.0 == uid) {
+            owners.push((uid, Gid::from_raw(m.gid()), a));
+        }
+    }
+    match owners.as_slice() {
+        [] => Ok(Some(owner_of(state_dir)?)),
+        [(uid, gid, d)] => {
+            become_owner(
+                Owner {
+                    uid: *uid,
+                    gid: *gid,
+                },
+                d,
+            )?;
+            Ok(None)
+        }
+        [(u1, _, d1), (u2, _, d2), ..] => Err(KeyError::Invalid(format!(
+            "the way to keys file {} passes through directories of different users \
+             ({} is uid {u1}, {} is uid {u2}); acting as either would expose the \
+             other, so nothing was done: keep the keys file in the state dir",
+            keys_file.display(),
+            d1.display(),
+            d2.display(),
+        ))),
+    }
+}
+
+/// Sets every uid and gid to `who` and drops supplementary groups, then
+/// reads them back and checks that root cannot be taken back: a partial
+/// change must not go unnoticed.
+fn become_owner(who: Owner, dir: &Path) -> Result<(), KeyError> {
+    use nix::unistd::{getgroups, getresgid, getresuid, setgroups, setresgid, setresuid, User};
+    let uid = who.uid;
+    let fail = |gid: Gid, why: String| KeyError::Identity {
+        dir: dir.into(),
+        uid: uid.as_raw(),
+        gid: gid.as_raw(),
+        why,
+    };
+    // Group root would keep access that the owner does not have: take
+    // the owner's own primary group instead, if it has one.
+    let gid = if who.gid.as_raw() == 0 {
+        User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.gid)
+            .filter(|g| g.as_raw() != 0)
+            .ok_or_else(|| {
+                fail(
+                    who.gid,
+                    "the directory's group is root and the user has no other \
+                     primary group; give the directory the gateway's group"
+                        .into(),
+                )
+            })?
+    } else {
+        who.gid
+    };
+    setgroups(&[]).map_err(|e| fail(gid, format!("setgroups: {e}")))?;
+    setresgid(gid, gid, gid).map_err(|e| fail(gid, format!("setresgid: {e}")))?;
+    setresuid(uid, uid, uid).map_err(|e| fail(gid, format!("setresuid: {e}")))?;
+    let u = getresuid().map_err(|e| fail(gid, format!("getresuid: {e}")))?;
+    let g = getresgid().map_err(|e| fail(gid, format!("getresgid: {e}")))?;
+    let groups = getgroups().map_err(|e| fail(gid, format!("getgroups: {e}")))?;
+    let uids_ok = [u.real, u.effective, u.saved].iter().all(|&x| x == uid);
+    let gids_ok = [g.real, g.effective, g.saved].iter().all(|&x| x == gid);
+    if !uids_ok || !gids_ok || groups.iter().any(|&x| x != gid) {
+        return Err(fail(
+            gid,
+            format!("still uids {u:?}, gids {g:?}, groups {groups:?}"),
+        ));
+    }
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err(fail(gid, "root could be taken back".into()));
+    }
+    Ok(())
 }
 
 /// Creates a key; returns the token (shown once).
@@ -145,7 +445,7 @@ pub fn add(
     name: &str,
     scopes: Vec<Scope>,
     expires_in: Option<std::time::Duration>,
-    owner_of: Option<&Path>,
+    give_to: Option<Owner>,
 ) -> Result<String, KeyError> {
     if name.is_empty()
         || name.len() > 64
@@ -157,7 +457,7 @@ pub fn add(
             "key names are 1-64 characters of A-Z a-z 0-9 - _ .".into(),
         ));
     }
-    let mut keys = load(path)?;
+    let mut keys = load_no_follow(path)?;
     if keys.iter().any(|k| k.name == name) {
         return Err(KeyError::Exists(name.into()));
     }
@@ -178,19 +478,19 @@ pub fn add(
         expires: expires_in.map(|d| now + d.as_secs()),
         revoked: false,
     });
-    save(path, &keys, owner_of)?;
+    save(path, &keys, give_to)?;
     Ok(token)
 }
 
 /// Marks a key revoked (kept so the audit trail's names stay meaningful).
-pub fn revoke(path: &Path, name: &str, owner_of: Option<&Path>) -> Result<(), KeyError> {
-    let mut keys = load(path)?;
+pub fn revoke(path: &Path, name: &str, give_to: Option<Owner>) -> Result<(), KeyError> {
+    let mut keys = load_no_follow(path)?;
     let k = keys
         .iter_mut()
         .find(|k| k.name == name)
         .ok_or_else(|| KeyError::NoSuchKey(name.into()))?;
     k.revoked = true;
-    save(path, &keys, owner_of)
+    save(path, &keys, give_to)
 }
 
 /// The server's view: the keys, reloaded when the file's mtime changes.
@@ -254,6 +554,7 @@ impl KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn added_key_authenticates_and_revoked_key_does_not() {
@@ -269,5 +570,60 @@ mod tests {
         assert_eq!(s.authenticate(&t).unwrap_err(), AuthFailure::Revoked);
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_link_at_the_keys_file_is_refused_and_its_target_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("elsewhere.json");
+        std::fs::write(&target, "[]").unwrap();
+        let p = d.path().join("keys.json");
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        let link = |r: Result<(), KeyError>| matches!(r, Err(KeyError::Link(l)) if l == p);
+        assert!(link(
+            add(&p, "ops", vec![Scope::Read], None, None).map(drop)
+        ));
+        assert!(link(revoke(&p, "ops", None)));
+        assert!(link(load_no_follow(&p).map(drop)));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "[]");
+        assert!(std::fs::symlink_metadata(&p).unwrap().is_symlink());
+    }
+
+    #[test]
+    fn a_link_at_the_keys_directory_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let dir = d.path().join("linked");
+        std::os::unix::fs::symlink(&real, &dir).unwrap();
+        let p = dir.join("keys.json");
+        let r = add(&p, "ops", vec![Scope::Read], None, None);
+        assert!(matches!(r, Err(KeyError::Link(l)) if l == dir));
+        assert!(std::fs::read_dir(&real).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_fifo_at_the_keys_file_is_refused_without_blocking() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("keys.json");
+        nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(load_no_follow(&p), Err(KeyError::Invalid(_))));
+    }
+
+    #[test]
+    fn writes_leave_only_the_keys_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("keys.json");
+        add(&p, "a", vec![Scope::Read], None, None).unwrap();
+        add(&p, "b", vec![Scope::Exec], None, None).unwrap();
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["keys.json"]);
+        assert_eq!(load_no_follow(&p).unwrap().len(), 2);
+        assert!(load_no_follow(&d.path().join("missing/keys.json"))
+            .unwrap()
+            .is_empty());
     }
 }

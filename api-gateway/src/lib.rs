@@ -96,6 +96,17 @@ pub fn serve(cfg: config::Config) -> Result<(), RunError> {
     })
 }
 
+/// The configuration for a keys command, read with the caller's identity;
+/// then, run as root, the switch to the keys directory's owner (see
+/// [`keys::act_as_owner`]) before any keys file is touched.
+fn keys_config(
+    path: Option<&std::path::Path>,
+) -> Result<(config::Config, Option<keys::Owner>), RunError> {
+    let cfg = config::Config::load(path)?;
+    let give_to = keys::act_as_owner(&cfg.state_dir, &cfg.keys_file)?;
+    Ok((cfg, give_to))
+}
+
 /// Runs one parsed command; returns the exit status.
 pub fn run(cmd: cli::Command) -> Result<(), RunError> {
     use cli::Command;
@@ -115,8 +126,8 @@ pub fn run(cmd: cli::Command) -> Result<(), RunError> {
             scopes,
             expires,
         } => {
-            let cfg = config::Config::load(config.as_deref())?;
-            let token = keys::add(&cfg.keys_file, &name, scopes, expires, Some(&cfg.state_dir))?;
+            let (cfg, give_to) = keys_config(config.as_deref())?;
+            let token = keys::add(&cfg.keys_file, &name, scopes, expires, give_to)?;
             println!("{token}");
             eprintln!(
                 "key {name:?} created in {}; the token above is shown only once",
@@ -125,9 +136,9 @@ pub fn run(cmd: cli::Command) -> Result<(), RunError> {
             Ok(())
         }
         Command::KeysList { config } => {
-            let cfg = config::Config::load(config.as_deref())?;
+            let (cfg, _) = keys_config(config.as_deref())?;
             let now = keys::now_secs();
-            for k in keys::load(&cfg.keys_file)? {
+            for k in keys::load_no_follow(&cfg.keys_file)? {
                 let scopes: Vec<&str> = k.scopes.iter().map(|s| s.name()).collect();
                 let state = if k.revoked {
                     "revoked"
@@ -149,8 +160,8 @@ pub fn run(cmd: cli::Command) -> Result<(), RunError> {
             Ok(())
         }
         Command::KeysRevoke { config, name } => {
-            let cfg = config::Config::load(config.as_deref())?;
-            keys::revoke(&cfg.keys_file, &name, Some(&cfg.state_dir))?;
+            let (cfg, give_to) = keys_config(config.as_deref())?;
+            keys::revoke(&cfg.keys_file, &name, give_to)?;
             eprintln!("key {name:?} revoked");
             Ok(())
         }
