@@ -8,7 +8,7 @@ use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
 use protocol::frame::{frame_len, read_frame};
-use protocol::{decode_frame, encode_frame, FrameError, Request, Response, MAX_FRAME};
+use protocol::{decode_frame, encode_frame, Envelope, FrameError, Request, Response, MAX_FRAME};
 
 fn check<T>(data: &[u8])
 where
@@ -83,6 +83,7 @@ fn drain<T: bincode::Decode<()> + std::fmt::Debug>(data: &[u8], k: usize) -> (Ve
 }
 
 fuzz_target!(|data: &[u8]| {
+    check::<Envelope>(data);
     check::<Request>(data);
     check::<Response>(data);
 });

@@ -17,7 +17,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use protocol::{Containment, JobId, JobLimits, JobState, JobStatus};
 
 use crate::cgroup::{self, JobCgroup};
+use crate::log;
 use crate::uids::{self, UidPool};
+use serde_json::json;
 
 /// How many finished jobs are remembered.
 pub const FINISHED_KEPT: usize = 1024;
@@ -102,7 +104,13 @@ impl Jobs {
         for (id, r) in self.running.iter_mut() {
             if !r.timed_out && r.deadline <= now {
                 r.timed_out = true;
-                eprintln!("job {id}: timeout reached, killing pid {}", r.status.pid);
+                log::event(
+                    "job_timeout",
+                    &[
+                        ("job", json!(id.to_hex())),
+                        ("job_pid", json!(r.status.pid)),
+                    ],
+                );
                 Jobs::kill(r);
             }
         }
@@ -137,18 +145,27 @@ impl Jobs {
         } else {
             JobState::Exited
         };
-        eprintln!(
-            "job {id}: pid {} uid {} ended: {} exit_code {} signal {}",
-            r.status.pid,
-            r.status.uid,
-            r.status.state.name(),
-            opt(code),
-            opt(sig)
+        log::event(
+            "job_ended",
+            &[
+                ("job", json!(id.to_hex())),
+                ("job_pid", json!(r.status.pid)),
+                ("job_uid", json!(r.status.uid)),
+                ("job_state", json!(r.status.state.name())),
+                ("exit_code", json!(code)),
+                ("signal", json!(sig)),
+            ],
         );
         let events = r.cgroup.as_ref().and_then(|c| match c.open_events() {
             Ok(f) => Some(f),
             Err(e) => {
-                eprintln!("job {id}: cannot watch cgroup.events: {e}");
+                log::event(
+                    "job_error",
+                    &[
+                        ("job", json!(id.to_hex())),
+                        ("error", json!(format!("cannot watch cgroup.events: {e}"))),
+                    ],
+                );
                 None
             }
         });
@@ -187,7 +204,13 @@ impl Jobs {
             (None, _) => match d.pool_uid {
                 Some(uid) => {
                     if let Err(e) = uids::sweep(uid) {
-                        eprintln!("job {id}: sweeping uid {uid} failed: {e}");
+                        log::event(
+                            "job_error",
+                            &[
+                                ("job", json!(id.to_hex())),
+                                ("error", json!(format!("sweeping uid {uid} failed: {e}"))),
+                            ],
+                        );
                     }
                     !uids::has_processes(uid)
                 }
@@ -204,7 +227,16 @@ impl Jobs {
         }
         if let Some(cg) = &d.cgroup {
             if let Err(e) = cg.remove() {
-                eprintln!("job {id}: removing its empty cgroup failed: {e}");
+                log::event(
+                    "job_error",
+                    &[
+                        ("job", json!(id.to_hex())),
+                        (
+                            "error",
+                            json!(format!("removing its empty cgroup failed: {e}")),
+                        ),
+                    ],
+                );
                 d.next_retry = Instant::now() + DRAIN_RETRY;
                 return false;
             }
@@ -270,7 +302,13 @@ fn kill_job(cgroup: Option<&JobCgroup>, pid: i32) {
         Some(cg) => {
             if let Err(e) = cg.kill() {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!("job pid {pid}: cgroup.kill failed: {e}");
+                    log::event(
+                        "job_error",
+                        &[
+                            ("job_pid", json!(pid)),
+                            ("error", json!(format!("cgroup.kill failed: {e}"))),
+                        ],
+                    );
                 }
             }
         }
@@ -278,10 +316,6 @@ fn kill_job(cgroup: Option<&JobCgroup>, pid: i32) {
             let _ = killpg(nix::unistd::Pid::from_raw(pid), NixSignal::SIGKILL);
         }
     }
-}
-
-fn opt(v: Option<i32>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
 }
 
 /// A fresh status for a job that just started.

@@ -5,6 +5,7 @@ mod cgroup;
 mod cli;
 mod ids;
 mod jobs;
+mod log;
 mod policy;
 mod server;
 mod socket;
@@ -16,6 +17,7 @@ mod uids;
 use std::process::ExitCode;
 
 use nix::unistd::User;
+use serde_json::json;
 
 fn main() -> ExitCode {
     match run() {
@@ -54,30 +56,35 @@ fn run() -> Result<(), String> {
     }
     let gw = gw?;
     for w in &policy.warnings {
-        eprintln!("policy warning: {w}");
+        log::event("policy_warning", &[("warning", json!(w))]);
     }
     let cgroups = cgroup::CgroupRoot::discover(args.cgroup_root.as_deref());
-    match &cgroups {
+    let containment = match &cgroups {
         Some(c) => {
             let on = c.controllers();
-            eprintln!(
-                "containment: cgroup under {}; job limits by cgroup: memory {}, pids {}, cpu {} \
-                 (where off, RLIMIT_AS and the per-job RLIMIT_NPROC still hold)",
-                c.path().display(),
-                on_off(on.memory),
-                on_off(on.pids),
-                on_off(on.cpu)
-            );
+            json!({
+                "mode": "cgroup",
+                "cgroup": c.path().display().to_string(),
+                "controllers": {"memory": on.memory, "pids": on.pids, "cpu": on.cpu},
+                "note": "where a controller is off, RLIMIT_AS and the per-job RLIMIT_NPROC hold",
+            })
         }
-        None => eprintln!("containment: pgid (no writable cgroup v2 with cgroup.kill): a job is killed by process group, and with per-job uids by a sweep of its uid when its shell ends"),
-    }
+        None => json!({
+            "mode": "pgid",
+            "note": "no writable cgroup v2 with cgroup.kill: a job is killed by process group, \
+                     and with per-job uids by a sweep of its uid when its shell ends",
+        }),
+    };
     let listener = socket::listen(&args.socket, gw.1)
         .map_err(|e| format!("{}: {e}", args.socket.display()))?;
-    eprintln!("policy: {}", policy.summary());
-    eprintln!(
-        "listening on {} for uid {} and root",
-        args.socket.display(),
-        gw.0
+    log::event(
+        "started",
+        &[
+            ("socket", json!(args.socket.display().to_string())),
+            ("gateway_uid", json!(gw.0)),
+            ("containment", containment),
+            ("policy", json!(policy.summary())),
+        ],
     );
     let created = listener.created.clone();
     let limits = server::Limits {
@@ -92,14 +99,6 @@ fn run() -> Result<(), String> {
         let _ = std::fs::remove_file(p);
     }
     result
-}
-
-fn on_off(b: bool) -> &'static str {
-    if b {
-        "on"
-    } else {
-        "off"
-    }
 }
 
 /// (uid, primary gid) of `--gateway-user`, a name or a number. An unnamed

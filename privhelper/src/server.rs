@@ -26,16 +26,19 @@ use nix::sys::signalfd::SignalFd;
 use protocol::fdpass::recv_with_fds;
 use protocol::frame::{decode_frame, encode_frame};
 use protocol::{
-    Containment, HelperInfo, Isolation, JobId, JobLimits, Request, Response, PROTOCOL_VERSION,
+    Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, Request, Response,
+    PROTOCOL_VERSION,
 };
 
 use crate::cgroup::{CgroupLimits, CgroupRoot, CPU_PERIOD_US};
 use crate::ids::Nice;
 use crate::jobs::{self, Jobs, Running};
+use crate::log;
 use crate::policy::{self, Policy, RunAs, RunPolicy};
 use crate::socket::{self, Listener, Peer};
 use crate::spawn::{spawn, SpawnPlan};
 use crate::target::{self, Refusal};
+use serde_json::json;
 
 /// A half-written frame older than this closes its connection, and so does
 /// a connection that has not said `Hello` by then.
@@ -64,8 +67,6 @@ pub struct Server {
     jobs: Jobs,
     /// Listener out of the poll set until then (descriptors exhausted).
     accept_paused_until: Option<Instant>,
-    /// Accept failures not yet logged in this back-off.
-    accept_failures: u64,
 }
 
 struct Conn {
@@ -109,7 +110,6 @@ impl Server {
             next_conn: 0,
             jobs,
             accept_paused_until: None,
-            accept_failures: 0,
         }
     }
 
@@ -224,7 +224,7 @@ impl Server {
                             if info.ssi_signo == NixSignal::SIGHUP as u32 {
                                 self.reload();
                             } else {
-                                eprintln!("signal {}: stopping", info.ssi_signo);
+                                log::event("stopping", &[("signal", json!(info.ssi_signo))]);
                                 self.jobs.kill_all(Duration::from_secs(2));
                                 return Ok(());
                             }
@@ -248,14 +248,17 @@ impl Server {
     fn reload(&mut self) {
         match Policy::load(&self.policy_path, &self.policy_ctx) {
             Ok(p) => {
-                eprintln!("policy reloaded: {}", p.summary());
+                log::event("policy_reloaded", &[("policy", json!(p.summary()))]);
                 for w in &p.warnings {
-                    eprintln!("policy warning: {w}");
+                    log::event("policy_warning", &[("warning", json!(w))]);
                 }
                 self.jobs.uids.set_range(job_range(&p));
                 self.policy = p;
             }
-            Err(e) => eprintln!("policy reload failed, keeping the old policy: {e}"),
+            Err(e) => log::event(
+                "policy_reload_failed",
+                &[("error", json!(format!("{e}; keeping the old policy")))],
+            ),
         }
     }
 
@@ -270,14 +273,15 @@ impl Server {
                         e.raw_os_error(),
                         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
                     );
-                    self.accept_failures += 1;
-                    eprintln!(
-                        "accept failed ({} time(s) since the last report): {e}; \
-                         not accepting for {} ms",
-                        self.accept_failures,
-                        ACCEPT_BACKOFF.as_millis()
+                    // One line per back-off: the listener is out of the
+                    // poll set until it ends, so this cannot repeat faster.
+                    log::event(
+                        "accept_failed",
+                        &[
+                            ("error", json!(e.to_string())),
+                            ("paused_ms", json!(ACCEPT_BACKOFF.as_millis() as u64)),
+                        ],
                     );
-                    self.accept_failures = 0;
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
                     if out_of_fds {
                         // Free a descriptor for the next client.
@@ -289,14 +293,24 @@ impl Server {
             let peer = match socket::peer(&stream) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("peer credentials unavailable, closing: {e}");
+                    log::event("peer_unknown", &[("error", json!(e.to_string()))]);
                     continue;
                 }
             };
             if peer.uid != 0 && peer.uid != self.limits.gateway_uid {
-                eprintln!(
-                    "refused connection from uid {} pid {}: not the gateway (uid {}) or root",
-                    peer.uid, peer.pid, self.limits.gateway_uid
+                log::event(
+                    "connection_refused",
+                    &[
+                        ("peer_uid", json!(peer.uid)),
+                        ("peer_pid", json!(peer.pid)),
+                        (
+                            "reason",
+                            json!(format!(
+                                "not the gateway (uid {}) or root",
+                                self.limits.gateway_uid
+                            )),
+                        ),
+                    ],
                 );
                 continue;
             }
@@ -338,9 +352,13 @@ impl Server {
 
     fn close(&mut self, id: u64, why: &str) {
         if let Some(c) = self.conns.remove(&id) {
-            eprintln!(
-                "closing connection of uid {} pid {}: {why}",
-                c.peer.uid, c.peer.pid
+            log::event(
+                "connection_closed",
+                &[
+                    ("peer_uid", json!(c.peer.uid)),
+                    ("peer_pid", json!(c.peer.pid)),
+                    ("reason", json!(why)),
+                ],
             );
         }
     }
@@ -387,7 +405,7 @@ impl Server {
             let Some(c) = self.conns.get_mut(&id) else {
                 return;
             };
-            let (req, used) = match decode_frame::<Request>(&c.buf) {
+            let (env, used) = match decode_frame::<Envelope>(&c.buf) {
                 Ok(Some(x)) => x,
                 Ok(None) => {
                     c.partial_since =
@@ -401,6 +419,10 @@ impl Server {
             };
             c.buf.drain(..used);
             c.partial_since = None;
+            let Envelope {
+                request_id,
+                request: req,
+            } = env;
             let want = req.fds_expected();
             if c.fds.len() < want || (want == 0 && !c.fds.is_empty()) {
                 return self.close(id, "descriptors do not match the request");
@@ -429,7 +451,7 @@ impl Server {
                 }
                 (Request::Hello { .. }, true) => return self.close(id, "second hello"),
                 (_, false) => return self.close(id, "request before hello"),
-                (_, true) => self.dispatch(&req, peer, fds),
+                (_, true) => self.dispatch(request_id, &req, peer, fds),
             };
             if !self.send(id, &resp) {
                 return;
@@ -456,46 +478,23 @@ impl Server {
         true
     }
 
-    fn dispatch(&mut self, req: &Request, peer: Peer, fds: Vec<OwnedFd>) -> Response {
+    /// Decides `req` and writes its decision line — for the acts (signal,
+    /// renice, spawn, cancel); status and info queries are answered
+    /// without a line, so polling and health checks do not flood the log.
+    fn dispatch(
+        &mut self,
+        request_id: u64,
+        req: &Request,
+        peer: Peer,
+        fds: Vec<OwnedFd>,
+    ) -> Response {
         if let Request::Info = req {
-            // What health checks ask: answered, never logged.
             return Response::Info(self.info());
         }
         let resp = self.decide(req, peer, fds);
-        let what = match req {
-            Request::Signal { target, signal } => {
-                format!(
-                    "signal {signal} pid {} start_time {}",
-                    target.pid, target.start_time
-                )
-            }
-            Request::Renice { target, nice } => {
-                format!(
-                    "renice {nice} pid {} start_time {}",
-                    target.pid, target.start_time
-                )
-            }
-            Request::Spawn {
-                job,
-                timeout_ms,
-                command,
-            } => {
-                format!("spawn job {job} timeout_ms {timeout_ms} command {command:?}")
-            }
-            Request::JobStatus { job } => format!("job_status {job}"),
-            Request::Cancel { job } => format!("cancel {job}"),
-            Request::Hello { version } => format!("hello {version}"),
-            Request::Info => "info".into(),
-        };
-        let outcome = match &resp {
-            Response::Job(s) => format!("job pid {} uid {} {}", s.pid, s.uid, s.state.name()),
-            Response::Denied { rule, detail } => format!("denied by {rule} ({detail})"),
-            other => format!("{other:?}"),
-        };
-        eprintln!(
-            "peer uid {} pid {}: {what} -> {outcome}",
-            peer.uid, peer.pid
-        );
+        if !matches!(req, Request::JobStatus { .. }) {
+            log::decision(request_id, peer, req, &resp);
+        }
         resp
     }
 

@@ -34,7 +34,7 @@ fn three_hundred_idle_connections_do_not_lock_out_the_gateway() {
     }
     let h = Helper::start_with(
         "conns",
-        &policy(60900, ""),
+        &policy(60850, ""),
         &["--max-connections", "32"],
         &[],
     );
@@ -54,7 +54,10 @@ fn three_hundred_idle_connections_do_not_lock_out_the_gateway() {
     assert!(t0.elapsed() < Duration::from_secs(1), "served, but slowly");
     // The helper holds at most its cap, not 300 descriptors.
     assert!(open_fds(h.pid()) < 32 + 16, "{} fds", open_fds(h.pid()));
-    assert!(h.log_text().contains("connection limit reached"));
+    assert!(h
+        .events("connection_closed")
+        .iter()
+        .any(|e| e["reason"] == "connection limit reached"));
     drop(held);
     assert!(served(&h));
 }
@@ -67,7 +70,7 @@ fn out_of_descriptors_the_helper_backs_off_instead_of_spinning() {
     // 16 descriptors: a handful of connections exhaust them.
     let h = Helper::start_with(
         "emfile",
-        &policy(60900, ""),
+        &policy(60860, ""),
         &[],
         &["prlimit", "--nofile=16:16", "--"],
     );
@@ -83,7 +86,7 @@ fn out_of_descriptors_the_helper_backs_off_instead_of_spinning() {
     let used = ticks(h.pid()) - before;
     // Spinning would be ~200 ticks in 2 s; a back-off is a few.
     assert!(used < 40, "the helper burnt {used} ticks in 2 s");
-    let failures = h.log_text().matches("accept failed").count();
+    let failures = h.events("accept_failed").len();
     assert!(
         (1..=10).contains(&failures),
         "{failures} accept-failure lines"
@@ -104,7 +107,7 @@ fn an_untrusted_policy_file_is_refused_at_start_on_reload_and_by_check() {
     if !root_or_skip("an_untrusted_policy_file_is_refused_at_start_on_reload_and_by_check") {
         return;
     }
-    let h = Helper::start("trust", &policy(60900, ""));
+    let h = Helper::start("trust", &policy(60870, ""));
     let path = h.dir.join("policy.toml");
     let bin = env!("CARGO_BIN_EXE_monitoreo-privhelper");
     let check = || {
@@ -210,7 +213,7 @@ fn renice_sets_every_thread_and_a_thread_id_is_not_a_process() {
     if !root_or_skip("renice_sets_every_thread_and_a_thread_id_is_not_a_process") {
         return;
     }
-    let h = Helper::start("threads", &policy(60900, ""));
+    let h = Helper::start("threads", &policy(60880, ""));
     let mut c = h.connect();
     let mut child = threaded_target(4);
     let pid = child.id() as i32;

@@ -61,8 +61,10 @@ impl Helper {
             .spawn()
             .expect("start helper");
         let h = Helper { child, dir, sock };
+        // The socket file appears at bind(), before listen(): wait for a
+        // connection to succeed, not for the file.
         let t = Instant::now();
-        while !h.sock.exists() {
+        while UnixStream::connect(&h.sock).is_err() {
             assert!(
                 t.elapsed() < Duration::from_secs(5),
                 "helper did not listen"
@@ -379,13 +381,20 @@ fn bad_frames_close_the_connection_and_the_next_client_is_served() {
     assert!(raw(&h, &[4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).is_empty());
     assert!(raw(&h, &[8, 0, 0, 0, 0, 0]).is_empty());
     // A request before Hello is closed too.
-    let status = protocol::encode_frame(&Request::JobStatus {
-        job: JobId([1; 16]),
+    let status = protocol::encode_frame(&protocol::Envelope {
+        request_id: 0,
+        request: Request::JobStatus {
+            job: JobId([1; 16]),
+        },
     })
     .expect("enc");
     assert!(raw(&h, &status).is_empty());
     // Wrong version: answered with our version, then closed.
-    let hello = protocol::encode_frame(&Request::Hello { version: 999 }).expect("enc");
+    let hello = protocol::encode_frame(&protocol::Envelope {
+        request_id: 0,
+        request: Request::Hello { version: 999 },
+    })
+    .expect("enc");
     let answer = raw(&h, &hello);
     let decoded = protocol::decode_frame::<Response>(&answer)
         .expect("frame")

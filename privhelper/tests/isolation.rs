@@ -112,11 +112,19 @@ fn a_job_cannot_read_trace_signal_or_write_into_another_job() {
     assert_eq!(b_files.read_out(), "ready\n");
     assert_eq!(stat_field(b.pid, 19), Some(0));
     // The helper refused and logged the job's connection.
-    let log = h.log_text();
+    let refused = h.events("connection_refused");
     assert!(
-        log.contains("refused connection from uid 608"),
-        "the job's connection was not refused by the peer check: {log}"
+        refused.iter().any(|e| e["peer_uid"]
+            .as_u64()
+            .is_some_and(|u| (60800..=60809).contains(&u))),
+        "the job's connection was not refused by the peer check: {}",
+        h.log_text()
     );
+    // Every act was logged as one decision line with the peer.
+    let spawns = h.events("decision");
+    assert!(spawns
+        .iter()
+        .any(|e| e["request"] == "spawn" && e["outcome"] == "job"));
     // The API side may still act on a job through "@jobs".
     let t = Target {
         pid: b.pid,
@@ -143,7 +151,7 @@ fn with_a_shared_run_user_the_same_attack_succeeds_as_documented() {
     }
     // The control experiment: it shows the attack above can succeed, so its
     // refusals are the per-job uids' doing.
-    let p = policy(60800, "").replace("uids = \"60800-60899\"", "user = \"nobody\"");
+    let p = policy(60800, "").replace("uids = \"60800-60809\"", "user = \"nobody\"");
     let p = p.replace("owners = [\"nobody\", \"@jobs\"]", "owners = [\"nobody\"]");
     let h = Helper::start("shared", &p);
     let mut c = h.connect();
@@ -180,13 +188,13 @@ fn concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty() {
         return;
     }
     // A range of two uids: a third job must wait (Busy) until one drains.
-    let p = policy(60800, "").replace("60800-60899", "60800-60801");
+    let p = policy(60810, "").replace("60810-60819", "60810-60811");
     let h = Helper::start("uids", &p);
     let mut c = h.connect();
     let (a, _) = start_job(&mut c, &h.dir, 1, "setsid sleep 60 & sleep 60", 30_000);
     let (b, _) = start_job(&mut c, &h.dir, 3, "sleep 60", 30_000);
     assert_ne!(a.uid, b.uid);
-    assert!((60800..=60801).contains(&a.uid) && (60800..=60801).contains(&b.uid));
+    assert!((60810..=60811).contains(&a.uid) && (60810..=60811).contains(&b.uid));
     let out = std::fs::File::create(h.dir.join("o9")).expect("o");
     let err = std::fs::File::create(h.dir.join("e9")).expect("e");
     use std::os::fd::AsFd;
@@ -248,7 +256,7 @@ fn a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout() {
     if !root_or_skip("a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout") {
         return;
     }
-    let h = Helper::start("forkbomb", &policy(60800, ""));
+    let h = Helper::start("forkbomb", &policy(60820, ""));
     let mut c = h.connect();
     let (s, _) = start_job(&mut c, &h.dir, 1, "f() { f | f & }; f; sleep 30", 3000);
     assert!(
@@ -279,7 +287,7 @@ fn a_memory_hog_is_stopped_and_the_helper_keeps_serving() {
     if !root_or_skip("a_memory_hog_is_stopped_and_the_helper_keeps_serving") {
         return;
     }
-    let h = Helper::start("memhog", &policy(60800, "memory_max = 134217728"));
+    let h = Helper::start("memhog", &policy(60830, "memory_max = 134217728"));
     let mut c = h.connect();
     let (s, files) = start_job(
         &mut c,
@@ -309,7 +317,7 @@ fn without_cgroups_a_setsid_escapee_is_swept_by_its_uid() {
     // An unusable cgroup root forces the process-group fallback.
     let h = Helper::start_with(
         "pgid",
-        &policy(60800, ""),
+        &policy(60840, ""),
         &["--cgroup-root", "/nonexistent-cgroup"],
         &[],
     );

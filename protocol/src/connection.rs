@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::fdpass::send_with_fds;
 use crate::frame::{encode_frame, read_frame, FrameError};
-use crate::message::{Containment, Request, Response, PROTOCOL_VERSION};
+use crate::message::{Containment, Envelope, Request, Response, PROTOCOL_VERSION};
 
 /// Why talking to the helper failed.
 #[derive(Debug)]
@@ -116,13 +116,27 @@ impl Connection {
         req: &Request,
         fds: &[BorrowedFd<'_>],
     ) -> Result<Response, ClientError> {
+        self.request_tagged(0, req, fds)
+    }
+
+    /// As [`Connection::request`], with the id the caller logged the
+    /// request under; the helper's decision line carries the same id.
+    pub fn request_tagged(
+        &mut self,
+        request_id: u64,
+        req: &Request,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<Response, ClientError> {
         if fds.len() != req.fds_expected() {
             return Err(ClientError::FdCount {
                 expected: req.fds_expected(),
                 given: fds.len(),
             });
         }
-        let bytes = encode_frame(req)?;
+        let bytes = encode_frame(&Envelope {
+            request_id,
+            request: req.clone(),
+        })?;
         send_with_fds(&self.stream, &bytes, fds).map_err(FrameError::Io)?;
         Ok(read_frame(&mut &self.stream)?)
     }

@@ -177,6 +177,15 @@ impl fmt::Display for JobId {
     }
 }
 
+/// A request as it travels to the helper, with the id under which the
+/// gateway's audit line records it, so one search joins both sides' logs.
+/// `request_id` 0 means "none" (the admin CLI, tests).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Envelope {
+    pub request_id: u64,
+    pub request: Request,
+}
+
 /// What the gateway asks. `Hello` must come first and only once.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub enum Request {

@@ -24,8 +24,10 @@ pub fn root_or_skip(test: &str) -> bool {
     false
 }
 
-/// A policy with per-job uids from `first..first+99` whose processes
-/// (`@jobs`) and nobody's may be signalled and reniced.
+/// A policy with per-job uids from `first..=first+9` whose processes
+/// (`@jobs`) and nobody's may be signalled and reniced. Tests run in
+/// parallel, each with its own helper: each must use its own range, or one
+/// helper's uid sweep would reach another's jobs.
 pub fn policy(first: u32, extra_run: &str) -> String {
     format!(
         r#"
@@ -47,7 +49,7 @@ nofile = 64
 nproc = 64
 {extra_run}
 "#,
-        last = first + 99
+        last = first + 9
     )
 }
 
@@ -95,8 +97,10 @@ impl Helper {
             sock,
             log,
         };
+        // The socket file appears at bind(), before listen(): wait for a
+        // connection to succeed, not for the file.
         let t = Instant::now();
-        while !h.sock.exists() {
+        while std::os::unix::net::UnixStream::connect(&h.sock).is_err() {
             assert!(
                 t.elapsed() < Duration::from_secs(5),
                 "helper did not listen: {}",
@@ -117,6 +121,19 @@ impl Helper {
 
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The helper's JSON log lines whose `event` is `name`. Every line of
+    /// the log must be JSON: a line that is not fails the test.
+    pub fn events(&self, name: &str) -> Vec<serde_json::Value> {
+        self.log_text()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
+            })
+            .filter(|v| v["event"] == name)
+            .collect()
     }
 
     pub fn pid(&self) -> i32 {

@@ -1,0 +1,157 @@
+//! The helper's decision log: one JSON object per line on stderr (the
+//! journal), so that a decision can be joined with the gateway's audit line
+//! by `request_id` and read by machines as well as people. Values are
+//! plain JSON (numbers, strings, null), never Rust debug output.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use protocol::{Request, Response};
+use serde_json::{json, Map, Value};
+
+use crate::socket::Peer;
+
+/// Writes the line for one decided request.
+pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
+    let mut line = Map::new();
+    line.insert("time".into(), json!(rfc3339_ms(now_ms())));
+    line.insert("event".into(), json!("decision"));
+    line.insert("request_id".into(), request_id_json(request_id));
+    line.insert("peer_uid".into(), json!(peer.uid));
+    line.insert("peer_pid".into(), json!(peer.pid));
+    line.insert("request".into(), json!(req.kind()));
+    match req {
+        Request::Signal { target, signal } => {
+            line.insert("pid".into(), json!(target.pid));
+            line.insert("start_time".into(), json!(target.start_time));
+            line.insert("signal".into(), json!(signal.name()));
+        }
+        Request::Renice { target, nice } => {
+            line.insert("pid".into(), json!(target.pid));
+            line.insert("start_time".into(), json!(target.start_time));
+            line.insert("nice".into(), json!(nice));
+        }
+        Request::Spawn {
+            job,
+            command,
+            timeout_ms,
+        } => {
+            line.insert("job".into(), json!(job.to_hex()));
+            line.insert("command".into(), json!(command));
+            line.insert("timeout_ms".into(), json!(timeout_ms));
+        }
+        Request::JobStatus { job } | Request::Cancel { job } => {
+            line.insert("job".into(), json!(job.to_hex()));
+        }
+        Request::Hello { version } => {
+            line.insert("version".into(), json!(version));
+        }
+        Request::Info => {}
+    }
+    let (outcome, extra): (&str, Vec<(&str, Value)>) = match resp {
+        Response::Ok => ("ok", vec![]),
+        Response::Reniced { threads } => ("ok", vec![("threads", json!(threads))]),
+        Response::Denied { rule, detail } => (
+            "denied",
+            vec![("rule", json!(rule)), ("detail", json!(detail))],
+        ),
+        Response::NoSuchProcess => ("no_such_process", vec![]),
+        Response::NotAProcess => ("not_a_process", vec![]),
+        Response::Mismatch => ("identity_changed", vec![]),
+        Response::Busy => ("busy", vec![]),
+        Response::Invalid { what } => ("invalid", vec![("detail", json!(what))]),
+        Response::Failed { errno } => (
+            "failed",
+            vec![
+                ("errno", json!(errno)),
+                (
+                    "detail",
+                    json!(std::io::Error::from_raw_os_error(*errno).to_string()),
+                ),
+            ],
+        ),
+        Response::Job(s) => (
+            "job",
+            vec![
+                ("job_pid", json!(s.pid)),
+                ("job_uid", json!(s.uid)),
+                ("job_state", json!(s.state.name())),
+            ],
+        ),
+        Response::Hello { .. } | Response::Info(_) => ("ok", vec![]),
+    };
+    line.insert("outcome".into(), json!(outcome));
+    for (k, v) in extra {
+        line.insert(k.into(), v);
+    }
+    eprintln!("{}", Value::Object(line));
+}
+
+/// Writes a line for an event that is not a request's decision (a job
+/// ended, a connection was refused); `fields` are added as they are.
+pub fn event(name: &str, fields: &[(&str, Value)]) {
+    let mut line = Map::new();
+    line.insert("time".into(), json!(rfc3339_ms(now_ms())));
+    line.insert("event".into(), json!(name));
+    for (k, v) in fields {
+        line.insert((*k).into(), v.clone());
+    }
+    eprintln!("{}", Value::Object(line));
+}
+
+/// The id as the gateway prints it (16 hex digits), `null` for none.
+pub fn request_id_json(id: u64) -> Value {
+    if id == 0 {
+        Value::Null
+    } else {
+        json!(format!("{id:016x}"))
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` from Unix milliseconds (proleptic Gregorian,
+/// days-from-civil inverted as in Howard Hinnant's algorithm).
+pub fn rfc3339_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_767_323_045_678), "2026-01-02T03:04:05.678Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn request_ids_print_as_the_gateway_prints_them() {
+        assert_eq!(request_id_json(0), Value::Null);
+        assert_eq!(request_id_json(0xab), json!("00000000000000ab"));
+    }
+}
