@@ -78,6 +78,32 @@ left=$(ps -eo uid=,pid=,args= | awk '$1 >= 60600 && $1 <= 60699')
 [[ -z $left ]] || fail "job left processes: $left"
 ok "timeout left nothing behind"
 
+# The job limits of the cgroup v2 controllers, where this container's
+# unified hierarchy offers them; otherwise say so loudly.
+curl -sf "$U/healthz" >/tmp/body || fail "healthz"
+pids_max=$(json "d['helper']['limits']['cgroup']['pids_max']")
+if [[ $pids_max != None ]]; then
+  expect 202 POST /api/ps '{"cmd": "f() { f | f & }; f; sleep 30", "timeout_s": 3}'
+  sleep 1.5
+  n=$(ps -eo uid= | awk '$1 >= 60600 && $1 <= 60699' | wc -l)
+  (( n <= pids_max )) || fail "fork bomb grew to $n processes (pids.max $pids_max)"
+  ok "fork bomb held by pids.max ($n processes)"
+  sleep 3
+else
+  echo "SKIPPED (no pids controller in this container's unified cgroup hierarchy): pids.max not tested live; RLIMIT_NPROC per job uid holds instead"
+fi
+curl -sf "$U/healthz" >/tmp/body || fail "healthz"
+if [[ $(json "d['helper']['limits']['cgroup']['memory_max']") != None ]]; then
+  expect 202 POST /api/ps '{"cmd": "python3 -c \"b = bytearray(2 * 1024**3); print(len(b))\"", "timeout_s": 20}'
+  hog=$(json "d['output']")
+  for _ in $(seq 100); do code GET /api/ps/output/$hog >/dev/null; [[ $(json "d['state']") != running ]] && break; sleep 0.2; done
+  [[ $(json "d['exit_code']") != 0 ]] || fail "memory hog was not stopped: $(cat /tmp/body)"
+  curl -sf "$U/healthz" >/dev/null || fail "gateway down after the memory hog"
+  ok "memory hog stopped by memory.max, both daemons still serving"
+else
+  echo "SKIPPED (no memory controller in this container's unified cgroup hierarchy): memory.max not tested live; RLIMIT_AS holds instead"
+fi
+
 # Privileges as running.
 gpid=$(systemctl show -p MainPID --value monitoreo-gateway.service)
 [[ $(awk '/^CapEff/ {print $2}' /proc/$gpid/status) == 0000000000000000 ]] || fail "gateway has capabilities"
