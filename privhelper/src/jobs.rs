@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -17,6 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use protocol::{Containment, JobId, JobLimits, JobState, JobStatus};
 
 use crate::cgroup::{self, JobCgroup};
+use crate::home;
 use crate::log;
 use crate::uids::{self, UidPool};
 use serde_json::json;
@@ -36,6 +38,8 @@ pub struct Running {
     pub timed_out: bool,
     /// The pool uid to free once the job is empty (`None`: shared user).
     pub pool_uid: Option<u32>,
+    /// The job's private home, removed once the job is empty.
+    pub home: Option<PathBuf>,
 }
 
 /// A finished job whose processes may still be dying.
@@ -44,6 +48,7 @@ pub struct Draining {
     /// `cgroup.events`, polled for `POLLPRI`.
     pub events: Option<File>,
     pub pool_uid: Option<u32>,
+    pub home: Option<PathBuf>,
     pub pid: i32,
     next_retry: Instant,
 }
@@ -175,6 +180,7 @@ impl Jobs {
                 cgroup: r.cgroup,
                 events,
                 pool_uid: r.pool_uid,
+                home: r.home,
                 pid: r.status.pid,
                 next_retry: Instant::now(),
             },
@@ -241,7 +247,13 @@ impl Jobs {
                 return false;
             }
         }
+        if let Some(home) = &d.home {
+            home::remove(home);
+        }
         if let Some(uid) = d.pool_uid {
+            // Nothing runs as the uid any more: what it left in the shared
+            // temporary directories goes before the uid is handed out again.
+            home::sweep_tmp(uid);
             self.uids.release(uid);
         }
         self.draining.remove(id);

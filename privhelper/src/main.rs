@@ -3,6 +3,7 @@
 
 mod cgroup;
 mod cli;
+mod home;
 mod ids;
 mod jobs;
 mod log;

@@ -31,6 +31,7 @@ use protocol::{
 };
 
 use crate::cgroup::{CgroupLimits, CgroupRoot, CPU_PERIOD_US};
+use crate::home;
 use crate::ids::Nice;
 use crate::jobs::{self, Jobs, Running};
 use crate::log;
@@ -638,12 +639,33 @@ impl Server {
             }
             None => None,
         };
+        let home = match pool_uid {
+            Some(u) => match home::create(&std::env::temp_dir(), &job.to_hex(), u) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    if let Some(cg) = &cgroup {
+                        let _ = cg.remove();
+                    }
+                    release(&mut self.jobs);
+                    return Response::Failed {
+                        errno: e.raw_os_error().unwrap_or(libc::EIO),
+                    };
+                }
+            },
+            None => None,
+        };
+        let (home_env, tmp_env) = match &home {
+            Some(h) => (h.display().to_string(), h.display().to_string()),
+            None => (run.home.clone(), "/tmp".to_string()),
+        };
         let plan = SpawnPlan {
             command,
             run: &run,
             uid,
             gid,
             rlimit_as: limits.rlimit_as,
+            home: home_env,
+            tmpdir: tmp_env,
             stdout: &stdout,
             stderr: &stderr,
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_file()),
@@ -655,6 +677,9 @@ impl Server {
                 // runs as the uid, the cgroup is empty.
                 if let Some(cg) = &cgroup {
                     let _ = cg.remove();
+                }
+                if let Some(h) = &home {
+                    home::remove(h);
                 }
                 release(&mut self.jobs);
                 return Response::Failed {
@@ -690,6 +715,7 @@ impl Server {
                 status: status.clone(),
                 timed_out: false,
                 pool_uid,
+                home,
             },
         );
         Response::Job(status)

@@ -36,6 +36,10 @@ pub struct SpawnPlan<'a> {
     pub gid: u32,
     /// `RLIMIT_AS`, when no memory cgroup bounds the job.
     pub rlimit_as: Option<u64>,
+    /// `HOME` and `TMPDIR`: the job's private directory, or the shared
+    /// user's home and `/tmp`.
+    pub home: String,
+    pub tmpdir: String,
     pub stdout: &'a OwnedFd,
     pub stderr: &'a OwnedFd,
     /// `cgroup.procs` of the job's cgroup, if contained by cgroup.
@@ -54,7 +58,8 @@ pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
     ];
     let env = [
         CString::new("PATH=/usr/local/bin:/usr/bin:/bin").map_err(io::Error::other)?,
-        CString::new(format!("HOME={}", plan.run.home)).map_err(io::Error::other)?,
+        CString::new(format!("HOME={}", plan.home)).map_err(io::Error::other)?,
+        CString::new(format!("TMPDIR={}", plan.tmpdir)).map_err(io::Error::other)?,
         CString::new("LANG=C.UTF-8").map_err(io::Error::other)?,
     ];
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
@@ -85,7 +90,7 @@ fn child(
     err_w: &OwnedFd,
     sh: &CString,
     argv: &[CString; 3],
-    env: &[CString; 3],
+    env: &[CString; 4],
 ) -> io::Error {
     match child_setup(plan, err_w) {
         Ok(()) => match nix::unistd::execve(sh, argv, env) {

@@ -1,0 +1,82 @@
+//! A private home per job, and the sweep of what a job left in the shared
+//! temporary directories, so that a uid handed to a later job finds
+//! nothing of the earlier one's files.
+//!
+//! Each per-job-uid job gets `HOME` = `TMPDIR` = a fresh directory
+//! `<tmp>/monitoreo-job-<id>` (0700, owned by the job's uid), created with
+//! `mkdir` (which never follows a planted link) and chowned through its own
+//! descriptor. When the job has drained, the directory is removed, and so
+//! is every top-level entry of `/tmp`, `/var/tmp` and `/dev/shm` owned by
+//! the job's uid. Both are removed with `remove_dir_all`, which does not
+//! follow symbolic links.
+
+use std::fs::{self, DirBuilder, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{fchown, Gid, Uid};
+
+/// World-writable directories a job may have left files in.
+const SHARED_TMP: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
+
+/// Creates the job's private home under `base`.
+pub fn create(base: &Path, job_hex: &str, uid: u32) -> io::Result<PathBuf> {
+    let dir = base.join(format!("monitoreo-job-{job_hex}"));
+    DirBuilder::new().mode(0o700).create(&dir)?;
+    let fd = File::open(&dir)?;
+    if !fd.metadata()?.is_dir() {
+        return Err(io::Error::other("job home is not a directory"));
+    }
+    fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(uid))).map_err(io::Error::from)?;
+    Ok(dir)
+}
+
+/// Removes the job's home (after the job drained).
+pub fn remove(dir: &Path) {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            crate::log::event(
+                "job_error",
+                &[(
+                    "error",
+                    serde_json::json!(format!("removing {}: {e}", dir.display())),
+                )],
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Removes every top-level entry of the shared temporary directories that
+/// `uid` owns. Call only once nothing runs as `uid` any more.
+pub fn sweep_tmp(uid: u32) {
+    for base in SHARED_TMP {
+        let Ok(entries) = fs::read_dir(base) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.uid() != uid {
+                continue;
+            }
+            let r = if meta.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            if let Err(e) = r {
+                crate::log::event(
+                    "job_error",
+                    &[(
+                        "error",
+                        serde_json::json!(format!("removing {}: {e}", path.display())),
+                    )],
+                );
+            }
+        }
+    }
+}
