@@ -62,7 +62,8 @@ impl Helper {
             .expect("start helper");
         let h = Helper { child, dir, sock };
         let t = Instant::now();
-        while !h.sock.exists() {
+        // The socket path exists from bind(), a moment before listen().
+        while UnixStream::connect(&h.sock).is_err() {
             assert!(
                 t.elapsed() < Duration::from_secs(5),
                 "helper did not listen"

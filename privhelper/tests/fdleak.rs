@@ -59,7 +59,8 @@ impl Helper {
             .expect("start helper");
         let h = Helper { child, dir, sock };
         let t = Instant::now();
-        while !h.sock.exists() {
+        // The socket path exists from bind(), a moment before listen().
+        while !h.hang_up() {
             assert!(
                 t.elapsed() < Duration::from_secs(5),
                 "helper did not listen"
@@ -100,7 +101,9 @@ impl Helper {
     /// One ordinary conversation. Returns once the helper has closed its
     /// end, so the connection no longer counts in its descriptor table.
     fn served(&self) -> bool {
-        let s = UnixStream::connect(&self.sock).expect("connect");
+        let Ok(s) = UnixStream::connect(&self.sock) else {
+            return false;
+        };
         let Ok(theirs) = s.try_clone() else {
             return false;
         };
@@ -114,11 +117,23 @@ impl Helper {
                 )
             })
             .is_ok();
-        let _ = s.shutdown(std::net::Shutdown::Write);
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let closed = (&s).read_to_end(&mut Vec::new()).is_ok();
-        answered && closed
+        answered && closed_by_helper(&s)
     }
+
+    /// Connects and hangs up at once; true once the helper has closed its
+    /// end of that connection too.
+    fn hang_up(&self) -> bool {
+        UnixStream::connect(&self.sock).is_ok_and(|s| closed_by_helper(&s))
+    }
+}
+
+/// Stops writing on `s` and waits for the helper to close its end.
+fn closed_by_helper(s: &UnixStream) -> bool {
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut rest = Vec::new();
+    let mut s = s;
+    s.read_to_end(&mut rest).is_ok()
 }
 
 impl Drop for Helper {
