@@ -339,3 +339,60 @@ fn without_cgroups_a_setsid_escapee_is_swept_by_its_uid() {
         h.log_text()
     );
 }
+
+#[test]
+fn a_reused_uid_finds_nothing_of_the_job_that_had_it() {
+    if !root_or_skip("a_reused_uid_finds_nothing_of_the_job_that_had_it") {
+        return;
+    }
+    // One uid in the range: the second job must get the first one's uid.
+    let p = policy(60890, "").replace("60890-60899", "60890-60890");
+    let h = Helper::start("reuse", &p);
+    let mut c = h.connect();
+    let (a, _) = start_job(
+        &mut c,
+        &h.dir,
+        1,
+        "echo secret > $HOME/note; echo secret > /tmp/left-by-60890; \
+         mkdir -p /dev/shm/dir-60890 && echo secret > /dev/shm/dir-60890/x; echo $HOME",
+        5000,
+    );
+    let end = wait_job(&mut c, 1, Duration::from_secs(10));
+    assert_eq!(end.exit_code, Some(0));
+    let t0 = std::time::Instant::now();
+    let (b, files) = loop {
+        let out = std::fs::File::create(h.dir.join("o2")).expect("o");
+        let err = std::fs::File::create(h.dir.join("e2")).expect("e");
+        use std::os::fd::AsFd;
+        let r = c
+            .request(
+                &Request::Spawn {
+                    job: protocol::JobId([2; 16]),
+                    command: "cat /tmp/left-by-60890 /dev/shm/dir-60890/x; ls /tmp | grep monitoreo-job; echo $HOME; id -u".into(),
+                    timeout_ms: 5000,
+                },
+                &[out.as_fd(), err.as_fd()],
+            )
+            .expect("answer");
+        match r {
+            Response::Job(s) => break (s, (h.dir.join("o2"), h.dir.join("e2"))),
+            Response::Busy if t0.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => panic!("the uid was never freed: {other:?}"),
+        }
+    };
+    assert_eq!(b.uid, a.uid);
+    wait_job(&mut c, 2, Duration::from_secs(10));
+    let out = std::fs::read_to_string(&files.0).unwrap_or_default();
+    assert!(
+        !out.contains("secret"),
+        "a file of the earlier job survived: {out}"
+    );
+    assert!(out.contains("monitoreo-job-0202"), "its own home: {out}");
+    assert!(
+        !out.contains("monitoreo-job-0101"),
+        "the earlier home is gone: {out}"
+    );
+    assert!(!std::path::Path::new("/tmp/left-by-60890").exists());
+}

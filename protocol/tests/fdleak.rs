@@ -1,0 +1,45 @@
+//! A peer that attaches more descriptors than one message may carry must
+//! not grow the receiver's descriptor table.
+//!
+//! This binary holds a single test so that nothing else in the process
+//! opens or closes descriptors while it counts all of `/proc/self/fd`.
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+
+use protocol::fdpass::{recv_with_fds, send_with_fds, MAX_FDS_PER_MSG};
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+#[test]
+fn twenty_messages_with_too_many_descriptors_leave_the_table_unchanged() {
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    let files: Vec<File> = (0..MAX_FDS_PER_MSG + 2)
+        .map(|_| File::open("/dev/null").expect("/dev/null"))
+        .collect();
+    let borrowed: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+    let before = open_descriptors();
+    for round in 0..20 {
+        send_with_fds(&a, b"frame", &borrowed).expect("send");
+        let mut buf = [0u8; 16];
+        let mut fds = Vec::new();
+        let r = recv_with_fds(&b, &mut buf, &mut fds);
+        assert!(r.is_err(), "round {round}: {r:?}");
+        assert!(fds.is_empty(), "round {round}: descriptors handed out");
+    }
+    assert_eq!(open_descriptors(), before, "descriptors leaked");
+    // The limit itself still passes.
+    send_with_fds(&a, b"ok", &borrowed[..MAX_FDS_PER_MSG]).expect("send");
+    let mut buf = [0u8; 16];
+    let mut fds = Vec::new();
+    assert_eq!(recv_with_fds(&b, &mut buf, &mut fds).expect("recv"), 2);
+    assert_eq!(fds.len(), MAX_FDS_PER_MSG);
+    assert_eq!(open_descriptors(), before + MAX_FDS_PER_MSG);
+    drop(fds);
+    assert_eq!(open_descriptors(), before);
+}
