@@ -3,7 +3,7 @@
 //! nothing of the earlier one's files.
 //!
 //! Each per-job-uid job gets `HOME` = `TMPDIR` = a fresh directory
-//! `<tmp>/monitoreo-job-<id>` (0700, owned by the job's uid), created with
+//! `<tmp>/monitoreo-<helper pid>-job-<id>` (0700, owned by the job's uid), created with
 //! `mkdir` (which never follows a planted link) and chowned through its own
 //! descriptor. When the job has drained, the directory is removed, and so
 //! is every top-level entry of `/tmp`, `/var/tmp` and `/dev/shm` owned by
@@ -20,9 +20,11 @@ use nix::unistd::{fchown, Gid, Uid};
 /// World-writable directories a job may have left files in.
 const SHARED_TMP: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 
-/// Creates the job's private home under `base`.
+/// Creates the job's private home under `base`. The name carries the
+/// helper's pid, like the job's cgroup, so helpers sharing `/tmp` never
+/// collide.
 pub fn create(base: &Path, job_hex: &str, uid: u32) -> io::Result<PathBuf> {
-    let dir = base.join(format!("monitoreo-job-{job_hex}"));
+    let dir = base.join(format!("monitoreo-{}-job-{job_hex}", std::process::id()));
     DirBuilder::new().mode(0o700).create(&dir)?;
     let fd = File::open(&dir)?;
     if !fd.metadata()?.is_dir() {

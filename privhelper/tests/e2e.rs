@@ -7,21 +7,20 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use protocol::{Connection, JobId, JobState, Request, Response, Signal, Target};
+use support::{root_or_skip, start_time, state_of, Helper};
 
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED (needs root): {test}");
-    false
-}
+mod support;
 
-const POLICY: &str = r#"
+/// The e2e policy with its own job uid range (`first..=first+9`): tests
+/// run in parallel, each with its own helper, and must not share job uids.
+fn e2e_policy(first: u32) -> String {
+    format!(
+        r#"
 [signal]
 owners = ["nobody"]
 signals = ["TERM", "KILL", "STOP", "CONT"]
@@ -31,75 +30,16 @@ owners = ["nobody"]
 min_nice = 0
 
 [run]
-uids = "60600-60699"
+uids = "{first}-{last}"
 max_timeout_s = 30
 max_jobs = 4
 max_output_bytes = 1048576
 cpu_s = 30
 nofile = 64
 nproc = 200
-"#;
-
-struct Helper {
-    child: Child,
-    dir: PathBuf,
-    sock: PathBuf,
-}
-
-impl Helper {
-    fn start(name: &str, policy: &str) -> Helper {
-        let dir = std::env::temp_dir().join(format!("ph-e2e-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("temp dir");
-        fs::write(dir.join("policy.toml"), policy).expect("policy");
-        let sock = dir.join("helper.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_monitoreo-privhelper"))
-            .args(["--policy", dir.join("policy.toml").to_str().expect("utf8")])
-            .args(["--socket", sock.to_str().expect("utf8")])
-            .args(["--gateway-user", "0"])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start helper");
-        let h = Helper { child, dir, sock };
-        // The socket file appears at bind(), before listen(): wait for a
-        // connection to succeed, not for the file.
-        let t = Instant::now();
-        while UnixStream::connect(&h.sock).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(5),
-                "helper did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        h
-    }
-
-    fn connect(&self) -> Connection {
-        Connection::connect(&self.sock, Duration::from_secs(5)).expect("hello")
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_time(pid: i32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    rest.split_whitespace()
-        .nth(19)
-        .expect("field 22")
-        .parse()
-        .expect("number")
-}
-
-fn state_of(pid: i32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
+"#,
+        last = first + 9
+    )
 }
 
 /// Asserts that nothing signalled `child`, started at `start`: it has not
@@ -176,7 +116,7 @@ fn an_allowed_target_is_killed_and_reniced() {
     if !root_or_skip("an_allowed_target_is_killed_and_reniced") {
         return;
     }
-    let h = Helper::start("allowed", POLICY);
+    let h = Helper::start("e2e-allowed", &e2e_policy(60600));
     let mut c = h.connect();
     let mut victim = target(false);
     let pid = victim.id() as i32;
@@ -211,7 +151,7 @@ fn built_in_protections_and_policy_refuse_and_nothing_is_signalled() {
     if !root_or_skip("built_in_protections_and_policy_refuse_and_nothing_is_signalled") {
         return;
     }
-    let h = Helper::start("refusals", POLICY);
+    let h = Helper::start("e2e-refusals", &e2e_policy(60610));
     let mut c = h.connect();
     let denied = |r: Response| match r {
         Response::Denied { rule, .. } => rule,
@@ -316,7 +256,7 @@ fn a_stale_start_time_is_a_mismatch_and_the_process_survives() {
     if !root_or_skip("a_stale_start_time_is_a_mismatch_and_the_process_survives") {
         return;
     }
-    let h = Helper::start("stale", POLICY);
+    let h = Helper::start("e2e-stale", &e2e_policy(60620));
     let mut c = h.connect();
     let mut victim = target(false);
     let pid = victim.id() as i32;
@@ -349,7 +289,7 @@ fn a_client_that_is_neither_root_nor_the_gateway_is_refused() {
     if !root_or_skip("a_client_that_is_neither_root_nor_the_gateway_is_refused") {
         return;
     }
-    let h = Helper::start("peer", POLICY);
+    let h = Helper::start("e2e-peer", &e2e_policy(60630));
     fs::set_permissions(&h.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
     std::os::unix::fs::chown(&h.sock, Some(65534), None).expect("chown");
@@ -413,7 +353,7 @@ fn bad_frames_close_the_connection_and_the_next_client_is_served() {
     if !root_or_skip("bad_frames_close_the_connection_and_the_next_client_is_served") {
         return;
     }
-    let h = Helper::start("frames", POLICY);
+    let h = Helper::start("e2e-frames", &e2e_policy(60640));
     // Oversize length, garbage, a truncated frame: closed with no answer.
     assert!(raw(&h, &(70_000u32).to_le_bytes()).is_empty());
     assert!(raw(&h, &[4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).is_empty());
@@ -508,7 +448,7 @@ fn a_command_runs_unprivileged_with_verbatim_output_and_its_status() {
     if !root_or_skip("a_command_runs_unprivileged_with_verbatim_output_and_its_status") {
         return;
     }
-    let h = Helper::start("spawn", POLICY);
+    let h = Helper::start("e2e-spawn", &e2e_policy(60650));
     let mut c = h.connect();
     let (s, out, err) = run_job(
         &mut c,
@@ -525,7 +465,7 @@ fn a_command_runs_unprivileged_with_verbatim_output_and_its_status() {
     let text = String::from_utf8_lossy(&out);
     let lines: Vec<&str> = text.lines().collect();
     let uid: u32 = lines[0].parse().expect("uid");
-    assert!((60600..=60699).contains(&uid), "a per-job uid: {text}");
+    assert!((60650..=60659).contains(&uid), "a per-job uid: {text}");
     assert_eq!(
         lines[1], lines[0],
         "gid = uid, no supplementary groups: {text}"
@@ -582,7 +522,7 @@ fn at_the_timeout_nothing_the_job_forked_survives() {
     if !root_or_skip("at_the_timeout_nothing_the_job_forked_survives") {
         return;
     }
-    let h = Helper::start("timeout", POLICY);
+    let h = Helper::start("e2e-timeout", &e2e_policy(60660));
     let mut c = h.connect();
     let cases = [
         (11u8, "setsid sleep 1011 & sleep 1011", "sleep 1011"),
@@ -642,7 +582,7 @@ fn a_bad_reload_keeps_the_old_policy_and_a_good_one_applies() {
     if !root_or_skip("a_bad_reload_keeps_the_old_policy_and_a_good_one_applies") {
         return;
     }
-    let h = Helper::start("reload", POLICY);
+    let h = Helper::start("e2e-reload", &e2e_policy(60670));
     let policy = h.dir.join("policy.toml");
     let hup = || {
         nix::sys::signal::kill(
@@ -663,7 +603,7 @@ fn a_bad_reload_keeps_the_old_policy_and_a_good_one_applies() {
     );
     fs::write(
         &policy,
-        POLICY.replace("owners = [\"nobody\"]\nsignals", "owners = []\nsignals"),
+        e2e_policy(60670).replace("owners = [\"nobody\"]\nsignals", "owners = []\nsignals"),
     )
     .expect("write");
     hup();
@@ -681,7 +621,7 @@ fn a_job_is_killed_at_its_timeout_even_after_the_client_is_gone() {
     if !root_or_skip("a_job_is_killed_at_its_timeout_even_after_the_client_is_gone") {
         return;
     }
-    let h = Helper::start("orphan", POLICY);
+    let h = Helper::start("e2e-orphan", &e2e_policy(60680));
     {
         let mut c = h.connect();
         let out = fs::File::create(h.dir.join("o")).expect("out");
@@ -697,9 +637,19 @@ fn a_job_is_killed_at_its_timeout_even_after_the_client_is_gone() {
             )
             .expect("spawn");
         assert!(matches!(r, Response::Job(_)), "{r:?}");
-        assert!(!leftovers("sleep 1021").is_empty(), "job started");
+        // The shell forks its sleeps a moment after the spawn answer.
+        let t0 = Instant::now();
+        while leftovers("sleep 1021").is_empty() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "job never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    std::thread::sleep(Duration::from_millis(2500));
+    // Nobody is connected now; the helper's own deadline (1 s) must end
+    // every process of the job.
+    let t0 = Instant::now();
+    while !leftovers("sleep 1021").is_empty() && t0.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(leftovers("sleep 1021"), Vec::<String>::new());
     let mut c = h.connect();
     let r = c

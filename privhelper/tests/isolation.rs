@@ -274,8 +274,9 @@ fn a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(most <= 64 + 1, "the bomb grew to {most} processes");
-    let end = wait_job(&mut c, 1, Duration::from_secs(10));
-    assert_eq!(end.state, JobState::TimedOut);
+    // The job ends at its timeout, or earlier when its shell cannot fork
+    // `sleep` any more; either way nothing of it may survive.
+    wait_job(&mut c, 1, Duration::from_secs(10));
     assert_eq!(
         wait_uid_gone(s.uid, Duration::from_secs(5)),
         Vec::<i32>::new()
@@ -368,7 +369,11 @@ fn a_reused_uid_finds_nothing_of_the_job_that_had_it() {
             .request(
                 &Request::Spawn {
                     job: protocol::JobId([2; 16]),
-                    command: "cat /tmp/left-by-60890 /dev/shm/dir-60890/x; ls /tmp | grep monitoreo-job; echo $HOME; id -u".into(),
+                    command: format!(
+                        "cat /tmp/left-by-60890 /dev/shm/dir-60890/x; \
+                         ls /tmp | grep monitoreo-{}-job; echo $HOME; id -u",
+                        h.pid()
+                    ),
                     timeout_ms: 5000,
                 },
                 &[out.as_fd(), err.as_fd()],
@@ -389,9 +394,9 @@ fn a_reused_uid_finds_nothing_of_the_job_that_had_it() {
         !out.contains("secret"),
         "a file of the earlier job survived: {out}"
     );
-    assert!(out.contains("monitoreo-job-0202"), "its own home: {out}");
+    assert!(out.contains("-job-0202"), "its own home: {out}");
     assert!(
-        !out.contains("monitoreo-job-0101"),
+        !out.contains("-job-0101"),
         "the earlier home is gone: {out}"
     );
     assert!(!std::path::Path::new("/tmp/left-by-60890").exists());
