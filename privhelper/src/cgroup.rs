@@ -184,6 +184,22 @@ impl JobCgroup {
         fs::write(self.dir.join("cgroup.kill"), b"1")
     }
 
+    /// (`cpu.stat` `usage_usec`, `memory.peak`) of the job so far; each
+    /// `None` where the file is absent (no memory controller, old kernel).
+    pub fn usage(&self) -> (Option<u64>, Option<u64>) {
+        let cpu = fs::read_to_string(self.dir.join("cpu.stat"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse().ok())
+            });
+        let peak = fs::read_to_string(self.dir.join("memory.peak"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        (cpu, peak)
+    }
+
     /// `cgroup.events`, opened for the poll loop: it raises `POLLPRI` when
     /// `populated` changes.
     pub fn open_events(&self) -> io::Result<File> {

@@ -36,6 +36,8 @@ pub struct Running {
     pub cgroup: Option<JobCgroup>,
     pub status: JobStatus,
     pub timed_out: bool,
+    /// Killed on the gateway's `Cancel`.
+    pub cancelled: bool,
     /// The pool uid to free once the job is empty (`None`: shared user).
     pub pool_uid: Option<u32>,
     /// The job's private home, removed once the job is empty.
@@ -103,6 +105,18 @@ impl Jobs {
         kill_job(r.cgroup.as_ref(), r.status.pid);
     }
 
+    /// The gateway's `Cancel`: kills a running job and marks it so its end
+    /// is recorded as `Cancelled`. A job that already ended is left as it
+    /// is (cancel is idempotent).
+    pub fn cancel(&mut self, id: &JobId) {
+        if let Some(r) = self.running.get_mut(id) {
+            if !r.timed_out {
+                r.cancelled = true;
+            }
+            Jobs::kill(r);
+        }
+    }
+
     /// Kills every job whose deadline has passed.
     pub fn enforce_deadlines(&mut self) {
         let now = Instant::now();
@@ -143,7 +157,14 @@ impl Jobs {
         r.status.signal = sig;
         r.status.timed_out = r.timed_out;
         r.status.ended_ms = Some(now_ms());
-        r.status.state = if r.timed_out {
+        if let Some(cg) = &r.cgroup {
+            let (cpu, peak) = cg.usage();
+            r.status.cpu_usec = cpu;
+            r.status.memory_peak = peak;
+        }
+        r.status.state = if r.cancelled {
+            JobState::Cancelled
+        } else if r.timed_out {
             JobState::TimedOut
         } else if sig.is_some() {
             JobState::Killed
@@ -351,5 +372,7 @@ pub fn started(
         output_limit: limits.rlimit_fsize,
         uid,
         limits,
+        cpu_usec: None,
+        memory_peak: None,
     }
 }

@@ -549,9 +549,7 @@ impl Server {
                 },
             },
             Request::Cancel { job } => {
-                if let Some(r) = self.jobs.running.get(job) {
-                    Jobs::kill(r);
-                }
+                self.jobs.cancel(job);
                 match self.jobs.status(job) {
                     Some(s) => Response::Job(s),
                     None => Response::Invalid {
@@ -714,6 +712,7 @@ impl Server {
                 cgroup,
                 status: status.clone(),
                 timed_out: false,
+                cancelled: false,
                 pool_uid,
                 home,
             },

@@ -219,7 +219,23 @@ fn concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty() {
         )
         .expect("cancel");
     assert!(matches!(r, Response::Job(_)), "{r:?}");
-    wait_job(&mut c, 1, Duration::from_secs(5));
+    let end = wait_job(&mut c, 1, Duration::from_secs(5));
+    assert_eq!(end.state, JobState::Cancelled);
+    assert_eq!(
+        end.cpu_usec.is_some(),
+        end.containment == protocol::Containment::Cgroup,
+        "the cgroup's CPU time is reported: {end:?}"
+    );
+    // Cancel is idempotent: a second one answers the same final status.
+    let again = c
+        .request(
+            &Request::Cancel {
+                job: protocol::JobId([1; 16]),
+            },
+            &[],
+        )
+        .expect("cancel");
+    assert_eq!(again, Response::Job(end));
     assert_eq!(
         wait_uid_gone(a.uid, Duration::from_secs(5)),
         Vec::<i32>::new()

@@ -80,6 +80,8 @@ fn main() -> std::io::Result<()> {
         output_limit: 10 << 20,
         uid: 60600,
         limits,
+        cpu_usec: Some(1234),
+        memory_peak: None,
     };
     let responses = [
         (

@@ -261,10 +261,12 @@ pub enum JobState {
     Running,
     /// The shell exited on its own; `exit_code` is set.
     Exited,
-    /// The shell was killed by a signal (by `Cancel` or from elsewhere).
+    /// The shell was killed by a signal from elsewhere.
     Killed,
     /// The helper killed the job because its timeout ran out.
     TimedOut,
+    /// The helper killed the job because the gateway sent `Cancel`.
+    Cancelled,
 }
 
 impl JobState {
@@ -274,6 +276,7 @@ impl JobState {
             JobState::Exited => "exited",
             JobState::Killed => "killed",
             JobState::TimedOut => "timed_out",
+            JobState::Cancelled => "cancelled",
         }
     }
 }
@@ -303,6 +306,12 @@ pub struct JobStatus {
     pub uid: u32,
     /// The limits that were actually put in force for this job.
     pub limits: JobLimits,
+    /// CPU time of the whole job (its cgroup's `cpu.stat` `usage_usec`),
+    /// once it ended; `None` without cgroup containment.
+    pub cpu_usec: Option<u64>,
+    /// Peak memory of the whole job (`memory.peak`), where the memory
+    /// controller is enabled.
+    pub memory_peak: Option<u64>,
 }
 
 /// Whether jobs have an identity of their own.
