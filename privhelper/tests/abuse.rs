@@ -167,15 +167,8 @@ fn threaded_target(threads: usize) -> Child {
          time.sleep(60)\n",
         threads - 1
     );
-    let mut child = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-            &script,
-        ])
+    let mut child = as_nobody("/usr/bin/python3")
+        .args(["-c", &script])
         .stdout(Stdio::piped())
         .spawn()
         .expect("python");

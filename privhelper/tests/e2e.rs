@@ -77,14 +77,7 @@ fn target(as_root: bool) -> Child {
     let mut c = if as_root {
         Command::new("sleep")
     } else {
-        let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "sleep",
-        ]);
-        c
+        support::as_nobody("sleep")
     };
     let child = c.arg("100").spawn().expect("sleep");
     // setpriv execs sleep in place: wait until it has.
@@ -308,15 +301,8 @@ fn a_client_that_is_neither_root_nor_the_gateway_is_refused() {
          print('closed' if n==0 else 'answered %d bytes' % n)\n",
         h.sock.to_str().expect("utf8")
     );
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "/usr/bin/python3",
-            "-c",
-            &script,
-        ])
+    let out = support::as_nobody("/usr/bin/python3")
+        .args(["-c", &script])
         .output()
         .expect("python client");
     assert_eq!(

@@ -48,6 +48,19 @@ def helper():
 t("helper", helper)
 "#;
 
+/// Starts job 1, the victim: a secret in its environment, its stdout open.
+fn start_victim(h: &Helper, c: &mut protocol::Connection) -> (protocol::JobStatus, JobFiles) {
+    let (b, files) = start_job(
+        c,
+        &h.dir,
+        1,
+        "export SECRET=hunter2; echo ready; exec sleep 60",
+        30_000,
+    );
+    wait_for_text(&files.out, "ready", Duration::from_secs(5));
+    (b, files)
+}
+
 /// Runs the attack from a job against `victim_pid`; returns its lines.
 fn attack_from_a_job(h: &Helper, c: &mut protocol::Connection, victim_pid: i32) -> String {
     let script = h.dir.join("attack.py");
@@ -81,14 +94,7 @@ fn a_job_cannot_read_trace_signal_or_write_into_another_job() {
     std::fs::set_permissions(&h.sock, std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .expect("chmod socket");
     let mut c = h.connect();
-    let (b, b_files) = start_job(
-        &mut c,
-        &h.dir,
-        1,
-        "export SECRET=hunter2; echo ready; exec sleep 60",
-        30_000,
-    );
-    wait_for_text(&b_files.out, "ready", Duration::from_secs(5));
+    let (b, b_files) = start_victim(&h, &mut c);
     let lines = attack_from_a_job(&h, &mut c, b.pid);
     for attack in [
         "environ",
@@ -155,14 +161,7 @@ fn with_a_shared_run_user_the_same_attack_succeeds_as_documented() {
     let p = p.replace("owners = [\"nobody\", \"@jobs\"]", "owners = [\"nobody\"]");
     let h = Helper::start("shared", &p);
     let mut c = h.connect();
-    let (b, b_files) = start_job(
-        &mut c,
-        &h.dir,
-        1,
-        "export SECRET=hunter2; echo ready; exec sleep 60",
-        30_000,
-    );
-    wait_for_text(&b_files.out, "ready", Duration::from_secs(5));
+    let (b, b_files) = start_victim(&h, &mut c);
     let lines = attack_from_a_job(&h, &mut c, b.pid);
     for attack in [
         "environ",

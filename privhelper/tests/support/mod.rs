@@ -275,6 +275,18 @@ pub fn wait_uid_gone(uid: u32, within: Duration) -> Vec<i32> {
     }
 }
 
+/// A `Command` that runs `program` as `nobody` (no supplementary groups).
+pub fn as_nobody(program: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        program,
+    ]);
+    c
+}
+
 /// Start time (stat field 22) of `pid`.
 pub fn start_time(pid: i32) -> u64 {
     stat_field(pid, 22).expect("start time")
