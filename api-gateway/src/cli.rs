@@ -73,19 +73,23 @@ EXIT STATUS
 pub enum Command {
     Help,
     Version,
-    Serve {
-        config: Option<PathBuf>,
-    },
-    KeysAdd {
+    Serve { config: Option<PathBuf> },
+    Keys(KeysCommand),
+}
+
+/// `keys add|list|revoke`, run by [`crate::keys_cmd`].
+#[derive(Debug, PartialEq)]
+pub enum KeysCommand {
+    Add {
         config: Option<PathBuf>,
         name: String,
         scopes: Vec<Scope>,
         expires: Option<Duration>,
     },
-    KeysList {
+    List {
         config: Option<PathBuf>,
     },
-    KeysRevoke {
+    Revoke {
         config: Option<PathBuf>,
         name: String,
     },
@@ -139,17 +143,17 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let p: Vec<&str> = positional.iter().map(String::as_str).collect();
     match p.as_slice() {
         ["serve"] => Ok(Command::Serve { config }),
-        ["keys", "add", name] => Ok(Command::KeysAdd {
+        ["keys", "add", name] => Ok(Command::Keys(KeysCommand::Add {
             config,
             name: (*name).into(),
             scopes: scopes.ok_or("keys add needs --scopes")?,
             expires,
-        }),
-        ["keys", "list"] => Ok(Command::KeysList { config }),
-        ["keys", "revoke", name] => Ok(Command::KeysRevoke {
+        })),
+        ["keys", "list"] => Ok(Command::Keys(KeysCommand::List { config })),
+        ["keys", "revoke", name] => Ok(Command::Keys(KeysCommand::Revoke {
             config,
             name: (*name).into(),
-        }),
+        })),
         [] => Err("missing command (serve or keys)".into()),
         other => Err(format!("unknown command {:?}", other.join(" "))),
     }
@@ -167,12 +171,12 @@ mod tests {
     fn keys_add_parses_scopes_and_expiry() {
         assert_eq!(
             parse(&v("keys add ops --scopes read,exec --expires 1d")).unwrap(),
-            Command::KeysAdd {
+            Command::Keys(KeysCommand::Add {
                 config: None,
                 name: "ops".into(),
                 scopes: vec![Scope::Read, Scope::Exec],
                 expires: Some(Duration::from_secs(86400)),
-            }
+            })
         );
         assert!(parse(&v("keys add ops --scopes root")).is_err());
         assert!(parse(&v("frobnicate")).is_err());
