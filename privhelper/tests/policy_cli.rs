@@ -1,10 +1,14 @@
 //! `--check` and strict keys: the policy file is validated without starting the helper.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Tests run in parallel: each call gets a directory of its own.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 fn check(policy: &str) -> std::process::Output {
-    let dir =
-        std::env::temp_dir().join(format!("ph-check-{}-{}", std::process::id(), policy.len()));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ph-check-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("policy.toml");
     std::fs::write(&path, policy).expect("write policy");
@@ -35,7 +39,6 @@ fn an_unknown_key_is_an_error_naming_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
 }
 
-// Known failure: the helper names line 2 (the table's previous key) for a key on line 3.
 #[test]
 fn an_unknown_key_is_an_error_naming_its_line() {
     let out = check("[signal]\nowners = [\"nobody\"]\ncolour = \"red\"\n");
