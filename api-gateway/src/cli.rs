@@ -68,7 +68,7 @@ OPTIONS
         The version.
 
 CONFIGURATION (every key optional)
-    listen = \"127.0.0.1:8470\"
+    listen = \"127.0.0.1:8470\"               address:port or host:port
     helper_socket = \"/run/monitoreo/privhelper.sock\"
     state_dir = \"/var/lib/monitoreo\"      keys.json and jobs/
     keys_file = \"<state_dir>/keys.json\"
@@ -78,6 +78,11 @@ CONFIGURATION (every key optional)
     max_connections = 256
     header_timeout_s = 10
     cpu_window_s = 1.0
+
+    A host name in listen (\"localhost:8470\") is resolved when the
+    configuration is loaded, and one address is bound: the first IPv4
+    address of the name, or its first address when it has no IPv4 one. A
+    name that does not resolve is a configuration error.
 
 EXIT STATUS
     0   success; also monitoreo-gateway alone and monitoreo-gateway keys
