@@ -6,6 +6,9 @@ use std::time::Duration;
 use crate::keys::Scope;
 
 /// `--help`, also printed for no command at all.
+/// `packaging/man/monitoreo-gateway.8` says the same at more length;
+/// `tests/docs.rs` checks that it names every command, option and
+/// configuration key here, and that the completions offer them.
 pub const HELP: &str = "\
 NAME
     monitoreo-gateway - unprivileged HTTP gateway of Monitoreo
@@ -91,7 +94,7 @@ EXIT STATUS
     2   usage error: unknown command or option, missing or bad argument
 
 SEE ALSO
-    monitoreo-privhelper(8)
+    monitoreo-gateway(8), the same at more length; monitoreo-privhelper(8)
 ";
 
 /// What `monitoreo-gateway keys` alone, or with `--help`, prints.

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+/// `--help`. `packaging/man/monitoreo-privhelper.8` says the same at more
+/// length; `tests/docs.rs` checks that it names every option here.
 pub const USAGE: &str = "\
 monitoreo-privhelper - root helper of Monitoreo: kill, renice and run commands under policy
 
@@ -40,6 +42,9 @@ EXIT STATUS
     1   runtime error: the policy is refused, the socket cannot be bound,
         the gateway user is unknown, the poll loop failed
     2   usage error: unknown argument, missing or bad value
+
+SEE ALSO
+    monitoreo-privhelper(8), the same at more length; monitoreo-gateway(8)
 ";
 
 #[derive(Debug)]
