@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use crate::keys::Scope;
 
+/// `--help`, also printed for no command at all.
+/// `packaging/man/monitoreo-gateway.8` says the same at more length;
+/// `tests/docs.rs` checks that it names every command, option and
+/// configuration key here, and that the completions offer them.
 pub const HELP: &str = "\
 NAME
     monitoreo-gateway - unprivileged HTTP gateway of Monitoreo
@@ -12,7 +16,7 @@ NAME
 SYNOPSIS
     monitoreo-gateway serve [--config PATH]
     monitoreo-gateway keys add NAME --scopes read,signal,renice,exec [--expires 30d] [--config PATH]
-    monitoreo-gateway keys list [--config PATH]
+    monitoreo-gateway keys list [--json] [--config PATH]
     monitoreo-gateway keys revoke NAME [--config PATH]
     monitoreo-gateway --help | --version
 
@@ -28,13 +32,17 @@ DESCRIPTION
     keys add NAME --scopes LIST [--expires DURATION]
         Creates an API key and prints its token (mon_...) alone on the first
         line of stdout; it is shown only once. Only its SHA-256 is stored.
+        NAME is 1-64 characters of A-Z a-z 0-9 - _ .
         Scopes: read (GET routes), signal (DELETE /api/ps), renice
         (PATCH /api/ps), exec (POST /api/ps and GET /api/ps/output/ID).
         DURATION is a number with s, m, h or d suffix.
 
-    keys list
-        Prints name, scopes, creation, expiry and state of every key (never
-        a secret).
+    keys list [--json]
+        Prints name, scopes, creation, expiry and state of every key, one
+        tab-separated line each; with --json, a JSON array of objects
+        {name, scopes, created, expires, revoked, state} (times in Unix
+        seconds, expires null for never). Never a token or its hash. Without
+        a keys file it says so on stderr and exits 0.
 
     keys revoke NAME
         Revokes the key; the running gateway refuses it at once.
@@ -52,9 +60,18 @@ OPTIONS
     --config PATH
         Gateway configuration (TOML). Default /etc/monitoreo/gateway.toml;
         when that file does not exist, built-in defaults are used.
+    --scopes LIST
+    --expires DURATION
+        keys add only (see above).
+    --json
+        keys list only (see above).
+    -h, --help
+        This text; after keys, the keys commands' usage.
+    -V, --version
+        The version.
 
 CONFIGURATION (every key optional)
-    listen = \"127.0.0.1:8470\"
+    listen = \"127.0.0.1:8470\"               address:port or host:port
     helper_socket = \"/run/monitoreo/privhelper.sock\"
     state_dir = \"/var/lib/monitoreo\"      keys.json and jobs/
     keys_file = \"<state_dir>/keys.json\"
@@ -65,37 +82,90 @@ CONFIGURATION (every key optional)
     header_timeout_s = 10
     cpu_window_s = 1.0
 
+    A host name in listen (\"localhost:8470\") is resolved when the
+    configuration is loaded, and one address is bound: the first IPv4
+    address of the name, or its first address when it has no IPv4 one. A
+    name that does not resolve is a configuration error.
+
 EXIT STATUS
-    0 success, 1 runtime error, 2 usage error.
+    0   success; also monitoreo-gateway alone and monitoreo-gateway keys
+        alone, which print this text and the keys usage
+    1   runtime error: configuration, keys file, listening, the runtime
+    2   usage error: unknown command or option, missing or bad argument
+
+SEE ALSO
+    monitoreo-gateway(8), the same at more length; monitoreo-privhelper(8)
+";
+
+/// What `monitoreo-gateway keys` alone, or with `--help`, prints.
+pub const KEYS_HELP: &str = "\
+Usage:
+    monitoreo-gateway keys add NAME --scopes LIST [--expires DURATION] [--config PATH]
+    monitoreo-gateway keys list [--json] [--config PATH]
+    monitoreo-gateway keys revoke NAME [--config PATH]
+
+Commands:
+    add NAME      create a key and print its token once; LIST is a comma list
+                  of read, signal, renice, exec; DURATION like 30d, 12h, 15m
+    list          name, scopes, creation, expiry and state of every key
+                  (--json: a JSON array; never a token or its hash)
+    revoke NAME   refuse the key from now on (no restart needed)
+
+--config PATH is the gateway configuration (default /etc/monitoreo/gateway.toml).
+monitoreo-gateway --help says who the keys commands act as when run as root.
 ";
 
 #[derive(Debug, PartialEq)]
 pub enum Command {
+    /// `--help`, or no command at all.
     Help,
     Version,
     Serve {
         config: Option<PathBuf>,
     },
-    KeysAdd {
+    Keys(KeysCommand),
+}
+
+/// `keys add|list|revoke`, run by [`crate::keys_cmd`].
+#[derive(Debug, PartialEq)]
+pub enum KeysCommand {
+    /// `keys` alone or with `--help`: the keys usage.
+    Help,
+    Add {
         config: Option<PathBuf>,
         name: String,
         scopes: Vec<Scope>,
         expires: Option<Duration>,
     },
-    KeysList {
+    List {
         config: Option<PathBuf>,
+        json: bool,
     },
-    KeysRevoke {
+    Revoke {
         config: Option<PathBuf>,
         name: String,
     },
 }
 
+/// Options that take a value (the next argument).
+const TAKES_VALUE: [&str; 3] = ["--config", "--scopes", "--expires"];
+
 /// Parses `args` (without the program name). Errors are usage messages.
+///
+/// `--help` anywhere wins over everything else; after `keys` it asks for
+/// the keys usage. A command group without its command (nothing at all,
+/// or `keys` alone) is a request for its help, not an error.
 pub fn parse(args: &[String]) -> Result<Command, String> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        return Ok(match first_word(args) {
+            Some("keys") => Command::Keys(KeysCommand::Help),
+            _ => Command::Help,
+        });
+    }
     let mut config = None;
     let mut scopes = None;
     let mut expires = None;
+    let mut json = false;
     let mut positional = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -105,25 +175,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match a.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
             "--config" => config = Some(PathBuf::from(value("--config")?)),
-            "--scopes" => {
-                let v = value("--scopes")?;
-                let mut list = Vec::new();
-                for s in v.split(',').filter(|s| !s.is_empty()) {
-                    let sc = Scope::parse(s).ok_or_else(|| {
-                        format!("unknown scope {s:?} (read, signal, renice, exec)")
-                    })?;
-                    if !list.contains(&sc) {
-                        list.push(sc);
-                    }
-                }
-                if list.is_empty() {
-                    return Err("--scopes needs at least one scope".into());
-                }
-                scopes = Some(list);
-            }
+            "--scopes" => scopes = Some(parse_scopes(&value("--scopes")?)?),
             "--expires" => {
                 let v = value("--expires")?;
                 expires = Some(
@@ -132,27 +186,92 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                         .ok_or_else(|| format!("--expires {v:?} is not like 30d, 12h, 15m"))?,
                 );
             }
+            "--json" => json = true,
             s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
-            s => positional.push(s.to_string()),
+            s => positional.push(s),
         }
     }
-    let p: Vec<&str> = positional.iter().map(String::as_str).collect();
-    match p.as_slice() {
-        ["serve"] => Ok(Command::Serve { config }),
-        ["keys", "add", name] => Ok(Command::KeysAdd {
+    let cmd = match positional.as_slice() {
+        [] => Command::Help,
+        ["serve"] => Command::Serve { config },
+        ["keys"] => Command::Keys(KeysCommand::Help),
+        ["keys", "add", name] => {
+            if !crate::keys::valid_name(name) {
+                return Err(format!("key name {name:?}: {}", crate::keys::NAME_RULE));
+            }
+            Command::Keys(KeysCommand::Add {
+                config,
+                name: (*name).into(),
+                scopes: scopes.take().ok_or("keys add needs --scopes")?,
+                expires: expires.take(),
+            })
+        }
+        ["keys", "list"] => Command::Keys(KeysCommand::List {
+            config,
+            json: std::mem::take(&mut json),
+        }),
+        ["keys", "revoke", name] => Command::Keys(KeysCommand::Revoke {
             config,
             name: (*name).into(),
-            scopes: scopes.ok_or("keys add needs --scopes")?,
-            expires,
         }),
-        ["keys", "list"] => Ok(Command::KeysList { config }),
-        ["keys", "revoke", name] => Ok(Command::KeysRevoke {
-            config,
-            name: (*name).into(),
-        }),
-        [] => Err("missing command (serve or keys)".into()),
-        other => Err(format!("unknown command {:?}", other.join(" "))),
+        ["keys", sub @ ("add" | "revoke")] => return Err(format!("keys {sub} needs a NAME")),
+        ["keys", sub, ..] if !["add", "list", "revoke"].contains(sub) => {
+            return Err(format!(
+                "unknown keys command {sub:?} (add, list or revoke)"
+            ))
+        }
+        other => return Err(format!("unknown command {:?}", other.join(" "))),
+    };
+    // The command took the options it uses; one left over is another's.
+    if scopes.is_some() || expires.is_some() {
+        let flag = if scopes.is_some() {
+            "--scopes"
+        } else {
+            "--expires"
+        };
+        return Err(format!("{flag} is only for keys add"));
     }
+    if json {
+        return Err("--json is only for keys list".into());
+    }
+    Ok(cmd)
+}
+
+/// Where to look after a usage error in `args`.
+pub fn help_hint(args: &[String]) -> &'static str {
+    match first_word(args) {
+        Some("keys") => "monitoreo-gateway keys --help",
+        _ => "monitoreo-gateway --help",
+    }
+}
+
+/// The first argument that is neither an option nor an option's value.
+fn first_word(args: &[String]) -> Option<&str> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if TAKES_VALUE.contains(&a.as_str()) {
+            it.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
+}
+
+/// `read,exec` → scopes, without duplicates; at least one.
+fn parse_scopes(v: &str) -> Result<Vec<Scope>, String> {
+    let mut list = Vec::new();
+    for s in v.split(',').filter(|s| !s.is_empty()) {
+        let sc = Scope::parse(s)
+            .ok_or_else(|| format!("unknown scope {s:?} (read, signal, renice, exec)"))?;
+        if !list.contains(&sc) {
+            list.push(sc);
+        }
+    }
+    if list.is_empty() {
+        return Err("--scopes needs at least one scope".into());
+    }
+    Ok(list)
 }
 
 #[cfg(test)]
@@ -167,14 +286,43 @@ mod tests {
     fn keys_add_parses_scopes_and_expiry() {
         assert_eq!(
             parse(&v("keys add ops --scopes read,exec --expires 1d")).unwrap(),
-            Command::KeysAdd {
+            Command::Keys(KeysCommand::Add {
                 config: None,
                 name: "ops".into(),
                 scopes: vec![Scope::Read, Scope::Exec],
                 expires: Some(Duration::from_secs(86400)),
-            }
+            })
         );
         assert!(parse(&v("keys add ops --scopes root")).is_err());
         assert!(parse(&v("frobnicate")).is_err());
+    }
+
+    #[test]
+    fn a_group_without_its_command_asks_for_its_usage() {
+        assert_eq!(parse(&[]).unwrap(), Command::Help);
+        assert_eq!(parse(&v("keys")).unwrap(), Command::Keys(KeysCommand::Help));
+        assert_eq!(
+            parse(&v("--config x keys add --help")).unwrap(),
+            Command::Keys(KeysCommand::Help)
+        );
+        assert_eq!(parse(&v("serve --help")).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn flags_of_another_command_are_usage_errors() {
+        assert!(parse(&v("serve --json")).is_err());
+        assert!(parse(&v("keys list --scopes read")).is_err());
+        assert!(parse(&v("keys add ops --scopes read --json")).is_err());
+        assert!(parse(&v("keys revoke ops --expires 1d")).is_err());
+        assert!(parse(&v("keys frob")).is_err());
+        assert!(parse(&v("keys add")).is_err());
+        assert!(parse(&v("keys add bad/name --scopes read")).is_err());
+        assert_eq!(
+            parse(&v("keys list --json")).unwrap(),
+            Command::Keys(KeysCommand::List {
+                config: None,
+                json: true
+            })
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Gateway configuration: TOML with every key optional, validated into
 //! [`Config`] with defaults filled in.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -65,6 +65,37 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(n.checked_mul(mul)?))
 }
 
+/// `listen` → the one address to bind. An `address:port` is taken as is;
+/// a `host:port` is resolved with the system resolver (`/etc/hosts`, then
+/// DNS, as nsswitch says) when the configuration is loaded. The gateway
+/// binds one address: the first IPv4 address the name resolves to, or the
+/// first address when there is no IPv4 one. So `localhost` means
+/// 127.0.0.1, as in the default, whatever order the resolver returns
+/// `::1` and `127.0.0.1` in; a client trying `localhost` falls back from
+/// `::1` to it. Errors name the key.
+fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = listen.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let (host, port) = listen
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| format!("listen: {listen:?} is not address:port or host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("listen: {listen:?}: {port:?} is not a port number"))?;
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("listen: host name {host:?} does not resolve: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("listen: host name {host:?} resolves to no address"))
+}
+
 impl Config {
     /// Loads `path`; when `path` is `None` and the default file does not
     /// exist, the built-in defaults are used.
@@ -88,10 +119,7 @@ impl Config {
     }
 
     fn validate(raw: Raw) -> Result<Config, String> {
-        let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:8470");
-        let listen: SocketAddr = listen
-            .parse()
-            .map_err(|_| format!("listen: {listen:?} is not an address:port"))?;
+        let listen = resolve_listen(raw.listen.as_deref().unwrap_or("127.0.0.1:8470"))?;
         let state_dir = raw.state_dir.unwrap_or_else(|| "/var/lib/monitoreo".into());
         let keys_file = raw.keys_file.unwrap_or_else(|| state_dir.join("keys.json"));
         let retention = raw.job_retention.as_deref().unwrap_or("7d");
@@ -131,6 +159,25 @@ mod tests {
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86400)));
         assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
         assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn listen_takes_addresses_and_host_names() {
+        let v4 = resolve_listen("127.0.0.1:9").unwrap();
+        assert_eq!(v4, "127.0.0.1:9".parse().unwrap());
+        let v6 = resolve_listen("[::1]:9").unwrap();
+        assert_eq!(v6, "[::1]:9".parse().unwrap());
+        let named = resolve_listen("localhost:9").unwrap();
+        assert_eq!(named, "127.0.0.1:9".parse().unwrap());
+        for bad in ["localhost", ":9", "localhost:http", "localhost:70000"] {
+            let e = resolve_listen(bad).unwrap_err();
+            assert!(e.starts_with("listen: "), "{bad}: {e}");
+        }
+        let e = resolve_listen("no-such-host.invalid:9").unwrap_err();
+        assert!(
+            e.contains("\"no-such-host.invalid\" does not resolve"),
+            "{e}"
+        );
     }
 
     #[test]

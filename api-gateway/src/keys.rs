@@ -179,14 +179,14 @@ fn open_dir(dir: &Path) -> Result<OwnedFd, KeyError> {
     .map_err(|e| link_or_io(dir, e))
 }
 
-/// Reads `name` in `dir` without following a link (a missing file is an
-/// empty list). `O_NONBLOCK` so a planted FIFO cannot hang the command;
+/// Reads `name` in `dir` without following a link (`None`: there is no
+/// such file). `O_NONBLOCK` so a planted FIFO cannot hang the command;
 /// anything but a regular file is refused before reading.
-fn load_at(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<Vec<KeyRecord>, KeyError> {
+fn load_at(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<Option<Vec<KeyRecord>>, KeyError> {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
     let fd = match nix::fcntl::openat(dir, name, flags, Mode::empty()) {
         Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(Vec::new()),
+        Err(Errno::ENOENT) => return Ok(None),
         Err(Errno::ELOOP) => {
             let st = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW);
             return Err(match st {
@@ -212,21 +212,28 @@ fn load_at(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<Vec<KeyRecord>, K
         .read_to_end(&mut b)
         .map_err(|e| KeyError::Io(path.into(), e))?;
     if b.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     }
-    serde_json::from_slice(&b).map_err(|e| KeyError::Parse(path.into(), e))
+    serde_json::from_slice(&b)
+        .map(Some)
+        .map_err(|e| KeyError::Parse(path.into(), e))
 }
 
 /// What the keys commands read: like [`load`], but a link at the keys file
 /// or at its directory is an error instead of being followed, and so is
-/// anything but a regular file. A missing directory is an empty list.
+/// anything but a regular file. A missing file or directory is an empty
+/// list.
 pub fn load_no_follow(path: &Path) -> Result<Vec<KeyRecord>, KeyError> {
+    Ok(read_no_follow(path)?.unwrap_or_default())
+}
+
+/// Like [`load_no_follow`], but says whether there is a keys file at all:
+/// `None` when neither it nor its directory exists.
+pub fn read_no_follow(path: &Path) -> Result<Option<Vec<KeyRecord>>, KeyError> {
     let (dir_path, name) = split(path)?;
     let dir = match open_dir(dir_path) {
         Ok(d) => d,
-        Err(KeyError::Io(_, e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Vec::new())
-        }
+        Err(KeyError::Io(_, e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     load_at(&dir, name, path)
@@ -439,6 +446,18 @@ fn become_owner(who: Owner, dir: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// What a key name may be, for messages.
+pub const NAME_RULE: &str = "1-64 characters of A-Z a-z 0-9 - _ .";
+
+/// Whether `name` follows [`NAME_RULE`].
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// Creates a key; returns the token (shown once).
 pub fn add(
     path: &Path,
@@ -447,15 +466,8 @@ pub fn add(
     expires_in: Option<std::time::Duration>,
     give_to: Option<Owner>,
 ) -> Result<String, KeyError> {
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(KeyError::Invalid(
-            "key names are 1-64 characters of A-Z a-z 0-9 - _ .".into(),
-        ));
+    if !valid_name(name) {
+        return Err(KeyError::Invalid(format!("key names are {NAME_RULE}")));
     }
     let mut keys = load_no_follow(path)?;
     if keys.iter().any(|k| k.name == name) {

@@ -6,6 +6,7 @@
 //! - [`cli`]: argument parsing and `--help`.
 //! - [`config`]: TOML → validated [`config::Config`] with defaults.
 //! - [`keys`]: API key file, hashing, constant-time lookup, hot reload.
+//! - [`keys_cmd`]: the `keys add|list|revoke` commands and what they print.
 //! - [`audit`]: one JSON line per state-changing request.
 //! - [`helper`]: client to the privileged helper (reconnect, backoff).
 //! - [`jobs`]: job output files and metadata under `state_dir/jobs`.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod helper;
 pub mod jobs;
 pub mod keys;
+pub mod keys_cmd;
 pub mod notify;
 pub mod openapi;
 pub mod procs;
@@ -96,17 +98,6 @@ pub fn serve(cfg: config::Config) -> Result<(), RunError> {
     })
 }
 
-/// The configuration for a keys command, read with the caller's identity;
-/// then, run as root, the switch to the keys directory's owner (see
-/// [`keys::act_as_owner`]) before any keys file is touched.
-fn keys_config(
-    path: Option<&std::path::Path>,
-) -> Result<(config::Config, Option<keys::Owner>), RunError> {
-    let cfg = config::Config::load(path)?;
-    let give_to = keys::act_as_owner(&cfg.state_dir, &cfg.keys_file)?;
-    Ok((cfg, give_to))
-}
-
 /// Runs one parsed command; returns the exit status.
 pub fn run(cmd: cli::Command) -> Result<(), RunError> {
     use cli::Command;
@@ -120,50 +111,6 @@ pub fn run(cmd: cli::Command) -> Result<(), RunError> {
             Ok(())
         }
         Command::Serve { config } => serve(config::Config::load(config.as_deref())?),
-        Command::KeysAdd {
-            config,
-            name,
-            scopes,
-            expires,
-        } => {
-            let (cfg, give_to) = keys_config(config.as_deref())?;
-            let token = keys::add(&cfg.keys_file, &name, scopes, expires, give_to)?;
-            println!("{token}");
-            eprintln!(
-                "key {name:?} created in {}; the token above is shown only once",
-                cfg.keys_file.display()
-            );
-            Ok(())
-        }
-        Command::KeysList { config } => {
-            let (cfg, _) = keys_config(config.as_deref())?;
-            let now = keys::now_secs();
-            for k in keys::load_no_follow(&cfg.keys_file)? {
-                let scopes: Vec<&str> = k.scopes.iter().map(|s| s.name()).collect();
-                let state = if k.revoked {
-                    "revoked"
-                } else if k.expires.is_some_and(|e| e <= now) {
-                    "expired"
-                } else {
-                    "active"
-                };
-                println!(
-                    "{}\t{}\tcreated={}\texpires={}\t{state}",
-                    k.name,
-                    scopes.join(","),
-                    jobs::rfc3339(k.created * 1000),
-                    k.expires
-                        .map(|e| jobs::rfc3339(e * 1000))
-                        .unwrap_or_else(|| "never".into()),
-                );
-            }
-            Ok(())
-        }
-        Command::KeysRevoke { config, name } => {
-            let (cfg, give_to) = keys_config(config.as_deref())?;
-            keys::revoke(&cfg.keys_file, &name, give_to)?;
-            eprintln!("key {name:?} revoked");
-            Ok(())
-        }
+        Command::Keys(k) => keys_cmd::run(k),
     }
 }

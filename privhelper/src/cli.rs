@@ -1,7 +1,9 @@
-//! Command-line arguments.
+//! Command-line arguments. An error is a usage error (`main` exits 2).
 
 use std::path::PathBuf;
 
+/// `--help`. `packaging/man/monitoreo-privhelper.8` says the same at more
+/// length; `tests/docs.rs` checks that it names every option here.
 pub const USAGE: &str = "\
 monitoreo-privhelper - root helper of Monitoreo: kill, renice and run commands under policy
 
@@ -29,9 +31,20 @@ OPTIONS
                           against the gateway user), print a summary and any
                           warnings or the error, exit
 
+    -h, --help            this text
+    -V, --version         the version
+
     The policy file must be owned by root and not writable by group or
     others; it is refused otherwise, at start and on reload.
-    --help, --version
+
+EXIT STATUS
+    0   success (--check: the policy is good)
+    1   runtime error: the policy is refused, the socket cannot be bound,
+        the gateway user is unknown, the poll loop failed
+    2   usage error: unknown argument, missing or bad value
+
+SEE ALSO
+    monitoreo-privhelper(8), the same at more length; monitoreo-gateway(8)
 ";
 
 #[derive(Debug)]
@@ -87,7 +100,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--check" => a.check = true,
             "--help" | "-h" => return Ok(Parsed::Help),
             "--version" | "-V" => return Ok(Parsed::Version),
-            other => return Err(format!("unknown argument {other:?} (see --help)")),
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(Parsed::Run(a))

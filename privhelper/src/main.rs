@@ -1,4 +1,5 @@
 //! `monitoreo-privhelper`: parse arguments, load the policy, bind, serve.
+//! Exit status 2 for a usage error, 1 for any other failure.
 #![deny(unsafe_code)]
 
 mod cgroup;
@@ -21,7 +22,30 @@ use nix::unistd::User;
 use serde_json::json;
 
 fn main() -> ExitCode {
-    match run() {
+    let parsed = std::env::args_os()
+        .skip(1)
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| format!("argument {a:?} is not UTF-8"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|args| cli::parse(args.into_iter()));
+    let args = match parsed {
+        Ok(cli::Parsed::Run(a)) => a,
+        Ok(cli::Parsed::Help) => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(cli::Parsed::Version) => {
+            println!("monitoreo-privhelper {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("monitoreo-privhelper: {e}\nTry 'monitoreo-privhelper --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("monitoreo-privhelper: {e}");
@@ -30,18 +54,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), String> {
-    let args = match cli::parse(std::env::args().skip(1))? {
-        cli::Parsed::Run(a) => a,
-        cli::Parsed::Help => {
-            print!("{}", cli::USAGE);
-            return Ok(());
-        }
-        cli::Parsed::Version => {
-            println!("monitoreo-privhelper {}", env!("CARGO_PKG_VERSION"));
-            return Ok(());
-        }
-    };
+fn run(args: cli::Args) -> Result<(), String> {
     let gw = resolve_gateway(&args.gateway_user);
     let ctx = policy::Context::host(gw.as_ref().ok().map(|g| g.0));
     let policy = policy::Policy::load(&args.policy, &ctx).map_err(|e| e.to_string())?;

@@ -1,0 +1,178 @@
+//! The `keys add|list|revoke` commands: load the configuration, give up
+//! root the way [`keys::act_as_owner`] says, act on the keys file through
+//! [`keys`], and print the result. The keys file format and its safe I/O
+//! live in [`keys`]; this module only handles the commands and what they
+//! print. Nothing printed here carries a token's hash: the output of
+//! `keys list` is built field by field, so a field added to the records
+//! later is not shown until someone decides it may be.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::cli::{KeysCommand, KEYS_HELP};
+use crate::{config, jobs, keys, RunError};
+
+/// Runs one keys command.
+pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
+    match cmd {
+        KeysCommand::Help => {
+            print!("{KEYS_HELP}");
+            Ok(())
+        }
+        KeysCommand::Add {
+            config,
+            name,
+            scopes,
+            expires,
+        } => {
+            let (cfg, give_to) = keys_config(config.as_deref())?;
+            let token = keys::add(&cfg.keys_file, &name, scopes, expires, give_to)?;
+            println!("{token}");
+            eprintln!(
+                "key {name:?} created in {}; the token above is shown only once",
+                cfg.keys_file.display()
+            );
+            Ok(())
+        }
+        KeysCommand::List { config, json } => {
+            let (cfg, _) = keys_config(config.as_deref())?;
+            let records = keys::read_no_follow(&cfg.keys_file)?;
+            let records = match records {
+                Some(r) => {
+                    if r.is_empty() {
+                        eprintln!(
+                            "no keys in {}; {}",
+                            cfg.keys_file.display(),
+                            create_hint(config.as_deref())
+                        );
+                    }
+                    r
+                }
+                None => {
+                    eprintln!(
+                        "no keys file at {}: no keys yet; {}",
+                        cfg.keys_file.display(),
+                        create_hint(config.as_deref())
+                    );
+                    Vec::new()
+                }
+            };
+            if json {
+                println!("{}", list_json(&records, keys::now_secs()));
+            } else {
+                list(&records);
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { config, name } => {
+            let (cfg, give_to) = keys_config(config.as_deref())?;
+            keys::revoke(&cfg.keys_file, &name, give_to)?;
+            eprintln!("key {name:?} revoked");
+            Ok(())
+        }
+    }
+}
+
+/// The configuration for a keys command, read with the caller's identity;
+/// then, run as root, the switch to the keys directory's owner (see
+/// [`keys::act_as_owner`]) before any keys file is touched.
+fn keys_config(path: Option<&Path>) -> Result<(config::Config, Option<keys::Owner>), RunError> {
+    let cfg = config::Config::load(path)?;
+    let give_to = keys::act_as_owner(&cfg.state_dir, &cfg.keys_file)?;
+    Ok((cfg, give_to))
+}
+
+/// The command that creates a first key, with the same `--config`.
+fn create_hint(config: Option<&Path>) -> String {
+    let config = config
+        .map(|p| format!(" --config {}", p.display()))
+        .unwrap_or_default();
+    format!(
+        "create one with: monitoreo-gateway keys add NAME \
+         --scopes read,signal,renice,exec{config}"
+    )
+}
+
+/// A key's state at `now`.
+fn state(k: &keys::KeyRecord, now: u64) -> &'static str {
+    if k.revoked {
+        "revoked"
+    } else if k.expires.is_some_and(|e| e <= now) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// `keys list --json`: an array of `{name, scopes, created, expires,
+/// revoked, state}`, times in Unix seconds.
+fn list_json(records: &[keys::KeyRecord], now: u64) -> serde_json::Value {
+    records
+        .iter()
+        .map(|k| {
+            json!({
+                "name": k.name,
+                "scopes": k.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
+                "created": k.created,
+                "expires": k.expires,
+                "revoked": k.revoked,
+                "state": state(k, now),
+            })
+        })
+        .collect()
+}
+
+/// One line per key: name, scopes, creation, expiry and state, tab
+/// separated.
+fn list(records: &[keys::KeyRecord]) {
+    let now = keys::now_secs();
+    for k in records {
+        let scopes: Vec<&str> = k.scopes.iter().map(|s| s.name()).collect();
+        let state = state(k, now);
+        println!(
+            "{}\t{}\tcreated={}\texpires={}\t{state}",
+            k.name,
+            scopes.join(","),
+            jobs::rfc3339(k.created * 1000),
+            k.expires
+                .map(|e| jobs::rfc3339(e * 1000))
+                .unwrap_or_else(|| "never".into()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyRecord, Scope};
+
+    #[test]
+    fn json_listing_has_every_field_but_the_hash() {
+        let k = |name: &str, expires, revoked| KeyRecord {
+            name: name.into(),
+            sha256: "ab".repeat(32),
+            scopes: vec![Scope::Read, Scope::Exec],
+            created: 100,
+            expires,
+            revoked,
+        };
+        let v = list_json(
+            &[
+                k("a", None, false),
+                k("b", Some(150), false),
+                k("c", None, true),
+            ],
+            200,
+        );
+        let text = v.to_string();
+        assert!(!text.contains("sha256") && !text.contains(&"ab".repeat(32)));
+        assert_eq!(
+            v[0],
+            json!({"name": "a", "scopes": ["read", "exec"], "created": 100,
+                   "expires": null, "revoked": false, "state": "active"})
+        );
+        assert_eq!(v[1]["state"], "expired");
+        assert_eq!(v[2]["state"], "revoked");
+    }
+}

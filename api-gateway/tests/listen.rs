@@ -1,0 +1,78 @@
+//! `listen` with a host name: the real gateway resolves it, binds the
+//! first IPv4 address (127.0.0.1 for `localhost`) and serves there; a
+//! name that does not resolve is a configuration error naming `listen`.
+//! Needs no root and no helper (the gateway starts without one).
+
+mod support;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{free_port, request, GATEWAY};
+
+fn config(dir: &Path, listen: &str) -> PathBuf {
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{listen}\"\nhelper_socket = \"{}\"\nstate_dir = \"{}\"\n",
+            dir.join("none.sock").display(),
+            dir.join("state").display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn a_listen_host_name_is_resolved_and_served_on_its_ipv4_address() {
+    let d = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = config(d.path(), &format!("localhost:{port}"));
+    let mut child = Command::new(GATEWAY)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let t = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the gateway exited: {status}");
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "not listening on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reply = request(addr, "GET", "/api/openapi.json", None, None);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert_eq!(reply.status, 200);
+}
+
+#[test]
+fn a_listen_name_that_does_not_resolve_is_a_config_error_naming_listen() {
+    let d = tempfile::tempdir().unwrap();
+    let config = config(d.path(), "no-such-host.invalid:8470");
+    let out = Command::new(GATEWAY)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("gateway.toml"), "{err}");
+    assert!(
+        err.contains("listen: host name \"no-such-host.invalid\" does not resolve"),
+        "{err}"
+    );
+}
