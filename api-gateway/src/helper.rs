@@ -204,7 +204,7 @@ mod tests {
     fn handshaken(keep_peer: bool) -> (Connection, Option<UnixStream>) {
         let (a, mut b) = UnixStream::pair().unwrap();
         let t = std::thread::spawn(move || {
-            let _: Request = read_frame(&mut b).unwrap();
+            let _: protocol::Envelope = read_frame(&mut b).unwrap();
             write_frame(
                 &mut b,
                 &Response::Hello {

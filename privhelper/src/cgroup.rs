@@ -108,6 +108,28 @@ impl CgroupRoot {
         &self.dir
     }
 
+    /// Kills and removes job cgroups left by a helper that is gone (a crash,
+    /// a SIGKILL): `monitoreo-<pid>-job-*` whose `<pid>` no longer runs.
+    /// Returns how many were removed; a cgroup still emptying is left for
+    /// the next start.
+    pub fn remove_stale(&self) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in entries.flatten() {
+            if !crate::home::left_by_a_gone_helper(&e.file_name()) {
+                continue;
+            }
+            let cg = JobCgroup { dir: e.path() };
+            let _ = cg.kill();
+            if cg.remove().is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     pub fn controllers(&self) -> Controllers {
         self.controllers
     }

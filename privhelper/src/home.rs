@@ -34,6 +34,33 @@ pub fn create(base: &Path, job_hex: &str, uid: u32) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Removes the job homes under `base` left by a helper that is gone:
+/// `monitoreo-<pid>-job-*` whose `<pid>` no longer runs.
+pub fn remove_stale(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if left_by_a_gone_helper(&e.file_name()) {
+            remove(&e.path());
+        }
+    }
+}
+
+/// Whether `name` is `monitoreo-<pid>-job-*` (a job's home or cgroup) of
+/// a helper whose pid no longer runs.
+pub fn left_by_a_gone_helper(name: &std::ffi::OsStr) -> bool {
+    let owner = name
+        .to_str()
+        .and_then(|n| n.strip_prefix("monitoreo-"))
+        .and_then(|n| n.split_once("-job-"))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok());
+    match owner {
+        Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
+}
+
 /// Removes the job's home (after the job drained).
 pub fn remove(dir: &Path) {
     match fs::remove_dir_all(dir) {

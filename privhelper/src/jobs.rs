@@ -323,9 +323,28 @@ impl Jobs {
                 self.reap(&id);
             }
         }
-        let ids: Vec<JobId> = self.draining.keys().copied().collect();
-        for id in ids {
-            self.drain(&id);
+        // Then let the killed cgroups empty (bounded), so that a stopped
+        // helper leaves no job cgroup behind.
+        loop {
+            let ids: Vec<JobId> = self.draining.keys().copied().collect();
+            for id in ids {
+                self.drain(&id);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if self.draining.is_empty() || left.is_zero() {
+                break;
+            }
+            let mut fds: Vec<PollFd<'_>> = self
+                .draining
+                .values()
+                .filter_map(|d| d.events.as_ref())
+                .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLPRI))
+                .collect();
+            let ms = left.min(DRAIN_RETRY).as_millis().max(1);
+            let _ = poll(
+                &mut fds,
+                PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX)),
+            );
         }
     }
 }

@@ -72,9 +72,14 @@ fn run(args: cli::Args) -> Result<(), String> {
     for w in &policy.warnings {
         log::event("policy_warning", &[("warning", json!(w))]);
     }
+    home::remove_stale(&std::env::temp_dir());
     let cgroups = cgroup::CgroupRoot::discover(args.cgroup_root.as_deref());
     let containment = match &cgroups {
         Some(c) => {
+            let stale = c.remove_stale();
+            if stale > 0 {
+                log::event("stale_cgroups_removed", &[("count", json!(stale))]);
+            }
             let on = c.controllers();
             json!({
                 "mode": "cgroup",
