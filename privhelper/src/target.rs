@@ -107,14 +107,21 @@ pub fn protected(peer_pid: Option<i32>) -> (HashSet<i32>, i32) {
     for start in [Some(me), peer_pid].into_iter().flatten() {
         let mut pid = start;
         while pid > 1 && set.insert(pid) {
-            match ProcInfo::read(pid) {
-                Some(i) => pid = i.ppid,
+            match ppid_of(pid) {
+                Some(p) => pid = p,
                 None => break,
             }
         }
     }
     set.insert(1);
     (set, me)
+}
+
+/// The parent of `pid`, from `/proc/PID/stat` alone (one read per step of
+/// the ancestor walk, which runs on every request).
+fn ppid_of(pid: i32) -> Option<i32> {
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat).map(|i| i.ppid)
 }
 
 /// Resolves `raw_pid` + `start_time` to a pinned process, applying the
