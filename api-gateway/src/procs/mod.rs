@@ -38,6 +38,7 @@ mod fields;
 mod json;
 mod net;
 mod parse;
+mod procfs;
 mod read;
 mod sampler;
 mod users;
@@ -49,7 +50,8 @@ use std::time::Duration;
 pub use fields::{Field, ALL_FIELDS, FIELD_NAMES};
 
 use net::NetTable;
-use read::{list_pids, Outcome, Plan, SortVal, SysInfo, Walker};
+use procfs::{list_pids, SysInfo};
+use read::{Outcome, Plan, SortVal, Walker};
 use sampler::Sampler;
 use users::Passwd;
 

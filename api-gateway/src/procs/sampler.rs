@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::parse;
-use super::read::{list_pids, slurp};
+use super::procfs::{list_pids, slurp};
 
 /// `(pid, start_time)` → percent of one CPU over the last window.
 pub type CpuMap = HashMap<(i32, u64), f32>;
