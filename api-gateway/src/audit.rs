@@ -36,7 +36,7 @@ impl Audit {
 
     pub fn record(&self, e: &Entry<'_>) {
         let line = serde_json::json!({
-            "time": crate::jobs::rfc3339(crate::jobs::now_ms()),
+            "time": crate::clock::rfc3339(crate::clock::now_ms()),
             "key": e.key,
             "route": e.route,
             "pid": e.pid,

@@ -171,15 +171,15 @@ impl<'a> Walker<'a> {
         out.extend_from_slice(b"{\"pid\":");
         json::int(out, i64::from(pid));
         if emit.has(F::Ppid) {
-            key(out, "ppid");
+            key(out, F::Ppid.name());
             json::int(out, st.ppid);
         }
         if emit.has(F::Name) {
-            key(out, "name");
+            key(out, F::Name.name());
             json::string(out, st.comm);
         }
         if emit.has(F::Status) {
-            key(out, "status");
+            key(out, F::Status.name());
             json::string(out, parse::status_name(st.state).as_bytes());
         }
         let tty = if need.has(F::Terminal) {
@@ -188,34 +188,34 @@ impl<'a> Walker<'a> {
             None
         };
         if emit.has(F::Terminal) {
-            key(out, "terminal");
+            key(out, F::Terminal.name());
             match &tty {
                 Some(t) => json::string(out, t.as_bytes()),
                 None => out.extend_from_slice(b"null"),
             }
         }
         if emit.has(F::Nice) {
-            key(out, "nice");
+            key(out, F::Nice.name());
             json::int(out, st.nice);
         }
         if emit.has(F::NumThreads) {
-            key(out, "num_threads");
+            key(out, F::NumThreads.name());
             json::uint(out, st.num_threads);
         }
         if emit.has(F::CpuNum) {
-            key(out, "cpu_num");
+            key(out, F::CpuNum.name());
             json::int(out, st.processor);
         }
         if emit.has(F::StartTime) {
-            key(out, "start_time");
+            key(out, F::StartTime.name());
             json::uint(out, start);
         }
         if emit.has(F::CreateTime) {
-            key(out, "create_time");
+            key(out, F::CreateTime.name());
             json::ticks(out, self.sys.btime * hz + start, hz);
         }
         if emit.has(F::CpuTimes) {
-            key(out, "cpu_times");
+            key(out, F::CpuTimes.name());
             for (i, (k, v)) in [
                 ("user", st.utime),
                 ("system", st.stime),
@@ -234,11 +234,11 @@ impl<'a> Walker<'a> {
             out.push(b'}');
         }
         if emit.has(F::CpuPercent) {
-            key(out, "cpu_percent");
+            key(out, F::CpuPercent.name());
             json::float(out, (cpu_pct * 100.0).round() / 100.0);
         }
         if emit.has(F::MemoryPercent) {
-            key(out, "memory_percent");
+            key(out, F::MemoryPercent.name());
             json::float(out, (mem_pct * 10_000.0).round() / 10_000.0);
         }
         if let Some(sf) = plan.sort {
@@ -255,7 +255,7 @@ impl<'a> Walker<'a> {
                 F::StartTime | F::CreateTime => num(start as f64),
                 F::CpuTimes => num((st.utime + st.stime) as f64),
                 F::CpuPercent => num(cpu_pct),
-                F::MemoryPercent | F::MemoryInfo => num(rss as f64),
+                F::MemoryPercent | F::MemoryInfo | F::MemoryInfoEx => num(rss as f64),
                 _ => SortVal::Null,
             };
         }
@@ -283,15 +283,15 @@ impl<'a> Walker<'a> {
                         None => u[0].to_string().into_bytes(),
                     });
                     if emit.has(F::Username) {
-                        key(out, "username");
+                        key(out, F::Username.name());
                         match &uname {
                             Some(u) => json::string(out, u),
                             None => out.extend_from_slice(b"null"),
                         }
                     }
-                    for (f, name, ids) in [(F::Uids, "uids", s.uids), (F::Gids, "gids", s.gids)] {
+                    for (f, ids) in [(F::Uids, s.uids), (F::Gids, s.gids)] {
                         if emit.has(f) {
-                            key(out, name);
+                            key(out, f.name());
                             match ids {
                                 Some([r, e, sv]) => {
                                     out.extend_from_slice(b"{\"real\":");
@@ -307,7 +307,7 @@ impl<'a> Walker<'a> {
                         }
                     }
                     if emit.has(F::NumCtxSwitches) {
-                        key(out, "num_ctx_switches");
+                        key(out, F::NumCtxSwitches.name());
                         out.extend_from_slice(b"{\"voluntary\":");
                         json::uint(out, s.voluntary);
                         out.extend_from_slice(b",\"involuntary\":");
@@ -315,7 +315,7 @@ impl<'a> Walker<'a> {
                         out.push(b'}');
                     }
                     if emit.has(F::CpuAffinity) {
-                        key(out, "cpu_affinity");
+                        key(out, F::CpuAffinity.name());
                         match s.cpus_allowed {
                             Some(v) => {
                                 out.push(b'[');
@@ -350,7 +350,7 @@ impl<'a> Walker<'a> {
 
         // ---- cmdline
         if emit.has(F::Cmdline) {
-            key(out, "cmdline");
+            key(out, F::Cmdline.name());
             match self.read("cmdline") {
                 Some(n) => {
                     out.push(b'[');
@@ -366,36 +366,43 @@ impl<'a> Walker<'a> {
             }
         }
 
-        // ---- statm
-        if emit.has(F::MemoryInfo) {
-            key(out, "memory_info");
-            match self.read("statm") {
-                Some(n) => {
-                    let m = parse::statm(&self.buf[..n]);
-                    let order = [
-                        ("rss", 1),
-                        ("vms", 0),
-                        ("shared", 2),
-                        ("text", 3),
-                        ("lib", 4),
-                        ("data", 5),
-                        ("dirty", 6),
-                    ];
-                    for (i, (k, idx)) in order.into_iter().enumerate() {
-                        out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
-                        out.extend_from_slice(k.as_bytes());
-                        out.extend_from_slice(b"\":");
-                        json::uint(out, m[idx] * page);
+        // ---- statm (and smaps_rollup for memory_full_info)
+        if emit.any(&[F::MemoryInfo, F::MemoryInfoEx, F::MemoryFullInfo]) {
+            let statm = self.read("statm").map(|n| parse::statm(&self.buf[..n]));
+            for f in [F::MemoryInfo, F::MemoryInfoEx] {
+                if emit.has(f) {
+                    key(out, f.name());
+                    match &statm {
+                        Some(m) => {
+                            statm_members(out, m, page);
+                            out.push(b'}');
+                        }
+                        None => out.extend_from_slice(b"null"),
                     }
-                    out.push(b'}');
                 }
-                None => out.extend_from_slice(b"null"),
+            }
+            if emit.has(F::MemoryFullInfo) {
+                key(out, F::MemoryFullInfo.name());
+                let rollup = self
+                    .read("smaps_rollup")
+                    .map(|n| parse::smaps_rollup(&self.buf[..n]));
+                match (&statm, rollup) {
+                    (Some(m), Some([uss, pss, swap])) => {
+                        statm_members(out, m, page);
+                        for (k, v) in [("uss", uss), ("pss", pss), ("swap", swap)] {
+                            key(out, k);
+                            json::uint(out, v);
+                        }
+                        out.push(b'}');
+                    }
+                    _ => out.extend_from_slice(b"null"),
+                }
             }
         }
 
         // ---- io
         if emit.has(F::IoCounters) {
-            key(out, "io_counters");
+            key(out, F::IoCounters.name());
             match self.read("io") {
                 Some(n) => {
                     let v = parse::io(&self.buf[..n]);
@@ -420,11 +427,11 @@ impl<'a> Walker<'a> {
         }
 
         // ---- exe, cwd
-        for (f, name) in [(F::Exe, "exe"), (F::Cwd, "cwd")] {
+        for f in [F::Exe, F::Cwd] {
             if need.has(f) {
-                let l = self.link(name);
+                let l = self.link(f.name());
                 if emit.has(f) {
-                    key(out, name);
+                    key(out, f.name());
                     match &l {
                         Some(p) => json::string(out, p),
                         None => out.extend_from_slice(b"null"),
@@ -448,7 +455,7 @@ impl<'a> Walker<'a> {
 
         // ---- smaps
         if emit.has(F::MemoryMaps) {
-            key(out, "memory_maps");
+            key(out, F::MemoryMaps.name());
             match self.read("smaps") {
                 Some(n) => {
                     out.push(b'[');
@@ -547,15 +554,12 @@ impl<'a> Walker<'a> {
             }
         }
         if emit.has(F::NumFds) {
-            key(out, "num_fds");
+            key(out, F::NumFds.name());
             json::uint(out, count);
         }
-        for (f, name, buf) in [
-            (F::OpenFiles, "open_files", &files),
-            (F::Connections, "connections", &conns),
-        ] {
+        for (f, buf) in [(F::OpenFiles, &files), (F::Connections, &conns)] {
             if emit.has(f) {
-                key(out, name);
+                key(out, f.name());
                 if denied {
                     out.extend_from_slice(b"null");
                 } else if buf.is_empty() {
@@ -572,7 +576,7 @@ impl<'a> Walker<'a> {
     }
 
     fn threads(&mut self, out: &mut Vec<u8>) {
-        key(out, "threads");
+        key(out, Field::Threads.name());
         let entries = fs::read_dir(self.at("task"));
         let dir = match entries {
             Ok(d) => d,
@@ -617,6 +621,25 @@ impl<'a> Walker<'a> {
             out.push(b'}');
         }
         out.push(b']');
+    }
+}
+
+/// Writes `{"rss":..,...,"dirty":..` (no closing brace) from statm pages.
+fn statm_members(out: &mut Vec<u8>, m: &[u64; 7], page: u64) {
+    let order = [
+        ("rss", 1),
+        ("vms", 0),
+        ("shared", 2),
+        ("text", 3),
+        ("lib", 4),
+        ("data", 5),
+        ("dirty", 6),
+    ];
+    for (i, (k, idx)) in order.into_iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        json::uint(out, m[idx] * page);
     }
 }
 
