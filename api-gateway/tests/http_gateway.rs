@@ -237,6 +237,7 @@ fn openapi_and_healthz_need_no_key_and_healthz_reports_the_missing_helper() {
         .is_none());
     let r = g.get("/healthz", None);
     assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
     let v = r.json();
     assert_eq!(v["helper"]["reachable"], false);
     assert_eq!(v["helper"]["protocol_version"], protocol::PROTOCOL_VERSION);

@@ -19,9 +19,21 @@ use crate::jobs::{lifecycle, JobState};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
+    #[serde(deserialize_with = "cmd")]
     pub cmd: String,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "timeout_s")]
     pub timeout_s: Option<u64>,
+}
+
+/// A string, with an error that names `cmd`.
+fn cmd<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    String::deserialize(d).map_err(|e| serde::de::Error::custom(format!("cmd: {e}")))
+}
+
+/// Present and a non-negative integer, with an error that names
+/// `timeout_s` (`null` is refused, absent is the default).
+fn timeout_s<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    present::<D, u64>(d).map_err(|e| serde::de::Error::custom(format!("timeout_s: {e}")))
 }
 
 impl FromInput for RunRequest {
