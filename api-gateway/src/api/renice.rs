@@ -107,14 +107,14 @@ pub async fn set(cx: &Ctx, req: ReniceRequest) -> Result<Reply, ApiError> {
             "unexpected answer to renice: {resp:?}"
         )));
     };
-    Envelope::ok()
+    Ok(Envelope::ok()
         .members(&Reniced {
             pid: t.pid,
             start_time: t.start_time,
             priority: nice,
             threads,
-        })
-        .map(|e| e.finish(hyper::StatusCode::OK))
+        })?
+        .finish(hyper::StatusCode::OK))
 }
 
 #[cfg(test)]

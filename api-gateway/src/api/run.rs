@@ -88,7 +88,7 @@ pub async fn start(cx: &Ctx, req: RunRequest) -> Result<Reply, ApiError> {
         cx.note_target(pid, started.meta.start_time);
     }
     let m = started.meta;
-    Envelope::ok()
+    Ok(Envelope::ok()
         .members(&Started {
             process: JobProcess {
                 pid: m.pid,
@@ -97,8 +97,8 @@ pub async fn start(cx: &Ctx, req: RunRequest) -> Result<Reply, ApiError> {
             },
             pid: m.pid,
             output: started.id.to_hex(),
-        })
-        .map(|e| e.finish(hyper::StatusCode::ACCEPTED))
+        })?
+        .finish(hyper::StatusCode::ACCEPTED))
 }
 
 /// `GET /api/ps/output/{id}`.
@@ -147,7 +147,7 @@ pub async fn output(cx: &Ctx, req: OutputRequest) -> Result<Reply, ApiError> {
     let truncated = meta
         .output_limit
         .is_some_and(|l| out.len >= l || err.len >= l);
-    Envelope::ok()
+    Ok(Envelope::ok()
         .members(&JobOutput {
             output: req.id.to_hex(),
             cmd: meta.cmd,
@@ -164,6 +164,6 @@ pub async fn output(cx: &Ctx, req: OutputRequest) -> Result<Reply, ApiError> {
             err: err.text,
             out_invalid_utf8: out.invalid_utf8,
             err_invalid_utf8: err.invalid_utf8,
-        })
-        .map(|e| e.finish(hyper::StatusCode::OK))
+        })?
+        .finish(hyper::StatusCode::OK))
 }

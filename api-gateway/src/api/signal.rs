@@ -93,13 +93,13 @@ pub async fn send(cx: &Ctx, req: SignalRequest) -> Result<Reply, ApiError> {
         },
     )
     .await?;
-    Envelope::ok()
+    Ok(Envelope::ok()
         .members(&Signalled {
             pid: t.pid,
             start_time: t.start_time,
             signal: signal.name(),
-        })
-        .map(|e| e.finish(hyper::StatusCode::OK))
+        })?
+        .finish(hyper::StatusCode::OK))
 }
 
 #[cfg(test)]

@@ -213,6 +213,12 @@ impl ApiError {
     }
 }
 
+impl From<super::reply::EncodeError> for ApiError {
+    fn from(e: super::reply::EncodeError) -> ApiError {
+        ApiError::Internal(e.0)
+    }
+}
+
 impl From<crate::procs::ProcError> for ApiError {
     fn from(e: crate::procs::ProcError) -> ApiError {
         use crate::procs::ProcError as P;

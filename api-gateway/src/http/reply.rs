@@ -11,8 +11,6 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::error::ApiError;
-
 /// A finished answer: status, extra headers and the JSON body.
 #[derive(Debug)]
 pub struct Reply {
@@ -37,6 +35,11 @@ impl Reply {
         resp
     }
 }
+
+/// An answer struct that does not serialize to a JSON object (a bug;
+/// becomes a 500 through `ApiError`).
+#[derive(Debug)]
+pub struct EncodeError(pub String);
 
 /// Builds one envelope member by member.
 pub struct Envelope {
@@ -74,7 +77,7 @@ impl Envelope {
 
     /// Adds every member of `body`, which must serialize to a JSON object
     /// (a typed answer struct).
-    pub fn members<T: Serialize>(mut self, body: &T) -> Result<Envelope, ApiError> {
+    pub fn members<T: Serialize>(mut self, body: &T) -> Result<Envelope, EncodeError> {
         match serde_json::to_value(body) {
             Ok(serde_json::Value::Object(m)) => {
                 for (k, v) in m {
@@ -83,8 +86,8 @@ impl Envelope {
                 }
                 Ok(self)
             }
-            Ok(_) => Err(ApiError::Internal("answer is not a JSON object".into())),
-            Err(e) => Err(ApiError::Internal(format!("encoding the answer: {e}"))),
+            Ok(_) => Err(EncodeError("answer is not a JSON object".into())),
+            Err(e) => Err(EncodeError(format!("encoding the answer: {e}"))),
         }
     }
 
