@@ -5,6 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use protocol::JobId;
+
+use crate::ids::{Pid, StartTime};
+
 pub struct Audit {
     file: Option<Mutex<std::fs::File>>,
 }
@@ -13,11 +17,11 @@ pub struct Audit {
 pub struct Entry<'a> {
     pub key: &'a str,
     pub route: &'a str,
-    pub pid: Option<i32>,
-    pub start_time: Option<u64>,
+    pub pid: Option<Pid>,
+    pub start_time: Option<StartTime>,
     pub status: u16,
     pub outcome: &'a str,
-    pub job: Option<&'a str>,
+    pub job: Option<JobId>,
 }
 
 impl Audit {
@@ -43,7 +47,7 @@ impl Audit {
             "start_time": e.start_time,
             "status": e.status,
             "outcome": e.outcome,
-            "job": e.job,
+            "job": e.job.map(|j| j.to_hex()),
         })
         .to_string();
         match &self.file {

@@ -173,6 +173,7 @@ fn an_8_mib_body_gets_413() {
     let n = s.read(&mut buf).unwrap();
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("\"code\":\"payload_too_large\""), "{text}");
     // Chunked, no Content-Length: still capped.
     let mut s = TcpStream::connect(g.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

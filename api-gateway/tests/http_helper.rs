@@ -186,6 +186,11 @@ fn signal_and_renice_act_on_nobodys_process_and_refuse_others() {
         &format!(r#"{{"pid": {pid}, "start_time": 1}}"#),
     );
     assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "identity_changed");
+    assert!(
+        message(&r).contains(&format!("pid {pid}")),
+        "the message names the pid"
+    );
     let r = g.send(
         "DELETE",
         "/api/ps",

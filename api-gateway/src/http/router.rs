@@ -380,14 +380,13 @@ fn record(
     outcome: &str,
 ) {
     let route_name = format!("{} {}", route.method, route.pattern);
-    let job = facts.job.map(|j| j.to_hex());
     state.audit.record(&audit::Entry {
         key: caller.map_or("-", |c| c.name.as_str()),
         route: &route_name,
-        pid: facts.pid.map(Pid::get),
-        start_time: facts.start_time.map(StartTime::ticks),
+        pid: facts.pid,
+        start_time: facts.start_time,
         status: r.status.as_u16(),
         outcome,
-        job: job.as_deref(),
+        job: facts.job,
     });
 }

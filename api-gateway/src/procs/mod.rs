@@ -206,7 +206,7 @@ impl ProcReader {
         let net = plan.emit.has(Field::Connections).then(NetTable::load);
         let mut w = Walker::new(&self.sys, &users, &cpu, net.as_ref());
         let mut out = Vec::with_capacity(2048);
-        match w.process(pid.get(), &plan, &mut out) {
+        match w.process(pid, &plan, &mut out) {
             Outcome::Written => Ok(out),
             _ => Err(ProcError::NoSuchProcess(pid)),
         }
@@ -216,7 +216,7 @@ impl ProcReader {
     pub fn start_time(&self, pid: Pid) -> Result<StartTime, ProcError> {
         let (users, cpu) = (users::Table::default(), sampler::CpuMap::new());
         Walker::new(&self.sys, &users, &cpu, None)
-            .start_time(pid.get())
+            .start_time(pid)
             .map(StartTime::from_ticks)
             .ok_or(ProcError::NoSuchProcess(pid))
     }

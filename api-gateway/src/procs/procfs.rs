@@ -8,6 +8,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 
 use super::parse;
+use crate::ids::Pid;
 
 /// Machine constants read once.
 #[derive(Debug, Clone, Copy)]
@@ -59,8 +60,8 @@ impl SysInfo {
 }
 
 /// The pids in /proc, ascending.
-pub fn list_pids() -> io::Result<Vec<i32>> {
-    let mut pids: Vec<i32> = fs::read_dir("/proc")?
+pub fn list_pids() -> io::Result<Vec<Pid>> {
+    let mut pids: Vec<Pid> = fs::read_dir("/proc")?
         .flatten()
         .filter_map(|e| {
             let n = e.file_name();
@@ -68,7 +69,7 @@ pub fn list_pids() -> io::Result<Vec<i32>> {
             if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
                 return None;
             }
-            std::str::from_utf8(b).ok()?.parse().ok()
+            std::str::from_utf8(b).ok()?.parse::<Pid>().ok()
         })
         .collect();
     pids.sort_unstable();

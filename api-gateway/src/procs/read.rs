@@ -24,6 +24,7 @@ use super::parse;
 use super::procfs::{read_into, SysInfo};
 use super::sampler::CpuMap;
 use super::users::Table;
+use crate::ids::Pid;
 
 /// A value to sort processes by.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +126,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Start time of `pid` (stat field 22), `None` if it is not there.
-    pub fn start_time(&mut self, pid: i32) -> Option<u64> {
+    pub fn start_time(&mut self, pid: Pid) -> Option<u64> {
         self.path.clear();
         let _ = write!(self.path, "/proc/{pid}/");
         self.dir = self.path.len();
@@ -134,7 +135,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Real uid of `pid`, `None` if unreadable.
-    pub fn real_uid(&mut self, pid: i32) -> Option<u32> {
+    pub fn real_uid(&mut self, pid: Pid) -> Option<u32> {
         self.path.clear();
         let _ = write!(self.path, "/proc/{pid}/");
         self.dir = self.path.len();
@@ -143,7 +144,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Appends `pid` as a JSON object to `out` (or nothing, see [`Outcome`]).
-    pub fn process(&mut self, pid: i32, plan: &Plan, out: &mut Vec<u8>) -> Outcome {
+    pub fn process(&mut self, pid: Pid, plan: &Plan, out: &mut Vec<u8>) -> Outcome {
         use Field as F;
         let mark = out.len();
         let (emit, need) = (plan.emit, plan.need);
@@ -169,7 +170,7 @@ impl<'a> Walker<'a> {
             0.0
         };
         out.extend_from_slice(b"{\"pid\":");
-        json::int(out, i64::from(pid));
+        json::int(out, i64::from(pid.get()));
         if emit.has(F::Ppid) {
             key(out, F::Ppid.name());
             json::int(out, st.ppid);
@@ -244,7 +245,7 @@ impl<'a> Walker<'a> {
         if let Some(sf) = plan.sort {
             let num = |v: f64| SortVal::Num(v);
             self.key = match sf {
-                F::Pid => num(f64::from(pid)),
+                F::Pid => num(f64::from(pid.get())),
                 F::Ppid => num(st.ppid as f64),
                 F::Name => SortVal::Str(st.comm.to_vec()),
                 F::Status => SortVal::Str(parse::status_name(st.state).into()),
@@ -445,7 +446,7 @@ impl<'a> Walker<'a> {
 
         // ---- fd/
         if need.any(&[F::NumFds, F::OpenFiles, F::Connections]) {
-            self.fds(pid, plan, out);
+            self.fds(plan, out);
         }
 
         // ---- task/*/stat
@@ -491,7 +492,7 @@ impl<'a> Walker<'a> {
         Outcome::Written
     }
 
-    fn fds(&mut self, _pid: i32, plan: &Plan, out: &mut Vec<u8>) {
+    fn fds(&mut self, plan: &Plan, out: &mut Vec<u8>) {
         use Field as F;
         let emit = plan.emit;
         let entries = fs::read_dir(self.at("fd"));
