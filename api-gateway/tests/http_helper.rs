@@ -305,7 +305,7 @@ fn a_policy_refusal_gives_the_rule_and_its_value_and_its_own_code() {
 }
 
 #[test]
-fn signalling_an_exited_process_names_its_pid() {
+fn acting_on_an_exited_or_zombie_process_names_its_pid() {
     let Some((_h, g, t)) = setup("signal an exited process") else {
         return;
     };
@@ -322,15 +322,23 @@ fn signalling_an_exited_process_names_its_pid() {
     // A zombie (killed, not yet reaped), then gone.
     std::thread::sleep(Duration::from_millis(200));
     for phase in ["zombie", "reaped"] {
-        for body in [
-            format!(r#"{{"pid": {pid}}}"#),
-            format!(r#"{{"pid": {pid}, "start_time": {start_time}}}"#),
+        for (method, body) in [
+            ("DELETE", format!(r#"{{"pid": {pid}}}"#)),
+            (
+                "DELETE",
+                format!(r#"{{"pid": {pid}, "start_time": {start_time}}}"#),
+            ),
+            ("PATCH", format!(r#"{{"pid": {pid}, "priority": 5}}"#)),
+            (
+                "PATCH",
+                format!(r#"{{"pid": {pid}, "priority": 5, "start_time": {start_time}}}"#),
+            ),
         ] {
-            let r = g.send("DELETE", "/api/ps", Some(&t), &body);
+            let r = g.send(method, "/api/ps", Some(&t), &body);
             let text = String::from_utf8_lossy(&r.body).into_owned();
             assert!(
                 r.status == 404 || (phase == "zombie" && r.status == 200),
-                "{phase} {body}: {} {text}",
+                "{phase} {method} {body}: {} {text}",
                 r.status
             );
             if r.status == 404 {

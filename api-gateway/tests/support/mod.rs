@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 
 pub const GATEWAY: &str = env!("CARGO_BIN_EXE_monitoreo-gateway");
 
+/// The gateway binary under test: this build's, or the one named by
+/// `MONITOREO_GATEWAY_BIN` (to run the same suite against another build,
+/// e.g. to see which tests an older gateway fails).
+pub fn gateway_bin() -> PathBuf {
+    std::env::var_os("MONITOREO_GATEWAY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(GATEWAY))
+}
+
 /// True when root; otherwise prints the loud skip line.
 pub fn root_or_skip(what: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -199,7 +208,7 @@ impl Gateway {
     }
 
     pub fn spawn(&mut self) {
-        let child = Command::new(GATEWAY)
+        let child = Command::new(gateway_bin())
             .args(["serve", "--config"])
             .arg(&self.config)
             .stdout(Stdio::null())
@@ -228,7 +237,7 @@ impl Gateway {
 
     /// `keys add` through the real CLI; returns the token.
     pub fn key(&self, name: &str, scopes: &str, extra: &[&str]) -> String {
-        let out = Command::new(GATEWAY)
+        let out = Command::new(gateway_bin())
             .args(["keys", "add", name, "--scopes", scopes])
             .args(extra)
             .arg("--config")
@@ -249,7 +258,7 @@ impl Gateway {
     }
 
     pub fn keys_cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new(GATEWAY)
+        Command::new(gateway_bin())
             .args(args)
             .arg("--config")
             .arg(&self.config)
