@@ -143,7 +143,7 @@ fn with_a_shared_run_user_the_same_attack_succeeds_as_documented() {
     }
     // The control experiment: it shows the attack above can succeed, so its
     // refusals are the per-job uids' doing.
-    let p = policy(60800, "").replace("uids = \"60800-60899\"", "user = \"nobody\"");
+    let p = policy(60810, "").replace("uids = \"60810-60819\"", "user = \"nobody\"");
     let p = p.replace("owners = [\"nobody\", \"@jobs\"]", "owners = [\"nobody\"]");
     let h = Helper::start("shared", &p);
     let mut c = h.connect();
@@ -180,13 +180,13 @@ fn concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty() {
         return;
     }
     // A range of two uids: a third job must wait (Busy) until one drains.
-    let p = policy(60800, "").replace("60800-60899", "60800-60801");
+    let p = policy(60820, "").replace("60820-60829", "60820-60821");
     let h = Helper::start("uids", &p);
     let mut c = h.connect();
     let (a, _) = start_job(&mut c, &h.dir, 1, "setsid sleep 60 & sleep 60", 30_000);
     let (b, _) = start_job(&mut c, &h.dir, 3, "sleep 60", 30_000);
     assert_ne!(a.uid, b.uid);
-    assert!((60800..=60801).contains(&a.uid) && (60800..=60801).contains(&b.uid));
+    assert!((60820..=60821).contains(&a.uid) && (60820..=60821).contains(&b.uid));
     let out = std::fs::File::create(h.dir.join("o9")).expect("o");
     let err = std::fs::File::create(h.dir.join("e9")).expect("e");
     use std::os::fd::AsFd;
@@ -248,7 +248,7 @@ fn a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout() {
     if !root_or_skip("a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout") {
         return;
     }
-    let h = Helper::start("forkbomb", &policy(60800, ""));
+    let h = Helper::start("forkbomb", &policy(60830, ""));
     let mut c = h.connect();
     let (s, _) = start_job(&mut c, &h.dir, 1, "f() { f | f & }; f; sleep 30", 3000);
     assert!(
@@ -279,7 +279,7 @@ fn a_memory_hog_is_stopped_and_the_helper_keeps_serving() {
     if !root_or_skip("a_memory_hog_is_stopped_and_the_helper_keeps_serving") {
         return;
     }
-    let h = Helper::start("memhog", &policy(60800, "memory_max = 134217728"));
+    let h = Helper::start("memhog", &policy(60840, "memory_max = 134217728"));
     let mut c = h.connect();
     let (s, files) = start_job(
         &mut c,
@@ -309,7 +309,7 @@ fn without_cgroups_a_setsid_escapee_is_swept_by_its_uid() {
     // An unusable cgroup root forces the process-group fallback.
     let h = Helper::start_with(
         "pgid",
-        &policy(60800, ""),
+        &policy(60850, ""),
         &["--cgroup-root", "/nonexistent-cgroup"],
         &[],
     );

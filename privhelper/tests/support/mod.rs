@@ -47,7 +47,7 @@ nofile = 64
 nproc = 64
 {extra_run}
 "#,
-        last = first + 99
+        last = first + 9
     )
 }
 
