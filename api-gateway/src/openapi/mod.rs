@@ -131,6 +131,16 @@ fn content(schema: Value) -> Value {
 }
 
 fn parameter(name: &str, in_path: bool, list: bool) -> Value {
+    let left_out: Vec<&str> = crate::procs::FIELD_TABLE
+        .iter()
+        .filter(|f| !f.default)
+        .map(|f| f.name)
+        .collect();
+    let fields_description = format!(
+        "Comma-separated field names (may repeat; names add up); pid is always included. \
+         Default: every field except {} (costly; only when named).",
+        left_out.join(", ")
+    );
     let (schema, description) = match name {
         "pid" => (json!({"type": "integer", "minimum": 1}), "Process id"),
         "id" => (
@@ -147,10 +157,16 @@ fn parameter(name: &str, in_path: bool, list: bool) -> Value {
         ),
         "fields" => (
             json!({"type": "array", "items": schema_ref("FieldName"), "minItems": 1}),
-            "Comma-separated field names (may repeat; names add up); pid is always included. Default: every field except memory_full_info, connections and memory_maps.",
+            fields_description.as_str(),
         ),
-        "sort" => (schema_ref("SortKey"), "Field to sort by; '-' first for descending"),
-        "limit" => (json!({"type": "integer", "minimum": 0}), "At most this many processes, after sorting"),
+        "sort" => (
+            schema_ref("SortKey"),
+            "Field to sort by; '-' first for descending",
+        ),
+        "limit" => (
+            json!({"type": "integer", "minimum": 0}),
+            "At most this many processes, after sorting",
+        ),
         _ => (json!({"type": "string"}), ""),
     };
     let mut p = json!({

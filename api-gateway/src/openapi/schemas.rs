@@ -91,6 +91,22 @@ pub fn components() -> Value {
         }),
     );
     put(
+        "IdTriple",
+        json!({
+            "type": "object", "required": ["real", "effective", "saved"], "additionalProperties": false,
+            "properties": {"real": {"type": "integer"}, "effective": {"type": "integer"}, "saved": {"type": "integer"}}
+        }),
+    );
+    put(
+        "Statm",
+        json!({
+            "type": "object", "description": "Bytes, from /proc/PID/statm.",
+            "required": ["rss", "vms", "shared", "text", "lib", "data", "dirty"], "additionalProperties": false,
+            "properties": {"rss": {"type": "integer"}, "vms": {"type": "integer"}, "shared": {"type": "integer"},
+                "text": {"type": "integer"}, "lib": {"type": "integer"}, "data": {"type": "integer"}, "dirty": {"type": "integer"}}
+        }),
+    );
+    put(
         "SocketAddress",
         json!({
             "type": "object", "required": ["ip", "port"],

@@ -82,8 +82,10 @@ const fn row(
 
 use Field as F;
 
-const IDS: &str = r#"{"type":["object","null"],"required":["real","effective","saved"],"properties":{"real":{"type":"integer"},"effective":{"type":"integer"},"saved":{"type":"integer"}}}"#;
-const STATM: &str = r#"{"type":["object","null"],"required":["rss","vms","shared","text","lib","data","dirty"],"properties":{"rss":{"type":"integer"},"vms":{"type":"integer"},"shared":{"type":"integer"},"text":{"type":"integer"},"lib":{"type":"integer"},"data":{"type":"integer"},"dirty":{"type":"integer"}}}"#;
+/// Named in the OpenAPI components (`openapi/schemas.rs`) because two
+/// fields share each shape.
+const IDS: &str = r##"{"oneOf":[{"$ref":"#/components/schemas/IdTriple"},{"type":"null"}]}"##;
+const STATM: &str = r##"{"oneOf":[{"$ref":"#/components/schemas/Statm"},{"type":"null"}]}"##;
 
 /// Every field, in output order.
 pub const TABLE: [Spec; 30] = [
