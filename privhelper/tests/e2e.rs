@@ -323,8 +323,8 @@ fn a_client_that_is_neither_root_nor_the_gateway_is_refused() {
     // A client running as nobody, speaking the protocol from Python.
     let script = format!(
         "import socket,struct\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\n\
-         s.sendall(struct.pack('<II',8,0)+struct.pack('<I',1))\n\
-         try:\n  d=s.recv(64)\nexcept ConnectionResetError:\n  d=b''\n\
+         try:\n  s.sendall(struct.pack('<II',8,0)+struct.pack('<I',1))\n  d=s.recv(64)\n\
+         except (ConnectionResetError, BrokenPipeError):\n  d=b''\n\
          print('closed' if d==b'' else 'answered')\n",
         h.sock.to_str().expect("utf8")
     );
