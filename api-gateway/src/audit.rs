@@ -5,6 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use protocol::JobId;
+
+use crate::ids::{Pid, StartTime};
+
 pub struct Audit {
     file: Option<Mutex<std::fs::File>>,
 }
@@ -13,11 +17,11 @@ pub struct Audit {
 pub struct Entry<'a> {
     pub key: &'a str,
     pub route: &'a str,
-    pub pid: Option<i32>,
-    pub start_time: Option<u64>,
+    pub pid: Option<Pid>,
+    pub start_time: Option<StartTime>,
     pub status: u16,
     pub outcome: &'a str,
-    pub job: Option<&'a str>,
+    pub job: Option<JobId>,
 }
 
 impl Audit {
@@ -36,14 +40,14 @@ impl Audit {
 
     pub fn record(&self, e: &Entry<'_>) {
         let line = serde_json::json!({
-            "time": crate::jobs::rfc3339(crate::jobs::now_ms()),
+            "time": crate::clock::rfc3339(crate::clock::now_ms()),
             "key": e.key,
             "route": e.route,
             "pid": e.pid,
             "start_time": e.start_time,
             "status": e.status,
             "outcome": e.outcome,
-            "job": e.job,
+            "job": e.job.map(|j| j.to_hex()),
         })
         .to_string();
         match &self.file {

@@ -33,6 +33,7 @@ struct Raw {
     max_connections: Option<usize>,
     header_timeout_s: Option<u64>,
     cpu_window_s: Option<f64>,
+    require_start_time: Option<bool>,
 }
 
 /// Validated configuration.
@@ -49,6 +50,8 @@ pub struct Config {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub cpu_window: Duration,
+    /// DELETE and PATCH without `start_time` are refused (400).
+    pub require_start_time: bool,
 }
 
 /// Parses `30d`, `12h`, `5m`, `40s` (or a bare number of seconds).
@@ -146,6 +149,7 @@ impl Config {
             max_connections,
             header_timeout: Duration::from_secs(raw.header_timeout_s.unwrap_or(10).max(1)),
             cpu_window: Duration::from_secs_f64(cpu),
+            require_start_time: raw.require_start_time.unwrap_or(false),
         })
     }
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use protocol::{ClientError, Connection, Containment, Request, Response};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::ids::Target;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -167,24 +168,39 @@ fn is_stale(c: &Connection) -> bool {
     !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
 }
 
-/// Maps a refusal from the helper to the HTTP error. `Ok`/`Job`/`Hello`
-/// are not refusals and return `None`.
-pub fn refusal(r: &Response, pid: Option<i32>) -> Option<ApiError> {
+/// Maps a refusal from the helper to the HTTP error, naming the target
+/// when there is one. `Ok`, `Job`, `Reniced`, `Info` and `Hello` are not
+/// refusals and return `None`.
+pub fn refusal(r: &Response, target: Option<Target>) -> Option<ApiError> {
+    let pid = target.map(|t| t.pid);
     Some(match r {
         Response::Denied { rule, detail } => ApiError::PolicyDenied {
             rule: rule.clone(),
             detail: detail.clone(),
         },
-        Response::NoSuchProcess => ApiError::NotFound(match pid {
-            Some(p) => format!("no process with pid {p} (it may have exited)"),
-            None => "no such process".into(),
-        }),
-        Response::NotAProcess => ApiError::NotAProcess(pid.unwrap_or(0)),
-        Response::Mismatch => ApiError::Conflict,
+        Response::NoSuchProcess => match pid {
+            Some(p) => ApiError::NoSuchProcess(p),
+            None => ApiError::BadGateway("helper answered \"no such process\" out of place".into()),
+        },
+        Response::NotAProcess => match pid {
+            Some(p) => ApiError::NotAProcess(p),
+            None => ApiError::BadGateway("helper answered \"not a process\" out of place".into()),
+        },
+        Response::Mismatch => match target {
+            Some(t) => ApiError::IdentityChanged {
+                pid: t.pid,
+                start_time: t.start_time,
+            },
+            None => ApiError::BadGateway("helper answered \"mismatch\" out of place".into()),
+        },
         Response::Busy => ApiError::Busy,
-        Response::Invalid { what } => ApiError::BadRequest(format!("helper: {what}")),
+        Response::Invalid { what } => ApiError::InvalidRequest(what.clone()),
+        // The target exited between the helper's checks and its act.
+        Response::Failed { errno } if *errno == nix::libc::ESRCH && pid.is_some() => {
+            ApiError::NoSuchProcess(pid?)
+        }
         Response::Failed { errno } => ApiError::BadGateway(format!(
-            "helper: {}",
+            "a system call failed in the helper: {}",
             std::io::Error::from_raw_os_error(*errno)
         )),
         Response::Ok
@@ -229,8 +245,13 @@ mod tests {
     }
 
     #[test]
-    fn helper_refusals_map_to_honest_statuses() {
-        let s = |r: Response| refusal(&r, Some(42)).map(|e| e.status().as_u16());
+    fn helper_refusals_map_to_honest_statuses_naming_the_target() {
+        use crate::ids::{Pid, StartTime};
+        let target = Target {
+            pid: Pid::new(42).expect("pid"),
+            start_time: StartTime::from_ticks(7),
+        };
+        let s = |r: Response| refusal(&r, Some(target)).map(|e| e.status().as_u16());
         let denied = Response::Denied {
             rule: "renice.min_nice".into(),
             detail: "renice.min_nice is 0".into(),
@@ -239,17 +260,26 @@ mod tests {
         let e = refusal(&denied, None).expect("refusal");
         assert_eq!(e.code(), "policy_denied");
         assert!(e.to_string().contains("renice.min_nice is 0"), "{e}");
-        assert_eq!(s(Response::NotAProcess), Some(404));
-        let e = refusal(&Response::NotAProcess, Some(42)).expect("refusal");
-        assert_eq!(e.code(), "not_a_process");
+        let e = refusal(&Response::NotAProcess, Some(target)).expect("refusal");
+        assert_eq!((e.status().as_u16(), e.code()), (404, "not_a_process"));
         assert!(e.to_string().contains("42"), "{e}");
-        assert!(refusal(&Response::NoSuchProcess, Some(42))
-            .expect("refusal")
-            .to_string()
-            .contains("42"));
+        for gone in [
+            Response::NoSuchProcess,
+            Response::Failed {
+                errno: nix::libc::ESRCH,
+            },
+        ] {
+            let e = refusal(&gone, Some(target)).expect("refusal");
+            assert_eq!((e.status().as_u16(), e.code()), (404, "no_such_process"));
+            assert!(e.to_string().contains("pid 42"), "{e}");
+        }
+        let e = refusal(&Response::Mismatch, Some(target)).expect("refusal");
+        assert_eq!(e.status().as_u16(), 409);
+        assert!(
+            e.to_string().contains("42") && e.to_string().contains("start_time 7"),
+            "{e}"
+        );
         assert_eq!(s(Response::Reniced { threads: 4 }), None);
-        assert_eq!(s(Response::NoSuchProcess), Some(404));
-        assert_eq!(s(Response::Mismatch), Some(409));
         assert_eq!(s(Response::Busy), Some(429));
         assert_eq!(s(Response::Invalid { what: "x".into() }), Some(400));
         assert_eq!(s(Response::Failed { errno: 1 }), Some(502));

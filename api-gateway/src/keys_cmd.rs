@@ -11,7 +11,8 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::cli::{KeysCommand, KEYS_HELP};
-use crate::{config, jobs, keys, RunError};
+use crate::run_error::RunError;
+use crate::{clock, config, keys};
 
 /// Runs one keys command.
 pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
@@ -134,9 +135,9 @@ fn list(records: &[keys::KeyRecord]) {
             "{}\t{}\tcreated={}\texpires={}\t{state}",
             k.name,
             scopes.join(","),
-            jobs::rfc3339(k.created * 1000),
+            clock::rfc3339(k.created * 1000),
             k.expires
-                .map(|e| jobs::rfc3339(e * 1000))
+                .map(|e| clock::rfc3339(e * 1000))
                 .unwrap_or_else(|| "never".into()),
         );
     }

@@ -1,241 +1,329 @@
-//! The man page and the shell completions cannot drift from `--help`:
-//! every command, option and configuration key the real binary's help
-//! names must appear in `packaging/man/monitoreo-gateway.8`, and every
-//! command and option in each completion script; the man page must
-//! format without a warning; the package must install them all.
+//! Documentation and layout that cannot drift:
+//! - every file, directory and `module::item` / `Type::item` that
+//!   ARCHITECTURE.md and PROTOCOL.md name in backticks exists;
+//! - neither cites line numbers (they rot with the next edit);
+//! - the README lists exactly the gateway's process fields;
+//! - no module of the gateway imports one that imports it back.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const GATEWAY: &str = env!("CARGO_BIN_EXE_monitoreo-gateway");
-
-fn repo() -> PathBuf {
+fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn stdout(args: &[&str]) -> String {
-    let out = Command::new(GATEWAY).args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Every `--long` and `-s` option in `text`.
-fn options(text: &str) -> Vec<String> {
-    let b = text.as_bytes();
-    let mut found = Vec::new();
-    for i in 0..b.len() {
-        let starts_word = i == 0 || b" \t\n[(|,".contains(&b[i - 1]);
-        if !starts_word || b[i] != b'-' {
-            continue;
-        }
-        let end = (i + 1..b.len())
-            .find(|&j| !(b[j].is_ascii_alphanumeric() || b[j] == b'-'))
-            .unwrap_or(b.len());
-        let word = &text[i..end];
-        let long =
-            word.len() > 3 && word.starts_with("--") && word.as_bytes()[2].is_ascii_alphabetic();
-        let short = word.len() == 2 && word.as_bytes()[1].is_ascii_alphabetic();
-        if (long || short) && !found.iter().any(|f| f == word) {
-            found.push(word.to_string());
-        }
-    }
-    found
-}
-
-/// The configuration keys listed under CONFIGURATION in the help.
-fn config_keys(help: &str) -> Vec<String> {
-    help.split("CONFIGURATION")
-        .nth(1)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.trim().split_once(" = ").map(|(k, _)| k.to_string()))
-        .collect()
-}
-
-/// Roff without the escapes that hide plain text: `\-`, fonts, `\&`.
-fn plain(roff: &str) -> String {
-    let mut s = roff
-        .replace("\\-", "-")
-        .replace("\\&", "")
-        .replace("\\(dq", "\"");
-    for font in ["\\fB", "\\fI", "\\fR", "\\fP"] {
-        s = s.replace(font, "");
-    }
-    s
-}
-
-const COMMANDS: [&str; 4] = ["serve", "keys add", "keys list", "keys revoke"];
-
-#[test]
-fn the_man_page_names_every_command_option_and_config_key_of_the_help() {
-    let help = stdout(&["--help"]);
-    let keys_help = stdout(&["keys", "--help"]);
-    let man = plain(&read("packaging/man/monitoreo-gateway.8"));
-    let mut opts = options(&help);
-    opts.extend(options(&keys_help));
-    for want in [
-        "--config",
-        "--scopes",
-        "--expires",
-        "--json",
-        "--help",
-        "-h",
-        "--version",
-        "-V",
-    ] {
-        assert!(
-            opts.iter().any(|o| o == want),
-            "the help lost {want}: {opts:?}"
-        );
-    }
-    for o in &opts {
-        assert!(
-            man.contains(o.as_str()),
-            "the man page does not mention {o}"
-        );
-    }
-    for c in COMMANDS {
-        assert!(man.contains(c), "the man page does not mention {c}");
-        assert!(help.contains(c), "the help does not mention {c}");
-    }
-    let keys = config_keys(&help);
-    assert!(keys.len() >= 10, "{keys:?}");
-    for k in keys {
-        assert!(
-            man.contains(&format!(".BR {k} ")),
-            "the man page does not describe {k}"
-        );
-    }
-}
-
-#[test]
-fn every_completion_offers_every_command_and_option_of_the_help() {
-    let mut opts = options(&stdout(&["--help"]));
-    opts.extend(options(&stdout(&["keys", "--help"])));
-    for file in [
-        "packaging/completions/monitoreo-gateway.bash",
-        "packaging/completions/_monitoreo-gateway",
-        "packaging/completions/monitoreo-gateway.fish",
-    ] {
-        let text = read(file);
-        let fish = file.ends_with(".fish");
-        // Long options; a short alias need not be offered.
-        for o in opts.iter().filter(|o| o.starts_with("--")) {
-            // fish declares `-l config` rather than spelling `--config`.
-            let want = match (fish, o.strip_prefix("--")) {
-                (true, Some(long)) => format!("-l {long}"),
-                _ => o.clone(),
-            };
-            assert!(text.contains(&want), "{file} does not offer {o}");
-        }
-        for word in ["serve", "keys", "add", "list", "revoke"] {
-            assert!(text.contains(word), "{file} does not offer {word}");
-        }
-    }
-}
-
-/// What the bash completion offers for the words typed so far (the last
-/// one being completed).
-fn bash_complete(words: &[&str]) -> Vec<String> {
-    let script = repo().join("packaging/completions/monitoreo-gateway.bash");
-    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
-    let program = format!(
-        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_monitoreo_gateway\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
-        script.display(),
-        quoted.join(" "),
-        words.len() - 1
-    );
-    let out = Command::new("bash")
-        .args(["--norc", "-c", &program])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
-#[test]
-fn the_bash_completion_follows_the_command_words() {
-    assert_eq!(
-        bash_complete(&["monitoreo-gateway", ""]),
-        ["serve", "keys", "--help", "--version"]
-    );
-    assert_eq!(
-        bash_complete(&["monitoreo-gateway", "keys", ""]),
-        ["add", "list", "revoke", "--help"]
-    );
-    assert_eq!(
-        bash_complete(&[
-            "monitoreo-gateway",
-            "--config",
-            "x.toml",
-            "keys",
-            "list",
-            "--"
-        ]),
-        ["--json", "--config", "--help"]
-    );
-    assert_eq!(
-        bash_complete(&[
-            "monitoreo-gateway",
-            "keys",
-            "add",
-            "ops",
-            "--scopes",
-            "read,s"
-        ]),
-        ["read,signal"]
-    );
-    assert_eq!(
-        bash_complete(&["monitoreo-gateway", "serve", "--c"]),
-        ["--config"]
-    );
-}
-
-#[test]
-fn the_man_page_formats_without_warnings() {
-    let Ok(out) = Command::new("groff")
-        .args(["-man", "-ww", "-z", "-Tutf8"])
-        .arg(repo().join("packaging/man/monitoreo-gateway.8"))
-        .output()
-    else {
-        eprintln!("SKIPPED (needs groff): the man page was not formatted");
+/// Every file of the repository (no build output, no git internals).
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "target" || name.starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            out.push(p.clone());
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn backticked(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for block in text.split("```").step_by(2) {
+        let mut parts = block.split('`');
+        parts.next();
+        while let (Some(inside), Some(_)) = (parts.next(), parts.next()) {
+            if !inside.contains('\n') {
+                out.push(inside.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn is_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+fn contains_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        let edge = |c: Option<char>| !c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        edge(before) && edge(after)
+    })
+}
+
+/// Problems with one document's references.
+fn check_doc(name: &str, all: &[PathBuf]) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(name)).unwrap_or_default();
+    assert!(!text.is_empty(), "{name} is missing or empty");
+    check_text(name, &text, all)
+}
+
+fn check_text(name: &str, text: &str, all: &[PathBuf]) -> Vec<String> {
+    let root = root();
+    let rs: Vec<(PathBuf, String)> = all
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| (p.clone(), std::fs::read_to_string(p).unwrap_or_default()))
+        .collect();
+    let mut problems = Vec::new();
+    for span in backticked(text) {
+        let s = span.trim();
+        if s.starts_with('/') || [' ', '<', '{', '='].iter().any(|c| s.contains(*c)) {
+            continue;
+        }
+        let path_like = [".rs", ".md", ".toml", ".sh"]
+            .iter()
+            .any(|e| s.ends_with(e))
+            || (s.ends_with('/') && s.len() > 1);
+        if path_like && !s.contains("::") {
+            let rel = s.trim_end_matches('/');
+            let found = if rel.contains('/') {
+                root.join(rel).exists() || all.iter().any(|p| p.ends_with(rel))
+            } else {
+                all.iter().any(|p| p.file_name().is_some_and(|f| f == rel))
+            };
+            if !found {
+                problems.push(format!("{name}: `{s}` names no file or directory"));
+            }
+            continue;
+        }
+        let segs: Vec<&str> = s.trim_end_matches("()").split("::").collect();
+        if segs.len() < 2 || !segs.iter().all(|p| is_ident(p)) {
+            continue;
+        }
+        let (owner, item) = (segs[segs.len() - 2], segs[segs.len() - 1]);
+        let ok = if owner.starts_with(|c: char| c.is_ascii_uppercase()) {
+            let defines = |t: &str| {
+                ["struct", "enum", "trait", "type"]
+                    .iter()
+                    .any(|k| t.contains(&format!("{k} {owner}")))
+            };
+            rs.iter().any(|(_, t)| defines(t)) && rs.iter().any(|(_, t)| contains_word(t, item))
+        } else {
+            // A module: `owner.rs`, `owner/mod.rs`, or the crate `owner/`.
+            rs.iter().any(|(p, t)| {
+                let file = p.file_stem().is_some_and(|f| f == owner)
+                    || (p.ends_with("mod.rs") && p.parent().is_some_and(|d| d.ends_with(owner)))
+                    || (p.ends_with("src/lib.rs")
+                        && p.parent().and_then(Path::parent).is_some_and(|d| {
+                            d.file_name()
+                                .is_some_and(|n| n.to_string_lossy().replace('-', "_") == owner)
+                        }));
+                file && contains_word(t, item)
+            })
+        };
+        if !ok {
+            problems.push(format!("{name}: `{s}` names no such item"));
+        }
+    }
+    for line in text.lines() {
+        for ext in [".rs:", ".md:", ".toml:"] {
+            if let Some(i) = line.find(ext) {
+                if line[i + ext.len()..].starts_with(|c: char| c.is_ascii_digit()) {
+                    problems.push(format!("{name}: cites a line number: {line}"));
+                }
+            }
+        }
+        let lower = line.to_ascii_lowercase();
+        for word in ["line ", "lines "] {
+            for (i, _) in lower.match_indices(word) {
+                if lower[i + word.len()..].starts_with(|c: char| c.is_ascii_digit()) {
+                    problems.push(format!("{name}: cites a line number: {line}"));
+                }
+            }
+        }
+    }
+    problems
 }
 
 #[test]
-fn the_package_installs_the_man_pages_and_completions() {
-    let manifest = read("api-gateway/Cargo.toml");
-    for asset in [
-        r#"["../packaging/man/monitoreo-gateway.8", "usr/share/man/man8/", "644"]"#,
-        r#"["../packaging/man/monitoreo-privhelper.8", "usr/share/man/man8/", "644"]"#,
-        r#"["../packaging/completions/monitoreo-gateway.bash", "usr/share/bash-completion/completions/monitoreo-gateway", "644"]"#,
-        r#"["../packaging/completions/monitoreo-privhelper.bash", "usr/share/bash-completion/completions/monitoreo-privhelper", "644"]"#,
-        r#"["../packaging/completions/_monitoreo-gateway", "usr/share/zsh/vendor-completions/", "644"]"#,
-        r#"["../packaging/completions/_monitoreo-privhelper", "usr/share/zsh/vendor-completions/", "644"]"#,
-        r#"["../packaging/completions/monitoreo-gateway.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
-        r#"["../packaging/completions/monitoreo-privhelper.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
-        r#"["../packaging/lintian/monitoreo", "usr/share/lintian/overrides/", "644"]"#,
-    ] {
-        assert!(
-            manifest.contains(asset),
-            "api-gateway/Cargo.toml lacks the asset {asset}"
-        );
+fn architecture_and_protocol_name_only_files_and_items_that_exist() {
+    let mut all = Vec::new();
+    files(&root(), &mut all);
+    let mut problems = check_doc("ARCHITECTURE.md", &all);
+    problems.extend(check_doc("PROTOCOL.md", &all));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_checker_catches_a_stale_reference() {
+    let mut all = Vec::new();
+    files(&root(), &mut all);
+    let text = "see `routes.rs`, `routes::handle`, `Router::handle`, server.rs:12\n";
+    let problems = check_text("X.md", text, &all);
+    let text = problems.join("\n");
+    assert!(text.contains("`routes.rs`"), "{text}");
+    assert!(text.contains("`routes::handle`"), "{text}");
+    assert!(!text.contains("X.md: `Router::handle`"), "{text}");
+    assert!(text.contains("line number"), "{text}");
+}
+
+#[test]
+fn the_readme_lists_exactly_the_process_fields() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let section = readme
+        .split("<!-- fields:start -->")
+        .nth(1)
+        .and_then(|s| s.split("<!-- fields:end -->").next())
+        .expect("README has a fields:start/fields:end section");
+    let listed: Vec<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    let table: Vec<String> = api_gateway::procs::FIELD_TABLE
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    assert_eq!(listed, table, "README field list vs procs/fields.rs");
+}
+
+/// The module a source file is, as a path under the crate (`http::router`).
+fn module_of(src: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(src).expect("under src");
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+        .collect();
+    if parts.last().is_some_and(|l| l == "mod" || l == "lib") {
+        parts.pop();
     }
+    parts
+}
+
+#[test]
+fn no_gateway_module_imports_one_that_imports_it_back() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    files(&src, &mut all);
+    let rs: Vec<PathBuf> = all
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs") && !p.ends_with("main.rs"))
+        .collect();
+    let modules: BTreeSet<Vec<String>> = rs.iter().map(|f| module_of(&src, f)).collect();
+    // The deepest module a `crate::a::b::c` path reaches.
+    let resolve = |path: Vec<String>| -> Vec<String> {
+        let mut best = Vec::new();
+        for i in 1..=path.len() {
+            if modules.contains(&path[..i]) {
+                best = path[..i].to_vec();
+            }
+        }
+        best
+    };
+    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for f in &rs {
+        let me = module_of(&src, f);
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        // Test modules (at the end of a file) are not part of the layering.
+        let text = text.split("#[cfg(test)]").next().unwrap_or("");
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut targets = Vec::new();
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + 7..];
+            if let Some(group) = rest.strip_prefix('{') {
+                for name in group.split('}').next().unwrap_or("").split(',') {
+                    targets.push(vec![name
+                        .trim()
+                        .split("::")
+                        .next()
+                        .unwrap_or("")
+                        .to_string()]);
+                }
+            } else {
+                let p: Vec<String> = rest
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .next()
+                    .unwrap_or("")
+                    .split("::")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                targets.push(p);
+            }
+        }
+        for (i, _) in code.match_indices("super::") {
+            if i > 0 && code[..i].ends_with("::") {
+                continue;
+            }
+            let rest = &code[i + 7..];
+            // `super` of `a::b` (a/b.rs or a/b/mod.rs) is `a`.
+            let mut p = me.clone();
+            p.pop();
+            if let Some(group) = rest.strip_prefix('{') {
+                for name in group.split('}').next().unwrap_or("").split(',') {
+                    let mut q = p.clone();
+                    q.push(name.trim().split("::").next().unwrap_or("").to_string());
+                    targets.push(q);
+                }
+                continue;
+            }
+            p.extend(
+                rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .next()
+                    .unwrap_or("")
+                    .split("::")
+                    .filter(|s| !s.is_empty() && *s != "*")
+                    .map(str::to_string),
+            );
+            targets.push(p);
+        }
+        if me.is_empty() {
+            // lib.rs names its modules without `crate::`.
+            for m in modules.iter().filter(|m| m.len() == 1) {
+                let needle = format!("{}::", m[0]);
+                let used = code.match_indices(&needle).any(|(i, _)| {
+                    !code[..i]
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                });
+                if used {
+                    targets.push(m.clone());
+                }
+            }
+        }
+        for t in targets {
+            let t = resolve(t);
+            if t != me {
+                edges.entry(me.clone()).or_default().insert(t);
+            }
+        }
+    }
+    let mut cycles = Vec::new();
+    for (a, outs) in &edges {
+        for b in outs {
+            if a < b && edges.get(b).is_some_and(|o| o.contains(a)) {
+                cycles.push(format!("{} <-> {}", a.join("::"), b.join("::")));
+            }
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "modules importing each other:\n{}",
+        cycles.join("\n")
+    );
+    // The known layering holds.
+    let http: Vec<String> = vec!["http".into(), "router".into()];
+    assert!(
+        !edges
+            .get(&http)
+            .is_some_and(|o| o.iter().any(|m| m.first().is_some_and(|f| f == "api"))),
+        "http imports api"
+    );
 }

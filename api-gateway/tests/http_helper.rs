@@ -186,6 +186,11 @@ fn signal_and_renice_act_on_nobodys_process_and_refuse_others() {
         &format!(r#"{{"pid": {pid}, "start_time": 1}}"#),
     );
     assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "identity_changed");
+    assert!(
+        message(&r).contains(&format!("pid {pid}")),
+        "the message names the pid"
+    );
     let r = g.send(
         "DELETE",
         "/api/ps",
@@ -242,4 +247,155 @@ fn the_gateway_survives_a_helper_restart_and_output_survives_a_gateway_restart()
     let o = wait_job(&g, &t, &id);
     assert_eq!(o["out"], "before\n");
     assert_eq!(o["state"], "exited");
+}
+
+fn message(r: &support::Reply) -> String {
+    r.json()["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_misspelled_signal_member_is_refused_and_the_process_survives() {
+    let Some((_h, g, t)) = setup("a typo in a kill body") else {
+        return;
+    };
+    let mut child = nobody_sleep();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id();
+    for body in [
+        format!(r#"{{"pid": {pid}, "singal": "TERM"}}"#),
+        format!(r#"{{"pid": {pid}, "signal": null}}"#),
+    ] {
+        let r = g.send("DELETE", "/api/ps", Some(&t), &body);
+        assert_eq!(
+            r.status,
+            400,
+            "{body}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the process was signalled"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_policy_refusal_gives_the_rule_and_its_value_and_its_own_code() {
+    let Some((_h, g, t)) = setup("policy refusal message") else {
+        return;
+    };
+    let mut child = nobody_sleep();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = g.send(
+        "PATCH",
+        "/api/ps",
+        Some(&t),
+        &format!(r#"{{"pid": {}, "priority": -5}}"#, child.id()),
+    );
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["code"], "policy_denied");
+    assert_eq!(v["rule"], "renice.min_nice");
+    assert!(message(&r).contains("min_nice is 0"), "{v}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn acting_on_an_exited_or_zombie_process_names_its_pid() {
+    let Some((_h, g, t)) = setup("signal an exited process") else {
+        return;
+    };
+    let mut child = nobody_sleep();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id();
+    let listed = g
+        .get(&format!("/api/ps/{pid}?fields=start_time"), Some(&t))
+        .json();
+    let start_time = listed["process"]["start_time"]
+        .as_u64()
+        .expect("start_time");
+    let _ = child.kill();
+    // A zombie (killed, not yet reaped), then gone.
+    std::thread::sleep(Duration::from_millis(200));
+    for phase in ["zombie", "reaped"] {
+        for (method, body) in [
+            ("DELETE", format!(r#"{{"pid": {pid}}}"#)),
+            (
+                "DELETE",
+                format!(r#"{{"pid": {pid}, "start_time": {start_time}}}"#),
+            ),
+            ("PATCH", format!(r#"{{"pid": {pid}, "priority": 5}}"#)),
+            (
+                "PATCH",
+                format!(r#"{{"pid": {pid}, "priority": 5, "start_time": {start_time}}}"#),
+            ),
+        ] {
+            let r = g.send(method, "/api/ps", Some(&t), &body);
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            assert!(
+                r.status == 404 || (phase == "zombie" && r.status == 200),
+                "{phase} {method} {body}: {} {text}",
+                r.status
+            );
+            if r.status == 404 {
+                assert_eq!(r.json()["code"], "no_such_process", "{text}");
+                assert!(
+                    message(&r).contains(&format!("pid {pid}")),
+                    "{phase}: {text}"
+                );
+            }
+        }
+        let _ = child.wait();
+    }
+}
+
+#[test]
+fn a_timeout_over_the_ceiling_is_refused_in_seconds_naming_the_limit() {
+    let Some((_h, g, t)) = setup("timeout over the policy's ceiling") else {
+        return;
+    };
+    let r = g.send(
+        "POST",
+        "/api/ps",
+        Some(&t),
+        r#"{"cmd": "true", "timeout_s": 500}"#,
+    );
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "invalid_request");
+    let m = message(&r);
+    assert!(m.contains("timeout_s") && m.contains("30 s"), "{m}");
+    assert!(!m.contains(" ms"), "{m}");
+}
+
+#[test]
+fn at_the_job_limit_the_answer_is_429_with_retry_after() {
+    let Some((_h, g, t)) = setup("job limit") else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let r = g.send(
+            "POST",
+            "/api/ps",
+            Some(&t),
+            r#"{"cmd": "sleep 20", "timeout_s": 5}"#,
+        );
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+        ids.push(r.json()["output"].as_str().unwrap_or_default().to_string());
+    }
+    let r = g.send("POST", "/api/ps", Some(&t), r#"{"cmd": "true"}"#);
+    assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "busy");
+    let after: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(after >= 1);
+    for id in ids {
+        wait_job(&g, &t, &id);
+    }
 }

@@ -580,7 +580,11 @@ impl Server {
         };
         if timeout_ms == 0 || timeout_ms > run.max_timeout_ms {
             return Response::Invalid {
-                what: format!("timeout must be 1..={} ms", run.max_timeout_ms),
+                // In the API's units: the gateway passes this text on.
+                what: format!(
+                    "timeout_s must be between 1 and {} s (the policy's max_timeout_s)",
+                    run.max_timeout_ms / 1000
+                ),
             };
         }
         if command.is_empty() || command.contains('\0') {

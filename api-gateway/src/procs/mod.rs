@@ -4,40 +4,25 @@
 //! `spawn_blocking`.
 //!
 //! # Fields
-//! The default set is every field of [`FIELD_NAMES`] except `memory_maps`
-//! (per-mapping sizes from `/proc/PID/smaps`) and `connections` (inet
-//! sockets of the process, from `/proc/net/{tcp,tcp6,udp,udp6}` of the
-//! gateway's network namespace): those two are costly and are only read when
-//! named in `?fields=`. `environ` is never served: `Fields::parse("environ")`
-//! is `UnknownField`. `pid` is always present.
-//!
-//! Shapes: `name` the kernel's comm (at most 15 bytes); `cmdline` array
-//! of strings; `status` psutil's strings
-//! (`running`, `sleeping`, `disk-sleep`, `stopped`, `tracing-stop`,
-//! `zombie`, `dead`, `wake-kill`, `waking`, `idle`, `parked`); `username`
-//! of the real uid (the uid as a string if it has no passwd entry);
-//! `uids`/`gids` `{real,effective,saved}`; `terminal` device path or null;
-//! `create_time` epoch seconds (boot time + start ticks / CLK_TCK);
-//! `start_time` raw clock ticks after boot (exact, what `DELETE`/`PATCH`
-//! take); `cpu_times` `{user,system,children_user,children_system,iowait}`
-//! seconds; `cpu_percent` percent of one CPU over the sampler's last window
-//! (0.0 until the first window ends; 2 decimals); `memory_info`
-//! `{rss,vms,shared,text,lib,data,dirty}` bytes (statm); `memory_percent`
-//! rss / MemTotal × 100 (4 decimals); `num_ctx_switches` `{voluntary,involuntary}`;
-//! `open_files` `[{path,fd}]` (regular files only; null, like
-//! `connections`, when the fd links cannot be read); `threads`
-//! `[{id,user_time,system_time}]`; `io_counters` `{read_count,write_count,
-//! read_bytes,write_bytes,read_chars,write_chars}`; `cpu_affinity` array of
-//! CPU numbers (`Cpus_allowed_list`).
+//! The names, the default set, the sort keys and the JSON shape of every
+//! field are in one table, [`fields::TABLE`]; the reader writes them in
+//! that order. `environ` is never served. `pid` is always present.
 //!
 //! A field the kernel hides from the gateway's user (EACCES/EPERM) is
 //! `null`. A process that exits during a listing is left out; during
 //! [`ProcReader::one_json`] it is `NoSuchProcess`.
+//!
+//! # Users
+//! A user is named by its passwd name or, for a uid without a passwd
+//! entry, by the uid in decimal: that is how listings show it
+//! (`username`, `/api/users`), and [`ProcReader::resolve_user`] takes both
+//! forms back, a passwd name first.
 
 mod fields;
 mod json;
 mod net;
 mod parse;
+mod procfs;
 mod read;
 mod sampler;
 mod users;
@@ -46,57 +31,66 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub use fields::{Field, ALL_FIELDS, FIELD_NAMES};
+pub use fields::{Field, Fields, Spec, TABLE as FIELD_TABLE};
 
 use net::NetTable;
-use read::{list_pids, Outcome, Plan, SortVal, SysInfo, Walker};
+use procfs::{list_pids, SysInfo};
+use read::{Outcome, Plan, SortVal, Walker};
 use sampler::Sampler;
 use users::Passwd;
 
-/// Errors from reading /proc or parsing listing parameters.
+use crate::ids::{Pid, StartTime};
+
+/// Errors from reading /proc.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
     #[error("no process with pid {0}")]
-    NoSuchProcess(i32),
-    #[error("unknown field {0:?}")]
-    UnknownField(String),
-    #[error("cannot sort by {0:?}")]
-    BadSort(String),
+    NoSuchProcess(Pid),
     #[error("reading /proc: {0}")]
     Io(#[from] std::io::Error),
 }
 
-pub use fields::Fields;
-
-/// `?sort=-cpu_percent`: a field name, `-` prefix for descending. Numbers
-/// sort numerically, strings bytewise, nulls last; ties keep pid order.
-#[derive(Debug, Clone)]
+/// `?sort=-cpu_percent`: a sortable field, `-` prefix for descending.
+/// Numbers sort numerically, strings bytewise, nulls last; ties keep pid
+/// order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SortKey {
-    pub field: String,
+    pub field: Field,
     pub descending: bool,
 }
 
 impl SortKey {
-    /// Parses `name` or `-name`; `BadSort` unless the field is sortable
-    /// (see [`Field::sortable`]).
-    pub fn parse(s: &str) -> Result<SortKey, ProcError> {
-        let (descending, field) = match s.trim().strip_prefix('-') {
+    /// Parses `name` or `-name`; the error names the value.
+    pub fn parse(s: &str) -> Result<SortKey, String> {
+        let (descending, name) = match s.strip_prefix('-') {
             Some(f) => (true, f),
-            None => (false, s.trim()),
+            None => (false, s),
         };
-        let key = SortKey {
-            field: field.to_string(),
-            descending,
-        };
-        key.resolve()?;
-        Ok(key)
+        Field::from_name(name)
+            .filter(|f| f.sortable())
+            .map(|field| SortKey { field, descending })
+            .ok_or_else(|| {
+                format!("cannot sort by {s:?}; sort takes a sortable field name, '-' first for descending")
+            })
     }
 
-    fn resolve(&self) -> Result<Field, ProcError> {
-        Field::from_name(&self.field)
-            .filter(|f| f.sortable())
-            .ok_or_else(|| ProcError::BadSort(self.field.clone()))
+    /// Every accepted `sort` value, for the OpenAPI enum.
+    pub fn all_values() -> Vec<String> {
+        FIELD_TABLE
+            .iter()
+            .filter(|s| s.sortable)
+            .flat_map(|s| [s.name.to_string(), format!("-{}", s.name)])
+            .collect()
     }
+}
+
+/// One line of `/api/users`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCount {
+    /// The passwd name, or the uid in decimal.
+    pub name: String,
+    pub uid: u32,
+    pub running: usize,
 }
 
 /// A listing request.
@@ -137,11 +131,7 @@ impl ProcReader {
     /// A JSON array (`[{...},{...}]`) of the matching processes, in pid
     /// order unless sorted; `limit` applies after the sort.
     pub fn list_json(&self, q: &ListQuery) -> Result<Vec<u8>, ProcError> {
-        let sort = q
-            .sort
-            .as_ref()
-            .map(|s| s.resolve().map(|f| (f, s.descending)))
-            .transpose()?;
+        let sort = q.sort.map(|s| (s.field, s.descending));
         let plan = Plan {
             emit: q.fields,
             need: sort.map_or(q.fields, |(f, _)| q.fields.with(f)),
@@ -204,10 +194,7 @@ impl ProcReader {
     }
 
     /// One process as a JSON object.
-    pub fn one_json(&self, pid: i32, fields: &Fields) -> Result<Vec<u8>, ProcError> {
-        if pid <= 0 {
-            return Err(ProcError::NoSuchProcess(pid));
-        }
+    pub fn one_json(&self, pid: Pid, fields: &Fields) -> Result<Vec<u8>, ProcError> {
         let plan = Plan {
             emit: *fields,
             need: *fields,
@@ -226,19 +213,17 @@ impl ProcReader {
     }
 
     /// Start time (clock ticks since boot, /proc/PID/stat field 22).
-    pub fn start_time(&self, pid: i32) -> Result<u64, ProcError> {
-        if pid <= 0 {
-            return Err(ProcError::NoSuchProcess(pid));
-        }
+    pub fn start_time(&self, pid: Pid) -> Result<StartTime, ProcError> {
         let (users, cpu) = (users::Table::default(), sampler::CpuMap::new());
         Walker::new(&self.sys, &users, &cpu, None)
             .start_time(pid)
+            .map(StartTime::from_ticks)
             .ok_or(ProcError::NoSuchProcess(pid))
     }
 
-    /// `(username, running process count)` for every user with a process,
-    /// by name.
-    pub fn users(&self) -> Result<Vec<(String, usize)>, ProcError> {
+    /// Every user with a process, by name, with its uid and process
+    /// count. A uid without a passwd entry is named by its decimal form.
+    pub fn users(&self) -> Result<Vec<UserCount>, ProcError> {
         let table = self.passwd.table();
         let cpu = sampler::CpuMap::new();
         let mut w = Walker::new(&self.sys, &table, &cpu, None);
@@ -248,24 +233,28 @@ impl ProcReader {
                 *counts.entry(uid).or_default() += 1;
             }
         }
-        let mut v: Vec<(String, usize)> = counts
+        let mut v: Vec<UserCount> = counts
             .into_iter()
-            .map(|(uid, n)| {
-                (
-                    table
-                        .name(uid)
-                        .map_or_else(|| uid.to_string(), str::to_string),
-                    n,
-                )
+            .map(|(uid, running)| UserCount {
+                name: table
+                    .name(uid)
+                    .map_or_else(|| uid.to_string(), str::to_string),
+                uid,
+                running,
             })
             .collect();
-        v.sort();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
     }
 
-    /// The uid of a user name from the passwd database, if it exists.
-    pub fn uid_of_user(&self, name: &str) -> Option<u32> {
-        self.passwd.table().uid(name)
+    /// The uid a user is named by: a passwd name first, else a uid in
+    /// decimal (how listings name a uid without a passwd entry).
+    pub fn resolve_user(&self, name: &str) -> Option<u32> {
+        self.passwd.table().uid(name).or_else(|| {
+            (!name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| name.parse().ok())
+                .flatten()
+        })
     }
 }
 

@@ -205,6 +205,25 @@ pub fn cmdline(data: &[u8]) -> Vec<&[u8]> {
     args
 }
 
+/// `/proc/PID/smaps_rollup` as psutil's extra `memory_full_info` figures,
+/// in bytes: uss (private clean + dirty + hugetlb), pss, swap.
+pub fn smaps_rollup(b: &[u8]) -> [u64; 3] {
+    let mut v = [0u64; 3];
+    for line in b.split(|&c| c == b'\n') {
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        let kb = unsigned(trim(&line[colon + 1..])) * 1024;
+        match &line[..colon] {
+            b"Private_Clean" | b"Private_Dirty" | b"Private_Hugetlb" => v[0] += kb,
+            b"Pss" => v[1] = kb,
+            b"Swap" => v[2] = kb,
+            _ => {}
+        }
+    }
+    v
+}
+
 /// One `memory_maps` entry: a path and its summed sizes in bytes
 /// (rss, size, pss, shared_clean, shared_dirty, private_clean,
 /// private_dirty, referenced, anonymous, swap).
@@ -380,6 +399,13 @@ mod tests {
         assert_eq!(tty_name(34817).as_deref(), Some("/dev/pts/1"));
         assert_eq!(tty_name(0), None);
         assert_eq!(tty_name(0x401).as_deref(), Some("/dev/tty1"));
+    }
+
+    #[test]
+    fn smaps_rollup_yields_uss_pss_and_swap() {
+        let b = b"00400000-7fff [rollup]\nRss: 100 kB\nPss: 60 kB\nPss_Anon: 1 kB\n\
+Private_Clean: 8 kB\nPrivate_Dirty: 32 kB\nPrivate_Hugetlb: 2 kB\nSwap: 4 kB\nSwapPss: 4 kB\n";
+        assert_eq!(smaps_rollup(b), [42 * 1024, 60 * 1024, 4 * 1024]);
     }
 
     #[test]

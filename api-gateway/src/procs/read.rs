@@ -13,106 +13,18 @@
 //! - `environ` is never opened.
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use super::fields::{Field, Fields};
 use super::json::{self, key};
 use super::net::NetTable;
 use super::parse;
+use super::procfs::{read_into, SysInfo};
 use super::sampler::CpuMap;
 use super::users::Table;
-
-/// Machine constants read once.
-#[derive(Debug, Clone, Copy)]
-pub struct SysInfo {
-    /// CLK_TCK.
-    pub hz: u64,
-    /// Page size in bytes.
-    pub page: u64,
-    /// Boot time, seconds since the epoch.
-    pub btime: u64,
-    /// MemTotal in bytes.
-    pub mem_total: u64,
-}
-
-impl SysInfo {
-    /// Reads sysconf, /proc/stat and /proc/meminfo (fallbacks: 100 Hz,
-    /// 4 KiB pages, 0).
-    pub fn load() -> SysInfo {
-        use nix::unistd::{sysconf, SysconfVar};
-        let conf = |v, d: u64| match sysconf(v) {
-            Ok(Some(x)) if x > 0 => x as u64,
-            _ => d,
-        };
-        let btime = fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|s| {
-                s.lines().find_map(|l| {
-                    l.strip_prefix("btime ")
-                        .map(|v| parse::unsigned(v.trim().as_bytes()))
-                })
-            })
-            .unwrap_or(0);
-        let mem_total = fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| {
-                s.lines().find_map(|l| {
-                    l.strip_prefix("MemTotal:")
-                        .map(|v| parse::unsigned(v.trim().as_bytes()) * 1024)
-                })
-            })
-            .unwrap_or(0);
-        SysInfo {
-            hz: conf(SysconfVar::CLK_TCK, 100),
-            page: conf(SysconfVar::PAGE_SIZE, 4096),
-            btime,
-            mem_total,
-        }
-    }
-}
-
-/// The pids in /proc, ascending.
-pub fn list_pids() -> io::Result<Vec<i32>> {
-    let mut pids: Vec<i32> = fs::read_dir("/proc")?
-        .flatten()
-        .filter_map(|e| {
-            let n = e.file_name();
-            let b = n.as_bytes();
-            if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            std::str::from_utf8(b).ok()?.parse().ok()
-        })
-        .collect();
-    pids.sort_unstable();
-    Ok(pids)
-}
-
-/// Reads a single-record /proc file (stat, status, statm, io, cmdline)
-/// whole into `buf`; a short read is end of file, as in procps.
-pub fn slurp(path: &str, buf: &mut Vec<u8>) -> io::Result<usize> {
-    read_into(path, buf, true)
-}
-
-fn read_into(path: &str, buf: &mut Vec<u8>, once: bool) -> io::Result<usize> {
-    let mut f = File::open(path)?;
-    let mut n = 0;
-    loop {
-        if n == buf.len() {
-            let l = (buf.len() * 2).max(8192);
-            buf.resize(l, 0);
-        }
-        match f.read(&mut buf[n..]) {
-            Ok(0) => return Ok(n),
-            Ok(k) if once && n + k < buf.len() => return Ok(n + k),
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
-        }
-    }
-}
+use crate::ids::Pid;
 
 /// A value to sort processes by.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,7 +126,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Start time of `pid` (stat field 22), `None` if it is not there.
-    pub fn start_time(&mut self, pid: i32) -> Option<u64> {
+    pub fn start_time(&mut self, pid: Pid) -> Option<u64> {
         self.path.clear();
         let _ = write!(self.path, "/proc/{pid}/");
         self.dir = self.path.len();
@@ -223,7 +135,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Real uid of `pid`, `None` if unreadable.
-    pub fn real_uid(&mut self, pid: i32) -> Option<u32> {
+    pub fn real_uid(&mut self, pid: Pid) -> Option<u32> {
         self.path.clear();
         let _ = write!(self.path, "/proc/{pid}/");
         self.dir = self.path.len();
@@ -232,7 +144,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Appends `pid` as a JSON object to `out` (or nothing, see [`Outcome`]).
-    pub fn process(&mut self, pid: i32, plan: &Plan, out: &mut Vec<u8>) -> Outcome {
+    pub fn process(&mut self, pid: Pid, plan: &Plan, out: &mut Vec<u8>) -> Outcome {
         use Field as F;
         let mark = out.len();
         let (emit, need) = (plan.emit, plan.need);
@@ -258,17 +170,17 @@ impl<'a> Walker<'a> {
             0.0
         };
         out.extend_from_slice(b"{\"pid\":");
-        json::int(out, i64::from(pid));
+        json::int(out, i64::from(pid.get()));
         if emit.has(F::Ppid) {
-            key(out, "ppid");
+            key(out, F::Ppid.name());
             json::int(out, st.ppid);
         }
         if emit.has(F::Name) {
-            key(out, "name");
+            key(out, F::Name.name());
             json::string(out, st.comm);
         }
         if emit.has(F::Status) {
-            key(out, "status");
+            key(out, F::Status.name());
             json::string(out, parse::status_name(st.state).as_bytes());
         }
         let tty = if need.has(F::Terminal) {
@@ -277,34 +189,34 @@ impl<'a> Walker<'a> {
             None
         };
         if emit.has(F::Terminal) {
-            key(out, "terminal");
+            key(out, F::Terminal.name());
             match &tty {
                 Some(t) => json::string(out, t.as_bytes()),
                 None => out.extend_from_slice(b"null"),
             }
         }
         if emit.has(F::Nice) {
-            key(out, "nice");
+            key(out, F::Nice.name());
             json::int(out, st.nice);
         }
         if emit.has(F::NumThreads) {
-            key(out, "num_threads");
+            key(out, F::NumThreads.name());
             json::uint(out, st.num_threads);
         }
         if emit.has(F::CpuNum) {
-            key(out, "cpu_num");
+            key(out, F::CpuNum.name());
             json::int(out, st.processor);
         }
         if emit.has(F::StartTime) {
-            key(out, "start_time");
+            key(out, F::StartTime.name());
             json::uint(out, start);
         }
         if emit.has(F::CreateTime) {
-            key(out, "create_time");
+            key(out, F::CreateTime.name());
             json::ticks(out, self.sys.btime * hz + start, hz);
         }
         if emit.has(F::CpuTimes) {
-            key(out, "cpu_times");
+            key(out, F::CpuTimes.name());
             for (i, (k, v)) in [
                 ("user", st.utime),
                 ("system", st.stime),
@@ -323,17 +235,17 @@ impl<'a> Walker<'a> {
             out.push(b'}');
         }
         if emit.has(F::CpuPercent) {
-            key(out, "cpu_percent");
+            key(out, F::CpuPercent.name());
             json::float(out, (cpu_pct * 100.0).round() / 100.0);
         }
         if emit.has(F::MemoryPercent) {
-            key(out, "memory_percent");
+            key(out, F::MemoryPercent.name());
             json::float(out, (mem_pct * 10_000.0).round() / 10_000.0);
         }
         if let Some(sf) = plan.sort {
             let num = |v: f64| SortVal::Num(v);
             self.key = match sf {
-                F::Pid => num(f64::from(pid)),
+                F::Pid => num(f64::from(pid.get())),
                 F::Ppid => num(st.ppid as f64),
                 F::Name => SortVal::Str(st.comm.to_vec()),
                 F::Status => SortVal::Str(parse::status_name(st.state).into()),
@@ -344,7 +256,7 @@ impl<'a> Walker<'a> {
                 F::StartTime | F::CreateTime => num(start as f64),
                 F::CpuTimes => num((st.utime + st.stime) as f64),
                 F::CpuPercent => num(cpu_pct),
-                F::MemoryPercent | F::MemoryInfo => num(rss as f64),
+                F::MemoryPercent | F::MemoryInfo | F::MemoryInfoEx => num(rss as f64),
                 _ => SortVal::Null,
             };
         }
@@ -372,15 +284,15 @@ impl<'a> Walker<'a> {
                         None => u[0].to_string().into_bytes(),
                     });
                     if emit.has(F::Username) {
-                        key(out, "username");
+                        key(out, F::Username.name());
                         match &uname {
                             Some(u) => json::string(out, u),
                             None => out.extend_from_slice(b"null"),
                         }
                     }
-                    for (f, name, ids) in [(F::Uids, "uids", s.uids), (F::Gids, "gids", s.gids)] {
+                    for (f, ids) in [(F::Uids, s.uids), (F::Gids, s.gids)] {
                         if emit.has(f) {
-                            key(out, name);
+                            key(out, f.name());
                             match ids {
                                 Some([r, e, sv]) => {
                                     out.extend_from_slice(b"{\"real\":");
@@ -396,7 +308,7 @@ impl<'a> Walker<'a> {
                         }
                     }
                     if emit.has(F::NumCtxSwitches) {
-                        key(out, "num_ctx_switches");
+                        key(out, F::NumCtxSwitches.name());
                         out.extend_from_slice(b"{\"voluntary\":");
                         json::uint(out, s.voluntary);
                         out.extend_from_slice(b",\"involuntary\":");
@@ -404,7 +316,7 @@ impl<'a> Walker<'a> {
                         out.push(b'}');
                     }
                     if emit.has(F::CpuAffinity) {
-                        key(out, "cpu_affinity");
+                        key(out, F::CpuAffinity.name());
                         match s.cpus_allowed {
                             Some(v) => {
                                 out.push(b'[');
@@ -439,7 +351,7 @@ impl<'a> Walker<'a> {
 
         // ---- cmdline
         if emit.has(F::Cmdline) {
-            key(out, "cmdline");
+            key(out, F::Cmdline.name());
             match self.read("cmdline") {
                 Some(n) => {
                     out.push(b'[');
@@ -455,36 +367,43 @@ impl<'a> Walker<'a> {
             }
         }
 
-        // ---- statm
-        if emit.has(F::MemoryInfo) {
-            key(out, "memory_info");
-            match self.read("statm") {
-                Some(n) => {
-                    let m = parse::statm(&self.buf[..n]);
-                    let order = [
-                        ("rss", 1),
-                        ("vms", 0),
-                        ("shared", 2),
-                        ("text", 3),
-                        ("lib", 4),
-                        ("data", 5),
-                        ("dirty", 6),
-                    ];
-                    for (i, (k, idx)) in order.into_iter().enumerate() {
-                        out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
-                        out.extend_from_slice(k.as_bytes());
-                        out.extend_from_slice(b"\":");
-                        json::uint(out, m[idx] * page);
+        // ---- statm (and smaps_rollup for memory_full_info)
+        if emit.any(&[F::MemoryInfo, F::MemoryInfoEx, F::MemoryFullInfo]) {
+            let statm = self.read("statm").map(|n| parse::statm(&self.buf[..n]));
+            for f in [F::MemoryInfo, F::MemoryInfoEx] {
+                if emit.has(f) {
+                    key(out, f.name());
+                    match &statm {
+                        Some(m) => {
+                            statm_members(out, m, page);
+                            out.push(b'}');
+                        }
+                        None => out.extend_from_slice(b"null"),
                     }
-                    out.push(b'}');
                 }
-                None => out.extend_from_slice(b"null"),
+            }
+            if emit.has(F::MemoryFullInfo) {
+                key(out, F::MemoryFullInfo.name());
+                let rollup = self
+                    .read("smaps_rollup")
+                    .map(|n| parse::smaps_rollup(&self.buf[..n]));
+                match (&statm, rollup) {
+                    (Some(m), Some([uss, pss, swap])) => {
+                        statm_members(out, m, page);
+                        for (k, v) in [("uss", uss), ("pss", pss), ("swap", swap)] {
+                            key(out, k);
+                            json::uint(out, v);
+                        }
+                        out.push(b'}');
+                    }
+                    _ => out.extend_from_slice(b"null"),
+                }
             }
         }
 
         // ---- io
         if emit.has(F::IoCounters) {
-            key(out, "io_counters");
+            key(out, F::IoCounters.name());
             match self.read("io") {
                 Some(n) => {
                     let v = parse::io(&self.buf[..n]);
@@ -509,11 +428,11 @@ impl<'a> Walker<'a> {
         }
 
         // ---- exe, cwd
-        for (f, name) in [(F::Exe, "exe"), (F::Cwd, "cwd")] {
+        for f in [F::Exe, F::Cwd] {
             if need.has(f) {
-                let l = self.link(name);
+                let l = self.link(f.name());
                 if emit.has(f) {
-                    key(out, name);
+                    key(out, f.name());
                     match &l {
                         Some(p) => json::string(out, p),
                         None => out.extend_from_slice(b"null"),
@@ -527,7 +446,7 @@ impl<'a> Walker<'a> {
 
         // ---- fd/
         if need.any(&[F::NumFds, F::OpenFiles, F::Connections]) {
-            self.fds(pid, plan, out);
+            self.fds(plan, out);
         }
 
         // ---- task/*/stat
@@ -537,7 +456,7 @@ impl<'a> Walker<'a> {
 
         // ---- smaps
         if emit.has(F::MemoryMaps) {
-            key(out, "memory_maps");
+            key(out, F::MemoryMaps.name());
             match self.read("smaps") {
                 Some(n) => {
                     out.push(b'[');
@@ -573,7 +492,7 @@ impl<'a> Walker<'a> {
         Outcome::Written
     }
 
-    fn fds(&mut self, _pid: i32, plan: &Plan, out: &mut Vec<u8>) {
+    fn fds(&mut self, plan: &Plan, out: &mut Vec<u8>) {
         use Field as F;
         let emit = plan.emit;
         let entries = fs::read_dir(self.at("fd"));
@@ -636,15 +555,12 @@ impl<'a> Walker<'a> {
             }
         }
         if emit.has(F::NumFds) {
-            key(out, "num_fds");
+            key(out, F::NumFds.name());
             json::uint(out, count);
         }
-        for (f, name, buf) in [
-            (F::OpenFiles, "open_files", &files),
-            (F::Connections, "connections", &conns),
-        ] {
+        for (f, buf) in [(F::OpenFiles, &files), (F::Connections, &conns)] {
             if emit.has(f) {
-                key(out, name);
+                key(out, f.name());
                 if denied {
                     out.extend_from_slice(b"null");
                 } else if buf.is_empty() {
@@ -661,7 +577,7 @@ impl<'a> Walker<'a> {
     }
 
     fn threads(&mut self, out: &mut Vec<u8>) {
-        key(out, "threads");
+        key(out, Field::Threads.name());
         let entries = fs::read_dir(self.at("task"));
         let dir = match entries {
             Ok(d) => d,
@@ -706,6 +622,25 @@ impl<'a> Walker<'a> {
             out.push(b'}');
         }
         out.push(b']');
+    }
+}
+
+/// Writes `{"rss":..,...,"dirty":..` (no closing brace) from statm pages.
+fn statm_members(out: &mut Vec<u8>, m: &[u64; 7], page: u64) {
+    let order = [
+        ("rss", 1),
+        ("vms", 0),
+        ("shared", 2),
+        ("text", 3),
+        ("lib", 4),
+        ("data", 5),
+        ("dirty", 6),
+    ];
+    for (i, (k, idx)) in order.into_iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        json::uint(out, m[idx] * page);
     }
 }
 

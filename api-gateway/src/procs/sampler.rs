@@ -17,10 +17,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::parse;
-use super::read::{list_pids, slurp};
+use super::procfs::{list_pids, slurp};
+use crate::ids::Pid;
 
 /// `(pid, start_time)` → percent of one CPU over the last window.
-pub type CpuMap = HashMap<(i32, u64), f32>;
+pub type CpuMap = HashMap<(Pid, u64), f32>;
 
 /// Handle on the sampler thread.
 #[derive(Debug)]
@@ -83,7 +84,7 @@ fn run(window: Duration, hz: u64, stop: &mpsc::Receiver<()>, out: &RwLock<Arc<Cp
 }
 
 /// utime+stime of every process now.
-fn sample(buf: &mut Vec<u8>, path: &mut String) -> HashMap<(i32, u64), u64> {
+fn sample(buf: &mut Vec<u8>, path: &mut String) -> HashMap<(Pid, u64), u64> {
     let mut m = HashMap::new();
     for pid in list_pids().unwrap_or_default() {
         path.clear();
@@ -104,7 +105,7 @@ mod tests {
     fn busy_process_shows_cpu_after_one_window() {
         let s = Sampler::start(Duration::from_millis(300), 100);
         assert!(s.latest().is_empty(), "nothing before the first window");
-        let me = std::process::id() as i32;
+        let me = Pid::new(i64::from(std::process::id())).expect("own pid");
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let st = stop.clone();
         let spin = std::thread::spawn(move || {

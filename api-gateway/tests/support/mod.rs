@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 
 pub const GATEWAY: &str = env!("CARGO_BIN_EXE_monitoreo-gateway");
 
+/// The gateway binary under test: this build's, or the one named by
+/// `MONITOREO_GATEWAY_BIN` (to run the same suite against another build,
+/// e.g. to see which tests an older gateway fails).
+pub fn gateway_bin() -> PathBuf {
+    std::env::var_os("MONITOREO_GATEWAY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(GATEWAY))
+}
+
 /// True when root; otherwise prints the loud skip line.
 pub fn root_or_skip(what: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -54,7 +63,52 @@ pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
     let _ = s.write_all(bytes);
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    parse(&buf)
+    let reply = parse(&buf);
+    record(bytes, &reply);
+    reply
+}
+
+/// Where every response is recorded, one JSON line each, for the OpenAPI
+/// conformance check `scripts/test` runs after the suite.
+pub const RECORD_ENV: &str = "MONITOREO_RECORD_RESPONSES";
+
+/// Appends `{method, path, status, content_type, body}` to the file named
+/// by [`RECORD_ENV`], if set. `body` is the parsed JSON, or null when the
+/// body is empty (HEAD) or not JSON (then `raw` holds it, for the checker
+/// to report).
+pub fn record(request: &[u8], reply: &Reply) {
+    let Some(file) = std::env::var_os(RECORD_ENV) else {
+        return;
+    };
+    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split(' ');
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default();
+    let body: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
+    let entry = serde_json::json!({
+        "method": method,
+        "path": path,
+        "status": reply.status,
+        "content_type": reply.header("content-type"),
+        "body_len": reply.body.len(),
+        "body": body,
+        "raw": if body.is_none() && !reply.body.is_empty() {
+            Some(String::from_utf8_lossy(&reply.body).into_owned())
+        } else {
+            None
+        },
+    });
+    let mut text = entry.to_string();
+    text.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("the response record file opens");
+    // One write per line: O_APPEND keeps lines from parallel tests whole.
+    f.write_all(text.as_bytes()).expect("recording a response");
 }
 
 fn parse(buf: &[u8]) -> Reply {
@@ -154,7 +208,7 @@ impl Gateway {
     }
 
     pub fn spawn(&mut self) {
-        let child = Command::new(GATEWAY)
+        let child = Command::new(gateway_bin())
             .args(["serve", "--config"])
             .arg(&self.config)
             .stdout(Stdio::null())
@@ -183,7 +237,7 @@ impl Gateway {
 
     /// `keys add` through the real CLI; returns the token.
     pub fn key(&self, name: &str, scopes: &str, extra: &[&str]) -> String {
-        let out = Command::new(GATEWAY)
+        let out = Command::new(gateway_bin())
             .args(["keys", "add", name, "--scopes", scopes])
             .args(extra)
             .arg("--config")
@@ -204,7 +258,7 @@ impl Gateway {
     }
 
     pub fn keys_cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new(GATEWAY)
+        Command::new(gateway_bin())
             .args(args)
             .arg("--config")
             .arg(&self.config)

@@ -1,83 +1,23 @@
 //! Job output store: `state_dir/jobs/<id>/{out,err,meta.json}`, created by
 //! the gateway (0700 dirs, 0600 files) whose `out`/`err` descriptors are
 //! handed to the helper. `meta.json` records the owner key, pid, times and
-//! the last state seen, so output and status survive a gateway or helper
-//! restart. Ids are only ever built from a parsed [`JobId`], never from
-//! client text, so no path traversal is possible.
+//! the last state seen ([`Meta`]), so output and status survive a gateway
+//! or helper restart. Ids are only ever built from a parsed [`JobId`],
+//! never from client text, so no path traversal is possible.
 
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use protocol::{JobId, JobStatus};
-use serde::{Deserialize, Serialize};
+use protocol::JobId;
 
-/// What is persisted per job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Meta {
-    pub owner: String,
-    pub cmd: String,
-    pub pid: Option<i32>,
-    pub start_time: Option<u64>,
-    pub created_ms: u64,
-    pub state: String,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub timed_out: bool,
-    pub started_ms: Option<u64>,
-    pub ended_ms: Option<u64>,
-    pub output_limit: Option<u64>,
-}
-
-impl Meta {
-    pub fn apply(&mut self, s: &JobStatus) {
-        self.pid = Some(s.pid);
-        self.start_time = Some(s.start_time);
-        self.state = s.state.name().into();
-        self.exit_code = s.exit_code;
-        self.signal = s.signal;
-        self.timed_out = s.timed_out;
-        self.started_ms = Some(s.started_ms);
-        self.ended_ms = s.ended_ms;
-        self.output_limit = Some(s.output_limit);
-    }
-}
+use super::meta::Meta;
+use crate::clock::now_ms;
 
 pub struct JobStore {
     root: PathBuf,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Unix milliseconds as RFC 3339 UTC (`2026-01-02T03:04:05.678Z`).
-pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        ms % 1000
-    )
 }
 
 /// Output read back: lossy text plus whether it was lossy.
@@ -207,12 +147,7 @@ impl JobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_709_251_200_123), "2024-03-01T00:00:00.123Z");
-    }
+    use crate::jobs::JobState;
 
     #[test]
     fn sweep_removes_only_old_jobs_and_files_are_private() {
@@ -225,7 +160,7 @@ mod tests {
             pid: None,
             start_time: None,
             created_ms,
-            state: "exited".into(),
+            state: JobState::Exited,
             exit_code: Some(0),
             signal: None,
             timed_out: false,

@@ -1,0 +1,106 @@
+//! The two routes without a key: `GET /healthz` (is the helper there, how
+//! does it contain and limit jobs) and `GET /api/openapi.json`.
+
+use serde::Serialize;
+
+use crate::http::error::ApiError;
+use crate::http::extract::Nothing;
+use crate::http::reply::{Envelope, Reply};
+use crate::http::router::Ctx;
+
+/// What `/healthz` says about the helper.
+#[derive(Debug, Serialize)]
+pub struct HelperHealth {
+    pub reachable: bool,
+    pub protocol_version: u32,
+    /// `cgroup` or `pgid`; null when unreachable.
+    pub containment: Option<&'static str>,
+    /// `per_job_uid` or `shared_user`; null when unknown.
+    pub isolation: Option<&'static str>,
+    pub limits: Option<Limits>,
+    pub error: Option<String>,
+}
+
+/// The job limits in force: a cgroup limit is null where the host's
+/// unified hierarchy does not offer its controller.
+#[derive(Debug, Serialize)]
+pub struct Limits {
+    pub cgroup: CgroupLimits,
+    pub rlimit: Rlimits,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CgroupLimits {
+    pub memory_max: Option<u64>,
+    pub pids_max: Option<u64>,
+    pub cpu_max_us_per_100ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rlimits {
+    #[serde(rename = "as")]
+    pub address_space: Option<u64>,
+    pub nproc_per_job_uid: u64,
+    pub cpu_s: u64,
+    pub fsize: u64,
+    pub nofile: u64,
+}
+
+impl From<&protocol::JobLimits> for Limits {
+    fn from(l: &protocol::JobLimits) -> Limits {
+        Limits {
+            cgroup: CgroupLimits {
+                memory_max: l.cgroup_memory_max,
+                pids_max: l.cgroup_pids_max,
+                cpu_max_us_per_100ms: l.cgroup_cpu_max_us,
+            },
+            rlimit: Rlimits {
+                address_space: l.rlimit_as,
+                nproc_per_job_uid: l.rlimit_nproc,
+                cpu_s: l.rlimit_cpu_s,
+                fsize: l.rlimit_fsize,
+                nofile: l.rlimit_nofile,
+            },
+        }
+    }
+}
+
+/// 200 with the helper's state, or 503 (the error envelope, still
+/// carrying the helper's details, with `Retry-After`).
+pub async fn healthz(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
+    let helper = cx.state.helper.clone();
+    let h = tokio::task::spawn_blocking(move || helper.health())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let health = HelperHealth {
+        reachable: h.reachable,
+        protocol_version: protocol::PROTOCOL_VERSION,
+        containment: h.containment.map(|c| c.name()),
+        isolation: h.info.as_ref().map(|i| i.isolation.name()),
+        limits: h.info.as_ref().map(|i| Limits::from(&i.limits)),
+        error: h.error.clone(),
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    if h.reachable {
+        return Ok(Envelope::ok()
+            .member("helper", &health)
+            .member("version", version)
+            .finish(hyper::StatusCode::OK));
+    }
+    let e = ApiError::Unavailable(h.error.unwrap_or_else(|| "no answer".into()));
+    let mut reply = Envelope::error(e.code(), "the privileged helper is unreachable")
+        .member("helper", &health)
+        .member("version", version)
+        .finish(e.status());
+    reply.headers = e.into_reply().headers;
+    Ok(reply)
+}
+
+/// The OpenAPI document, built once at start-up.
+pub async fn openapi(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
+    Ok(Reply {
+        status: hyper::StatusCode::OK,
+        headers: Vec::new(),
+        body: cx.state.openapi.clone(),
+    })
+}

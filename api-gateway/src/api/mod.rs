@@ -1,0 +1,55 @@
+//! The API: the route table ([`table`]) and one module per resource. Each
+//! handler is a small `async fn(&Ctx, TypedRequest) -> Result<Reply,
+//! ApiError>`; authentication, scope, query and body checks, audit and the
+//! error envelope are the router's (`http::router`), not theirs.
+
+pub mod health;
+pub mod ps;
+pub mod renice;
+pub mod run;
+pub mod signal;
+pub mod target;
+pub mod users;
+
+use crate::http::error::ApiError;
+use crate::http::router::Route;
+use crate::keys::Scope;
+use crate::route;
+
+/// Every route: method and path, operationId, scope, whether audited,
+/// handler and request type.
+pub fn table() -> Vec<Route> {
+    use Scope::{Exec, Read, Renice, Signal};
+    vec![
+        route!(GET "/api/ps", "listProcesses", Some(Read), audited: false,
+            ps::list, ps::ListRequest),
+        route!(POST "/api/ps", "runCommand", Some(Exec), audited: true,
+            run::start, run::RunRequest),
+        route!(DELETE "/api/ps", "signalProcess", Some(Signal), audited: true,
+            signal::send, signal::SignalRequest),
+        route!(PATCH "/api/ps", "reniceProcess", Some(Renice), audited: true,
+            renice::set, renice::ReniceRequest),
+        route!(GET "/api/ps/output/{id}", "getCommandOutput", Some(Exec), audited: false,
+            run::output, run::OutputRequest),
+        route!(GET "/api/ps/{pid}", "getProcess", Some(Read), audited: false,
+            ps::one, ps::OneRequest),
+        route!(GET "/api/users", "listUsers", Some(Read), audited: false,
+            users::list, crate::http::extract::Nothing),
+        route!(GET "/api/users/{username}/ps", "listUserProcesses", Some(Read), audited: false,
+            users::processes, users::UserProcessesRequest),
+        route!(GET "/healthz", "getHealth", None, audited: false,
+            health::healthz, crate::http::extract::Nothing),
+        route!(GET "/api/openapi.json", "getOpenApiDocument", None, audited: false,
+            health::openapi, crate::http::extract::Nothing),
+    ]
+}
+
+/// Runs blocking work (/proc, files, the helper's socket) off the async
+/// threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
+}

@@ -1,0 +1,151 @@
+//! Processes: `GET /api/ps` (a listing, with `fields`, `user`, `sort`,
+//! `limit`) and `GET /api/ps/{pid}` (one process).
+
+use crate::http::error::ApiError;
+use crate::http::extract::{FromInput, Input, Param};
+use crate::http::reply::{Envelope, Reply};
+use crate::http::router::Ctx;
+use crate::ids::Pid;
+use crate::procs::{Fields, ListQuery, SortKey};
+
+use super::blocking;
+
+/// The listing parameters shared by `/api/ps` and `/api/users/{u}/ps`.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub fields: Option<Fields>,
+    pub sort: Option<SortKey>,
+    pub limit: Option<usize>,
+}
+
+impl Listing {
+    pub const QUERY: [Param; 3] = [
+        Param::list("fields"),
+        Param::one("sort"),
+        Param::one("limit"),
+    ];
+
+    pub fn from_input(input: &Input) -> Result<Listing, ApiError> {
+        let lists = input.list("fields");
+        let fields = if lists.is_empty() {
+            None
+        } else {
+            Some(Fields::parse(lists).map_err(ApiError::InvalidParameter)?)
+        };
+        let sort = input
+            .one("sort")
+            .map(SortKey::parse)
+            .transpose()
+            .map_err(ApiError::InvalidParameter)?;
+        let limit = input
+            .one("limit")
+            .map(|v| {
+                v.bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| v.parse::<usize>().ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        ApiError::InvalidParameter(format!(
+                            "limit must be a non-negative integer, got {v:?}"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(Listing {
+            fields,
+            sort,
+            limit,
+        })
+    }
+}
+
+/// `GET /api/ps`.
+#[derive(Debug)]
+pub struct ListRequest {
+    pub listing: Listing,
+    /// `?user=`: a passwd name or a decimal uid.
+    pub user: Option<String>,
+}
+
+impl FromInput for ListRequest {
+    const QUERY: &'static [Param] = &[
+        Param::list("fields"),
+        Param::one("user"),
+        Param::one("sort"),
+        Param::one("limit"),
+    ];
+
+    fn from_input(input: &Input) -> Result<ListRequest, ApiError> {
+        Ok(ListRequest {
+            listing: Listing::from_input(input)?,
+            user: input.one("user").map(str::to_string),
+        })
+    }
+}
+
+pub async fn list(cx: &Ctx, req: ListRequest) -> Result<Reply, ApiError> {
+    listing(cx, req.listing, req.user).await
+}
+
+/// A listing, optionally of one user's processes.
+pub async fn listing(cx: &Ctx, l: Listing, user: Option<String>) -> Result<Reply, ApiError> {
+    let state = cx.state.clone();
+    let body = blocking(move || {
+        let uid = match &user {
+            Some(u) => Some(
+                state
+                    .procs
+                    .resolve_user(u)
+                    .ok_or_else(|| ApiError::NoSuchUser(u.clone()))?,
+            ),
+            None => None,
+        };
+        let q = ListQuery {
+            fields: l.fields.unwrap_or_default(),
+            uid,
+            sort: l.sort,
+            limit: l.limit,
+        };
+        Ok(state.procs.list_json(&q)?)
+    })
+    .await?;
+    Ok(Envelope::ok()
+        .member("cpu_percent_window_s", &cx.state.procs.window_secs())
+        .raw_member("processes", &body)
+        .finish(hyper::StatusCode::OK))
+}
+
+/// `GET /api/ps/{pid}`.
+#[derive(Debug)]
+pub struct OneRequest {
+    pub pid: Pid,
+    pub fields: Option<Fields>,
+}
+
+impl FromInput for OneRequest {
+    const QUERY: &'static [Param] = &[Param::list("fields")];
+
+    fn from_input(input: &Input) -> Result<OneRequest, ApiError> {
+        let pid = input
+            .path("pid")?
+            .parse()
+            .map_err(|e: crate::ids::BadPid| ApiError::InvalidParameter(e.to_string()))?;
+        let lists = input.list("fields");
+        let fields = if lists.is_empty() {
+            None
+        } else {
+            Some(Fields::parse(lists).map_err(ApiError::InvalidParameter)?)
+        };
+        Ok(OneRequest { pid, fields })
+    }
+}
+
+pub async fn one(cx: &Ctx, req: OneRequest) -> Result<Reply, ApiError> {
+    let state = cx.state.clone();
+    let fields = req.fields.unwrap_or_default();
+    let body = blocking(move || Ok(state.procs.one_json(req.pid, &fields)?)).await?;
+    Ok(Envelope::ok()
+        .member("cpu_percent_window_s", &cx.state.procs.window_secs())
+        .raw_member("process", &body)
+        .finish(hyper::StatusCode::OK))
+}

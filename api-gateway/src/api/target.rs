@@ -1,0 +1,45 @@
+//! The process a DELETE or PATCH acts on: pid and start time, checked
+//! and pinned before the helper is asked.
+//!
+//! With `start_time` in the body the helper acts only if the pid still
+//! names that process (409 otherwise). Without it the gateway reads the
+//! start time from /proc at that moment, which pins whatever process has
+//! the pid then; `require_start_time = true` refuses such requests.
+
+use protocol::{Request, Response};
+
+use super::blocking;
+use crate::helper;
+use crate::http::error::ApiError;
+use crate::http::router::Ctx;
+use crate::ids::{Pid, StartTime, Target};
+
+/// The target of `pid`, pinned by the client's start time or by the one
+/// /proc shows now.
+pub async fn resolve(
+    cx: &Ctx,
+    pid: Pid,
+    start_time: Option<StartTime>,
+) -> Result<Target, ApiError> {
+    cx.note_target(pid, start_time);
+    let start_time = match start_time {
+        Some(s) => s,
+        None if cx.state.cfg.require_start_time => return Err(ApiError::StartTimeRequired),
+        None => {
+            let state = cx.state.clone();
+            blocking(move || Ok(state.procs.start_time(pid)?)).await?
+        }
+    };
+    cx.note_target(pid, Some(start_time));
+    Ok(Target { pid, start_time })
+}
+
+/// Asks the helper to act on `target`; a refusal becomes its error.
+pub async fn act(cx: &Ctx, target: Target, req: Request) -> Result<Response, ApiError> {
+    let h = cx.state.helper.clone();
+    let resp = blocking(move || h.call(&req, &[])).await?;
+    match helper::refusal(&resp, Some(target)) {
+        Some(e) => Err(e),
+        None => Ok(resp),
+    }
+}

@@ -1,0 +1,321 @@
+//! The one error type of the HTTP layer and its single mapping to a
+//! response: status, a specific snake_case `code`, the error envelope
+//! (written by [`super::reply`]), `WWW-Authenticate: Bearer` on 401,
+//! `Allow` on 405 and `Retry-After` on 429 and 503. Every refusal goes
+//! through here, so a known condition is never a 500 and the status table
+//! in the README, the OpenAPI `Error.code` enum and the code cannot drift
+//! (see [`ApiError::CODES`] and its test).
+
+use hyper::header::{self, HeaderValue};
+use hyper::StatusCode;
+use protocol::JobId;
+
+use super::reply::{Envelope, Reply};
+use crate::ids::{Pid, StartTime};
+
+/// Seconds a client should wait before retrying a 429 (the helper is at
+/// its job limit; jobs last seconds) or a 503 (the helper is restarting).
+pub const RETRY_AFTER_BUSY_S: u32 = 2;
+pub const RETRY_AFTER_UNAVAILABLE_S: u32 = 1;
+
+/// Everything a request can fail with. Variants carry the facts the
+/// message needs (which pid, which rule and its value, which parameter).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// The HTTP request itself could not be parsed (hyper refused it).
+    #[error("malformed HTTP request: {0}")]
+    MalformedHttp(String),
+    /// The body is not JSON or not a JSON object.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// The body has a member the route does not take.
+    #[error("{0}")]
+    UnknownField(String),
+    /// A body member is missing, `null`, of the wrong type or out of range.
+    #[error("{0}")]
+    InvalidField(String),
+    /// `require_start_time` is on and the body has no `start_time`.
+    #[error("start_time is required by this gateway's configuration (require_start_time = true): list the process and send its start_time with the pid")]
+    StartTimeRequired,
+    /// A query parameter the route does not take.
+    #[error("unknown query parameter {name:?}; this route takes {accepted}")]
+    UnknownParameter { name: String, accepted: String },
+    /// A query or path parameter that is empty, repeated or malformed.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The helper found the request malformed (e.g. a timeout over the
+    /// policy's ceiling); its text is in the API's units.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key is valid but lacks the route's scope.
+    #[error("key {key:?} lacks the {scope:?} scope this route needs")]
+    MissingScope { key: String, scope: &'static str },
+    /// The helper's policy or a built-in protection refused; `detail` is
+    /// the rule with its value (`renice.min_nice is 0`).
+    #[error("refused by the helper's {rule} rule: {detail}")]
+    PolicyDenied { rule: String, detail: String },
+    #[error("{0}")]
+    RouteNotFound(String),
+    #[error("no process with pid {0} (it may have exited)")]
+    NoSuchProcess(Pid),
+    #[error("pid {0} is a thread of another process, not a process; nothing was done")]
+    NotAProcess(Pid),
+    #[error("no user {0:?} (neither a name in the passwd database nor a numeric uid)")]
+    NoSuchUser(String),
+    #[error("no output {0} for this key")]
+    NoSuchOutput(JobId),
+    #[error("{method} is not allowed on {path}; allowed: {allow}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: String,
+    },
+    #[error("the request head was not complete within {0} s")]
+    RequestTimeout(u64),
+    #[error("pid {pid} no longer has start_time {start_time}: the pid now names another process; nothing was done")]
+    IdentityChanged { pid: Pid, start_time: StartTime },
+    #[error("request body over {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("request target (URI) too long")]
+    UriTooLong,
+    #[error("the helper is running its maximum number of jobs; retry in {RETRY_AFTER_BUSY_S} s")]
+    Busy,
+    #[error("request headers over {0} bytes (or over 100 header lines)")]
+    HeadersTooLarge(usize),
+    #[error("helper error: {0}")]
+    BadGateway(String),
+    #[error("helper unreachable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Every `code` the API can answer with, in status order; the OpenAPI
+    /// `Error.code` enum is this list.
+    pub const CODES: &'static [&'static str] = &[
+        "malformed_request",
+        "invalid_json",
+        "unknown_field",
+        "invalid_field",
+        "start_time_required",
+        "unknown_parameter",
+        "invalid_parameter",
+        "invalid_request",
+        "unauthorized",
+        "missing_scope",
+        "policy_denied",
+        "route_not_found",
+        "no_such_process",
+        "not_a_process",
+        "no_such_user",
+        "no_such_output",
+        "method_not_allowed",
+        "request_timeout",
+        "identity_changed",
+        "payload_too_large",
+        "uri_too_long",
+        "busy",
+        "headers_too_large",
+        "internal",
+        "helper_error",
+        "helper_unavailable",
+    ];
+
+    pub fn status(&self) -> StatusCode {
+        use ApiError as E;
+        match self {
+            E::MalformedHttp(_)
+            | E::InvalidJson(_)
+            | E::UnknownField(_)
+            | E::InvalidField(_)
+            | E::StartTimeRequired
+            | E::UnknownParameter { .. }
+            | E::InvalidParameter(_)
+            | E::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            E::MissingScope { .. } | E::PolicyDenied { .. } => StatusCode::FORBIDDEN,
+            E::RouteNotFound(_)
+            | E::NoSuchProcess(_)
+            | E::NotAProcess(_)
+            | E::NoSuchUser(_)
+            | E::NoSuchOutput(_) => StatusCode::NOT_FOUND,
+            E::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            E::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            E::IdentityChanged { .. } => StatusCode::CONFLICT,
+            E::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            E::UriTooLong => StatusCode::URI_TOO_LONG,
+            E::Busy => StatusCode::TOO_MANY_REQUESTS,
+            E::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            E::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable snake_case code for clients (one of [`ApiError::CODES`]).
+    pub fn code(&self) -> &'static str {
+        use ApiError as E;
+        match self {
+            E::MalformedHttp(_) => "malformed_request",
+            E::InvalidJson(_) => "invalid_json",
+            E::UnknownField(_) => "unknown_field",
+            E::InvalidField(_) => "invalid_field",
+            E::StartTimeRequired => "start_time_required",
+            E::UnknownParameter { .. } => "unknown_parameter",
+            E::InvalidParameter(_) => "invalid_parameter",
+            E::InvalidRequest(_) => "invalid_request",
+            E::Unauthorized(_) => "unauthorized",
+            E::MissingScope { .. } => "missing_scope",
+            E::PolicyDenied { .. } => "policy_denied",
+            E::RouteNotFound(_) => "route_not_found",
+            E::NoSuchProcess(_) => "no_such_process",
+            E::NotAProcess(_) => "not_a_process",
+            E::NoSuchUser(_) => "no_such_user",
+            E::NoSuchOutput(_) => "no_such_output",
+            E::MethodNotAllowed { .. } => "method_not_allowed",
+            E::RequestTimeout(_) => "request_timeout",
+            E::IdentityChanged { .. } => "identity_changed",
+            E::PayloadTooLarge(_) => "payload_too_large",
+            E::UriTooLong => "uri_too_long",
+            E::Busy => "busy",
+            E::HeadersTooLarge(_) => "headers_too_large",
+            E::BadGateway(_) => "helper_error",
+            E::Unavailable(_) => "helper_unavailable",
+            E::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP answer; the only place an error becomes a response.
+    pub fn into_reply(self) -> Reply {
+        let mut env = Envelope::error(self.code(), &self.to_string());
+        if let ApiError::PolicyDenied { rule, .. } = &self {
+            env = env.member("rule", rule);
+        }
+        let mut reply = env.finish(self.status());
+        let value = match &self {
+            ApiError::Unauthorized(_) => Some((header::WWW_AUTHENTICATE, "Bearer".to_string())),
+            ApiError::MethodNotAllowed { allow, .. } => Some((header::ALLOW, allow.clone())),
+            ApiError::Busy => Some((header::RETRY_AFTER, RETRY_AFTER_BUSY_S.to_string())),
+            ApiError::Unavailable(_) => {
+                Some((header::RETRY_AFTER, RETRY_AFTER_UNAVAILABLE_S.to_string()))
+            }
+            _ => None,
+        };
+        if let Some((name, v)) = value {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                reply.headers.push((name, v));
+            }
+        }
+        reply
+    }
+}
+
+impl From<super::reply::EncodeError> for ApiError {
+    fn from(e: super::reply::EncodeError) -> ApiError {
+        ApiError::Internal(e.0)
+    }
+}
+
+impl From<crate::procs::ProcError> for ApiError {
+    fn from(e: crate::procs::ProcError) -> ApiError {
+        use crate::procs::ProcError as P;
+        match e {
+            P::NoSuchProcess(p) => ApiError::NoSuchProcess(p),
+            P::Io(e) => ApiError::Internal(format!("reading /proc: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_variant() -> Vec<ApiError> {
+        let pid = Pid::new(42).expect("42 is a pid");
+        vec![
+            ApiError::MalformedHttp("x".into()),
+            ApiError::InvalidJson("x".into()),
+            ApiError::UnknownField("x".into()),
+            ApiError::InvalidField("x".into()),
+            ApiError::StartTimeRequired,
+            ApiError::UnknownParameter {
+                name: "x".into(),
+                accepted: "y".into(),
+            },
+            ApiError::InvalidParameter("x".into()),
+            ApiError::InvalidRequest("x".into()),
+            ApiError::Unauthorized("x".into()),
+            ApiError::MissingScope {
+                key: "k".into(),
+                scope: "read",
+            },
+            ApiError::PolicyDenied {
+                rule: "renice.min_nice".into(),
+                detail: "renice.min_nice is 0".into(),
+            },
+            ApiError::RouteNotFound("x".into()),
+            ApiError::NoSuchProcess(pid),
+            ApiError::NotAProcess(pid),
+            ApiError::NoSuchUser("x".into()),
+            ApiError::NoSuchOutput(JobId([0; 16])),
+            ApiError::MethodNotAllowed {
+                method: "PUT".into(),
+                path: "/api/ps".into(),
+                allow: "GET".into(),
+            },
+            ApiError::RequestTimeout(10),
+            ApiError::IdentityChanged {
+                pid,
+                start_time: StartTime::from_ticks(7),
+            },
+            ApiError::PayloadTooLarge(1),
+            ApiError::UriTooLong,
+            ApiError::Busy,
+            ApiError::HeadersTooLarge(1),
+            ApiError::Internal("x".into()),
+            ApiError::BadGateway("x".into()),
+            ApiError::Unavailable("x".into()),
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_a_listed_code_and_the_list_has_no_stale_entry() {
+        let all = every_variant();
+        let codes: Vec<&str> = all.iter().map(ApiError::code).collect();
+        assert_eq!(codes, ApiError::CODES);
+    }
+
+    #[test]
+    fn every_error_is_an_envelope_with_the_headers_its_status_needs() {
+        for e in every_variant() {
+            let (status, code) = (e.status(), e.code());
+            let r = e.into_reply();
+            assert_eq!(r.status, status);
+            let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+            assert_eq!(v["result"], "error");
+            assert_eq!(v["code"], code);
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+            let has = |h: &header::HeaderName| r.headers.iter().any(|(n, _)| n == h);
+            match status.as_u16() {
+                401 => assert!(has(&header::WWW_AUTHENTICATE)),
+                405 => assert!(has(&header::ALLOW)),
+                429 | 503 => assert!(has(&header::RETRY_AFTER), "{code}"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_policy_refusal_names_the_rule_and_its_value() {
+        let e = ApiError::PolicyDenied {
+            rule: "renice.min_nice".into(),
+            detail: "renice.min_nice is 0".into(),
+        };
+        assert!(e.to_string().contains("min_nice is 0"), "{e}");
+        let v: serde_json::Value = serde_json::from_slice(&e.into_reply().body).expect("JSON");
+        assert_eq!(v["rule"], "renice.min_nice");
+    }
+}

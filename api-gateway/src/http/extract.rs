@@ -1,0 +1,267 @@
+//! From raw request parts to a typed, validated request.
+//!
+//! The router hands every handler an [`Input`]: the path parameters of its
+//! pattern (percent-decoded), the query already checked against the
+//! route's declared parameters, and the body bytes (at most
+//! [`super::router::MAX_BODY`]). A request type implements [`FromInput`]
+//! to pick what it needs. The rules are the same on every route:
+//!
+//! - a query parameter the route does not declare is `unknown_parameter`;
+//! - a parameter given with an empty value is `invalid_parameter`;
+//! - a single-valued parameter given twice is `invalid_parameter`; a
+//!   list-valued one (`fields`) may repeat, and its values add up;
+//! - a body is one JSON object decoded with `deny_unknown_fields`: an
+//!   unknown member is `unknown_field` naming it, a missing or `null`
+//!   required member is `invalid_field` naming it.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A query parameter a route accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    pub name: &'static str,
+    /// May repeat; values are kept in order.
+    pub list: bool,
+}
+
+impl Param {
+    pub const fn one(name: &'static str) -> Param {
+        Param { name, list: false }
+    }
+    pub const fn list(name: &'static str) -> Param {
+        Param { name, list: true }
+    }
+}
+
+/// What a handler's request type is built from.
+#[derive(Debug, Default)]
+pub struct Input {
+    /// `{name}` segments of the route pattern, percent-decoded.
+    pub path: Vec<(&'static str, String)>,
+    /// Declared parameters that were given, each with its values.
+    pub query: BTreeMap<&'static str, Vec<String>>,
+    /// The body; empty when none was sent.
+    pub body: Bytes,
+}
+
+impl Input {
+    /// The path parameter `name` (the router guarantees it is present).
+    pub fn path(&self, name: &str) -> Result<&str, ApiError> {
+        self.path
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| ApiError::Internal(format!("route has no path parameter {name}")))
+    }
+
+    /// The single value of a declared single-valued parameter.
+    pub fn one(&self, name: &str) -> Option<&str> {
+        self.query
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    /// Every value of a list parameter, in order.
+    pub fn list(&self, name: &str) -> &[String] {
+        self.query.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Decodes the body as `T` (a `deny_unknown_fields` struct).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        decode_body(&self.body)
+    }
+}
+
+/// A request type built from [`Input`].
+pub trait FromInput: Sized + Send + 'static {
+    /// The query parameters this request takes (the router refuses others).
+    const QUERY: &'static [Param] = &[];
+    /// Whether a body is read.
+    const BODY: bool = false;
+
+    fn from_input(input: &Input) -> Result<Self, ApiError>;
+}
+
+/// Routes without parameters or body.
+#[derive(Debug)]
+pub struct Nothing;
+
+impl FromInput for Nothing {
+    fn from_input(_: &Input) -> Result<Nothing, ApiError> {
+        Ok(Nothing)
+    }
+}
+
+/// Splits and checks a raw query string against `accepted`.
+pub fn parse_query(
+    raw: Option<&str>,
+    accepted: &[Param],
+) -> Result<BTreeMap<&'static str, Vec<String>>, ApiError> {
+    let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(k, true)
+            .ok_or_else(|| ApiError::InvalidParameter(format!("query name {k:?} is not UTF-8")))?;
+        let Some(p) = accepted.iter().find(|p| p.name == name) else {
+            return Err(ApiError::UnknownParameter {
+                name,
+                accepted: if accepted.is_empty() {
+                    "no parameters".into()
+                } else {
+                    accepted
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            });
+        };
+        let value = percent_decode(v, true).ok_or_else(|| {
+            ApiError::InvalidParameter(format!("{} value {v:?} is not UTF-8", p.name))
+        })?;
+        if value.is_empty() {
+            return Err(ApiError::InvalidParameter(format!(
+                "{} is empty; omit it or give a value",
+                p.name
+            )));
+        }
+        let slot = out.entry(p.name).or_default();
+        if !p.list && !slot.is_empty() {
+            return Err(ApiError::InvalidParameter(format!(
+                "{} is given more than once; it takes one value",
+                p.name
+            )));
+        }
+        slot.push(value);
+    }
+    Ok(out)
+}
+
+/// Decodes `%XX` (and, in a query, `+` as a space). `None` if the result
+/// is not UTF-8; a `%` not followed by two hex digits stays as it is.
+pub fn percent_decode(s: &str, query: bool) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if query && b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// One JSON object into `T`, with errors that name the member.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidJson(
+            "this route needs a JSON object body".into(),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidJson("body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let msg = e.to_string();
+        // serde's wording for `deny_unknown_fields`; pinned by a test.
+        if msg.starts_with("unknown field") {
+            ApiError::UnknownField(msg)
+        } else {
+            ApiError::InvalidField(msg)
+        }
+    })
+}
+
+/// For `Option` members that may be absent but not `null`: absent is
+/// `None` (with `#[serde(default)]`), a value is `Some`, `null` reaches the
+/// inner type's deserializer and is refused there with its message.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: &[Param] = &[Param::list("fields"), Param::one("user")];
+
+    #[test]
+    fn percent_decoding_never_panics_on_odd_input() {
+        assert_eq!(percent_decode("a%20b+c", true).as_deref(), Some("a b c"));
+        assert_eq!(percent_decode("a+b", false).as_deref(), Some("a+b"));
+        assert_eq!(percent_decode("%", true).as_deref(), Some("%"));
+        assert_eq!(percent_decode("%4", true).as_deref(), Some("%4"));
+        assert_eq!(percent_decode("%zz%é%4", true).as_deref(), Some("%zz%é%4"));
+        assert_eq!(percent_decode("%ff", true), None);
+    }
+
+    #[test]
+    fn unknown_empty_and_repeated_parameters_are_refused_lists_add_up() {
+        let q = parse_query(Some("fields=pid&fields=name&user=root"), Q).expect("ok");
+        assert_eq!(q["fields"], ["pid", "name"]);
+        assert_eq!(q["user"], ["root"]);
+        for (raw, code) in [
+            ("nope=1", "unknown_parameter"),
+            ("user=", "invalid_parameter"),
+            ("user", "invalid_parameter"),
+            ("fields=", "invalid_parameter"),
+            ("user=a&user=b", "invalid_parameter"),
+        ] {
+            let e = parse_query(Some(raw), Q).expect_err(raw);
+            assert_eq!(e.code(), code, "{raw}");
+        }
+        let e = parse_query(Some("x=1"), &[]).expect_err("no params");
+        assert!(e.to_string().contains("no parameters"), "{e}");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct B {
+        pid: i32,
+        #[serde(default, deserialize_with = "present")]
+        signal: Option<String>,
+    }
+
+    #[test]
+    fn body_errors_name_the_member_and_unknown_members_have_their_code() {
+        let e = decode_body::<B>(br#"{"pid":1,"singal":"TERM"}"#).expect_err("typo");
+        assert_eq!(e.code(), "unknown_field");
+        assert!(e.to_string().contains("singal"), "{e}");
+        let e = decode_body::<B>(br#"{"pid":1,"signal":null}"#).expect_err("null");
+        assert_eq!(e.code(), "invalid_field");
+        let e = decode_body::<B>(br#"{"signal":"TERM"}"#).expect_err("missing");
+        assert!(e.to_string().contains("pid"), "{e}");
+        assert_eq!(
+            decode_body::<B>(b"[1]").expect_err("array").code(),
+            "invalid_json"
+        );
+        assert_eq!(
+            decode_body::<B>(b"").expect_err("empty").code(),
+            "invalid_json"
+        );
+        assert!(decode_body::<B>(br#"{"pid":1}"#)
+            .expect("ok")
+            .signal
+            .is_none());
+    }
+}

@@ -1,0 +1,160 @@
+//! The one writer of the JSON envelope, success and error alike:
+//! `{"result":"ok", ...members}` or
+//! `{"result":"error","message":..,"code":.., ...members}`, always with
+//! `result` first. Handlers hand it typed members (or, for process
+//! listings, JSON the reader already wrote) and never format an envelope
+//! themselves.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+/// A finished answer: status, extra headers and the JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The hyper response (`Content-Type: application/json`).
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut resp = Response::new(Full::new(self.body));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for (k, v) in self.headers {
+            h.insert(k, v);
+        }
+        resp
+    }
+}
+
+/// An answer struct that does not serialize to a JSON object (a bug;
+/// becomes a 500 through `ApiError`).
+#[derive(Debug)]
+pub struct EncodeError(pub String);
+
+/// Builds one envelope member by member.
+pub struct Envelope {
+    out: Vec<u8>,
+}
+
+impl Envelope {
+    /// `{"result":"ok"`.
+    pub fn ok() -> Envelope {
+        Envelope {
+            out: br#"{"result":"ok""#.to_vec(),
+        }
+    }
+
+    /// `{"result":"error","message":..,"code":..`.
+    pub fn error(code: &str, message: &str) -> Envelope {
+        Envelope::with_result("error")
+            .member("message", message)
+            .member("code", code)
+    }
+
+    fn with_result(result: &str) -> Envelope {
+        let mut e = Envelope { out: Vec::new() };
+        e.out.extend_from_slice(br#"{"result":"#);
+        write_json(&mut e.out, result);
+        e
+    }
+
+    /// Adds `"name": value`.
+    pub fn member<T: Serialize + ?Sized>(mut self, name: &str, value: &T) -> Envelope {
+        self.key(name);
+        write_json(&mut self.out, value);
+        self
+    }
+
+    /// Adds every member of `body`, which must serialize to a JSON object
+    /// (a typed answer struct).
+    pub fn members<T: Serialize>(mut self, body: &T) -> Result<Envelope, EncodeError> {
+        match serde_json::to_value(body) {
+            Ok(serde_json::Value::Object(m)) => {
+                for (k, v) in m {
+                    self.key(&k);
+                    write_json(&mut self.out, &v);
+                }
+                Ok(self)
+            }
+            Ok(_) => Err(EncodeError("answer is not a JSON object".into())),
+            Err(e) => Err(EncodeError(format!("encoding the answer: {e}"))),
+        }
+    }
+
+    /// Adds `"name": <json>` where `json` is already valid JSON (a listing
+    /// written by the /proc reader).
+    pub fn raw_member(mut self, name: &str, json: &[u8]) -> Envelope {
+        self.key(name);
+        self.out.extend_from_slice(json);
+        self
+    }
+
+    /// Closes the object.
+    pub fn finish(mut self, status: StatusCode) -> Reply {
+        self.out.push(b'}');
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::from(self.out),
+        }
+    }
+
+    fn key(&mut self, name: &str) {
+        self.out.push(b',');
+        write_json(&mut self.out, name);
+        self.out.push(b':');
+    }
+}
+
+/// Serializes into `out`. Only strings, numbers, maps and derived structs
+/// reach here, for which serde_json cannot fail; `null` is written if it
+/// ever did rather than a broken document.
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let mark = out.len();
+    if serde_json::to_writer(&mut *out, v).is_err() {
+        out.truncate(mark);
+        out.extend_from_slice(b"null");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Answer {
+        pid: i32,
+        signal: &'static str,
+    }
+
+    #[test]
+    fn result_comes_first_and_members_follow_in_order() {
+        let r = Envelope::ok()
+            .member("a", &1)
+            .raw_member("list", b"[1,2]")
+            .finish(StatusCode::OK);
+        assert_eq!(&r.body[..], br#"{"result":"ok","a":1,"list":[1,2]}"#);
+        let r = Envelope::ok()
+            .members(&Answer {
+                pid: 4,
+                signal: "TERM",
+            })
+            .expect("object")
+            .finish(StatusCode::OK);
+        assert_eq!(&r.body[..], br#"{"result":"ok","pid":4,"signal":"TERM"}"#);
+        let r = Envelope::error("busy", "say \"why\"").finish(StatusCode::TOO_MANY_REQUESTS);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+        assert_eq!(v["message"], "say \"why\"");
+        assert!(r.body.starts_with(br#"{"result":"error""#));
+    }
+}

@@ -1,0 +1,12 @@
+//! Commands run through the API: their files and records ([`store`],
+//! [`meta`]) and their life cycle ([`lifecycle`]: start, look).
+
+pub mod lifecycle;
+pub mod meta;
+pub mod store;
+
+pub use meta::{JobState, Meta};
+pub use store::JobStore;
+
+/// Kept here for the key listing, which formats dates with it.
+pub use crate::clock::rfc3339;

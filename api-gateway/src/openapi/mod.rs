@@ -1,0 +1,332 @@
+//! The OpenAPI 3.1 document served at `/api/openapi.json`, built from the
+//! route table (paths, methods, operationIds, scopes, query parameters),
+//! the field table (the `Process` schema, field and sort enums) and the
+//! error codes. What is written by hand here is per operation: its tag,
+//! summary, answer schema and the statuses it can answer with.
+
+mod schemas;
+
+use serde_json::{json, Map, Value};
+
+use crate::http::router::Route;
+
+/// What the route table does not say about an operation.
+struct Op {
+    tag: &'static str,
+    summary: &'static str,
+    ok: (u16, &'static str),
+    body: Option<&'static str>,
+    /// Error statuses besides 400, 431 and 500, which every route has.
+    errors: &'static [u16],
+}
+
+fn op(id: &str) -> Option<Op> {
+    let o = |tag, summary, ok, body, errors| Op {
+        tag,
+        summary,
+        ok,
+        body,
+        errors,
+    };
+    const READ: &[u16] = &[401, 403, 404];
+    const ACT: &[u16] = &[401, 403, 404, 409, 413, 502, 503];
+    Some(match id {
+        "listProcesses" => o(
+            "processes",
+            "List processes",
+            (200, "ProcessList"),
+            None,
+            READ,
+        ),
+        "getProcess" => o(
+            "processes",
+            "One process",
+            (200, "ProcessResponse"),
+            None,
+            READ,
+        ),
+        "signalProcess" => o(
+            "processes",
+            "Send a signal (KILL unless `signal` says otherwise)",
+            (200, "SignalResponse"),
+            Some("SignalRequest"),
+            ACT,
+        ),
+        "reniceProcess" => o(
+            "processes",
+            "Set the nice value of every thread of a process",
+            (200, "ReniceResponse"),
+            Some("ReniceRequest"),
+            ACT,
+        ),
+        "runCommand" => o(
+            "commands",
+            "Run a shell command under a uid of its own, with a timeout",
+            (202, "RunResponse"),
+            Some("RunRequest"),
+            &[401, 403, 413, 429, 502, 503],
+        ),
+        "getCommandOutput" => o(
+            "commands",
+            "Output and state of a command started by this key",
+            (200, "JobOutput"),
+            None,
+            &[401, 403, 404],
+        ),
+        "listUsers" => o(
+            "users",
+            "Users with running processes",
+            (200, "UserList"),
+            None,
+            &[401, 403],
+        ),
+        "listUserProcesses" => o(
+            "users",
+            "Processes of one user",
+            (200, "ProcessList"),
+            None,
+            READ,
+        ),
+        "getHealth" => o(
+            "service",
+            "Liveness and the helper's state (no key); 503 when the helper is unreachable",
+            (200, "Health"),
+            None,
+            &[503],
+        ),
+        "getOpenApiDocument" => o(
+            "service",
+            "This document (no key)",
+            (200, "OpenApiDocument"),
+            None,
+            &[],
+        ),
+        _ => return None,
+    })
+}
+
+fn error_description(status: u16) -> &'static str {
+    match status {
+        400 => "Bad input: JSON, unknown or invalid body member, unknown, empty or repeated query parameter, bad path value, start_time required, or a request the helper found invalid (see code)",
+        401 => "No, invalid, expired or revoked key (WWW-Authenticate: Bearer)",
+        403 => "missing_scope: the key lacks this route's scope; policy_denied: the helper's policy or a built-in protection refused (the message gives the rule and its value)",
+        404 => "No such process, user or output (see code)",
+        409 => "The pid no longer has this start_time: it names another process now; nothing was done",
+        413 => "Body over 64 KiB",
+        429 => "The helper runs its maximum number of jobs (Retry-After)",
+        431 => "Request headers over 16 KiB",
+        500 => "Internal error",
+        502 => "The helper answered out of protocol or a system call failed there",
+        503 => "The helper is unreachable (Retry-After)",
+        _ => "Error",
+    }
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn content(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}})
+}
+
+fn parameter(name: &str, in_path: bool, list: bool) -> Value {
+    let left_out: Vec<&str> = crate::procs::FIELD_TABLE
+        .iter()
+        .filter(|f| !f.default)
+        .map(|f| f.name)
+        .collect();
+    let fields_description = format!(
+        "Comma-separated field names (may repeat; names add up); pid is always included. \
+         Default: every field except {} (costly; only when named).",
+        left_out.join(", ")
+    );
+    let (schema, description) = match name {
+        "pid" => (json!({"type": "integer", "minimum": 1}), "Process id"),
+        "id" => (
+            json!({"type": "string", "pattern": "^[0-9a-f]{32}$"}),
+            "The output id POST /api/ps answered with",
+        ),
+        "username" => (
+            json!({"type": "string", "minLength": 1}),
+            "A passwd name, or a decimal uid (how /api/users names a uid without a passwd entry)",
+        ),
+        "user" => (
+            json!({"type": "string", "minLength": 1}),
+            "Only processes whose real uid is this user's: a passwd name or a decimal uid",
+        ),
+        "fields" => (
+            json!({"type": "array", "items": schema_ref("FieldName"), "minItems": 1}),
+            fields_description.as_str(),
+        ),
+        "sort" => (
+            schema_ref("SortKey"),
+            "Field to sort by; '-' first for descending",
+        ),
+        "limit" => (
+            json!({"type": "integer", "minimum": 0}),
+            "At most this many processes, after sorting",
+        ),
+        _ => (json!({"type": "string"}), ""),
+    };
+    let mut p = json!({
+        "name": name,
+        "in": if in_path { "path" } else { "query" },
+        "required": in_path,
+        "schema": schema,
+        "description": description,
+    });
+    if list {
+        p["style"] = json!("form");
+        p["explode"] = json!(false);
+    }
+    p
+}
+
+fn operation(route: &Route) -> Value {
+    let Some(o) = op(route.operation_id) else {
+        return json!({"operationId": route.operation_id, "responses": {}});
+    };
+    let mut responses = Map::new();
+    responses.insert(
+        o.ok.0.to_string(),
+        json!({"description": "Success", "content": content(schema_ref(o.ok.1))}),
+    );
+    let mut errors: Vec<u16> = vec![400, 431, 500];
+    errors.extend(o.errors);
+    errors.sort_unstable();
+    for status in errors {
+        let schema = if route.operation_id == "getHealth" && status == 503 {
+            schema_ref("HealthUnavailable")
+        } else {
+            schema_ref("Error")
+        };
+        let mut r = json!({"description": error_description(status), "content": content(schema)});
+        if matches!(status, 429 | 503) {
+            r["headers"] = json!({"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}});
+        }
+        if status == 401 {
+            r["headers"] = json!({"WWW-Authenticate": {"schema": {"const": "Bearer"}}});
+        }
+        responses.insert(status.to_string(), r);
+    }
+    let mut params: Vec<Value> = route
+        .pattern
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| parameter(name, true, false))
+        .collect();
+    params.extend(route.query.iter().map(|q| parameter(q.name, false, q.list)));
+    let mut v = json!({
+        "operationId": route.operation_id,
+        "tags": [o.tag],
+        "summary": o.summary,
+        "parameters": params,
+        "responses": responses,
+    });
+    match route.scope {
+        Some(s) => {
+            v["security"] = json!([{"bearer": []}]);
+            v["x-scope"] = json!(s.name());
+            v["description"] = json!(format!("Needs a key with the {} scope.", s.name()));
+        }
+        None => v["security"] = json!([]),
+    }
+    if let Some(b) = o.body {
+        v["requestBody"] = json!({"required": true, "content": content(schema_ref(b))});
+    }
+    v
+}
+
+/// Builds the document for `routes`.
+pub fn document(routes: &[Route]) -> Value {
+    let mut paths = Map::new();
+    for r in routes {
+        let item = paths
+            .entry(r.pattern.to_string())
+            .or_insert_with(|| json!({}));
+        item[r.method.as_str().to_ascii_lowercase()] = operation(r);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Monitoreo",
+            "version": env!("CARGO_PKG_VERSION"),
+            "license": {"name": "MIT", "identifier": "MIT"},
+            "description": "List and control the processes of a Linux host. Success: {\"result\":\"ok\", ...}; error: {\"result\":\"error\",\"message\",\"code\"} with an honest status. Every route also answers HEAD where it answers GET; unknown query parameters are refused (400 unknown_parameter)."
+        },
+        "servers": [{"url": "/", "description": "The gateway serving this document"}],
+        "tags": [
+            {"name": "processes", "description": "List, inspect, signal and renice processes"},
+            {"name": "users", "description": "Users with running processes"},
+            {"name": "commands", "description": "Run shell commands and read their output"},
+            {"name": "service", "description": "Health and this document"}
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "mon_... token from `monitoreo-gateway keys add`"}},
+            "schemas": schemas::components()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procs::{Fields, SortKey};
+
+    fn doc() -> Value {
+        document(&crate::api::table())
+    }
+
+    #[test]
+    fn every_route_is_an_operation_with_a_unique_id_tag_and_success() {
+        let routes = crate::api::table();
+        let d = doc();
+        let mut ids = Vec::new();
+        for r in &routes {
+            assert!(op(r.operation_id).is_some(), "{} has no Op", r.operation_id);
+            let o = &d["paths"][r.pattern][r.method.as_str().to_ascii_lowercase()];
+            assert_eq!(o["operationId"], r.operation_id);
+            assert!(o["tags"][0].is_string());
+            assert!(
+                !ids.contains(&r.operation_id),
+                "duplicate {}",
+                r.operation_id
+            );
+            ids.push(r.operation_id);
+        }
+        assert!(d["servers"].is_array() && d["info"]["license"]["name"] == "MIT");
+    }
+
+    #[test]
+    fn every_schema_field_is_accepted_by_fields_and_sort_enum_parses() {
+        let d = doc();
+        let props = d["components"]["schemas"]["Process"]["properties"]
+            .as_object()
+            .expect("Process properties");
+        let names: Vec<&str> = props.keys().map(String::as_str).collect();
+        let all = Fields::parse(&names).expect("every schema field is accepted");
+        assert_eq!(all.names().count(), names.len());
+        assert!(!props.contains_key("environ"));
+        for v in d["components"]["schemas"]["SortKey"]["enum"]
+            .as_array()
+            .expect("enum")
+        {
+            SortKey::parse(v.as_str().expect("string")).expect("sort enum value parses");
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let d = doc();
+        let text = d.to_string();
+        for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = part.split('"').next().unwrap_or("");
+            assert!(
+                d["components"]["schemas"].get(name).is_some(),
+                "dangling $ref {name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The named component schemas. Process fields come from the field table;
+//! error codes from `ApiError::CODES`; signals from the protocol; job
+//! states from `JobState::ALL`; so none of them is written twice.
+
+use serde_json::{json, Map, Value};
+
+use crate::http::error::ApiError;
+use crate::jobs::JobState;
+use crate::procs::{SortKey, FIELD_TABLE};
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// `{"result":"ok", ...}` with `props` (all required unless in `optional`).
+fn ok_object(props: Value, optional: &[&str]) -> Value {
+    let mut p = Map::new();
+    p.insert("result".into(), json!({"const": "ok"}));
+    let Value::Object(extra) = props else {
+        return json!({});
+    };
+    let mut required = vec![json!("result")];
+    for (k, v) in extra {
+        if !optional.contains(&k.as_str()) {
+            required.push(json!(k));
+        }
+        p.insert(k, v);
+    }
+    json!({"type": "object", "required": required, "properties": p, "additionalProperties": false})
+}
+
+fn nullable(t: &str) -> Value {
+    json!({"type": [t, "null"]})
+}
+
+/// `components.schemas`.
+pub fn components() -> Value {
+    let mut s = Map::new();
+    let mut put = |name: &str, v: Value| {
+        s.insert(name.into(), v);
+    };
+
+    put(
+        "Error",
+        json!({
+            "type": "object",
+            "description": "Every error answer. `rule` names the helper's rule on policy_denied.",
+            "required": ["result", "message", "code"],
+            "properties": {
+                "result": {"const": "error"},
+                "message": {"type": "string"},
+                "code": {"type": "string", "enum": ApiError::CODES},
+                "rule": {"type": "string"}
+            },
+            "additionalProperties": false
+        }),
+    );
+
+    let mut props = Map::new();
+    for spec in FIELD_TABLE.iter() {
+        let mut v: Value = serde_json::from_str(spec.schema).unwrap_or_else(|_| json!({}));
+        if let Value::Object(o) = &mut v {
+            o.insert("description".into(), json!(spec.doc));
+        }
+        props.insert(spec.name.into(), v);
+    }
+    put(
+        "Process",
+        json!({
+            "type": "object",
+            "description": "A process. Only pid is always present: the other members are those named in `fields` (or the default set). A member the kernel hides from the gateway's user is null. environ is never served.",
+            "required": ["pid"],
+            "properties": props,
+            "additionalProperties": false
+        }),
+    );
+    put(
+        "FieldName",
+        json!({
+            "type": "string",
+            "description": "A process field name.",
+            "enum": FIELD_TABLE.iter().map(|f| f.name).collect::<Vec<_>>()
+        }),
+    );
+    put(
+        "SortKey",
+        json!({
+            "type": "string",
+            "description": "A sortable field name; '-' first for descending.",
+            "enum": SortKey::all_values()
+        }),
+    );
+    put(
+        "IdTriple",
+        json!({
+            "type": "object", "required": ["real", "effective", "saved"], "additionalProperties": false,
+            "properties": {"real": {"type": "integer"}, "effective": {"type": "integer"}, "saved": {"type": "integer"}}
+        }),
+    );
+    put(
+        "Statm",
+        json!({
+            "type": "object", "description": "Bytes, from /proc/PID/statm.",
+            "required": ["rss", "vms", "shared", "text", "lib", "data", "dirty"], "additionalProperties": false,
+            "properties": {"rss": {"type": "integer"}, "vms": {"type": "integer"}, "shared": {"type": "integer"},
+                "text": {"type": "integer"}, "lib": {"type": "integer"}, "data": {"type": "integer"}, "dirty": {"type": "integer"}}
+        }),
+    );
+    put(
+        "SocketAddress",
+        json!({
+            "type": "object", "required": ["ip", "port"],
+            "properties": {"ip": {"type": "string"}, "port": {"type": "integer"}},
+            "additionalProperties": false
+        }),
+    );
+
+    put(
+        "Pid",
+        json!({
+            "description": "A process id: a number, or a numeric string as the old service's clients send.",
+            "oneOf": [{"type": "integer", "minimum": 1, "maximum": 2147483647},
+                      {"type": "string", "pattern": "^[0-9]+$"}]
+        }),
+    );
+    put(
+        "StartTime",
+        json!({
+            "description": "Clock ticks after boot (/proc/PID/stat field 22) as listed in start_time: a number or a numeric string. The helper acts only if the pid still has this start time (409 otherwise).",
+            "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]
+        }),
+    );
+    let names: Vec<&str> = protocol::Signal::ALL.iter().map(|s| s.name()).collect();
+    let mut with_sig: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
+    with_sig.extend(names.iter().map(|n| format!("SIG{n}")));
+    put(
+        "SignalName",
+        json!({
+            "type": "string",
+            "description": "A signal name, with or without SIG (any case is accepted).",
+            "enum": with_sig
+        }),
+    );
+    put(
+        "SignalNumber",
+        json!({
+            "type": "integer",
+            "description": "The Linux number of one of the named signals.",
+            "enum": protocol::Signal::ALL.iter().map(|s| s.number()).collect::<Vec<_>>()
+        }),
+    );
+    put(
+        "Signal",
+        json!({"oneOf": [r("SignalName"), r("SignalNumber")]}),
+    );
+    put(
+        "Priority",
+        json!({
+            "description": "Nice value -20..20 (20 acts as 19): a number or a numeric string.",
+            "oneOf": [{"type": "integer", "minimum": -20, "maximum": 20},
+                      {"type": "string", "pattern": "^-?[0-9]+$"}]
+        }),
+    );
+
+    put(
+        "SignalRequest",
+        json!({
+            "type": "object", "required": ["pid"], "additionalProperties": false,
+            "properties": {
+                "pid": r("Pid"),
+                "signal": {"$ref": "#/components/schemas/Signal", "description": "Default KILL when absent; null is refused."},
+                "start_time": r("StartTime")
+            }
+        }),
+    );
+    put(
+        "ReniceRequest",
+        json!({
+            "type": "object", "required": ["pid", "priority"], "additionalProperties": false,
+            "properties": {"pid": r("Pid"), "priority": r("Priority"), "start_time": r("StartTime")}
+        }),
+    );
+    put(
+        "RunRequest",
+        json!({
+            "type": "object", "required": ["cmd"], "additionalProperties": false,
+            "properties": {
+                "cmd": {"type": "string", "minLength": 1, "description": "Run as /bin/sh -c CMD under a uid of the job's own."},
+                "timeout_s": {"type": "integer", "minimum": 1, "description": "Seconds; default from the configuration (default_timeout_s); at most the helper's max_timeout_s."}
+            }
+        }),
+    );
+
+    put(
+        "SignalResponse",
+        ok_object(
+            json!({
+                "pid": {"type": "integer"}, "start_time": {"type": "integer"},
+                "signal": {"type": "string", "enum": names}
+            }),
+            &[],
+        ),
+    );
+    put(
+        "ReniceResponse",
+        ok_object(
+            json!({
+                "pid": {"type": "integer"}, "start_time": {"type": "integer"},
+                "priority": {"type": "integer", "minimum": -20, "maximum": 19},
+                "threads": {"type": "integer", "minimum": 0, "description": "Threads reniced."}
+            }),
+            &[],
+        ),
+    );
+    put(
+        "JobProcess",
+        json!({
+            "type": "object", "required": ["pid", "start_time", "cmd"], "additionalProperties": false,
+            "properties": {"pid": nullable("integer"), "start_time": nullable("integer"), "cmd": {"type": "string"}}
+        }),
+    );
+    put(
+        "RunResponse",
+        ok_object(
+            json!({
+                "process": r("JobProcess"),
+                "pid": {"type": ["integer", "null"], "description": "pid of /bin/sh, the first of the pipeline"},
+                "output": {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+            }),
+            &[],
+        ),
+    );
+    put(
+        "JobState",
+        json!({
+            "type": "string",
+            "enum": JobState::ALL.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "description": "starting only in the instant before the helper answered."
+        }),
+    );
+    put(
+        "JobOutput",
+        ok_object(
+            json!({
+                "output": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                "cmd": {"type": "string"},
+                "pid": nullable("integer"), "start_time": nullable("integer"),
+                "state": r("JobState"),
+                "exit_code": nullable("integer"), "signal": nullable("integer"),
+                "timed_out": {"type": "boolean"},
+                "truncated": {"type": "boolean", "description": "An output file reached the policy's max_output_bytes."},
+                "started_at": {"type": ["string", "null"], "format": "date-time"},
+                "ended_at": {"type": ["string", "null"], "format": "date-time"},
+                "out": {"type": "string", "description": "stdout verbatim; invalid UTF-8 replaced by U+FFFD"},
+                "err": {"type": "string"},
+                "out_invalid_utf8": {"type": "boolean"}, "err_invalid_utf8": {"type": "boolean"}
+            }),
+            &[],
+        ),
+    );
+
+    put(
+        "ProcessList",
+        ok_object(
+            json!({
+                "cpu_percent_window_s": {"type": "number", "description": "Window of the CPU sampler behind cpu_percent."},
+                "processes": {"type": "array", "items": r("Process")}
+            }),
+            &[],
+        ),
+    );
+    put(
+        "ProcessResponse",
+        ok_object(
+            json!({
+                "cpu_percent_window_s": {"type": "number"},
+                "process": r("Process")
+            }),
+            &[],
+        ),
+    );
+    put(
+        "User",
+        json!({
+            "type": "object", "required": ["username", "uid", "running"], "additionalProperties": false,
+            "properties": {
+                "username": {"type": "string", "description": "Passwd name, or the uid in decimal when it has none; accepted by /api/users/{username}/ps and ?user=."},
+                "uid": {"type": "integer", "minimum": 0},
+                "running": {"type": "integer", "minimum": 1}
+            }
+        }),
+    );
+    put(
+        "UserList",
+        ok_object(json!({"users": {"type": "array", "items": r("User")}}), &[]),
+    );
+
+    let limits = json!({
+        "type": "object", "required": ["cgroup", "rlimit"], "additionalProperties": false,
+        "properties": {
+            "cgroup": {"type": "object", "required": ["memory_max", "pids_max", "cpu_max_us_per_100ms"], "additionalProperties": false,
+                "properties": {"memory_max": nullable("integer"), "pids_max": nullable("integer"), "cpu_max_us_per_100ms": nullable("integer")}},
+            "rlimit": {"type": "object", "required": ["as", "nproc_per_job_uid", "cpu_s", "fsize", "nofile"], "additionalProperties": false,
+                "properties": {"as": nullable("integer"), "nproc_per_job_uid": {"type": "integer"}, "cpu_s": {"type": "integer"}, "fsize": {"type": "integer"}, "nofile": {"type": "integer"}}}
+        }
+    });
+    put(
+        "HelperHealth",
+        json!({
+            "type": "object",
+            "required": ["reachable", "protocol_version", "containment", "isolation", "limits", "error"],
+            "additionalProperties": false,
+            "properties": {
+                "reachable": {"type": "boolean"},
+                "protocol_version": {"type": "integer"},
+                "containment": {"enum": ["cgroup", "pgid", null]},
+                "isolation": {"enum": ["per_job_uid", "shared_user", null]},
+                "limits": {"oneOf": [limits, {"type": "null"}]},
+                "error": nullable("string")
+            }
+        }),
+    );
+    put(
+        "Health",
+        ok_object(
+            json!({"helper": r("HelperHealth"), "version": {"type": "string"}}),
+            &[],
+        ),
+    );
+    put(
+        "HealthUnavailable",
+        json!({
+            "type": "object", "required": ["result", "message", "code", "helper", "version"],
+            "additionalProperties": false,
+            "properties": {
+                "result": {"const": "error"}, "message": {"type": "string"},
+                "code": {"const": "helper_unavailable"},
+                "helper": r("HelperHealth"), "version": {"type": "string"}
+            }
+        }),
+    );
+    put(
+        "OpenApiDocument",
+        json!({"type": "object", "required": ["openapi", "info", "paths"]}),
+    );
+    Value::Object(s)
+}
