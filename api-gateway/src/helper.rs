@@ -203,6 +203,10 @@ pub fn refusal(r: &Response, target: Option<Target>) -> Option<ApiError> {
             "a system call failed in the helper: {}",
             std::io::Error::from_raw_os_error(*errno)
         )),
+        // Event-stream frames never answer a request.
+        Response::Subscribed | Response::JobEnded { .. } => {
+            ApiError::BadGateway("helper sent a job event as an answer".into())
+        }
         Response::Ok
         | Response::Job(_)
         | Response::Hello { .. }

@@ -63,6 +63,8 @@ pub struct Jobs {
     pub uids: UidPool,
     finished: HashMap<JobId, JobStatus>,
     order: VecDeque<JobId>,
+    /// Ended since the last [`Jobs::take_ended`], for event subscribers.
+    ended: Vec<(JobId, JobStatus)>,
 }
 
 pub fn now_ms() -> u64 {
@@ -206,6 +208,7 @@ impl Jobs {
                 next_retry: Instant::now(),
             },
         );
+        self.ended.push((*id, r.status.clone()));
         self.finished.insert(*id, r.status);
         self.order.push_back(*id);
         while self.order.len() > FINISHED_KEPT {
@@ -215,6 +218,11 @@ impl Jobs {
         }
         self.drain(id);
         true
+    }
+
+    /// The jobs that ended since the last call.
+    pub fn take_ended(&mut self) -> Vec<(JobId, JobStatus)> {
+        std::mem::take(&mut self.ended)
     }
 
     /// Tries to finish draining `id`: if nothing of the job is left, removes

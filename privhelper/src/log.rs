@@ -46,7 +46,7 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
         Request::Hello { version } => {
             line.insert("version".into(), json!(version));
         }
-        Request::Info => {}
+        Request::Info | Request::Subscribe => {}
     }
     let (outcome, extra): (&str, Vec<(&str, Value)>) = match resp {
         Response::Ok => ("ok", vec![]),
@@ -78,7 +78,14 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
                 ("job_state", json!(s.state.name())),
             ],
         ),
-        Response::Hello { .. } | Response::Info(_) => ("ok", vec![]),
+        Response::Hello { .. } | Response::Info(_) | Response::Subscribed => ("ok", vec![]),
+        Response::JobEnded { job, status } => (
+            "job",
+            vec![
+                ("job", json!(job.to_hex())),
+                ("job_state", json!(status.state.name())),
+            ],
+        ),
     };
     line.insert("outcome".into(), json!(outcome));
     for (k, v) in extra {

@@ -74,6 +74,8 @@ struct Conn {
     stream: UnixStream,
     peer: Peer,
     greeted: bool,
+    /// Sent `Subscribe`: only job events go out, nothing more comes in.
+    subscribed: bool,
     buf: Vec<u8>,
     fds: Vec<OwnedFd>,
     partial_since: Option<Instant>,
@@ -242,6 +244,7 @@ impl Server {
             }
             self.jobs.enforce_deadlines();
             self.jobs.drain_due();
+            self.publish_ended();
             self.expire_connections();
         }
     }
@@ -329,6 +332,7 @@ impl Server {
                     stream,
                     peer,
                     greeted: false,
+                    subscribed: false,
                     buf: Vec::new(),
                     fds: Vec::new(),
                     partial_since: None,
@@ -376,7 +380,7 @@ impl Server {
                     "half-written frame timed out"
                 } else if !c.greeted && c.opened.elapsed() > FRAME_TIMEOUT {
                     "no hello in time"
-                } else if c.last_active.elapsed() > idle {
+                } else if !c.subscribed && c.last_active.elapsed() > idle {
                     "idle timeout"
                 } else {
                     return None;
@@ -431,6 +435,9 @@ impl Server {
             let fds: Vec<OwnedFd> = c.fds.drain(..want).collect();
             let peer = c.peer;
             let greeted = c.greeted;
+            if c.subscribed {
+                return self.close(id, "request on an event stream");
+            }
             let resp = match (&req, greeted) {
                 (Request::Hello { version }, false) => {
                     let ok = *version == PROTOCOL_VERSION;
@@ -452,10 +459,43 @@ impl Server {
                 }
                 (Request::Hello { .. }, true) => return self.close(id, "second hello"),
                 (_, false) => return self.close(id, "request before hello"),
+                (Request::Subscribe, true) => {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.subscribed = true;
+                        // An event stream is not idle while jobs run.
+                        c.last_active = Instant::now();
+                    }
+                    Response::Subscribed
+                }
                 (_, true) => self.dispatch(request_id, &req, peer, fds),
             };
             if !self.send(id, &resp) {
                 return;
+            }
+        }
+    }
+
+    /// Sends each job that ended since the last call to every subscribed
+    /// connection. A subscriber that cannot take the frame at once is
+    /// closed (it reconnects and asks for what it missed).
+    fn publish_ended(&mut self) {
+        let ended = self.jobs.take_ended();
+        if ended.is_empty() {
+            return;
+        }
+        let subscribers: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.subscribed)
+            .map(|(id, _)| *id)
+            .collect();
+        for (job, status) in ended {
+            let event = Response::JobEnded { job, status };
+            for id in &subscribers {
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.last_active = Instant::now();
+                }
+                self.send(*id, &event);
             }
         }
     }
@@ -561,6 +601,10 @@ impl Server {
                 what: "hello twice".into(),
             },
             Request::Info => Response::Info(self.info()),
+            // Handled in `readable`: it changes the connection's state.
+            Request::Subscribe => Response::Invalid {
+                what: "subscribe is answered by the connection".into(),
+            },
         }
     }
 

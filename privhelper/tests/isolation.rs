@@ -416,3 +416,36 @@ fn a_reused_uid_finds_nothing_of_the_job_that_had_it() {
     );
     assert!(!std::path::Path::new("/tmp/left-by-60890").exists());
 }
+
+#[test]
+fn a_subscriber_hears_every_job_end_and_may_send_nothing_else() {
+    if !root_or_skip("a_subscriber_hears_every_job_end_and_may_send_nothing_else") {
+        return;
+    }
+    let h = Helper::start("events", &policy(60910, ""));
+    let mut events = h.connect().subscribe().expect("subscribed");
+    let mut c = h.connect();
+    start_job(&mut c, &h.dir, 1, "exit 3", 5000);
+    start_job(&mut c, &h.dir, 2, "sleep 30", 300);
+    let mut seen = std::collections::HashMap::new();
+    while seen.len() < 2 {
+        let (job, status) = events.recv().expect("an event");
+        seen.insert(job.0[0], status);
+    }
+    assert_eq!(seen[&1].state, JobState::Exited);
+    assert_eq!(seen[&1].exit_code, Some(3));
+    assert_eq!(seen[&2].state, JobState::TimedOut);
+    // The event stream takes no requests: one closes it, and the helper
+    // still serves others.
+    let frame = protocol::encode_frame(&protocol::Envelope {
+        request_id: 0,
+        request: Request::Info,
+    })
+    .expect("frame");
+    use std::io::Write;
+    let mut s = events.stream();
+    let _ = s.write_all(&frame);
+    assert!(events.recv().is_err(), "the stream was closed");
+    let r = c.request(&Request::Info, &[]).expect("answer");
+    assert!(matches!(r, Response::Info(_)));
+}

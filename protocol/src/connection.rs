@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use crate::fdpass::send_with_fds;
 use crate::frame::{encode_frame, read_frame, FrameError};
-use crate::message::{Containment, Envelope, Request, Response, PROTOCOL_VERSION};
+use crate::message::{
+    Containment, Envelope, JobId, JobStatus, Request, Response, PROTOCOL_VERSION,
+};
 
 /// Why talking to the helper failed.
 #[derive(Debug)]
@@ -141,7 +143,44 @@ impl Connection {
         Ok(read_frame(&mut &self.stream)?)
     }
 
+    /// Turns this connection into the helper's job event stream (see
+    /// [`Request::Subscribe`]); reads on it then wait without a timeout.
+    pub fn subscribe(mut self) -> Result<Events, ClientError> {
+        match self.request(&Request::Subscribe, &[])? {
+            Response::Subscribed => {
+                self.stream
+                    .set_read_timeout(None)
+                    .map_err(ClientError::Connect)?;
+                Ok(Events {
+                    stream: self.stream,
+                })
+            }
+            other => Err(ClientError::Handshake(Box::new(other))),
+        }
+    }
+
     /// The underlying stream, for tests that need to misbehave.
+    pub fn stream(&self) -> &UnixStream {
+        &self.stream
+    }
+}
+
+/// The helper's job events: one `(job, final status)` per ended job.
+#[derive(Debug)]
+pub struct Events {
+    stream: UnixStream,
+}
+
+impl Events {
+    /// Waits for the next job to end.
+    pub fn recv(&mut self) -> Result<(JobId, JobStatus), ClientError> {
+        match read_frame(&mut &self.stream)? {
+            Response::JobEnded { job, status } => Ok((job, status)),
+            other => Err(ClientError::Handshake(Box::new(other))),
+        }
+    }
+
+    /// The underlying stream (to shut it down from another thread).
     pub fn stream(&self) -> &UnixStream {
         &self.stream
     }

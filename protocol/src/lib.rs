@@ -22,7 +22,7 @@ pub mod fdpass;
 pub mod frame;
 pub mod message;
 
-pub use connection::{ClientError, Connection};
+pub use connection::{ClientError, Connection, Events};
 pub use frame::{decode_frame, encode_frame, FrameError, MAX_FRAME};
 pub use message::{
     Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState, JobStatus, Request,

@@ -211,6 +211,10 @@ pub enum Request {
     /// How the helper contains and limits jobs now; answered with
     /// `Response::Info`. Not logged (it is what health checks ask).
     Info,
+    /// Turns this connection into an event stream: answered with
+    /// `Subscribed`, after which the helper sends a `JobEnded` frame each
+    /// time a job ends and accepts no further request on it.
+    Subscribe,
 }
 
 impl Request {
@@ -224,6 +228,7 @@ impl Request {
             Request::JobStatus { .. } => "job_status",
             Request::Cancel { .. } => "cancel",
             Request::Info => "info",
+            Request::Subscribe => "subscribe",
         }
     }
 
@@ -402,6 +407,11 @@ pub enum Response {
     Reniced { threads: u32 },
     /// Answer to `Info`.
     Info(HelperInfo),
+    /// Answer to `Subscribe`: job events follow on this connection.
+    Subscribed,
+    /// Pushed to subscribed connections when a job's shell has been reaped:
+    /// its final status.
+    JobEnded { job: JobId, status: JobStatus },
 }
 
 #[cfg(test)]
