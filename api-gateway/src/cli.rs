@@ -76,7 +76,11 @@ CONFIGURATION (every key optional)
     state_dir = \"/var/lib/monitoreo\"      keys.json and jobs/
     keys_file = \"<state_dir>/keys.json\"
     audit_log = \"\"                          JSON lines file; \"\" = stderr
-    job_retention = \"7d\"                    finished jobs older are deleted
+    output_retention = \"7d\"                 finished jobs older are deleted
+                                            (older name: job_retention)
+    output_quota = \"2G\"                     stored output plus running jobs'
+                                            ceilings; a job that could exceed
+                                            it is refused (507)
     default_timeout_s = 10                  POST /api/ps without timeout_s
     max_connections = 256
     header_timeout_s = 10
@@ -106,7 +110,7 @@ Usage:
 
 Commands:
     add NAME      create a key and print its token once; LIST is a comma list
-                  of read, signal, renice, exec; DURATION like 30d, 12h, 15m
+                  of read, signal, renice, exec, admin; DURATION like 30d, 12h, 15m
     list          name, scopes, creation, expiry and state of every key
                   (--json: a JSON array; never a token or its hash)
     revoke NAME   refuse the key from now on (no restart needed)
@@ -263,7 +267,7 @@ fn parse_scopes(v: &str) -> Result<Vec<Scope>, String> {
     let mut list = Vec::new();
     for s in v.split(',').filter(|s| !s.is_empty()) {
         let sc = Scope::parse(s)
-            .ok_or_else(|| format!("unknown scope {s:?} (read, signal, renice, exec)"))?;
+            .ok_or_else(|| format!("unknown scope {s:?} (read, signal, renice, exec, admin)"))?;
         if !list.contains(&sc) {
             list.push(sc);
         }

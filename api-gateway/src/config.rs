@@ -28,7 +28,10 @@ struct Raw {
     state_dir: Option<PathBuf>,
     keys_file: Option<PathBuf>,
     audit_log: Option<String>,
+    output_retention: Option<String>,
+    /// The older name of `output_retention`.
     job_retention: Option<String>,
+    output_quota: Option<String>,
     default_timeout_s: Option<u64>,
     max_connections: Option<usize>,
     header_timeout_s: Option<u64>,
@@ -45,7 +48,12 @@ pub struct Config {
     pub keys_file: PathBuf,
     /// `None` = stderr.
     pub audit_log: Option<PathBuf>,
-    pub job_retention: Duration,
+    /// Finished jobs and their output are kept this long.
+    pub output_retention: Duration,
+    /// Total bytes stored job output may take, running jobs' ceilings
+    /// included; a job that could overrun it is refused, nothing stored is
+    /// ever dropped to make room.
+    pub output_quota: u64,
     pub default_timeout_s: u64,
     pub max_connections: usize,
     pub header_timeout: Duration,
@@ -66,6 +74,19 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     };
     let n: u64 = num.parse().ok()?;
     Some(Duration::from_secs(n.checked_mul(mul)?))
+}
+
+/// Parses `512M`, `2G`, `100K` or a bare number of bytes (binary units).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.char_indices().last()? {
+        (i, 'K' | 'k') => (&s[..i], 1u64 << 10),
+        (i, 'M' | 'm') => (&s[..i], 1 << 20),
+        (i, 'G' | 'g') => (&s[..i], 1 << 30),
+        (i, 'T' | 't') => (&s[..i], 1 << 40),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mul)
 }
 
 /// `listen` → the one address to bind. An `address:port` is taken as is;
@@ -125,9 +146,22 @@ impl Config {
         let listen = resolve_listen(raw.listen.as_deref().unwrap_or("127.0.0.1:8470"))?;
         let state_dir = raw.state_dir.unwrap_or_else(|| "/var/lib/monitoreo".into());
         let keys_file = raw.keys_file.unwrap_or_else(|| state_dir.join("keys.json"));
-        let retention = raw.job_retention.as_deref().unwrap_or("7d");
-        let job_retention = parse_duration(retention)
-            .ok_or_else(|| format!("job_retention: {retention:?} is not like 7d/12h/30m/60s"))?;
+        let (key, retention) =
+            match (&raw.output_retention, &raw.job_retention) {
+                (Some(_), Some(_)) => return Err(
+                    "output_retention and job_retention (its older name) are both set; keep one"
+                        .into(),
+                ),
+                (Some(r), None) => ("output_retention", r.as_str()),
+                (None, Some(r)) => ("job_retention", r.as_str()),
+                (None, None) => ("output_retention", "7d"),
+            };
+        let output_retention = parse_duration(retention)
+            .ok_or_else(|| format!("{key}: {retention:?} is not like 7d/12h/30m/60s"))?;
+        let quota = raw.output_quota.as_deref().unwrap_or("2G");
+        let output_quota = parse_size(quota)
+            .filter(|q| *q > 0)
+            .ok_or_else(|| format!("output_quota: {quota:?} is not a size like 2G/512M/100K"))?;
         let cpu = raw.cpu_window_s.unwrap_or(1.0);
         if !(0.1..=60.0).contains(&cpu) {
             return Err("cpu_window_s must be between 0.1 and 60".into());
@@ -144,7 +178,8 @@ impl Config {
             state_dir,
             keys_file,
             audit_log: raw.audit_log.filter(|s| !s.is_empty()).map(PathBuf::from),
-            job_retention,
+            output_retention,
+            output_quota,
             default_timeout_s: raw.default_timeout_s.unwrap_or(10).max(1),
             max_connections,
             header_timeout: Duration::from_secs(raw.header_timeout_s.unwrap_or(10).max(1)),
@@ -182,6 +217,37 @@ mod tests {
             e.contains("\"no-such-host.invalid\" does not resolve"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("2G"), Some(2 << 30));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("100k"), Some(100 << 10));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("G"), None);
+        assert_eq!(parse_size("99999999999T"), None);
+    }
+
+    #[test]
+    fn retention_has_one_name_at_a_time() {
+        let both = Raw {
+            output_retention: Some("1d".into()),
+            job_retention: Some("2d".into()),
+            ..Raw::default()
+        };
+        assert!(Config::validate(both).is_err());
+        let old = Raw {
+            job_retention: Some("2d".into()),
+            ..Raw::default()
+        };
+        let c = Config::validate(old).unwrap();
+        assert_eq!(c.output_retention, Duration::from_secs(2 * 86400));
+        let bad = Raw {
+            output_quota: Some("lots".into()),
+            ..Raw::default()
+        };
+        assert!(Config::validate(bad).unwrap_err().contains("output_quota"));
     }
 
     #[test]

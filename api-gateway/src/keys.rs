@@ -35,6 +35,8 @@ pub enum Scope {
     Signal,
     Renice,
     Exec,
+    /// Sees and cancels every key's jobs, not only its own.
+    Admin,
 }
 
 impl Scope {
@@ -44,6 +46,7 @@ impl Scope {
             "signal" => Some(Scope::Signal),
             "renice" => Some(Scope::Renice),
             "exec" => Some(Scope::Exec),
+            "admin" => Some(Scope::Admin),
             _ => None,
         }
     }
@@ -53,6 +56,7 @@ impl Scope {
             Scope::Signal => "signal",
             Scope::Renice => "renice",
             Scope::Exec => "exec",
+            Scope::Admin => "admin",
         }
     }
 }

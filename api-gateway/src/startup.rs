@@ -9,7 +9,7 @@ use crate::http::{router::Router, server};
 use crate::state::State;
 use crate::{api, audit, helper, jobs, keys, procs};
 
-/// How often finished jobs past `job_retention` are looked for.
+/// How often finished jobs past `output_retention` are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the gateway; the error is one line for stderr.
@@ -20,6 +20,16 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("starting the runtime: {e}"))?;
     let jobs = jobs::JobStore::new(&cfg.state_dir)
         .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    // The hub's inotify reader is a task of this runtime.
+    let _runtime = rt.enter();
+    let hub = jobs::hub::Hub::start();
+    let helper = helper::Helper::new(cfg.helper_socket.clone());
+    jobs::events::spawn(
+        cfg.helper_socket.clone(),
+        jobs.clone(),
+        helper.clone(),
+        hub.clone(),
+    );
     let audit =
         audit::Audit::open(cfg.audit_log.as_ref()).map_err(|e| format!("audit log: {e}"))?;
     let router = Router::new(api::table());
@@ -28,8 +38,9 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     let state = Arc::new(State {
         keys: keys::KeyStore::new(cfg.keys_file.clone()),
         procs: Arc::new(procs::ProcReader::new(cfg.cpu_window)),
-        helper: helper::Helper::new(cfg.helper_socket.clone()),
+        helper,
         jobs,
+        hub,
         audit,
         openapi: openapi.into(),
         cfg,
@@ -51,7 +62,7 @@ async fn sweep_forever(state: Arc<State>) {
     loop {
         let s = state.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            let n = s.jobs.sweep(s.cfg.job_retention);
+            let n = s.jobs.sweep(s.cfg.output_retention);
             if n > 0 {
                 eprintln!("monitoreo-gateway: removed {n} expired job(s)");
             }

@@ -14,6 +14,8 @@ pub struct State {
     pub procs: Arc<procs::ProcReader>,
     pub helper: helper::Helper,
     pub jobs: jobs::JobStore,
+    /// Wakes waiters of a job on output and on its end.
+    pub hub: jobs::hub::Hub,
     pub audit: audit::Audit,
     /// The OpenAPI document, serialized once.
     pub openapi: Bytes,

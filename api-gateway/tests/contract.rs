@@ -406,8 +406,10 @@ fn the_openapi_document_is_one_clients_can_generate_from() {
                 assert!(r.is_string(), "{id}'s body is anonymous");
             }
             for (status, resp) in op["responses"].as_object().expect("responses") {
-                let r = &resp["content"]["application/json"]["schema"]["$ref"];
-                assert!(r.is_string(), "{id} {status} is anonymous");
+                for (media, c) in resp["content"].as_object().expect("content") {
+                    let r = &c["schema"]["$ref"];
+                    assert!(r.is_string(), "{id} {status} {media} is anonymous");
+                }
             }
         }
     }

@@ -52,6 +52,9 @@ pub struct Draining {
     pub pool_uid: Option<u32>,
     pub home: Option<PathBuf>,
     pub pid: i32,
+    /// The uid's cleaner (`home::clean_as`), once the job is empty: its
+    /// pidfd, polled; the uid is free when it has exited.
+    pub cleaner: Option<(i32, OwnedFd)>,
     next_retry: Instant,
 }
 
@@ -95,7 +98,11 @@ impl Jobs {
             .values()
             .filter(|r| !r.timed_out)
             .map(|r| r.deadline);
-        let drains = self.draining.values().map(|d| d.next_retry);
+        let drains = self
+            .draining
+            .values()
+            .filter(|d| d.cleaner.is_none())
+            .map(|d| d.next_retry);
         deadlines
             .chain(drains)
             .map(|t| t.saturating_duration_since(now))
@@ -205,6 +212,7 @@ impl Jobs {
                 pool_uid: r.pool_uid,
                 home: r.home,
                 pid: r.status.pid,
+                cleaner: None,
                 next_retry: Instant::now(),
             },
         );
@@ -232,6 +240,17 @@ impl Jobs {
         let Some(d) = self.draining.get_mut(id) else {
             return true;
         };
+        if let Some((pid, fd)) = &d.cleaner {
+            if crate::target::alive(fd) {
+                return false;
+            }
+            let _ = waitpid(nix::unistd::Pid::from_raw(*pid), None);
+            if let Some(uid) = d.pool_uid {
+                self.uids.release(uid);
+            }
+            self.draining.remove(id);
+            return true;
+        }
         let empty = match (&d.cgroup, &d.events) {
             (Some(_), Some(ev)) => !cgroup::populated(ev).unwrap_or(true),
             // No events file: removal itself tells (EBUSY while populated).
@@ -275,18 +294,54 @@ impl Jobs {
                 d.next_retry = Instant::now() + DRAIN_RETRY;
                 return false;
             }
-        }
-        if let Some(home) = &d.home {
-            home::remove(home);
+            d.cgroup = None;
+            d.events = None;
         }
         if let Some(uid) = d.pool_uid {
-            // Nothing runs as the uid any more: what it left in the shared
-            // temporary directories goes before the uid is handed out again.
-            home::sweep_tmp(uid);
-            self.uids.release(uid);
+            // Nothing runs as the uid any more: what it left behind goes
+            // before the uid is handed out again.
+            match home::clean_as(uid, d.home.as_deref()) {
+                Ok(c) => d.cleaner = Some(c),
+                Err(e) => {
+                    log::event(
+                        "job_error",
+                        &[
+                            ("job", json!(id.to_hex())),
+                            (
+                                "error",
+                                json!(format!("starting the uid {uid} cleaner: {e}")),
+                            ),
+                        ],
+                    );
+                    d.next_retry = Instant::now() + DRAIN_RETRY;
+                }
+            }
+            return false;
         }
         self.draining.remove(id);
         true
+    }
+
+    /// A start whose child failed before `execve`: nothing of it runs, but
+    /// it may have made its home; the uid is freed after its cleaner ran.
+    pub fn clean_failed_start(&mut self, uid: u32, home: PathBuf) {
+        let mut raw = [0u8; 16];
+        raw[..4].copy_from_slice(&uid.to_be_bytes());
+        raw[4..12].copy_from_slice(&now_ms().to_be_bytes());
+        let id = JobId(raw);
+        self.draining.insert(
+            id,
+            Draining {
+                cgroup: None,
+                events: None,
+                pool_uid: Some(uid),
+                home: Some(home),
+                pid: 0,
+                cleaner: None,
+                next_retry: Instant::now(),
+            },
+        );
+        self.drain(&id);
     }
 
     /// Retries every draining job whose retry time has come (jobs without
@@ -296,7 +351,7 @@ impl Jobs {
         let due: Vec<JobId> = self
             .draining
             .iter()
-            .filter(|(_, d)| d.next_retry <= now)
+            .filter(|(_, d)| d.cleaner.is_none() && d.next_retry <= now)
             .map(|(id, _)| *id)
             .collect();
         for id in due {
@@ -345,8 +400,11 @@ impl Jobs {
             let mut fds: Vec<PollFd<'_>> = self
                 .draining
                 .values()
-                .filter_map(|d| d.events.as_ref())
-                .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLPRI))
+                .filter_map(|d| match (&d.cleaner, &d.events) {
+                    (Some((_, c)), _) => Some(PollFd::new(c.as_fd(), PollFlags::POLLIN)),
+                    (None, Some(f)) => Some(PollFd::new(f.as_fd(), PollFlags::POLLPRI)),
+                    (None, None) => None,
+                })
                 .collect();
             let ms = left.min(DRAIN_RETRY).as_millis().max(1);
             let _ = poll(
@@ -358,6 +416,10 @@ impl Jobs {
 }
 
 fn kill_job(cgroup: Option<&JobCgroup>, pid: i32) {
+    // pid 0 or 1 would name the helper's own process group or init.
+    if cgroup.is_none() && pid <= 1 {
+        return;
+    }
     match cgroup {
         Some(cg) => {
             if let Err(e) = cg.kill() {

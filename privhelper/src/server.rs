@@ -89,6 +89,7 @@ enum Key {
     Conn(u64),
     Job(JobId),
     Drain(JobId),
+    Cleaner(JobId),
 }
 
 impl Server {
@@ -200,7 +201,10 @@ impl Server {
                 pfds.push(PollFd::new(j.pidfd.as_fd(), PollFlags::POLLIN));
             }
             for (id, d) in &self.jobs.draining {
-                if let Some(ev) = &d.events {
+                if let Some((_, c)) = &d.cleaner {
+                    keys.push(Key::Cleaner(*id));
+                    pfds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+                } else if let Some(ev) = &d.events {
                     keys.push(Key::Drain(*id));
                     pfds.push(PollFd::new(ev.as_fd(), PollFlags::POLLPRI));
                 }
@@ -237,7 +241,7 @@ impl Server {
                     Key::Job(id) => {
                         self.jobs.reap(&id);
                     }
-                    Key::Drain(id) => {
+                    Key::Drain(id) | Key::Cleaner(id) => {
                         self.jobs.drain(&id);
                     }
                 }
@@ -685,21 +689,9 @@ impl Server {
             }
             None => None,
         };
-        let home = match pool_uid {
-            Some(u) => match home::create(&std::env::temp_dir(), &job.to_hex(), u) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    if let Some(cg) = &cgroup {
-                        let _ = cg.remove();
-                    }
-                    release(&mut self.jobs);
-                    return Response::Failed {
-                        errno: e.raw_os_error().unwrap_or(libc::EIO),
-                    };
-                }
-            },
-            None => None,
-        };
+        // A per-job uid gets a private home, which the child creates itself
+        // once it runs as that uid (the helper needs no CAP_CHOWN for it).
+        let home = pool_uid.map(|_| home::path(&std::env::temp_dir(), &job.to_hex()));
         let (home_env, tmp_env) = match &home {
             Some(h) => (h.display().to_string(), h.display().to_string()),
             None => (run.home.clone(), "/tmp".to_string()),
@@ -712,6 +704,7 @@ impl Server {
             rlimit_as: limits.rlimit_as,
             home: home_env,
             tmpdir: tmp_env,
+            create_home: home.is_some(),
             stdout: &stdout,
             stderr: &stderr,
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_file()),
@@ -724,10 +717,14 @@ impl Server {
                 if let Some(cg) = &cgroup {
                     let _ = cg.remove();
                 }
-                if let Some(h) = &home {
-                    home::remove(h);
+                // The child failed before execve: nothing of it runs, and
+                // a home it made is removed when the uid is next cleaned;
+                // keep the uid out of use until then.
+                if let (Some(u), Some(h)) = (pool_uid, &home) {
+                    self.jobs.clean_failed_start(u, h.clone());
+                } else {
+                    release(&mut self.jobs);
                 }
-                release(&mut self.jobs);
                 return Response::Failed {
                     errno: e.raw_os_error().unwrap_or(libc::EIO),
                 };

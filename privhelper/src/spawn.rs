@@ -14,6 +14,7 @@ use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use caps::{CapSet, Capability};
@@ -40,6 +41,8 @@ pub struct SpawnPlan<'a> {
     /// user's home and `/tmp`.
     pub home: String,
     pub tmpdir: String,
+    /// Create `home` (0700) once running as the job's uid.
+    pub create_home: bool,
     pub stdout: &'a OwnedFd,
     pub stderr: &'a OwnedFd,
     /// `cgroup.procs` of the job's cgroup, if contained by cgroup.
@@ -156,6 +159,11 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
         || setuid(nix::unistd::Uid::from_raw(0)).is_ok()
     {
         return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    if plan.create_home {
+        // As the job's uid, in the sticky /tmp: a name planted by anyone
+        // else makes this fail (EEXIST) rather than be used.
+        std::fs::DirBuilder::new().mode(0o700).create(&plan.home)?;
     }
     sys::set_no_new_privs()?;
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {

@@ -102,5 +102,7 @@ pub async fn openapi(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
         status: hyper::StatusCode::OK,
         headers: Vec::new(),
         body: cx.state.openapi.clone(),
+        stream: None,
+        content_type: "application/json",
     })
 }

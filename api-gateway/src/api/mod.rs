@@ -4,6 +4,7 @@
 //! error envelope are the router's (`http::router`), not theirs.
 
 pub mod health;
+pub mod jobs;
 pub mod ps;
 pub mod renice;
 pub mod run;
@@ -19,6 +20,7 @@ use crate::route;
 /// Every route: method and path, operationId, scope, whether audited,
 /// handler and request type.
 pub fn table() -> Vec<Route> {
+    use crate::http::extract::Nothing;
     use Scope::{Exec, Read, Renice, Signal};
     vec![
         route!(GET "/api/ps", "listProcesses", Some(Read), audited: false,
@@ -33,14 +35,28 @@ pub fn table() -> Vec<Route> {
             run::output, run::OutputRequest),
         route!(GET "/api/ps/{pid}", "getProcess", Some(Read), audited: false,
             ps::one, ps::OneRequest),
+        route!(POST "/api/jobs", "createJob", Some(Exec), audited: true,
+            jobs::create, run::RunRequest),
+        route!(GET "/api/jobs", "listJobs", Some(Exec), audited: false,
+            jobs::list, jobs::ListRequest),
+        route!(GET "/api/jobs/{id}", "getJob", Some(Exec), audited: false,
+            jobs::get, jobs::GetRequest),
+        route!(DELETE "/api/jobs/{id}", "cancelJob", Some(Exec), audited: true,
+            jobs::cancel, jobs::IdRequest),
+        route!(GET "/api/jobs/{id}/stdout", "getJobStdout", Some(Exec), audited: false,
+            jobs::stdout, jobs::OutputRequest),
+        route!(GET "/api/jobs/{id}/stderr", "getJobStderr", Some(Exec), audited: false,
+            jobs::stderr, jobs::OutputRequest),
+        route!(GET "/api/jobs/{id}/events", "followJob", Some(Exec), audited: false,
+            jobs::events, jobs::EventsRequest),
         route!(GET "/api/users", "listUsers", Some(Read), audited: false,
-            users::list, crate::http::extract::Nothing),
+            users::list, Nothing),
         route!(GET "/api/users/{username}/ps", "listUserProcesses", Some(Read), audited: false,
             users::processes, users::UserProcessesRequest),
         route!(GET "/healthz", "getHealth", None, audited: false,
-            health::healthz, crate::http::extract::Nothing),
+            health::healthz, Nothing),
         route!(GET "/api/openapi.json", "getOpenApiDocument", None, audited: false,
-            health::openapi, crate::http::extract::Nothing),
+            health::openapi, Nothing),
     ]
 }
 

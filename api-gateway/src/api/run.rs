@@ -12,7 +12,9 @@ use crate::http::extract::{present, FromInput, Input};
 use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime};
-use crate::jobs::{lifecycle, JobState};
+use crate::jobs::store::Stream;
+use crate::jobs::{lifecycle, output, JobState};
+use hyper::header::HeaderValue;
 
 /// The body: `cmd` for `/bin/sh -c`, optional `timeout_s` (seconds,
 /// default from the configuration, at most the helper's ceiling).
@@ -74,20 +76,41 @@ pub struct Started {
     pub pid: Option<Pid>,
     /// The output id, 32 hex characters.
     pub output: String,
+    /// The job id (the same value): `GET /api/jobs/{job}`.
+    pub job: String,
 }
 
-pub async fn start(cx: &Ctx, req: RunRequest) -> Result<Reply, ApiError> {
+/// Starts a job for the calling key (`POST /api/ps` and `POST /api/jobs`).
+pub async fn start_job(cx: &Ctx, req: RunRequest) -> Result<lifecycle::Started, ApiError> {
     let owner = cx.caller()?.name.clone();
     let timeout_s = req.timeout_s.unwrap_or(cx.state.cfg.default_timeout_s);
     let state = cx.state.clone();
-    let started =
-        blocking(move || lifecycle::start(&state.jobs, &state.helper, &owner, &req.cmd, timeout_s))
-            .await?;
+    let started = blocking(move || {
+        lifecycle::start(
+            &state.jobs,
+            &state.helper,
+            &state.hub,
+            &owner,
+            &req.cmd,
+            timeout_s,
+            lifecycle::Quota(state.cfg.output_quota),
+        )
+    })
+    .await?;
     cx.note_job(started.id);
     if let Some(pid) = started.meta.pid {
         cx.note_target(pid, started.meta.start_time);
     }
+    Ok(started)
+}
+
+/// The old route's answer, plus the job id and its `Location`.
+pub async fn start(cx: &Ctx, req: RunRequest) -> Result<Reply, ApiError> {
+    let started = start_job(cx, req).await?;
+    let id = started.id;
     let m = started.meta;
+    let location = HeaderValue::from_str(&format!("/api/jobs/{}", id.to_hex()))
+        .unwrap_or_else(|_| HeaderValue::from_static("/api/jobs"));
     Ok(Envelope::ok()
         .members(&Started {
             process: JobProcess {
@@ -96,9 +119,11 @@ pub async fn start(cx: &Ctx, req: RunRequest) -> Result<Reply, ApiError> {
                 cmd: m.cmd,
             },
             pid: m.pid,
-            output: started.id.to_hex(),
+            output: id.to_hex(),
+            job: id.to_hex(),
         })?
-        .finish(hyper::StatusCode::ACCEPTED))
+        .finish(hyper::StatusCode::ACCEPTED)
+        .header(hyper::header::LOCATION, location))
 }
 
 /// `GET /api/ps/output/{id}`.
@@ -119,7 +144,9 @@ impl FromInput for OutputRequest {
     }
 }
 
-/// The answer to `GET /api/ps/output/{id}`.
+/// The answer to `GET /api/ps/output/{id}`, but for `out` and `err` and
+/// their `*_invalid_utf8` flags, which are streamed from the files after
+/// these members (so the answer is never held whole in memory).
 #[derive(Debug, Serialize)]
 pub struct JobOutput {
     pub output: String,
@@ -133,23 +160,29 @@ pub struct JobOutput {
     pub truncated: bool,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
-    pub out: String,
-    pub err: String,
-    pub out_invalid_utf8: bool,
-    pub err_invalid_utf8: bool,
 }
 
 pub async fn output(cx: &Ctx, req: OutputRequest) -> Result<Reply, ApiError> {
     let owner = cx.caller()?.name.clone();
     let state = cx.state.clone();
-    let (meta, out, err) =
-        blocking(move || lifecycle::look(&state.jobs, &state.helper, &owner, req.id)).await?;
+    let id = req.id;
+    let (meta, (out_len, err_len)) = blocking(move || {
+        let mut meta = state
+            .jobs
+            .meta(&id)
+            .map_err(|e| ApiError::Internal(format!("reading job {id}: {e}")))?
+            .filter(|m| m.owner == owner)
+            .ok_or(ApiError::NoSuchOutput(id))?;
+        lifecycle::refresh(&state.jobs, &state.helper, id, &mut meta);
+        Ok((meta, state.jobs.sizes(&id)))
+    })
+    .await?;
     let truncated = meta
         .output_limit
-        .is_some_and(|l| out.len >= l || err.len >= l);
-    Ok(Envelope::ok()
+        .is_some_and(|l| out_len >= l || err_len >= l);
+    let head = Envelope::ok()
         .members(&JobOutput {
-            output: req.id.to_hex(),
+            output: id.to_hex(),
             cmd: meta.cmd,
             pid: meta.pid,
             start_time: meta.start_time,
@@ -160,10 +193,22 @@ pub async fn output(cx: &Ctx, req: OutputRequest) -> Result<Reply, ApiError> {
             truncated,
             started_at: meta.started_ms.map(rfc3339),
             ended_at: meta.ended_ms.map(rfc3339),
-            out: out.text,
-            err: err.text,
-            out_invalid_utf8: out.invalid_utf8,
-            err_invalid_utf8: err.invalid_utf8,
         })?
-        .finish(hyper::StatusCode::OK))
+        .open();
+    let store = &cx.state.jobs;
+    let body = output::json_envelope(
+        head,
+        [
+            (store.output_path(&id, Stream::Stdout), out_len),
+            (store.output_path(&id, Stream::Stderr), err_len),
+        ],
+        |out_bad, err_bad| {
+            format!(",\"out_invalid_utf8\":{out_bad},\"err_invalid_utf8\":{err_bad}}}").into_bytes()
+        },
+    );
+    Ok(Reply::streamed(
+        hyper::StatusCode::OK,
+        "application/json",
+        body,
+    ))
 }

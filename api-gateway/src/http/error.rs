@@ -66,6 +66,8 @@ pub enum ApiError {
     NoSuchUser(String),
     #[error("no output {0} for this key")]
     NoSuchOutput(JobId),
+    #[error("no job {0} for this key")]
+    NoSuchJob(JobId),
     #[error("{method} is not allowed on {path}; allowed: {allow}")]
     MethodNotAllowed {
         method: String,
@@ -80,10 +82,20 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("request target (URI) too long")]
     UriTooLong,
+    /// A `Range` that starts at or past the end of the output.
+    #[error("range not satisfiable: the output has {len} bytes")]
+    RangeNotSatisfiable { len: u64 },
     #[error("the helper is running its maximum number of jobs; retry in {RETRY_AFTER_BUSY_S} s")]
     Busy,
     #[error("request headers over {0} bytes (or over 100 header lines)")]
     HeadersTooLarge(usize),
+    /// Starting a job could take stored output over `output_quota`.
+    #[error("output quota full: stored and reserved output is {committed} bytes, this job may write {needed} more, output_quota is {quota}; wait for jobs to expire (output_retention) or raise output_quota")]
+    OutputQuotaFull {
+        committed: u64,
+        needed: u64,
+        quota: u64,
+    },
     #[error("helper error: {0}")]
     BadGateway(String),
     #[error("helper unreachable: {0}")]
@@ -112,14 +124,17 @@ impl ApiError {
         "not_a_process",
         "no_such_user",
         "no_such_output",
+        "no_such_job",
         "method_not_allowed",
         "request_timeout",
         "identity_changed",
         "payload_too_large",
         "uri_too_long",
+        "range_not_satisfiable",
         "busy",
         "headers_too_large",
         "internal",
+        "output_quota_full",
         "helper_error",
         "helper_unavailable",
     ];
@@ -141,12 +156,15 @@ impl ApiError {
             | E::NoSuchProcess(_)
             | E::NotAProcess(_)
             | E::NoSuchUser(_)
-            | E::NoSuchOutput(_) => StatusCode::NOT_FOUND,
+            | E::NoSuchOutput(_)
+            | E::NoSuchJob(_) => StatusCode::NOT_FOUND,
             E::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             E::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             E::IdentityChanged { .. } => StatusCode::CONFLICT,
             E::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             E::UriTooLong => StatusCode::URI_TOO_LONG,
+            E::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            E::OutputQuotaFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
             E::Busy => StatusCode::TOO_MANY_REQUESTS,
             E::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             E::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -175,11 +193,14 @@ impl ApiError {
             E::NotAProcess(_) => "not_a_process",
             E::NoSuchUser(_) => "no_such_user",
             E::NoSuchOutput(_) => "no_such_output",
+            E::NoSuchJob(_) => "no_such_job",
             E::MethodNotAllowed { .. } => "method_not_allowed",
             E::RequestTimeout(_) => "request_timeout",
             E::IdentityChanged { .. } => "identity_changed",
             E::PayloadTooLarge(_) => "payload_too_large",
             E::UriTooLong => "uri_too_long",
+            E::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            E::OutputQuotaFull { .. } => "output_quota_full",
             E::Busy => "busy",
             E::HeadersTooLarge(_) => "headers_too_large",
             E::BadGateway(_) => "helper_error",
@@ -201,6 +222,9 @@ impl ApiError {
             ApiError::Busy => Some((header::RETRY_AFTER, RETRY_AFTER_BUSY_S.to_string())),
             ApiError::Unavailable(_) => {
                 Some((header::RETRY_AFTER, RETRY_AFTER_UNAVAILABLE_S.to_string()))
+            }
+            ApiError::RangeNotSatisfiable { len } => {
+                Some((header::CONTENT_RANGE, format!("bytes */{len}")))
             }
             _ => None,
         };
@@ -261,6 +285,7 @@ mod tests {
             ApiError::NotAProcess(pid),
             ApiError::NoSuchUser("x".into()),
             ApiError::NoSuchOutput(JobId([0; 16])),
+            ApiError::NoSuchJob(JobId([0; 16])),
             ApiError::MethodNotAllowed {
                 method: "PUT".into(),
                 path: "/api/ps".into(),
@@ -273,9 +298,15 @@ mod tests {
             },
             ApiError::PayloadTooLarge(1),
             ApiError::UriTooLong,
+            ApiError::RangeNotSatisfiable { len: 3 },
             ApiError::Busy,
             ApiError::HeadersTooLarge(1),
             ApiError::Internal("x".into()),
+            ApiError::OutputQuotaFull {
+                committed: 1,
+                needed: 2,
+                quota: 2,
+            },
             ApiError::BadGateway("x".into()),
             ApiError::Unavailable("x".into()),
         ]

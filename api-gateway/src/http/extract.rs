@@ -47,6 +47,8 @@ pub struct Input {
     pub query: BTreeMap<&'static str, Vec<String>>,
     /// The body; empty when none was sent.
     pub body: Bytes,
+    /// The request headers (`Range`, `Last-Event-ID`).
+    pub headers: hyper::HeaderMap,
 }
 
 impl Input {
@@ -70,6 +72,11 @@ impl Input {
     /// Every value of a list parameter, in order.
     pub fn list(&self, name: &str) -> &[String] {
         self.query.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// A header's value as text, if present and visible ASCII.
+    pub fn header(&self, name: hyper::header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// Decodes the body as `T` (a `deny_unknown_fields` struct).

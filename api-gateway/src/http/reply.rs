@@ -5,34 +5,106 @@
 //! listings, JSON the reader already wrote) and never format an envelope
 //! themselves.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
+use tokio::sync::mpsc;
 
-/// A finished answer: status, extra headers and the JSON body.
+/// The body type of every response: whole bytes or a stream.
+pub type ResponseBody = BoxBody<Bytes, std::io::Error>;
+
+/// A body produced while it is sent (raw output, live events, a large
+/// answer built chunk by chunk), so no answer is ever held whole.
+pub struct Stream(pub ResponseBody);
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream")
+    }
+}
+
+/// A finished answer: status, extra headers and the body — JSON bytes, or
+/// a [`Stream`] of another content type.
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The JSON body (empty when `stream` is set).
     pub body: Bytes,
+    pub stream: Option<Stream>,
+    pub content_type: &'static str,
 }
 
 impl Reply {
-    /// The hyper response (`Content-Type: application/json`).
-    pub fn into_response(self) -> Response<Full<Bytes>> {
-        let mut resp = Response::new(Full::new(self.body));
+    /// A streamed answer of `content_type`.
+    pub fn streamed(status: StatusCode, content_type: &'static str, body: ResponseBody) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            stream: Some(Stream(body)),
+            content_type,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The hyper response.
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let body = match self.stream {
+            Some(Stream(s)) => s,
+            None => Full::new(self.body).map_err(|never| match never {}).boxed(),
+        };
+        let mut resp = Response::new(body);
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(self.content_type),
         );
         for (k, v) in self.headers {
             h.insert(k, v);
         }
         resp
+    }
+}
+
+/// A body fed through a bounded channel by a producer task: the producer
+/// waits while the client is slow (backpressure, bounded memory) and stops
+/// when the client is gone (its sends fail).
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl ChannelBody {
+    /// The body and the sender its producer writes chunks to; `depth`
+    /// chunks at most wait in between.
+    pub fn channel(depth: usize) -> (mpsc::Sender<Bytes>, ResponseBody) {
+        let (tx, rx) = mpsc::channel(depth.max(1));
+        (tx, ChannelBody { rx }.boxed())
+    }
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b))))
     }
 }
 
@@ -99,6 +171,13 @@ impl Envelope {
         self
     }
 
+    /// The envelope so far, still open and ending with a comma, for a
+    /// streamed answer that appends more members itself.
+    pub fn open(mut self) -> Vec<u8> {
+        self.out.push(b',');
+        self.out
+    }
+
     /// Closes the object.
     pub fn finish(mut self, status: StatusCode) -> Reply {
         self.out.push(b'}');
@@ -106,6 +185,8 @@ impl Envelope {
             status,
             headers: Vec::new(),
             body: Bytes::from(self.out),
+            stream: None,
+            content_type: "application/json",
         }
     }
 

@@ -15,14 +15,14 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response};
 use protocol::JobId;
 
 use super::error::ApiError;
 use super::extract::{parse_query, percent_decode, Input, Param};
-use super::reply::Reply;
+use super::reply::{Reply, ResponseBody};
 use crate::audit;
 use crate::ids::{Pid, StartTime};
 use crate::keys::{AuthFailure, Caller, Scope};
@@ -237,7 +237,7 @@ impl Router {
         self: Arc<Self>,
         state: Arc<State>,
         req: Request<Incoming>,
-    ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    ) -> Result<Response<ResponseBody>, std::convert::Infallible> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let reply = match self.find(&method, &path) {
@@ -271,6 +271,7 @@ impl Router {
                 caller = Some(authenticate(&state, &req, scope)?);
             }
             let query = parse_query(req.uri().query(), route.query)?;
+            let headers = req.headers().clone();
             let body = if route.body {
                 read_body(req).await?
             } else {
@@ -280,6 +281,7 @@ impl Router {
                 path: params,
                 query,
                 body,
+                headers,
             })
         }
         .await;

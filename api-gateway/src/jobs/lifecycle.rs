@@ -1,19 +1,21 @@
-//! A job's life as the gateway drives it: [`start`] creates its files,
-//! hands their descriptors to the helper with the command and records the
-//! helper's answer; [`look`] reads output and state back for the key that
-//! started it, asking the helper while the job may still change. Both
-//! block (files, the helper's socket): callers run them off the async
-//! threads.
+//! A job's life as the gateway drives it: [`start`] checks the output
+//! quota, creates its files, watches them, hands their descriptors to the
+//! helper with the command and records the helper's answer; [`find`] and
+//! [`look`] read a job back for a key that may see it; [`cancel`] asks the
+//! helper to kill it. All block (files, the helper's socket): callers run
+//! them off the async threads.
 
 use std::os::fd::AsFd;
 
 use protocol::{JobId, Request, Response};
 
+use super::hub::Hub;
 use super::meta::Meta;
 use super::store::{JobStore, Output};
 use crate::clock::now_ms;
 use crate::helper::{self, Helper};
 use crate::http::error::ApiError;
+use crate::keys::{Caller, Scope};
 
 /// A job the helper accepted.
 pub struct Started {
@@ -21,14 +23,43 @@ pub struct Started {
     pub meta: Meta,
 }
 
-/// Starts `cmd` for `owner` with a timeout in seconds.
+/// What the store may hold (`output_quota`).
+#[derive(Debug, Clone, Copy)]
+pub struct Quota(pub u64);
+
+/// Starts `cmd` for `owner` with a timeout in seconds, unless its output
+/// could take the store over `quota`: then nothing is started and nothing
+/// stored is touched.
 pub fn start(
     store: &JobStore,
     helper: &Helper,
+    hub: &Hub,
     owner: &str,
     cmd: &str,
     timeout_s: u64,
+    quota: Quota,
 ) -> Result<Started, ApiError> {
+    // The output ceiling per stream is the helper's (RLIMIT_FSIZE).
+    let ceiling = match helper.call(&Request::Info, &[])? {
+        Response::Info(info) => info.limits.rlimit_fsize,
+        other => {
+            return Err(ApiError::BadGateway(format!(
+                "unexpected answer to info: {other:?}"
+            )))
+        }
+    };
+    let needed = ceiling.saturating_mul(2);
+    // Until the job is created (and so counted), no other start is
+    // admitted.
+    let _admission = store.admission();
+    let committed = store.committed_bytes(ceiling);
+    if committed.saturating_add(needed) > quota.0 {
+        return Err(ApiError::OutputQuotaFull {
+            committed,
+            needed,
+            quota: quota.0,
+        });
+    }
     let mut raw = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
         .map_err(|_| ApiError::Internal("OS random generator failed".into()))?;
@@ -37,6 +68,8 @@ pub fn start(
     let (out, err) = store
         .create(&id, &meta)
         .map_err(|e| ApiError::Internal(format!("creating job files: {e}")))?;
+    // Watched before the command can write, so no write goes unseen.
+    hub.watch(id, &store.dir(&id));
     let req = Request::Spawn {
         job: id,
         command: cmd.to_string(),
@@ -45,12 +78,14 @@ pub fn start(
     let status = match helper.call(&req, &[out.as_fd(), err.as_fd()]) {
         Ok(Response::Job(s)) => s,
         Ok(other) => {
+            hub.unwatch(&id);
             store.remove(&id);
             return Err(helper::refusal(&other, None).unwrap_or_else(|| {
                 ApiError::BadGateway(format!("unexpected answer to spawn: {other:?}"))
             }));
         }
         Err(e) => {
+            hub.unwatch(&id);
             store.remove(&id);
             return Err(e);
         }
@@ -62,8 +97,25 @@ pub fn start(
     Ok(Started { id, meta })
 }
 
-/// The job's record and output, if `owner` started it. A job another key
-/// started is "no such output", the same answer as a job that never was.
+/// Whether `caller` may see `meta`'s job: it started it, or it has the
+/// `admin` scope.
+pub fn visible(caller: &Caller, meta: &Meta) -> bool {
+    meta.owner == caller.name || caller.scopes.contains(&Scope::Admin)
+}
+
+/// The job's record, if `caller` may see it. A job the caller may not see
+/// is "no such job", the same answer as a job that never was.
+pub fn find(store: &JobStore, caller: &Caller, id: JobId) -> Result<Meta, ApiError> {
+    store
+        .meta(&id)
+        .map_err(|e| ApiError::Internal(format!("reading job {id}: {e}")))?
+        .filter(|m| visible(caller, m))
+        .ok_or(ApiError::NoSuchJob(id))
+}
+
+/// The job's record and output, if `owner` started it (the old output
+/// route, which only the starting key may read). Asks the helper while the
+/// job may still change.
 pub fn look(
     store: &JobStore,
     helper: &Helper,
@@ -75,20 +127,53 @@ pub fn look(
         .map_err(|e| ApiError::Internal(format!("reading job {id}: {e}")))?
         .filter(|m| m.owner == owner)
         .ok_or(ApiError::NoSuchOutput(id))?;
-    if meta.state.is_live() {
-        // The helper may have restarted and forgotten the job: then the
-        // last state stored in meta.json stands.
-        if let Ok(Response::Job(s)) = helper.call(&Request::JobStatus { job: id }, &[]) {
+    refresh(store, helper, id, &mut meta);
+    let (out, err) = store
+        .outputs(&id)
+        .map_err(|e| ApiError::Internal(format!("reading output of {id}: {e}")))?;
+    Ok((meta, out, err))
+}
+
+/// Brings a live record up to date with the helper. A helper that does
+/// not answer leaves the stored state standing.
+pub fn refresh(store: &JobStore, helper: &Helper, id: JobId, meta: &mut Meta) {
+    if !meta.state.is_live() {
+        return;
+    }
+    if let Ok(Response::Job(s)) = helper.call(&Request::JobStatus { job: id }, &[]) {
+        meta.apply(&s);
+        if !meta.state.is_live() {
+            if let Err(e) = store.write_meta(&id, meta) {
+                eprintln!("monitoreo-gateway: job {id}: writing meta: {e}");
+            }
+        }
+    }
+}
+
+/// Asks the helper to kill the whole job (its cgroup). A job that already
+/// ended is left as it is: cancelling is idempotent.
+pub fn cancel(
+    store: &JobStore,
+    helper: &Helper,
+    caller: &Caller,
+    id: JobId,
+) -> Result<Meta, ApiError> {
+    let mut meta = find(store, caller, id)?;
+    if !meta.state.is_live() {
+        return Ok(meta);
+    }
+    match helper.call(&Request::Cancel { job: id }, &[])? {
+        Response::Job(s) => {
             meta.apply(&s);
             if !meta.state.is_live() {
                 if let Err(e) = store.write_meta(&id, &meta) {
                     eprintln!("monitoreo-gateway: job {id}: writing meta: {e}");
                 }
             }
+            Ok(meta)
         }
+        other => Err(helper::refusal(&other, None).unwrap_or_else(|| {
+            ApiError::BadGateway(format!("unexpected answer to cancel: {other:?}"))
+        })),
     }
-    let (out, err) = store
-        .outputs(&id)
-        .map_err(|e| ApiError::Internal(format!("reading output of {id}: {e}")))?;
-    Ok((meta, out, err))
 }

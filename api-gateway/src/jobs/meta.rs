@@ -83,6 +83,12 @@ pub struct Meta {
     pub started_ms: Option<u64>,
     pub ended_ms: Option<u64>,
     pub output_limit: Option<u64>,
+    /// CPU time of the whole job (its cgroup), once it ended.
+    #[serde(default)]
+    pub cpu_usec: Option<u64>,
+    /// Peak memory of the whole job, where the memory controller is on.
+    #[serde(default)]
+    pub memory_peak: Option<u64>,
 }
 
 impl Meta {
@@ -101,6 +107,8 @@ impl Meta {
             started_ms: None,
             ended_ms: None,
             output_limit: None,
+            cpu_usec: None,
+            memory_peak: None,
         }
     }
 
@@ -115,6 +123,8 @@ impl Meta {
         self.started_ms = Some(s.started_ms);
         self.ended_ms = s.ended_ms;
         self.output_limit = Some(s.output_limit);
+        self.cpu_usec = s.cpu_usec;
+        self.memory_peak = s.memory_peak;
     }
 }
 

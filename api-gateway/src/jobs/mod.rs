@@ -1,8 +1,12 @@
 //! Commands run through the API: their files and records ([`store`],
 //! [`meta`]) and their life cycle ([`lifecycle`]: start, look).
 
+pub mod events;
+pub mod follow;
+pub mod hub;
 pub mod lifecycle;
 pub mod meta;
+pub mod output;
 pub mod store;
 
 pub use meta::{JobState, Meta};

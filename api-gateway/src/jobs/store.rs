@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use protocol::JobId;
@@ -16,8 +17,37 @@ use protocol::JobId;
 use super::meta::Meta;
 use crate::clock::now_ms;
 
+#[derive(Debug, Clone)]
 pub struct JobStore {
     root: PathBuf,
+    /// Held while a job is admitted and created, so two starts cannot both
+    /// fit under the quota that only one of them fits under.
+    admission: Arc<Mutex<()>>,
+}
+
+/// Which output stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    /// The file name in the job directory.
+    pub fn file(self) -> &'static str {
+        match self {
+            Stream::Stdout => "out",
+            Stream::Stderr => "err",
+        }
+    }
+
+    /// The served name (`stdout`, `stderr`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
 }
 
 /// Output read back: lossy text plus whether it was lossy.
@@ -58,11 +88,68 @@ impl JobStore {
             .recursive(true)
             .mode(0o700)
             .create(&root)?;
-        Ok(JobStore { root })
+        Ok(JobStore {
+            root,
+            admission: Arc::default(),
+        })
     }
 
-    fn dir(&self, id: &JobId) -> PathBuf {
+    /// Serializes job admission (quota check, then creation).
+    pub fn admission(&self) -> MutexGuard<'_, ()> {
+        self.admission.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The job's directory (built from a parsed id only).
+    pub fn dir(&self, id: &JobId) -> PathBuf {
         self.root.join(id.to_hex())
+    }
+
+    /// The path of one output file.
+    pub fn output_path(&self, id: &JobId, s: Stream) -> PathBuf {
+        self.dir(id).join(s.file())
+    }
+
+    /// Bytes written so far to stdout and stderr.
+    pub fn sizes(&self, id: &JobId) -> (u64, u64) {
+        let len = |s| {
+            std::fs::metadata(self.output_path(id, s))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        (len(Stream::Stdout), len(Stream::Stderr))
+    }
+
+    /// Every job with a readable record, in no particular order.
+    pub fn list(&self) -> Vec<(JobId, Meta)> {
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let id = e.file_name().to_str().and_then(JobId::from_hex)?;
+                let meta = self.meta(&id).ok().flatten()?;
+                Some((id, meta))
+            })
+            .collect()
+    }
+
+    /// Bytes the store holds or may soon hold: every job's output so far,
+    /// plus, for each job that may still write, what it may still write up
+    /// to its ceiling (`per_stream_ceiling` when its own is not known yet).
+    pub fn committed_bytes(&self, per_stream_ceiling: u64) -> u64 {
+        self.list()
+            .into_iter()
+            .map(|(id, m)| {
+                let (o, e) = self.sizes(&id);
+                let written = o.saturating_add(e);
+                if m.state.is_live() {
+                    let limit = m.output_limit.unwrap_or(per_stream_ceiling);
+                    written.max(limit.saturating_mul(2))
+                } else {
+                    written
+                }
+            })
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Makes the job directory and its two output files; returns them open
@@ -167,6 +254,8 @@ mod tests {
             started_ms: None,
             ended_ms: None,
             output_limit: None,
+            cpu_usec: None,
+            memory_peak: None,
         };
         let old = JobId([1; 16]);
         let new = JobId([2; 16]);

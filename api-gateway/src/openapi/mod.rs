@@ -14,11 +14,17 @@ use crate::http::router::Route;
 struct Op {
     tag: &'static str,
     summary: &'static str,
+    /// Success status and schema name; for [`RAW`] and [`EVENTS`] the
+    /// schema name is ignored.
     ok: (u16, &'static str),
     body: Option<&'static str>,
     /// Error statuses besides 400, 431 and 500, which every route has.
     errors: &'static [u16],
 }
+
+/// Success answers that are not JSON.
+const RAW: &str = "RawOutput";
+const EVENTS: &str = "EventStream";
 
 fn op(id: &str) -> Option<Op> {
     let o = |tag, summary, ok, body, errors| Op {
@@ -73,6 +79,55 @@ fn op(id: &str) -> Option<Op> {
             None,
             &[401, 403, 404],
         ),
+        "createJob" => o(
+            "jobs",
+            "Run a shell command as a job (Location: /api/jobs/{id})",
+            (202, "JobResponse"),
+            Some("RunRequest"),
+            &[401, 403, 413, 429, 502, 503, 507],
+        ),
+        "listJobs" => o(
+            "jobs",
+            "This key's jobs (every key's with admin), newest first, paginated",
+            (200, "JobList"),
+            None,
+            &[401, 403, 404],
+        ),
+        "getJob" => o(
+            "jobs",
+            "One job; with wait=SECONDS, answers when it ends or the time is up",
+            (200, "JobResponse"),
+            None,
+            &[401, 403, 404],
+        ),
+        "cancelJob" => o(
+            "jobs",
+            "Cancel a job: everything it started is killed; idempotent",
+            (200, "JobResponse"),
+            None,
+            &[401, 403, 404, 502, 503],
+        ),
+        "getJobStdout" => o(
+            "jobs",
+            "The job's stdout, byte for byte (Range: 206, or 416 past the end)",
+            (200, RAW),
+            None,
+            &[401, 403, 404, 416],
+        ),
+        "getJobStderr" => o(
+            "jobs",
+            "The job's stderr, byte for byte (Range: 206, or 416 past the end)",
+            (200, RAW),
+            None,
+            &[401, 403, 404, 416],
+        ),
+        "followJob" => o(
+            "jobs",
+            "Follow the job live as Server-Sent Events: stdout and stderr events with data {\"text\"} or {\"base64\"} and id <stdout bytes>.<stderr bytes>, then one exit event with the Job; Last-Event-ID (or from=) resumes exactly",
+            (200, EVENTS),
+            None,
+            &[401, 403, 404],
+        ),
         "listUsers" => o(
             "users",
             "Users with running processes",
@@ -113,11 +168,13 @@ fn error_description(status: u16) -> &'static str {
         404 => "No such process, user or output (see code)",
         409 => "The pid no longer has this start_time: it names another process now; nothing was done",
         413 => "Body over 64 KiB",
+        416 => "The Range starts at or past the end of the output",
         429 => "The helper runs its maximum number of jobs (Retry-After)",
         431 => "Request headers over 16 KiB",
         500 => "Internal error",
         502 => "The helper answered out of protocol or a system call failed there",
         503 => "The helper is unreachable (Retry-After)",
+        507 => "output_quota_full: the job's output could take stored output over output_quota; nothing was started or dropped",
         _ => "Error",
     }
 }
@@ -145,7 +202,20 @@ fn parameter(name: &str, in_path: bool, list: bool) -> Value {
         "pid" => (json!({"type": "integer", "minimum": 1}), "Process id"),
         "id" => (
             json!({"type": "string", "pattern": "^[0-9a-f]{32}$"}),
-            "The output id POST /api/ps answered with",
+            "The job (output) id POST /api/ps or POST /api/jobs answered with",
+        ),
+        "state" => (schema_ref("JobState"), "Only jobs in this state"),
+        "before" => (
+            json!({"type": "string", "pattern": "^[0-9a-f]{32}$"}),
+            "Jobs after this one in the listing (the previous page's next)",
+        ),
+        "wait" => (
+            json!({"type": "integer", "minimum": 0, "maximum": 60}),
+            "Seconds to wait for the job to end before answering",
+        ),
+        "from" => (
+            json!({"type": "string", "pattern": "^[0-9]+\\.[0-9]+$"}),
+            "Resume after this event id (Last-Event-ID wins if both are sent)",
         ),
         "username" => (
             json!({"type": "string", "minLength": 1}),
@@ -165,7 +235,7 @@ fn parameter(name: &str, in_path: bool, list: bool) -> Value {
         ),
         "limit" => (
             json!({"type": "integer", "minimum": 0}),
-            "At most this many processes, after sorting",
+            "At most this many items: processes after sorting; jobs 1..=500 (default 50)",
         ),
         _ => (json!({"type": "string"}), ""),
     };
@@ -188,10 +258,21 @@ fn operation(route: &Route) -> Value {
         return json!({"operationId": route.operation_id, "responses": {}});
     };
     let mut responses = Map::new();
+    let ok_content = match o.ok.1 {
+        RAW => json!({"application/octet-stream": {"schema": schema_ref(RAW)}}),
+        EVENTS => json!({"text/event-stream": {"schema": schema_ref(EVENTS)}}),
+        name => content(schema_ref(name)),
+    };
     responses.insert(
         o.ok.0.to_string(),
-        json!({"description": "Success", "content": content(schema_ref(o.ok.1))}),
+        json!({"description": "Success", "content": ok_content}),
     );
+    if o.ok.1 == RAW {
+        responses.insert(
+            "206".into(),
+            json!({"description": "The requested byte range (Content-Range)", "content": ok_content}),
+        );
+    }
     let mut errors: Vec<u16> = vec![400, 431, 500];
     errors.extend(o.errors);
     errors.sort_unstable();
@@ -207,6 +288,9 @@ fn operation(route: &Route) -> Value {
         }
         if status == 401 {
             r["headers"] = json!({"WWW-Authenticate": {"schema": {"const": "Bearer"}}});
+        }
+        if status == 416 {
+            r["headers"] = json!({"Content-Range": {"description": "bytes */<length>", "schema": {"type": "string"}}});
         }
         responses.insert(status.to_string(), r);
     }
@@ -259,7 +343,8 @@ pub fn document(routes: &[Route]) -> Value {
         "tags": [
             {"name": "processes", "description": "List, inspect, signal and renice processes"},
             {"name": "users", "description": "Users with running processes"},
-            {"name": "commands", "description": "Run shell commands and read their output"},
+            {"name": "commands", "description": "Run shell commands and read their output (the old routes)"},
+            {"name": "jobs", "description": "Commands as resources: list, inspect, wait for, cancel, read raw, follow live"},
             {"name": "service", "description": "Health and this document"}
         ],
         "paths": paths,

@@ -225,7 +225,56 @@ pub fn components() -> Value {
             json!({
                 "process": r("JobProcess"),
                 "pid": {"type": ["integer", "null"], "description": "pid of /bin/sh, the first of the pipeline"},
-                "output": {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+                "output": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                "job": {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "The job id (same value as output): GET /api/jobs/{job}; also in the Location header"}
+            }),
+            &[],
+        ),
+    );
+    put(
+        "Job",
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["id", "owner", "cmd", "state", "pid", "start_time", "created_at",
+                "started_at", "ended_at", "exit_code", "signal", "timed_out", "stdout_bytes",
+                "stderr_bytes", "stdout_truncated", "stderr_truncated", "cpu_usec", "memory_peak"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                "owner": {"type": "string", "description": "Name of the key that started it"},
+                "cmd": {"type": "string"},
+                "state": r("JobState"),
+                "pid": nullable("integer"), "start_time": nullable("integer"),
+                "created_at": {"type": "string", "format": "date-time"},
+                "started_at": {"type": ["string", "null"], "format": "date-time"},
+                "ended_at": {"type": ["string", "null"], "format": "date-time"},
+                "exit_code": nullable("integer"), "signal": nullable("integer"),
+                "timed_out": {"type": "boolean"},
+                "stdout_bytes": {"type": "integer", "minimum": 0},
+                "stderr_bytes": {"type": "integer", "minimum": 0},
+                "stdout_truncated": {"type": "boolean", "description": "Reached the output ceiling: later bytes were not kept"},
+                "stderr_truncated": {"type": "boolean"},
+                "cpu_usec": {"type": ["integer", "null"], "description": "CPU time of everything the job ran (its cgroup), once it ended"},
+                "memory_peak": {"type": ["integer", "null"], "description": "Peak memory of the job, where the memory controller is on"}
+            }
+        }),
+    );
+    put("JobResponse", ok_object(json!({"job": r("Job")}), &[]));
+    put(
+        "RawOutput",
+        json!({"type": "string", "contentMediaType": "application/octet-stream",
+               "description": "The stream's bytes exactly as the command wrote them"}),
+    );
+    put(
+        "EventStream",
+        json!({"type": "string", "description": "Server-Sent Events: `event: stdout` or `stderr` with `data: {\"text\": ...}` (UTF-8) or `{\"base64\": ...}`, `id: <stdout bytes>.<stderr bytes>` sent so far; finally `event: exit` with the Job as data. Comments (`: ping`) keep an idle stream open."}),
+    );
+    put(
+        "JobList",
+        ok_object(
+            json!({
+                "jobs": {"type": "array", "items": r("Job"), "description": "Newest first"},
+                "next": {"type": ["string", "null"], "description": "Pass as before= for the next page; null on the last"}
             }),
             &[],
         ),

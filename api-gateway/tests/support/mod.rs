@@ -130,11 +130,37 @@ fn parse(buf: &[u8]) -> Reply {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    let body = buf[end + 4..].to_vec();
+    let mut body = buf[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
     Reply {
         status,
         headers,
         body,
+    }
+}
+
+/// The payload of a `Transfer-Encoding: chunked` body.
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = std::str::from_utf8(&b[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or(0);
+        b = &b[eol + 2..];
+        if size == 0 || b.len() < size {
+            return out;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = b.get(size + 2..).unwrap_or_default();
     }
 }
 
@@ -270,6 +296,18 @@ impl Gateway {
         request(self.addr, "GET", path, token, None)
     }
 
+    /// GET with extra request headers (`Range`, ...).
+    pub fn get_with(&self, path: &str, token: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n"
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        raw(self.addr, req.as_bytes())
+    }
+
     pub fn send(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Reply {
         request(self.addr, method, path, token, Some(body))
     }
@@ -299,7 +337,7 @@ owners = ["nobody"]
 min_nice = 0
 
 [run]
-uids = "60700-60799"
+uids = "UIDS"
 max_timeout_s = 30
 max_jobs = 4
 max_output_bytes = 1048576
@@ -308,6 +346,16 @@ nofile = 256
 nproc = 256
 "#;
 
+/// [`POLICY`] with a job uid range of its own: tests run in parallel, each
+/// with its own helper, and two helpers must never hand out the same uid
+/// (each would count, sweep and own the other's jobs' files).
+pub fn test_policy() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
+    let first = 60700 + 10 * n;
+    POLICY.replace("UIDS", &format!("{first}-{}", first + 9))
+}
+
 impl Helper {
     /// Starts the helper; `None` (after a loud SKIPPED line) when the
     /// binary exits at once without listening, i.e. it is not built yet.
@@ -315,7 +363,7 @@ impl Helper {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("helper.sock");
         let policy = dir.path().join("policy.toml");
-        std::fs::write(&policy, POLICY).unwrap();
+        std::fs::write(&policy, test_policy()).unwrap();
         let mut child = Command::new(bin)
             .arg("--policy")
             .arg(&policy)
@@ -357,7 +405,7 @@ impl Helper {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("helper.sock");
         let policy = dir.path().join("policy.toml");
-        std::fs::write(&policy, POLICY).unwrap();
+        std::fs::write(&policy, test_policy()).unwrap();
         let mut h = Helper {
             dir,
             socket,

@@ -1,0 +1,85 @@
+//! The helper's job events: a thread that keeps one subscribed connection
+//! to the helper (`Request::Subscribe`) and, for every job that ends,
+//! records the final state in its `meta.json` and wakes the job's waiters
+//! through the [`Hub`]. So a job's end is seen when it happens, whether or
+//! not anyone asks, and no waiter polls.
+//!
+//! After each (re)connection it first subscribes, then asks the helper
+//! once about every job still recorded as live, so an end that happened
+//! while it was disconnected is not missed; a job the helper no longer
+//! knows (it restarted, killing its jobs) is recorded as killed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use protocol::{Connection, JobId, JobStatus, Request, Response};
+
+use super::hub::Hub;
+use super::meta::JobState;
+use super::store::JobStore;
+use crate::clock::now_ms;
+use crate::helper::Helper;
+
+/// Wait between attempts to reach the helper.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Starts the thread. It runs until the process exits.
+pub fn spawn(socket: PathBuf, store: JobStore, helper: Helper, hub: Hub) {
+    let spawned = std::thread::Builder::new()
+        .name("job-events".into())
+        .spawn(move || loop {
+            match Connection::connect(&socket, Duration::from_secs(5)).and_then(|c| c.subscribe()) {
+                Ok(mut events) => {
+                    resync(&store, &helper, &hub);
+                    while let Ok((job, status)) = events.recv() {
+                        ended(&store, &hub, job, &status);
+                    }
+                }
+                Err(_) => {
+                    // Jobs cannot end unseen while the helper is away for
+                    // good; when it is back, resync catches up.
+                }
+            }
+            std::thread::sleep(RETRY);
+        });
+    if let Err(e) = spawned {
+        eprintln!("monitoreo-gateway: starting the job-events thread: {e}");
+    }
+}
+
+/// Records `status`, the end of `job`, and wakes its waiters.
+pub fn ended(store: &JobStore, hub: &Hub, job: JobId, status: &JobStatus) {
+    if let Ok(Some(mut meta)) = store.meta(&job) {
+        meta.apply(status);
+        if let Err(e) = store.write_meta(&job, &meta) {
+            eprintln!("monitoreo-gateway: job {job}: writing meta: {e}");
+        }
+    }
+    hub.unwatch(&job);
+}
+
+/// Asks the helper about every job recorded as live.
+fn resync(store: &JobStore, helper: &Helper, hub: &Hub) {
+    for (job, mut meta) in store.list() {
+        if !meta.state.is_live() {
+            continue;
+        }
+        match helper.call(&Request::JobStatus { job }, &[]) {
+            Ok(Response::Job(s)) if s.state != protocol::JobState::Running => {
+                ended(store, hub, job, &s)
+            }
+            Ok(Response::Job(_)) => hub.watch(job, &store.dir(&job)),
+            Ok(Response::Invalid { .. }) => {
+                // The helper does not know it: it restarted, and a helper
+                // kills its jobs when it stops.
+                meta.state = JobState::Killed;
+                meta.ended_ms = Some(now_ms());
+                if let Err(e) = store.write_meta(&job, &meta) {
+                    eprintln!("monitoreo-gateway: job {job}: writing meta: {e}");
+                }
+                hub.unwatch(&job);
+            }
+            _ => {}
+        }
+    }
+}
