@@ -29,6 +29,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         jobs.clone(),
         helper.clone(),
         hub.clone(),
+        Duration::from_secs(2),
     );
     let audit =
         audit::Audit::open(cfg.audit_log.as_ref()).map_err(|e| format!("audit log: {e}"))?;

@@ -247,27 +247,36 @@ pub async fn get(cx: &Ctx, req: GetRequest) -> Result<Reply, ApiError> {
 }
 
 /// The job's record once it ended, or after `wait`, whichever is first:
-/// woken by the job's end (the helper's event), never polling.
+/// woken by the job's end (the helper's event), never polling. A live
+/// record is checked with the helper once before waiting and once when the
+/// wait is over, in case an end went unheard (the helper restarted).
 async fn settled(cx: &Ctx, id: JobId, wait: Duration) -> Result<Meta, ApiError> {
     let caller = cx.caller()?.clone();
     let state = cx.state.clone();
     // Subscribed before the first look, so an end in between is not lost.
     let mut change = state.hub.subscribe(id);
     let deadline = tokio::time::Instant::now() + wait;
-    loop {
+    let look = |refresh: bool| {
         let (s, c) = (state.clone(), caller.clone());
-        let meta = blocking(move || lifecycle::find(&s.jobs, &c, id)).await?;
-        if !meta.state.is_live() || tokio::time::Instant::now() >= deadline {
-            return Ok(meta);
-        }
+        blocking(move || {
+            let mut meta = lifecycle::find(&s.jobs, &c, id)?;
+            if refresh {
+                lifecycle::refresh(&s.jobs, &s.helper, id, &mut meta);
+            }
+            Ok(meta)
+        })
+    };
+    let mut meta = look(true).await?;
+    while meta.state.is_live() {
         if tokio::time::timeout_at(deadline, change.changed())
             .await
             .is_err()
         {
-            let (s, c) = (state.clone(), caller.clone());
-            return blocking(move || lifecycle::find(&s.jobs, &c, id)).await;
+            return look(true).await;
         }
+        meta = look(false).await?;
     }
+    Ok(meta)
 }
 
 /// `DELETE /api/jobs/{id}` and the job routes with only an id.
@@ -399,12 +408,19 @@ pub async fn events(cx: &Ctx, req: EventsRequest) -> Result<Reply, ApiError> {
         }
         serde_json::to_value(JobView::of(&store, id, &meta)).ok()
     };
+    let s = state.clone();
+    let recheck = move || {
+        if let Ok(Some(mut meta)) = s.jobs.meta(&id) {
+            lifecycle::refresh(&s.jobs, &s.helper, id, &mut meta);
+        }
+    };
     let body = follow::events(Follow {
         store: state.jobs.clone(),
         job: id,
         from: req.from,
         change,
         ended: Box::new(ended),
+        recheck: std::sync::Arc::new(recheck),
     });
     Ok(Reply::streamed(StatusCode::OK, "text/event-stream", body)
         .header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))

@@ -23,12 +23,18 @@ use crate::helper::Helper;
 /// Wait between attempts to reach the helper.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Starts the thread. It runs until the process exits.
-pub fn spawn(socket: PathBuf, store: JobStore, helper: Helper, hub: Hub) {
+/// Starts the thread, which runs until the process exits, and waits (at
+/// most `ready_within`) for its first attempt to subscribe, so that jobs
+/// started once the server accepts requests cannot end unheard.
+pub fn spawn(socket: PathBuf, store: JobStore, helper: Helper, hub: Hub, ready_within: Duration) {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("job-events".into())
         .spawn(move || loop {
-            match Connection::connect(&socket, Duration::from_secs(5)).and_then(|c| c.subscribe()) {
+            let subscribed =
+                Connection::connect(&socket, Duration::from_secs(5)).and_then(|c| c.subscribe());
+            let _ = ready_tx.send(());
+            match subscribed {
                 Ok(mut events) => {
                     resync(&store, &helper, &hub);
                     while let Ok((job, status)) = events.recv() {
@@ -42,25 +48,25 @@ pub fn spawn(socket: PathBuf, store: JobStore, helper: Helper, hub: Hub) {
             }
             std::thread::sleep(RETRY);
         });
-    if let Err(e) = spawned {
-        eprintln!("monitoreo-gateway: starting the job-events thread: {e}");
+    match spawned {
+        Ok(_) => {
+            let _ = ready_rx.recv_timeout(ready_within);
+        }
+        Err(e) => eprintln!("monitoreo-gateway: starting the job-events thread: {e}"),
     }
 }
 
 /// Records `status`, the end of `job`, and wakes its waiters.
 pub fn ended(store: &JobStore, hub: &Hub, job: JobId, status: &JobStatus) {
-    if let Ok(Some(mut meta)) = store.meta(&job) {
-        meta.apply(status);
-        if let Err(e) = store.write_meta(&job, &meta) {
-            eprintln!("monitoreo-gateway: job {job}: writing meta: {e}");
-        }
+    if let Err(e) = store.update(&job, |m| m.apply(status)) {
+        eprintln!("monitoreo-gateway: job {job}: writing meta: {e}");
     }
     hub.unwatch(&job);
 }
 
 /// Asks the helper about every job recorded as live.
 fn resync(store: &JobStore, helper: &Helper, hub: &Hub) {
-    for (job, mut meta) in store.list() {
+    for (job, meta) in store.list() {
         if !meta.state.is_live() {
             continue;
         }
@@ -72,9 +78,13 @@ fn resync(store: &JobStore, helper: &Helper, hub: &Hub) {
             Ok(Response::Invalid { .. }) => {
                 // The helper does not know it: it restarted, and a helper
                 // kills its jobs when it stops.
-                meta.state = JobState::Killed;
-                meta.ended_ms = Some(now_ms());
-                if let Err(e) = store.write_meta(&job, &meta) {
+                let marked = store.update(&job, |m| {
+                    if m.state.is_live() {
+                        m.state = JobState::Killed;
+                        m.ended_ms = Some(now_ms());
+                    }
+                });
+                if let Err(e) = marked {
                     eprintln!("monitoreo-gateway: job {job}: writing meta: {e}");
                 }
                 hub.unwatch(&job);

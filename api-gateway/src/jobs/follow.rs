@@ -18,6 +18,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -68,6 +69,9 @@ pub struct Follow {
     pub change: Change,
     /// The job's final object once it ended (`None` while it runs).
     pub ended: Box<dyn Fn() -> Option<serde_json::Value> + Send>,
+    /// Asks the helper about the job (blocking), in case its end went
+    /// unheard; run only when the stream has been idle for [`PING`].
+    pub recheck: Arc<dyn Fn() + Send + Sync>,
 }
 
 /// The event stream body.
@@ -80,6 +84,7 @@ pub fn events(f: Follow) -> ResponseBody {
             from,
             mut change,
             ended,
+            recheck,
         } = f;
         let mut at = from;
         let mut carry: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
@@ -143,6 +148,8 @@ pub fn events(f: Follow) -> ResponseBody {
                     if tx.send(Bytes::from_static(b": ping\n\n")).await.is_err() {
                         return;
                     }
+                    let r = recheck.clone();
+                    let _ = tokio::task::spawn_blocking(move || r()).await;
                 }
             }
         }

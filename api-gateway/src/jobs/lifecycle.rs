@@ -90,9 +90,15 @@ pub fn start(
             return Err(e);
         }
     };
-    meta.apply(&status);
-    if let Err(e) = store.write_meta(&id, &meta) {
-        eprintln!("monitoreo-gateway: job {id}: writing meta: {e}");
+    // The job may already have ended and its end been recorded: the update
+    // keeps an end over this earlier `Running`.
+    match store.update(&id, |m| m.apply(&status)) {
+        Ok(Some(m)) => meta = m,
+        Ok(None) => meta.apply(&status),
+        Err(e) => {
+            eprintln!("monitoreo-gateway: job {id}: writing meta: {e}");
+            meta.apply(&status);
+        }
     }
     Ok(Started { id, meta })
 }
@@ -143,7 +149,7 @@ pub fn refresh(store: &JobStore, helper: &Helper, id: JobId, meta: &mut Meta) {
     if let Ok(Response::Job(s)) = helper.call(&Request::JobStatus { job: id }, &[]) {
         meta.apply(&s);
         if !meta.state.is_live() {
-            if let Err(e) = store.write_meta(&id, meta) {
+            if let Err(e) = store.update(&id, |m| m.apply(&s)) {
                 eprintln!("monitoreo-gateway: job {id}: writing meta: {e}");
             }
         }
@@ -166,7 +172,7 @@ pub fn cancel(
         Response::Job(s) => {
             meta.apply(&s);
             if !meta.state.is_live() {
-                if let Err(e) = store.write_meta(&id, &meta) {
+                if let Err(e) = store.update(&id, |m| m.apply(&s)) {
                     eprintln!("monitoreo-gateway: job {id}: writing meta: {e}");
                 }
             }

@@ -113,7 +113,13 @@ impl Meta {
     }
 
     /// Takes in what the helper reports.
+    ///
+    /// A record that already shows the job ended keeps its end: a `Running`
+    /// status read before the end (and arriving after it) changes nothing.
     pub fn apply(&mut self, s: &JobStatus) {
+        if !self.state.is_live() && s.state == protocol::JobState::Running {
+            return;
+        }
         self.pid = Pid::new(i64::from(s.pid));
         self.start_time = Some(StartTime::from_ticks(s.start_time));
         self.state = s.state.into();

@@ -23,6 +23,9 @@ pub struct JobStore {
     /// Held while a job is admitted and created, so two starts cannot both
     /// fit under the quota that only one of them fits under.
     admission: Arc<Mutex<()>>,
+    /// Held while a `meta.json` is read, changed and written: the request
+    /// that started a job and the thread that hears its end both update it.
+    writes: Arc<Mutex<()>>,
 }
 
 /// Which output stream.
@@ -91,6 +94,7 @@ impl JobStore {
         Ok(JobStore {
             root,
             admission: Arc::default(),
+            writes: Arc::default(),
         })
     }
 
@@ -170,7 +174,31 @@ impl JobStore {
         Ok((out, err))
     }
 
+    /// Writes `meta` whole (a new job's first record).
     pub fn write_meta(&self, id: &JobId, meta: &Meta) -> std::io::Result<()> {
+        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_file(id, meta)
+    }
+
+    /// Reads the job's record, lets `change` edit it and writes it back, with
+    /// no other update in between; `None` if there is no such job.
+    pub fn update(
+        &self,
+        id: &JobId,
+        change: impl FnOnce(&mut Meta),
+    ) -> std::io::Result<Option<Meta>> {
+        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut meta) = self.meta(id)? else {
+            return Ok(None);
+        };
+        change(&mut meta);
+        self.write_file(id, &meta)?;
+        Ok(Some(meta))
+    }
+
+    /// Temp file then rename, so a reader sees the old record or the new,
+    /// never a part.
+    fn write_file(&self, id: &JobId, meta: &Meta) -> std::io::Result<()> {
         let dir = self.dir(id);
         let tmp = dir.join("meta.json.tmp");
         let body = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
