@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::http::throttle::AuthThrottle;
 use crate::{audit, config, helper, jobs, keys, procs};
 
 /// Everything a request handler needs.
@@ -15,6 +16,8 @@ pub struct State {
     pub helper: helper::Helper,
     pub jobs: jobs::JobStore,
     pub audit: audit::Audit,
+    /// Refused authentications per client address.
+    pub throttle: AuthThrottle,
     /// The OpenAPI document, serialized once.
     pub openapi: Bytes,
 }
