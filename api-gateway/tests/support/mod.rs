@@ -444,6 +444,32 @@ impl Helper {
     }
 }
 
+/// A `sleep SECS` running as nobody, returned once it is nobody's (setpriv
+/// has switched), for signal and renice targets.
+// The child is returned, and its caller waits for it.
+#[allow(clippy::zombie_processes)]
+pub fn nobody_sleep(secs: u32) -> Child {
+    let child = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .args(["sleep", &secs.to_string()])
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let exe = std::fs::read_link(format!("/proc/{}/exe", child.id())).unwrap_or_default();
+        if status.contains("Uid:\t65534") && exe.ends_with("sleep") {
+            return child;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "setpriv never became nobody"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Raises this process's soft descriptor limit to the hard one, for tests
 /// that hold hundreds of sockets.
 pub fn raise_nofile() -> u64 {
