@@ -6,7 +6,11 @@ set -euo pipefail
 DEB=${1:?usage: live-test.sh PATH.deb}
 U=http://127.0.0.1:8470
 ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*" >&2; exit 1; }
+fail() {
+  echo "FAIL - $*" >&2
+  journalctl -u monitoreo-privhelper -u monitoreo-gateway --no-pager 2>/dev/null | tail -n 30 >&2 || true
+  exit 1
+}
 # code METHOD PATH [BODY] -> prints the HTTP status, body in /tmp/body
 code() {
   local m=$1 p=$2 b=${3:-}

@@ -112,6 +112,7 @@ pub async fn serve(
     while admission.open() > 0 && tokio::time::Instant::now() < grace {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    write_summaries(&state, state.throttle.flush());
     Ok(())
 }
 
@@ -174,14 +175,18 @@ async fn refuse(mut stream: TcpStream, why: Refusal, plain: bool, per_client: us
 async fn summarise_forever(state: Arc<State>) {
     loop {
         tokio::time::sleep(SUMMARY_EVERY).await;
-        for s in state.throttle.sweep() {
-            state.audit.failures_summary(
-                &s.client,
-                s.not_written,
-                s.failures,
-                throttle::WINDOW.as_secs(),
-            );
-        }
+        write_summaries(&state, state.throttle.sweep());
+    }
+}
+
+fn write_summaries(state: &State, summaries: Vec<throttle::Summary>) {
+    for s in summaries {
+        state.audit.failures_summary(
+            &s.client,
+            s.not_written,
+            s.failures,
+            throttle::WINDOW.as_secs(),
+        );
     }
 }
 

@@ -118,6 +118,12 @@ impl AuthThrottle {
         self.sweep_at(Instant::now())
     }
 
+    /// Ends every window now and returns their summaries (at shutdown,
+    /// so no count is lost).
+    pub fn flush(&self) -> Vec<Summary> {
+        self.sweep_at(Instant::now() + WINDOW)
+    }
+
     fn sweep_at(&self, now: Instant) -> Vec<Summary> {
         let mut out = Vec::new();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -187,5 +193,9 @@ mod tests {
             }]
         );
         assert!(t.sweep_at(t0 + WINDOW * 2).is_empty());
+        for _ in 0..11 {
+            t.failure_at(ip, t0);
+        }
+        assert_eq!(t.flush().len(), 1);
     }
 }
