@@ -6,7 +6,11 @@ set -euo pipefail
 DEB=${1:?usage: live-test.sh PATH.deb}
 U=http://127.0.0.1:8470
 ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*" >&2; exit 1; }
+fail() {
+  echo "FAIL - $*" >&2
+  journalctl -u monitoreo-privhelper -u monitoreo-gateway --no-pager 2>/dev/null | tail -n 30 >&2 || true
+  exit 1
+}
 # code METHOD PATH [BODY] -> prints the HTTP status, body in /tmp/body
 code() {
   local m=$1 p=$2 b=${3:-}
@@ -34,7 +38,7 @@ KEY=$(setpriv --reuid=monitoreo --regid=monitoreo --clear-groups \
 [[ $KEY == mon_* ]] || fail "keys add printed no token"
 ok "key created"
 
-curl -sf "$U/healthz" >/tmp/body || fail "healthz"
+curl -sf -H "Authorization: Bearer $KEY" "$U/healthz" >/tmp/body || fail "healthz"
 json "d['helper']['containment'], d['helper']['isolation'], d['helper']['limits']"
 [[ $(json "d['helper']['isolation']") == per_job_uid ]] || fail "jobs not isolated: $(cat /tmp/body)"
 expect 200 GET /api/openapi.json
@@ -80,7 +84,7 @@ ok "timeout left nothing behind"
 
 # The job limits of the cgroup v2 controllers, where this container's
 # unified hierarchy offers them; otherwise say so loudly.
-curl -sf "$U/healthz" >/tmp/body || fail "healthz"
+curl -sf -H "Authorization: Bearer $KEY" "$U/healthz" >/tmp/body || fail "healthz"
 pids_max=$(json "d['helper']['limits']['cgroup']['pids_max']")
 if [[ $pids_max != None ]]; then
   expect 202 POST /api/ps '{"cmd": "f() { f | f & }; f; sleep 30", "timeout_s": 3}'
@@ -92,7 +96,7 @@ if [[ $pids_max != None ]]; then
 else
   echo "SKIPPED (no pids controller in this container's unified cgroup hierarchy): pids.max not tested live; RLIMIT_NPROC per job uid holds instead"
 fi
-curl -sf "$U/healthz" >/tmp/body || fail "healthz"
+curl -sf -H "Authorization: Bearer $KEY" "$U/healthz" >/tmp/body || fail "healthz"
 if [[ $(json "d['helper']['limits']['cgroup']['memory_max']") != None ]]; then
   expect 202 POST /api/ps '{"cmd": "python3 -c \"b = bytearray(2 * 1024**3); print(len(b))\"", "timeout_s": 20}'
   hog=$(json "d['output']")

@@ -15,19 +15,22 @@ NAME
 
 SYNOPSIS
     monitoreo-gateway serve [--config PATH]
-    monitoreo-gateway keys add NAME --scopes read,signal,renice,exec [--expires 30d] [--config PATH]
+    monitoreo-gateway keys add NAME --scopes read,signal,renice,exec [--expires 30d] [--cert-subject DN] [--config PATH]
     monitoreo-gateway keys list [--json] [--config PATH]
     monitoreo-gateway keys revoke NAME [--config PATH]
     monitoreo-gateway --help | --version
 
 DESCRIPTION
     serve
-        Listens for HTTP/1.1 on the configured address, lists processes and
+        Listens for HTTP/1.1 on the configured address (HTTPS with HTTP/2
+        when tls_cert and tls_key are set), lists processes and
         users from /proc, and asks the root helper (over its Unix socket) to
         signal, renice or run commands. Starts even when the helper is not
         reachable; /healthz says so and calls are retried with backoff.
         Sends READY=1 / STOPPING=1 to $NOTIFY_SOCKET. SIGTERM or SIGINT
-        finish in-flight requests and exit.
+        finish in-flight requests and exit. SIGHUP reloads the TLS
+        certificate, key and client CA (so does a change to those files);
+        open connections are kept.
 
     keys add NAME --scopes LIST [--expires DURATION]
         Creates an API key and prints its token (mon_...) alone on the first
@@ -36,6 +39,9 @@ DESCRIPTION
         Scopes: read (GET routes), signal (DELETE /api/ps), renice
         (PATCH /api/ps), exec (POST /api/ps and GET /api/ps/output/ID).
         DURATION is a number with s, m, h or d suffix.
+        With --cert-subject DN (e.g. \"CN=ops\"), the key authenticates by a
+        client certificate with that subject, verified against
+        tls_client_ca, instead of a token: none is printed.
 
     keys list [--json]
         Prints name, scopes, creation, expiry and state of every key, one
@@ -62,6 +68,7 @@ OPTIONS
         when that file does not exist, built-in defaults are used.
     --scopes LIST
     --expires DURATION
+    --cert-subject DN
         keys add only (see above).
     --json
         keys list only (see above).
@@ -82,14 +89,27 @@ CONFIGURATION (every key optional)
                                             ceilings; a job that could exceed
                                             it is refused (507)
     default_timeout_s = 10                  POST /api/ps without timeout_s
-    max_connections = 256
-    header_timeout_s = 10
+    max_connections = <from RLIMIT_NOFILE>   connections at once
+    max_connections_per_client = 64         from one address (IPv6: /64)
+    header_timeout_s = 10                   to send the request head
+    body_timeout_s = 30                     to send the whole body
+    body_min_rate = 1024                    bytes/s a body keeps up; 0 = off
+    keepalive_timeout_s = 5                 an idle connection is closed
+    send_timeout_s = 30                     a response not read is dropped
+    auth_failures_per_minute = 20           per address, then 429; 0 = off
+    tls_cert = \"\"                           PEM chain: serve HTTPS and HTTP/2
+    tls_key = \"\"                            PEM private key
+    tls_client_ca = \"\"                      PEM CA for client certificates
+    allow_plaintext = false                 plain HTTP beyond loopback
     cpu_window_s = 1.0
+    require_start_time = false              DELETE/PATCH need start_time
 
     A host name in listen (\"localhost:8470\") is resolved when the
     configuration is loaded, and one address is bound: the first IPv4
     address of the name, or its first address when it has no IPv4 one. A
-    name that does not resolve is a configuration error.
+    name that does not resolve is a configuration error. A listen address
+    beyond loopback without tls_cert is refused unless allow_plaintext =
+    true (then a warning is printed at start).
 
 EXIT STATUS
     0   success; also monitoreo-gateway alone and monitoreo-gateway keys
@@ -104,13 +124,14 @@ SEE ALSO
 /// What `monitoreo-gateway keys` alone, or with `--help`, prints.
 pub const KEYS_HELP: &str = "\
 Usage:
-    monitoreo-gateway keys add NAME --scopes LIST [--expires DURATION] [--config PATH]
+    monitoreo-gateway keys add NAME --scopes LIST [--expires DURATION] [--cert-subject DN] [--config PATH]
     monitoreo-gateway keys list [--json] [--config PATH]
     monitoreo-gateway keys revoke NAME [--config PATH]
 
 Commands:
     add NAME      create a key and print its token once; LIST is a comma list
-                  of read, signal, renice, exec, admin; DURATION like 30d, 12h, 15m
+                  of read, signal, renice, exec, admin; DURATION like 30d, 12h, 15m;
+                  --cert-subject DN: authenticate by client certificate instead
     list          name, scopes, creation, expiry and state of every key
                   (--json: a JSON array; never a token or its hash)
     revoke NAME   refuse the key from now on (no restart needed)
@@ -140,6 +161,7 @@ pub enum KeysCommand {
         name: String,
         scopes: Vec<Scope>,
         expires: Option<Duration>,
+        cert_subject: Option<String>,
     },
     List {
         config: Option<PathBuf>,
@@ -152,7 +174,7 @@ pub enum KeysCommand {
 }
 
 /// Options that take a value (the next argument).
-const TAKES_VALUE: [&str; 3] = ["--config", "--scopes", "--expires"];
+const TAKES_VALUE: [&str; 4] = ["--config", "--scopes", "--expires", "--cert-subject"];
 
 /// Parses `args` (without the program name). Errors are usage messages.
 ///
@@ -169,6 +191,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut config = None;
     let mut scopes = None;
     let mut expires = None;
+    let mut cert_subject = None;
     let mut json = false;
     let mut positional = Vec::new();
     let mut it = args.iter();
@@ -190,6 +213,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                         .ok_or_else(|| format!("--expires {v:?} is not like 30d, 12h, 15m"))?,
                 );
             }
+            "--cert-subject" => cert_subject = Some(value("--cert-subject")?),
             "--json" => json = true,
             s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
             s => positional.push(s),
@@ -208,6 +232,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 name: (*name).into(),
                 scopes: scopes.take().ok_or("keys add needs --scopes")?,
                 expires: expires.take(),
+                cert_subject: cert_subject.take(),
             })
         }
         ["keys", "list"] => Command::Keys(KeysCommand::List {
@@ -227,11 +252,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         other => return Err(format!("unknown command {:?}", other.join(" "))),
     };
     // The command took the options it uses; one left over is another's.
-    if scopes.is_some() || expires.is_some() {
+    if scopes.is_some() || expires.is_some() || cert_subject.is_some() {
         let flag = if scopes.is_some() {
             "--scopes"
-        } else {
+        } else if expires.is_some() {
             "--expires"
+        } else {
+            "--cert-subject"
         };
         return Err(format!("{flag} is only for keys add"));
     }
@@ -295,8 +322,14 @@ mod tests {
                 name: "ops".into(),
                 scopes: vec![Scope::Read, Scope::Exec],
                 expires: Some(Duration::from_secs(86400)),
+                cert_subject: None,
             })
         );
+        assert!(matches!(
+            parse(&v("keys add ops --scopes read --cert-subject CN=ops")).unwrap(),
+            Command::Keys(KeysCommand::Add { cert_subject: Some(s), .. }) if s == "CN=ops"
+        ));
+        assert!(parse(&v("keys list --cert-subject CN=ops")).is_err());
         assert!(parse(&v("keys add ops --scopes root")).is_err());
         assert!(parse(&v("frobnicate")).is_err());
     }

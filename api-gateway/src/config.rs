@@ -34,7 +34,17 @@ struct Raw {
     output_quota: Option<String>,
     default_timeout_s: Option<u64>,
     max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
     header_timeout_s: Option<u64>,
+    body_timeout_s: Option<u64>,
+    body_min_rate: Option<u64>,
+    keepalive_timeout_s: Option<u64>,
+    send_timeout_s: Option<u64>,
+    auth_failures_per_minute: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    allow_plaintext: Option<bool>,
     cpu_window_s: Option<f64>,
     require_start_time: Option<bool>,
 }
@@ -55,11 +65,54 @@ pub struct Config {
     /// ever dropped to make room.
     pub output_quota: u64,
     pub default_timeout_s: u64,
+    /// Open connections at once (TLS handshakes and lingering closes
+    /// included); beyond it a connection is answered 503 and closed.
     pub max_connections: usize,
+    /// Open connections at once from one client address (an IPv6 client
+    /// by its /64); beyond it, 429 and closed.
+    pub max_connections_per_client: usize,
+    /// Time to send the request head (and, with TLS, to finish the
+    /// handshake).
     pub header_timeout: Duration,
+    /// Time to send the whole body.
+    pub body_timeout: Duration,
+    /// Bytes per second a body must keep up after a short grace; 0 = off.
+    pub body_min_rate: u64,
+    /// An idle connection (no request in flight, nothing written) is
+    /// closed after this.
+    pub keepalive_timeout: Duration,
+    /// A response whose bytes the client does not take for this long is
+    /// abandoned and the connection closed.
+    pub send_timeout: Duration,
+    /// Refused authentications per client address per minute before 429;
+    /// 0 = never.
+    pub auth_failures_per_minute: u32,
+    /// Serve HTTPS (and HTTP/2 by ALPN) with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// Plain HTTP on a non-loopback address was explicitly allowed.
+    pub allow_plaintext: bool,
     pub cpu_window: Duration,
     /// DELETE and PATCH without `start_time` are refused (400).
     pub require_start_time: bool,
+}
+
+/// The TLS files named in the configuration (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA certificates that client certificates are verified against;
+    /// `None`: clients are not asked for one.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Connections the gateway may hold when `max_connections` is not set:
+/// three quarters of what the descriptor limit leaves after a reserve for
+/// the helper socket, the audit log, /proc reads and job files.
+pub fn default_max_connections(nofile: u64) -> usize {
+    let spare = nofile.saturating_sub(256).saturating_mul(3) / 4;
+    usize::try_from(spare).unwrap_or(usize::MAX).max(16)
 }
 
 /// Parses `30d`, `12h`, `5m`, `40s` (or a bare number of seconds).
@@ -166,9 +219,41 @@ impl Config {
         if !(0.1..=60.0).contains(&cpu) {
             return Err("cpu_window_s must be between 0.1 and 60".into());
         }
-        let max_connections = raw.max_connections.unwrap_or(256);
-        if max_connections == 0 {
-            return Err("max_connections must be at least 1".into());
+        let max_connections = match raw.max_connections {
+            Some(0) => return Err("max_connections must be at least 1".into()),
+            Some(n) => n,
+            None => default_max_connections(crate::limits::nofile()),
+        };
+        let max_connections_per_client = match raw.max_connections_per_client {
+            Some(0) => return Err("max_connections_per_client must be at least 1".into()),
+            Some(n) => n,
+            None => 64,
+        };
+        let secs = |v: Option<u64>, default: u64, name: &str| match v {
+            Some(0) => Err(format!("{name} must be at least 1")),
+            v => Ok(Duration::from_secs(v.unwrap_or(default))),
+        };
+        let tls = match (raw.tls_cert, raw.tls_key, raw.tls_client_ca) {
+            (Some(cert), Some(key), client_ca) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None, None) => None,
+            (Some(_), None, _) => return Err("tls_cert needs tls_key".into()),
+            (None, Some(_), _) => return Err("tls_key needs tls_cert".into()),
+            (None, None, Some(_)) => {
+                return Err("tls_client_ca needs tls_cert and tls_key (client certificates are asked for over TLS)".into())
+            }
+        };
+        let allow_plaintext = raw.allow_plaintext.unwrap_or(false);
+        if tls.is_none() && !listen.ip().is_loopback() && !allow_plaintext {
+            return Err(format!(
+                "listen {listen} is not a loopback address and tls_cert/tls_key are not set: \
+                 keys would cross the network in clear text; set tls_cert and tls_key, or \
+                 allow_plaintext = true if something else encrypts the traffic (a TLS proxy \
+                 on this host)"
+            ));
         }
         Ok(Config {
             listen,
@@ -182,7 +267,15 @@ impl Config {
             output_quota,
             default_timeout_s: raw.default_timeout_s.unwrap_or(10).max(1),
             max_connections,
-            header_timeout: Duration::from_secs(raw.header_timeout_s.unwrap_or(10).max(1)),
+            max_connections_per_client,
+            header_timeout: secs(raw.header_timeout_s, 10, "header_timeout_s")?,
+            body_timeout: secs(raw.body_timeout_s, 30, "body_timeout_s")?,
+            body_min_rate: raw.body_min_rate.unwrap_or(1024),
+            keepalive_timeout: secs(raw.keepalive_timeout_s, 5, "keepalive_timeout_s")?,
+            send_timeout: secs(raw.send_timeout_s, 30, "send_timeout_s")?,
+            auth_failures_per_minute: raw.auth_failures_per_minute.unwrap_or(20),
+            tls,
+            allow_plaintext,
             cpu_window: Duration::from_secs_f64(cpu),
             require_start_time: raw.require_start_time.unwrap_or(false),
         })
@@ -255,5 +348,38 @@ mod tests {
         let c = Config::validate(Raw::default()).unwrap();
         assert_eq!(c.listen.port(), 8470);
         assert_eq!(c.keys_file, PathBuf::from("/var/lib/monitoreo/keys.json"));
+        assert!(c.tls.is_none() && !c.allow_plaintext);
+        assert!(c.max_connections >= 16);
+    }
+
+    #[test]
+    fn the_connection_cap_follows_the_descriptor_limit() {
+        assert_eq!(default_max_connections(1024), 576);
+        assert_eq!(default_max_connections(65536), 48960);
+        assert_eq!(default_max_connections(100), 16);
+    }
+
+    fn raw(text: &str) -> Raw {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn plaintext_beyond_loopback_is_refused_unless_allowed_or_tls() {
+        let e = Config::validate(raw("listen = \"0.0.0.0:8470\"")).unwrap_err();
+        assert!(e.contains("allow_plaintext = true"), "{e}");
+        let c = Config::validate(raw("listen = \"0.0.0.0:8470\"\nallow_plaintext = true"));
+        assert!(c.unwrap().allow_plaintext);
+        let c = Config::validate(raw(
+            "listen = \"0.0.0.0:8470\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"",
+        ));
+        assert!(c.unwrap().tls.is_some());
+        for half in [
+            "tls_cert = \"c\"",
+            "tls_key = \"k\"",
+            "tls_client_ca = \"ca\"",
+        ] {
+            assert!(Config::validate(raw(half)).is_err(), "{half}");
+        }
+        assert!(Config::validate(raw("body_timeout_s = 0")).is_err());
     }
 }

@@ -3,6 +3,15 @@
 //! connection is dropped and the next call reconnects, with a backoff so a
 //! dead helper is not hammered. Maps [`protocol::Response`] refusals to
 //! [`ApiError`] in one place.
+//!
+//! Every frame carries the id of the request it is made for
+//! ([`crate::reqid::current`]), so the helper's decision line and the
+//! gateway's audit line share it.
+//!
+//! `/healthz` asks [`Helper::health_cached`]: at most one helper round
+//! trip per [`PROBE_EVERY`], whatever the number of callers (concurrent
+//! callers wait for the one probe in flight), so an unauthenticated flood
+//! neither queues on the helper's mutex nor reaches the helper.
 
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
@@ -16,6 +25,8 @@ use crate::ids::Target;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest a cached health probe is reused.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 struct State {
     conn: Option<Connection>,
@@ -29,9 +40,14 @@ struct State {
 pub struct Helper {
     path: PathBuf,
     state: Arc<Mutex<State>>,
+    probe: Arc<tokio::sync::Mutex<Option<Probe>>>,
 }
 
+/// The last health probe and when it was made.
+type Probe = (Instant, Arc<Health>);
+
 /// What `/healthz` reports.
+#[derive(Debug, Clone)]
 pub struct Health {
     pub reachable: bool,
     pub containment: Option<Containment>,
@@ -50,7 +66,32 @@ impl Helper {
                 backoff: Duration::from_millis(100),
                 last_error: None,
             })),
+            probe: Arc::new(tokio::sync::Mutex::new(None)),
         }
+    }
+
+    /// The last probe if it is younger than [`PROBE_EVERY`], else a new
+    /// one (one at a time).
+    pub async fn health_cached(&self) -> Arc<Health> {
+        let mut last = self.probe.lock().await;
+        if let Some((at, h)) = last.as_ref() {
+            if at.elapsed() < PROBE_EVERY {
+                return h.clone();
+            }
+        }
+        let me = self.clone();
+        let h = Arc::new(
+            tokio::task::spawn_blocking(move || me.health())
+                .await
+                .unwrap_or_else(|e| Health {
+                    reachable: false,
+                    containment: None,
+                    info: None,
+                    error: Some(format!("health probe failed: {e}")),
+                }),
+        );
+        *last = Some((Instant::now(), h.clone()));
+        h
     }
 
     fn connected<'a>(&self, st: &'a mut State) -> Result<&'a mut Connection, ApiError> {
@@ -93,14 +134,16 @@ impl Helper {
             .ok_or_else(|| ApiError::Internal("helper connection vanished".into()))
     }
 
-    /// Sends one request (blocking). A transport failure is retried once on
-    /// a fresh connection (the helper may have restarted) unless fds were
-    /// passed: a spawn is never sent twice.
+    /// Sends one request (blocking), tagged with the current request's
+    /// id. A transport failure is retried once on a fresh connection (the
+    /// helper may have restarted) unless fds were passed: a spawn is never
+    /// sent twice.
     pub fn call(&self, req: &Request, fds: &[BorrowedFd<'_>]) -> Result<Response, ApiError> {
+        let request_id = crate::reqid::current();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for attempt in 0..2 {
             let conn = self.connected(&mut st)?;
-            match conn.request(req, fds) {
+            match conn.request_tagged(request_id, req, fds) {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     st.conn = None;
@@ -123,7 +166,7 @@ impl Helper {
                 let containment = c.containment();
                 // A cheap round trip that the helper does not log proves the
                 // connection is alive and says how jobs are held.
-                match c.request(&Request::Info, &[]) {
+                match c.request_tagged(crate::reqid::current(), &Request::Info, &[]) {
                     Ok(Response::Info(info)) => Health {
                         reachable: true,
                         containment: Some(containment),

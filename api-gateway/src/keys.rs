@@ -5,6 +5,11 @@
 //! changes, so `keys add`/`revoke` apply without a restart. Writes are
 //! atomic (temp file + rename) with mode 0600.
 //!
+//! A key may instead name a client-certificate subject (`cert_subject`,
+//! e.g. `CN=ops`): over TLS with `tls_client_ca`, a verified client
+//! certificate with that subject authenticates as the key when no bearer
+//! header is sent. Such a key has no token anyone was shown.
+//!
 //! The keys commands may run as root in a directory the gateway user owns,
 //! i.e. one a compromised gateway can fill with links. So they read and
 //! write only through a descriptor of that directory, never follow a link
@@ -26,6 +31,8 @@ use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
+
+use crate::http::x509::Subject;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +79,10 @@ pub struct KeyRecord {
     pub expires: Option<u64>,
     #[serde(default)]
     pub revoked: bool,
+    /// A client-certificate subject that authenticates as this key
+    /// (`CN=ops`); such a key's token was never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_subject: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -462,17 +473,28 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Creates a key; returns the token (shown once).
+/// Creates a key; returns the token (shown once). With `cert_subject`
+/// the key authenticates by client certificate, and the token returned
+/// is not to be shown.
 pub fn add(
     path: &Path,
     name: &str,
     scopes: Vec<Scope>,
     expires_in: Option<std::time::Duration>,
+    cert_subject: Option<&str>,
     give_to: Option<Owner>,
 ) -> Result<String, KeyError> {
     if !valid_name(name) {
         return Err(KeyError::Invalid(format!("key names are {NAME_RULE}")));
     }
+    let cert_subject = match cert_subject {
+        Some(s) => Some(
+            Subject::parse(s)
+                .map_err(|e| KeyError::Invalid(format!("--cert-subject: {e}")))?
+                .to_string(),
+        ),
+        None => None,
+    };
     let mut keys = load_no_follow(path)?;
     if keys.iter().any(|k| k.name == name) {
         return Err(KeyError::Exists(name.into()));
@@ -493,6 +515,7 @@ pub fn add(
         created: now,
         expires: expires_in.map(|d| now + d.as_secs()),
         revoked: false,
+        cert_subject,
     });
     save(path, &keys, give_to)?;
     Ok(token)
@@ -507,6 +530,20 @@ pub fn revoke(path: &Path, name: &str, give_to: Option<Owner>) -> Result<(), Key
         .ok_or_else(|| KeyError::NoSuchKey(name.into()))?;
     k.revoked = true;
     save(path, &keys, give_to)
+}
+
+/// Whether a stored key is usable now.
+fn usable(k: &KeyRecord, now: u64) -> Result<Caller, AuthFailure> {
+    if k.revoked {
+        return Err(AuthFailure::Revoked);
+    }
+    if k.expires.is_some_and(|e| e <= now) {
+        return Err(AuthFailure::Expired);
+    }
+    Ok(Caller {
+        name: k.name.clone(),
+        scopes: k.scopes.clone(),
+    })
 }
 
 /// The server's view: the keys, reloaded when the file's mtime changes.
@@ -534,8 +571,8 @@ impl KeyStore {
         }
     }
 
-    /// Checks a bearer token.
-    pub fn authenticate(&self, token: &str) -> Result<Caller, AuthFailure> {
+    /// The keys, re-read if the file changed.
+    fn current(&self) -> std::sync::MutexGuard<'_, (Option<FileStamp>, Vec<KeyRecord>)> {
         let mtime: Option<FileStamp> = std::fs::metadata(&self.path).ok().and_then(|m| {
             use std::os::unix::fs::MetadataExt;
             Some((m.modified().ok()?, m.len(), m.ino()))
@@ -547,23 +584,37 @@ impl KeyStore {
                 Err(e) => eprintln!("monitoreo-gateway: {e}; keeping the previous keys"),
             }
         }
+        cache
+    }
+
+    /// Checks a bearer token.
+    pub fn authenticate(&self, token: &str) -> Result<Caller, AuthFailure> {
+        let cache = self.current();
         let want = sha256_hex(token);
         let now = now_secs();
         for k in &cache.1 {
             if constant_time_eq(k.sha256.as_bytes(), want.as_bytes()) {
-                if k.revoked {
-                    return Err(AuthFailure::Revoked);
-                }
-                if k.expires.is_some_and(|e| e <= now) {
-                    return Err(AuthFailure::Expired);
-                }
-                return Ok(Caller {
-                    name: k.name.clone(),
-                    scopes: k.scopes.clone(),
-                });
+                return usable(k, now);
             }
         }
         Err(AuthFailure::Unknown)
+    }
+
+    /// Checks the subject of a verified client certificate against the
+    /// keys' `cert_subject`.
+    pub fn authenticate_subject(&self, subject: &Subject) -> Result<Caller, AuthFailure> {
+        let cache = self.current();
+        let now = now_secs();
+        cache
+            .1
+            .iter()
+            .find(|k| {
+                k.cert_subject
+                    .as_deref()
+                    .and_then(|s| Subject::parse(s).ok())
+                    .is_some_and(|s| s.matches(subject))
+            })
+            .map_or(Err(AuthFailure::Unknown), |k| usable(k, now))
     }
 }
 
@@ -576,7 +627,7 @@ mod tests {
     fn added_key_authenticates_and_revoked_key_does_not() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("keys.json");
-        let t = add(&p, "ops", vec![Scope::Read], None, None).unwrap();
+        let t = add(&p, "ops", vec![Scope::Read], None, None, None).unwrap();
         assert!(t.starts_with("mon_") && t.len() == 4 + 43);
         let s = KeyStore::new(p.clone());
         assert_eq!(s.authenticate(&t).unwrap().name, "ops");
@@ -589,6 +640,36 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_subject_authenticates_as_its_key_in_any_order() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("keys.json");
+        add(
+            &p,
+            "ops",
+            vec![Scope::Read],
+            None,
+            Some("cn=ops, O=Example"),
+            None,
+        )
+        .unwrap();
+        let s = KeyStore::new(p.clone());
+        let sub = Subject::parse("O=Example,CN=ops").unwrap();
+        assert_eq!(s.authenticate_subject(&sub).unwrap().name, "ops");
+        let other = Subject::parse("CN=ops").unwrap();
+        assert_eq!(
+            s.authenticate_subject(&other).unwrap_err(),
+            AuthFailure::Unknown
+        );
+        assert!(add(&p, "bad", vec![Scope::Read], None, Some("CN"), None).is_err());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        revoke(&p, "ops", None).unwrap();
+        assert_eq!(
+            s.authenticate_subject(&sub).unwrap_err(),
+            AuthFailure::Revoked
+        );
+    }
+
+    #[test]
     fn a_link_at_the_keys_file_is_refused_and_its_target_untouched() {
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("elsewhere.json");
@@ -597,7 +678,7 @@ mod tests {
         std::os::unix::fs::symlink(&target, &p).unwrap();
         let link = |r: Result<(), KeyError>| matches!(r, Err(KeyError::Link(l)) if l == p);
         assert!(link(
-            add(&p, "ops", vec![Scope::Read], None, None).map(drop)
+            add(&p, "ops", vec![Scope::Read], None, None, None).map(drop)
         ));
         assert!(link(revoke(&p, "ops", None)));
         assert!(link(load_no_follow(&p).map(drop)));
@@ -613,7 +694,7 @@ mod tests {
         let dir = d.path().join("linked");
         std::os::unix::fs::symlink(&real, &dir).unwrap();
         let p = dir.join("keys.json");
-        let r = add(&p, "ops", vec![Scope::Read], None, None);
+        let r = add(&p, "ops", vec![Scope::Read], None, None, None);
         assert!(matches!(r, Err(KeyError::Link(l)) if l == dir));
         assert!(std::fs::read_dir(&real).unwrap().next().is_none());
     }
@@ -630,8 +711,8 @@ mod tests {
     fn writes_leave_only_the_keys_file() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("keys.json");
-        add(&p, "a", vec![Scope::Read], None, None).unwrap();
-        add(&p, "b", vec![Scope::Exec], None, None).unwrap();
+        add(&p, "a", vec![Scope::Read], None, None, None).unwrap();
+        add(&p, "b", vec![Scope::Exec], None, None, None).unwrap();
         let names: Vec<_> = std::fs::read_dir(d.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -26,14 +26,33 @@ pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
             name,
             scopes,
             expires,
+            cert_subject,
         } => {
             let (cfg, give_to) = keys_config(config.as_deref())?;
-            let token = keys::add(&cfg.keys_file, &name, scopes, expires, give_to)?;
-            println!("{token}");
-            eprintln!(
-                "key {name:?} created in {}; the token above is shown only once",
-                cfg.keys_file.display()
-            );
+            let token = keys::add(
+                &cfg.keys_file,
+                &name,
+                scopes,
+                expires,
+                cert_subject.as_deref(),
+                give_to,
+            )?;
+            match cert_subject {
+                // The token of a certificate key is never shown: the
+                // certificate is the credential.
+                Some(s) => eprintln!(
+                    "key {name:?} created in {}; it authenticates by a client certificate \
+                     with subject {s} (verified against tls_client_ca), and has no token",
+                    cfg.keys_file.display()
+                ),
+                None => {
+                    println!("{token}");
+                    eprintln!(
+                        "key {name:?} created in {}; the token above is shown only once",
+                        cfg.keys_file.display()
+                    );
+                }
+            }
             Ok(())
         }
         KeysCommand::List { config, json } => {
@@ -119,6 +138,7 @@ fn list_json(records: &[keys::KeyRecord], now: u64) -> serde_json::Value {
                 "expires": k.expires,
                 "revoked": k.revoked,
                 "state": state(k, now),
+                "cert_subject": k.cert_subject,
             })
         })
         .collect()
@@ -131,8 +151,13 @@ fn list(records: &[keys::KeyRecord]) {
     for k in records {
         let scopes: Vec<&str> = k.scopes.iter().map(|s| s.name()).collect();
         let state = state(k, now);
+        let subject = k
+            .cert_subject
+            .as_ref()
+            .map(|s| format!("\tcert_subject={s}"))
+            .unwrap_or_default();
         println!(
-            "{}\t{}\tcreated={}\texpires={}\t{state}",
+            "{}\t{}\tcreated={}\texpires={}\t{state}{subject}",
             k.name,
             scopes.join(","),
             clock::rfc3339(k.created * 1000),
@@ -157,6 +182,7 @@ mod tests {
             created: 100,
             expires,
             revoked,
+            cert_subject: None,
         };
         let v = list_json(
             &[
@@ -171,7 +197,8 @@ mod tests {
         assert_eq!(
             v[0],
             json!({"name": "a", "scopes": ["read", "exec"], "created": 100,
-                   "expires": null, "revoked": false, "state": "active"})
+                   "expires": null, "revoked": false, "state": "active",
+                   "cert_subject": null})
         );
         assert_eq!(v[1]["state"], "expired");
         assert_eq!(v[2]["state"], "revoked");

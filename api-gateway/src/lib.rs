@@ -19,7 +19,9 @@
 //!   sampler.
 //! - [`helper`]: client to the privileged helper (reconnect, backoff).
 //! - [`ids`]: `Pid`, `StartTime`, `Target`.
-//! - [`audit`]: one JSON line per state-changing request.
+//! - [`audit`]: one JSON line per authenticated or refused request.
+//! - [`reqid`]: request ids, carried to the helper and into both logs.
+//! - [`limits`]: the descriptor limit behind the connection cap.
 //! - [`clock`], [`notify`]: time formatting, `sd_notify`.
 //! - [`run_error`]: the error of a top-level command.
 #![forbid(unsafe_code)]
@@ -36,9 +38,11 @@ pub mod ids;
 pub mod jobs;
 pub mod keys;
 pub mod keys_cmd;
+pub mod limits;
 pub mod notify;
 pub mod openapi;
 pub mod procs;
+pub mod reqid;
 pub mod run_error;
 pub mod startup;
 pub mod state;
@@ -58,6 +62,9 @@ pub fn run(cmd: cli::Command) -> Result<(), RunError> {
             Ok(())
         }
         Command::Serve { config } => {
+            // Before the configuration: the default connection cap is
+            // sized from the limit in force.
+            limits::raise_nofile();
             startup::serve(config::Config::load(config.as_deref())?).map_err(RunError::Io)
         }
         Command::Keys(k) => keys_cmd::run(k),

@@ -1,10 +1,13 @@
-//! `serve`: builds the [`State`] and the route table, starts the job
-//! retention sweeper and runs the HTTP server until a stop signal.
+//! `serve`: builds the [`State`] and the route table, loads the TLS
+//! configuration, starts the job retention sweeper and runs the HTTP
+//! server until a stop signal.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::http::throttle::AuthThrottle;
+use crate::http::tls::Tls;
 use crate::http::{router::Router, server};
 use crate::state::State;
 use crate::{api, audit, helper, jobs, keys, procs};
@@ -33,6 +36,10 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     );
     let audit =
         audit::Audit::open(cfg.audit_log.as_ref()).map_err(|e| format!("audit log: {e}"))?;
+    let tls = match &cfg.tls {
+        Some(files) => Some(Arc::new(Tls::load(files)?)),
+        None => None,
+    };
     let router = Router::new(api::table());
     let openapi = serde_json::to_vec(&crate::openapi::document(router.routes()))
         .map_err(|e| format!("encoding the OpenAPI document: {e}"))?;
@@ -43,6 +50,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         jobs,
         hub,
         audit,
+        throttle: AuthThrottle::new(cfg.auth_failures_per_minute),
         openapi: openapi.into(),
         cfg,
     });
@@ -52,7 +60,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
             .await
             .map_err(|e| format!("listening on {}: {e}", state.cfg.listen))?;
         tokio::spawn(sweep_forever(state.clone()));
-        server::serve(state, router, listener)
+        server::serve(state, router, listener, tls)
             .await
             .map_err(|e| e.to_string())
     })

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::http::throttle::AuthThrottle;
 use crate::{audit, config, helper, jobs, keys, procs};
 
 /// Everything a request handler needs.
@@ -17,6 +18,8 @@ pub struct State {
     /// Wakes waiters of a job on output and on its end.
     pub hub: jobs::hub::Hub,
     pub audit: audit::Audit,
+    /// Refused authentications per client address.
+    pub throttle: AuthThrottle,
     /// The OpenAPI document, serialized once.
     pub openapi: Bytes,
 }

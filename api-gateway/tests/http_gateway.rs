@@ -236,12 +236,26 @@ fn openapi_and_healthz_need_no_key_and_healthz_reports_the_missing_helper() {
     assert!(v["components"]["schemas"]["Process"]["properties"]
         .get("environ")
         .is_none());
+    // Without a key: the status alone.
     let r = g.get("/healthz", None);
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after"), Some("1"));
     let v = r.json();
+    assert_eq!(v["status"], "unavailable");
+    assert!(
+        v.get("helper").is_none() && v.get("version").is_none(),
+        "{v}"
+    );
+    // With a read key: the details.
+    let t = g.key("r", "read", &[]);
+    let r = g.get("/healthz", Some(&t));
+    assert_eq!(r.status, 503);
+    let v = r.json();
     assert_eq!(v["helper"]["reachable"], false);
     assert_eq!(v["helper"]["protocol_version"], protocol::PROTOCOL_VERSION);
+    assert!(v["helper"]["error"].is_string());
+    // A wrong key is refused, not ignored.
+    assert_eq!(g.get("/healthz", Some("mon_wrong")).status, 401);
 }
 
 #[test]
@@ -361,21 +375,37 @@ fn sigterm_lets_an_in_flight_request_finish() {
 }
 
 #[test]
-fn connections_beyond_the_cap_wait_for_a_free_slot() {
+fn a_connection_beyond_the_cap_is_answered_503_at_once_not_left_waiting() {
     let g = Gateway::start_with(
         std::path::Path::new("/nonexistent/helper.sock"),
         "max_connections = 1\n",
     );
-    // Holds the only slot until the 2 s header timeout cuts it off.
+    // Holds the only slot until the 2 s header timeout cuts it off (once
+    // the start-up probe's connection has given its slot back).
+    std::thread::sleep(Duration::from_millis(300));
     let mut idle = TcpStream::connect(g.addr).unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let t = std::time::Instant::now();
     let r = g.get("/api/openapi.json", None);
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["code"], "too_many_connections");
+    assert_eq!(r.header("retry-after"), Some("1"));
     assert!(
-        t.elapsed() >= Duration::from_millis(1000),
+        t.elapsed() < Duration::from_millis(1000),
         "{:?}",
         t.elapsed()
     );
+    // Once the header timeout (2 s) has freed the slot, the next client
+    // is served.
+    let mut status = 0;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        status = g.get("/api/openapi.json", None).status;
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200);
+    drop(idle);
 }

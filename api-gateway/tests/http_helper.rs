@@ -37,10 +37,14 @@ fn nobody_sleep() -> std::process::Child {
 
 #[test]
 fn healthz_reports_the_helper_and_its_containment() {
-    let Some((_h, g, _t)) = setup("healthz with helper") else {
+    let Some((_h, g, t)) = setup("healthz with helper") else {
         return;
     };
     let r = g.get("/healthz", None);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "ok");
+    assert!(r.json().get("helper").is_none());
+    let r = g.get("/healthz", Some(&t));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let v = r.json();
     assert_eq!(v["helper"]["reachable"], true);
@@ -139,7 +143,7 @@ fn a_timed_out_job_with_a_setsid_child_leaves_no_process() {
         .output()
         .unwrap();
     let left = String::from_utf8_lossy(&ps.stdout);
-    let health = g.get("/healthz", None).json();
+    let health = g.get("/healthz", Some(&t)).json();
     if health["helper"]["containment"] == "cgroup" {
         assert!(left.trim().is_empty(), "left behind: {left}");
     } else {

@@ -27,13 +27,17 @@ _monitoreo_gateway()
             COMPREPLY=($(compgen -W "1h 12h 1d 7d 30d 90d" -- "$cur"))
             return
             ;;
+        --cert-subject)
+            COMPREPLY=($(compgen -W "CN=" -- "$cur"))
+            return
+            ;;
     esac
 
     # The command words typed so far, skipping options and their values.
     local i cmd= sub=
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-            --config | --scopes | --expires) ((i++)) ;;
+            --config | --scopes | --expires | --cert-subject) ((i++)) ;;
             -*) ;;
             *)
                 if [[ -z $cmd ]]; then
@@ -50,7 +54,7 @@ _monitoreo_gateway()
         /) words="serve keys --help --version" ;;
         serve/*) words="--config --help" ;;
         keys/) words="add list revoke --help" ;;
-        keys/add) words="--scopes --expires --config --help" ;;
+        keys/add) words="--scopes --expires --cert-subject --config --help" ;;
         keys/list) words="--json --config --help" ;;
         keys/revoke) words="--config --help" ;;
         *) words= ;;

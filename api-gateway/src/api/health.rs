@@ -1,5 +1,11 @@
-//! The two routes without a key: `GET /healthz` (is the helper there, how
-//! does it contain and limit jobs) and `GET /api/openapi.json`.
+//! The two routes without a key: `GET /healthz` (is the helper there; to
+//! a key with read, also how it contains and limits jobs) and `GET
+//! /api/openapi.json`.
+//!
+//! `/healthz` answers from the helper client's cached probe (at most one
+//! helper round trip per second), so it is cheap to poll and to flood.
+//! Without a key it says only `status`: the protocol version, containment,
+//! limits and the helper's error text are for a key with read.
 
 use serde::Serialize;
 
@@ -65,13 +71,25 @@ impl From<&protocol::JobLimits> for Limits {
     }
 }
 
-/// 200 with the helper's state, or 503 (the error envelope, still
-/// carrying the helper's details, with `Retry-After`).
+/// 200 `status: ok`, or 503 `status: unavailable` (the error envelope,
+/// with `Retry-After`); with a key, also the helper's details.
 pub async fn healthz(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
-    let helper = cx.state.helper.clone();
-    let h = tokio::task::spawn_blocking(move || helper.health())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let h = cx.state.helper.health_cached().await;
+    let unavailable =
+        || ApiError::Unavailable(h.error.clone().unwrap_or_else(|| "no answer".into()));
+    if cx.maybe_caller().is_none() {
+        if h.reachable {
+            return Ok(Envelope::ok()
+                .member("status", "ok")
+                .finish(hyper::StatusCode::OK));
+        }
+        let e = unavailable();
+        let mut reply = Envelope::error(e.code(), "the privileged helper is unreachable")
+            .member("status", "unavailable")
+            .finish(e.status());
+        reply.headers = e.into_reply().headers;
+        return Ok(reply);
+    }
     let health = HelperHealth {
         reachable: h.reachable,
         protocol_version: protocol::PROTOCOL_VERSION,
@@ -83,12 +101,14 @@ pub async fn healthz(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
     let version = env!("CARGO_PKG_VERSION");
     if h.reachable {
         return Ok(Envelope::ok()
+            .member("status", "ok")
             .member("helper", &health)
             .member("version", version)
             .finish(hyper::StatusCode::OK));
     }
-    let e = ApiError::Unavailable(h.error.unwrap_or_else(|| "no answer".into()));
+    let e = unavailable();
     let mut reply = Envelope::error(e.code(), "the privileged helper is unreachable")
+        .member("status", "unavailable")
         .member("helper", &health)
         .member("version", version)
         .finish(e.status());

@@ -53,19 +53,24 @@ pub fn table() -> Vec<Route> {
             users::list, Nothing),
         route!(GET "/api/users/{username}/ps", "listUserProcesses", Some(Read), audited: false,
             users::processes, users::UserProcessesRequest),
-        route!(GET "/healthz", "getHealth", None, audited: false,
-            health::healthz, Nothing),
+        Route {
+            // Anyone may ask; a key with read is told more.
+            key_optional: true,
+            ..route!(GET "/healthz", "getHealth", Some(Read), audited: false,
+                health::healthz, Nothing)
+        },
         route!(GET "/api/openapi.json", "getOpenApiDocument", None, audited: false,
             health::openapi, Nothing),
     ]
 }
 
 /// Runs blocking work (/proc, files, the helper's socket) off the async
-/// threads.
+/// threads, as the current request (a helper call made there carries its
+/// id).
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+    tokio::task::spawn_blocking(crate::reqid::carry(f))
         .await
         .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))?
 }

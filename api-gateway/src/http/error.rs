@@ -17,6 +17,8 @@ use crate::ids::{Pid, StartTime};
 /// its job limit; jobs last seconds) or a 503 (the helper is restarting).
 pub const RETRY_AFTER_BUSY_S: u32 = 2;
 pub const RETRY_AFTER_UNAVAILABLE_S: u32 = 1;
+/// Seconds before retrying a connection refused at a connection cap.
+pub const RETRY_AFTER_CONNECTIONS_S: u32 = 1;
 
 /// Everything a request can fail with. Variants carry the facts the
 /// message needs (which pid, which rule and its value, which parameter).
@@ -25,6 +27,9 @@ pub enum ApiError {
     /// The HTTP request itself could not be parsed (hyper refused it).
     #[error("malformed HTTP request: {0}")]
     MalformedHttp(String),
+    /// Plain HTTP arrived on the TLS port.
+    #[error("this port speaks HTTPS (TLS); this request came in plain HTTP: use https://")]
+    TlsRequired,
     /// The body is not JSON or not a JSON object.
     #[error("{0}")]
     InvalidJson(String),
@@ -76,6 +81,10 @@ pub enum ApiError {
     },
     #[error("the request head was not complete within {0} s")]
     RequestTimeout(u64),
+    /// The body did not arrive in time, or slower than the minimum rate;
+    /// the message says which and how much had come.
+    #[error("{0}")]
+    BodyTimeout(String),
     #[error("pid {pid} no longer has start_time {start_time}: the pid now names another process; nothing was done")]
     IdentityChanged { pid: Pid, start_time: StartTime },
     #[error("request body over {0} bytes")]
@@ -87,6 +96,12 @@ pub enum ApiError {
     RangeNotSatisfiable { len: u64 },
     #[error("the helper is running its maximum number of jobs; retry in {RETRY_AFTER_BUSY_S} s")]
     Busy,
+    /// This client address holds `max_connections_per_client` already.
+    #[error("this client already holds {0} connections, the most one address may; close one or retry in {RETRY_AFTER_CONNECTIONS_S} s")]
+    ClientConnections(usize),
+    /// Too many refused authentications from this address this minute.
+    #[error("too many failed authentications from this address; retry in {0} s")]
+    AuthThrottled(u64),
     #[error("request headers over {0} bytes (or over 100 header lines)")]
     HeadersTooLarge(usize),
     /// Starting a job could take stored output over `output_quota`.
@@ -100,6 +115,9 @@ pub enum ApiError {
     BadGateway(String),
     #[error("helper unreachable: {0}")]
     Unavailable(String),
+    /// `max_connections` reached.
+    #[error("the gateway holds its maximum number of connections; retry in {RETRY_AFTER_CONNECTIONS_S} s")]
+    ServerFull,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -109,6 +127,7 @@ impl ApiError {
     /// `Error.code` enum is this list.
     pub const CODES: &'static [&'static str] = &[
         "malformed_request",
+        "tls_required",
         "invalid_json",
         "unknown_field",
         "invalid_field",
@@ -127,22 +146,27 @@ impl ApiError {
         "no_such_job",
         "method_not_allowed",
         "request_timeout",
+        "body_timeout",
         "identity_changed",
         "payload_too_large",
         "uri_too_long",
         "range_not_satisfiable",
         "busy",
+        "too_many_client_connections",
+        "too_many_auth_failures",
         "headers_too_large",
         "internal",
         "output_quota_full",
         "helper_error",
         "helper_unavailable",
+        "too_many_connections",
     ];
 
     pub fn status(&self) -> StatusCode {
         use ApiError as E;
         match self {
             E::MalformedHttp(_)
+            | E::TlsRequired
             | E::InvalidJson(_)
             | E::UnknownField(_)
             | E::InvalidField(_)
@@ -159,16 +183,18 @@ impl ApiError {
             | E::NoSuchOutput(_)
             | E::NoSuchJob(_) => StatusCode::NOT_FOUND,
             E::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            E::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            E::RequestTimeout(_) | E::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             E::IdentityChanged { .. } => StatusCode::CONFLICT,
             E::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             E::UriTooLong => StatusCode::URI_TOO_LONG,
             E::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             E::OutputQuotaFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
-            E::Busy => StatusCode::TOO_MANY_REQUESTS,
+            E::Busy | E::ClientConnections(_) | E::AuthThrottled(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             E::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             E::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::Unavailable(_) | E::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
             E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -178,6 +204,7 @@ impl ApiError {
         use ApiError as E;
         match self {
             E::MalformedHttp(_) => "malformed_request",
+            E::TlsRequired => "tls_required",
             E::InvalidJson(_) => "invalid_json",
             E::UnknownField(_) => "unknown_field",
             E::InvalidField(_) => "invalid_field",
@@ -196,15 +223,19 @@ impl ApiError {
             E::NoSuchJob(_) => "no_such_job",
             E::MethodNotAllowed { .. } => "method_not_allowed",
             E::RequestTimeout(_) => "request_timeout",
+            E::BodyTimeout(_) => "body_timeout",
             E::IdentityChanged { .. } => "identity_changed",
             E::PayloadTooLarge(_) => "payload_too_large",
             E::UriTooLong => "uri_too_long",
             E::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             E::OutputQuotaFull { .. } => "output_quota_full",
             E::Busy => "busy",
+            E::ClientConnections(_) => "too_many_client_connections",
+            E::AuthThrottled(_) => "too_many_auth_failures",
             E::HeadersTooLarge(_) => "headers_too_large",
             E::BadGateway(_) => "helper_error",
             E::Unavailable(_) => "helper_unavailable",
+            E::ServerFull => "too_many_connections",
             E::Internal(_) => "internal",
         }
     }
@@ -226,6 +257,10 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { len } => {
                 Some((header::CONTENT_RANGE, format!("bytes */{len}")))
             }
+            ApiError::ClientConnections(_) | ApiError::ServerFull => {
+                Some((header::RETRY_AFTER, RETRY_AFTER_CONNECTIONS_S.to_string()))
+            }
+            ApiError::AuthThrottled(s) => Some((header::RETRY_AFTER, s.to_string())),
             _ => None,
         };
         if let Some((name, v)) = value {
@@ -261,6 +296,7 @@ mod tests {
         let pid = Pid::new(42).expect("42 is a pid");
         vec![
             ApiError::MalformedHttp("x".into()),
+            ApiError::TlsRequired,
             ApiError::InvalidJson("x".into()),
             ApiError::UnknownField("x".into()),
             ApiError::InvalidField("x".into()),
@@ -292,6 +328,7 @@ mod tests {
                 allow: "GET".into(),
             },
             ApiError::RequestTimeout(10),
+            ApiError::BodyTimeout("x".into()),
             ApiError::IdentityChanged {
                 pid,
                 start_time: StartTime::from_ticks(7),
@@ -300,6 +337,8 @@ mod tests {
             ApiError::UriTooLong,
             ApiError::RangeNotSatisfiable { len: 3 },
             ApiError::Busy,
+            ApiError::ClientConnections(1),
+            ApiError::AuthThrottled(1),
             ApiError::HeadersTooLarge(1),
             ApiError::Internal("x".into()),
             ApiError::OutputQuotaFull {
@@ -309,6 +348,7 @@ mod tests {
             },
             ApiError::BadGateway("x".into()),
             ApiError::Unavailable("x".into()),
+            ApiError::ServerFull,
         ]
     }
 

@@ -1,12 +1,22 @@
-//! The HTTP layer, independent of what the API does: the accept loop
-//! ([`server`]), the route-table engine with authentication, scope check,
-//! body limit and audit ([`router`]), building typed requests from the raw
-//! parts ([`extract`]), the one envelope writer ([`reply`]) and the one
-//! error type ([`error`]). It never imports `api`: the table is handed to
-//! it at start-up.
+//! The HTTP layer, independent of what the API does: the accept loop and
+//! admission ([`server`], [`admission`]), TLS ([`tls`], [`x509`]), one
+//! connection with its timers and lingering close ([`conn`],
+//! [`connstate`]), the route-table engine with authentication, scope
+//! check, body limits and audit ([`router`]), refused-authentication
+//! counting ([`throttle`]), response compression ([`compress`]), building
+//! typed requests from the raw parts ([`extract`]), the one envelope writer
+//! ([`reply`]) and the one error type ([`error`]). It never imports `api`:
+//! the table is handed to it at start-up.
 
+pub mod admission;
+pub mod compress;
+pub mod conn;
+pub mod connstate;
 pub mod error;
 pub mod extract;
 pub mod reply;
 pub mod router;
 pub mod server;
+pub mod throttle;
+pub mod tls;
+pub mod x509;

@@ -1,9 +1,13 @@
-//! The route table's engine: one layer that, for every request, finds the
-//! route (404, or 405 with `Allow`), authenticates the bearer key and
-//! checks the route's scope, checks the query against the route's declared
-//! parameters, reads the body under [`MAX_BODY`], calls the handler with a
-//! typed request, writes the audit line for state-changing routes, and
-//! turns any [`ApiError`] into its envelope. Handlers never do any of that
+//! The route table's engine: one layer that, for every request, gives it
+//! an id (`X-Request-Id`, the audit line, the helper's frame), finds the
+//! route (404, or 405 with `Allow`), authenticates the caller (a bearer
+//! key, or a verified client certificate mapped to a key) and checks the
+//! route's scope, counts refused authentications per client address
+//! (429 past `auth_failures_per_minute`), checks the query against the
+//! route's declared parameters, reads the body under [`MAX_BODY`] within
+//! the body timeouts, calls the handler with a typed request, writes the
+//! audit line of every authenticated or refused request, and turns any
+//! [`ApiError`] into its envelope. Handlers never do any of that
 //! themselves. `HEAD` is served by every `GET` route (hyper sends the
 //! head without the body).
 //!
@@ -13,23 +17,35 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{header, Method, Request, Response};
 use protocol::JobId;
+use serde_json::Value;
 
+use super::connstate::ConnInfo;
 use super::error::ApiError;
 use super::extract::{parse_query, percent_decode, Input, Param};
 use super::reply::{Reply, ResponseBody};
 use crate::audit;
+use crate::config::Config;
 use crate::ids::{Pid, StartTime};
 use crate::keys::{AuthFailure, Caller, Scope};
+use crate::reqid::{self, RequestIds};
 use crate::state::State;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// Time a body has before `body_min_rate` starts to count.
+pub const BODY_RATE_GRACE: Duration = Duration::from_secs(2);
+
+/// The response header that carries the request id.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send>>;
@@ -47,7 +63,13 @@ pub struct Route {
     pub operation_id: &'static str,
     /// `None`: no key needed (`/healthz`, the OpenAPI document).
     pub scope: Option<Scope>,
-    /// Writes one audit line per request (state-changing routes).
+    /// With a scope: a request without credentials is served anyway
+    /// (without a caller); one with credentials is authenticated and
+    /// checked as usual. `/healthz` says more to a key with read.
+    pub key_optional: bool,
+    /// State-changing: its audit line carries the body members that name
+    /// the act (pid, start_time, signal, priority, cmd) as given. Every
+    /// authenticated request gets an audit line.
     pub audited: bool,
     /// Query parameters the request type takes.
     pub query: &'static [Param],
@@ -67,6 +89,7 @@ macro_rules! route {
             pattern: $pattern,
             operation_id: $op,
             scope: $scope,
+            key_optional: false,
             audited: $audited,
             query: <$req as $crate::http::extract::FromInput>::QUERY,
             body: <$req as $crate::http::extract::FromInput>::BODY,
@@ -97,6 +120,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The authenticated key, if the request came with one (a route
+    /// whose key is optional may have none).
+    pub fn maybe_caller(&self) -> Option<&Caller> {
+        self.caller.as_ref()
+    }
+
     /// The authenticated key (every route with a scope has one).
     pub fn caller(&self) -> Result<&Caller, ApiError> {
         self.caller
@@ -124,6 +153,7 @@ impl Ctx {
 /// The table plus what matching needs.
 pub struct Router {
     routes: Vec<Route>,
+    ids: RequestIds,
     /// Paths made only of literal segments that some pattern starts with
     /// (`/api/ps/output`): a `{param}` never captures such a segment, so
     /// `/api/ps/output` is not taken for pid "output".
@@ -158,6 +188,7 @@ impl Router {
         }
         Router {
             routes,
+            ids: RequestIds::new(),
             literal_prefixes,
         }
     }
@@ -232,68 +263,133 @@ impl Router {
         Ok(Some(params))
     }
 
-    /// Serves one request; never fails (errors are envelopes).
+    /// Serves one request; never fails (errors are envelopes). Every
+    /// answer carries the request's id in `X-Request-Id`.
     pub async fn handle(
         self: Arc<Self>,
         state: Arc<State>,
+        conn: Arc<ConnInfo>,
         req: Request<Incoming>,
-    ) -> Result<Response<ResponseBody>, std::convert::Infallible> {
+    ) -> Response<ResponseBody> {
+        let id = self.ids.fresh();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let reply = match self.find(&method, &path) {
-            Ok(Found::Route(route, params)) => self.run(route, params, state, req).await,
-            Ok(Found::Method(allow)) => ApiError::MethodNotAllowed {
-                method: method.to_string(),
-                path,
-                allow,
+        let reply = reqid::scope(id, async {
+            let found = self.find(&method, &path);
+            if let Ok(Found::Route(route, params)) = found {
+                return self.run(route, params, &state, &conn, id, req).await;
             }
-            .into_reply(),
-            Ok(Found::Incomplete(pattern)) => {
-                ApiError::RouteNotFound(format!("no route {path}: it is the start of {pattern}"))
-                    .into_reply()
+            if !req.body().is_end_stream() {
+                conn.linger_before_close();
             }
-            Ok(Found::None) => ApiError::RouteNotFound(format!("no route {path}")).into_reply(),
-            Err(e) => e.into_reply(),
-        };
-        Ok(reply.into_response())
+            match found {
+                Ok(Found::Route(..)) => ApiError::Internal("route lost".into()).into_reply(),
+                Ok(Found::Method(allow)) => ApiError::MethodNotAllowed {
+                    method: method.to_string(),
+                    path,
+                    allow,
+                }
+                .into_reply(),
+                Ok(Found::Incomplete(pattern)) => ApiError::RouteNotFound(format!(
+                    "no route {path}: it is the start of {pattern}"
+                ))
+                .into_reply(),
+                Ok(Found::None) => ApiError::RouteNotFound(format!("no route {path}")).into_reply(),
+                Err(e) => e.into_reply(),
+            }
+        })
+        .await;
+        let mut resp = reply.into_response();
+        if let Ok(v) = HeaderValue::from_str(&reqid::hex(id)) {
+            resp.headers_mut().insert(REQUEST_ID, v);
+        }
+        resp
     }
 
     async fn run(
         &self,
         route: &Route,
         params: Vec<(&'static str, String)>,
-        state: Arc<State>,
+        state: &Arc<State>,
+        conn: &Arc<ConnInfo>,
+        request_id: u64,
         req: Request<Incoming>,
     ) -> Reply {
-        let mut caller = None;
-        let input = async {
-            if let Some(scope) = route.scope {
-                caller = Some(authenticate(&state, &req, scope)?);
+        let (parts, mut body) = req.into_parts();
+        let wants_key = match route.scope {
+            None => false,
+            Some(_) if route.key_optional => {
+                parts.headers.contains_key(header::AUTHORIZATION) || conn.client_subject.is_some()
             }
-            let query = parse_query(req.uri().query(), route.query)?;
-            let headers = req.headers().clone();
-            let body = if route.body {
-                read_body(req).await?
-            } else {
-                Bytes::new()
-            };
-            Ok::<_, ApiError>(Input {
-                path: params,
-                query,
-                body,
-                headers,
-            })
+            Some(_) => true,
+        };
+        let mut caller = None;
+        let mut how = None;
+        let mut failure = None;
+        let mut write_line = wants_key;
+        if wants_key {
+            match authenticate(state, &parts.headers, conn) {
+                Ok((c, h)) => {
+                    if let Some(scope) = route.scope.filter(|s| !c.scopes.contains(s)) {
+                        failure = Some(ApiError::MissingScope {
+                            key: c.name.clone(),
+                            scope: scope.name(),
+                        });
+                    }
+                    caller = Some(c);
+                    how = Some(h);
+                }
+                Err(why) => {
+                    let verdict = state.throttle.failure(conn.peer.ip());
+                    if let Some(s) = verdict.ended {
+                        state.audit.failures_summary(
+                            &s.client,
+                            s.not_written,
+                            s.failures,
+                            super::throttle::WINDOW.as_secs(),
+                        );
+                    }
+                    write_line = verdict.write_line;
+                    failure = Some(match verdict.throttle {
+                        Some(retry_after) => ApiError::AuthThrottled(retry_after),
+                        None => ApiError::Unauthorized(why),
+                    });
+                }
+            }
         }
-        .await;
         let ctx = Arc::new(Ctx {
-            state,
+            state: state.clone(),
             caller,
             facts: Mutex::default(),
         });
-        let result = match input {
-            Ok(input) => (route.handler)(ctx.clone(), input).await,
-            Err(e) => Err(e),
+        let mut given = Given::default();
+        let result = match failure {
+            Some(e) => Err(e),
+            None => {
+                async {
+                    let query = parse_query(parts.uri.query(), route.query)?;
+                    let bytes = if route.body {
+                        read_body(&mut body, &parts.headers, &state.cfg).await?
+                    } else {
+                        Bytes::new()
+                    };
+                    if route.audited {
+                        given = Given::from_body(&bytes);
+                    }
+                    let input = Input {
+                        path: params,
+                        query,
+                        body: bytes,
+                        headers: parts.headers.clone(),
+                    };
+                    (route.handler)(ctx.clone(), input).await
+                }
+                .await
+            }
         };
+        if !body.is_end_stream() {
+            conn.linger_before_close();
+        }
         let (reply, outcome) = match result {
             Ok(r) => (r, "ok".to_string()),
             Err(e) => {
@@ -301,15 +397,27 @@ impl Router {
                 (e.into_reply(), outcome)
             }
         };
-        if route.audited {
-            record(
-                &ctx.state,
-                route,
-                ctx.caller.as_ref(),
-                ctx.facts(),
-                &reply,
-                &outcome,
-            );
+        if write_line {
+            let facts = ctx.facts();
+            let route_name = format!("{} {}", route.method, route.pattern);
+            state.audit.record(&audit::Entry {
+                request_id,
+                key: ctx.caller.as_ref().map(|c| c.name.as_str()),
+                auth: how,
+                client: conn.peer.ip(),
+                route: &route_name,
+                pid: facts.pid.map(|p| p.get().into()).or(given.pid),
+                start_time: facts
+                    .start_time
+                    .map(|s| s.ticks().into())
+                    .or(given.start_time),
+                signal: given.signal,
+                priority: given.priority,
+                command: given.command.as_deref(),
+                status: reply.status.as_u16(),
+                outcome: &outcome,
+                job: facts.job,
+            });
         }
         reply
     }
@@ -319,76 +427,141 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.trim_end_matches('/').split('/').skip(1)
 }
 
-/// Bearer key → caller, then the scope.
-fn authenticate(state: &State, req: &Request<Incoming>, scope: Scope) -> Result<Caller, ApiError> {
-    let h = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <key>".into()))?;
-    let token = h
-        .strip_prefix("Bearer ")
-        .or_else(|| h.strip_prefix("bearer "))
-        .ok_or_else(|| ApiError::Unauthorized("Authorization must be Bearer <key>".into()))?
-        .trim();
-    let caller = state.keys.authenticate(token).map_err(|f| {
-        ApiError::Unauthorized(
-            match f {
-                AuthFailure::Unknown => "invalid key",
-                AuthFailure::Expired => "key expired",
-                AuthFailure::Revoked => "key revoked",
-            }
-            .into(),
-        )
-    })?;
-    if !caller.scopes.contains(&scope) {
-        return Err(ApiError::MissingScope {
-            key: caller.name.clone(),
-            scope: scope.name(),
-        });
-    }
-    Ok(caller)
+/// The members of a state-changing request's body the audit line shows
+/// as given (before any validation, so a refused value is seen too).
+#[derive(Debug, Default)]
+struct Given {
+    pid: Option<Value>,
+    start_time: Option<Value>,
+    signal: Option<Value>,
+    priority: Option<Value>,
+    command: Option<String>,
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
+impl Given {
+    fn from_body(body: &[u8]) -> Given {
+        let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(body) else {
+            return Given::default();
+        };
+        Given {
+            pid: m.remove("pid"),
+            start_time: m.remove("start_time"),
+            signal: m.remove("signal"),
+            priority: m.remove("priority"),
+            command: m.remove("cmd").map(|c| match c {
+                Value::String(s) => s,
+                other => other.to_string(),
+            }),
+        }
+    }
+}
+
+/// Who the request authenticates as, and how (`bearer` or
+/// `certificate`): a bearer key when an `Authorization` header is sent,
+/// otherwise the verified client certificate's subject. The error is the
+/// 401's message.
+fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+    conn: &ConnInfo,
+) -> Result<(Caller, &'static str), String> {
+    let failure = |f: AuthFailure| {
+        match f {
+            AuthFailure::Unknown => "invalid key",
+            AuthFailure::Expired => "key expired",
+            AuthFailure::Revoked => "key revoked",
+        }
+        .to_string()
+    };
+    if let Some(h) = headers.get(header::AUTHORIZATION) {
+        let h = h
+            .to_str()
+            .map_err(|_| "Authorization must be Bearer <key>".to_string())?;
+        let token = h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+            .ok_or_else(|| "Authorization must be Bearer <key>".to_string())?
+            .trim();
+        return state
+            .keys
+            .authenticate(token)
+            .map(|c| (c, "bearer"))
+            .map_err(failure);
+    }
+    if let Some(subject) = &conn.client_subject {
+        return state
+            .keys
+            .authenticate_subject(subject)
+            .map(|c| (c, "certificate"))
+            .map_err(|f| match f {
+                AuthFailure::Unknown => {
+                    format!("client certificate subject {subject} is not a key's cert_subject")
+                }
+                f => failure(f),
+            });
+    }
+    Err("missing Authorization: Bearer <key>".into())
+}
+
+/// Reads the body: at most [`MAX_BODY`] (a larger `Content-Length` is
+/// refused before reading), within `body_timeout_s` in total and, after
+/// [`BODY_RATE_GRACE`], at `body_min_rate` bytes per second or faster.
+pub async fn read_body(
+    body: &mut Incoming,
+    headers: &HeaderMap,
+    cfg: &Config,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY as u64) {
         return Err(ApiError::PayloadTooLarge(MAX_BODY));
     }
-    let body = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                ApiError::PayloadTooLarge(MAX_BODY)
-            } else {
-                ApiError::InvalidJson(format!("reading the body: {e}"))
+    let start = tokio::time::Instant::now();
+    let total = start + cfg.body_timeout;
+    let rate = cfg.body_min_rate;
+    let mut out = Vec::with_capacity(declared.map_or(1024, |n| n as usize));
+    let of = |n: usize| match declared {
+        Some(d) => format!("{n} of {d} bytes"),
+        None => format!("{n} bytes"),
+    };
+    loop {
+        // The next byte is due when the minimum rate says so, and never
+        // after the total timeout.
+        let by_rate = (rate > 0).then(|| {
+            start + BODY_RATE_GRACE + Duration::from_secs_f64((out.len() + 1) as f64 / rate as f64)
+        });
+        let due = by_rate.map_or(total, |r| r.min(total));
+        let frame = match tokio::time::timeout_at(due, body.frame()).await {
+            Ok(f) => f,
+            Err(_) if due >= total => {
+                return Err(ApiError::BodyTimeout(format!(
+                    "the body did not arrive within body_timeout_s ({} s): {} came",
+                    cfg.body_timeout.as_secs(),
+                    of(out.len())
+                )))
             }
-        })?;
-    Ok(body.to_bytes())
-}
-
-/// Writes the audit line of one request to an audited route.
-fn record(
-    state: &State,
-    route: &Route,
-    caller: Option<&Caller>,
-    facts: AuditFacts,
-    r: &Reply,
-    outcome: &str,
-) {
-    let route_name = format!("{} {}", route.method, route.pattern);
-    state.audit.record(&audit::Entry {
-        key: caller.map_or("-", |c| c.name.as_str()),
-        route: &route_name,
-        pid: facts.pid,
-        start_time: facts.start_time,
-        status: r.status.as_u16(),
-        outcome,
-        job: facts.job,
-    });
+            Err(_) => {
+                return Err(ApiError::BodyTimeout(format!(
+                    "the body came slower than body_min_rate ({rate} bytes/s): {} in {:.1} s",
+                    of(out.len()),
+                    start.elapsed().as_secs_f64()
+                )))
+            }
+        };
+        match frame {
+            None => break,
+            Some(Err(e)) => return Err(ApiError::InvalidJson(format!("reading the body: {e}"))),
+            Some(Ok(f)) => {
+                if let Ok(data) = f.into_data() {
+                    if out.len() + data.len() > MAX_BODY {
+                        return Err(ApiError::PayloadTooLarge(MAX_BODY));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+    Ok(Bytes::from(out))
 }

@@ -1,35 +1,32 @@
-//! Accept loop: hyper http1 over tokio with a header read timeout
-//! (slowloris), a header size cap, a cap on concurrent connections (a
-//! semaphore: beyond it, accepting waits), and graceful shutdown on
-//! SIGTERM/SIGINT (in-flight requests finish, then exit).
-//!
-//! hyper answers the requests it cannot parse itself, with an empty body
-//! (400, 414, 431) or, at the header timeout, with nothing at all. So that
-//! those too get the JSON envelope with a specific code, each connection's
-//! writes go through [`QuietIo`], which holds back hyper's own answer, and
-//! the envelope is written on a duplicate of the socket once hyper has
-//! said why it gave up.
+//! The accept loop: admission (the connection caps, [`super::admission`]),
+//! the TLS handshake when configured (bounded by the header timeout; plain
+//! HTTP on the TLS port gets a plain 400 saying so), then one task per
+//! connection ([`super::conn::serve`]). Also here: SIGHUP and the file
+//! check that reload the TLS configuration, the periodic audit summary of
+//! refused authentications, and graceful shutdown on SIGTERM/SIGINT
+//! (in-flight requests finish, then exit).
 
 use std::io;
-use std::pin::Pin;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
+use super::admission::{Admission, Refusal};
+use super::conn::{self, Stream};
+use super::connstate::ConnInfo;
 use super::error::ApiError;
 use super::router::Router;
+use super::throttle;
+use super::tls::{self, Tls};
 use crate::state::State;
 
-/// Largest request head (hyper's read buffer); beyond it → 431.
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// How often ended windows of refused authentications are summarised.
+const SUMMARY_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs until SIGTERM/SIGINT. Returns after in-flight connections finished
 /// (or after a 30 s grace period).
@@ -37,209 +34,181 @@ pub async fn serve(
     state: Arc<State>,
     router: Arc<Router>,
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
 ) -> io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let max = state.cfg.max_connections;
-    let sem = Arc::new(Semaphore::new(max));
+    let mut hup = signal(SignalKind::hangup())?;
+    let cfg = &state.cfg;
+    let admission = Admission::new(cfg.max_connections, cfg.max_connections_per_client);
     let (stop_tx, stop_rx) = watch::channel(false);
-    eprintln!("monitoreo-gateway: listening on {}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!(
+        "monitoreo-gateway: listening on {scheme}://{local} (at most {} connections, {} per client address)",
+        cfg.max_connections, cfg.max_connections_per_client
+    );
+    if tls.is_none() && !local.ip().is_loopback() {
+        eprintln!(
+            "monitoreo-gateway: WARNING: plain HTTP on {local}, beyond loopback \
+             (allow_plaintext = true): API keys cross the network in clear text"
+        );
+    }
+    tokio::spawn(summarise_forever(state.clone()));
+    if let Some(t) = &tls {
+        tokio::spawn(watch_tls_files(t.clone()));
+    }
     crate::notify::notify("READY=1");
     loop {
-        let permit = tokio::select! {
-            p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
+                    // Out of descriptors, most likely: give closing
+                    // connections a moment rather than spin.
                     eprintln!("monitoreo-gateway: accept: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
+            _ = hup.recv() => {
+                match &tls {
+                    Some(t) => report_reload(t, t.reload()),
+                    None => eprintln!("monitoreo-gateway: SIGHUP: no TLS configuration to reload (keys reload by themselves)"),
+                }
+                continue;
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         };
-        let (state, router) = (state.clone(), router.clone());
-        let stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            connection(state, router, stream, stop).await;
-        });
+        let _ = stream.set_nodelay(true);
+        match admission.admit(peer.ip()) {
+            Ok(slot) => {
+                let (state, router, tls, stop) =
+                    (state.clone(), router.clone(), tls.clone(), stop_rx.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    connection(stream, peer, tls, state, router, stop).await;
+                });
+            }
+            Err(why) => {
+                let Some(refusing) = admission.refusing() else {
+                    continue;
+                };
+                let plain = tls.is_none();
+                let per_client = cfg.max_connections_per_client;
+                tokio::spawn(async move {
+                    let _refusing = refusing;
+                    refuse(stream, why, plain, per_client).await;
+                });
+            }
+        }
     }
     eprintln!("monitoreo-gateway: shutting down, finishing in-flight requests");
     crate::notify::notify("STOPPING=1");
     drop(listener);
     let _ = stop_tx.send(true);
-    let all = u32::try_from(max).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(Duration::from_secs(30), sem.acquire_many(all)).await;
+    let grace = tokio::time::Instant::now() + Duration::from_secs(30);
+    while admission.open() > 0 && tokio::time::Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    write_summaries(&state, state.throttle.flush());
     Ok(())
 }
 
-/// Serves one connection; per-connection errors end it, never the server.
+/// One admitted connection: the TLS handshake if any, then HTTP.
 async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<Tls>>,
     state: Arc<State>,
     router: Arc<Router>,
-    stream: TcpStream,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let (stream, spare) = match duplicate(stream) {
-        Ok(pair) => pair,
-        Err(e) => {
-            eprintln!("monitoreo-gateway: connection setup: {e}");
-            return;
-        }
-    };
     let header_timeout = state.cfg.header_timeout;
-    let svc = service_fn(move |req| router.clone().handle(state.clone(), req));
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .serve_connection(TokioIo::new(QuietIo::new(stream)), svc);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            conn.as_mut().await
+    let (stream, info) = match tls {
+        None => (Stream::Plain(stream), ConnInfo::new(peer, None, false)),
+        Some(tls) => {
+            let mut first = [0u8; 8];
+            match tokio::time::timeout(header_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    if tls::looks_like_plain_http(&first[..n]) {
+                        let mut plain = stream;
+                        conn::farewell(&mut plain, ApiError::TlsRequired).await;
+                        conn::linger(&mut plain).await;
+                        return;
+                    }
+                }
+                _ => return,
+            }
+            let accept = TlsAcceptor::from(tls.config()).accept(stream);
+            let Ok(Ok(s)) = tokio::time::timeout(header_timeout, accept).await else {
+                // rustls has sent its alert; a failed handshake is the
+                // client's to report.
+                return;
+            };
+            let c = s.get_ref().1;
+            let h2 = c.alpn_protocol() == Some(b"h2");
+            let info = ConnInfo::new(peer, tls::client_subject(c), h2);
+            (Stream::Tls(Box::new(s)), info)
         }
     };
-    let Err(e) = result else { return };
-    let answer = if e.is_parse_too_large() {
-        ApiError::HeadersTooLarge(MAX_HEADER_BYTES)
-    } else if e.is_parse() {
-        if e.to_string().contains("too long") {
-            ApiError::UriTooLong
-        } else {
-            ApiError::MalformedHttp(e.to_string())
-        }
-    } else if e.is_timeout() {
-        ApiError::RequestTimeout(header_timeout.as_secs())
-    } else {
+    conn::serve(stream, info, state, router, stop).await;
+}
+
+/// Answers a connection past a cap and closes it. Over TLS no answer is
+/// possible without a handshake, which is not spent on a refusal: the
+/// connection is just closed.
+async fn refuse(mut stream: TcpStream, why: Refusal, plain: bool, per_client: usize) {
+    if !plain {
         return;
+    }
+    let answer = match why {
+        Refusal::Full => ApiError::ServerFull,
+        Refusal::PerClient => ApiError::ClientConnections(per_client),
     };
-    farewell(spare, answer).await;
+    conn::farewell(&mut stream, answer).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn::linger(&mut stream)).await;
 }
 
-/// Writes `answer` as a complete HTTP/1.1 response and closes.
-async fn farewell(mut spare: TcpStream, answer: ApiError) {
-    let reply = answer.into_reply();
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-        reply.status.as_u16(),
-        reply.status.canonical_reason().unwrap_or(""),
-        reply.body.len()
-    );
-    for (k, v) in &reply.headers {
-        if let Ok(v) = v.to_str() {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
+/// Writes the audit summaries of refused authentications.
+async fn summarise_forever(state: Arc<State>) {
+    loop {
+        tokio::time::sleep(SUMMARY_EVERY).await;
+        write_summaries(&state, state.throttle.sweep());
     }
-    head.push_str("\r\n");
-    let write = async {
-        spare.write_all(head.as_bytes()).await?;
-        spare.write_all(&reply.body).await?;
-        spare.shutdown().await
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
 }
 
-/// The socket plus a second descriptor of it for [`farewell`].
-fn duplicate(stream: TcpStream) -> io::Result<(TcpStream, TcpStream)> {
-    let std = stream.into_std()?;
-    let spare = std.try_clone()?;
-    Ok((TcpStream::from_std(std)?, TcpStream::from_std(spare)?))
+fn write_summaries(state: &State, summaries: Vec<throttle::Summary>) {
+    for s in summaries {
+        state.audit.failures_summary(
+            &s.client,
+            s.not_written,
+            s.failures,
+            throttle::WINDOW.as_secs(),
+        );
+    }
 }
 
-/// Passes reads and writes through, except hyper's own bodiless answer to
-/// a request it could not parse: that one is dropped (reported written),
-/// and so is the shutdown after it, so that [`farewell`] can answer with
-/// the envelope instead. Our own responses always carry a JSON body, so a
-/// 400, 414 or 431 head with `content-length: 0` can only be hyper's.
-struct QuietIo {
-    inner: TcpStream,
-    quiet: bool,
-}
-
-impl QuietIo {
-    fn new(inner: TcpStream) -> QuietIo {
-        QuietIo {
-            inner,
-            quiet: false,
+/// Reloads the TLS configuration when one of its files changes.
+async fn watch_tls_files(tls: Arc<Tls>) {
+    loop {
+        tokio::time::sleep(tls::CHECK_EVERY).await;
+        let t = tls.clone();
+        if let Ok(Some(r)) = tokio::task::spawn_blocking(move || t.reload_if_changed()).await {
+            report_reload(&tls, r);
         }
     }
 }
 
-/// Whether `buf` is hyper's automatic answer to an unparsable request.
-fn is_hyper_parse_answer(buf: &[u8]) -> bool {
-    let canned = [&b"HTTP/1.1 400 "[..], b"HTTP/1.1 414 ", b"HTTP/1.1 431 "];
-    let head_end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(buf.len());
-    let head = &buf[..(head_end + 2).min(buf.len())];
-    canned.iter().any(|c| buf.starts_with(c))
-        && head
-            .windows(19)
-            .any(|w| w.eq_ignore_ascii_case(b"content-length: 0\r\n"))
-}
-
-impl AsyncRead for QuietIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for QuietIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if self.quiet || is_hyper_parse_answer(buf) {
-            self.quiet = true;
-            return Poll::Ready(Ok(buf.len()));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.quiet {
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_hyper_bodiless_parse_answers_are_held_back() {
-        assert!(is_hyper_parse_answer(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n"
-        ));
-        assert!(is_hyper_parse_answer(
-            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n"
-        ));
-        assert!(!is_hyper_parse_answer(
-            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 80\r\n\r\n{}"
-        ));
-        assert!(!is_hyper_parse_answer(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
-        ));
+fn report_reload(tls: &Tls, r: Result<(), String>) {
+    match r {
+        Ok(()) => eprintln!(
+            "monitoreo-gateway: TLS configuration reloaded from {}",
+            tls.files().cert.display()
+        ),
+        Err(e) => eprintln!(
+            "monitoreo-gateway: TLS reload failed, keeping the previous configuration: {e}"
+        ),
     }
 }

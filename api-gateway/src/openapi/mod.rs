@@ -144,10 +144,10 @@ fn op(id: &str) -> Option<Op> {
         ),
         "getHealth" => o(
             "service",
-            "Liveness and the helper's state (no key); 503 when the helper is unreachable",
+            "Liveness (no key; with a read key also the helper's state); 503 when the helper is unreachable",
             (200, "Health"),
             None,
-            &[503],
+            &[401, 403, 503],
         ),
         "getOpenApiDocument" => o(
             "service",
@@ -166,17 +166,26 @@ fn error_description(status: u16) -> &'static str {
         401 => "No, invalid, expired or revoked key (WWW-Authenticate: Bearer)",
         403 => "missing_scope: the key lacks this route's scope; policy_denied: the helper's policy or a built-in protection refused (the message gives the rule and its value)",
         404 => "No such process, user or output (see code)",
+        408 => "request_timeout: the head did not arrive within header_timeout_s; body_timeout: the body did not arrive within body_timeout_s or slower than body_min_rate",
         409 => "The pid no longer has this start_time: it names another process now; nothing was done",
         413 => "Body over 64 KiB",
         416 => "The Range starts at or past the end of the output",
-        429 => "The helper runs its maximum number of jobs (Retry-After)",
+        429 => "busy: the helper runs its maximum number of jobs; too_many_auth_failures: too many refused authentications from this address this minute; too_many_client_connections: this address holds max_connections_per_client (Retry-After)",
         431 => "Request headers over 16 KiB",
         500 => "Internal error",
         502 => "The helper answered out of protocol or a system call failed there",
-        503 => "The helper is unreachable (Retry-After)",
         507 => "output_quota_full: the job's output could take stored output over output_quota; nothing was started or dropped",
+        503 => "helper_unavailable: the helper is unreachable; too_many_connections: the gateway holds max_connections (Retry-After)",
         _ => "Error",
     }
+}
+
+/// The header every answer carries.
+fn request_id_header() -> Value {
+    json!({"X-Request-Id": {
+        "description": "This request's id (16 hex digits), also in the audit line and the helper's decision lines",
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}
+    }})
 }
 
 fn schema_ref(name: &str) -> Value {
@@ -275,7 +284,15 @@ fn operation(route: &Route) -> Value {
     }
     let mut errors: Vec<u16> = vec![400, 431, 500];
     errors.extend(o.errors);
+    if route.scope.is_some() {
+        // Refused authentications past auth_failures_per_minute.
+        errors.push(429);
+    }
+    if route.body {
+        errors.push(408);
+    }
     errors.sort_unstable();
+    errors.dedup();
     for status in errors {
         let schema = if route.operation_id == "getHealth" && status == 503 {
             schema_ref("HealthUnavailable")
@@ -283,16 +300,21 @@ fn operation(route: &Route) -> Value {
             schema_ref("Error")
         };
         let mut r = json!({"description": error_description(status), "content": content(schema)});
+        r["headers"] = request_id_header();
         if matches!(status, 429 | 503) {
-            r["headers"] = json!({"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}});
+            r["headers"]["Retry-After"] =
+                json!({"description": "Seconds to wait", "schema": {"type": "integer"}});
         }
         if status == 401 {
-            r["headers"] = json!({"WWW-Authenticate": {"schema": {"const": "Bearer"}}});
+            r["headers"]["WWW-Authenticate"] = json!({"schema": {"const": "Bearer"}});
         }
         if status == 416 {
             r["headers"] = json!({"Content-Range": {"description": "bytes */<length>", "schema": {"type": "string"}}});
         }
         responses.insert(status.to_string(), r);
+    }
+    if let Some(ok) = responses.get_mut(&o.ok.0.to_string()) {
+        ok["headers"] = request_id_header();
     }
     let mut params: Vec<Value> = route
         .pattern
@@ -309,6 +331,14 @@ fn operation(route: &Route) -> Value {
         "responses": responses,
     });
     match route.scope {
+        Some(s) if route.key_optional => {
+            v["security"] = json!([{}, {"bearer": []}]);
+            v["x-scope"] = json!(s.name());
+            v["description"] = json!(format!(
+                "No key needed; with a key that has the {} scope the answer also carries the helper's details (helper, version).",
+                s.name()
+            ));
+        }
         Some(s) => {
             v["security"] = json!([{"bearer": []}]);
             v["x-scope"] = json!(s.name());
@@ -337,7 +367,7 @@ pub fn document(routes: &[Route]) -> Value {
             "title": "Monitoreo",
             "version": env!("CARGO_PKG_VERSION"),
             "license": {"name": "MIT", "identifier": "MIT"},
-            "description": "List and control the processes of a Linux host. Success: {\"result\":\"ok\", ...}; error: {\"result\":\"error\",\"message\",\"code\"} with an honest status. Every route also answers HEAD where it answers GET; unknown query parameters are refused (400 unknown_parameter)."
+            "description": "List and control the processes of a Linux host. Success: {\"result\":\"ok\", ...}; error: {\"result\":\"error\",\"message\",\"code\"} with an honest status. Every route also answers HEAD where it answers GET; unknown query parameters are refused (400 unknown_parameter). Large JSON answers are gzip-compressed when Accept-Encoding allows it. Before a route is known, the connection layer may answer any path with 400 (malformed_request, tls_required), 408 (request_timeout), 429 (too_many_client_connections) or 503 (too_many_connections), always as the error envelope."
         },
         "servers": [{"url": "/", "description": "The gateway serving this document"}],
         "tags": [

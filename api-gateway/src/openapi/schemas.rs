@@ -372,18 +372,23 @@ pub fn components() -> Value {
     put(
         "Health",
         ok_object(
-            json!({"helper": r("HelperHealth"), "version": {"type": "string"}}),
-            &[],
+            json!({
+                "status": {"const": "ok"},
+                "helper": r("HelperHealth"),
+                "version": {"type": "string"}
+            }),
+            &["helper", "version"],
         ),
     );
     put(
         "HealthUnavailable",
         json!({
-            "type": "object", "required": ["result", "message", "code", "helper", "version"],
+            "type": "object", "required": ["result", "message", "code", "status"],
             "additionalProperties": false,
             "properties": {
                 "result": {"const": "error"}, "message": {"type": "string"},
                 "code": {"const": "helper_unavailable"},
+                "status": {"const": "unavailable"},
                 "helper": r("HelperHealth"), "version": {"type": "string"}
             }
         }),

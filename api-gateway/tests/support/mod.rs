@@ -208,15 +208,21 @@ impl Gateway {
         Gateway::start_with(helper_socket, "")
     }
 
-    /// Like [`Gateway::start`] with extra config lines.
+    /// Like [`Gateway::start`] with extra config lines (which may set
+    /// `header_timeout_s`, 2 s otherwise).
     pub fn start_with(helper_socket: &Path, extra: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.path().join("gateway.toml");
+        let header_timeout = if extra.contains("header_timeout_s") {
+            ""
+        } else {
+            "header_timeout_s = 2\n"
+        };
         std::fs::write(
             &config,
             format!(
-                "listen = \"{addr}\"\nhelper_socket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\nheader_timeout_s = 2\n{extra}",
+                "listen = \"{addr}\"\nhelper_socket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n{header_timeout}{extra}",
                 helper_socket.display(),
                 dir.path().join("state").display(),
                 dir.path().join("audit.log").display(),
@@ -234,10 +240,16 @@ impl Gateway {
     }
 
     pub fn spawn(&mut self) {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("gateway.err"))
+            .unwrap();
         let child = Command::new(gateway_bin())
             .args(["serve", "--config"])
             .arg(&self.config)
             .stdout(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -290,6 +302,20 @@ impl Gateway {
             .arg(&self.config)
             .output()
             .unwrap()
+    }
+
+    /// What the gateway wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.err")).unwrap_or_default()
+    }
+
+    /// The audit lines written so far, parsed.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -418,12 +444,18 @@ impl Helper {
 
     pub fn spawn(&mut self, bin: &Path) {
         let _ = std::fs::remove_file(&self.socket);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("helper.log"))
+            .unwrap();
         let child = Command::new(bin)
             .arg("--policy")
             .arg(&self.policy)
             .arg("--socket")
             .arg(&self.socket)
             .args(["--gateway-user", "0"])
+            .stderr(log)
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -446,6 +478,76 @@ impl Helper {
             let _ = c.wait();
         }
     }
+
+    /// The helper's log (stderr) so far, for a helper [`Helper::start`]ed
+    /// or respawned (one from [`Helper::try_start`] logs to the test's
+    /// stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("helper.log")).unwrap_or_default()
+    }
+
+    /// The helper's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// A `sleep SECS` running as nobody, returned once it is nobody's (setpriv
+/// has switched), for signal and renice targets.
+// The child is returned, and its caller waits for it.
+#[allow(clippy::zombie_processes)]
+pub fn nobody_sleep(secs: u32) -> Child {
+    let child = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .args(["sleep", &secs.to_string()])
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let exe = std::fs::read_link(format!("/proc/{}/exe", child.id())).unwrap_or_default();
+        if status.contains("Uid:\t65534") && exe.ends_with("sleep") {
+            return child;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "setpriv never became nobody"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Raises this process's soft descriptor limit to the hard one, for tests
+/// that hold hundreds of sockets.
+pub fn raise_nofile() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    }
+    getrlimit(Resource::RLIMIT_NOFILE).unwrap().0
+}
+
+/// A TCP connection to `to` from the loopback address `from` (any of
+/// 127.0.0.0/8), so a test can be many clients.
+pub fn connect_from(from: std::net::Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0)),
+    )?;
+    let std::net::SocketAddr::V4(to) = to else {
+        return Err(std::io::Error::other("IPv4 only"));
+    };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to))?;
+    Ok(TcpStream::from(fd))
 }
 
 impl Drop for Helper {
