@@ -34,7 +34,8 @@ DESCRIPTION
         line of stdout; it is shown only once. Only its SHA-256 is stored.
         NAME is 1-64 characters of A-Z a-z 0-9 - _ .
         Scopes: read (GET routes), signal (DELETE /api/ps), renice
-        (PATCH /api/ps), exec (POST /api/ps and GET /api/ps/output/ID).
+        (PATCH /api/ps), exec (POST /api/ps and GET /api/ps/output/ID),
+        metrics (GET /metrics, unless metrics_public = true).
         DURATION is a number with s, m, h or d suffix.
 
     keys list [--json]
@@ -81,6 +82,7 @@ CONFIGURATION (every key optional)
     max_connections = 256
     header_timeout_s = 10
     cpu_window_s = 1.0
+    metrics_public = false                  GET /metrics without a key
 
     A host name in listen (\"localhost:8470\") is resolved when the
     configuration is loaded, and one address is bound: the first IPv4
@@ -106,7 +108,8 @@ Usage:
 
 Commands:
     add NAME      create a key and print its token once; LIST is a comma list
-                  of read, signal, renice, exec; DURATION like 30d, 12h, 15m
+                  of read, signal, renice, exec, metrics; DURATION like 30d,
+                  12h, 15m
     list          name, scopes, creation, expiry and state of every key
                   (--json: a JSON array; never a token or its hash)
     revoke NAME   refuse the key from now on (no restart needed)
@@ -263,7 +266,7 @@ fn parse_scopes(v: &str) -> Result<Vec<Scope>, String> {
     let mut list = Vec::new();
     for s in v.split(',').filter(|s| !s.is_empty()) {
         let sc = Scope::parse(s)
-            .ok_or_else(|| format!("unknown scope {s:?} (read, signal, renice, exec)"))?;
+            .ok_or_else(|| format!("unknown scope {s:?} (read, signal, renice, exec, metrics)"))?;
         if !list.contains(&sc) {
             list.push(sc);
         }

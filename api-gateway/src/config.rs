@@ -34,6 +34,7 @@ struct Raw {
     header_timeout_s: Option<u64>,
     cpu_window_s: Option<f64>,
     require_start_time: Option<bool>,
+    metrics_public: Option<bool>,
 }
 
 /// Validated configuration.
@@ -52,6 +53,9 @@ pub struct Config {
     pub cpu_window: Duration,
     /// DELETE and PATCH without `start_time` are refused (400).
     pub require_start_time: bool,
+    /// `GET /metrics` without a key (otherwise it needs the `metrics`
+    /// scope).
+    pub metrics_public: bool,
 }
 
 /// Parses `30d`, `12h`, `5m`, `40s` (or a bare number of seconds).
@@ -150,6 +154,7 @@ impl Config {
             header_timeout: Duration::from_secs(raw.header_timeout_s.unwrap_or(10).max(1)),
             cpu_window: Duration::from_secs_f64(cpu),
             require_start_time: raw.require_start_time.unwrap_or(false),
+            metrics_public: raw.metrics_public.unwrap_or(false),
         })
     }
 }

@@ -13,6 +13,7 @@ use protocol::{ClientError, Connection, Containment, Request, Response};
 
 use crate::http::error::ApiError;
 use crate::ids::Target;
+use crate::metrics::Metrics;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -29,6 +30,8 @@ struct State {
 pub struct Helper {
     path: PathBuf,
     state: Arc<Mutex<State>>,
+    /// Where round trips and decisions are counted, if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// What `/healthz` reports.
@@ -50,7 +53,15 @@ impl Helper {
                 backoff: Duration::from_millis(100),
                 last_error: None,
             })),
+            metrics: None,
         }
+    }
+
+    /// The same client, counting its round trips and the helper's
+    /// decisions in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Helper {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn connected<'a>(&self, st: &'a mut State) -> Result<&'a mut Connection, ApiError> {
@@ -100,7 +111,12 @@ impl Helper {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for attempt in 0..2 {
             let conn = self.connected(&mut st)?;
-            match conn.request(req, fds) {
+            let t = std::time::Instant::now();
+            let answer = conn.request(req, fds);
+            if let Some(m) = &self.metrics {
+                m.helper_call(req, t.elapsed(), answer.as_ref().ok());
+            }
+            match answer {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     st.conn = None;

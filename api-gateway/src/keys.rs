@@ -35,6 +35,8 @@ pub enum Scope {
     Signal,
     Renice,
     Exec,
+    /// `GET /metrics` (unless `metrics_public` opens it to everyone).
+    Metrics,
 }
 
 impl Scope {
@@ -44,6 +46,7 @@ impl Scope {
             "signal" => Some(Scope::Signal),
             "renice" => Some(Scope::Renice),
             "exec" => Some(Scope::Exec),
+            "metrics" => Some(Scope::Metrics),
             _ => None,
         }
     }
@@ -53,6 +56,7 @@ impl Scope {
             Scope::Signal => "signal",
             Scope::Renice => "renice",
             Scope::Exec => "exec",
+            Scope::Metrics => "metrics",
         }
     }
 }

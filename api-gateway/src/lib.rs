@@ -17,6 +17,8 @@
 //! - [`jobs`]: job files, records and life cycle with a typed state.
 //! - [`procs`]: processes and users from /proc, the field table, the CPU
 //!   sampler.
+//! - [`metrics`]: `/metrics` in the Prometheus text format: request,
+//!   helper, job and host series, with bounded labels.
 //! - [`helper`]: client to the privileged helper (reconnect, backoff).
 //! - [`ids`]: `Pid`, `StartTime`, `Target`.
 //! - [`audit`]: one JSON line per state-changing request.
@@ -36,6 +38,7 @@ pub mod ids;
 pub mod jobs;
 pub mod keys;
 pub mod keys_cmd;
+pub mod metrics;
 pub mod notify;
 pub mod openapi;
 pub mod procs;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::http::{router::Router, server};
 use crate::state::State;
-use crate::{api, audit, helper, jobs, keys, procs};
+use crate::{api, audit, clock, helper, jobs, keys, metrics, procs};
 
 /// How often finished jobs past `job_retention` are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
@@ -22,15 +22,17 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
     let audit =
         audit::Audit::open(cfg.audit_log.as_ref()).map_err(|e| format!("audit log: {e}"))?;
-    let router = Router::new(api::table());
+    let router = Router::new(api::table_with(cfg.metrics_public));
+    let metrics = Arc::new(metrics::Metrics::new(clock::now_ms()).map_err(|e| e.to_string())?);
     let openapi = serde_json::to_vec(&crate::openapi::document(router.routes()))
         .map_err(|e| format!("encoding the OpenAPI document: {e}"))?;
     let state = Arc::new(State {
         keys: keys::KeyStore::new(cfg.keys_file.clone()),
         procs: Arc::new(procs::ProcReader::new(cfg.cpu_window)),
-        helper: helper::Helper::new(cfg.helper_socket.clone()),
+        helper: helper::Helper::new(cfg.helper_socket.clone()).with_metrics(metrics.clone()),
         jobs,
         audit,
+        metrics,
         openapi: openapi.into(),
         cfg,
     });

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::{audit, config, helper, jobs, keys, procs};
+use crate::{audit, config, helper, jobs, keys, metrics, procs};
 
 /// Everything a request handler needs.
 pub struct State {
@@ -15,6 +15,8 @@ pub struct State {
     pub helper: helper::Helper,
     pub jobs: jobs::JobStore,
     pub audit: audit::Audit,
+    /// The series `/metrics` exports; also held by the helper client.
+    pub metrics: Arc<metrics::Metrics>,
     /// The OpenAPI document, serialized once.
     pub openapi: Bytes,
 }

@@ -406,7 +406,9 @@ fn the_openapi_document_is_one_clients_can_generate_from() {
                 assert!(r.is_string(), "{id}'s body is anonymous");
             }
             for (status, resp) in op["responses"].as_object().expect("responses") {
-                let r = &resp["content"]["application/json"]["schema"]["$ref"];
+                // JSON everywhere but /metrics (text/plain).
+                let media = resp["content"].as_object().and_then(|c| c.values().next());
+                let r = &media.expect("a media type")["schema"]["$ref"];
                 assert!(r.is_string(), "{id} {status} is anonymous");
             }
         }

@@ -4,6 +4,7 @@
 //! error envelope are the router's (`http::router`), not theirs.
 
 pub mod health;
+pub mod metrics;
 pub mod ps;
 pub mod renice;
 pub mod run;
@@ -16,10 +17,18 @@ use crate::http::router::Route;
 use crate::keys::Scope;
 use crate::route;
 
-/// Every route: method and path, operationId, scope, whether audited,
-/// handler and request type.
+/// Every route with the built-in configuration (`/metrics` needs the
+/// `metrics` scope).
 pub fn table() -> Vec<Route> {
+    table_with(false)
+}
+
+/// Every route: method and path, operationId, scope, whether audited,
+/// handler and request type. `metrics_public` (the configuration key)
+/// opens `/metrics` to requests without a key.
+pub fn table_with(metrics_public: bool) -> Vec<Route> {
     use Scope::{Exec, Read, Renice, Signal};
+    let metrics_scope = (!metrics_public).then_some(Scope::Metrics);
     vec![
         route!(GET "/api/ps", "listProcesses", Some(Read), audited: false,
             ps::list, ps::ListRequest),
@@ -41,6 +50,8 @@ pub fn table() -> Vec<Route> {
             health::healthz, crate::http::extract::Nothing),
         route!(GET "/api/openapi.json", "getOpenApiDocument", None, audited: false,
             health::openapi, crate::http::extract::Nothing),
+        route!(GET "/metrics", "getMetrics", metrics_scope, audited: false,
+            metrics::scrape, crate::http::extract::Nothing),
     ]
 }
 

@@ -238,10 +238,16 @@ impl Router {
         state: Arc<State>,
         req: Request<Incoming>,
     ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+        let began = std::time::Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let mut pattern = None;
+        let metrics = state.metrics.clone();
         let reply = match self.find(&method, &path) {
-            Ok(Found::Route(route, params)) => self.run(route, params, state, req).await,
+            Ok(Found::Route(route, params)) => {
+                pattern = Some(route.pattern);
+                self.run(route, params, state, req).await
+            }
             Ok(Found::Method(allow)) => ApiError::MethodNotAllowed {
                 method: method.to_string(),
                 path,
@@ -255,6 +261,7 @@ impl Router {
             Ok(Found::None) => ApiError::RouteNotFound(format!("no route {path}")).into_reply(),
             Err(e) => e.into_reply(),
         };
+        metrics.request(pattern, &method, reply.status.as_u16(), began.elapsed());
         Ok(reply.into_response())
     }
 
@@ -319,27 +326,40 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 
 /// Bearer key → caller, then the scope.
 fn authenticate(state: &State, req: &Request<Incoming>, scope: Scope) -> Result<Caller, ApiError> {
+    let fail = |reason: &'static str, e: ApiError| {
+        state.metrics.auth_failure(reason);
+        e
+    };
     let h = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <key>".into()))?;
+        .ok_or_else(|| {
+            fail(
+                "missing_key",
+                ApiError::Unauthorized("missing Authorization: Bearer <key>".into()),
+            )
+        })?;
     let token = h
         .strip_prefix("Bearer ")
         .or_else(|| h.strip_prefix("bearer "))
-        .ok_or_else(|| ApiError::Unauthorized("Authorization must be Bearer <key>".into()))?
+        .ok_or_else(|| {
+            fail(
+                "not_bearer",
+                ApiError::Unauthorized("Authorization must be Bearer <key>".into()),
+            )
+        })?
         .trim();
     let caller = state.keys.authenticate(token).map_err(|f| {
-        ApiError::Unauthorized(
-            match f {
-                AuthFailure::Unknown => "invalid key",
-                AuthFailure::Expired => "key expired",
-                AuthFailure::Revoked => "key revoked",
-            }
-            .into(),
-        )
+        let (reason, text) = match f {
+            AuthFailure::Unknown => ("invalid_key", "invalid key"),
+            AuthFailure::Expired => ("expired_key", "key expired"),
+            AuthFailure::Revoked => ("revoked_key", "key revoked"),
+        };
+        fail(reason, ApiError::Unauthorized(text.into()))
     })?;
     if !caller.scopes.contains(&scope) {
+        state.metrics.auth_failure("missing_scope");
         return Err(ApiError::MissingScope {
             key: caller.name.clone(),
             scope: scope.name(),

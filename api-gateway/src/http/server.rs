@@ -93,6 +93,7 @@ async fn connection(
             return;
         }
     };
+    let _open = state.metrics.connection();
     let header_timeout = state.cfg.header_timeout;
     let svc = service_fn(move |req| router.clone().handle(state.clone(), req));
     let conn = http1::Builder::new()

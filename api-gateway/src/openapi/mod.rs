@@ -94,6 +94,13 @@ fn op(id: &str) -> Option<Op> {
             None,
             &[503],
         ),
+        "getMetrics" => o(
+            "service",
+            "Prometheus metrics (text format 0.0.4): requests, helper, jobs, host processes",
+            (200, TEXT),
+            None,
+            &[401, 403],
+        ),
         "getOpenApiDocument" => o(
             "service",
             "This document (no key)",
@@ -104,6 +111,9 @@ fn op(id: &str) -> Option<Op> {
         _ => return None,
     })
 }
+
+/// The answer of `getMetrics` is not JSON but the Prometheus text format.
+const TEXT: &str = "text/plain";
 
 fn error_description(status: u16) -> &'static str {
     match status {
@@ -188,9 +198,14 @@ fn operation(route: &Route) -> Value {
         return json!({"operationId": route.operation_id, "responses": {}});
     };
     let mut responses = Map::new();
+    let ok = if o.ok.1 == TEXT {
+        json!({"text/plain": {"schema": schema_ref("MetricsText")}})
+    } else {
+        content(schema_ref(o.ok.1))
+    };
     responses.insert(
         o.ok.0.to_string(),
-        json!({"description": "Success", "content": content(schema_ref(o.ok.1))}),
+        json!({"description": "Success", "content": ok}),
     );
     let mut errors: Vec<u16> = vec![400, 431, 500];
     errors.extend(o.errors);

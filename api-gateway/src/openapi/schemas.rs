@@ -260,6 +260,10 @@ pub fn components() -> Value {
     );
 
     put(
+        "MetricsText",
+        json!({"type": "string", "description": "The Prometheus text exposition format, version 0.0.4 (Content-Type text/plain; version=0.0.4)."}),
+    );
+    put(
         "ProcessList",
         ok_object(
             json!({

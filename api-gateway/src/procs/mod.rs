@@ -18,6 +18,7 @@
 //! (`username`, `/api/users`), and [`ProcReader::resolve_user`] takes both
 //! forms back, a passwd name first.
 
+mod census;
 mod fields;
 mod json;
 mod net;
@@ -31,6 +32,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::time::Duration;
 
+pub use census::{Census, UserUsage};
 pub use fields::{Field, Fields, Spec, TABLE as FIELD_TABLE};
 
 use net::NetTable;
@@ -245,6 +247,12 @@ impl ProcReader {
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
+    }
+
+    /// Processes by state and per user, for `/metrics`: one pass over
+    /// every process's stat and status, only when asked.
+    pub fn census(&self) -> Result<Census, ProcError> {
+        Ok(census::take(&self.sys, &self.passwd.table())?)
     }
 
     /// The uid a user is named by: a passwd name first, else a uid in
