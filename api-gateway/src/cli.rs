@@ -81,7 +81,7 @@ CONFIGURATION (every key optional)
     default_timeout_s = 10                  POST /api/ps without timeout_s
     max_connections = 256
     header_timeout_s = 10
-    cpu_window_s = 1.0
+    cpu_window_s = 1.0                      cpu_percent covers 1/4x..10x this
     metrics_public = false                  GET /metrics without a key
 
     A host name in listen (\"localhost:8470\") is resolved when the

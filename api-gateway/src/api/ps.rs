@@ -106,13 +106,16 @@ pub async fn listing(cx: &Ctx, l: Listing, user: Option<String>) -> Result<Reply
             sort: l.sort,
             limit: l.limit,
         };
-        Ok(state.procs.list_json(&q)?)
+        let l = state.procs.prepare(&q);
+        let cpu = l.cpu;
+        let mut env = Envelope::ok()
+            .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
+            .member("cpu_percent_age_s", &cpu.map(|c| c.age_s));
+        env.raw_member_with("processes", |out| l.write(out))?;
+        Ok(env.finish(hyper::StatusCode::OK))
     })
     .await?;
-    Ok(Envelope::ok()
-        .member("cpu_percent_window_s", &cx.state.procs.window_secs())
-        .raw_member("processes", &body)
-        .finish(hyper::StatusCode::OK))
+    Ok(body)
 }
 
 /// `GET /api/ps/{pid}`.
@@ -143,9 +146,10 @@ impl FromInput for OneRequest {
 pub async fn one(cx: &Ctx, req: OneRequest) -> Result<Reply, ApiError> {
     let state = cx.state.clone();
     let fields = req.fields.unwrap_or_default();
-    let body = blocking(move || Ok(state.procs.one_json(req.pid, &fields)?)).await?;
+    let (body, cpu) = blocking(move || Ok(state.procs.one_json(req.pid, &fields)?)).await?;
     Ok(Envelope::ok()
-        .member("cpu_percent_window_s", &cx.state.procs.window_secs())
+        .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
+        .member("cpu_percent_age_s", &cpu.map(|c| c.age_s))
         .raw_member("process", &body)
         .finish(hyper::StatusCode::OK))
 }
