@@ -19,6 +19,7 @@
 //!   sampler.
 //! - [`metrics`]: `/metrics` in the Prometheus text format: request,
 //!   helper, job and host series, with bounded labels.
+//! - [`flight`]: single-flight, so concurrent listings share one walk.
 //! - [`helper`]: client to the privileged helper (reconnect, backoff).
 //! - [`ids`]: `Pid`, `StartTime`, `Target`.
 //! - [`audit`]: one JSON line per state-changing request.
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod flight;
 pub mod helper;
 pub mod http;
 pub mod ids;

@@ -26,9 +26,11 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Metrics::new(clock::now_ms()).map_err(|e| e.to_string())?);
     let openapi = serde_json::to_vec(&crate::openapi::document(router.routes()))
         .map_err(|e| format!("encoding the OpenAPI document: {e}"))?;
+    let procs = Arc::new(procs::ProcReader::new(cfg.cpu_window));
     let state = Arc::new(State {
         keys: keys::KeyStore::new(cfg.keys_file.clone()),
-        procs: Arc::new(procs::ProcReader::new(cfg.cpu_window)),
+        listings: api::ps::listings(procs.clone()),
+        procs,
         helper: helper::Helper::new(cfg.helper_socket.clone()).with_metrics(metrics.clone()),
         jobs,
         audit,

@@ -5,13 +5,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::{audit, config, helper, jobs, keys, metrics, procs};
+use crate::http::error::ApiError;
+use crate::{audit, config, flight, helper, jobs, keys, metrics, procs};
+
+/// Listings in flight, shared by the requests for the same selection.
+pub type Listings = Arc<flight::Flights<procs::ListQuery, Result<Bytes, ApiError>>>;
 
 /// Everything a request handler needs.
 pub struct State {
     pub cfg: config::Config,
     pub keys: keys::KeyStore,
     pub procs: Arc<procs::ProcReader>,
+    /// `GET /api/ps` and `/api/users/{u}/ps` answers, one walk shared by
+    /// the requests that wait for it.
+    pub listings: Listings,
     pub helper: helper::Helper,
     pub jobs: jobs::JobStore,
     pub audit: audit::Audit,

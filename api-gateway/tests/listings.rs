@@ -91,3 +91,51 @@ fn cpu_percent_is_truthful_on_the_first_request_after_idle_and_states_its_window
         .json();
     assert!(v["cpu_percent_window_s"].is_null(), "{v}");
 }
+
+#[test]
+fn a_listing_shared_under_load_never_misses_a_process_started_before_the_request() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let g = Gateway::start(Path::new("/nonexistent/helper.sock"));
+    let t = g.key("ops", "read", &[]);
+    let path = "/api/ps?fields=pid,name,cmdline";
+    // Four consoles refresh the same selection without pause, so a walk
+    // for it is nearly always under way when the request below arrives.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pollers: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, addr, t) = (stop.clone(), g.addr, t.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && n < 2000 {
+                    let r = support::request(addr, "GET", path, Some(&t), None);
+                    assert_eq!(r.status, 200);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    for round in 0..15 {
+        // The process exists before the request is sent: any walk that
+        // began after the request arrived lists it.
+        let kid = spawn("exec sleep 60");
+        let r = g.get(path, Some(&t));
+        assert_eq!(r.status, 200);
+        let v = r.json();
+        let pids: Vec<u64> = v["processes"]
+            .as_array()
+            .expect("processes")
+            .iter()
+            .filter_map(|p| p["pid"].as_u64())
+            .collect();
+        assert!(
+            pids.contains(&u64::from(kid.0.id())),
+            "round {round}: pid {} started before the request is missing from its answer",
+            kid.0.id()
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for p in pollers {
+        p.join().expect("poller");
+    }
+}

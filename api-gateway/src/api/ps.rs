@@ -1,12 +1,18 @@
 //! Processes: `GET /api/ps` (a listing, with `fields`, `user`, `sort`,
 //! `limit`) and `GET /api/ps/{pid}` (one process).
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::flight::{Flights, Run};
 use crate::http::error::ApiError;
 use crate::http::extract::{FromInput, Input, Param};
 use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
 use crate::ids::Pid;
-use crate::procs::{Fields, ListQuery, SortKey};
+use crate::procs::{Fields, ListQuery, ProcReader, SortKey};
+use crate::state::Listings;
 
 use super::blocking;
 
@@ -87,35 +93,55 @@ pub async fn list(cx: &Ctx, req: ListRequest) -> Result<Reply, ApiError> {
     listing(cx, req.listing, req.user).await
 }
 
-/// A listing, optionally of one user's processes.
+/// A listing, optionally of one user's processes. Concurrent requests
+/// for the same selection share one walk that began after they arrived
+/// (`crate::flight`), and one answer body.
 pub async fn listing(cx: &Ctx, l: Listing, user: Option<String>) -> Result<Reply, ApiError> {
-    let state = cx.state.clone();
-    let body = blocking(move || {
-        let uid = match &user {
-            Some(u) => Some(
-                state
-                    .procs
-                    .resolve_user(u)
-                    .ok_or_else(|| ApiError::NoSuchUser(u.clone()))?,
-            ),
-            None => None,
-        };
-        let q = ListQuery {
-            fields: l.fields.unwrap_or_default(),
-            uid,
-            sort: l.sort,
-            limit: l.limit,
-        };
-        let l = state.procs.prepare(&q);
-        let cpu = l.cpu;
-        let mut env = Envelope::ok()
-            .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
-            .member("cpu_percent_age_s", &cpu.map(|c| c.age_s));
-        env.raw_member_with("processes", |out| l.write(out))?;
-        Ok(env.finish(hyper::StatusCode::OK))
+    let uid = match user {
+        Some(u) => {
+            let state = cx.state.clone();
+            Some(
+                blocking(move || state.procs.resolve_user(&u).ok_or(ApiError::NoSuchUser(u)))
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let q = ListQuery {
+        fields: l.fields.unwrap_or_default(),
+        uid,
+        sort: l.sort,
+        limit: l.limit,
+    };
+    let body = cx.state.listings.get(q).await?;
+    Ok(Reply {
+        status: hyper::StatusCode::OK,
+        headers: Vec::new(),
+        body,
     })
-    .await?;
-    Ok(body)
+}
+
+/// The shared listings of `procs`: each run walks /proc once (off the
+/// async threads) and writes the whole answer.
+pub fn listings(procs: Arc<ProcReader>) -> Listings {
+    Flights::new(
+        move |q: ListQuery| {
+            let procs = procs.clone();
+            Box::pin(async move { blocking(move || answer(&procs, &q)).await }) as Run<_>
+        },
+        Err(ApiError::Internal("the listing failed".into())),
+    )
+}
+
+/// The envelope of one listing, written in one buffer.
+fn answer(procs: &ProcReader, q: &ListQuery) -> Result<Bytes, ApiError> {
+    let l = procs.prepare(q);
+    let cpu = l.cpu;
+    let mut env = Envelope::ok()
+        .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
+        .member("cpu_percent_age_s", &cpu.map(|c| c.age_s));
+    env.raw_member_with("processes", |out| l.write(out))?;
+    Ok(env.finish(hyper::StatusCode::OK).body)
 }
 
 /// `GET /api/ps/{pid}`.

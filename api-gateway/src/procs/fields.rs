@@ -11,7 +11,7 @@
 //! read only when named.
 
 /// One process field; the discriminant is its row in [`TABLE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
     Pid,
     Ppid,
@@ -187,7 +187,7 @@ impl Field {
 
 /// Which fields a listing carries (`?fields=a,b`). `pid` is always
 /// written, named or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fields(u64);
 
 impl Default for Fields {

@@ -58,7 +58,7 @@ pub enum ProcError {
 /// `?sort=-cpu_percent`: a sortable field, `-` prefix for descending.
 /// Numbers sort numerically, strings bytewise, nulls last; ties keep pid
 /// order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SortKey {
     pub field: Field,
     pub descending: bool,
@@ -98,8 +98,9 @@ pub struct UserCount {
     pub running: usize,
 }
 
-/// A listing request.
-#[derive(Debug, Clone, Default)]
+/// A listing request (the key under which concurrent listings share a
+/// walk).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     pub fields: Fields,
     /// Only processes whose real uid is this.
