@@ -11,7 +11,7 @@ use crate::http::extract::{FromInput, Input, Param};
 use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
 use crate::ids::Pid;
-use crate::procs::{Fields, ListQuery, ProcReader, SortKey};
+use crate::procs::{Field, Fields, ListQuery, ProcReader, Single, SortKey};
 use crate::state::Listings;
 
 use super::blocking;
@@ -169,10 +169,32 @@ impl FromInput for OneRequest {
     }
 }
 
+/// One process. Its `cpu_percent` comes from reads of its stat (waiting
+/// asynchronously through a short sample after an idle spell); the
+/// process itself is read on the spot, unless a costly field is named
+/// (`memory_maps` and `memory_full_info` take the process's memory map
+/// lock, `connections` parses the system's socket tables): those go to
+/// the blocking pool. A handful of small procfs reads, answered from
+/// memory, cost less than the two thread hops.
 pub async fn one(cx: &Ctx, req: OneRequest) -> Result<Reply, ApiError> {
-    let state = cx.state.clone();
-    let fields = req.fields.unwrap_or_default();
-    let (body, cpu) = blocking(move || Ok(state.procs.one_json(req.pid, &fields)?)).await?;
+    let procs = &cx.state.procs;
+    let (pid, fields) = (req.pid, req.fields.unwrap_or_default());
+    let mut figure = None;
+    if fields.has(Field::CpuPercent) {
+        figure = Some(loop {
+            match procs.cpu_of(pid)? {
+                Single::Figure(f) => break f,
+                Single::WaitUntil(t) => tokio::time::sleep_until(t.into()).await,
+            }
+        });
+    }
+    let costly = [Field::MemoryMaps, Field::MemoryFullInfo, Field::Connections];
+    let (body, cpu) = if fields.any(&costly) {
+        let state = cx.state.clone();
+        blocking(move || Ok(state.procs.one_json_with(pid, &fields, figure)?)).await?
+    } else {
+        procs.one_json_with(pid, &fields, figure)?
+    };
     Ok(Envelope::ok()
         .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
         .member("cpu_percent_age_s", &cpu.map(|c| c.age_s))

@@ -39,9 +39,9 @@ pub use fields::{Field, Fields, Spec, TABLE as FIELD_TABLE};
 use net::NetTable;
 use procfs::{list_pids, SysInfo};
 use read::{Outcome, Plan, SortVal, Walker};
-use sampler::{Cpu, Sampler, Single, Walk};
+use sampler::{Cpu, Sampler, Walk};
 
-pub use sampler::Stated;
+pub use sampler::{Figure, Single, Stated};
 use users::Passwd;
 
 use crate::ids::{Pid, StartTime};
@@ -178,12 +178,42 @@ impl ProcReader {
     }
 
     /// One process as a JSON object, with the window and age of its
-    /// `cpu_percent` when asked for (which may wait for a short sample,
+    /// `cpu_percent` when asked for (which may sleep for a short sample,
     /// but never walks /proc).
     pub fn one_json(
         &self,
         pid: Pid,
         fields: &Fields,
+    ) -> Result<(Vec<u8>, Option<Stated>), ProcError> {
+        let mut figure = None;
+        if fields.has(Field::CpuPercent) {
+            figure = Some(loop {
+                match self.cpu_of(pid)? {
+                    Single::Figure(f) => break f,
+                    Single::WaitUntil(t) => {
+                        std::thread::sleep(t.saturating_duration_since(Instant::now()))
+                    }
+                }
+            });
+        }
+        self.one_json_with(pid, fields, figure)
+    }
+
+    /// The `cpu_percent` of one process from one read of its stat: a
+    /// figure, or when to ask again (after an idle spell). Never walks
+    /// /proc and never sleeps.
+    pub fn cpu_of(&self, pid: Pid) -> Result<Single, ProcError> {
+        let (start, ticks) = procfs::stat_ticks(pid).ok_or(ProcError::NoSuchProcess(pid))?;
+        Ok(self.sampler.single((pid, start), ticks))
+    }
+
+    /// One process as a JSON object, its `cpu_percent` (if asked for)
+    /// being `figure`; never sleeps.
+    pub fn one_json_with(
+        &self,
+        pid: Pid,
+        fields: &Fields,
+        figure: Option<Figure>,
     ) -> Result<(Vec<u8>, Option<Stated>), ProcError> {
         let plan = Plan {
             emit: *fields,
@@ -191,22 +221,8 @@ impl ProcReader {
             uid: None,
             sort: None,
         };
-        let mut stated = None;
-        let mut cpu = Cpu::Unasked;
-        if fields.has(Field::CpuPercent) {
-            let fig = loop {
-                let (start, ticks) =
-                    procfs::stat_ticks(pid).ok_or(ProcError::NoSuchProcess(pid))?;
-                match self.sampler.single((pid, start), ticks) {
-                    Single::Figure(f) => break f,
-                    Single::WaitUntil(t) => {
-                        std::thread::sleep(t.saturating_duration_since(Instant::now()))
-                    }
-                }
-            };
-            stated = Some(fig.stated);
-            cpu = Cpu::Fixed(fig.percent);
-        }
+        let stated = figure.map(|f| f.stated);
+        let cpu = figure.map_or(Cpu::Unasked, |f| Cpu::Fixed(f.percent));
         let users = self.passwd.table();
         let net = plan.emit.has(Field::Connections).then(NetTable::load);
         let mut w = Walker::new(&self.sys, &users, cpu, net.as_ref());
