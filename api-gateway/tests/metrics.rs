@@ -71,11 +71,6 @@ fn metrics_need_the_metrics_scope_unless_metrics_public() {
     let r = open.get("/metrics", None);
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.body).contains("monitoreo_host_processes{state="));
-    let doc = open.get("/api/openapi.json", None).json();
-    assert_eq!(
-        doc["paths"]["/metrics"]["get"]["security"],
-        serde_json::json!([])
-    );
 }
 
 #[test]
@@ -177,26 +172,68 @@ fn query(addr: SocketAddr, q: &str) -> Option<serde_json::Value> {
     v["data"]["result"].as_array()?.first().cloned()
 }
 
+/// The shipped example (`packaging/prometheus/`) copied into `dir`, with
+/// `targets` as its only target and `key` in its credentials file.
+fn shipped_config(dir: &Path, targets: &str, key: &str, interval: &str) -> std::path::PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/prometheus");
+    let config = std::fs::read_to_string(src.join("prometheus.yml")).expect("shipped config");
+    assert!(config.contains("scrape_interval: 15s"), "{config}");
+    let config = config.replace("15s", interval);
+    std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+    std::fs::copy(
+        src.join("monitoreo-alerts.yml"),
+        dir.join("monitoreo-alerts.yml"),
+    )
+    .expect("alerts");
+    std::fs::write(dir.join("monitoreo-targets.yml"), targets).expect("targets");
+    std::fs::write(dir.join("monitoreo.key"), format!("{key}\n")).expect("key");
+    dir.join("prometheus.yml")
+}
+
 #[test]
-fn a_real_prometheus_scrapes_the_gateway_with_a_metrics_key() {
+fn the_shipped_prometheus_example_passes_promtool() {
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/prometheus");
+    let targets = std::fs::read_to_string(src.join("monitoreo-targets.yml")).expect("targets");
+    let config = shipped_config(dir.path(), &targets, "mon_example", "15s");
+    for args in [
+        vec![
+            "check".into(),
+            "config".into(),
+            config.display().to_string(),
+        ],
+        vec![
+            "check".into(),
+            "rules".into(),
+            src.join("monitoreo-alerts.yml").display().to_string(),
+        ],
+    ] {
+        let out = Command::new(promtool)
+            .args(&args)
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_gateway_with_the_shipped_config() {
     let (Some(prometheus), Some(promtool)) = (tool("prometheus"), tool("promtool")) else {
         return;
     };
     let g = gateway("");
     let key = g.key("prometheus", "metrics", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-             scrape_configs:\n  - job_name: monitoreo\n    metrics_path: /metrics\n    \
-             authorization:\n      credentials: {key}\n    \
-             static_configs:\n      - targets: ['{}']\n",
-            g.addr
-        ),
-    )
-    .expect("config");
+    let targets = format!("- targets: ['{}']\n  labels:\n    role: test\n", g.addr);
+    let config = shipped_config(dir.path(), &targets, &key, "1s");
     let check = Command::new(promtool)
         .args(["check", "config"])
         .arg(&config)
@@ -231,6 +268,7 @@ fn a_real_prometheus_scrapes_the_gateway_with_a_metrics_key() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+    let rules = prom_get(web, "/api/v1/rules");
     let _ = server.kill();
     let _ = server.wait();
     let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
@@ -246,9 +284,67 @@ fn a_real_prometheus_scrapes_the_gateway_with_a_metrics_key() {
         protocol::PROTOCOL_VERSION.to_string()
     );
     assert_eq!(labels["instance"], g.addr.to_string());
+    assert_eq!(labels["role"], "test", "the file-based discovery's label");
+    let rules = rules.expect("the rules API answers").to_string();
+    for alert in ["MonitoreoGatewayDown", "MonitoreoAuthFailures"] {
+        assert!(rules.contains(alert), "{alert} not loaded: {rules}");
+    }
     // The gateway counted Prometheus's scrapes as authorised requests.
     let r = request(g.addr, "GET", "/metrics", Some(&key), None);
     assert!(String::from_utf8_lossy(&r.body).contains(
         "monitoreo_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"200\"}"
     ));
+}
+
+#[test]
+fn helper_round_trips_decisions_and_jobs_are_counted() {
+    if !support::root_or_skip("helper decisions in /metrics") {
+        return;
+    }
+    let bin =
+        support::helper_bin().expect("monitoreo-privhelper built (cargo build -p privhelper)");
+    let Some(h) = support::Helper::try_start(&bin) else {
+        return;
+    };
+    let g = Gateway::start_with(&h.socket, "metrics_public = true\n");
+    let t = g.key("all", "read,signal,exec", &[]);
+    // Root's process: the test policy lets only nobody's be signalled.
+    let mut victim = Command::new("sleep").arg("60").spawn().expect("sleep");
+    let body = format!(r#"{{"pid": {}, "signal": "TERM"}}"#, victim.id());
+    let r = g.send("DELETE", "/api/ps", Some(&t), &body);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let rule = r.json()["message"].to_string();
+    let r = g.send(
+        "POST",
+        "/api/ps",
+        Some(&t),
+        r#"{"cmd": "echo counted", "timeout_s": 5}"#,
+    );
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["output"].as_str().expect("output id").to_string();
+    let done = support::wait_job(&g, &t, &id);
+    assert_eq!(done["state"], "exited", "{done}");
+    let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let denied = text
+        .lines()
+        .find(|l| {
+            l.starts_with("monitoreo_helper_decisions_total{") && l.contains("outcome=\"denied\"")
+        })
+        .unwrap_or_else(|| panic!("no denied decision ({rule}) in:\n{text}"));
+    assert!(
+        denied.contains("request=\"signal\"") && denied.contains("rule=\"signal."),
+        "{denied}"
+    );
+    for want in [
+        "monitoreo_helper_decisions_total{outcome=\"ok\",request=\"spawn\",rule=\"\"} 1",
+        "monitoreo_helper_round_trip_seconds_count{request=\"signal\"} 1",
+        "monitoreo_helper_round_trip_seconds_count{request=\"spawn\"} 1",
+        "monitoreo_jobs{state=\"exited\"} 1",
+        "monitoreo_jobs_finished_total{outcome=\"success\"} 1",
+        "monitoreo_job_output_bytes 8",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
 }

@@ -295,6 +295,16 @@ mod tests {
     }
 
     #[test]
+    fn metrics_needs_its_scope_unless_public_and_answers_text() {
+        let d = doc();
+        let m = &d["paths"]["/metrics"]["get"];
+        assert_eq!(m["x-scope"], "metrics");
+        assert!(m["responses"]["200"]["content"]["text/plain"].is_object());
+        let open = document(&crate::api::table_with(true));
+        assert_eq!(open["paths"]["/metrics"]["get"]["security"], json!([]));
+    }
+
+    #[test]
     fn every_route_is_an_operation_with_a_unique_id_tag_and_success() {
         let routes = crate::api::table();
         let d = doc();
