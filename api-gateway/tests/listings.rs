@@ -61,7 +61,7 @@ fn cpu_percent_is_truthful_on_the_first_request_after_idle_and_states_its_window
     );
     let busy_one = v["process"]["cpu_percent"].as_f64().expect("number");
     assert!(
-        busy_one > 20.0,
+        busy_one > 10.0,
         "a busy loop read alone at {busy_one}%: {v}"
     );
 
@@ -77,7 +77,7 @@ fn cpu_percent_is_truthful_on_the_first_request_after_idle_and_states_its_window
     );
     assert_eq!(v["cpu_percent_age_s"], 0.0);
     let (b, i) = (cpu_of(&v, busy.0.id()), cpu_of(&v, idle.0.id()));
-    assert!(b > 20.0, "a busy loop listed at {b}% after idle");
+    assert!(b > 10.0, "a busy loop listed at {b}% after idle");
     assert!(i < 5.0, "a sleeping process listed at {i}%");
 
     // Without cpu_percent nothing is stated.

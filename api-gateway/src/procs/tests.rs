@@ -290,11 +290,11 @@ fn a_busy_process_shows_its_cpu_on_the_first_read_after_idle() {
         "{stated:?}"
     );
     assert_eq!(stated.age_s, 0.0);
-    assert!(listed > 20.0, "a spinning thread listed at {listed}%");
+    assert!(listed > 10.0, "a spinning thread listed at {listed}%");
     let cpu = cpu.expect("stated");
     assert!(cpu.window_s >= 0.1 && cpu.window_s <= 4.0, "{cpu:?}");
     let single = one["cpu_percent"].as_f64().unwrap();
-    assert!(single > 20.0, "a spinning thread read alone at {single}%");
+    assert!(single > 10.0, "a spinning thread read alone at {single}%");
     // Without cpu_percent nothing is sampled and nothing stated.
     let l = r.prepare(&ListQuery {
         fields: Fields::parse(&["name"]).unwrap(),
