@@ -37,7 +37,8 @@ DESCRIPTION
         line of stdout; it is shown only once. Only its SHA-256 is stored.
         NAME is 1-64 characters of A-Z a-z 0-9 - _ .
         Scopes: read (GET routes), signal (DELETE /api/ps), renice
-        (PATCH /api/ps), exec (POST /api/ps and GET /api/ps/output/ID).
+        (PATCH /api/ps), exec (POST /api/ps and GET /api/ps/output/ID),
+        metrics (GET /metrics, unless metrics_public = true).
         DURATION is a number with s, m, h or d suffix.
         With --cert-subject DN (e.g. \"CN=ops\"), the key authenticates by a
         client certificate with that subject, verified against
@@ -101,7 +102,8 @@ CONFIGURATION (every key optional)
     tls_key = \"\"                            PEM private key
     tls_client_ca = \"\"                      PEM CA for client certificates
     allow_plaintext = false                 plain HTTP beyond loopback
-    cpu_window_s = 1.0
+    cpu_window_s = 1.0                      cpu_percent covers 1/4x..10x this
+    metrics_public = false                  GET /metrics without a key
     require_start_time = false              DELETE/PATCH need start_time
 
     A host name in listen (\"localhost:8470\") is resolved when the
@@ -130,8 +132,9 @@ Usage:
 
 Commands:
     add NAME      create a key and print its token once; LIST is a comma list
-                  of read, signal, renice, exec, admin; DURATION like 30d, 12h, 15m;
-                  --cert-subject DN: authenticate by client certificate instead
+                  of read, signal, renice, exec, admin, metrics; DURATION like
+                  30d, 12h, 15m; --cert-subject DN: authenticate by client
+                  certificate instead
     list          name, scopes, creation, expiry and state of every key
                   (--json: a JSON array; never a token or its hash)
     revoke NAME   refuse the key from now on (no restart needed)
@@ -293,8 +296,9 @@ fn first_word(args: &[String]) -> Option<&str> {
 fn parse_scopes(v: &str) -> Result<Vec<Scope>, String> {
     let mut list = Vec::new();
     for s in v.split(',').filter(|s| !s.is_empty()) {
-        let sc = Scope::parse(s)
-            .ok_or_else(|| format!("unknown scope {s:?} (read, signal, renice, exec, admin)"))?;
+        let sc = Scope::parse(s).ok_or_else(|| {
+            format!("unknown scope {s:?} (read, signal, renice, exec, admin, metrics)")
+        })?;
         if !list.contains(&sc) {
             list.push(sc);
         }

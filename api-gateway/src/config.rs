@@ -47,6 +47,7 @@ struct Raw {
     allow_plaintext: Option<bool>,
     cpu_window_s: Option<f64>,
     require_start_time: Option<bool>,
+    metrics_public: Option<bool>,
 }
 
 /// Validated configuration.
@@ -94,6 +95,9 @@ pub struct Config {
     pub cpu_window: Duration,
     /// DELETE and PATCH without `start_time` are refused (400).
     pub require_start_time: bool,
+    /// `GET /metrics` without a key (otherwise it needs the `metrics`
+    /// scope).
+    pub metrics_public: bool,
 }
 
 /// The TLS files named in the configuration (PEM).
@@ -278,6 +282,7 @@ impl Config {
             allow_plaintext,
             cpu_window: Duration::from_secs_f64(cpu),
             require_start_time: raw.require_start_time.unwrap_or(false),
+            metrics_public: raw.metrics_public.unwrap_or(false),
         })
     }
 }

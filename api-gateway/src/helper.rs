@@ -12,16 +12,25 @@
 //! trip per [`PROBE_EVERY`], whatever the number of callers (concurrent
 //! callers wait for the one probe in flight), so an unauthenticated flood
 //! neither queues on the helper's mutex nor reaches the helper.
+//!
+//! Signal and renice, which carry no descriptors and are what a client
+//! waits on, go over a second connection driven by tokio itself
+//! ([`Helper::call_async`]): no hop to a blocking thread and back. It
+//! speaks the same frames (`protocol::encode_frame`, `decode_frame`), with
+//! the same handshake, timeout and one retry on a fresh connection.
 
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use protocol::{ClientError, Connection, Containment, Request, Response};
+use protocol::{ClientError, Connection, Containment, Envelope, Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 
 use crate::http::error::ApiError;
 use crate::ids::Target;
+use crate::metrics::Metrics;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -41,6 +50,10 @@ pub struct Helper {
     path: PathBuf,
     state: Arc<Mutex<State>>,
     probe: Arc<tokio::sync::Mutex<Option<Probe>>>,
+    /// The connection [`Helper::call_async`] uses.
+    lane: Arc<tokio::sync::Mutex<Option<Lane>>>,
+    /// Where round trips and decisions are counted, if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The last health probe and when it was made.
@@ -67,7 +80,16 @@ impl Helper {
                 last_error: None,
             })),
             probe: Arc::new(tokio::sync::Mutex::new(None)),
+            lane: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// The same client, counting its round trips and the helper's
+    /// decisions in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Helper {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The last probe if it is younger than [`PROBE_EVERY`], else a new
@@ -143,13 +165,68 @@ impl Helper {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for attempt in 0..2 {
             let conn = self.connected(&mut st)?;
-            match conn.request_tagged(request_id, req, fds) {
+            let t = std::time::Instant::now();
+            let answer = conn.request_tagged(request_id, req, fds);
+            if let Some(m) = &self.metrics {
+                m.helper_call(req, t.elapsed(), answer.as_ref().ok());
+            }
+            match answer {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     st.conn = None;
                     st.last_error = Some(e.to_string());
                     if attempt == 1 || !fds.is_empty() {
                         return Err(ApiError::BadGateway(e.to_string()));
+                    }
+                }
+            }
+        }
+        Err(ApiError::Unavailable("helper unreachable".into()))
+    }
+
+    /// Sends one request without descriptors from async code, over the
+    /// tokio-driven connection. A transport failure is retried once on a
+    /// fresh connection (signal and renice are idempotent for the target:
+    /// the start time pins it).
+    pub async fn call_async(&self, req: &Request) -> Result<Response, ApiError> {
+        if req.fds_expected() != 0 {
+            return Err(ApiError::Internal(format!(
+                "{} needs descriptors: not for the async connection",
+                req.kind()
+            )));
+        }
+        let frame = protocol::encode_frame(&Envelope {
+            request_id: crate::reqid::current(),
+            request: req.clone(),
+        })
+        .map_err(|e| ApiError::BadGateway(e.to_string()))?;
+        let mut lane = self.lane.lock().await;
+        for attempt in 0..2 {
+            if lane.is_none() {
+                *lane = Some(
+                    tokio::time::timeout(IO_TIMEOUT, Lane::connect(&self.path))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(ApiError::Unavailable("helper handshake timed out".into()))
+                        })?,
+                );
+            }
+            let Some(l) = lane.as_mut() else {
+                continue;
+            };
+            let t = Instant::now();
+            let answer = tokio::time::timeout(IO_TIMEOUT, l.exchange(&frame))
+                .await
+                .unwrap_or_else(|_| Err("helper did not answer in time".into()));
+            if let Some(m) = &self.metrics {
+                m.helper_call(req, t.elapsed(), answer.as_ref().ok());
+            }
+            match answer {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    *lane = None;
+                    if attempt == 1 {
+                        return Err(ApiError::BadGateway(e));
                     }
                 }
             }
@@ -196,6 +273,65 @@ impl Helper {
                 info: None,
                 error: Some(e.to_string()),
             },
+        }
+    }
+}
+
+/// The tokio-driven connection: the stream and what was read past the
+/// last frame.
+struct Lane {
+    stream: UnixStream,
+    buf: Vec<u8>,
+}
+
+impl Lane {
+    /// Connects and says hello; the helper must speak our version.
+    async fn connect(path: &std::path::Path) -> Result<Lane, ApiError> {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("cannot connect to the helper: {e}")))?;
+        let mut lane = Lane {
+            stream,
+            buf: Vec::with_capacity(1024),
+        };
+        let hello = protocol::encode_frame(&Envelope {
+            request_id: 0,
+            request: Request::Hello {
+                version: protocol::PROTOCOL_VERSION,
+            },
+        })
+        .map_err(|e| ApiError::BadGateway(e.to_string()))?;
+        match lane.exchange(&hello).await.map_err(ApiError::Unavailable)? {
+            Response::Hello { version, .. } if version == protocol::PROTOCOL_VERSION => Ok(lane),
+            other => Err(ApiError::BadGateway(format!(
+                "helper answered hello with {other:?}"
+            ))),
+        }
+    }
+
+    /// Writes one frame and reads the one answer.
+    async fn exchange(&mut self, frame: &[u8]) -> Result<Response, String> {
+        self.stream
+            .write_all(frame)
+            .await
+            .map_err(|e| format!("helper connection: {e}"))?;
+        loop {
+            if let Some((r, used)) =
+                protocol::decode_frame::<Response>(&self.buf).map_err(|e| e.to_string())?
+            {
+                self.buf.drain(..used);
+                return Ok(r);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| format!("helper connection: {e}"))?;
+            if n == 0 {
+                return Err("helper closed the connection".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 }

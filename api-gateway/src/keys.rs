@@ -44,6 +44,8 @@ pub enum Scope {
     Exec,
     /// Sees and cancels every key's jobs, not only its own.
     Admin,
+    /// `GET /metrics` (unless `metrics_public` opens it to everyone).
+    Metrics,
 }
 
 impl Scope {
@@ -54,6 +56,7 @@ impl Scope {
             "renice" => Some(Scope::Renice),
             "exec" => Some(Scope::Exec),
             "admin" => Some(Scope::Admin),
+            "metrics" => Some(Scope::Metrics),
             _ => None,
         }
     }
@@ -64,6 +67,7 @@ impl Scope {
             Scope::Renice => "renice",
             Scope::Exec => "exec",
             Scope::Admin => "admin",
+            Scope::Metrics => "metrics",
         }
     }
 }

@@ -17,6 +17,9 @@
 //! - [`jobs`]: job files, records and life cycle with a typed state.
 //! - [`procs`]: processes and users from /proc, the field table, the CPU
 //!   sampler.
+//! - [`metrics`]: `/metrics` in the Prometheus text format: request,
+//!   helper, job and host series, with bounded labels.
+//! - [`flight`]: single-flight, so concurrent listings share one walk.
 //! - [`helper`]: client to the privileged helper (reconnect, backoff).
 //! - [`ids`]: `Pid`, `StartTime`, `Target`.
 //! - [`audit`]: one JSON line per authenticated or refused request.
@@ -32,6 +35,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod flight;
 pub mod helper;
 pub mod http;
 pub mod ids;
@@ -39,6 +43,7 @@ pub mod jobs;
 pub mod keys;
 pub mod keys_cmd;
 pub mod limits;
+pub mod metrics;
 pub mod notify;
 pub mod openapi;
 pub mod procs;

@@ -10,7 +10,7 @@ use crate::http::throttle::AuthThrottle;
 use crate::http::tls::Tls;
 use crate::http::{router::Router, server};
 use crate::state::State;
-use crate::{api, audit, helper, jobs, keys, procs};
+use crate::{api, audit, clock, helper, jobs, keys, metrics, procs};
 
 /// How often finished jobs past `output_retention` are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
@@ -26,7 +26,8 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     // The hub's inotify reader is a task of this runtime.
     let _runtime = rt.enter();
     let hub = jobs::hub::Hub::start();
-    let helper = helper::Helper::new(cfg.helper_socket.clone());
+    let metrics = Arc::new(metrics::Metrics::new(clock::now_ms()).map_err(|e| e.to_string())?);
+    let helper = helper::Helper::new(cfg.helper_socket.clone()).with_metrics(metrics.clone());
     jobs::events::spawn(
         cfg.helper_socket.clone(),
         jobs.clone(),
@@ -40,17 +41,20 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         Some(files) => Some(Arc::new(Tls::load(files)?)),
         None => None,
     };
-    let router = Router::new(api::table());
+    let router = Router::new(api::table_with(cfg.metrics_public));
     let openapi = serde_json::to_vec(&crate::openapi::document(router.routes()))
         .map_err(|e| format!("encoding the OpenAPI document: {e}"))?;
+    let procs = Arc::new(procs::ProcReader::new(cfg.cpu_window));
     let state = Arc::new(State {
         keys: keys::KeyStore::new(cfg.keys_file.clone()),
-        procs: Arc::new(procs::ProcReader::new(cfg.cpu_window)),
+        listings: api::ps::listings(procs.clone()),
+        procs,
         helper,
         jobs,
         hub,
         audit,
         throttle: AuthThrottle::new(cfg.auth_failures_per_minute),
+        metrics,
         openapi: openapi.into(),
         cfg,
     });

@@ -5,14 +5,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::http::error::ApiError;
 use crate::http::throttle::AuthThrottle;
-use crate::{audit, config, helper, jobs, keys, procs};
+use crate::{audit, config, flight, helper, jobs, keys, metrics, procs};
+
+/// Listings in flight, shared by the requests for the same selection.
+pub type Listings = Arc<flight::Flights<procs::ListQuery, Result<Bytes, ApiError>>>;
 
 /// Everything a request handler needs.
 pub struct State {
     pub cfg: config::Config,
     pub keys: keys::KeyStore,
     pub procs: Arc<procs::ProcReader>,
+    /// `GET /api/ps` and `/api/users/{u}/ps` answers, one walk shared by
+    /// the requests that wait for it.
+    pub listings: Listings,
     pub helper: helper::Helper,
     pub jobs: jobs::JobStore,
     /// Wakes waiters of a job on output and on its end.
@@ -20,6 +27,8 @@ pub struct State {
     pub audit: audit::Audit,
     /// Refused authentications per client address.
     pub throttle: AuthThrottle,
+    /// The series `/metrics` exports; also held by the helper client.
+    pub metrics: Arc<metrics::Metrics>,
     /// The OpenAPI document, serialized once.
     pub openapi: Bytes,
 }

@@ -20,7 +20,7 @@ _monitoreo_gateway()
             local done=
             [[ $cur == *,* ]] && done=${cur%,*},
             compopt -o nospace 2>/dev/null
-            COMPREPLY=($(compgen -P "$done" -W "read signal renice exec" -- "${cur##*,}"))
+            COMPREPLY=($(compgen -P "$done" -W "read signal renice exec metrics" -- "${cur##*,}"))
             return
             ;;
         --expires)

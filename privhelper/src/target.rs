@@ -36,9 +36,9 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 impl ProcInfo {
     /// Reads `/proc/PID/stat` and the real uid from `/proc/PID/status`.
     pub fn read(pid: i32) -> Option<ProcInfo> {
-        let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+        let stat = read_proc(&format!("/proc/{pid}/stat"))?;
         let mut info = parse_stat(&stat)?;
-        let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let status = String::from_utf8(read_proc(&format!("/proc/{pid}/status"))?).ok()?;
         let field = |name: &str| {
             status
                 .lines()
@@ -120,8 +120,36 @@ pub fn protected(peer_pid: Option<i32>) -> (HashSet<i32>, i32) {
 /// The parent of `pid`, from `/proc/PID/stat` alone (one read per step of
 /// the ancestor walk, which runs on every request).
 fn ppid_of(pid: i32) -> Option<i32> {
-    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_proc(&format!("/proc/{pid}/stat"))?;
     parse_stat(&stat).map(|i| i.ppid)
+}
+
+/// Reads a small /proc file whole: open, read, close. A read that does
+/// not fill the buffer is the end, as procfs answers these files in one
+/// read (procps relies on the same); `fs::read` would first ask the size
+/// (always 0 here) and then read once more to see the end, two system
+/// calls more on every step of the ancestor walk.
+fn read_proc(path: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut f = fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    loop {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if n < buf.len() {
+                    break;
+                }
+                buf.resize(buf.len() * 2, 0);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(n);
+    Some(buf)
 }
 
 /// Resolves `raw_pid` + `start_time` to a pinned process, applying the

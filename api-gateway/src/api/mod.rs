@@ -5,6 +5,7 @@
 
 pub mod health;
 pub mod jobs;
+pub mod metrics;
 pub mod ps;
 pub mod renice;
 pub mod run;
@@ -17,11 +18,19 @@ use crate::http::router::Route;
 use crate::keys::Scope;
 use crate::route;
 
-/// Every route: method and path, operationId, scope, whether audited,
-/// handler and request type.
+/// Every route with the built-in configuration (`/metrics` needs the
+/// `metrics` scope).
 pub fn table() -> Vec<Route> {
+    table_with(false)
+}
+
+/// Every route: method and path, operationId, scope, whether audited,
+/// handler and request type. `metrics_public` (the configuration key)
+/// opens `/metrics` to requests without a key.
+pub fn table_with(metrics_public: bool) -> Vec<Route> {
     use crate::http::extract::Nothing;
     use Scope::{Exec, Read, Renice, Signal};
+    let metrics_scope = (!metrics_public).then_some(Scope::Metrics);
     vec![
         route!(GET "/api/ps", "listProcesses", Some(Read), audited: false,
             ps::list, ps::ListRequest),
@@ -61,6 +70,8 @@ pub fn table() -> Vec<Route> {
         },
         route!(GET "/api/openapi.json", "getOpenApiDocument", None, audited: false,
             health::openapi, Nothing),
+        route!(GET "/metrics", "getMetrics", metrics_scope, audited: false,
+            metrics::scrape, Nothing),
     ]
 }
 

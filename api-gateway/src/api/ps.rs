@@ -1,12 +1,18 @@
 //! Processes: `GET /api/ps` (a listing, with `fields`, `user`, `sort`,
 //! `limit`) and `GET /api/ps/{pid}` (one process).
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::flight::{Flights, Run};
 use crate::http::error::ApiError;
 use crate::http::extract::{FromInput, Input, Param};
 use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
 use crate::ids::Pid;
-use crate::procs::{Fields, ListQuery, SortKey};
+use crate::procs::{Field, Fields, ListQuery, ProcReader, Single, SortKey};
+use crate::state::Listings;
 
 use super::blocking;
 
@@ -87,32 +93,57 @@ pub async fn list(cx: &Ctx, req: ListRequest) -> Result<Reply, ApiError> {
     listing(cx, req.listing, req.user).await
 }
 
-/// A listing, optionally of one user's processes.
+/// A listing, optionally of one user's processes. Concurrent requests
+/// for the same selection share one walk that began after they arrived
+/// (`crate::flight`), and one answer body.
 pub async fn listing(cx: &Ctx, l: Listing, user: Option<String>) -> Result<Reply, ApiError> {
-    let state = cx.state.clone();
-    let body = blocking(move || {
-        let uid = match &user {
-            Some(u) => Some(
-                state
-                    .procs
-                    .resolve_user(u)
-                    .ok_or_else(|| ApiError::NoSuchUser(u.clone()))?,
-            ),
-            None => None,
-        };
-        let q = ListQuery {
-            fields: l.fields.unwrap_or_default(),
-            uid,
-            sort: l.sort,
-            limit: l.limit,
-        };
-        Ok(state.procs.list_json(&q)?)
+    let uid = match user {
+        Some(u) => {
+            let state = cx.state.clone();
+            Some(
+                blocking(move || state.procs.resolve_user(&u).ok_or(ApiError::NoSuchUser(u)))
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let q = ListQuery {
+        fields: l.fields.unwrap_or_default(),
+        uid,
+        sort: l.sort,
+        limit: l.limit,
+    };
+    let body = cx.state.listings.get(q).await?;
+    Ok(Reply {
+        status: hyper::StatusCode::OK,
+        headers: Vec::new(),
+        body,
+        stream: None,
+        content_type: "application/json",
     })
-    .await?;
-    Ok(Envelope::ok()
-        .member("cpu_percent_window_s", &cx.state.procs.window_secs())
-        .raw_member("processes", &body)
-        .finish(hyper::StatusCode::OK))
+}
+
+/// The shared listings of `procs`: each run walks /proc once (off the
+/// async threads) and writes the whole answer.
+pub fn listings(procs: Arc<ProcReader>) -> Listings {
+    Flights::new(
+        move |q: ListQuery| {
+            let procs = procs.clone();
+            Box::pin(async move { blocking(move || answer(&procs, &q)).await }) as Run<_>
+        },
+        Err(ApiError::Internal("the listing failed".into())),
+    )
+}
+
+/// The envelope of one listing, written in one buffer.
+fn answer(procs: &ProcReader, q: &ListQuery) -> Result<Bytes, ApiError> {
+    let l = procs.prepare(q);
+    let cpu = l.cpu;
+    let mut env = Envelope::ok()
+        .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
+        .member("cpu_percent_age_s", &cpu.map(|c| c.age_s));
+    env.raw_member_with("processes", |out| l.write(out))?;
+    Ok(env.finish(hyper::StatusCode::OK).body)
 }
 
 /// `GET /api/ps/{pid}`.
@@ -140,12 +171,35 @@ impl FromInput for OneRequest {
     }
 }
 
+/// One process. Its `cpu_percent` comes from reads of its stat (waiting
+/// asynchronously through a short sample after an idle spell); the
+/// process itself is read on the spot, unless a costly field is named
+/// (`memory_maps` and `memory_full_info` take the process's memory map
+/// lock, `connections` parses the system's socket tables): those go to
+/// the blocking pool. A handful of small procfs reads, answered from
+/// memory, cost less than the two thread hops.
 pub async fn one(cx: &Ctx, req: OneRequest) -> Result<Reply, ApiError> {
-    let state = cx.state.clone();
-    let fields = req.fields.unwrap_or_default();
-    let body = blocking(move || Ok(state.procs.one_json(req.pid, &fields)?)).await?;
+    let procs = &cx.state.procs;
+    let (pid, fields) = (req.pid, req.fields.unwrap_or_default());
+    let mut figure = None;
+    if fields.has(Field::CpuPercent) {
+        figure = Some(loop {
+            match procs.cpu_of(pid)? {
+                Single::Figure(f) => break f,
+                Single::WaitUntil(t) => tokio::time::sleep_until(t.into()).await,
+            }
+        });
+    }
+    let costly = [Field::MemoryMaps, Field::MemoryFullInfo, Field::Connections];
+    let (body, cpu) = if fields.any(&costly) {
+        let state = cx.state.clone();
+        blocking(move || Ok(state.procs.one_json_with(pid, &fields, figure)?)).await?
+    } else {
+        procs.one_json_with(pid, &fields, figure)?
+    };
     Ok(Envelope::ok()
-        .member("cpu_percent_window_s", &cx.state.procs.window_secs())
+        .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
+        .member("cpu_percent_age_s", &cpu.map(|c| c.age_s))
         .raw_member("process", &body)
         .finish(hyper::StatusCode::OK))
 }

@@ -8,7 +8,6 @@
 
 use protocol::{Request, Response};
 
-use super::blocking;
 use crate::helper;
 use crate::http::error::ApiError;
 use crate::http::router::Ctx;
@@ -25,10 +24,9 @@ pub async fn resolve(
     let start_time = match start_time {
         Some(s) => s,
         None if cx.state.cfg.require_start_time => return Err(ApiError::StartTimeRequired),
-        None => {
-            let state = cx.state.clone();
-            blocking(move || Ok(state.procs.start_time(pid)?)).await?
-        }
+        // One read of /proc/PID/stat, which procfs answers from memory:
+        // done here rather than paying two thread hops for it.
+        None => cx.state.procs.start_time(pid)?,
     };
     cx.note_target(pid, Some(start_time));
     Ok(Target { pid, start_time })
@@ -36,8 +34,7 @@ pub async fn resolve(
 
 /// Asks the helper to act on `target`; a refusal becomes its error.
 pub async fn act(cx: &Ctx, target: Target, req: Request) -> Result<Response, ApiError> {
-    let h = cx.state.helper.clone();
-    let resp = blocking(move || h.call(&req, &[])).await?;
+    let resp = cx.state.helper.call_async(&req).await?;
     match helper::refusal(&resp, Some(target)) {
         Some(e) => Err(e),
         None => Ok(resp),

@@ -357,6 +357,8 @@ pub async fn serve(
     router: Arc<Router>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Counted in `monitoreo_open_connections` until this returns.
+    let _open = state.metrics.connection();
     let cfg = &state.cfg;
     let (header_timeout, keepalive, send) =
         (cfg.header_timeout, cfg.keepalive_timeout, cfg.send_timeout);

@@ -178,6 +178,19 @@ impl Envelope {
         self.out
     }
 
+    /// Adds `"name": <json>` where `write` appends valid JSON (a listing
+    /// written by the /proc reader straight into the answer, uncopied).
+    /// On error nothing is kept of the member.
+    pub fn raw_member_with<E>(
+        &mut self,
+        name: &str,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mark = self.out.len();
+        self.key(name);
+        write(&mut self.out).inspect_err(|_| self.out.truncate(mark))
+    }
+
     /// Closes the object.
     pub fn finish(mut self, status: StatusCode) -> Reply {
         self.out.push(b'}');

@@ -272,10 +272,15 @@ impl Router {
         req: Request<Incoming>,
     ) -> Response<ResponseBody> {
         let id = self.ids.fresh();
+        let began = std::time::Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let found = self.find(&method, &path);
+        let pattern = match &found {
+            Ok(Found::Route(route, _)) => Some(route.pattern),
+            _ => None,
+        };
         let reply = reqid::scope(id, async {
-            let found = self.find(&method, &path);
             if let Ok(Found::Route(route, params)) = found {
                 return self.run(route, params, &state, &conn, id, req).await;
             }
@@ -299,6 +304,9 @@ impl Router {
             }
         })
         .await;
+        state
+            .metrics
+            .request(pattern, &method, reply.status.as_u16(), began.elapsed());
         let mut resp = reply.into_response();
         if let Ok(v) = HeaderValue::from_str(&reqid::hex(id)) {
             resp.headers_mut().insert(REQUEST_ID, v);
@@ -331,6 +339,7 @@ impl Router {
             match authenticate(state, &parts.headers, conn) {
                 Ok((c, h)) => {
                     if let Some(scope) = route.scope.filter(|s| !c.scopes.contains(s)) {
+                        state.metrics.auth_failure("missing_scope");
                         failure = Some(ApiError::MissingScope {
                             key: c.name.clone(),
                             scope: scope.name(),
@@ -340,6 +349,7 @@ impl Router {
                     how = Some(h);
                 }
                 Err(why) => {
+                    state.metrics.auth_failure(failure_reason(&why));
                     let verdict = state.throttle.failure(conn.peer.ip());
                     if let Some(s) = verdict.ended {
                         state.audit.failures_summary(
@@ -420,6 +430,23 @@ impl Router {
             });
         }
         reply
+    }
+}
+
+/// The `reason` label of a refused authentication, from its message.
+fn failure_reason(why: &str) -> &'static str {
+    if why.starts_with("missing Authorization") {
+        "missing_key"
+    } else if why.contains("must be Bearer") {
+        "not_bearer"
+    } else if why.contains("expired") {
+        "expired_key"
+    } else if why.contains("revoked") {
+        "revoked_key"
+    } else if why.contains("certificate") {
+        "unknown_certificate"
+    } else {
+        "invalid_key"
     }
 }
 

@@ -149,6 +149,13 @@ fn op(id: &str) -> Option<Op> {
             None,
             &[401, 403, 503],
         ),
+        "getMetrics" => o(
+            "service",
+            "Prometheus metrics (text format 0.0.4): requests, helper, jobs, host processes",
+            (200, TEXT),
+            None,
+            &[401, 403],
+        ),
         "getOpenApiDocument" => o(
             "service",
             "This document (no key)",
@@ -159,6 +166,9 @@ fn op(id: &str) -> Option<Op> {
         _ => return None,
     })
 }
+
+/// The answer of `getMetrics` is not JSON but the Prometheus text format.
+const TEXT: &str = "text/plain";
 
 fn error_description(status: u16) -> &'static str {
     match status {
@@ -270,6 +280,7 @@ fn operation(route: &Route) -> Value {
     let ok_content = match o.ok.1 {
         RAW => json!({"application/octet-stream": {"schema": schema_ref(RAW)}}),
         EVENTS => json!({"text/event-stream": {"schema": schema_ref(EVENTS)}}),
+        TEXT => json!({"text/plain": {"schema": schema_ref("MetricsText")}}),
         name => content(schema_ref(name)),
     };
     responses.insert(
@@ -392,6 +403,16 @@ mod tests {
 
     fn doc() -> Value {
         document(&crate::api::table())
+    }
+
+    #[test]
+    fn metrics_needs_its_scope_unless_public_and_answers_text() {
+        let d = doc();
+        let m = &d["paths"]["/metrics"]["get"];
+        assert_eq!(m["x-scope"], "metrics");
+        assert!(m["responses"]["200"]["content"]["text/plain"].is_object());
+        let open = document(&crate::api::table_with(true));
+        assert_eq!(open["paths"]["/metrics"]["get"]["security"], json!([]));
     }
 
     #[test]

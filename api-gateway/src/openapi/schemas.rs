@@ -309,10 +309,15 @@ pub fn components() -> Value {
     );
 
     put(
+        "MetricsText",
+        json!({"type": "string", "description": "The Prometheus text exposition format, version 0.0.4 (Content-Type text/plain; version=0.0.4)."}),
+    );
+    put(
         "ProcessList",
         ok_object(
             json!({
-                "cpu_percent_window_s": {"type": "number", "description": "Window of the CPU sampler behind cpu_percent."},
+                "cpu_percent_window_s": {"type": ["number", "null"], "description": "Seconds covered by the cpu_percent figures (since the previous read of the processes); null when cpu_percent was not asked for."},
+                "cpu_percent_age_s": {"type": ["number", "null"], "description": "Seconds since the cpu_percent figures were computed; null when cpu_percent was not asked for."},
                 "processes": {"type": "array", "items": r("Process")}
             }),
             &[],
@@ -322,7 +327,8 @@ pub fn components() -> Value {
         "ProcessResponse",
         ok_object(
             json!({
-                "cpu_percent_window_s": {"type": "number"},
+                "cpu_percent_window_s": {"type": ["number", "null"], "description": "Seconds covered by this process's cpu_percent; null when not asked for."},
+                "cpu_percent_age_s": {"type": ["number", "null"], "description": "Seconds since that figure was computed (0 unless another request computed it a moment ago); null when not asked for."},
                 "process": r("Process")
             }),
             &[],

@@ -11,7 +11,7 @@
 //! read only when named.
 
 /// One process field; the discriminant is its row in [`TABLE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
     Pid,
     Ppid,
@@ -114,7 +114,7 @@ pub const TABLE: [Spec; 30] = [
         r#"{"type":"object","required":["user","system","children_user","children_system","iowait"],"properties":{"user":{"type":"number"},"system":{"type":"number"},"children_user":{"type":"number"},"children_system":{"type":"number"},"iowait":{"type":"number"}}}"#,
         "CPU seconds; sorts by user + system."),
     row(F::CpuPercent, "cpu_percent", true, true, r#"{"type":"number","minimum":0}"#,
-        "Percent of one CPU over the sampler's last window (cpu_percent_window_s); 0.0 before the first window ends."),
+        "Percent of one CPU since the previous read of the process (the answer's cpu_percent_window_s and cpu_percent_age_s say how long and how old)."),
     row(F::MemoryPercent, "memory_percent", true, true, r#"{"type":"number","minimum":0}"#,
         "RSS as a percent of MemTotal."),
     row(F::Username, "username", true, true, r#"{"type":["string","null"]}"#,
@@ -187,7 +187,7 @@ impl Field {
 
 /// Which fields a listing carries (`?fields=a,b`). `pid` is always
 /// written, named or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fields(u64);
 
 impl Default for Fields {

@@ -18,6 +18,7 @@
 //! (`username`, `/api/users`), and [`ProcReader::resolve_user`] takes both
 //! forms back, a passwd name first.
 
+mod census;
 mod fields;
 mod json;
 mod net;
@@ -29,14 +30,18 @@ mod users;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+pub use census::{Census, UserUsage};
 pub use fields::{Field, Fields, Spec, TABLE as FIELD_TABLE};
 
 use net::NetTable;
 use procfs::{list_pids, SysInfo};
 use read::{Outcome, Plan, SortVal, Walker};
-use sampler::Sampler;
+use sampler::{Cpu, Sampler, Walk};
+
+pub use sampler::{Figure, Single, Stated};
 use users::Passwd;
 
 use crate::ids::{Pid, StartTime};
@@ -53,7 +58,7 @@ pub enum ProcError {
 /// `?sort=-cpu_percent`: a sortable field, `-` prefix for descending.
 /// Numbers sort numerically, strings bytewise, nulls last; ties keep pid
 /// order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SortKey {
     pub field: Field,
     pub descending: bool,
@@ -93,8 +98,9 @@ pub struct UserCount {
     pub running: usize,
 }
 
-/// A listing request.
-#[derive(Debug, Clone, Default)]
+/// A listing request (the key under which concurrent listings share a
+/// walk).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     pub fields: Fields,
     /// Only processes whose real uid is this.
@@ -103,34 +109,41 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-/// Reads /proc; owns the background CPU sampler.
+/// Reads /proc; owns the CPU baselines ([`sampler`]).
 pub struct ProcReader {
-    window: Duration,
     sys: SysInfo,
     passwd: Passwd,
     sampler: Sampler,
 }
 
+/// A listing ready to be written: its plan and its CPU baseline, chosen
+/// (and, after an idle spell, sampled) when it was prepared.
+pub struct Listing<'a> {
+    reader: &'a ProcReader,
+    plan: Plan,
+    sort: Option<(Field, bool)>,
+    limit: usize,
+    baseline: Option<Arc<Walk>>,
+    /// The window and age of the `cpu_percent` figures, when asked for.
+    pub cpu: Option<Stated>,
+}
+
 impl ProcReader {
-    /// Starts the background sampler with this window.
+    /// A reader whose `cpu_percent` figures follow `cpu_window` (see
+    /// [`sampler`]). Starts no thread.
     pub fn new(cpu_window: Duration) -> ProcReader {
         let sys = SysInfo::load();
         ProcReader {
-            window: cpu_window,
             sys,
             passwd: Passwd::new("/etc/passwd"),
-            sampler: Sampler::start(cpu_window, sys.hz),
+            sampler: Sampler::new(cpu_window, sys.hz),
         }
     }
 
-    /// The sampler's window in seconds (reported as `cpu_percent_window_s`).
-    pub fn window_secs(&self) -> f64 {
-        self.window.as_secs_f64()
-    }
-
-    /// A JSON array (`[{...},{...}]`) of the matching processes, in pid
-    /// order unless sorted; `limit` applies after the sort.
-    pub fn list_json(&self, q: &ListQuery) -> Result<Vec<u8>, ProcError> {
+    /// Plans a listing. If it carries or sorts by `cpu_percent` and no
+    /// recent listing is a baseline, this blocks for a short two-point
+    /// sample first.
+    pub fn prepare(&self, q: &ListQuery) -> Listing<'_> {
         let sort = q.sort.map(|s| (s.field, s.descending));
         let plan = Plan {
             emit: q.fields,
@@ -138,86 +151,92 @@ impl ProcReader {
             uid: q.uid,
             sort: sort.map(|(f, _)| f),
         };
-        let limit = q.limit.unwrap_or(usize::MAX);
-        let pids = list_pids()?;
-        let users = self.passwd.table();
-        let cpu = self.sampler.latest();
-        let net = plan.emit.has(Field::Connections).then(NetTable::load);
-        let mut w = Walker::new(&self.sys, &users, &cpu, net.as_ref());
-        let per_proc = 48 + 40 * plan.emit.names().count();
-        let mut out = Vec::with_capacity(2 + pids.len().min(limit) * per_proc);
-        out.push(b'[');
-        match sort {
-            None => {
-                let mut n = 0;
-                for pid in pids {
-                    if n >= limit {
-                        break;
-                    }
-                    let mark = out.len();
-                    if n > 0 {
-                        out.push(b',');
-                    }
-                    if w.process(pid, &plan, &mut out) == Outcome::Written {
-                        n += 1;
-                    } else {
-                        out.truncate(mark);
-                    }
-                }
-            }
-            Some((_, descending)) => {
-                let mut spans: Vec<(SortVal, usize, usize)> = Vec::with_capacity(pids.len());
-                for pid in pids {
-                    let start = out.len();
-                    if w.process(pid, &plan, &mut out) == Outcome::Written {
-                        spans.push((
-                            std::mem::replace(&mut w.key, SortVal::Null),
-                            start,
-                            out.len(),
-                        ));
-                    }
-                }
-                spans.sort_by(|a, b| compare(&a.0, &b.0, descending));
-                let mut sorted = Vec::with_capacity(out.len() + spans.len());
-                sorted.push(b'[');
-                for (i, (_, s, e)) in spans.iter().take(limit).enumerate() {
-                    if i > 0 {
-                        sorted.push(b',');
-                    }
-                    sorted.extend_from_slice(&out[*s..*e]);
-                }
-                out = sorted;
-            }
+        let baseline = plan
+            .need
+            .has(Field::CpuPercent)
+            .then(|| self.sampler.baseline());
+        let cpu = baseline.as_ref().map(|w| Stated {
+            window_s: w.at.elapsed().as_secs_f64(),
+            age_s: 0.0,
+        });
+        Listing {
+            reader: self,
+            plan,
+            sort,
+            limit: q.limit.unwrap_or(usize::MAX),
+            baseline,
+            cpu,
         }
-        out.push(b']');
+    }
+
+    /// A JSON array (`[{...},{...}]`) of the matching processes, in pid
+    /// order unless sorted; `limit` applies after the sort.
+    pub fn list_json(&self, q: &ListQuery) -> Result<Vec<u8>, ProcError> {
+        let mut out = Vec::new();
+        self.prepare(q).write(&mut out)?;
         Ok(out)
     }
 
-    /// One process as a JSON object.
-    pub fn one_json(&self, pid: Pid, fields: &Fields) -> Result<Vec<u8>, ProcError> {
+    /// One process as a JSON object, with the window and age of its
+    /// `cpu_percent` when asked for (which may sleep for a short sample,
+    /// but never walks /proc).
+    pub fn one_json(
+        &self,
+        pid: Pid,
+        fields: &Fields,
+    ) -> Result<(Vec<u8>, Option<Stated>), ProcError> {
+        let mut figure = None;
+        if fields.has(Field::CpuPercent) {
+            figure = Some(loop {
+                match self.cpu_of(pid)? {
+                    Single::Figure(f) => break f,
+                    Single::WaitUntil(t) => {
+                        std::thread::sleep(t.saturating_duration_since(Instant::now()))
+                    }
+                }
+            });
+        }
+        self.one_json_with(pid, fields, figure)
+    }
+
+    /// The `cpu_percent` of one process from one read of its stat: a
+    /// figure, or when to ask again (after an idle spell). Never walks
+    /// /proc and never sleeps.
+    pub fn cpu_of(&self, pid: Pid) -> Result<Single, ProcError> {
+        let (start, ticks) = procfs::stat_ticks(pid).ok_or(ProcError::NoSuchProcess(pid))?;
+        Ok(self.sampler.single((pid, start), ticks))
+    }
+
+    /// One process as a JSON object, its `cpu_percent` (if asked for)
+    /// being `figure`; never sleeps.
+    pub fn one_json_with(
+        &self,
+        pid: Pid,
+        fields: &Fields,
+        figure: Option<Figure>,
+    ) -> Result<(Vec<u8>, Option<Stated>), ProcError> {
         let plan = Plan {
             emit: *fields,
             need: *fields,
             uid: None,
             sort: None,
         };
+        let stated = figure.map(|f| f.stated);
+        let cpu = figure.map_or(Cpu::Unasked, |f| Cpu::Fixed(f.percent));
         let users = self.passwd.table();
-        let cpu = self.sampler.latest();
         let net = plan.emit.has(Field::Connections).then(NetTable::load);
-        let mut w = Walker::new(&self.sys, &users, &cpu, net.as_ref());
+        let mut w = Walker::new(&self.sys, &users, cpu, net.as_ref());
         let mut out = Vec::with_capacity(2048);
         match w.process(pid, &plan, &mut out) {
-            Outcome::Written => Ok(out),
+            Outcome::Written => Ok((out, stated)),
             _ => Err(ProcError::NoSuchProcess(pid)),
         }
     }
 
     /// Start time (clock ticks since boot, /proc/PID/stat field 22).
     pub fn start_time(&self, pid: Pid) -> Result<StartTime, ProcError> {
-        let (users, cpu) = (users::Table::default(), sampler::CpuMap::new());
-        Walker::new(&self.sys, &users, &cpu, None)
-            .start_time(pid)
-            .map(StartTime::from_ticks)
+        procfs::stat_ticks(pid)
+            .map(|(start, _)| StartTime::from_ticks(start))
             .ok_or(ProcError::NoSuchProcess(pid))
     }
 
@@ -225,8 +244,7 @@ impl ProcReader {
     /// count. A uid without a passwd entry is named by its decimal form.
     pub fn users(&self) -> Result<Vec<UserCount>, ProcError> {
         let table = self.passwd.table();
-        let cpu = sampler::CpuMap::new();
-        let mut w = Walker::new(&self.sys, &table, &cpu, None);
+        let mut w = Walker::new(&self.sys, &table, Cpu::Unasked, None);
         let mut counts: HashMap<u32, usize> = HashMap::new();
         for pid in list_pids()? {
             if let Some(uid) = w.real_uid(pid) {
@@ -247,6 +265,12 @@ impl ProcReader {
         Ok(v)
     }
 
+    /// Processes by state and per user, for `/metrics`: one pass over
+    /// every process's stat and status, only when asked.
+    pub fn census(&self) -> Result<Census, ProcError> {
+        Ok(census::take(&self.sys, &self.passwd.table())?)
+    }
+
     /// The uid a user is named by: a passwd name first, else a uid in
     /// decimal (how listings name a uid without a passwd entry).
     pub fn resolve_user(&self, name: &str) -> Option<u32> {
@@ -255,6 +279,86 @@ impl ProcReader {
                 .then(|| name.parse().ok())
                 .flatten()
         })
+    }
+}
+
+impl Listing<'_> {
+    /// Appends the JSON array of the listing to `out`, and keeps the
+    /// stat reads it made as the next listings' CPU baseline.
+    pub fn write(self, out: &mut Vec<u8>) -> Result<(), ProcError> {
+        let r = self.reader;
+        let (plan, limit) = (self.plan, self.limit);
+        let began = Instant::now();
+        let uptime = sampler::uptime_ticks(r.sys.hz);
+        let pids = list_pids()?;
+        let users = r.passwd.table();
+        let cpu = match &self.baseline {
+            Some(walk) => Cpu::Since {
+                walk,
+                secs: began.saturating_duration_since(walk.at).as_secs_f64(),
+                hz: r.sys.hz.max(1) as f64,
+            },
+            None => Cpu::Unasked,
+        };
+        let net = plan.emit.has(Field::Connections).then(NetTable::load);
+        let mut w = Walker::new(&r.sys, &users, cpu, net.as_ref());
+        w.seen = Some(Vec::with_capacity(pids.len()));
+        let per_proc = 48 + 40 * plan.emit.names().count();
+        out.reserve(2 + pids.len().min(limit) * per_proc);
+        out.push(b'[');
+        match self.sort {
+            None => {
+                let mut n = 0;
+                let open = out.len();
+                for pid in pids {
+                    if n >= limit {
+                        break;
+                    }
+                    let mark = out.len();
+                    if out.len() > open {
+                        out.push(b',');
+                    }
+                    if w.process(pid, &plan, out) == Outcome::Written {
+                        n += 1;
+                    } else {
+                        out.truncate(mark);
+                    }
+                }
+            }
+            Some((_, descending)) => {
+                let base = out.len();
+                let mut spans: Vec<(SortVal, usize, usize)> = Vec::with_capacity(pids.len());
+                for pid in pids {
+                    let start = out.len();
+                    if w.process(pid, &plan, out) == Outcome::Written {
+                        spans.push((
+                            std::mem::replace(&mut w.key, SortVal::Null),
+                            start,
+                            out.len(),
+                        ));
+                    }
+                }
+                spans.sort_by(|a, b| compare(&a.0, &b.0, descending));
+                let mut sorted = Vec::with_capacity(out.len() - base + spans.len());
+                for (i, (_, s, e)) in spans.iter().take(limit).enumerate() {
+                    if i > 0 {
+                        sorted.push(b',');
+                    }
+                    sorted.extend_from_slice(&out[*s..*e]);
+                }
+                out.truncate(base);
+                out.extend_from_slice(&sorted);
+            }
+        }
+        out.push(b']');
+        if let Some(seen) = w.seen.take() {
+            r.sampler.keep(Arc::new(Walk {
+                at: began,
+                uptime_ticks: uptime,
+                ticks: seen.into_iter().collect(),
+            }));
+        }
+        Ok(())
     }
 }
 

@@ -101,3 +101,11 @@ pub fn read_into(path: &str, buf: &mut Vec<u8>, once: bool) -> io::Result<usize>
         }
     }
 }
+
+/// `(start_time, utime + stime)` of `pid` from one small read of its
+/// stat, `None` if it is not there.
+pub fn stat_ticks(pid: Pid) -> Option<(u64, u64)> {
+    let mut buf = vec![0u8; 1024];
+    let n = slurp(&format!("/proc/{pid}/stat"), &mut buf).ok()?;
+    parse::stat(&buf[..n]).map(|s| (s.start_time, s.utime + s.stime))
+}

@@ -22,7 +22,7 @@ use super::json::{self, key};
 use super::net::NetTable;
 use super::parse;
 use super::procfs::{read_into, SysInfo};
-use super::sampler::CpuMap;
+use super::sampler::{Cpu, Key};
 use super::users::Table;
 use crate::ids::Pid;
 
@@ -60,8 +60,11 @@ pub enum Outcome {
 pub struct Walker<'a> {
     pub sys: &'a SysInfo,
     pub users: &'a Table,
-    pub cpu: &'a CpuMap,
+    pub cpu: Cpu<'a>,
     pub net: Option<&'a NetTable>,
+    /// When set, every process read appends its utime+stime here (the
+    /// listing is then kept as the next listings' CPU baseline).
+    pub seen: Option<Vec<(Key, u64)>>,
     /// Sort value of the last process written.
     pub key: SortVal,
     buf: Vec<u8>,
@@ -74,7 +77,7 @@ impl<'a> Walker<'a> {
     pub fn new(
         sys: &'a SysInfo,
         users: &'a Table,
-        cpu: &'a CpuMap,
+        cpu: Cpu<'a>,
         net: Option<&'a NetTable>,
     ) -> Self {
         Walker {
@@ -82,8 +85,10 @@ impl<'a> Walker<'a> {
             users,
             cpu,
             net,
+            seen: None,
             key: SortVal::Null,
-            buf: vec![0; 65536],
+            // Grown by the first read (8 KiB, then doubled as needed).
+            buf: Vec::new(),
             path: String::with_capacity(64),
             dir: 0,
             gone: false,
@@ -162,7 +167,11 @@ impl<'a> Walker<'a> {
             return Outcome::Gone;
         };
         let (hz, page, start) = (self.sys.hz, self.sys.page, st.start_time);
-        let cpu_pct = f64::from(self.cpu.get(&(pid, start)).copied().unwrap_or(0.0));
+        let ticks = st.utime + st.stime;
+        if let Some(seen) = &mut self.seen {
+            seen.push(((pid, start), ticks));
+        }
+        let cpu_pct = self.cpu.percent(&(pid, start), ticks);
         let rss = st.rss * page;
         let mem_pct = if self.sys.mem_total > 0 {
             100.0 * rss as f64 / self.sys.mem_total as f64

@@ -25,7 +25,7 @@ fn list(q: &ListQuery) -> Vec<Value> {
 #[test]
 fn pid_1_is_readable_with_every_default_field() {
     let v: Value =
-        serde_json::from_slice(&reader().one_json(pid(1), &Fields::default()).unwrap()).unwrap();
+        serde_json::from_slice(&reader().one_json(pid(1), &Fields::default()).unwrap().0).unwrap();
     assert_eq!(v["pid"], 1);
     for name in Fields::default().names() {
         assert!(v.get(name).is_some(), "missing {name}");
@@ -38,7 +38,7 @@ fn pid_1_is_readable_with_every_default_field() {
 fn own_process_reports_its_own_facts() {
     let me = std::process::id() as i32;
     let f = Fields::parse(&["pid,ppid,name,exe,cwd,uids,username,num_threads,open_files,threads,cpu_times,memory_info,cpu_affinity,status,start_time"]).unwrap();
-    let v: Value = serde_json::from_slice(&reader().one_json(pid(me), &f).unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(&reader().one_json(pid(me), &f).unwrap().0).unwrap();
     assert_eq!(v["pid"], me);
     assert_eq!(v["ppid"], std::os::unix::process::parent_id());
     let exe = std::env::current_exe().unwrap();
@@ -58,7 +58,7 @@ fn own_process_reports_its_own_facts() {
     assert_eq!(v["start_time"], st.ticks());
     // An open regular file shows up with its fd.
     let tmp = tempfile::NamedTempFile::new().unwrap();
-    let v: Value = serde_json::from_slice(&reader().one_json(pid(me), &f).unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(&reader().one_json(pid(me), &f).unwrap().0).unwrap();
     let path = tmp.path().to_string_lossy().to_string();
     assert!(
         v["open_files"]
@@ -156,7 +156,8 @@ fn a_listing_with_every_field_writes_them_in_table_order() {
         .expect("own process listed");
     let one = reader()
         .one_json(pid(me as i32), &Fields::all())
-        .expect("own process");
+        .expect("own process")
+        .0;
     let table: Vec<&str> = FIELD_TABLE.iter().map(|s| s.name).collect();
     assert_eq!(
         top_level_keys(&one),
@@ -252,17 +253,54 @@ fn users_counts_root_and_names_resolve() {
 }
 
 #[test]
-fn cpu_percent_is_zero_before_the_first_window() {
-    let r = ProcReader::new(Duration::from_secs(3600));
-    let body = r
-        .list_json(&ListQuery {
-            fields: Fields::parse(&["cpu_percent"]).unwrap(),
-            ..ListQuery::default()
-        })
-        .unwrap();
+fn a_busy_process_shows_its_cpu_on_the_first_read_after_idle() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // min window 0.1 s, baselines up to 4 s old.
+    let r = ProcReader::new(Duration::from_millis(400));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let spin = std::thread::spawn(move || {
+        let mut x = 0u64;
+        while !st.load(Ordering::Relaxed) {
+            x = x.wrapping_add(1);
+        }
+        x
+    });
+    let me = std::process::id() as i64;
+    let q = ListQuery {
+        fields: Fields::parse(&["cpu_percent"]).unwrap(),
+        ..ListQuery::default()
+    };
+    // Nothing was read before: the listing takes a short sample first.
+    let l = r.prepare(&q);
+    let stated = l.cpu.expect("cpu_percent asked for: window stated");
+    let mut body = Vec::new();
+    l.write(&mut body).unwrap();
     let v: Vec<Value> = serde_json::from_slice(&body).unwrap();
-    assert!(v.iter().all(|p| p["cpu_percent"] == 0.0));
-    assert_eq!(r.window_secs(), 3600.0);
+    let listed = v.iter().find(|p| p["pid"] == me).expect("own process")["cpu_percent"]
+        .as_f64()
+        .unwrap();
+    // A single read with no baseline of its own uses the listing's.
+    let (one, cpu) = r.one_json(pid(me as i32), &q.fields).unwrap();
+    let one: Value = serde_json::from_slice(&one).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let _ = spin.join();
+    assert!(
+        stated.window_s >= 0.1 && stated.window_s < 4.0,
+        "{stated:?}"
+    );
+    assert_eq!(stated.age_s, 0.0);
+    assert!(listed > 10.0, "a spinning thread listed at {listed}%");
+    let cpu = cpu.expect("stated");
+    assert!(cpu.window_s >= 0.1 && cpu.window_s <= 4.0, "{cpu:?}");
+    let single = one["cpu_percent"].as_f64().unwrap();
+    assert!(single > 10.0, "a spinning thread read alone at {single}%");
+    // Without cpu_percent nothing is sampled and nothing stated.
+    let l = r.prepare(&ListQuery {
+        fields: Fields::parse(&["name"]).unwrap(),
+        ..ListQuery::default()
+    });
+    assert!(l.cpu.is_none());
 }
 
 /// True when root; otherwise prints the loud SKIPPED line.
@@ -321,7 +359,8 @@ fn as_nobody_a_root_process_shows_nulls() {
     let v: Value = serde_json::from_slice(
         &reader()
             .one_json(self::pid(pid), &Fields::default())
-            .unwrap(),
+            .unwrap()
+            .0,
     )
     .unwrap();
     for hidden in ["exe", "cwd", "io_counters", "num_fds", "open_files"] {
