@@ -11,14 +11,16 @@ pub mod run;
 pub mod signal;
 pub mod target;
 pub mod users;
+pub mod whoami;
 
 use crate::http::error::ApiError;
 use crate::http::router::Route;
 use crate::keys::Scope;
 use crate::route;
 
-/// Every route: method and path, operationId, scope, whether audited,
-/// handler and request type.
+/// Every route: method and path, operationId, scope (`None`: no key;
+/// `any_key`: a valid key, no scope), whether audited, handler and request
+/// type.
 pub fn table() -> Vec<Route> {
     use crate::http::extract::Nothing;
     use Scope::{Exec, Read, Renice, Signal};
@@ -53,6 +55,8 @@ pub fn table() -> Vec<Route> {
             users::list, Nothing),
         route!(GET "/api/users/{username}/ps", "listUserProcesses", Some(Read), audited: false,
             users::processes, users::UserProcessesRequest),
+        route!(GET "/api/whoami", "whoAmI", any_key, audited: false,
+            whoami::get, Nothing),
         route!(GET "/healthz", "getHealth", None, audited: false,
             health::healthz, Nothing),
         route!(GET "/api/openapi.json", "getOpenApiDocument", None, audited: false,

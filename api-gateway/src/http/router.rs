@@ -45,8 +45,13 @@ pub struct Route {
     pub pattern: &'static str,
     /// The OpenAPI operationId.
     pub operation_id: &'static str,
-    /// `None`: no key needed (`/healthz`, the OpenAPI document).
+    /// The scope the key must have; `None`: no scope (see `key`).
     pub scope: Option<Scope>,
+    /// Whether a valid key is needed: always with a scope; without one,
+    /// only for routes that answer about the key itself (`any_key` in
+    /// [`route!`](crate::route)). `/healthz`, the OpenAPI document and the
+    /// console's static files need none.
+    pub key: bool,
     /// Writes one audit line per request (state-changing routes).
     pub audited: bool,
     /// Query parameters the request type takes.
@@ -57,16 +62,28 @@ pub struct Route {
 }
 
 /// Builds a [`Route`] whose handler is `async fn(&Ctx, Req) -> Result<Reply,
-/// ApiError>`; the query and body declarations come from `Req`.
+/// ApiError>`; the query and body declarations come from `Req`. The scope
+/// is `Some(scope)`, `None` (no key at all) or `any_key` (a valid key with
+/// any scopes).
 #[macro_export]
 macro_rules! route {
+    ($method:ident $pattern:literal, $op:literal, any_key, audited: $audited:expr,
+     $handler:path, $req:ty) => {
+        $crate::route!(@build $method $pattern, $op, None, true, $audited, $handler, $req)
+    };
     ($method:ident $pattern:literal, $op:literal, $scope:expr, audited: $audited:expr,
      $handler:path, $req:ty) => {
+        $crate::route!(@build $method $pattern, $op, $scope,
+            ::std::option::Option::<$crate::keys::Scope>::is_some(&$scope), $audited, $handler, $req)
+    };
+    (@build $method:ident $pattern:literal, $op:literal, $scope:expr, $key:expr,
+     $audited:expr, $handler:path, $req:ty) => {
         $crate::http::router::Route {
             method: ::hyper::Method::$method,
             pattern: $pattern,
             operation_id: $op,
             scope: $scope,
+            key: $key,
             audited: $audited,
             query: <$req as $crate::http::extract::FromInput>::QUERY,
             body: <$req as $crate::http::extract::FromInput>::BODY,
@@ -97,7 +114,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The authenticated key (every route with a scope has one).
+    /// The authenticated key (every route that needs a key has one).
     pub fn caller(&self) -> Result<&Caller, ApiError> {
         self.caller
             .as_ref()
@@ -267,8 +284,8 @@ impl Router {
     ) -> Reply {
         let mut caller = None;
         let input = async {
-            if let Some(scope) = route.scope {
-                caller = Some(authenticate(&state, &req, scope)?);
+            if route.key {
+                caller = Some(authenticate(&state, &req, route.scope)?);
             }
             let query = parse_query(req.uri().query(), route.query)?;
             let headers = req.headers().clone();
@@ -319,8 +336,12 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.trim_end_matches('/').split('/').skip(1)
 }
 
-/// Bearer key → caller, then the scope.
-fn authenticate(state: &State, req: &Request<Incoming>, scope: Scope) -> Result<Caller, ApiError> {
+/// Bearer key → caller, then the scope, if the route has one.
+fn authenticate(
+    state: &State,
+    req: &Request<Incoming>,
+    scope: Option<Scope>,
+) -> Result<Caller, ApiError> {
     let h = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -341,13 +362,13 @@ fn authenticate(state: &State, req: &Request<Incoming>, scope: Scope) -> Result<
             .into(),
         )
     })?;
-    if !caller.scopes.contains(&scope) {
-        return Err(ApiError::MissingScope {
+    match scope {
+        Some(scope) if !caller.scopes.contains(&scope) => Err(ApiError::MissingScope {
             key: caller.name.clone(),
             scope: scope.name(),
-        });
+        }),
+        _ => Ok(caller),
     }
-    Ok(caller)
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {

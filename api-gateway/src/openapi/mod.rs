@@ -149,6 +149,13 @@ fn op(id: &str) -> Option<Op> {
             None,
             &[503],
         ),
+        "whoAmI" => o(
+            "keys",
+            "The calling key's name and scopes (any valid key, no scope needed)",
+            (200, "WhoAmI"),
+            None,
+            &[401],
+        ),
         "getOpenApiDocument" => o(
             "service",
             "This document (no key)",
@@ -308,13 +315,17 @@ fn operation(route: &Route) -> Value {
         "parameters": params,
         "responses": responses,
     });
-    match route.scope {
-        Some(s) => {
+    match (route.key, route.scope) {
+        (true, Some(s)) => {
             v["security"] = json!([{"bearer": []}]);
             v["x-scope"] = json!(s.name());
             v["description"] = json!(format!("Needs a key with the {} scope.", s.name()));
         }
-        None => v["security"] = json!([]),
+        (true, None) => {
+            v["security"] = json!([{"bearer": []}]);
+            v["description"] = json!("Needs a valid key, with any scopes.");
+        }
+        (false, _) => v["security"] = json!([]),
     }
     if let Some(b) = o.body {
         v["requestBody"] = json!({"required": true, "content": content(schema_ref(b))});
@@ -345,6 +356,7 @@ pub fn document(routes: &[Route]) -> Value {
             {"name": "users", "description": "Users with running processes"},
             {"name": "commands", "description": "Run shell commands and read their output (the old routes)"},
             {"name": "jobs", "description": "Commands as resources: list, inspect, wait for, cancel, read raw, follow live"},
+            {"name": "keys", "description": "The calling key"},
             {"name": "service", "description": "Health and this document"}
         ],
         "paths": paths,
