@@ -3,6 +3,7 @@
 //! ApiError>`; authentication, scope, query and body checks, audit and the
 //! error envelope are the router's (`http::router`), not theirs.
 
+pub mod console;
 pub mod health;
 pub mod jobs;
 pub mod ps;
@@ -61,6 +62,10 @@ pub fn table() -> Vec<Route> {
             health::healthz, Nothing),
         route!(GET "/api/openapi.json", "getOpenApiDocument", None, audited: false,
             health::openapi, Nothing),
+        route!(GET "/", "getConsole", None, audited: false,
+            console::page, console::PageRequest),
+        route!(GET "/console/{file}", "getConsoleFile", None, audited: false,
+            console::file, console::FileRequest),
     ]
 }
 

@@ -400,6 +400,14 @@ pub fn components() -> Value {
         ),
     );
     put(
+        "ConsolePage",
+        json!({"type": "string", "contentMediaType": "text/html", "description": "The console's HTML page"}),
+    );
+    put(
+        "ConsoleFile",
+        json!({"type": "string", "description": "An ES module, the style sheet or the icon, by its extension"}),
+    );
+    put(
         "OpenApiDocument",
         json!({"type": "object", "required": ["openapi", "info", "paths"]}),
     );
