@@ -77,6 +77,9 @@ export class Jobs {
     fill($('jobs-body'));
     fill($('job-output'));
     show($('job-view'), false);
+    $('job-form').reset();
+    $('job-error').textContent = '';
+    this.current = null;
   }
 
   /** Lists this key's jobs (newest first); `more` appends the next page. */

@@ -28,7 +28,7 @@ const COLUMNS = [
   { key: 'memory_percent', num: true, opt: true, show: fmt.percent },
   { key: 'num_threads', num: true, opt: true },
   { key: 'create_time', opt: true, show: fmt.started },
-  { key: 'cmd', title: true },
+  { key: 'cmd', title: true, narrow: true },
 ];
 
 /** Numeric columns sort largest first on the first click. */
@@ -105,8 +105,10 @@ export class ProcessTable {
       name: $('f-name'), user: $('f-user'), state: $('f-state'), cmd: $('f-cmd'),
       tree: $('f-tree'), refresh: $('f-refresh'),
     };
-    this.topSpacer = el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td', { colspan: COLUMNS.length }));
-    this.bottomSpacer = el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td', { colspan: COLUMNS.length }));
+    // One cell each: a colspan would make columns exist that the narrow
+    // layout hides, and they would take the command line's width.
+    this.topSpacer = el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td'));
+    this.bottomSpacer = el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td'));
     this.bind();
     this.showSort();
     show($('act-signal'), canSignal);
@@ -133,7 +135,7 @@ export class ProcessTable {
     on(this.scroller, 'scroll', () => this.paintSoon());
     on(window, 'resize', () => this.paintSoon());
     on(this.body, 'click', (e) => this.clicked(e));
-    on(this.body, 'keydown', (e) => this.key(e));
+    on(this.scroller, 'keydown', (e) => this.key(e));
     on($('detail-close'), 'click', () => this.closeDetail());
     on($('act-signal'), 'click', () => this.act('signal'));
     on($('act-renice'), 'click', () => this.act('renice'));
@@ -159,6 +161,12 @@ export class ProcessTable {
     this.abort.abort();
     fill(this.body);
     show($('detail'), false);
+    $('ps-filters').reset();
+    this.table.classList.remove('tree');
+    delete this.table.dataset.rows;
+    delete this.table.dataset.renderMs;
+    this.status.textContent = '';
+    this.error.textContent = '';
   }
 
   /** Next auto-refresh, per the Refresh choice; none while hidden. */
@@ -314,7 +322,10 @@ export class ProcessTable {
     const height = this.scroller.clientHeight || 600;
     const first = Math.max(0, Math.min(n, Math.floor(top / rowH) - OVERSCAN));
     const last = Math.min(n, Math.ceil((top + height) / rowH) + OVERSCAN);
-    const focused = this.body.contains(document.activeElement);
+    const focused = this.scroller.contains(document.activeElement);
+    // Chromium scrolls when a focused element leaves the document: hand
+    // focus to the scroller while the rows are replaced.
+    if (focused) this.scroller.focus({ preventScroll: true });
     this.topSpacer.style.height = `${first * rowH}px`;
     this.bottomSpacer.style.height = `${(n - last) * rowH}px`;
     const rows = [];
@@ -343,7 +354,7 @@ export class ProcessTable {
     for (const c of COLUMNS) {
       const v = r[c.key];
       const text = c.show ? c.show(v) : v === null || v === '' ? '–' : String(v);
-      const td = el('td', { class: [c.num ? 'num' : '', c.opt ? 'opt' : '', `k-${c.key}`].join(' ').trim() });
+      const td = el('td', { class: [c.num ? 'num' : '', c.opt ? 'opt' : '', c.narrow ? 'opt2' : '', `k-${c.key}`].join(' ').trim() });
       if (c.tree && this.tree) {
         td.style.paddingInlineStart = `${0.4 + Math.min(depth, 12) * 0.9}em`;
         td.append(el('span', { class: 'twisty', 'aria-hidden': 'true', text: kids ? (this.collapsed.has(r.pid) ? '▸' : '▾') : '·' }));
