@@ -322,7 +322,10 @@ export class ProcessTable {
     const height = this.scroller.clientHeight || 600;
     const first = Math.max(0, Math.min(n, Math.floor(top / rowH) - OVERSCAN));
     const last = Math.min(n, Math.ceil((top + height) / rowH) + OVERSCAN);
-    const focused = this.scroller.contains(document.activeElement);
+    // Only focus on a row (or parked on the scroller) follows the rows;
+    // a header button keeps it.
+    const active = document.activeElement;
+    const focused = active === this.scroller || this.body.contains(active);
     // Chromium scrolls when a focused element leaves the document: hand
     // focus to the scroller while the rows are replaced.
     if (focused) this.scroller.focus({ preventScroll: true });
@@ -415,6 +418,9 @@ export class ProcessTable {
 
   key(e) {
     if (e.altKey || e.ctrlKey || e.metaKey) return;
+    // Rows (or the scroller between them) only: the header's sort buttons
+    // keep Enter and Space.
+    if (e.target !== this.scroller && !this.body.contains(e.target)) return;
     const n = this.view.length;
     if (n === 0) return;
     let i = this.indexOf(this.selected);

@@ -502,7 +502,7 @@ test("the key's jobs are listed with their states and exit codes", T, async () =
   await shot('11-jobs');
 });
 
-test('keyboard: tabs with arrows, rows with arrows, Home, End and Enter', T, async () => {
+test('keyboard: tabs with arrows, rows with arrows, Home, End, Enter, sorting', T, async () => {
   await page.focus('#tab-jobs');
   await page.keyboard.press('ArrowLeft');
   assert.equal(await page.getAttribute('#tab-processes', 'aria-selected'), 'true');
@@ -525,6 +525,13 @@ test('keyboard: tabs with arrows, rows with arrows, Home, End and Enter', T, asy
   await page.waitForFunction((p) => document.getElementById('detail').dataset.pid === String(p), sel.pid);
   assert.equal(await page.evaluate(() => document.activeElement.id), 'detail-title');
   await page.click('#detail-close');
+  // A column header sorts from the keyboard too.
+  await page.focus('th[data-key="pid"] button');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.getAttribute('th[data-key="pid"]', 'aria-sort'), 'descending');
+  await page.keyboard.press(' ');
+  assert.equal(await page.getAttribute('th[data-key="pid"]', 'aria-sort'), 'ascending');
+  await page.click('th[data-key="cpu_percent"] button');
   await setFilters();
 });
 
