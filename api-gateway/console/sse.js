@@ -23,15 +23,18 @@ export class EventParser {
 
   feed(text) {
     this.buffer += text;
+    const eol = /\r\n|\r|\n/g;
+    let start = 0;
     for (;;) {
-      const m = /\r\n|\r|\n/.exec(this.buffer);
-      if (!m) return;
+      eol.lastIndex = start;
+      const m = eol.exec(this.buffer);
+      if (!m) break;
       // A lone \r at the end may be the first half of \r\n: wait.
-      if (m[0] === '\r' && m.index === this.buffer.length - 1) return;
-      const line = this.buffer.slice(0, m.index);
-      this.buffer = this.buffer.slice(m.index + m[0].length);
-      this.line(line);
+      if (m[0] === '\r' && m.index === this.buffer.length - 1) break;
+      this.line(this.buffer.slice(start, m.index));
+      start = m.index + m[0].length;
     }
+    this.buffer = this.buffer.slice(start);
   }
 
   line(line) {
