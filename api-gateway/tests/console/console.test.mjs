@@ -219,6 +219,14 @@ test(`the table takes ${IDLE} processes, drawn within 1 s of the data arriving`,
   // Only the rows in view are in the document.
   const drawn = await drawnRows();
   assert.ok(drawn.length > 10 && drawn.length < 200, `${drawn.length} rows drawn of ${rows}`);
+  // CPU as a percentage, memory in human units.
+  const cells = await page.$$eval('#ps-body tr[data-pid]', (trs) => trs.map((tr) => [
+    tr.querySelector('td.k-cpu_percent').textContent, tr.querySelector('td.k-rss').textContent,
+  ]));
+  for (const [cpu, mem] of cells) {
+    assert.match(cpu, /^(\d+\.\d|–)$/);
+    assert.match(mem, /^(\d+ B|\d+(\.\d)? (KiB|MiB|GiB|TiB)|–)$/);
+  }
   // Scrolling to the end draws the last rows.
   await page.$eval('#ps-scroll', (s) => { s.scrollTop = s.scrollHeight; });
   await rowsUntil('the last row drawn', (r) => r.some((x) => x.index === rows + 1));
