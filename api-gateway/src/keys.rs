@@ -49,6 +49,15 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope, in the order the docs list them.
+    pub const ALL: [Scope; 5] = [
+        Scope::Read,
+        Scope::Signal,
+        Scope::Renice,
+        Scope::Exec,
+        Scope::Admin,
+    ];
+
     pub fn parse(s: &str) -> Option<Scope> {
         match s.trim() {
             "read" => Some(Scope::Read),

@@ -406,7 +406,12 @@ fn the_openapi_document_is_one_clients_can_generate_from() {
                 assert!(r.is_string(), "{id}'s body is anonymous");
             }
             for (status, resp) in op["responses"].as_object().expect("responses") {
-                for (media, c) in resp["content"].as_object().expect("content") {
+                // Only Not Modified has no body to describe.
+                let Some(content) = resp.get("content").and_then(Value::as_object) else {
+                    assert_eq!(status, "304", "{id} {status} has no content");
+                    continue;
+                };
+                for (media, c) in content {
                     let r = &c["schema"]["$ref"];
                     assert!(r.is_string(), "{id} {status} {media} is anonymous");
                 }

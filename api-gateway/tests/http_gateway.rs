@@ -45,6 +45,46 @@ fn revoked_and_expired_keys_are_refused_without_restart() {
 }
 
 #[test]
+fn whoami_answers_any_valid_key_with_its_name_and_scopes() {
+    let g = gateway();
+    let all = g.key("ops", "read,signal,renice,exec,admin", &[]);
+    let exec_only = g.key("runner", "exec", &[]);
+    let r = g.get("/api/whoami", Some(&all));
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["result"], "ok");
+    assert_eq!(v["key"], "ops");
+    assert_eq!(
+        v["scopes"],
+        serde_json::json!(["read", "signal", "renice", "exec", "admin"])
+    );
+    // A key without read still learns what it may do.
+    let r = g.get("/api/whoami", Some(&exec_only));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["scopes"], serde_json::json!(["exec"]));
+    for token in [None, Some("mon_not-a-key")] {
+        let r = g.get("/api/whoami", token);
+        assert_eq!(r.status, 401, "{token:?}");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(r.json()["code"], "unauthorized");
+    }
+    assert!(g.keys_cmd(&["keys", "revoke", "runner"]).status.success());
+    assert_eq!(g.get("/api/whoami", Some(&exec_only)).status, 401);
+    // Like every authenticated request, each ask has an audit line; it
+    // names no act.
+    let audit = std::fs::read_to_string(g.dir.path().join("audit.log")).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .filter(|l| l.contains("/api/whoami"))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!lines.is_empty(), "{audit}");
+    assert!(lines
+        .iter()
+        .all(|l| l["pid"].is_null() && l["command"].is_null()));
+}
+
+#[test]
 fn a_key_without_the_scope_gets_403() {
     let g = gateway();
     let t = g.key("reader", "read", &[]);

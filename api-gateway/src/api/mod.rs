@@ -3,6 +3,7 @@
 //! ApiError>`; authentication, scope, query and body checks, audit and the
 //! error envelope are the router's (`http::router`), not theirs.
 
+pub mod console;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
@@ -12,14 +13,16 @@ pub mod run;
 pub mod signal;
 pub mod target;
 pub mod users;
+pub mod whoami;
 
 use crate::http::error::ApiError;
 use crate::http::router::Route;
 use crate::keys::Scope;
 use crate::route;
 
-/// Every route with the built-in configuration (`/metrics` needs the
-/// `metrics` scope).
+/// Every route: method and path, operationId, scope (`None`: no key;
+/// `any_key`: a valid key, no scope), whether audited, handler and request
+/// type.
 pub fn table() -> Vec<Route> {
     table_with(false)
 }
@@ -62,6 +65,8 @@ pub fn table_with(metrics_public: bool) -> Vec<Route> {
             users::list, Nothing),
         route!(GET "/api/users/{username}/ps", "listUserProcesses", Some(Read), audited: false,
             users::processes, users::UserProcessesRequest),
+        route!(GET "/api/whoami", "whoAmI", any_key, audited: false,
+            whoami::get, Nothing),
         Route {
             // Anyone may ask; a key with read is told more.
             key_optional: true,
@@ -72,6 +77,10 @@ pub fn table_with(metrics_public: bool) -> Vec<Route> {
             health::openapi, Nothing),
         route!(GET "/metrics", "getMetrics", metrics_scope, audited: false,
             metrics::scrape, Nothing),
+        route!(GET "/", "getConsole", None, audited: false,
+            console::page, console::PageRequest),
+        route!(GET "/console/{file}", "getConsoleFile", None, audited: false,
+            console::file, console::FileRequest),
     ]
 }
 

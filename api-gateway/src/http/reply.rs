@@ -30,6 +30,25 @@ impl std::fmt::Debug for Stream {
     }
 }
 
+/// Headers on every answer unless the handler set its own: no MIME
+/// sniffing, no referrer, no framing, no cross-origin embedding, and a CSP
+/// under which nothing runs — an API answer (which may hold a process's
+/// command line) is data, never a document. The console's files set a CSP
+/// of their own (`api::console`).
+pub const DEFAULT_HEADERS: [(HeaderName, &str); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    ),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+];
+
 /// A finished answer: status, extra headers and the body — JSON bytes, or
 /// a [`Stream`] of another content type.
 #[derive(Debug)]
@@ -60,7 +79,8 @@ impl Reply {
         self
     }
 
-    /// The hyper response.
+    /// The hyper response, with [`DEFAULT_HEADERS`] where the handler did
+    /// not set its own; an empty `content_type` (a 304) sends none.
     pub fn into_response(self) -> Response<ResponseBody> {
         let body = match self.stream {
             Some(Stream(s)) => s,
@@ -69,12 +89,17 @@ impl Reply {
         let mut resp = Response::new(body);
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(self.content_type),
-        );
+        if !self.content_type.is_empty() {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.content_type),
+            );
+        }
         for (k, v) in self.headers {
             h.insert(k, v);
+        }
+        for (k, v) in DEFAULT_HEADERS {
+            h.entry(k).or_insert(HeaderValue::from_static(v));
         }
         resp
     }

@@ -61,12 +61,17 @@ pub struct Route {
     pub pattern: &'static str,
     /// The OpenAPI operationId.
     pub operation_id: &'static str,
-    /// `None`: no key needed (`/healthz`, the OpenAPI document).
+    /// The scope the key must have; `None`: no scope (see `key`).
     pub scope: Option<Scope>,
     /// With a scope: a request without credentials is served anyway
     /// (without a caller); one with credentials is authenticated and
     /// checked as usual. `/healthz` says more to a key with read.
     pub key_optional: bool,
+    /// Whether a valid key is needed: always with a scope (unless
+    /// `key_optional`); without one, only for routes that answer about the
+    /// key itself (`any_key` in [`route!`](crate::route)). `/healthz`, the
+    /// OpenAPI document and the console's static files need none.
+    pub key: bool,
     /// State-changing: its audit line carries the body members that name
     /// the act (pid, start_time, signal, priority, cmd) as given. Every
     /// authenticated request gets an audit line.
@@ -79,17 +84,29 @@ pub struct Route {
 }
 
 /// Builds a [`Route`] whose handler is `async fn(&Ctx, Req) -> Result<Reply,
-/// ApiError>`; the query and body declarations come from `Req`.
+/// ApiError>`; the query and body declarations come from `Req`. The scope
+/// is `Some(scope)`, `None` (no key at all) or `any_key` (a valid key with
+/// any scopes).
 #[macro_export]
 macro_rules! route {
+    ($method:ident $pattern:literal, $op:literal, any_key, audited: $audited:expr,
+     $handler:path, $req:ty) => {
+        $crate::route!(@build $method $pattern, $op, None, true, $audited, $handler, $req)
+    };
     ($method:ident $pattern:literal, $op:literal, $scope:expr, audited: $audited:expr,
      $handler:path, $req:ty) => {
+        $crate::route!(@build $method $pattern, $op, $scope,
+            ::std::option::Option::<$crate::keys::Scope>::is_some(&$scope), $audited, $handler, $req)
+    };
+    (@build $method:ident $pattern:literal, $op:literal, $scope:expr, $key:expr,
+     $audited:expr, $handler:path, $req:ty) => {
         $crate::http::router::Route {
             method: ::hyper::Method::$method,
             pattern: $pattern,
             operation_id: $op,
             scope: $scope,
             key_optional: false,
+            key: $key,
             audited: $audited,
             query: <$req as $crate::http::extract::FromInput>::QUERY,
             body: <$req as $crate::http::extract::FromInput>::BODY,
@@ -325,7 +342,7 @@ impl Router {
     ) -> Reply {
         let (parts, mut body) = req.into_parts();
         let wants_key = match route.scope {
-            None => false,
+            None => route.key,
             Some(_) if route.key_optional => {
                 parts.headers.contains_key(header::AUTHORIZATION) || conn.client_subject.is_some()
             }

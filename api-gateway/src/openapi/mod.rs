@@ -25,6 +25,10 @@ struct Op {
 /// Success answers that are not JSON.
 const RAW: &str = "RawOutput";
 const EVENTS: &str = "EventStream";
+/// The console's page and files (HTML, JavaScript, CSS, SVG), with
+/// `ETag` and 304.
+const PAGE: &str = "ConsolePage";
+const FILE: &str = "ConsoleFile";
 
 fn op(id: &str) -> Option<Op> {
     let o = |tag, summary, ok, body, errors| Op {
@@ -156,6 +160,27 @@ fn op(id: &str) -> Option<Op> {
             None,
             &[401, 403],
         ),
+        "whoAmI" => o(
+            "keys",
+            "The calling key's name and scopes (any valid key, no scope needed)",
+            (200, "WhoAmI"),
+            None,
+            &[401],
+        ),
+        "getConsole" => o(
+            "console",
+            "The web console's page (no key: it asks for one); If-None-Match with its ETag: 304",
+            (200, PAGE),
+            None,
+            &[],
+        ),
+        "getConsoleFile" => o(
+            "console",
+            "A file of the web console (ES module, style sheet, icon), embedded in the binary; If-None-Match with its ETag: 304",
+            (200, FILE),
+            None,
+            &[404],
+        ),
         "getOpenApiDocument" => o(
             "service",
             "This document (no key)",
@@ -281,12 +306,26 @@ fn operation(route: &Route) -> Value {
         RAW => json!({"application/octet-stream": {"schema": schema_ref(RAW)}}),
         EVENTS => json!({"text/event-stream": {"schema": schema_ref(EVENTS)}}),
         TEXT => json!({"text/plain": {"schema": schema_ref("MetricsText")}}),
+        PAGE => json!({"text/html": {"schema": schema_ref(PAGE)}}),
+        FILE => json!({
+            "text/javascript": {"schema": schema_ref(FILE)},
+            "text/css": {"schema": schema_ref(FILE)},
+            "image/svg+xml": {"schema": schema_ref(FILE)}
+        }),
         name => content(schema_ref(name)),
     };
-    responses.insert(
-        o.ok.0.to_string(),
-        json!({"description": "Success", "content": ok_content}),
-    );
+    let mut ok = json!({"description": "Success", "content": ok_content});
+    if matches!(o.ok.1, PAGE | FILE) {
+        ok["headers"] = json!({
+            "ETag": {"description": "A hash of the file's bytes", "schema": {"type": "string"}},
+            "Content-Security-Policy": {"description": "Scripts, styles, images and requests from this origin only; no inline script or style; Trusted Types; no framing", "schema": {"type": "string"}}
+        });
+        responses.insert(
+            "304".into(),
+            json!({"description": "Not modified: If-None-Match named the current ETag (no body)"}),
+        );
+    }
+    responses.insert(o.ok.0.to_string(), ok);
     if o.ok.1 == RAW {
         responses.insert(
             "206".into(),
@@ -342,6 +381,10 @@ fn operation(route: &Route) -> Value {
         "responses": responses,
     });
     match route.scope {
+        None if route.key => {
+            v["security"] = json!([{"bearer": []}]);
+            v["description"] = json!("Needs a valid key, with any scope.");
+        }
         Some(s) if route.key_optional => {
             v["security"] = json!([{}, {"bearer": []}]);
             v["x-scope"] = json!(s.name());
@@ -386,7 +429,9 @@ pub fn document(routes: &[Route]) -> Value {
             {"name": "users", "description": "Users with running processes"},
             {"name": "commands", "description": "Run shell commands and read their output (the old routes)"},
             {"name": "jobs", "description": "Commands as resources: list, inspect, wait for, cancel, read raw, follow live"},
-            {"name": "service", "description": "Health and this document"}
+            {"name": "keys", "description": "The calling key"},
+            {"name": "service", "description": "Health and this document"},
+            {"name": "console", "description": "The web console: a page and its files for a browser, not an API"}
         ],
         "paths": paths,
         "components": {

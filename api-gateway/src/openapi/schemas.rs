@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::error::ApiError;
 use crate::jobs::JobState;
+use crate::keys::Scope;
 use crate::procs::{SortKey, FIELD_TABLE};
 
 fn r(name: &str) -> Value {
@@ -398,6 +399,24 @@ pub fn components() -> Value {
                 "helper": r("HelperHealth"), "version": {"type": "string"}
             }
         }),
+    );
+    put(
+        "WhoAmI",
+        ok_object(
+            json!({
+                "key": {"type": "string", "description": "The key's name"},
+                "scopes": {"type": "array", "items": {"type": "string", "enum": Scope::ALL.map(Scope::name)}}
+            }),
+            &[],
+        ),
+    );
+    put(
+        "ConsolePage",
+        json!({"type": "string", "contentMediaType": "text/html", "description": "The console's HTML page"}),
+    );
+    put(
+        "ConsoleFile",
+        json!({"type": "string", "description": "An ES module, the style sheet or the icon, by its extension"}),
     );
     put(
         "OpenApiDocument",

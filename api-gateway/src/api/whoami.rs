@@ -1,0 +1,19 @@
+//! `GET /api/whoami`: the key's own name and scopes, for a client (the
+//! console) that shows only what the key may do. It needs a valid key but
+//! no scope, so that a key without `read` can still ask.
+
+use hyper::StatusCode;
+
+use crate::http::error::ApiError;
+use crate::http::extract::Nothing;
+use crate::http::reply::{Envelope, Reply};
+use crate::http::router::Ctx;
+
+/// `{"result":"ok","key":NAME,"scopes":[...]}`.
+pub async fn get(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
+    let caller = cx.caller()?;
+    Ok(Envelope::ok()
+        .member("key", &caller.name)
+        .member("scopes", &caller.scopes)
+        .finish(StatusCode::OK))
+}
