@@ -270,20 +270,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let store = JobStore::new(d.path()).unwrap();
         let meta = |created_ms| Meta {
-            owner: "k".into(),
-            cmd: "true".into(),
-            pid: None,
-            start_time: None,
-            created_ms,
             state: JobState::Exited,
             exit_code: Some(0),
-            signal: None,
-            timed_out: false,
-            started_ms: None,
-            ended_ms: None,
-            output_limit: None,
-            cpu_usec: None,
-            memory_peak: None,
+            ..Meta::starting("k", "true", created_ms)
         };
         let old = JobId([1; 16]);
         let new = JobId([2; 16]);
