@@ -7,6 +7,7 @@ mod cli;
 mod home;
 mod ids;
 mod jobs;
+mod lineage;
 mod log;
 mod policy;
 mod server;

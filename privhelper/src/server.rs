@@ -34,6 +34,7 @@ use crate::cgroup::{CgroupLimits, CgroupRoot, CPU_PERIOD_US};
 use crate::home;
 use crate::ids::Nice;
 use crate::jobs::{self, Jobs, Running};
+use crate::lineage::Lineage;
 use crate::log;
 use crate::policy::{self, Policy, RunAs, RunPolicy};
 use crate::socket::{self, Listener, Peer};
@@ -68,6 +69,10 @@ pub struct Server {
     jobs: Jobs,
     /// Listener out of the poll set until then (descriptors exhausted).
     accept_paused_until: Option<Instant>,
+    /// The helper's own chain of parents, kept while it holds.
+    lineage: Option<Lineage>,
+    /// Our pid, asked once (`getpid` is a system call).
+    pid: i32,
 }
 
 struct Conn {
@@ -81,6 +86,9 @@ struct Conn {
     partial_since: Option<Instant>,
     opened: Instant,
     last_active: Instant,
+    /// The peer's chain of parents, walked at its first signal or renice
+    /// and kept while it holds (see `lineage`).
+    lineage: Option<Lineage>,
 }
 
 enum Key {
@@ -114,6 +122,8 @@ impl Server {
             next_conn: 0,
             jobs,
             accept_paused_until: None,
+            lineage: None,
+            pid: std::process::id() as i32,
         }
     }
 
@@ -342,6 +352,7 @@ impl Server {
                     partial_since: None,
                     opened: now,
                     last_active: now,
+                    lineage: None,
                 },
             );
         }
@@ -471,7 +482,7 @@ impl Server {
                     }
                     Response::Subscribed
                 }
-                (_, true) => self.dispatch(request_id, &req, peer, fds),
+                (_, true) => self.dispatch(id, request_id, &req, peer, fds),
             };
             if !self.send(id, &resp) {
                 return;
@@ -528,6 +539,7 @@ impl Server {
     /// without a line, so polling and health checks do not flood the log.
     fn dispatch(
         &mut self,
+        conn: u64,
         request_id: u64,
         req: &Request,
         peer: Peer,
@@ -536,17 +548,40 @@ impl Server {
         if let Request::Info = req {
             return Response::Info(self.info());
         }
-        let resp = self.decide(req, peer, fds);
+        let resp = self.decide(conn, req, peer, fds);
         if !matches!(req, Request::JobStatus { .. }) {
             log::decision(request_id, peer, req, &resp);
         }
         resp
     }
 
-    fn decide(&mut self, req: &Request, peer: Peer, fds: Vec<OwnedFd>) -> Response {
+    /// Resolves a signal or renice target against the built-in
+    /// protections, with the helper's and the peer's chains of parents
+    /// kept between requests (walked again only if a member has exited).
+    fn resolve(
+        &mut self,
+        conn: u64,
+        peer: Peer,
+        target: &protocol::Target,
+    ) -> Result<target::Resolved, Refusal> {
+        let mut theirs = self.conns.get_mut(&conn).and_then(|c| c.lineage.take());
+        let mut guard = target::Guard {
+            me: self.pid,
+            peer: peer.pid,
+            ours: &mut self.lineage,
+            theirs: &mut theirs,
+        };
+        let r = target::resolve(target.pid, target.start_time, &mut guard);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.lineage = theirs;
+        }
+        r
+    }
+
+    fn decide(&mut self, conn: u64, req: &Request, peer: Peer, fds: Vec<OwnedFd>) -> Response {
         match req {
             Request::Signal { target, signal } => {
-                let r = match target::resolve(target.pid, target.start_time, Some(peer.pid)) {
+                let r = match self.resolve(conn, peer, target) {
                     Ok(r) => r,
                     Err(e) => return refusal(e),
                 };
@@ -566,7 +601,7 @@ impl Server {
                     Ok(n) => n,
                     Err(what) => return Response::Invalid { what },
                 };
-                let r = match target::resolve(target.pid, target.start_time, Some(peer.pid)) {
+                let r = match self.resolve(conn, peer, target) {
                     Ok(r) => r,
                     Err(e) => return refusal(e),
                 };

@@ -4,7 +4,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Turns a C-style return value into `io::Result`.
 fn cerr(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -26,6 +26,70 @@ pub fn pidfd_open(pid: i32, flags: u32) -> io::Result<OwnedFd> {
     let fd = cerr(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) })?;
     // SAFETY: the kernel just returned this descriptor; we are its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// What `PIDFD_GET_INFO` says about the process a pidfd names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidfdInfo {
+    pub tgid: i32,
+    pub ppid: i32,
+    pub ruid: u32,
+}
+
+/// `struct pidfd_info` as of Linux 6.13 (`PIDFD_INFO_SIZE_VER0`, 64
+/// bytes); the kernel fills what `mask` asks for and says what it filled.
+#[repr(C)]
+#[derive(Default)]
+struct RawPidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ruid: u32,
+    rgid: u32,
+    euid: u32,
+    egid: u32,
+    suid: u32,
+    sgid: u32,
+    fsuid: u32,
+    fsgid: u32,
+    spare0: u32,
+}
+
+const PIDFD_INFO_PID: u64 = 1 << 0;
+const PIDFD_INFO_CREDS: u64 = 1 << 1;
+/// `_IOWR(PIDFS_IOCTL_MAGIC (0xFF), 11, struct pidfd_info)`.
+const PIDFD_GET_INFO: libc::c_ulong =
+    (3 << 30) | ((std::mem::size_of::<RawPidfdInfo>() as libc::c_ulong) << 16) | (0xFF << 8) | 11;
+
+/// `ioctl(pidfd, PIDFD_GET_INFO)` (Linux 6.13+): ids and credentials of
+/// exactly the process the pidfd names, without a `/proc` read. `None`
+/// when the kernel does not offer it or the process has exited; callers
+/// then read `/proc`.
+pub fn pidfd_info(pidfd: BorrowedFd<'_>) -> Option<PidfdInfo> {
+    let mut info = RawPidfdInfo {
+        mask: PIDFD_INFO_PID | PIDFD_INFO_CREDS,
+        ..RawPidfdInfo::default()
+    };
+    // SAFETY: `info` is a live, writable `struct pidfd_info` of exactly the
+    // size encoded in the request number; the kernel writes at most that.
+    let r = unsafe {
+        libc::ioctl(
+            pidfd.as_raw_fd(),
+            PIDFD_GET_INFO as _,
+            std::ptr::addr_of_mut!(info),
+        )
+    };
+    let want = PIDFD_INFO_PID | PIDFD_INFO_CREDS;
+    if r != 0 || info.mask & want != want {
+        return None;
+    }
+    Some(PidfdInfo {
+        tgid: i32::try_from(info.tgid).ok()?,
+        ppid: i32::try_from(info.ppid).ok()?,
+        ruid: info.ruid,
+    })
 }
 
 /// `pidfd_send_signal(2)`: signals exactly the process the pidfd names.
@@ -119,4 +183,29 @@ pub fn listen_fd_from_systemd() -> OwnedFd {
 pub fn exit_child(code: i32) -> ! {
     // SAFETY: _exit never returns and is async-signal-safe.
     unsafe { libc::_exit(code) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn pidfd_info_matches_the_process_when_the_kernel_has_it() {
+        let me = std::process::id() as i32;
+        let fd = pidfd_open(me, 0).expect("own pidfd");
+        let Some(info) = pidfd_info(fd.as_fd()) else {
+            eprintln!("NOTE: this kernel has no PIDFD_GET_INFO; the /proc path is used");
+            return;
+        };
+        let (uid, ppid) = (nix::unistd::getuid(), nix::unistd::getppid());
+        assert_eq!(
+            info,
+            PidfdInfo {
+                tgid: me,
+                ppid: ppid.as_raw(),
+                ruid: uid.as_raw()
+            }
+        );
+    }
 }

@@ -16,6 +16,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::ids::{Pid, StartTime, Uid};
+use crate::lineage::Lineage;
 use crate::sys;
 
 /// What `/proc/PID/stat` and `status` say about a process.
@@ -49,6 +50,20 @@ impl ProcInfo {
         };
         info.real_uid = Uid::new(field("Uid:")?.parse().ok()?);
         info.tgid = field("Tgid:")?.parse().ok()?;
+        Some(info)
+    }
+
+    /// Reads `/proc/PID/stat` and takes the real uid and thread group from
+    /// the pidfd (`PIDFD_GET_INFO`), which names exactly the pinned
+    /// process and costs one `ioctl` instead of formatting
+    /// `/proc/PID/status`; kernels without it get [`ProcInfo::read`].
+    pub fn read_pinned(pid: i32, pidfd: &OwnedFd) -> Option<ProcInfo> {
+        let Some(ids) = sys::pidfd_info(pidfd.as_fd()) else {
+            return ProcInfo::read(pid);
+        };
+        let mut info = parse_stat(&read_proc(&format!("/proc/{pid}/stat"))?)?;
+        info.real_uid = Uid::new(ids.ruid);
+        info.tgid = ids.tgid;
         Some(info)
     }
 
@@ -99,27 +114,82 @@ pub struct Resolved {
     pub info: ProcInfo,
 }
 
-/// Pids the helper must never act on: itself, the peer, and every ancestor
-/// of either, computed at the moment of the request.
-pub fn protected(peer_pid: Option<i32>) -> (HashSet<i32>, i32) {
-    let me = std::process::id() as i32;
-    let mut set = HashSet::new();
-    for start in [Some(me), peer_pid].into_iter().flatten() {
-        let mut pid = start;
-        while pid > 1 && set.insert(pid) {
-            match ppid_of(pid) {
-                Some(p) => pid = p,
-                None => break,
+/// What the helper must never act on: itself, the peer, and every
+/// ancestor of either, from their chains of parents ([`Lineage`]), which
+/// the connection and the server keep between requests.
+pub struct Guard<'a> {
+    pub me: i32,
+    pub peer: i32,
+    pub ours: &'a mut Option<Lineage>,
+    pub theirs: &'a mut Option<Lineage>,
+}
+
+impl Guard<'_> {
+    /// Whether the target's pidfd is still alive, asked in the same `poll`
+    /// that asks whether a member of either chain has exited; a chain with
+    /// an exited member (or none yet) is walked again here, so [`rule`]
+    /// sees the chains as they are now.
+    ///
+    /// [`rule`]: Guard::rule
+    fn target_alive(&mut self, target: &OwnedFd) -> bool {
+        let ours = kept(self.ours, self.me);
+        let theirs = kept(self.theirs, self.peer);
+        let mut fds = vec![PollFd::new(target.as_fd(), PollFlags::POLLIN)];
+        let n_ours = ours.map_or(0, |l| l.fds().count());
+        for l in [ours, theirs].into_iter().flatten() {
+            fds.extend(l.fds().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        }
+        let ready = loop {
+            match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(n) => break n,
+                Err(Errno::EINTR) => continue,
+                // Cannot tell: count everything as exited, walk again.
+                Err(_) => break -1,
             }
+        };
+        let exited: Vec<bool> = fds
+            .iter()
+            .map(|p| ready < 0 || p.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let ours_hold = ours.is_some() && !exited[1..1 + n_ours].contains(&true);
+        let theirs_hold = theirs.is_some() && !exited[1 + n_ours..].contains(&true);
+        if !ours_hold {
+            *self.ours = Some(Lineage::walk(self.me));
+        }
+        if !theirs_hold {
+            *self.theirs = Some(Lineage::walk(self.peer));
+        }
+        !exited[0]
+    }
+
+    /// The built-in rule that protects `pid`, if one does.
+    fn rule(&self, pid: i32) -> Option<&'static str> {
+        if pid == self.me {
+            Some("builtin:self")
+        } else if pid == self.peer {
+            Some("builtin:gateway")
+        } else if pid == 1
+            || [&*self.ours, &*self.theirs]
+                .into_iter()
+                .flatten()
+                .any(|c| c.contains(pid))
+        {
+            Some("builtin:ancestor")
+        } else {
+            None
         }
     }
-    set.insert(1);
-    (set, me)
+}
+
+/// The chain in `slot` if it is `pid`'s and may be kept.
+fn kept(slot: &Option<Lineage>, pid: i32) -> Option<&Lineage> {
+    slot.as_ref().filter(|l| l.kept(pid))
 }
 
 /// The parent of `pid`, from `/proc/PID/stat` alone (one read per step of
-/// the ancestor walk, which runs on every request).
-fn ppid_of(pid: i32) -> Option<i32> {
+/// an ancestor walk).
+pub fn ppid_of(pid: i32) -> Option<i32> {
     let stat = read_proc(&format!("/proc/{pid}/stat"))?;
     parse_stat(&stat).map(|i| i.ppid)
 }
@@ -154,7 +224,7 @@ fn read_proc(path: &str) -> Option<Vec<u8>> {
 
 /// Resolves `raw_pid` + `start_time` to a pinned process, applying the
 /// built-in protections in the documented order.
-pub fn resolve(raw_pid: i32, start_time: u64, peer_pid: Option<i32>) -> Result<Resolved, Refusal> {
+pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<Resolved, Refusal> {
     let pid = Pid::new(raw_pid).map_err(|b| Refusal::Denied(b.rule()))?;
     let pidfd = match sys::pidfd_open(pid.get(), 0) {
         Ok(fd) => fd,
@@ -167,8 +237,8 @@ pub fn resolve(raw_pid: i32, start_time: u64, peer_pid: Option<i32>) -> Result<R
         }
         Err(e) => return Err(Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO))),
     };
-    let info = ProcInfo::read(pid.get()).ok_or(Refusal::NoSuchProcess)?;
-    if !alive(&pidfd) {
+    let info = ProcInfo::read_pinned(pid.get(), &pidfd).ok_or(Refusal::NoSuchProcess)?;
+    if !guard.target_alive(&pidfd) {
         return Err(Refusal::NoSuchProcess);
     }
     if info.tgid != pid.get() {
@@ -180,15 +250,8 @@ pub fn resolve(raw_pid: i32, start_time: u64, peer_pid: Option<i32>) -> Result<R
     if info.is_kernel_thread(pid.get()) {
         return Err(Refusal::Denied("builtin:kernel-thread"));
     }
-    let (protected, me) = protected(peer_pid);
-    if pid.get() == me {
-        return Err(Refusal::Denied("builtin:self"));
-    }
-    if Some(pid.get()) == peer_pid {
-        return Err(Refusal::Denied("builtin:gateway"));
-    }
-    if protected.contains(&pid.get()) {
-        return Err(Refusal::Denied("builtin:ancestor"));
+    if let Some(rule) = guard.rule(pid.get()) {
+        return Err(Refusal::Denied(rule));
     }
     Ok(Resolved { pid, pidfd, info })
 }
@@ -318,8 +381,23 @@ mod tests {
         let me = std::process::id() as i32;
         let info = ProcInfo::read(me).expect("own stat");
         assert!(!info.is_kernel_thread(me));
-        let (set, self_pid) = protected(None);
-        assert_eq!(self_pid, me);
-        assert!(set.contains(&me) && set.contains(&info.ppid));
+        let (mut ours, mut theirs) = (None, None);
+        let mut g = Guard {
+            me,
+            peer: -1,
+            ours: &mut ours,
+            theirs: &mut theirs,
+        };
+        let fd = sys::pidfd_open(me, 0).expect("own pidfd");
+        assert!(g.target_alive(&fd), "walks both chains");
+        assert_eq!(g.rule(me), Some("builtin:self"));
+        assert_eq!(g.rule(info.ppid), Some("builtin:ancestor"));
+        assert_eq!(g.rule(1), Some("builtin:ancestor"));
+        assert_eq!(g.rule(-1), Some("builtin:gateway"));
+        let pinned = ProcInfo::read_pinned(me, &fd).expect("pinned read");
+        assert_eq!(
+            (pinned.real_uid, pinned.tgid, pinned.start_time),
+            (info.real_uid, info.tgid, info.start_time)
+        );
     }
 }
