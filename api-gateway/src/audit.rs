@@ -101,11 +101,17 @@ impl Audit {
         self.write(&line.to_string());
     }
 
+    /// Appends `line` and its newline in one `write(2)`: with `O_APPEND`
+    /// a line then lands whole even if another process appends to the
+    /// same file, and a request costs one system call here, not two.
     fn write(&self, line: &str) {
         match &self.file {
             Some(f) => {
+                let mut buf = String::with_capacity(line.len() + 1);
+                buf.push_str(line);
+                buf.push('\n');
                 let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-                if let Err(err) = writeln!(f, "{line}") {
+                if let Err(err) = f.write_all(buf.as_bytes()) {
                     eprintln!("monitoreo-gateway: audit log write failed: {err}; {line}");
                 }
             }

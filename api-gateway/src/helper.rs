@@ -25,7 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol::{ClientError, Connection, Containment, Envelope, Request, Response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::io::{Read, Write};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::UnixStream;
 
 use crate::http::error::ApiError;
@@ -279,8 +282,15 @@ impl Helper {
 
 /// The tokio-driven connection: the stream and what was read past the
 /// last frame.
+///
+/// The socket is registered with tokio for readability only. A socket
+/// registered for writability too is woken each time the helper *reads*
+/// a request (the kernel announces the freed send space to every waiter),
+/// which costs a thread wake-up per round trip for nothing: a request is
+/// one small frame and at most one is in flight, so a write never has to
+/// wait for space, and one that would is a helper that stopped reading.
 struct Lane {
-    stream: UnixStream,
+    fd: AsyncFd<std::os::unix::net::UnixStream>,
     buf: Vec<u8>,
 }
 
@@ -289,9 +299,11 @@ impl Lane {
     async fn connect(path: &std::path::Path) -> Result<Lane, ApiError> {
         let stream = UnixStream::connect(path)
             .await
+            .and_then(|s| s.into_std())
+            .and_then(readable_only)
             .map_err(|e| ApiError::Unavailable(format!("cannot connect to the helper: {e}")))?;
         let mut lane = Lane {
-            stream,
+            fd: stream,
             buf: Vec::with_capacity(1024),
         };
         let hello = protocol::encode_frame(&Envelope {
@@ -311,10 +323,18 @@ impl Lane {
 
     /// Writes one frame and reads the one answer.
     async fn exchange(&mut self, frame: &[u8]) -> Result<Response, String> {
-        self.stream
-            .write_all(frame)
-            .await
-            .map_err(|e| format!("helper connection: {e}"))?;
+        let mut sent = 0;
+        while sent < frame.len() {
+            match self.fd.get_ref().write(&frame[sent..]) {
+                Ok(0) => return Err("helper connection: closed while writing".into()),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err("helper connection: the helper is not reading".into())
+                }
+                Err(e) => return Err(format!("helper connection: {e}")),
+            }
+        }
         loop {
             if let Some((r, used)) =
                 protocol::decode_frame::<Response>(&self.buf).map_err(|e| e.to_string())?
@@ -323,17 +343,38 @@ impl Lane {
                 return Ok(r);
             }
             let mut chunk = [0u8; 4096];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .await
-                .map_err(|e| format!("helper connection: {e}"))?;
+            let n = loop {
+                let mut ready = self
+                    .fd
+                    .readable()
+                    .await
+                    .map_err(|e| format!("helper connection: {e}"))?;
+                match ready.try_io(|s| s.get_ref().read(&mut chunk)) {
+                    Ok(r) => break r.map_err(|e| format!("helper connection: {e}"))?,
+                    Err(_would_block) => continue,
+                }
+            };
             if n == 0 {
                 return Err("helper closed the connection".into());
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// `stream` registered with tokio for readability alone.
+///
+/// `AsyncFd::with_interest` is deprecated because it is unsound for an
+/// inner value that does not own its descriptor (tokio-rs/tokio#8587; its
+/// replacement is an `unsafe fn` whose contract is exactly that). A
+/// `std::os::unix::net::UnixStream` owns its descriptor, keeps it open
+/// and returns the same one from `as_raw_fd` until it is dropped, so the
+/// contract holds here, and this crate keeps `forbid(unsafe_code)`.
+#[allow(deprecated)]
+fn readable_only(
+    stream: std::os::unix::net::UnixStream,
+) -> std::io::Result<AsyncFd<std::os::unix::net::UnixStream>> {
+    AsyncFd::with_interest(stream, Interest::READABLE)
 }
 
 /// An idle connection has nothing to read; if it is readable, the helper
