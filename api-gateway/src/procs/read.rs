@@ -3,6 +3,10 @@
 //! The approach is the floor's: plain open/read/close of each /proc file
 //! into one reused buffer, a short read taken as end of file for the
 //! single-record files, and only the files the requested fields need.
+//! Each process's directory is opened once (`O_PATH`) and its files are
+//! opened relative to it: one path walk through `/proc/PID` per process
+//! instead of one per file, and every file read names the same process
+//! (a pid reused meanwhile makes the reads fail, not mix two processes).
 //!
 //! Guarantees:
 //! - a field whose file the kernel refuses (EACCES/EPERM: another user's
@@ -13,15 +17,18 @@
 //! - `environ` is never opened.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::stat::Mode;
 
 use super::fields::{Field, Fields};
 use super::json::{self, key};
 use super::net::NetTable;
 use super::parse;
-use super::procfs::{read_into, SysInfo};
+use super::procfs::{read_file, SysInfo};
 use super::sampler::{Cpu, Key};
 use super::users::Table;
 use crate::ids::Pid;
@@ -69,7 +76,8 @@ pub struct Walker<'a> {
     pub key: SortVal,
     buf: Vec<u8>,
     path: String,
-    dir: usize,
+    /// `/proc/PID` of the process being read (`O_PATH`).
+    dir: Option<OwnedFd>,
     gone: bool,
 }
 
@@ -90,15 +98,41 @@ impl<'a> Walker<'a> {
             // Grown by the first read (8 KiB, then doubled as needed).
             buf: Vec::new(),
             path: String::with_capacity(64),
-            dir: 0,
+            dir: None,
             gone: false,
         }
     }
 
-    fn at(&mut self, file: &str) -> &str {
-        self.path.truncate(self.dir);
-        self.path.push_str(file);
-        &self.path
+    /// Opens `/proc/PID` for the reads that follow; `false` (and the
+    /// process counted as gone if it is) when it cannot be opened.
+    fn enter(&mut self, pid: Pid) -> bool {
+        self.path.clear();
+        let _ = write!(self.path, "/proc/{pid}");
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match nix::fcntl::open(self.path.as_str(), flags, Mode::empty()) {
+            Ok(fd) => {
+                self.dir = Some(fd);
+                true
+            }
+            Err(e) => {
+                self.dir = None;
+                self.note(&e.into());
+                false
+            }
+        }
+    }
+
+    /// Opens `file` under the entered process's directory.
+    fn open(&mut self, file: &str, flags: OFlag) -> io::Result<OwnedFd> {
+        let Some(dir) = &self.dir else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        Ok(openat(
+            dir.as_fd(),
+            file,
+            flags | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?)
     }
 
     fn note(&mut self, e: &io::Error) {
@@ -108,9 +142,10 @@ impl<'a> Walker<'a> {
     }
 
     fn read(&mut self, file: &str) -> Option<usize> {
-        self.path.truncate(self.dir);
-        self.path.push_str(file);
-        match read_into(&self.path, &mut self.buf, file != "smaps") {
+        let r = self
+            .open(file, OFlag::O_RDONLY)
+            .and_then(|fd| read_file(fd.into(), &mut self.buf, file != "smaps"));
+        match r {
             Ok(n) => Some(n),
             Err(e) => {
                 self.note(&e);
@@ -120,9 +155,12 @@ impl<'a> Walker<'a> {
     }
 
     fn link(&mut self, file: &str) -> Option<Vec<u8>> {
-        let r = fs::read_link(self.at(file));
+        let r = match &self.dir {
+            Some(dir) => readlinkat(dir.as_fd(), file).map_err(io::Error::from),
+            None => Err(io::ErrorKind::NotFound.into()),
+        };
         match r {
-            Ok(p) => Some(p.into_os_string().into_vec()),
+            Ok(p) => Some(p.into_vec()),
             Err(e) => {
                 self.note(&e);
                 None
@@ -130,20 +168,33 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// The entries of directory `file` (`fd`, `task`) of the entered
+    /// process, as names.
+    fn list(&mut self, file: &str) -> io::Result<Vec<std::ffi::OsString>> {
+        let fd = self.open(file, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+        let mut dir = nix::dir::Dir::from_fd(fd)?;
+        Ok(dir
+            .iter()
+            .flatten()
+            .map(|e| std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
+            .filter(|n| n != "." && n != "..")
+            .collect())
+    }
+
     /// Start time of `pid` (stat field 22), `None` if it is not there.
     pub fn start_time(&mut self, pid: Pid) -> Option<u64> {
-        self.path.clear();
-        let _ = write!(self.path, "/proc/{pid}/");
-        self.dir = self.path.len();
+        if !self.enter(pid) {
+            return None;
+        }
         let n = self.read("stat")?;
         parse::stat(&self.buf[..n]).map(|s| s.start_time)
     }
 
     /// Real uid of `pid`, `None` if unreadable.
     pub fn real_uid(&mut self, pid: Pid) -> Option<u32> {
-        self.path.clear();
-        let _ = write!(self.path, "/proc/{pid}/");
-        self.dir = self.path.len();
+        if !self.enter(pid) {
+            return None;
+        }
         let n = self.read("status")?;
         parse::real_uid(&self.buf[..n])
     }
@@ -155,11 +206,11 @@ impl<'a> Walker<'a> {
         let (emit, need) = (plan.emit, plan.need);
         self.gone = false;
         self.key = SortVal::Null;
-        self.path.clear();
-        let _ = write!(self.path, "/proc/{pid}/");
-        self.dir = self.path.len();
 
         // ---- stat: always (existence, start time)
+        if !self.enter(pid) {
+            return Outcome::Gone;
+        }
         let Some(n) = self.read("stat") else {
             return Outcome::Gone;
         };
@@ -168,6 +219,10 @@ impl<'a> Walker<'a> {
         };
         let (hz, page, start) = (self.sys.hz, self.sys.page, st.start_time);
         let ticks = st.utime + st.stime;
+        // A live process with one thread has only its leader: `threads`
+        // need not list task/ (a zombie leader may have one live thread
+        // besides itself, so its task/ is listed).
+        let only_leader = st.num_threads == 1 && !matches!(st.state, b'Z' | b'X' | b'x');
         if let Some(seen) = &mut self.seen {
             seen.push(((pid, start), ticks));
         }
@@ -278,10 +333,17 @@ impl<'a> Walker<'a> {
             F::NumCtxSwitches,
             F::CpuAffinity,
         ];
+        // What the kernel will refuse, once status has shown the owner.
+        let (mut ptrace_refused, mut fd_refused) = (false, false);
         if need.any(&STATUS) || plan.uid.is_some() {
             match self.read("status") {
                 Some(n) => {
                     let s = parse::status(&self.buf[..n]);
+                    if let (Some(u), Some(g)) = (s.uids, s.gids) {
+                        let (me, p) = (&self.sys.me, pid.get() as u32);
+                        ptrace_refused = me.ptrace_refused(p, u, g);
+                        fd_refused = me.fd_dir_refused(p, u[1]);
+                    }
                     if let Some(want) = plan.uid {
                         if s.uids.map(|u| u[0]) != Some(want) {
                             out.truncate(mark);
@@ -413,7 +475,11 @@ impl<'a> Walker<'a> {
         // ---- io
         if emit.has(F::IoCounters) {
             key(out, F::IoCounters.name());
-            match self.read("io") {
+            match if ptrace_refused {
+                None
+            } else {
+                self.read("io")
+            } {
                 Some(n) => {
                     let v = parse::io(&self.buf[..n]);
                     let names = [
@@ -439,7 +505,11 @@ impl<'a> Walker<'a> {
         // ---- exe, cwd
         for f in [F::Exe, F::Cwd] {
             if need.has(f) {
-                let l = self.link(f.name());
+                let l = if ptrace_refused {
+                    None
+                } else {
+                    self.link(f.name())
+                };
                 if emit.has(f) {
                     key(out, f.name());
                     match &l {
@@ -455,12 +525,19 @@ impl<'a> Walker<'a> {
 
         // ---- fd/
         if need.any(&[F::NumFds, F::OpenFiles, F::Connections]) {
-            self.fds(plan, out);
+            if fd_refused {
+                nulls(out, emit, &[F::NumFds, F::OpenFiles, F::Connections]);
+                if plan.sort == Some(F::NumFds) {
+                    self.key = SortVal::Null;
+                }
+            } else {
+                self.fds(plan, out);
+            }
         }
 
         // ---- task/*/stat
         if emit.has(F::Threads) {
-            self.threads(out);
+            self.threads(out, only_leader.then_some(pid));
         }
 
         // ---- smaps
@@ -490,13 +567,12 @@ impl<'a> Walker<'a> {
         if self.gone {
             // Something was missing: is it a kernel thread/zombie without
             // that file, or did the process exit (or its pid get reused)?
-            let dir = self.dir;
             if self.start_time(pid) != Some(start) {
                 out.truncate(mark);
                 return Outcome::Gone;
             }
-            self.dir = dir;
         }
+        self.dir = None;
         out.push(b'}');
         Outcome::Written
     }
@@ -504,8 +580,8 @@ impl<'a> Walker<'a> {
     fn fds(&mut self, plan: &Plan, out: &mut Vec<u8>) {
         use Field as F;
         let emit = plan.emit;
-        let entries = fs::read_dir(self.at("fd"));
-        let dir = match entries {
+        let entries = self.list("fd");
+        let names = match entries {
             Ok(d) => d,
             Err(e) => {
                 self.note(&e);
@@ -521,17 +597,19 @@ impl<'a> Walker<'a> {
         let mut files: Vec<u8> = Vec::new();
         let mut conns: Vec<u8> = Vec::new();
         let mut denied = false;
-        for ent in dir.flatten() {
+        let Some(dirfd) = self.dir.as_ref().map(|d| d.as_fd()) else {
+            return;
+        };
+        for name in &names {
             count += 1;
             if !want_links {
                 continue;
             }
-            let name = ent.file_name();
             let fd = name.as_bytes();
-            self.path.truncate(self.dir);
+            self.path.clear();
             self.path.push_str("fd/");
             self.path.push_str(&name.to_string_lossy());
-            let target = match fs::read_link(&self.path) {
+            let target = match readlinkat(dirfd, self.path.as_str()).map_err(io::Error::from) {
                 Ok(t) => t,
                 Err(e) => {
                     // The fd list is readable but the links are not (e.g. a
@@ -542,7 +620,11 @@ impl<'a> Walker<'a> {
             };
             let t = target.as_os_str().as_bytes();
             if t.starts_with(b"/") {
-                if emit.has(F::OpenFiles) && fs::metadata(&self.path).is_ok_and(|m| m.is_file()) {
+                let is_file = || {
+                    nix::sys::stat::fstatat(dirfd, self.path.as_str(), nix::fcntl::AtFlags::empty())
+                        .is_ok_and(|m| m.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG)
+                };
+                if emit.has(F::OpenFiles) && is_file() {
                     files.push(if files.is_empty() { b'[' } else { b',' });
                     files.extend_from_slice(b"{\"path\":");
                     json::string(&mut files, t);
@@ -585,34 +667,37 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn threads(&mut self, out: &mut Vec<u8>) {
+    /// `threads`: each thread's times from `task/TID/stat`; `only` names
+    /// the one thread when the process is known to have no other.
+    fn threads(&mut self, out: &mut Vec<u8>, only: Option<Pid>) {
         key(out, Field::Threads.name());
-        let entries = fs::read_dir(self.at("task"));
-        let dir = match entries {
-            Ok(d) => d,
-            Err(e) => {
-                self.note(&e);
-                out.extend_from_slice(b"null");
-                return;
-            }
+        let mut tids: Vec<u32> = match only {
+            Some(pid) => vec![pid.get() as u32],
+            None => match self.list("task") {
+                Ok(names) => names
+                    .iter()
+                    .filter_map(|n| std::str::from_utf8(n.as_bytes()).ok()?.parse().ok())
+                    .collect(),
+                Err(e) => {
+                    self.note(&e);
+                    out.extend_from_slice(b"null");
+                    return;
+                }
+            },
         };
-        let mut tids: Vec<u32> = dir
-            .flatten()
-            .filter_map(|e| {
-                std::str::from_utf8(e.file_name().as_bytes())
-                    .ok()?
-                    .parse()
-                    .ok()
-            })
-            .collect();
         tids.sort_unstable();
         let hz = self.sys.hz;
         out.push(b'[');
         let mut first = true;
         for tid in tids {
-            self.path.truncate(self.dir);
-            let _ = write!(self.path, "task/{tid}/stat");
-            let Ok(n) = read_into(&self.path, &mut self.buf, true) else {
+            let mut file = std::mem::take(&mut self.path);
+            file.clear();
+            let _ = write!(file, "task/{tid}/stat");
+            let r = self
+                .open(&file, OFlag::O_RDONLY)
+                .and_then(|fd| read_file(fd.into(), &mut self.buf, true));
+            self.path = file;
+            let Ok(n) = r else {
                 continue;
             };
             let Some(st) = parse::stat(&self.buf[..n]) else {
