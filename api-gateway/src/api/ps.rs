@@ -11,7 +11,7 @@ use crate::http::extract::{FromInput, Input, Param};
 use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
 use crate::ids::Pid;
-use crate::procs::{Field, Fields, ListQuery, ProcReader, Single, SortKey};
+use crate::procs::{Field, Fields, ListQuery, Live, ProcReader, Single, SortKey};
 use crate::state::Listings;
 
 use super::blocking;
@@ -172,7 +172,8 @@ impl FromInput for OneRequest {
 }
 
 /// One process. Its `cpu_percent` comes from reads of its stat (waiting
-/// asynchronously through a short sample after an idle spell); the
+/// asynchronously through a short sample after an idle spell), from the
+/// same read of stat as the other fields where it can; the
 /// process itself is read on the spot, unless a costly field is named
 /// (`memory_maps` and `memory_full_info` take the process's memory map
 /// lock, `connections` parses the system's socket tables): those go to
@@ -181,21 +182,28 @@ impl FromInput for OneRequest {
 pub async fn one(cx: &Ctx, req: OneRequest) -> Result<Reply, ApiError> {
     let procs = &cx.state.procs;
     let (pid, fields) = (req.pid, req.fields.unwrap_or_default());
-    let mut figure = None;
-    if fields.has(Field::CpuPercent) {
-        figure = Some(loop {
-            match procs.cpu_of(pid)? {
-                Single::Figure(f) => break f,
-                Single::WaitUntil(t) => tokio::time::sleep_until(t.into()).await,
-            }
-        });
-    }
     let costly = [Field::MemoryMaps, Field::MemoryFullInfo, Field::Connections];
     let (body, cpu) = if fields.any(&costly) {
+        let mut figure = None;
+        if fields.has(Field::CpuPercent) {
+            figure = Some(loop {
+                match procs.cpu_of(pid)? {
+                    Single::Figure(f) => break f,
+                    Single::WaitUntil(t) => tokio::time::sleep_until(t.into()).await,
+                }
+            });
+        }
         let state = cx.state.clone();
         blocking(move || Ok(state.procs.one_json_with(pid, &fields, figure)?)).await?
+    } else if fields.has(Field::CpuPercent) {
+        loop {
+            match procs.one_json_live(pid, &fields)? {
+                Live::Body(body, cpu) => break (body, cpu),
+                Live::WaitUntil(t) => tokio::time::sleep_until(t.into()).await,
+            }
+        }
     } else {
-        procs.one_json_with(pid, &fields, figure)?
+        procs.one_json_with(pid, &fields, None)?
     };
     Ok(Envelope::ok()
         .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))

@@ -42,6 +42,15 @@ use read::{Outcome, Plan, SortVal, Walker};
 use sampler::{Cpu, Sampler, Walk};
 
 pub use sampler::{Figure, Single, Stated};
+
+/// A single read's answer from [`ProcReader::one_json_live`].
+#[derive(Debug)]
+pub enum Live {
+    /// The object, and the window and age of its `cpu_percent` if asked.
+    Body(Vec<u8>, Option<Stated>),
+    /// Read again then (a short CPU sample after an idle spell).
+    WaitUntil(Instant),
+}
 use users::Passwd;
 
 use crate::ids::{Pid, StartTime};
@@ -231,6 +240,36 @@ impl ProcReader {
             Outcome::Written => Ok((out, stated)),
             _ => Err(ProcError::NoSuchProcess(pid)),
         }
+    }
+
+    /// One process as a JSON object with its `cpu_percent` taken from the
+    /// same read of its stat (one stat read where [`ProcReader::cpu_of`]
+    /// and [`ProcReader::one_json_with`] make two), or, after an idle
+    /// spell, when to read it again for a two-point sample.
+    pub fn one_json_live(&self, pid: Pid, fields: &Fields) -> Result<Live, ProcError> {
+        let plan = Plan {
+            emit: *fields,
+            need: *fields,
+            uid: None,
+            sort: None,
+        };
+        let answer = std::cell::Cell::new(None);
+        let cpu = Cpu::Live {
+            sampler: &self.sampler,
+            answer: &answer,
+        };
+        let users = self.passwd.table();
+        let net = plan.emit.has(Field::Connections).then(NetTable::load);
+        let mut w = Walker::new(&self.sys, &users, cpu, net.as_ref());
+        let mut out = Vec::with_capacity(2048);
+        if w.process(pid, &plan, &mut out) != Outcome::Written {
+            return Err(ProcError::NoSuchProcess(pid));
+        }
+        Ok(match answer.take() {
+            Some(Single::WaitUntil(t)) => Live::WaitUntil(t),
+            Some(Single::Figure(f)) => Live::Body(out, Some(f.stated)),
+            None => Live::Body(out, None),
+        })
     }
 
     /// Start time (clock ticks since boot, /proc/PID/stat field 22).

@@ -60,6 +60,13 @@ pub enum Cpu<'a> {
     Since { walk: &'a Walk, secs: f64, hz: f64 },
     /// One process's figure, computed already.
     Fixed(f64),
+    /// One process read now: its figure is asked of the sampler with the
+    /// ticks of the stat this read made (so a single read reads stat
+    /// once); what the sampler answered is left in `answer`.
+    Live {
+        sampler: &'a Sampler,
+        answer: &'a std::cell::Cell<Option<Single>>,
+    },
 }
 
 impl Cpu<'_> {
@@ -68,6 +75,15 @@ impl Cpu<'_> {
         match *self {
             Cpu::Unasked => 0.0,
             Cpu::Fixed(p) => p,
+            Cpu::Live { sampler, answer } => {
+                let single = sampler.single(*key, ticks);
+                let p = match &single {
+                    Single::Figure(f) => f.percent,
+                    Single::WaitUntil(_) => 0.0,
+                };
+                answer.set(Some(single));
+                p
+            }
             Cpu::Since { walk, secs, hz } => {
                 let before = match walk.ticks.get(key) {
                     Some(t) => *t,
@@ -97,7 +113,7 @@ pub struct Figure {
 }
 
 /// A single read's answer: a figure, or wait until then and ask again.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum Single {
     Figure(Figure),
     WaitUntil(Instant),
