@@ -241,7 +241,7 @@ impl Jobs {
             return true;
         };
         if let Some((pid, fd)) = &d.cleaner {
-            if crate::target::alive(fd) {
+            if crate::proc::alive(fd) {
                 return false;
             }
             let _ = waitpid(nix::unistd::Pid::from_raw(*pid), None);

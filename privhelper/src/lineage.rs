@@ -20,8 +20,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 #[cfg(test)]
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::proc::{alive, ppid_of};
 use crate::sys;
-use crate::target::{alive, ppid_of};
 
 /// Members beyond this are not kept (their descriptors would be held for
 /// every connection); such a chain is walked again on each use.

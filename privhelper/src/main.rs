@@ -10,6 +10,7 @@ mod jobs;
 mod lineage;
 mod log;
 mod policy;
+mod proc;
 mod server;
 mod socket;
 mod spawn;

@@ -780,7 +780,7 @@ impl Server {
                 };
             }
         };
-        let start_time = target::ProcInfo::read(pid)
+        let start_time = crate::proc::ProcInfo::read(pid)
             .map(|i| i.start_time.0)
             .unwrap_or(0);
         let status = jobs::started(pid, start_time, self.containment(), uid, limits);
