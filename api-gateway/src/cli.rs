@@ -154,7 +154,7 @@ pub enum Command {
     Keys(KeysCommand),
 }
 
-/// `keys add|list|revoke`, run by [`crate::keys_cmd`].
+/// `keys add|list|revoke`, run by `keys_cmd`.
 #[derive(Debug, PartialEq)]
 pub enum KeysCommand {
     /// `keys` alone or with `--help`: the keys usage.

@@ -1,5 +1,5 @@
 //! Typed identifiers of the gateway: [`Pid`] and [`StartTime`] (job ids
-//! and job states come from `protocol` and [`crate::jobs`]).
+//! and job states come from `protocol` and the `jobs` module).
 //!
 //! They are checked when they are built, from a URL segment, a request
 //! body or `/proc`, so code past the HTTP layer never sees a pid ≤ 0 or a

@@ -32,7 +32,7 @@ use nix::unistd::{Gid, Uid};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
-use crate::http::x509::Subject;
+use crate::x509::Subject;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -51,6 +51,7 @@ pub mod reqid;
 pub mod run_error;
 pub mod startup;
 pub mod state;
+pub mod x509;
 
 pub use run_error::RunError;
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::x509::Subject;
+use crate::x509::Subject;
 
 /// What the router learns about the connection a request came on, and
 /// what the connection's timers watch.

@@ -1,5 +1,5 @@
 //! The HTTP layer, independent of what the API does: the accept loop and
-//! admission ([`server`], [`admission`]), TLS ([`tls`], [`x509`]), one
+//! admission ([`server`], [`admission`]), TLS ([`tls`]; certificate subjects in [`crate::x509`]), one
 //! connection with its timers and lingering close ([`conn`],
 //! [`connstate`]), the route-table engine with authentication, scope
 //! check, body limits and audit ([`router`]), refused-authentication
@@ -19,4 +19,3 @@ pub mod router;
 pub mod server;
 pub mod throttle;
 pub mod tls;
-pub mod x509;

@@ -23,8 +23,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
-use super::x509::{subject_of, Subject};
 use crate::config::TlsFiles;
+use crate::x509::{subject_of, Subject};
 
 /// How often the files are looked at for a change.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
