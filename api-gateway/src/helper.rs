@@ -31,9 +31,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::ids::Target;
-use crate::metrics::Metrics;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -56,7 +55,14 @@ pub struct Helper {
     /// The connection [`Helper::call_async`] uses.
     lane: Arc<tokio::sync::Mutex<Option<Lane>>>,
     /// Where round trips and decisions are counted, if anywhere.
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<Arc<dyn Observer>>,
+}
+
+/// What is told of every round trip: the request, how long it took, the
+/// answer if one came. The gateway's metrics implement it; the client
+/// knows only this trait, so it does not depend on the metrics module.
+pub trait Observer: Send + Sync {
+    fn helper_call(&self, req: &Request, took: Duration, answer: Option<&Response>);
 }
 
 /// The last health probe and when it was made.
@@ -90,7 +96,7 @@ impl Helper {
 
     /// The same client, counting its round trips and the helper's
     /// decisions in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Helper {
+    pub fn with_metrics(mut self, metrics: Arc<dyn Observer>) -> Helper {
         self.metrics = Some(metrics);
         self
     }

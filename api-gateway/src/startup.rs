@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::http::throttle::AuthThrottle;
 use crate::http::tls::Tls;
 use crate::http::{router::Router, server};
 use crate::state::State;
+use crate::throttle::AuthThrottle;
 use crate::{api, audit, clock, helper, jobs, keys, metrics, procs};
 
 /// How often finished jobs past `output_retention` are looked for.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::http::error::ApiError;
-use crate::http::throttle::AuthThrottle;
+use crate::error::ApiError;
+use crate::throttle::AuthThrottle;
 use crate::{audit, config, flight, helper, jobs, keys, metrics, procs};
 
 /// Listings in flight, shared by the requests for the same selection.

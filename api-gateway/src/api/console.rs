@@ -18,10 +18,10 @@
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::StatusCode;
 
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::extract::{FromInput, Input};
-use crate::http::reply::Reply;
 use crate::http::router::Ctx;
+use crate::reply::Reply;
 
 /// The console's Content-Security-Policy.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \

@@ -9,10 +9,10 @@
 
 use serde::Serialize;
 
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::extract::Nothing;
-use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
+use crate::reply::{Envelope, Reply};
 
 /// What `/healthz` says about the helper.
 #[derive(Debug, Serialize)]

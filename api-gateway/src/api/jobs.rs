@@ -13,14 +13,14 @@ use serde::Serialize;
 use super::blocking;
 use super::run::RunRequest;
 use crate::clock::rfc3339;
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::extract::{FromInput, Input, Param};
-use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime};
 use crate::jobs::follow::{self, Follow, Offsets};
 use crate::jobs::store::{JobStore, Stream};
 use crate::jobs::{lifecycle, output, JobState, Meta};
+use crate::reply::{Envelope, Reply};
 
 /// Longest `?wait=` (seconds).
 pub const MAX_WAIT_S: u64 = 60;

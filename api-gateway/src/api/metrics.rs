@@ -4,11 +4,11 @@
 //! still recorded as running is asked about through the helper.
 
 use super::blocking;
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::extract::Nothing;
-use crate::http::reply::Reply;
 use crate::http::router::Ctx;
 use crate::metrics::{jobs, CONTENT_TYPE as EXPOSITION};
+use crate::reply::Reply;
 
 pub async fn scrape(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
     let state = cx.state.clone();

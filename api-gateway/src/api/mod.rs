@@ -15,7 +15,7 @@ pub mod target;
 pub mod users;
 pub mod whoami;
 
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::router::Route;
 use crate::keys::Scope;
 use crate::route;

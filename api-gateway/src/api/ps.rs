@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::error::ApiError;
 use crate::flight::{Flights, Run};
-use crate::http::error::ApiError;
 use crate::http::extract::{FromInput, Input, Param};
-use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
 use crate::ids::Pid;
 use crate::procs::{Field, Fields, ListQuery, Live, ProcReader, Single, SortKey};
+use crate::reply::{Envelope, Reply};
 use crate::state::Listings;
 
 use super::blocking;

@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::blocking;
 use crate::clock::rfc3339;
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::extract::{present, FromInput, Input};
-use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime};
 use crate::jobs::store::Stream;
 use crate::jobs::{lifecycle, output, JobState};
+use crate::reply::{Envelope, Reply};
 use hyper::header::HeaderValue;
 
 /// The body: `cmd` for `/bin/sh -c`, optional `timeout_s` (seconds,

@@ -7,11 +7,11 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::target;
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::extract::{present, FromInput, Input};
-use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime};
+use crate::reply::{Envelope, Reply};
 
 /// The body. `pid` as a number or numeric string (the old clients send
 /// strings); `signal` a name (`TERM`, `SIGTERM`, any case) or its number;

@@ -8,8 +8,8 @@
 
 use protocol::{Request, Response};
 
+use crate::error::ApiError;
 use crate::helper;
-use crate::http::error::ApiError;
 use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime, Target};
 

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::blocking;
 use super::ps::{listing, Listing};
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::extract::{FromInput, Input, Nothing, Param};
-use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
+use crate::reply::{Envelope, Reply};
 
 /// One entry of `/api/users`.
 #[derive(Debug, Serialize)]

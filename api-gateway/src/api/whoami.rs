@@ -4,10 +4,10 @@
 
 use hyper::StatusCode;
 
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::extract::Nothing;
-use crate::http::reply::{Envelope, Reply};
 use crate::http::router::Ctx;
+use crate::reply::{Envelope, Reply};
 
 /// `{"result":"ok","key":NAME,"scopes":[...]}`.
 pub async fn get(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {

@@ -15,28 +15,14 @@
 //! slots of their own from a small separate pool ([`REFUSAL_SLOTS`]); when
 //! that is exhausted too, the connection is closed without an answer.
 
+use crate::throttle::client_key;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Connections being refused with an answer at once.
 pub const REFUSAL_SLOTS: usize = 64;
-
-/// The address a cap counts: IPv4 (also IPv4-mapped IPv6) as it is, any
-/// other IPv6 address by its /64.
-pub fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,8 +48,8 @@ use tokio::sync::watch;
 
 use super::compress::{self, BoxBody, BoxError};
 use super::connstate::ConnInfo;
-use super::error::ApiError;
 use super::router::Router;
+use crate::error::ApiError;
 use crate::state::State;
 
 /// Largest request head (hyper's read buffer); beyond it → 431.

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// A query parameter a route accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,13 +28,13 @@ use protocol::JobId;
 use serde_json::Value;
 
 use super::connstate::ConnInfo;
-use super::error::ApiError;
 use super::extract::{parse_query, percent_decode, Input, Param};
-use super::reply::{Reply, ResponseBody};
 use crate::audit;
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::ids::{Pid, StartTime};
 use crate::keys::{AuthFailure, Caller, Scope};
+use crate::reply::{Reply, ResponseBody};
 use crate::reqid::{self, RequestIds};
 use crate::state::State;
 
@@ -373,7 +373,7 @@ impl Router {
                             &s.client,
                             s.not_written,
                             s.failures,
-                            super::throttle::WINDOW.as_secs(),
+                            crate::throttle::WINDOW.as_secs(),
                         );
                     }
                     write_line = verdict.write_line;

@@ -19,11 +19,11 @@ use tokio_rustls::TlsAcceptor;
 use super::admission::{Admission, Refusal};
 use super::conn::{self, Stream};
 use super::connstate::ConnInfo;
-use super::error::ApiError;
 use super::router::Router;
-use super::throttle;
 use super::tls::{self, Tls};
+use crate::error::ApiError;
 use crate::state::State;
+use crate::throttle;
 
 /// How often ended windows of refused authentications are summarised.
 const SUMMARY_EVERY: Duration = Duration::from_secs(5);

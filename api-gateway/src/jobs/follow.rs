@@ -28,8 +28,8 @@ use serde_json::json;
 
 use super::hub::Change;
 use super::store::{JobStore, Stream};
-use crate::http::error::ApiError;
-use crate::http::reply::{ChannelBody, ResponseBody};
+use crate::error::ApiError;
+use crate::reply::{ChannelBody, ResponseBody};
 
 /// Keep-alive comment interval of an idle stream.
 pub const PING: Duration = Duration::from_secs(15);

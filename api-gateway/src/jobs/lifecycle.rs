@@ -13,8 +13,8 @@ use super::hub::Hub;
 use super::meta::Meta;
 use super::store::{JobStore, Output};
 use crate::clock::now_ms;
+use crate::error::ApiError;
 use crate::helper::{self, Helper};
-use crate::http::error::ApiError;
 use crate::keys::{Caller, Scope};
 
 /// A job the helper accepted.

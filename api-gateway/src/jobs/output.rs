@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::http::error::ApiError;
-use crate::http::reply::{ChannelBody, ResponseBody};
+use crate::error::ApiError;
+use crate::reply::{ChannelBody, ResponseBody};
 
 /// Bytes read from a file at a time.
 pub const CHUNK: usize = 64 * 1024;

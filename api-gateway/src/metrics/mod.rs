@@ -395,6 +395,13 @@ fn top(c: &Census, by: impl Fn(&crate::procs::UserUsage) -> f64) -> Vec<(String,
     out.into_iter().collect()
 }
 
+/// The helper client reports its round trips here.
+impl crate::helper::Observer for Metrics {
+    fn helper_call(&self, req: &Request, took: Duration, answer: Option<&Response>) {
+        Metrics::helper_call(self, req, took, answer);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::jobs::JobState;
 use crate::keys::Scope;
 use crate::procs::{SortKey, FIELD_TABLE};

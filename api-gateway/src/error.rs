@@ -1,6 +1,6 @@
 //! The one error type of the HTTP layer and its single mapping to a
 //! response: status, a specific snake_case `code`, the error envelope
-//! (written by [`super::reply`]), `WWW-Authenticate: Bearer` on 401,
+//! (written by [`crate::reply`]), `WWW-Authenticate: Bearer` on 401,
 //! `Allow` on 405 and `Retry-After` on 429 and 503. Every refusal goes
 //! through here, so a known condition is never a 500 and the status table
 //! in the README, the OpenAPI `Error.code` enum and the code cannot drift
@@ -10,8 +10,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::StatusCode;
 use protocol::JobId;
 
-use super::reply::{Envelope, Reply};
 use crate::ids::{Pid, StartTime};
+use crate::reply::{Envelope, Reply};
 
 /// Seconds a client should wait before retrying a 429 (the helper is at
 /// its job limit; jobs last seconds) or a 503 (the helper is restarting).
@@ -272,8 +272,8 @@ impl ApiError {
     }
 }
 
-impl From<super::reply::EncodeError> for ApiError {
-    fn from(e: super::reply::EncodeError) -> ApiError {
+impl From<crate::reply::EncodeError> for ApiError {
+    fn from(e: crate::reply::EncodeError) -> ApiError {
         ApiError::Internal(e.0)
     }
 }

@@ -17,11 +17,24 @@
 //! refused with 401 and a line, untracked.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::admission::client_key;
+/// The address a cap counts: IPv4 (also IPv4-mapped IPv6) as it is, any
+/// other IPv6 address by its /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
 
 /// Length of one counting window.
 pub const WINDOW: Duration = Duration::from_secs(60);
