@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::Value;
-use support::{raw, request, Gateway};
+use support::{raw, request, Gateway, Reply};
 
 fn gateway() -> Gateway {
     Gateway::start(Path::new("/nonexistent/helper.sock"))
@@ -293,10 +293,21 @@ fn errors_hyper_raises_itself_are_envelopes_too() {
     let r = raw(g.addr, req.as_bytes());
     assert_eq!(r.status, 431);
     assert_eq!(r.json()["code"], "headers_too_large");
+    // They carry the headers every routed answer carries, too.
+    let secure = |r: &Reply| {
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some("default-src 'none'; frame-ancestors 'none'")
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    };
+    secure(&r);
     // A request line that is not HTTP: 400 with the envelope.
     let r = raw(g.addr, b"NOT HTTP AT ALL\r\n\r\n");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["code"], "malformed_request");
+    secure(&r);
     // A head that never ends: 408 with the envelope (header_timeout_s = 2).
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(g.addr).expect("connect");
@@ -309,6 +320,11 @@ fn errors_hyper_raises_itself_are_envelopes_too() {
     let head = String::from_utf8_lossy(&buf);
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     assert!(head.contains("\"code\":\"request_timeout\""), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-content-type-options: nosniff"),
+        "{head}"
+    );
 }
 
 #[test]

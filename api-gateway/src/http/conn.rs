@@ -50,6 +50,7 @@ use super::compress::{self, BoxBody, BoxError};
 use super::connstate::ConnInfo;
 use super::router::Router;
 use crate::error::ApiError;
+use crate::reply::DEFAULT_HEADERS;
 use crate::state::State;
 
 /// Largest request head (hyper's read buffer); beyond it → 431.
@@ -502,6 +503,12 @@ pub async fn farewell<S: AsyncWrite + Unpin>(out: &mut S, answer: ApiError) {
     );
     for (k, v) in &reply.headers {
         if let Ok(v) = v.to_str() {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    // The headers every routed answer carries (`Reply::into_response`).
+    for (k, v) in DEFAULT_HEADERS {
+        if !reply.headers.iter().any(|(name, _)| *name == k) {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
     }
