@@ -224,20 +224,25 @@ impl ProcReader {
         fields: &Fields,
         figure: Option<Figure>,
     ) -> Result<(Vec<u8>, Option<Stated>), ProcError> {
+        let cpu = figure.map_or(Cpu::Unasked, |f| Cpu::Fixed(f.percent));
+        let out = self.one_object(pid, fields, cpu)?;
+        Ok((out, figure.map(|f| f.stated)))
+    }
+
+    /// One process as a JSON object, `cpu_percent` from `cpu`.
+    fn one_object(&self, pid: Pid, fields: &Fields, cpu: Cpu<'_>) -> Result<Vec<u8>, ProcError> {
         let plan = Plan {
             emit: *fields,
             need: *fields,
             uid: None,
             sort: None,
         };
-        let stated = figure.map(|f| f.stated);
-        let cpu = figure.map_or(Cpu::Unasked, |f| Cpu::Fixed(f.percent));
         let users = self.passwd.table();
         let net = plan.emit.has(Field::Connections).then(NetTable::load);
         let mut w = Walker::new(&self.sys, &users, cpu, net.as_ref());
         let mut out = Vec::with_capacity(2048);
         match w.process(pid, &plan, &mut out) {
-            Outcome::Written => Ok((out, stated)),
+            Outcome::Written => Ok(out),
             _ => Err(ProcError::NoSuchProcess(pid)),
         }
     }
@@ -247,24 +252,12 @@ impl ProcReader {
     /// and [`ProcReader::one_json_with`] make two), or, after an idle
     /// spell, when to read it again for a two-point sample.
     pub fn one_json_live(&self, pid: Pid, fields: &Fields) -> Result<Live, ProcError> {
-        let plan = Plan {
-            emit: *fields,
-            need: *fields,
-            uid: None,
-            sort: None,
-        };
         let answer = std::cell::Cell::new(None);
         let cpu = Cpu::Live {
             sampler: &self.sampler,
             answer: &answer,
         };
-        let users = self.passwd.table();
-        let net = plan.emit.has(Field::Connections).then(NetTable::load);
-        let mut w = Walker::new(&self.sys, &users, cpu, net.as_ref());
-        let mut out = Vec::with_capacity(2048);
-        if w.process(pid, &plan, &mut out) != Outcome::Written {
-            return Err(ProcError::NoSuchProcess(pid));
-        }
+        let out = self.one_object(pid, fields, cpu)?;
         Ok(match answer.take() {
             Some(Single::WaitUntil(t)) => Live::WaitUntil(t),
             Some(Single::Figure(f)) => Live::Body(out, Some(f.stated)),
