@@ -60,11 +60,12 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     });
     let router = Arc::new(router);
     rt.block_on(async move {
+        let signals = server::Signals::install().map_err(|e| format!("signals: {e}"))?;
         let listener = tokio::net::TcpListener::bind(state.cfg.listen)
             .await
             .map_err(|e| format!("listening on {}: {e}", state.cfg.listen))?;
         tokio::spawn(sweep_forever(state.clone()));
-        server::serve(state, router, listener, tls)
+        server::serve(state, router, listener, tls, signals)
             .await
             .map_err(|e| e.to_string())
     })

@@ -76,3 +76,47 @@ fn a_listen_name_that_does_not_resolve_is_a_config_error_naming_listen() {
         "{err}"
     );
 }
+
+/// A SIGHUP the moment the port accepts (a supervisor's reload right after
+/// start) must be answered, not end the gateway by the default action: the
+/// handlers are installed before the port is bound.
+#[test]
+fn a_sighup_as_soon_as_the_port_accepts_is_answered_and_the_gateway_serves_on() {
+    for round in 0..10 {
+        let d = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = config(d.path(), &format!("127.0.0.1:{port}"));
+        let err_path = d.path().join("err");
+        let mut child = Command::new(GATEWAY)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let t = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(child.try_wait().unwrap().is_none(), "the gateway exited");
+            assert!(t.elapsed() < Duration::from_secs(20), "not listening");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        let t = Instant::now();
+        while !std::fs::read_to_string(&err_path)
+            .unwrap_or_default()
+            .contains("SIGHUP: no TLS configuration to reload")
+        {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("round {round}: the gateway died of SIGHUP: {status}");
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "SIGHUP not answered");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let reply = request(addr, "GET", "/api/openapi.json", None, None);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = child.wait();
+        assert_eq!(reply.status, 200, "round {round}");
+    }
+}

@@ -71,6 +71,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         return Ok(());
     }
     let gw = gw?;
+    let signals = server::block_signals().map_err(|e| format!("signals: {e}"))?;
     for w in &policy.warnings {
         log::event("policy_warning", &[("warning", json!(w))]);
     }
@@ -115,7 +116,7 @@ fn run(args: cli::Args) -> Result<(), String> {
     };
     let mut server =
         server::Server::new(listener, policy, args.policy.clone(), ctx, limits, cgroups);
-    let result = server.run().map_err(|e| e.to_string());
+    let result = server.run(signals).map_err(|e| e.to_string());
     if let Some(p) = created {
         let _ = std::fs::remove_file(p);
     }

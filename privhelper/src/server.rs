@@ -57,6 +57,19 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
+/// Blocks SIGHUP, SIGTERM and SIGINT and returns the descriptor they are
+/// read from. Called before the socket exists: once a client (or
+/// `systemctl reload`) can see the helper, a SIGHUP must reload it, never
+/// kill it by the default action, and a SIGTERM must still remove the socket.
+pub fn block_signals() -> io::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    for s in [NixSignal::SIGHUP, NixSignal::SIGTERM, NixSignal::SIGINT] {
+        mask.add(s);
+    }
+    mask.thread_block().map_err(io::Error::from)?;
+    SignalFd::new(&mask).map_err(io::Error::from)
+}
+
 pub struct Server {
     pub listener: Listener,
     pub policy: Policy,
@@ -170,14 +183,9 @@ impl Server {
         }
     }
 
-    /// Runs until SIGTERM or SIGINT.
-    pub fn run(&mut self) -> io::Result<()> {
-        let mut mask = SigSet::empty();
-        for s in [NixSignal::SIGHUP, NixSignal::SIGTERM, NixSignal::SIGINT] {
-            mask.add(s);
-        }
-        mask.thread_block().map_err(io::Error::from)?;
-        let sigfd = SignalFd::new(&mask).map_err(io::Error::from)?;
+    /// Runs until SIGTERM or SIGINT arrives on `sigfd` (from
+    /// [`block_signals`]).
+    pub fn run(&mut self, sigfd: SignalFd) -> io::Result<()> {
         loop {
             if self
                 .accept_paused_until

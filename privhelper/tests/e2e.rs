@@ -563,6 +563,49 @@ fn a_malformed_policy_stops_start_up_naming_the_line() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// Sends SIGHUP and waits until the helper has logged its `n`th reload
+/// outcome (applied or refused), failing if it exits instead.
+fn hup_and_wait(h: &Helper, n: usize) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(h.pid()),
+        nix::sys::signal::SIGHUP,
+    )
+    .expect("hup");
+    let t0 = Instant::now();
+    loop {
+        let done = h.events("policy_reloaded").len() + h.events("policy_reload_failed").len();
+        if done >= n {
+            return;
+        }
+        assert!(
+            !matches!(state_of(h.pid()), None | Some('Z' | 'X')),
+            "the helper died of SIGHUP: {}",
+            h.log_text()
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no reload logged: {}",
+            h.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A reload sent the moment the socket accepts (as `systemctl reload` right
+/// after start would) must reload, not kill the helper: the signals are
+/// blocked before the socket exists.
+#[test]
+fn a_sighup_as_soon_as_the_socket_listens_reloads() {
+    if !root_or_skip("a_sighup_as_soon_as_the_socket_listens_reloads") {
+        return;
+    }
+    for round in 0..20 {
+        let h = Helper::start(&format!("e2e-early-hup{round}"), &e2e_policy(60700));
+        hup_and_wait(&h, 1);
+        assert_eq!(h.events("policy_reloaded").len(), 1, "round {round}");
+    }
+}
+
 #[test]
 fn a_bad_reload_keeps_the_old_policy_and_a_good_one_applies() {
     if !root_or_skip("a_bad_reload_keeps_the_old_policy_and_a_good_one_applies") {
@@ -570,16 +613,9 @@ fn a_bad_reload_keeps_the_old_policy_and_a_good_one_applies() {
     }
     let h = Helper::start("e2e-reload", &e2e_policy(60670));
     let policy = h.dir.join("policy.toml");
-    let hup = || {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(h.child.id() as i32),
-            nix::sys::signal::SIGHUP,
-        )
-        .expect("hup");
-        std::thread::sleep(Duration::from_millis(300));
-    };
     fs::write(&policy, "this is [not toml").expect("write");
-    hup();
+    hup_and_wait(&h, 1);
+    assert_eq!(h.events("policy_reload_failed").len(), 1);
     let mut c = h.connect();
     let mut a = target(false);
     assert_eq!(
@@ -592,7 +628,8 @@ fn a_bad_reload_keeps_the_old_policy_and_a_good_one_applies() {
         e2e_policy(60670).replace("owners = [\"nobody\"]\nsignals", "owners = []\nsignals"),
     )
     .expect("write");
-    hup();
+    hup_and_wait(&h, 2);
+    assert_eq!(h.events("policy_reloaded").len(), 1);
     let r = sig(&mut c, t(a.id() as i32), Signal::Cont);
     assert!(
         matches!(r, Response::Denied { ref rule, .. } if rule == "signal.owners"),

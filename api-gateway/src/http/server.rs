@@ -28,6 +28,26 @@ use crate::throttle;
 /// How often ended windows of refused authentications are summarised.
 const SUMMARY_EVERY: Duration = Duration::from_secs(5);
 
+/// The signals the gateway answers. Installed before the port is bound:
+/// once a client can connect, a SIGHUP must reload and a SIGTERM must stop
+/// gracefully, never end the process by their default action.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must run inside the runtime.
+    pub fn install() -> io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Runs until SIGTERM/SIGINT. Returns after in-flight connections finished
 /// (or after a 30 s grace period).
 pub async fn serve(
@@ -35,10 +55,13 @@ pub async fn serve(
     router: Arc<Router>,
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
+    signals: Signals,
 ) -> io::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     let cfg = &state.cfg;
     let admission = Admission::new(cfg.max_connections, cfg.max_connections_per_client);
     let (stop_tx, stop_rx) = watch::channel(false);
