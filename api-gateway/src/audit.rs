@@ -64,27 +64,29 @@ impl Audit {
 
     /// Writes one request's line.
     pub fn record(&self, e: &Entry<'_>) {
-        let mut line = serde_json::json!({
-            "time": crate::clock::rfc3339(crate::clock::now_ms()),
-            "event": "request",
-            "request_id": crate::reqid::hex(e.request_id),
-            "key": e.key,
-            "auth": e.auth,
-            "client": e.client.to_string(),
-            "route": e.route,
-            "pid": e.pid,
-            "start_time": e.start_time,
-            "signal": e.signal,
-            "priority": e.priority,
-            "command": e.command.map(|c| cut(c, MAX_COMMAND_BYTES)),
-            "status": e.status,
-            "outcome": e.outcome,
-            "job": e.job.map(|j| j.to_hex()),
-        });
-        if let Some(c) = e.command.filter(|c| c.len() > MAX_COMMAND_BYTES) {
-            line["command_bytes"] = c.len().into();
-        }
-        self.write(&line.to_string());
+        let command_bytes = e
+            .command
+            .filter(|c| c.len() > MAX_COMMAND_BYTES)
+            .map(str::len);
+        let line = Line {
+            auth: e.auth,
+            client: e.client,
+            command: e.command.map(|c| cut(c, MAX_COMMAND_BYTES)),
+            command_bytes,
+            event: "request",
+            job: e.job.map(|j| j.to_hex()),
+            key: e.key,
+            outcome: e.outcome,
+            pid: e.pid.as_ref(),
+            priority: e.priority.as_ref(),
+            request_id: crate::reqid::hex(e.request_id),
+            route: e.route,
+            signal: e.signal.as_ref(),
+            start_time: e.start_time.as_ref(),
+            status: e.status,
+            time: crate::clock::rfc3339(crate::clock::now_ms()),
+        };
+        self.write_value(&line);
     }
 
     /// Writes the summary of the refused authentications from `client`
@@ -98,26 +100,55 @@ impl Audit {
             "not_written": not_written,
             "window_s": window_s,
         });
-        self.write(&line.to_string());
+        self.write_value(&line);
     }
 
-    /// Appends `line` and its newline in one `write(2)`: with `O_APPEND`
-    /// a line then lands whole even if another process appends to the
-    /// same file, and a request costs one system call here, not two.
-    fn write(&self, line: &str) {
+    /// Appends `line` as JSON and its newline in one `write(2)`: with
+    /// `O_APPEND` a line then lands whole even if another process appends
+    /// to the same file, and a request costs one system call here, not two.
+    fn write_value(&self, line: &impl serde::Serialize) {
+        let mut buf = Vec::with_capacity(512);
+        if let Err(err) = serde_json::to_writer(&mut buf, line) {
+            // Only a failing Serialize impl gets here; none of ours fails.
+            eprintln!("monitoreo-gateway: audit line not encoded: {err}");
+            return;
+        }
+        buf.push(b'\n');
         match &self.file {
             Some(f) => {
-                let mut buf = String::with_capacity(line.len() + 1);
-                buf.push_str(line);
-                buf.push('\n');
                 let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-                if let Err(err) = f.write_all(buf.as_bytes()) {
-                    eprintln!("monitoreo-gateway: audit log write failed: {err}; {line}");
+                if let Err(err) = f.write_all(&buf) {
+                    let line = String::from_utf8_lossy(&buf);
+                    eprint!("monitoreo-gateway: audit log write failed: {err}; {line}");
                 }
             }
-            None => eprintln!("{line}"),
+            None => eprint!("{}", String::from_utf8_lossy(&buf)),
         }
     }
+}
+
+/// One request's line. Fields in alphabetical order, each always present
+/// (`null` when it does not apply) except `command_bytes`: the order and
+/// shape the trail has always had.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    auth: Option<&'a str>,
+    client: IpAddr,
+    command: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_bytes: Option<usize>,
+    event: &'static str,
+    job: Option<String>,
+    key: Option<&'a str>,
+    outcome: &'a str,
+    pid: Option<&'a Value>,
+    priority: Option<&'a Value>,
+    request_id: String,
+    route: &'a str,
+    signal: Option<&'a Value>,
+    start_time: Option<&'a Value>,
+    status: u16,
+    time: String,
 }
 
 /// `s` cut to at most `max` bytes at a character boundary.
@@ -141,5 +172,65 @@ mod tests {
         assert_eq!(cut("abc", 10), "abc");
         assert_eq!(cut("aé", 2), "a");
         assert_eq!(cut("aéb", 3), "aé");
+    }
+
+    /// The line written to a file: every field, in the order and shape the
+    /// trail has always had, `command_bytes` only for a cut command.
+    #[test]
+    fn a_line_has_every_field_in_order_and_a_cut_command_says_its_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let audit = Audit::open(Some(&path)).expect("open");
+        let long = "é".repeat(MAX_COMMAND_BYTES);
+        for command in [None, Some("echo \"hi\"\n"), Some(long.as_str())] {
+            audit.record(&Entry {
+                request_id: 0x1f,
+                key: Some("ops"),
+                auth: Some("bearer"),
+                client: "::1".parse().expect("ip"),
+                route: "POST /api/ps",
+                pid: Some(serde_json::json!(42)),
+                start_time: None,
+                signal: Some(serde_json::json!("TERM")),
+                priority: None,
+                command,
+                status: 201,
+                outcome: "ok",
+                job: Some(JobId([0xab; 16])),
+            });
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let fields = |l: &str| -> Vec<String> {
+            let v: serde_json::Map<String, Value> = serde_json::from_str(l).expect("json");
+            v.keys().cloned().collect()
+        };
+        let all = [
+            "auth",
+            "client",
+            "command",
+            "event",
+            "job",
+            "key",
+            "outcome",
+            "pid",
+            "priority",
+            "request_id",
+            "route",
+            "signal",
+            "start_time",
+            "status",
+            "time",
+        ];
+        assert_eq!(fields(lines[0]), all);
+        let head = r#"{"auth":"bearer","client":"::1","command":null,"event":"request","job":"abababababababababababababababab","key":"ops","outcome":"ok","pid":42,"priority":null,"request_id":"000000000000001f","route":"POST /api/ps","signal":"TERM","start_time":null,"status":201,"time":""#;
+        assert!(lines[0].starts_with(head), "{}", lines[0]);
+        let v: Value = serde_json::from_str(lines[1]).expect("json");
+        assert_eq!(v["command"], "echo \"hi\"\n");
+        assert!(v.get("command_bytes").is_none());
+        let v: Value = serde_json::from_str(lines[2]).expect("json");
+        assert_eq!(v["command_bytes"], 2 * MAX_COMMAND_BYTES);
+        assert_eq!(v["command"].as_str().map(str::len), Some(MAX_COMMAND_BYTES));
     }
 }
