@@ -252,7 +252,12 @@ impl Helper {
                 let containment = c.containment();
                 // A cheap round trip that the helper does not log proves the
                 // connection is alive and says how jobs are held.
-                match c.request_tagged(crate::reqid::current(), &Request::Info, &[]) {
+                let t = Instant::now();
+                let answer = c.request_tagged(crate::reqid::current(), &Request::Info, &[]);
+                if let Some(m) = &self.metrics {
+                    m.helper_call(&Request::Info, t.elapsed(), answer.as_ref().ok());
+                }
+                match answer {
                     Ok(Response::Info(info)) => Health {
                         reachable: true,
                         containment: Some(containment),

@@ -1,8 +1,10 @@
 //! `/healthz` is cheap: a flood of unauthenticated health checks reaches
-//! the helper at most once a second, writes nothing to the helper's log,
-//! costs the helper no CPU to speak of, and leaves the latency of a real
-//! act (PATCH /api/ps, a helper round trip) where it was. Needs root (the
-//! real helper); prints its figures.
+//! the helper at most once a second (counted by the gateway's own helper
+//! round-trip metric), writes nothing to the helper's log and costs the
+//! helper no CPU to speak of, so a real act (PATCH /api/ps, a helper round
+//! trip) never queues behind health probes. Needs root (the real helper);
+//! prints its figures, latency included (a figure, not a verdict: the
+//! flood shares the cores with it).
 
 mod support;
 
@@ -75,7 +77,7 @@ fn patch_median(g: &Gateway, token: &str, pid: u32, n: usize) -> Duration {
 }
 
 #[test]
-fn a_healthz_flood_leaves_the_helper_log_and_patch_latency_unchanged() {
+fn a_healthz_flood_reaches_the_helper_once_a_second_and_writes_no_log() {
     if !root_or_skip("healthz flood against the real helper") {
         return;
     }
@@ -83,6 +85,7 @@ fn a_healthz_flood_leaves_the_helper_log_and_patch_latency_unchanged() {
     let h = Helper::start(&bin);
     let g = Gateway::start(&h.socket);
     let t = g.key("ops", "renice", &[]);
+    let scraper = g.key("scraper", "metrics", &[]);
     let mut victim = support::nobody_sleep(120);
     let helper_pid = h.pid().unwrap();
     // Warm up, then the baseline.
@@ -100,14 +103,16 @@ fn a_healthz_flood_leaves_the_helper_log_and_patch_latency_unchanged() {
         .collect();
     // The flood alone: what it costs the helper.
     std::thread::sleep(Duration::from_millis(200));
-    let (cpu_before, checks_before, t0) = (
+    let (cpu_before, checks_before, probes_before, t0) = (
         cpu_ticks(helper_pid),
         done.load(Ordering::Relaxed),
+        info_round_trips(&g, &scraper),
         Instant::now(),
     );
     std::thread::sleep(Duration::from_millis(1500));
     let helper_cpu = cpu_ticks(helper_pid) - cpu_before;
     let checks = done.load(Ordering::Relaxed) - checks_before;
+    let probes = info_round_trips(&g, &scraper) - probes_before;
     let secs = t0.elapsed().as_secs_f64();
     // The flood and real acts together.
     let flooded = patch_median(&g, &t, victim.id(), 200);
@@ -123,7 +128,7 @@ fn a_healthz_flood_leaves_the_helper_log_and_patch_latency_unchanged() {
     eprintln!(
         "healthz flood: {checks} answers in {secs:.1} s ({:.0}/s) from 32 clients cost the \
          helper {helper_cpu} CPU ticks; PATCH p50 {quiet:?} quiet, {flooded:?} flooded; \
-         {new_lines} helper log lines besides the PATCHes'",
+         {new_lines} helper log lines besides the PATCHes'; {probes} helper probes",
         checks as f64 / secs
     );
     assert!(checks > 3000, "the flood was not a flood: {checks}");
@@ -132,10 +137,24 @@ fn a_healthz_flood_leaves_the_helper_log_and_patch_latency_unchanged() {
     // microseconds each: tens of milliseconds for thousands of checks.
     // Cached, it is one probe a second.
     assert!(helper_cpu <= 3, "{helper_cpu} ticks for {checks} checks");
-    // Unchanged within what sharing two cores with the flood itself costs
-    // (before: 0.47 ms became 34 ms under the helper mutex).
+    // What kept a PATCH waiting before (0.47 ms became 34 ms) was a helper
+    // round trip per check on the one helper lane: at most one probe per
+    // second of flood (and one for a second just begun) means none queue.
     assert!(
-        flooded < quiet * 5 + Duration::from_millis(5),
-        "{quiet:?} -> {flooded:?}"
+        probes as f64 <= secs.ceil() + 1.0,
+        "{probes} helper probes in {secs:.1} s for {checks} checks"
     );
+}
+
+/// How many `Info` round trips the gateway has made to the helper, from
+/// its own `/metrics` (0 before the first).
+fn info_round_trips(g: &Gateway, key: &str) -> u64 {
+    let r = g.get("/metrics", Some(key));
+    assert_eq!(r.status, 200);
+    let prefix = "monitoreo_helper_round_trip_seconds_count{request=\"info\"} ";
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(|n| n.trim().parse().expect("a count"))
+        .unwrap_or(0)
 }
