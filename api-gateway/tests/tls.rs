@@ -371,6 +371,10 @@ fn plain_http_beyond_loopback_is_refused_unless_allowed_with_a_warning() {
         .unwrap();
     let t0 = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let err = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the gateway exited ({status}): {err}");
+        }
         assert!(t0.elapsed() < Duration::from_secs(20), "did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }

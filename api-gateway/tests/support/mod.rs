@@ -187,11 +187,38 @@ pub fn request(
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Outside the kernel's ephemeral range: a port from bind(0) comes
+    // from that range, and between the check and the gateway's bind any
+    // outgoing connection of a test running alongside may take it as its
+    // source port (seen as a gateway that never listened).
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u32>().ok());
+    let (lo, hi) = (
+        bounds.next().unwrap_or(32768),
+        bounds.next().unwrap_or(60999),
+    );
+    let (first, last) = if lo > 12000 {
+        (10000, lo - 1)
+    } else {
+        (hi + 1, 65535)
+    };
+    let span = last - first + 1;
+    // Each test process starts elsewhere in the span and then counts up,
+    // so no two tests of one run are given the same port.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (first + (start + n) % span) as u16;
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {first}-{last}");
 }
 
 /// A running gateway with its own state dir.
@@ -245,22 +272,30 @@ impl Gateway {
             .append(true)
             .open(self.dir.path().join("gateway.err"))
             .unwrap();
-        let child = Command::new(gateway_bin())
+        let mut child = Command::new(gateway_bin())
             .args(["serve", "--config"])
             .arg(&self.config)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .unwrap();
-        self.child = Some(child);
         let t = Instant::now();
         while TcpStream::connect(self.addr).is_err() {
+            let log = || std::fs::read_to_string(self.dir.path().join("gateway.err"));
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the gateway exited ({status}): {}",
+                    log().unwrap_or_default()
+                );
+            }
             assert!(
                 t.elapsed() < Duration::from_secs(20),
-                "gateway did not listen"
+                "gateway did not listen: {}",
+                log().unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.child = Some(child);
     }
 
     pub fn stop(&mut self) {
