@@ -16,9 +16,9 @@ pub mod users;
 pub mod whoami;
 
 use crate::error::ApiError;
+use crate::http::router::route;
 use crate::http::router::Route;
 use crate::keys::Scope;
-use crate::route;
 
 /// Every route: method and path, operationId, scope (`None`: no key;
 /// `any_key`: a valid key, no scope), whether audited, handler and request

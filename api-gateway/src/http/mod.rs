@@ -1,12 +1,13 @@
 //! The HTTP layer, independent of what the API does: the accept loop and
-//! admission ([`server`], [`admission`]), TLS ([`tls`]; certificate subjects in [`crate::x509`]), one
-//! connection with its timers and lingering close ([`conn`],
-//! [`connstate`]), the route-table engine with authentication, scope
-//! check, body limits and audit ([`router`]), refused-authentication
-//! counting ([`throttle`]), response compression ([`compress`]), building
-//! typed requests from the raw parts ([`extract`]), the one envelope writer
-//! ([`reply`]) and the one error type ([`error`]). It never imports `api`:
-//! the table is handed to it at start-up.
+//! admission ([`server`], [`admission`]), TLS ([`tls`]; certificate
+//! subjects in [`crate::x509`]), one connection with its timers and
+//! lingering close ([`conn`], [`connstate`]), the route-table engine with
+//! authentication, scope check, body limits and audit ([`router`]),
+//! response compression ([`compress`]) and building typed requests from
+//! the raw parts ([`extract`]). Below it, and used by it: refused-
+//! authentication counting ([`crate::throttle`]), the one envelope writer
+//! ([`crate::reply`]) and the one error type ([`crate::error`]). It never
+//! imports `api`: the table is handed to it at start-up.
 
 pub mod admission;
 pub mod compress;

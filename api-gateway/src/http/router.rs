@@ -51,7 +51,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send>>;
 
 /// A type-erased handler: builds its typed request from the [`Input`] and
-/// runs (see [`route!`](crate::route)).
+/// runs (see [`route!`](route)).
 pub type Handler = fn(Arc<Ctx>, Input) -> HandlerFuture;
 
 /// One line of the route table.
@@ -69,7 +69,7 @@ pub struct Route {
     pub key_optional: bool,
     /// Whether a valid key is needed: always with a scope (unless
     /// `key_optional`); without one, only for routes that answer about the
-    /// key itself (`any_key` in [`route!`](crate::route)). `/healthz`, the
+    /// key itself (`any_key` in [`route!`](route)). `/healthz`, the
     /// OpenAPI document and the console's static files need none.
     pub key: bool,
     /// State-changing: its audit line carries the body members that name
@@ -86,16 +86,16 @@ pub struct Route {
 /// Builds a [`Route`] whose handler is `async fn(&Ctx, Req) -> Result<Reply,
 /// ApiError>`; the query and body declarations come from `Req`. The scope
 /// is `Some(scope)`, `None` (no key at all) or `any_key` (a valid key with
-/// any scopes).
-#[macro_export]
+/// any scopes). Crate-local: named by its path,
+/// `crate::http::router::route`, like the types it builds.
 macro_rules! route {
     ($method:ident $pattern:literal, $op:literal, any_key, audited: $audited:expr,
      $handler:path, $req:ty) => {
-        $crate::route!(@build $method $pattern, $op, None, true, $audited, $handler, $req)
+        $crate::http::router::route!(@build $method $pattern, $op, None, true, $audited, $handler, $req)
     };
     ($method:ident $pattern:literal, $op:literal, $scope:expr, audited: $audited:expr,
      $handler:path, $req:ty) => {
-        $crate::route!(@build $method $pattern, $op, $scope,
+        $crate::http::router::route!(@build $method $pattern, $op, $scope,
             ::std::option::Option::<$crate::keys::Scope>::is_some(&$scope), $audited, $handler, $req)
     };
     (@build $method:ident $pattern:literal, $op:literal, $scope:expr, $key:expr,
@@ -119,6 +119,7 @@ macro_rules! route {
         }
     };
 }
+pub(crate) use route;
 
 /// Facts an audited handler learns while it runs (the target it resolved,
 /// the job it started), written in the audit line whatever the outcome.
