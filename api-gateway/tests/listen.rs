@@ -5,12 +5,12 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{free_port, request, GATEWAY};
+use support::{free_port, request, wait_listening, GATEWAY};
 
 fn config(dir: &Path, listen: &str) -> PathBuf {
     let config = dir.join("gateway.toml");
@@ -31,25 +31,16 @@ fn a_listen_host_name_is_resolved_and_served_on_its_ipv4_address() {
     let d = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = config(d.path(), &format!("localhost:{port}"));
+    let err_path = d.path().join("err");
     let mut child = Command::new(GATEWAY)
         .args(["serve", "--config"])
         .arg(&config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let t = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the gateway exited: {status}");
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "not listening on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&mut child, addr, &err_path);
     let reply = request(addr, "GET", "/api/openapi.json", None, None);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -96,12 +87,7 @@ fn a_sighup_as_soon_as_the_port_accepts_is_answered_and_the_gateway_serves_on() 
             .unwrap();
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let t = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            assert!(child.try_wait().unwrap().is_none(), "the gateway exited");
-            assert!(t.elapsed() < Duration::from_secs(20), "not listening");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_listening(&mut child, addr, &err_path);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
         let t = Instant::now();
         while !std::fs::read_to_string(&err_path)

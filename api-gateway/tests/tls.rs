@@ -369,15 +369,8 @@ fn plain_http_beyond_loopback_is_refused_unless_allowed_with_a_warning() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            let err = std::fs::read_to_string(&log).unwrap_or_default();
-            panic!("the gateway exited ({status}): {err}");
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    support::wait_listening(&mut child, addr, &log);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -221,6 +221,25 @@ pub fn free_port() -> u16 {
     panic!("no free port in {first}-{last}");
 }
 
+/// Waits until a gateway just started as `child` accepts on `addr`. A
+/// gateway that exits instead fails the test at once with its stderr
+/// (written to `log`), not after the 20 s it is given to listen.
+pub fn wait_listening(child: &mut Child, addr: SocketAddr, log: &Path) {
+    let t = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        let log = || std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the gateway exited ({status}): {}", log());
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the gateway did not listen on {addr}: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A running gateway with its own state dir.
 pub struct Gateway {
     pub dir: tempfile::TempDir,
@@ -279,22 +298,7 @@ impl Gateway {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let t = Instant::now();
-        while TcpStream::connect(self.addr).is_err() {
-            let log = || std::fs::read_to_string(self.dir.path().join("gateway.err"));
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "the gateway exited ({status}): {}",
-                    log().unwrap_or_default()
-                );
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "gateway did not listen: {}",
-                log().unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(&mut child, self.addr, &self.dir.path().join("gateway.err"));
         self.child = Some(child);
     }
 
