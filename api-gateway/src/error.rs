@@ -61,6 +61,12 @@ pub enum ApiError {
     /// the rule with its value (`renice.min_nice is 0`).
     #[error("refused by the helper's {rule} rule: {detail}")]
     PolicyDenied { rule: String, detail: String },
+    /// The process belongs to a job another key started (a job's processes
+    /// belong to the key that started it).
+    #[error(
+        "pid {0} belongs to a job another key started; only that key or an admin key may act on it"
+    )]
+    OtherKeysJob(Pid),
     #[error("{0}")]
     RouteNotFound(String),
     #[error("no process with pid {0} (it may have exited)")]
@@ -138,6 +144,7 @@ impl ApiError {
         "unauthorized",
         "missing_scope",
         "policy_denied",
+        "other_key_job",
         "route_not_found",
         "no_such_process",
         "not_a_process",
@@ -175,7 +182,9 @@ impl ApiError {
             | E::InvalidParameter(_)
             | E::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            E::MissingScope { .. } | E::PolicyDenied { .. } => StatusCode::FORBIDDEN,
+            E::MissingScope { .. } | E::PolicyDenied { .. } | E::OtherKeysJob(_) => {
+                StatusCode::FORBIDDEN
+            }
             E::RouteNotFound(_)
             | E::NoSuchProcess(_)
             | E::NotAProcess(_)
@@ -215,6 +224,7 @@ impl ApiError {
             E::Unauthorized(_) => "unauthorized",
             E::MissingScope { .. } => "missing_scope",
             E::PolicyDenied { .. } => "policy_denied",
+            E::OtherKeysJob(_) => "other_key_job",
             E::RouteNotFound(_) => "route_not_found",
             E::NoSuchProcess(_) => "no_such_process",
             E::NotAProcess(_) => "not_a_process",
@@ -316,6 +326,7 @@ mod tests {
                 rule: "renice.min_nice".into(),
                 detail: "renice.min_nice is 0".into(),
             },
+            ApiError::OtherKeysJob(pid),
             ApiError::RouteNotFound("x".into()),
             ApiError::NoSuchProcess(pid),
             ApiError::NotAProcess(pid),

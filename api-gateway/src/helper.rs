@@ -400,12 +400,18 @@ fn is_stale(c: &Connection) -> bool {
     !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
 }
 
+/// The helper's rule for a process of another key's job.
+pub const OTHER_KEYS_JOB: &str = "builtin:other-key-job";
+
 /// Maps a refusal from the helper to the HTTP error, naming the target
 /// when there is one. `Ok`, `Job`, `Reniced`, `Info` and `Hello` are not
 /// refusals and return `None`.
 pub fn refusal(r: &Response, target: Option<Target>) -> Option<ApiError> {
     let pid = target.map(|t| t.pid);
     Some(match r {
+        Response::Denied { rule, .. } if rule == OTHER_KEYS_JOB && pid.is_some() => {
+            ApiError::OtherKeysJob(pid?)
+        }
         Response::Denied { rule, detail } => ApiError::PolicyDenied {
             rule: rule.clone(),
             detail: detail.clone(),

@@ -197,6 +197,12 @@ pub struct JobCgroup {
 
 impl JobCgroup {
     /// Path of `cgroup.procs`, which the child writes itself into.
+    /// The directory's own name (`monitoreo-<pid>-job-<hex>`), which
+    /// `/proc/PID/cgroup` shows for every process of the job.
+    pub fn name(&self) -> Option<&str> {
+        self.dir.file_name()?.to_str()
+    }
+
     pub fn procs_file(&self) -> PathBuf {
         self.dir.join("cgroup.procs")
     }

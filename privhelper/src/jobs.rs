@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +20,7 @@ use protocol::{Containment, JobId, JobLimits, JobState, JobStatus};
 use crate::cgroup::{self, JobCgroup};
 use crate::home;
 use crate::log;
+use crate::policy::JobOf;
 use crate::uids::{self, UidPool};
 use serde_json::json;
 
@@ -28,6 +29,9 @@ pub const FINISHED_KEPT: usize = 1024;
 
 /// How often a draining job is killed again and, without a cgroup, swept.
 pub const DRAIN_RETRY: Duration = Duration::from_millis(200);
+
+/// How long a uid's cleaner may take before the uid is quarantined.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A job whose shell has not been reaped yet.
 pub struct Running {
@@ -42,6 +46,16 @@ pub struct Running {
     pub pool_uid: Option<u32>,
     /// The job's private home, removed once the job is empty.
     pub home: Option<PathBuf>,
+    /// The API key that started the job and owns its processes.
+    pub key: String,
+}
+
+/// A uid's cleaner (`home::clean_as`): its pid, a pidfd the loop polls,
+/// and when it is given up on.
+pub struct Cleaner {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub deadline: Instant,
 }
 
 /// A finished job whose processes may still be dying.
@@ -52,9 +66,9 @@ pub struct Draining {
     pub pool_uid: Option<u32>,
     pub home: Option<PathBuf>,
     pub pid: i32,
-    /// The uid's cleaner (`home::clean_as`), once the job is empty: its
-    /// pidfd, polled; the uid is free when it has exited.
-    pub cleaner: Option<(i32, OwnedFd)>,
+    /// The uid's cleaner, once the job is empty; the uid is free when it
+    /// has exited with status 0, and quarantined when it failed or hung.
+    pub cleaner: Option<Cleaner>,
     next_retry: Instant,
 }
 
@@ -98,15 +112,37 @@ impl Jobs {
             .values()
             .filter(|r| !r.timed_out)
             .map(|r| r.deadline);
-        let drains = self
-            .draining
-            .values()
-            .filter(|d| d.cleaner.is_none())
-            .map(|d| d.next_retry);
+        let drains = self.draining.values().map(|d| match &d.cleaner {
+            Some(c) => c.deadline,
+            None => d.next_retry,
+        });
         deadlines
             .chain(drains)
             .map(|t| t.saturating_duration_since(now))
             .min()
+    }
+
+    /// Whose job `pid` (running as `uid`) belongs to, seen from `caller`:
+    /// with per-job uids the uid says it (only a *running* job's uid
+    /// counts); with a shared run user, the job cgroup `/proc/PID/cgroup`
+    /// names. A process of no running job is `JobOf::None`.
+    pub fn job_of(&self, pid: i32, uid: u32, caller: &str) -> JobOf {
+        let by_uid = self.running.values().find(|r| r.pool_uid == Some(uid));
+        let owner = by_uid.or_else(|| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+            self.running.values().find(|r| {
+                r.pool_uid.is_none()
+                    && r.cgroup
+                        .as_ref()
+                        .and_then(JobCgroup::name)
+                        .is_some_and(|name| text.lines().any(|l| l.ends_with(&format!("/{name}"))))
+            })
+        });
+        match owner {
+            None => JobOf::None,
+            Some(r) if r.key == caller => JobOf::Caller,
+            Some(_) => JobOf::Other,
+        }
     }
 
     /// Kills the whole job: its cgroup, or its process group.
@@ -240,13 +276,28 @@ impl Jobs {
         let Some(d) = self.draining.get_mut(id) else {
             return true;
         };
-        if let Some((pid, fd)) = &d.cleaner {
-            if crate::proc::alive(fd) {
+        if let Some(c) = &d.cleaner {
+            let hung = Instant::now() >= c.deadline;
+            if crate::proc::alive(&c.pidfd) && !hung {
                 return false;
             }
-            let _ = waitpid(nix::unistd::Pid::from_raw(*pid), None);
+            // Nothing a key does may shorten a cleanup: only an exit with
+            // status 0 hands the uid out again.
+            let failure = if hung {
+                let _ = crate::sys::pidfd_send_signal(c.pidfd.as_raw_fd(), libc::SIGKILL);
+                let _ = waitpid(nix::unistd::Pid::from_raw(c.pid), None);
+                Some(format!("the cleaner took longer than {CLEANUP_TIMEOUT:?}"))
+            } else {
+                match waitpid(nix::unistd::Pid::from_raw(c.pid), None) {
+                    Ok(WaitStatus::Exited(_, 0)) => None,
+                    other => Some(format!("the cleaner ended with {other:?}")),
+                }
+            };
             if let Some(uid) = d.pool_uid {
-                self.uids.release(uid);
+                match failure {
+                    None => self.uids.release(uid),
+                    Some(why) => self.uids.quarantine(uid, &why),
+                }
             }
             self.draining.remove(id);
             return true;
@@ -301,7 +352,13 @@ impl Jobs {
             // Nothing runs as the uid any more: what it left behind goes
             // before the uid is handed out again.
             match home::clean_as(uid, d.home.as_deref()) {
-                Ok(c) => d.cleaner = Some(c),
+                Ok((pid, pidfd)) => {
+                    d.cleaner = Some(Cleaner {
+                        pid,
+                        pidfd,
+                        deadline: Instant::now() + CLEANUP_TIMEOUT,
+                    })
+                }
                 Err(e) => {
                     log::event(
                         "job_error",
@@ -351,7 +408,10 @@ impl Jobs {
         let due: Vec<JobId> = self
             .draining
             .iter()
-            .filter(|(_, d)| d.cleaner.is_none() && d.next_retry <= now)
+            .filter(|(_, d)| match &d.cleaner {
+                Some(c) => c.deadline <= now,
+                None => d.next_retry <= now,
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in due {
@@ -401,7 +461,7 @@ impl Jobs {
                 .draining
                 .values()
                 .filter_map(|d| match (&d.cleaner, &d.events) {
-                    (Some((_, c)), _) => Some(PollFd::new(c.as_fd(), PollFlags::POLLIN)),
+                    (Some(c), _) => Some(PollFd::new(c.pidfd.as_fd(), PollFlags::POLLIN)),
                     (None, Some(f)) => Some(PollFd::new(f.as_fd(), PollFlags::POLLPRI)),
                     (None, None) => None,
                 })

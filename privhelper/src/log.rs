@@ -21,12 +21,22 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
     line.insert("peer_pid".into(), json!(peer.pid));
     line.insert("request".into(), json!(req.kind()));
     match req {
-        Request::Signal { target, signal } => {
+        Request::Signal {
+            target,
+            signal,
+            caller,
+        } => {
+            line.insert("key".into(), json!(caller.key));
             line.insert("pid".into(), json!(target.pid));
             line.insert("start_time".into(), json!(target.start_time));
             line.insert("signal".into(), json!(signal.name()));
         }
-        Request::Renice { target, nice } => {
+        Request::Renice {
+            target,
+            nice,
+            caller,
+        } => {
+            line.insert("key".into(), json!(caller.key));
             line.insert("pid".into(), json!(target.pid));
             line.insert("start_time".into(), json!(target.start_time));
             line.insert("nice".into(), json!(nice));
@@ -35,7 +45,9 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
             job,
             command,
             timeout_ms,
+            key,
         } => {
+            line.insert("key".into(), json!(key));
             line.insert("job".into(), json!(job.to_hex()));
             line.insert("command".into(), json!(command));
             line.insert("timeout_ms".into(), json!(timeout_ms));

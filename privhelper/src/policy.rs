@@ -121,15 +121,34 @@ fn default_cpu_max() -> u64 {
 /// systemd's DynamicUser range: a job uid range may not overlap it.
 pub const DYNAMIC_USER_UIDS: RangeInclusive<u32> = 61184..=65519;
 
-/// The owner token that names every job uid of a per-job range.
+/// The owner token that names the processes of the calling key's own
+/// running jobs (every key's for a caller with `all_jobs`).
 pub const JOBS_TOKEN: &str = "@jobs";
+
+/// The owner token that names the processes of every key's running jobs.
+pub const ALL_JOBS_TOKEN: &str = "@all_jobs";
+
+/// Whose job, if anyone's, a target process belongs to: a job's
+/// processes belong to the key that started it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOf {
+    /// Not a process of a running job (a job uid outside a running job —
+    /// a uid's cleaner, a leftover — is no job either).
+    None,
+    /// A running job of the calling key.
+    Caller,
+    /// A running job of another key.
+    Other,
+}
 
 /// Who may be acted on, for one kind of act.
 #[derive(Debug, Clone, Default)]
 pub struct TargetRule {
     pub owners: HashSet<Uid>,
-    /// `owners` held `"@jobs"`: any uid of the per-job range.
+    /// `owners` held `"@jobs"`: the calling key's running jobs.
     pub jobs: bool,
+    /// `owners` held `"@all_jobs"`: every key's running jobs.
+    pub all_jobs: bool,
     /// Empty = any process name.
     pub names: HashSet<String>,
 }
@@ -160,13 +179,6 @@ pub struct RunPolicy {
     pub pids_max: u64,
     /// `cpu.max` of a job's cgroup, in percent of one CPU.
     pub cpu_max_percent: u64,
-}
-
-impl RunPolicy {
-    /// Whether `uid` belongs to the per-job range.
-    pub fn is_job_uid(&self, uid: u32) -> bool {
-        matches!(&self.run_as, RunAs::PerJob(r) if r.contains(&uid))
-    }
 }
 
 /// A validated policy.
@@ -240,15 +252,22 @@ impl Policy {
         if let Some(run) = raw.run {
             p.run = Some(resolve_run(text, run, ctx)?);
         }
-        let per_job = matches!(
-            p.run,
+        let per_job = match &p.run {
             Some(RunPolicy {
-                run_as: RunAs::PerJob(_),
+                run_as: RunAs::PerJob(r),
                 ..
-            })
-        );
+            }) => Some(r.clone()),
+            _ => None,
+        };
         if let Some(s) = raw.signal {
-            p.signal = resolve_rule(text, &s.owners, s.names, per_job, "signal", &mut p.warnings)?;
+            p.signal = resolve_rule(
+                text,
+                &s.owners,
+                s.names,
+                per_job.as_ref(),
+                "signal",
+                &mut p.warnings,
+            )?;
             for name in s.signals {
                 let sig: Signal = name
                     .parse()
@@ -257,7 +276,14 @@ impl Policy {
             }
         }
         if let Some(r) = raw.renice {
-            p.renice = resolve_rule(text, &r.owners, r.names, per_job, "renice", &mut p.warnings)?;
+            p.renice = resolve_rule(
+                text,
+                &r.owners,
+                r.names,
+                per_job.as_ref(),
+                "renice",
+                &mut p.warnings,
+            )?;
             let min = r.min_nice.unwrap_or(0);
             p.min_nice = Nice::new(min).map_err(|e| {
                 PolicyError(format!("line {}: min_nice: {e}", line_of(text, "min_nice")))
@@ -281,8 +307,8 @@ impl Policy {
     }
 
     /// The rule that forbids `sig`, if any.
-    pub fn check_signal(&self, owner: Uid, comm: &str, sig: Signal) -> Result<(), Rule> {
-        self.check_target(&self.signal, owner, comm, "signal.owners", "signal.names")?;
+    pub fn check_signal(&self, t: &Subject<'_>, sig: Signal) -> Result<(), Rule> {
+        check_target(&self.signal, t, "signal.owners", "signal.names")?;
         if !self.signals.contains(&sig) {
             return Err("signal.signals");
         }
@@ -290,8 +316,8 @@ impl Policy {
     }
 
     /// The rule that forbids setting `nice`, if any.
-    pub fn check_renice(&self, owner: Uid, comm: &str, nice: Nice) -> Result<(), Rule> {
-        self.check_target(&self.renice, owner, comm, "renice.owners", "renice.names")?;
+    pub fn check_renice(&self, t: &Subject<'_>, nice: Nice) -> Result<(), Rule> {
+        check_target(&self.renice, t, "renice.owners", "renice.names")?;
         if nice.get() < self.min_nice.get() {
             return Err("renice.min_nice");
         }
@@ -305,6 +331,9 @@ impl Policy {
             v.sort();
             if r.jobs {
                 v.push(JOBS_TOKEN.into());
+            }
+            if r.all_jobs {
+                v.push(ALL_JOBS_TOKEN.into());
             }
             format!("[{}]", v.join(", "))
         };
@@ -328,24 +357,6 @@ impl Policy {
         }
     }
 
-    fn check_target(
-        &self,
-        rule: &TargetRule,
-        owner: Uid,
-        comm: &str,
-        owners_rule: Rule,
-        names_rule: Rule,
-    ) -> Result<(), Rule> {
-        let job = rule.jobs && self.run.as_ref().is_some_and(|r| r.is_job_uid(owner.get()));
-        if !rule.owners.contains(&owner) && !job {
-            return Err(owners_rule);
-        }
-        if !rule.names.is_empty() && !rule.names.contains(comm) {
-            return Err(names_rule);
-        }
-        Ok(())
-    }
-
     /// One line for logs.
     pub fn summary(&self) -> String {
         let mut sigs: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
@@ -355,6 +366,9 @@ impl Policy {
             v.sort();
             if r.jobs {
                 v.push(JOBS_TOKEN.into());
+            }
+            if r.all_jobs {
+                v.push(ALL_JOBS_TOKEN.into());
             }
             v.join(",")
         };
@@ -419,6 +433,37 @@ fn line_of(text: &str, needle: &str) -> usize {
     text.find(needle).map(|at| line_at(text, at)).unwrap_or(0)
 }
 
+/// What the policy judges of a target: its owner and name, whose job it
+/// belongs to, and whether the caller may act on every key's jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub owner: Uid,
+    pub comm: &'a str,
+    pub job: JobOf,
+    pub all_jobs: bool,
+}
+
+/// Another key's job is refused before the owners are looked at, unless
+/// the caller may act on every job or the rule grants `@all_jobs`; a job
+/// process matches `@jobs` (its own key's, or any for an `all_jobs`
+/// caller) or `@all_jobs`, never a uid in `owners` (the loader keeps job
+/// uids out of it).
+fn check_target(rule: &TargetRule, t: &Subject<'_>, owners: Rule, names: Rule) -> Result<(), Rule> {
+    let allowed = match t.job {
+        JobOf::None => rule.owners.contains(&t.owner),
+        JobOf::Caller => rule.jobs || rule.all_jobs,
+        JobOf::Other if !(t.all_jobs || rule.all_jobs) => return Err("builtin:other-key-job"),
+        JobOf::Other => rule.all_jobs || rule.jobs,
+    };
+    if !allowed {
+        return Err(owners);
+    }
+    if !rule.names.is_empty() && !rule.names.contains(t.comm) {
+        return Err(names);
+    }
+    Ok(())
+}
+
 /// The lowest uid a login user gets on Debian (`UID_MIN`); owners below it
 /// (other than job uids) are system users and draw a warning.
 const LOGIN_UID_MIN: u32 = 1000;
@@ -427,7 +472,7 @@ fn resolve_rule(
     text: &str,
     owners: &[Owner],
     names: Vec<String>,
-    per_job: bool,
+    per_job: Option<&RangeInclusive<u32>>,
     section: &str,
     warnings: &mut Vec<String>,
 ) -> Result<TargetRule, PolicyError> {
@@ -436,17 +481,28 @@ fn resolve_rule(
         ..TargetRule::default()
     };
     for o in owners {
-        if matches!(o, Owner::Name(n) if n == JOBS_TOKEN) {
-            if !per_job {
+        if let Some(token) = job_token(o) {
+            if per_job.is_none() {
                 return Err(PolicyError(format!(
-                    "line {}: {JOBS_TOKEN} needs per-job uids ([run] uids = \"START-END\")",
-                    line_of(text, JOBS_TOKEN)
+                    "line {}: {token} needs per-job uids ([run] uids = \"START-END\")",
+                    line_of(text, token)
                 )));
             }
-            rule.jobs = true;
+            match token {
+                JOBS_TOKEN => rule.jobs = true,
+                _ => rule.all_jobs = true,
+            }
             continue;
         }
         let (uid, _, name, _) = resolve_user(text, o)?;
+        if per_job.is_some_and(|r| r.contains(&uid.get())) {
+            // A job uid by number would name every key's jobs, the uid's
+            // cleaner and whatever a later job of that uid is.
+            return Err(PolicyError(format!(
+                "line {}: owner {name} is a job uid; name jobs with {JOBS_TOKEN} or {ALL_JOBS_TOKEN}",
+                line_of(text, &name)
+            )));
+        }
         if uid.get() == 0 {
             warnings.push(format!(
                 "[{section}] owners names root: every root process not protected by a \
@@ -462,6 +518,15 @@ fn resolve_rule(
         rule.owners.insert(uid);
     }
     Ok(rule)
+}
+
+/// `@jobs` or `@all_jobs`, if `o` is one of them.
+fn job_token(o: &Owner) -> Option<&'static str> {
+    match o {
+        Owner::Name(n) if n == JOBS_TOKEN => Some(JOBS_TOKEN),
+        Owner::Name(n) if n == ALL_JOBS_TOKEN => Some(ALL_JOBS_TOKEN),
+        _ => None,
+    }
 }
 
 /// (uid, primary gid, name, home) of a user name or number.
@@ -630,16 +695,26 @@ mod tests {
         }
     }
 
+    /// A process that belongs to no job.
+    fn who(owner: Uid, comm: &str) -> Subject<'_> {
+        Subject {
+            owner,
+            comm,
+            job: JobOf::None,
+            all_jobs: false,
+        }
+    }
+
     #[test]
     fn an_empty_policy_denies_everything() {
         let p = Policy::parse_test("").expect("parses");
         let root = Uid::new(0);
         assert_eq!(
-            p.check_signal(root, "x", Signal::Term),
+            p.check_signal(&who(root, "x"), Signal::Term),
             Err("signal.owners")
         );
         assert_eq!(
-            p.check_renice(root, "x", Nice::new(5).expect("valid")),
+            p.check_renice(&who(root, "x"), Nice::new(5).expect("valid")),
             Err("renice.owners")
         );
         assert!(p.run.is_none());
@@ -653,22 +728,25 @@ mod tests {
         )
         .expect("parses");
         let nobody = Uid::new(65534);
-        assert_eq!(p.check_signal(nobody, "sleep", Signal::Term), Ok(()));
+        assert_eq!(p.check_signal(&who(nobody, "sleep"), Signal::Term), Ok(()));
         assert_eq!(
-            p.check_signal(nobody, "bash", Signal::Term),
+            p.check_signal(&who(nobody, "bash"), Signal::Term),
             Err("signal.names")
         );
         assert_eq!(
-            p.check_signal(nobody, "sleep", Signal::Kill),
+            p.check_signal(&who(nobody, "sleep"), Signal::Kill),
             Err("signal.signals")
         );
         assert_eq!(
-            p.check_signal(Uid::new(0), "sleep", Signal::Term),
+            p.check_signal(&who(Uid::new(0), "sleep"), Signal::Term),
             Err("signal.owners")
         );
         let n = |v| Nice::new(v).expect("valid");
-        assert_eq!(p.check_renice(nobody, "x", n(5)), Ok(()));
-        assert_eq!(p.check_renice(nobody, "x", n(4)), Err("renice.min_nice"));
+        assert_eq!(p.check_renice(&who(nobody, "x"), n(5)), Ok(()));
+        assert_eq!(
+            p.check_renice(&who(nobody, "x"), n(4)),
+            Err("renice.min_nice")
+        );
     }
 
     #[test]
@@ -734,7 +812,6 @@ mod tests {
         let run = p.run.expect("run");
         assert_eq!(run.run_as, RunAs::PerJob(60600..=60699));
         assert_eq!(run.home, "/");
-        assert!(run.is_job_uid(60650) && !run.is_job_uid(60700));
     }
 
     #[test]
@@ -752,23 +829,63 @@ mod tests {
     }
 
     #[test]
-    fn jobs_token_names_the_job_range_only() {
+    fn jobs_token_names_the_callers_running_jobs_only() {
         let p = Policy::parse_test(
             "[signal]\nowners = [\"@jobs\"]\nsignals = [\"TERM\"]\n[run]\nuids = \"60600-60609\"\n",
         )
         .expect("ok");
-        assert_eq!(p.check_signal(Uid::new(60605), "sh", Signal::Term), Ok(()));
+        let job = |job, all_jobs| Subject {
+            owner: Uid::new(60605),
+            comm: "sh",
+            job,
+            all_jobs,
+        };
         assert_eq!(
-            p.check_signal(Uid::new(60610), "sh", Signal::Term),
+            p.check_signal(&job(JobOf::Caller, false), Signal::Term),
+            Ok(())
+        );
+        // Another key's job: refused by name, whatever the owners say.
+        assert_eq!(
+            p.check_signal(&job(JobOf::Other, false), Signal::Term),
+            Err("builtin:other-key-job")
+        );
+        // A key that may act on every job (admin) gets @jobs for all.
+        assert_eq!(
+            p.check_signal(&job(JobOf::Other, true), Signal::Term),
+            Ok(())
+        );
+        // A job uid with no running job behind it (a uid's cleaner, a
+        // leftover) is no job at all.
+        assert_eq!(
+            p.check_signal(&job(JobOf::None, true), Signal::Term),
             Err("signal.owners")
         );
         assert_eq!(
-            p.check_signal(Uid::new(65534), "sh", Signal::Term),
+            p.check_signal(&who(Uid::new(65534), "sh"), Signal::Term),
             Err("signal.owners")
         );
         let e = Policy::parse_test("[signal]\nowners = [\"@jobs\"]\n[run]\nuser = \"nobody\"\n")
             .expect_err("needs range");
         assert!(e.0.contains("@jobs"), "{e}");
+    }
+
+    #[test]
+    fn all_jobs_grants_every_keys_jobs_and_job_uids_are_not_owners() {
+        let p = Policy::parse_test(
+            "[signal]\nowners = [\"@all_jobs\"]\nsignals = [\"TERM\"]\n[run]\nuids = \"60600-60609\"\n",
+        )
+        .expect("ok");
+        let other = Subject {
+            owner: Uid::new(60601),
+            comm: "sh",
+            job: JobOf::Other,
+            all_jobs: false,
+        };
+        assert_eq!(p.check_signal(&other, Signal::Term), Ok(()));
+        assert!(p.describe("signal.owners").contains("@all_jobs"));
+        let e = Policy::parse_test("[signal]\nowners = [60603]\n[run]\nuids = \"60600-60609\"\n")
+            .expect_err("a job uid by number");
+        assert!(e.0.contains("job uid"), "{e}");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use nix::sys::signalfd::SignalFd;
 use protocol::fdpass::recv_with_fds;
 use protocol::frame::{decode_frame, encode_frame};
 use protocol::{
-    Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, Request, Response,
+    Caller, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, Request, Response,
     PROTOCOL_VERSION,
 };
 
@@ -172,6 +172,7 @@ impl Server {
             max_jobs: run
                 .map(|r| u32::try_from(r.max_jobs).unwrap_or(u32::MAX))
                 .unwrap_or(0),
+            quarantined_uids: u32::try_from(self.jobs.uids.quarantined()).unwrap_or(u32::MAX),
         }
     }
 
@@ -219,9 +220,9 @@ impl Server {
                 pfds.push(PollFd::new(j.pidfd.as_fd(), PollFlags::POLLIN));
             }
             for (id, d) in &self.jobs.draining {
-                if let Some((_, c)) = &d.cleaner {
+                if let Some(c) = &d.cleaner {
                     keys.push(Key::Cleaner(*id));
-                    pfds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+                    pfds.push(PollFd::new(c.pidfd.as_fd(), PollFlags::POLLIN));
                 } else if let Some(ev) = &d.events {
                     keys.push(Key::Drain(*id));
                     pfds.push(PollFd::new(ev.as_fd(), PollFlags::POLLPRI));
@@ -452,7 +453,9 @@ impl Server {
                 request: req,
             } = env;
             let want = req.fds_expected();
-            if c.fds.len() < want || (want == 0 && !c.fds.is_empty()) {
+            // Exactly the descriptors the request names, no more: the
+            // gateway sends each frame in one message with its own.
+            if c.fds.len() != want {
                 return self.close(id, "descriptors do not match the request");
             }
             let fds: Vec<OwnedFd> = c.fds.drain(..want).collect();
@@ -588,15 +591,16 @@ impl Server {
 
     fn decide(&mut self, conn: u64, req: &Request, peer: Peer, fds: Vec<OwnedFd>) -> Response {
         match req {
-            Request::Signal { target, signal } => {
+            Request::Signal {
+                target,
+                signal,
+                caller,
+            } => {
                 let r = match self.resolve(conn, peer, target) {
                     Ok(r) => r,
                     Err(e) => return refusal(e),
                 };
-                if let Err(rule) = self
-                    .policy
-                    .check_signal(r.info.real_uid, &r.info.comm, *signal)
-                {
+                if let Err(rule) = self.policy.check_signal(&self.subject(&r, caller), *signal) {
                     return self.denied(rule);
                 }
                 match target::signal(&r, signal.number()) {
@@ -604,7 +608,11 @@ impl Server {
                     Err(e) => refusal(e),
                 }
             }
-            Request::Renice { target, nice } => {
+            Request::Renice {
+                target,
+                nice,
+                caller,
+            } => {
                 let nice = match Nice::new(*nice) {
                     Ok(n) => n,
                     Err(what) => return Response::Invalid { what },
@@ -613,10 +621,7 @@ impl Server {
                     Ok(r) => r,
                     Err(e) => return refusal(e),
                 };
-                if let Err(rule) = self
-                    .policy
-                    .check_renice(r.info.real_uid, &r.info.comm, nice)
-                {
+                if let Err(rule) = self.policy.check_renice(&self.subject(&r, caller), nice) {
                     return self.denied(rule);
                 }
                 match target::renice(&r, nice.get()) {
@@ -628,7 +633,8 @@ impl Server {
                 job,
                 command,
                 timeout_ms,
-            } => self.spawn(*job, command, *timeout_ms, fds),
+                key,
+            } => self.spawn(*job, command, *timeout_ms, key, fds),
             Request::JobStatus { job } => match self.jobs.status(job) {
                 Some(s) => Response::Job(s),
                 None => Response::Invalid {
@@ -655,6 +661,18 @@ impl Server {
         }
     }
 
+    /// What the policy judges of a resolved target, for `caller`.
+    fn subject<'a>(&self, r: &'a target::Resolved, caller: &Caller) -> policy::Subject<'a> {
+        policy::Subject {
+            owner: r.info.real_uid,
+            comm: &r.info.comm,
+            job: self
+                .jobs
+                .job_of(r.pid.get(), r.info.real_uid.get(), &caller.key),
+            all_jobs: caller.all_jobs,
+        }
+    }
+
     fn denied(&self, rule: policy::Rule) -> Response {
         Response::Denied {
             rule: rule.into(),
@@ -662,7 +680,14 @@ impl Server {
         }
     }
 
-    fn spawn(&mut self, job: JobId, command: &str, timeout_ms: u64, fds: Vec<OwnedFd>) -> Response {
+    fn spawn(
+        &mut self,
+        job: JobId,
+        command: &str,
+        timeout_ms: u64,
+        key: &str,
+        fds: Vec<OwnedFd>,
+    ) -> Response {
         let Some(run) = self.policy.run.clone() else {
             return Response::Denied {
                 rule: "run".into(),
@@ -803,6 +828,7 @@ impl Server {
                 cancelled: false,
                 pool_uid,
                 home,
+                key: key.to_string(),
             },
         );
         Response::Job(status)

@@ -25,6 +25,9 @@ use crate::sys;
 pub struct UidPool {
     range: Option<RangeInclusive<u32>>,
     in_use: HashSet<u32>,
+    /// Uids whose cleanup failed or hung: never handed out again by this
+    /// helper (they stay in `in_use`).
+    quarantined: HashSet<u32>,
     next: u32,
 }
 
@@ -63,9 +66,30 @@ impl UidPool {
         None
     }
 
-    /// Returns `uid` to the pool: call only once nothing runs as it.
+    /// Returns `uid` to the pool: call only once nothing runs as it and
+    /// its cleanup succeeded.
     pub fn release(&mut self, uid: u32) {
         self.in_use.remove(&uid);
+    }
+
+    /// Takes `uid` out of the pool for good (until the helper restarts):
+    /// its cleanup failed or hung, so what its last job left may still be
+    /// there. Logged; counted in [`UidPool::quarantined`].
+    pub fn quarantine(&mut self, uid: u32, why: &str) {
+        self.in_use.insert(uid);
+        self.quarantined.insert(uid);
+        crate::log::event(
+            "uid_quarantined",
+            &[
+                ("job_uid", serde_json::json!(uid)),
+                ("reason", serde_json::json!(why)),
+            ],
+        );
+    }
+
+    /// How many uids are quarantined.
+    pub fn quarantined(&self) -> usize {
+        self.quarantined.len()
     }
 }
 

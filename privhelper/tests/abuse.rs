@@ -226,6 +226,7 @@ fn renice_sets_every_thread_and_a_thread_id_is_not_a_process() {
                     start_time: start_time(tid),
                 },
                 nice: 10,
+                caller: test_caller(),
             },
             &[],
         )
@@ -239,6 +240,7 @@ fn renice_sets_every_thread_and_a_thread_id_is_not_a_process() {
                     start_time: start_time(tid),
                 },
                 signal: protocol::Signal::Kill,
+                caller: test_caller(),
             },
             &[],
         )
@@ -254,6 +256,7 @@ fn renice_sets_every_thread_and_a_thread_id_is_not_a_process() {
                     start_time: start_time(pid),
                 },
                 nice: 10,
+                caller: test_caller(),
             },
             &[],
         )

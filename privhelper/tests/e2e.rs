@@ -12,7 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use protocol::{Connection, JobId, JobState, Request, Response, Signal, Target};
-use support::{root_or_skip, start_time, state_of, Helper};
+use support::{root_or_skip, start_time, state_of, test_caller, Helper, TEST_KEY};
 
 mod support;
 
@@ -100,8 +100,15 @@ fn t(pid: i32) -> Target {
 }
 
 fn sig(conn: &mut Connection, target: Target, signal: Signal) -> Response {
-    conn.request(&Request::Signal { target, signal }, &[])
-        .expect("answer")
+    conn.request(
+        &Request::Signal {
+            target,
+            signal,
+            caller: test_caller(),
+        },
+        &[],
+    )
+    .expect("answer")
 }
 
 #[test]
@@ -118,6 +125,7 @@ fn an_allowed_target_is_killed_and_reniced() {
             &Request::Renice {
                 target: t(pid),
                 nice: 7,
+                caller: test_caller(),
             },
             &[],
         )
@@ -220,6 +228,7 @@ fn built_in_protections_and_policy_refuse_and_nothing_is_signalled() {
             &Request::Renice {
                 target: t(np),
                 nice: -5,
+                caller: test_caller(),
             },
             &[],
         )
@@ -230,6 +239,7 @@ fn built_in_protections_and_policy_refuse_and_nothing_is_signalled() {
             &Request::Renice {
                 target: t(np),
                 nice: 25,
+                caller: test_caller(),
             },
             &[],
         )
@@ -403,6 +413,7 @@ fn run_job(
                 job,
                 command: cmd.into(),
                 timeout_ms,
+                key: TEST_KEY.into(),
             },
             &[out.as_fd(), err.as_fd()],
         )
@@ -484,6 +495,7 @@ fn a_command_runs_unprivileged_with_verbatim_output_and_its_status() {
             job,
             command: "true".into(),
             timeout_ms: 1000,
+            key: TEST_KEY.into(),
         },
         &[],
     );
@@ -655,6 +667,7 @@ fn a_job_is_killed_at_its_timeout_even_after_the_client_is_gone() {
                     job: JobId([21; 16]),
                     command: "setsid sleep 1021 & sleep 1021".into(),
                     timeout_ms: 1000,
+                    key: TEST_KEY.into(),
                 },
                 &[out.as_fd(), err.as_fd()],
             )

@@ -141,6 +141,7 @@ fn a_job_cannot_read_trace_signal_or_write_into_another_job() {
             &Request::Signal {
                 target: t,
                 signal: Signal::Term,
+                caller: test_caller(),
             },
             &[],
         )
@@ -203,6 +204,7 @@ fn concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty() {
                 job: protocol::JobId([9; 16]),
                 command: "true".into(),
                 timeout_ms: 1000,
+                key: TEST_KEY.into(),
             },
             &[out.as_fd(), err.as_fd()],
         )
@@ -250,6 +252,7 @@ fn concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty() {
                     job: protocol::JobId([4; 16]),
                     command: "id -u".into(),
                     timeout_ms: 5000,
+                    key: TEST_KEY.into(),
                 },
                 &[out.as_fd(), err.as_fd()],
             )
@@ -390,6 +393,7 @@ fn a_reused_uid_finds_nothing_of_the_job_that_had_it() {
                         h.pid()
                     ),
                     timeout_ms: 5000,
+                    key: TEST_KEY.into(),
                 },
                 &[out.as_fd(), err.as_fd()],
             )

@@ -27,6 +27,7 @@ fn signal(c: &mut protocol::Connection, pid: i32) -> Response {
                 start_time: start_time(pid),
             },
             signal: Signal::Cont,
+            caller: test_caller(),
         },
         &[],
     )

@@ -34,15 +34,30 @@ fn main() -> std::io::Result<()> {
             Request::Signal {
                 target,
                 signal: Signal::Term,
+                caller: protocol::Caller {
+                    key: "ops".into(),
+                    all_jobs: false,
+                },
             },
         ),
-        ("req_renice", Request::Renice { target, nice: 10 }),
+        (
+            "req_renice",
+            Request::Renice {
+                target,
+                nice: 10,
+                caller: protocol::Caller {
+                    key: "ops".into(),
+                    all_jobs: false,
+                },
+            },
+        ),
         (
             "req_spawn",
             Request::Spawn {
                 job,
                 command: "echo hi".into(),
                 timeout_ms: 1000,
+                key: "ops".into(),
             },
         ),
         ("req_status", Request::JobStatus { job }),
@@ -115,6 +130,7 @@ fn main() -> std::io::Result<()> {
                 limits,
                 running_jobs: 1,
                 max_jobs: 8,
+                quarantined_uids: 0,
             }),
         ),
     ];

@@ -205,6 +205,10 @@ mod tests {
                     start_time: 7,
                 },
                 signal: Signal::Term,
+                caller: crate::Caller {
+                    key: "ops".into(),
+                    all_jobs: false,
+                },
             },
             Request::Renice {
                 target: Target {
@@ -212,11 +216,16 @@ mod tests {
                     start_time: 0,
                 },
                 nice: -21,
+                caller: crate::Caller {
+                    key: "ops".into(),
+                    all_jobs: false,
+                },
             },
             Request::Spawn {
                 job: JobId([1; 16]),
                 command: "printf 'a\\nb' | cat".into(),
                 timeout_ms: 10_000,
+                key: "ops".into(),
             },
             Request::JobStatus {
                 job: JobId([2; 16]),
@@ -315,6 +324,7 @@ mod tests {
             job: JobId([0; 16]),
             command: "x".repeat(MAX_FRAME),
             timeout_ms: 1,
+            key: "ops".into(),
         };
         assert!(encode_frame(&req).is_err());
     }

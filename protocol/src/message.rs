@@ -13,7 +13,7 @@ use bincode::{Decode, Encode};
 
 /// Version of this protocol. Bumped on any change to the types below; the
 /// `Hello` exchange refuses a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A process as the gateway saw it: the pid and its start time in clock
 /// ticks since boot (field 22 of `/proc/PID/stat`). The pair names one
@@ -24,6 +24,18 @@ pub struct Target {
     pub pid: i32,
     /// Start time in clock ticks since boot.
     pub start_time: u64,
+}
+
+/// On whose behalf the gateway asks: the API key's name. A job's
+/// processes belong to the key that started it, so the helper needs the
+/// key to tell "this key's job" (what the policy's `@jobs` means) from
+/// "another key's job" (refused unless `all_jobs`).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Caller {
+    /// The key's name, as the gateway's keys file has it.
+    pub key: String,
+    /// The key may act on every key's jobs (the gateway's `admin` scope).
+    pub all_jobs: bool,
 }
 
 /// The signals the protocol can carry. Named, never raw integers, so that a
@@ -192,10 +204,18 @@ pub enum Request {
     /// Opens the conversation; the helper answers `Response::Hello`.
     Hello { version: u32 },
     /// Send `signal` to `target` through a pidfd.
-    Signal { target: Target, signal: Signal },
+    Signal {
+        target: Target,
+        signal: Signal,
+        caller: Caller,
+    },
     /// Set the nice value of `target`; the helper refuses values outside
     /// −20..=19 with `Invalid`.
-    Renice { target: Target, nice: i32 },
+    Renice {
+        target: Target,
+        nice: i32,
+        caller: Caller,
+    },
     /// Run `/bin/sh -c command` as the policy's `run_as` user. Exactly two
     /// descriptors (stdout, then stderr) travel with this frame via
     /// `SCM_RIGHTS`. `timeout_ms` above the policy ceiling is `Invalid`.
@@ -203,6 +223,8 @@ pub enum Request {
         job: JobId,
         command: String,
         timeout_ms: u64,
+        /// The key that starts the job, which then owns its processes.
+        key: String,
     },
     /// Current state of a job this helper started.
     JobStatus { job: JobId },
@@ -371,6 +393,9 @@ pub struct HelperInfo {
     pub limits: JobLimits,
     pub running_jobs: u32,
     pub max_jobs: u32,
+    /// Job uids taken out of the pool because their cleanup failed or
+    /// hung; each was logged (`uid_quarantined`).
+    pub quarantined_uids: u32,
 }
 
 /// What the helper answers. Exactly one response per request.

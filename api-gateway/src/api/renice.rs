@@ -99,6 +99,7 @@ pub async fn set(cx: &Ctx, req: ReniceRequest) -> Result<Reply, ApiError> {
         protocol::Request::Renice {
             target: t.wire(),
             nice,
+            caller: target::caller(cx)?,
         },
     )
     .await?;

@@ -90,6 +90,7 @@ pub async fn send(cx: &Ctx, req: SignalRequest) -> Result<Reply, ApiError> {
         protocol::Request::Signal {
             target: t.wire(),
             signal,
+            caller: target::caller(cx)?,
         },
     )
     .await?;

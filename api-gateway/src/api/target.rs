@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::helper;
 use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime, Target};
+use crate::keys::Scope;
 
 /// The target of `pid`, pinned by the client's start time or by the one
 /// /proc shows now.
@@ -30,6 +31,16 @@ pub async fn resolve(
     };
     cx.note_target(pid, Some(start_time));
     Ok(Target { pid, start_time })
+}
+
+/// The calling key as the helper needs it: a job's processes belong to the
+/// key that started it, and `admin` may act on every key's jobs.
+pub fn caller(cx: &Ctx) -> Result<protocol::Caller, ApiError> {
+    let c = cx.caller()?;
+    Ok(protocol::Caller {
+        key: c.name.clone(),
+        all_jobs: c.scopes.contains(&Scope::Admin),
+    })
 }
 
 /// Asks the helper to act on `target`; a refusal becomes its error.

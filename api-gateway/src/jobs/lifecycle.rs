@@ -74,6 +74,7 @@ pub fn start(
         job: id,
         command: cmd.to_string(),
         timeout_ms: timeout_s.saturating_mul(1000),
+        key: owner.to_string(),
     };
     let status = match helper.call(&req, &[out.as_fd(), err.as_fd()]) {
         Ok(Response::Job(s)) => s,

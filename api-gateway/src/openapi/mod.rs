@@ -199,7 +199,7 @@ fn error_description(status: u16) -> &'static str {
     match status {
         400 => "Bad input: JSON, unknown or invalid body member, unknown, empty or repeated query parameter, bad path value, start_time required, or a request the helper found invalid (see code)",
         401 => "No, invalid, expired or revoked key (WWW-Authenticate: Bearer)",
-        403 => "missing_scope: the key lacks this route's scope; policy_denied: the helper's policy or a built-in protection refused (the message gives the rule and its value)",
+        403 => "missing_scope: the key lacks this route's scope; policy_denied: the helper's policy or a built-in protection refused (the message gives the rule and its value); other_key_job: the process belongs to a job another key started",
         404 => "No such process, user or output (see code)",
         408 => "request_timeout: the head did not arrive within header_timeout_s; body_timeout: the body did not arrive within body_timeout_s or slower than body_min_rate",
         409 => "The pid no longer has this start_time: it names another process now; nothing was done",

@@ -394,11 +394,11 @@ pub struct Helper {
 
 pub const POLICY: &str = r#"
 [signal]
-owners = ["nobody"]
+owners = ["nobody", "@jobs"]
 signals = ["TERM", "KILL", "INT", "HUP", "CONT", "STOP"]
 
 [renice]
-owners = ["nobody"]
+owners = ["nobody", "@jobs"]
 min_nice = 0
 
 [run]

@@ -196,6 +196,7 @@ pub fn start_job(
                 job: JobId([id; 16]),
                 command: cmd.into(),
                 timeout_ms,
+                key: TEST_KEY.into(),
             },
             &[out.as_fd(), err.as_fd()],
         )
@@ -309,4 +310,15 @@ pub fn state_of(pid: i32) -> Option<char> {
 /// Alive and neither stopped nor a zombie.
 pub fn alive_and_running(pid: i32) -> bool {
     matches!(state_of(pid), Some(c) if !matches!(c, 'T' | 't' | 'Z' | 'X'))
+}
+
+/// The key every test job is started for, unless a test says otherwise.
+pub const TEST_KEY: &str = "ops";
+
+/// The caller the tests act as: the key that started their jobs.
+pub fn test_caller() -> protocol::Caller {
+    protocol::Caller {
+        key: TEST_KEY.into(),
+        all_jobs: false,
+    }
 }
