@@ -1,16 +1,15 @@
-//! A private home per job, and the sweep of what a job left in the shared
-//! temporary directories, so that a uid handed to a later job finds
-//! nothing of the earlier one's files.
+//! What a job uid leaves that outlives its job, and the cleaner that
+//! removes it before the uid is handed out again.
 //!
-//! Each per-job-uid job gets `HOME` = `TMPDIR` = a fresh directory
-//! `<tmp>/monitoreo-<helper pid>-job-<id>` (0700), which the job's child
-//! creates with `mkdir` once it runs as the job's uid (a name planted by
-//! anyone else makes the start fail instead of being used). When the job
-//! has drained, a cleaner process running as that uid removes the home
-//! and every top-level entry of `/tmp`, `/var/tmp` and `/dev/shm` the uid
-//! owns (`remove_dir_all` does not follow symbolic links); only then is
-//! the uid handed out again. The helper itself needs neither CAP_CHOWN
-//! nor CAP_FOWNER for any of it.
+//! A job with a uid of its own gets `HOME` = `TMPDIR` = a fresh directory
+//! `/tmp/monitoreo-<helper pid>-job-<id>` (0700) inside its private `/tmp`
+//! (`ns`), which the child creates once it runs as the job's uid. That
+//! directory, and everything else the job wrote or created, dies with the
+//! job's namespaces. What does not: the uid's keyrings, and files a job of
+//! an older helper left in the host's world-writable directories. When the
+//! job has drained, a cleaner process running as that uid removes both;
+//! only when it exits 0 is the uid handed out again (`jobs`). The helper
+//! itself needs neither CAP_CHOWN nor CAP_FOWNER for any of it.
 
 use std::fs;
 use std::io;
@@ -18,42 +17,30 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
-
 use crate::sys;
 
-/// World-writable directories a job may have left files in.
-const SHARED_TMP: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
-
-/// The private home of a job under `base`. The name carries the helper's
-/// pid, like the job's cgroup, so helpers sharing `/tmp` never collide.
-pub fn path(base: &Path, job_hex: &str) -> PathBuf {
-    base.join(format!("monitoreo-{}-job-{job_hex}", std::process::id()))
+/// The private home of a job, inside its own `/tmp`.
+pub fn path(job_hex: &str) -> PathBuf {
+    Path::new("/tmp").join(format!("monitoreo-{}-job-{job_hex}", std::process::id()))
 }
 
 /// Starts the cleaner of a uid whose job has drained: a child that takes
-/// the uid (so it needs no privilege over the files and can touch nothing
-/// else), removes the job's home and every top-level entry the uid owns in
-/// the shared temporary directories, and exits. Returns its pid and a
-/// pidfd that becomes readable when it is done.
-pub fn clean_as(uid: u32, home: Option<&Path>) -> io::Result<(i32, OwnedFd)> {
-    let home = home.map(Path::to_path_buf);
+/// the uid (so it needs no privilege over what it removes and can touch
+/// nothing else), clears the uid's keyrings and removes every top-level
+/// entry the uid owns in the host's world-writable directories `shared`,
+/// and exits 0 only when all of it is gone. Returns its pid and a pidfd
+/// that becomes readable when it is done.
+///
+/// A job's files and IPC objects die with its namespaces (`ns`); the
+/// keyrings of a uid outlive every process (the kernel keeps a uid's user
+/// keyring and persistent keyring), and the sweep of `shared` catches what
+/// a job of an older helper without namespaces left.
+pub fn clean_as(uid: u32, shared: &[PathBuf]) -> io::Result<(i32, OwnedFd)> {
     let pid = sys::fork()?;
     if pid == 0 {
-        let id = Uid::from_raw(uid);
-        let gid = Gid::from_raw(uid);
-        let dropped = setgroups(&[]).is_ok()
-            && setresgid(gid, gid, gid).is_ok()
-            && setresuid(id, id, id).is_ok()
-            && !nix::unistd::geteuid().is_root();
-        if !dropped {
-            sys::exit_child(1);
-        }
-        if let Some(h) = &home {
-            let _ = fs::remove_dir_all(h);
-        }
-        sweep_tmp(uid);
-        sys::exit_child(0);
+        let clean =
+            crate::uids::become_uid(uid, uid).is_ok() && clear_keyrings() && sweep(uid, shared);
+        sys::exit_child(if clean { 0 } else { 1 });
     }
     match sys::pidfd_open(pid, 0) {
         Ok(fd) => Ok((pid, fd)),
@@ -64,17 +51,32 @@ pub fn clean_as(uid: u32, home: Option<&Path>) -> io::Result<(i32, OwnedFd)> {
     }
 }
 
-/// Removes the job homes under `base` left by a helper that is gone:
-/// `monitoreo-<pid>-job-*` whose `<pid>` no longer runs.
-pub fn remove_stale(base: &Path) {
-    let Ok(entries) = fs::read_dir(base) else {
-        return;
+/// Empties the caller's user, user-session and persistent keyrings and
+/// checks that they read back empty. A kernel without keys (`ENOSYS`) or
+/// without persistent keyrings (`EOPNOTSUPP`) has nothing to clear.
+fn clear_keyrings() -> bool {
+    let absent = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EOPNOTSUPP));
+    let persistent = match sys::keyctl(
+        sys::KEYCTL_GET_PERSISTENT,
+        -1,
+        sys::KEY_SPEC_PROCESS_KEYRING,
+    ) {
+        Ok(id) => Some(id),
+        Err(e) if absent(&e) => None,
+        Err(_) => return false,
     };
-    for e in entries.flatten() {
-        if left_by_a_gone_helper(&e.file_name()) {
-            remove(&e.path());
+    let rings = [
+        sys::KEY_SPEC_USER_KEYRING,
+        sys::KEY_SPEC_USER_SESSION_KEYRING,
+    ];
+    rings.into_iter().chain(persistent).all(|ring| {
+        match sys::keyctl(sys::KEYCTL_CLEAR, ring, 0) {
+            Err(e) if absent(&e) => true,
+            Err(_) => false,
+            // A zero-length read returns the keyring's size: 0 is empty.
+            Ok(_) => sys::keyctl(sys::KEYCTL_READ, ring, 0).is_ok_and(|n| n == 0),
         }
-    }
+    })
 }
 
 /// Whether `name` is `monitoreo-<pid>-job-*` (a job's home or cgroup) of
@@ -91,26 +93,11 @@ pub fn left_by_a_gone_helper(name: &std::ffi::OsStr) -> bool {
     }
 }
 
-/// Removes the job's home (after the job drained).
-pub fn remove(dir: &Path) {
-    match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            crate::log::event(
-                "job_error",
-                &[(
-                    "error",
-                    serde_json::json!(format!("removing {}: {e}", dir.display())),
-                )],
-            );
-        }
-        _ => {}
-    }
-}
-
-/// Removes every top-level entry of the shared temporary directories that
-/// `uid` owns. Runs in the cleaner, as `uid`, once nothing else does.
-fn sweep_tmp(uid: u32) {
-    for base in SHARED_TMP {
+/// Removes every top-level entry of `shared` that `uid` owns; whether none
+/// is left. Runs in the cleaner, as `uid`, once nothing else does.
+fn sweep(uid: u32, shared: &[PathBuf]) -> bool {
+    let mut clean = true;
+    for base in shared {
         let Ok(entries) = fs::read_dir(base) else {
             continue;
         };
@@ -127,9 +114,10 @@ fn sweep_tmp(uid: u32) {
             } else {
                 fs::remove_file(&path)
             };
-            // The cleaner cannot report; what it could not remove (a
-            // directory the job made unreadable to itself) stays.
-            let _ = r;
+            // A directory the job made unreadable to itself stays: then
+            // the uid is quarantined rather than handed out.
+            clean &= r.is_ok();
         }
     }
+    clean
 }

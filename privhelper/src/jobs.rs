@@ -44,8 +44,6 @@ pub struct Running {
     pub cancelled: bool,
     /// The pool uid to free once the job is empty (`None`: shared user).
     pub pool_uid: Option<u32>,
-    /// The job's private home, removed once the job is empty.
-    pub home: Option<PathBuf>,
     /// The API key that started the job and owns its processes.
     pub key: String,
 }
@@ -64,12 +62,46 @@ pub struct Draining {
     /// `cgroup.events`, polled for `POLLPRI`.
     pub events: Option<File>,
     pub pool_uid: Option<u32>,
-    pub home: Option<PathBuf>,
     pub pid: i32,
     /// The uid's cleaner, once the job is empty; the uid is free when it
     /// has exited with status 0, and quarantined when it failed or hung.
     pub cleaner: Option<Cleaner>,
     next_retry: Instant,
+}
+
+impl Cleaner {
+    /// Starts the cleaner of `uid` (`home::clean_as`).
+    fn start(uid: u32, shared: &[PathBuf]) -> std::io::Result<Cleaner> {
+        let (pid, pidfd) = home::clean_as(uid, shared)?;
+        Ok(Cleaner {
+            pid,
+            pidfd,
+            deadline: Instant::now() + CLEANUP_TIMEOUT,
+        })
+    }
+
+    /// `None` while the cleaner runs within its deadline; then, reaped,
+    /// `Ok` for an exit with status 0 and the reason otherwise (a cleaner
+    /// past its deadline is killed). Nothing a key does can shorten a
+    /// cleanup into success: only that exit hands the uid out again.
+    fn outcome(&self) -> Option<Result<(), String>> {
+        let hung = Instant::now() >= self.deadline;
+        if crate::proc::alive(&self.pidfd) && !hung {
+            return None;
+        }
+        let pid = nix::unistd::Pid::from_raw(self.pid);
+        if hung {
+            let _ = crate::sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Some(Err(format!(
+                "the cleaner took longer than {CLEANUP_TIMEOUT:?}"
+            )));
+        }
+        Some(match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+            other => Err(format!("the cleaner ended with {other:?}")),
+        })
+    }
 }
 
 /// All jobs.
@@ -78,6 +110,9 @@ pub struct Jobs {
     pub running: HashMap<JobId, Running>,
     pub draining: HashMap<JobId, Draining>,
     pub uids: UidPool,
+    /// The host's world-writable directories (`ns::discover`), which a
+    /// uid's cleaner sweeps.
+    pub shared: Vec<PathBuf>,
     finished: HashMap<JobId, JobStatus>,
     order: VecDeque<JobId>,
     /// Ended since the last [`Jobs::take_ended`], for event subscribers.
@@ -246,7 +281,6 @@ impl Jobs {
                 cgroup: r.cgroup,
                 events,
                 pool_uid: r.pool_uid,
-                home: r.home,
                 pid: r.status.pid,
                 cleaner: None,
                 next_retry: Instant::now(),
@@ -277,26 +311,13 @@ impl Jobs {
             return true;
         };
         if let Some(c) = &d.cleaner {
-            let hung = Instant::now() >= c.deadline;
-            if crate::proc::alive(&c.pidfd) && !hung {
+            let Some(outcome) = c.outcome() else {
                 return false;
-            }
-            // Nothing a key does may shorten a cleanup: only an exit with
-            // status 0 hands the uid out again.
-            let failure = if hung {
-                let _ = crate::sys::pidfd_send_signal(c.pidfd.as_raw_fd(), libc::SIGKILL);
-                let _ = waitpid(nix::unistd::Pid::from_raw(c.pid), None);
-                Some(format!("the cleaner took longer than {CLEANUP_TIMEOUT:?}"))
-            } else {
-                match waitpid(nix::unistd::Pid::from_raw(c.pid), None) {
-                    Ok(WaitStatus::Exited(_, 0)) => None,
-                    other => Some(format!("the cleaner ended with {other:?}")),
-                }
             };
             if let Some(uid) = d.pool_uid {
-                match failure {
-                    None => self.uids.release(uid),
-                    Some(why) => self.uids.quarantine(uid, &why),
+                match outcome {
+                    Ok(()) => self.uids.release(uid),
+                    Err(why) => self.uids.quarantine(uid, &why),
                 }
             }
             self.draining.remove(id);
@@ -351,14 +372,8 @@ impl Jobs {
         if let Some(uid) = d.pool_uid {
             // Nothing runs as the uid any more: what it left behind goes
             // before the uid is handed out again.
-            match home::clean_as(uid, d.home.as_deref()) {
-                Ok((pid, pidfd)) => {
-                    d.cleaner = Some(Cleaner {
-                        pid,
-                        pidfd,
-                        deadline: Instant::now() + CLEANUP_TIMEOUT,
-                    })
-                }
+            match Cleaner::start(uid, &self.shared) {
+                Ok(c) => d.cleaner = Some(c),
                 Err(e) => {
                     log::event(
                         "job_error",
@@ -379,9 +394,13 @@ impl Jobs {
         true
     }
 
-    /// A start whose child failed before `execve`: nothing of it runs, but
-    /// it may have made its home; the uid is freed after its cleaner ran.
-    pub fn clean_failed_start(&mut self, uid: u32, home: PathBuf) {
+    /// Takes `uid` back through a drain and a cleanup before it is handed
+    /// out: a start whose child failed before `execve` (it may have made
+    /// its keyring), or a uid found in use at start (a dead helper's job
+    /// still running as it, or its files in the host's shared
+    /// directories). Without a cgroup the drain sweeps the uid's processes.
+    pub fn reclaim(&mut self, uid: u32) {
+        self.uids.take(uid);
         let mut raw = [0u8; 16];
         raw[..4].copy_from_slice(&uid.to_be_bytes());
         raw[4..12].copy_from_slice(&now_ms().to_be_bytes());
@@ -392,13 +411,50 @@ impl Jobs {
                 cgroup: None,
                 events: None,
                 pool_uid: Some(uid),
-                home: Some(home),
                 pid: 0,
                 cleaner: None,
                 next_retry: Instant::now(),
             },
         );
         self.drain(&id);
+    }
+
+    /// Cleans every uid of `range` that no job of ours holds, before its
+    /// first use: a uid's keyrings and files in the shared directories
+    /// outlive helpers, so a uid is handed out only after a cleanup that
+    /// this helper saw succeed. Waits for the cleaners (bounded by
+    /// [`CLEANUP_TIMEOUT`]) — called before the socket serves, at start
+    /// and for a new range on reload. A uid whose cleanup fails is
+    /// quarantined.
+    pub fn clean_range(&mut self, range: &std::ops::RangeInclusive<u32>) {
+        let mut cleaners = Vec::new();
+        let free: Vec<u32> = range.clone().filter(|u| !self.uids.taken(*u)).collect();
+        for uid in free {
+            self.uids.take(uid);
+            match Cleaner::start(uid, &self.shared) {
+                Ok(c) => cleaners.push((uid, c)),
+                Err(e) => self.uids.quarantine(uid, &format!("no cleaner: {e}")),
+            }
+        }
+        while !cleaners.is_empty() {
+            let mut fds: Vec<PollFd<'_>> = cleaners
+                .iter()
+                .map(|(_, c)| PollFd::new(c.pidfd.as_fd(), PollFlags::POLLIN))
+                .collect();
+            let _ = poll(&mut fds, PollTimeout::from(100u16));
+            drop(fds);
+            cleaners.retain(|(uid, c)| match c.outcome() {
+                None => true,
+                Some(Ok(())) => {
+                    self.uids.release(*uid);
+                    false
+                }
+                Some(Err(why)) => {
+                    self.uids.quarantine(*uid, &why);
+                    false
+                }
+            });
+        }
     }
 
     /// Retries every draining job whose retry time has come (jobs without
@@ -523,5 +579,82 @@ pub fn started(
         limits,
         cpu_usec: None,
         memory_peak: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real child process standing in for a uid's cleaner; reaped by
+    /// `Cleaner::outcome` through its pid, as the helper reaps its own.
+    #[allow(clippy::zombie_processes)]
+    fn cleaner(argv: &[&str], deadline: Instant) -> Cleaner {
+        let child = std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .spawn()
+            .expect("spawn");
+        let pid = child.id() as i32;
+        Cleaner {
+            pid,
+            pidfd: crate::sys::pidfd_open(pid, 0).expect("pidfd"),
+            deadline,
+        }
+    }
+
+    fn settle(c: &Cleaner) -> Result<(), String> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(o) = c.outcome() {
+                return o;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "never settled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn only_a_cleaner_that_exits_0_succeeds() {
+        let later = Instant::now() + Duration::from_secs(30);
+        assert_eq!(settle(&cleaner(&["true"], later)), Ok(()));
+        let failed = settle(&cleaner(&["false"], later)).expect_err("exit 1");
+        assert!(failed.contains("Exited"), "{failed}");
+        // Killed by someone else: a failure too, never a success.
+        let c = cleaner(&["sleep", "60"], later);
+        crate::sys::pidfd_send_signal(c.pidfd.as_raw_fd(), libc::SIGKILL).expect("kill");
+        let killed = settle(&c).expect_err("killed");
+        assert!(killed.contains("Signaled"), "{killed}");
+    }
+
+    #[test]
+    fn a_hung_cleaner_is_killed_and_its_uid_quarantined_without_blocking_the_pool() {
+        let mut jobs = Jobs::default();
+        jobs.uids.set_range(Some(100..=101));
+        assert_eq!(jobs.uids.allocate(), Some(100));
+        let hung = cleaner(&["sleep", "60"], Instant::now());
+        let pid = hung.pid;
+        let id = JobId([1; 16]);
+        jobs.draining.insert(
+            id,
+            Draining {
+                cgroup: None,
+                events: None,
+                pool_uid: Some(100),
+                pid: 0,
+                cleaner: Some(hung),
+                next_retry: Instant::now(),
+            },
+        );
+        assert!(jobs.drain(&id), "a hung cleaner must not hold the drain");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the hung cleaner was left running"
+        );
+        assert_eq!(jobs.uids.quarantined(), 1);
+        // The pool goes on with the other uid, never the quarantined one.
+        for _ in 0..3 {
+            assert_eq!(jobs.uids.allocate(), Some(101));
+            jobs.uids.release(101);
+        }
     }
 }

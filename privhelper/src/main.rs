@@ -9,6 +9,7 @@ mod ids;
 mod jobs;
 mod lineage;
 mod log;
+mod ns;
 mod policy;
 mod proc;
 mod server;
@@ -67,6 +68,20 @@ fn run(args: cli::Args) -> Result<(), String> {
         for w in &policy.warnings {
             println!("warning: {w}");
         }
+        if let Some(r) = server::job_range(&policy) {
+            // Information, not a failure: the helper this policy is for
+            // holds its own range while it runs.
+            match uids::UidLocks::probe(std::path::Path::new(uids::LOCK_DIR), &r) {
+                Ok(()) => println!(
+                    "job uids {}-{}: free (no running helper holds them)",
+                    r.start(),
+                    r.end()
+                ),
+                Err(e) => {
+                    println!("note: {e} (expected if that helper is the one this policy is for)")
+                }
+            }
+        }
         println!("policy ok: {}", policy.summary());
         return Ok(());
     }
@@ -75,7 +90,15 @@ fn run(args: cli::Args) -> Result<(), String> {
     for w in &policy.warnings {
         log::event("policy_warning", &[("warning", json!(w))]);
     }
-    home::remove_stale(&std::env::temp_dir());
+    let shared = ns::discover();
+    let locks = match server::job_range(&policy) {
+        Some(range) => {
+            let mut l = uids::UidLocks::open(std::path::Path::new(uids::LOCK_DIR))?;
+            l.take(&range)?;
+            Some(l)
+        }
+        None => None,
+    };
     let cgroups = cgroup::CgroupRoot::discover(args.cgroup_root.as_deref());
     let containment = match &cgroups {
         Some(c) => {
@@ -105,6 +128,13 @@ fn run(args: cli::Args) -> Result<(), String> {
             ("socket", json!(args.socket.display().to_string())),
             ("gateway_uid", json!(gw.0)),
             ("containment", containment),
+            (
+                "job_namespaces",
+                json!({
+                    "private_tmpfs": shared.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+                    "note": "jobs with a uid of their own: new mount and IPC namespaces, every other mount read-only",
+                }),
+            ),
             ("policy", json!(policy.summary())),
         ],
     );
@@ -114,8 +144,15 @@ fn run(args: cli::Args) -> Result<(), String> {
         max_conns: args.max_connections,
         idle_timeout: std::time::Duration::from_secs(args.idle_timeout_s),
     };
-    let mut server =
-        server::Server::new(listener, policy, args.policy.clone(), ctx, limits, cgroups);
+    let mut server = server::Server::new(
+        listener,
+        policy,
+        args.policy.clone(),
+        ctx,
+        limits,
+        cgroups,
+        (shared, locks),
+    );
     let result = server.run(signals).map_err(|e| e.to_string());
     if let Some(p) = created {
         let _ = std::fs::remove_file(p);

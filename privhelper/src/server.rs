@@ -40,6 +40,7 @@ use crate::policy::{self, Policy, RunAs, RunPolicy};
 use crate::socket::{self, Listener, Peer};
 use crate::spawn::{spawn, SpawnPlan};
 use crate::target::{self, Refusal};
+use crate::uids::UidLocks;
 use serde_json::json;
 
 /// A half-written frame older than this closes its connection, and so does
@@ -71,6 +72,8 @@ pub fn block_signals() -> io::Result<SignalFd> {
 }
 
 pub struct Server {
+    /// Our hold on the job uids against other helpers (per-job uids only).
+    locks: Option<UidLocks>,
     pub listener: Listener,
     pub policy: Policy,
     pub policy_path: PathBuf,
@@ -121,10 +124,14 @@ impl Server {
         policy_ctx: policy::Context,
         limits: Limits,
         cgroups: Option<CgroupRoot>,
+        (shared, locks): (Vec<PathBuf>, Option<UidLocks>),
     ) -> Server {
         let mut jobs = Jobs::default();
+        jobs.shared = shared;
         jobs.uids.set_range(job_range(&policy));
+        reclaim_in_use(&mut jobs, &policy);
         Server {
+            locks,
             listener,
             policy,
             policy_path,
@@ -275,11 +282,19 @@ impl Server {
     fn reload(&mut self) {
         match Policy::load(&self.policy_path, &self.policy_ctx) {
             Ok(p) => {
+                if let Err(e) = self.lock_range(&p) {
+                    return log::event(
+                        "policy_reload_failed",
+                        &[("error", json!(format!("{e}; keeping the old policy")))],
+                    );
+                }
                 log::event("policy_reloaded", &[("policy", json!(p.summary()))]);
                 for w in &p.warnings {
                     log::event("policy_warning", &[("warning", json!(w))]);
                 }
                 self.jobs.uids.set_range(job_range(&p));
+                self.jobs.shared = crate::ns::discover();
+                reclaim_in_use(&mut self.jobs, &p);
                 self.policy = p;
             }
             Err(e) => log::event(
@@ -287,6 +302,19 @@ impl Server {
                 &[("error", json!(format!("{e}; keeping the old policy")))],
             ),
         }
+    }
+
+    /// Locks the job uids of `p`'s range against other helpers, first.
+    fn lock_range(&mut self, p: &Policy) -> Result<(), String> {
+        let Some(range) = job_range(p) else {
+            return Ok(());
+        };
+        let locks = match self.locks.take() {
+            Some(l) => l,
+            None => UidLocks::open(std::path::Path::new(crate::uids::LOCK_DIR))?,
+        };
+        let locks = self.locks.insert(locks);
+        locks.take(&range)
     }
 
     fn accept(&mut self) {
@@ -759,7 +787,7 @@ impl Server {
         };
         // A per-job uid gets a private home, which the child creates itself
         // once it runs as that uid (the helper needs no CAP_CHOWN for it).
-        let home = pool_uid.map(|_| home::path(&std::env::temp_dir(), &job.to_hex()));
+        let home = pool_uid.map(|_| home::path(&job.to_hex()));
         let (home_env, tmp_env) = match &home {
             Some(h) => (h.display().to_string(), h.display().to_string()),
             None => (run.home.clone(), "/tmp".to_string()),
@@ -773,6 +801,7 @@ impl Server {
             home: home_env,
             tmpdir: tmp_env,
             create_home: home.is_some(),
+            private: pool_uid.map(|_| self.jobs.shared.as_slice()),
             stdout: &stdout,
             stderr: &stderr,
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_file()),
@@ -788,10 +817,9 @@ impl Server {
                 // The child failed before execve: nothing of it runs, and
                 // a home it made is removed when the uid is next cleaned;
                 // keep the uid out of use until then.
-                if let (Some(u), Some(h)) = (pool_uid, &home) {
-                    self.jobs.clean_failed_start(u, h.clone());
-                } else {
-                    release(&mut self.jobs);
+                match pool_uid {
+                    Some(u) => self.jobs.reclaim(u),
+                    None => release(&mut self.jobs),
                 }
                 return Response::Failed {
                     errno: e.raw_os_error().unwrap_or(libc::EIO),
@@ -827,7 +855,6 @@ impl Server {
                 timed_out: false,
                 cancelled: false,
                 pool_uid,
-                home,
                 key: key.to_string(),
             },
         );
@@ -835,8 +862,28 @@ impl Server {
     }
 }
 
+/// Readies every uid of `p`'s range that none of our jobs holds: one the
+/// host still uses (a dead helper's job runs as it) is taken back through
+/// a drain that kills its processes, then cleaned; every other one is
+/// cleaned now (`Jobs::clean_range`).
+fn reclaim_in_use(jobs: &mut Jobs, p: &Policy) {
+    let Some(range) = job_range(p) else {
+        return;
+    };
+    for (uid, why) in crate::uids::in_use_on_host(&range) {
+        if !jobs.uids.taken(uid) {
+            log::event(
+                "uid_reclaimed",
+                &[("job_uid", json!(uid)), ("reason", json!(why))],
+            );
+            jobs.reclaim(uid);
+        }
+    }
+    jobs.clean_range(&range);
+}
+
 /// The per-job uid range of a policy, if it has one.
-fn job_range(p: &Policy) -> Option<std::ops::RangeInclusive<u32>> {
+pub fn job_range(p: &Policy) -> Option<std::ops::RangeInclusive<u32>> {
     match p.run.as_ref().map(|r| &r.run_as) {
         Some(RunAs::PerJob(r)) => Some(r.clone()),
         _ => None,

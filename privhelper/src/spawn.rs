@@ -1,12 +1,15 @@
 //! Starting a command: fork, then in the child the fixed sequence of
 //! privilege drops before `execve("/bin/sh", ["sh", "-c", CMD])`.
 //!
-//! Child order: new session → join the job cgroup → stdout/stderr from the
+//! Child order: new session → join the job cgroup → with a uid of its own,
+//! new mount and IPC namespaces (`ns::enter`) → stdout/stderr from the
 //! passed descriptors, stdin /dev/null → close every other descriptor →
 //! umask 077 → rlimits (CPU, FSIZE, NOFILE, NPROC, and AS when no memory
 //! cgroup holds the job) → default signal dispositions → drop the capability
-//! bounding set → setgroups([]) → setresgid → setresuid → verify all ids and
-//! that setuid(0) fails → no_new_privs → clear remaining capabilities →
+//! bounding set → `uids::become_uid` (setgroups([]) → setresgid → setresuid
+//! → verify all ids and that setuid(0) fails) → a new session keyring →
+//! create the home → no_new_privs → (own uid) the seccomp filter that
+//! keeps the uid's keyrings clearable → clear remaining capabilities →
 //! execve with a clean environment. Any failure writes its errno to a
 //! close-on-exec pipe and exits 127; the parent reports `Failed { errno }`.
 
@@ -21,9 +24,7 @@ use caps::{CapSet, Capability};
 use nix::fcntl::OFlag;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::stat::{umask, Mode};
-use nix::unistd::{
-    getresgid, getresuid, pipe2, setgroups, setresgid, setresuid, setsid, setuid, Gid,
-};
+use nix::unistd::{pipe2, setsid};
 
 use crate::policy::RunPolicy;
 use crate::sys;
@@ -43,6 +44,9 @@ pub struct SpawnPlan<'a> {
     pub tmpdir: String,
     /// Create `home` (0700) once running as the job's uid.
     pub create_home: bool,
+    /// Run in namespaces of its own (`ns::enter`) with these world-writable
+    /// directories of the host covered by a private tmpfs.
+    pub private: Option<&'a [PathBuf]>,
     pub stdout: &'a OwnedFd,
     pub stderr: &'a OwnedFd,
     /// `cgroup.procs` of the job's cgroup, if contained by cgroup.
@@ -112,6 +116,9 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
             .open(procs)?
             .write_all(b"0")?;
     }
+    if let Some(shared) = plan.private {
+        crate::ns::enter(shared, plan.run.memory_max)?;
+    }
     let devnull = File::open("/dev/null")?;
     sys::dup2(devnull.as_raw_fd(), 0)?;
     sys::dup2(plan.stdout.as_raw_fd(), 1)?;
@@ -144,21 +151,12 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
         caps::drop(None, CapSet::Bounding, cap).map_err(io::Error::other)?;
     }
     caps::clear(None, CapSet::Ambient).map_err(io::Error::other)?;
-    setgroups(&[]).map_err(io::Error::from)?;
-    let gid = Gid::from_raw(plan.gid);
-    let uid = nix::unistd::Uid::from_raw(plan.uid);
-    if plan.uid == 0 || plan.gid == 0 {
-        return Err(io::Error::from_raw_os_error(libc::EPERM));
-    }
-    setresgid(gid, gid, gid).map_err(io::Error::from)?;
-    setresuid(uid, uid, uid).map_err(io::Error::from)?;
-    let ids = getresuid().map_err(io::Error::from)?;
-    let gids = getresgid().map_err(io::Error::from)?;
-    if [ids.real, ids.effective, ids.saved] != [uid, uid, uid]
-        || [gids.real, gids.effective, gids.saved] != [gid, gid, gid]
-        || setuid(nix::unistd::Uid::from_raw(0)).is_ok()
-    {
-        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    crate::uids::become_uid(plan.uid, plan.gid)?;
+    // A session keyring of its own: the one inherited from the helper is
+    // shared by every job (and the helper).
+    match sys::keyctl(sys::KEYCTL_JOIN_SESSION_KEYRING, 0, 0) {
+        Err(e) if e.raw_os_error() != Some(libc::ENOSYS) => return Err(e),
+        _ => {}
     }
     if plan.create_home {
         // As the job's uid, in the sticky /tmp: a name planted by anyone
@@ -166,6 +164,9 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
         std::fs::DirBuilder::new().mode(0o700).create(&plan.home)?;
     }
     sys::set_no_new_privs()?;
+    if plan.private.is_some() {
+        sys::forbid_keyring_setperm()?;
+    }
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
         caps::clear(None, set).map_err(io::Error::other)?;
     }

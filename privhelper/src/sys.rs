@@ -152,6 +152,69 @@ pub fn set_no_new_privs() -> io::Result<()> {
     Ok(())
 }
 
+/// Installs the job's one seccomp filter: `keyctl(KEYCTL_SETPERM, …)` fails
+/// with `EPERM`, every other call is allowed. A uid's user keyring
+/// outlives its job and its cleaner empties it (`home::clean_as`); a job
+/// that took away its own permissions on that keyring could make the
+/// cleanup fail for good and have its uid quarantined, and enough jobs
+/// would drain the pool. Checks the native call and the compat one of the
+/// same machine (x32 and i386 on x86-64, arm on aarch64). Needs
+/// `no_new_privs` first.
+pub fn forbid_keyring_setperm() -> io::Result<()> {
+    const KEYCTL_SETPERM: u32 = 5;
+    #[cfg(target_arch = "x86_64")]
+    const CALLS: [(u32, u32); 3] = [
+        (0xC000_003E, 250),               // x86-64
+        (0xC000_003E, 250 | 0x4000_0000), // x32
+        (0x4000_0003, 288),               // i386
+    ];
+    #[cfg(target_arch = "aarch64")]
+    const CALLS: [(u32, u32); 2] = [(0xC000_00B7, 219), (0x4000_0028, 311)];
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let op = |code, k, jt, jf| libc::sock_filter { code, jt, jf, k };
+    // seccomp_data: nr at 0, arch at 4, args[0] at 16 (its low half on
+    // these little-endian machines).
+    // Five instructions per (arch, nr); a match jumps over the blocks
+    // left and the "allow" to the check of the operation.
+    let mut prog = Vec::new();
+    for (i, (arch, nr)) in CALLS.into_iter().enumerate() {
+        let to_check = (CALLS.len() - 1 - i) as u32 * 5 + 1;
+        prog.push(op(LD_W_ABS, 4, 0, 0));
+        prog.push(op(JEQ_K, arch, 0, 3));
+        prog.push(op(LD_W_ABS, 0, 0, 0));
+        prog.push(op(JEQ_K, nr, 0, 1));
+        prog.push(op((libc::BPF_JMP | libc::BPF_JA) as u16, to_check, 0, 0));
+    }
+    prog.push(op(RET_K, libc::SECCOMP_RET_ALLOW, 0, 0));
+    prog.push(op(LD_W_ABS, 16, 0, 0));
+    prog.push(op(JEQ_K, KEYCTL_SETPERM, 1, 0));
+    prog.push(op(RET_K, libc::SECCOMP_RET_ALLOW, 0, 0));
+    prog.push(op(
+        RET_K,
+        libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        0,
+        0,
+    ));
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(prog.len()).map_err(io::Error::other)?,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: `fprog` points at `prog`, a valid array of `len` BPF
+    // instructions, both alive for the call; the kernel copies the program.
+    cerr(libc::c_long::from(unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &fprog as *const libc::sock_fprog,
+            0,
+            0,
+        )
+    }))?;
+    Ok(())
+}
+
 /// Restores the default disposition of every signal and unblocks them all,
 /// so that a command does not inherit the helper's ignored SIGPIPE or its
 /// blocked SIGHUP/SIGTERM.
@@ -177,6 +240,63 @@ pub fn listen_fd_from_systemd() -> OwnedFd {
     // SAFETY: only called after LISTEN_FDS=1 and LISTEN_PID=our pid were
     // checked: systemd passed fd 3 to us and nothing else owns it.
     unsafe { OwnedFd::from_raw_fd(3) }
+}
+
+/// `mount_setattr(2)`: makes the mount at `path` read-only and leaves
+/// every other flag of it as it is (which `MS_REMOUNT | MS_BIND` could
+/// not). Linux 5.12+.
+pub fn set_read_only(path: &std::ffi::CStr) -> io::Result<()> {
+    /// `struct mount_attr` (`MOUNT_ATTR_SIZE_VER0`).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `path` is a NUL-terminated string and `attr` a properly laid
+    // out `struct mount_attr` whose size is passed; both outlive the call,
+    // and the kernel only reads them.
+    cerr(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            0,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
+/// Special keyring ids of `keyctl(2)` (`KEY_SPEC_*`).
+pub const KEY_SPEC_PROCESS_KEYRING: i64 = -2;
+pub const KEY_SPEC_USER_KEYRING: i64 = -4;
+pub const KEY_SPEC_USER_SESSION_KEYRING: i64 = -5;
+/// `keyctl(2)` operations the helper uses.
+pub const KEYCTL_JOIN_SESSION_KEYRING: i64 = 1;
+pub const KEYCTL_CLEAR: i64 = 7;
+pub const KEYCTL_READ: i64 = 11;
+pub const KEYCTL_GET_PERSISTENT: i64 = 22;
+
+/// `keyctl(op, a, b)` for the operations that take at most two integer
+/// arguments (a null pointer for `KEYCTL_JOIN_SESSION_KEYRING`'s name, a
+/// zero-length buffer for `KEYCTL_READ`, which then only returns the
+/// keyring's size in bytes).
+pub fn keyctl(op: i64, a: i64, b: i64) -> io::Result<i64> {
+    // SAFETY: every operation passed here takes integers; where the kernel
+    // reads a pointer argument it is null (JOIN: an anonymous keyring) or
+    // paired with a zero length (READ), so no memory is handed over.
+    let r = cerr(unsafe { libc::syscall(libc::SYS_keyctl, op, a, b, 0, 0) })?;
+    Ok(r as i64)
 }
 
 /// Ends a forked child without running destructors or atexit handlers.

@@ -9,14 +9,21 @@
 //! every process of the uid found none left. Uids are handed out round
 //! robin, so a freed uid is the last to be reused.
 
-use std::collections::HashSet;
-use std::fs;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::ops::RangeInclusive;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg};
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
-use nix::unistd::{setgroups, setresgid, setresuid, Gid, Pid, Uid};
+use nix::unistd::{
+    getgroups, getresgid, getresuid, setgroups, setresgid, setresuid, setuid, Gid, Pid, Uid,
+};
 
 use crate::sys;
 
@@ -66,6 +73,16 @@ impl UidPool {
         None
     }
 
+    /// Marks `uid` taken (a uid being reclaimed).
+    pub fn take(&mut self, uid: u32) {
+        self.in_use.insert(uid);
+    }
+
+    /// Whether `uid` is held by a job of ours (or quarantined).
+    pub fn taken(&self, uid: u32) -> bool {
+        self.in_use.contains(&uid)
+    }
+
     /// Returns `uid` to the pool: call only once nothing runs as it and
     /// its cleanup succeeded.
     pub fn release(&mut self, uid: u32) {
@@ -93,20 +110,167 @@ impl UidPool {
     }
 }
 
+/// Where every helper of the host locks the job uids it holds.
+pub const LOCK_DIR: &str = "/run/monitoreo-uids";
+
+/// The helper's hold on its job uids against every other helper of the
+/// host: one file, `LOCK_DIR/uids`, in which a helper holds an
+/// open-file-description write lock on byte `uid` for each uid of its
+/// range — one descriptor and one `fcntl` for a whole range, released by
+/// the kernel when the helper exits, however it exits. Two instances with
+/// overlapping ranges therefore cannot both run.
+pub struct UidLocks {
+    file: File,
+}
+
+impl UidLocks {
+    /// Opens the lock file, creating its directory (0700) if need be. The
+    /// directory must be this user's and writable by nobody else: anyone
+    /// who could plant or hold a lock there could stop every helper.
+    pub fn open(dir: &Path) -> Result<UidLocks, String> {
+        let at = |e: io::Error| format!("uid locks {}: {e}", dir.display());
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(at(e)),
+            _ => {}
+        }
+        let m = fs::symlink_metadata(dir).map_err(at)?;
+        if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() || m.mode() & 0o022 != 0 {
+            return Err(format!(
+                "uid locks {}: owned by uid {} with mode {:o}; must be a directory of ours, \
+                 writable by nobody else",
+                dir.display(),
+                m.uid(),
+                m.mode() & 0o7777
+            ));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(dir.join("uids"))
+            .map_err(at)?;
+        Ok(UidLocks { file })
+    }
+
+    /// Whether another live helper holds a uid of `range`, without taking
+    /// anything (`--check`): a missing lock file means none does.
+    pub fn probe(dir: &Path, range: &RangeInclusive<u32>) -> Result<(), String> {
+        match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(dir.join("uids"))
+        {
+            Ok(file) => UidLocks { file }.held_by_another(range, false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("uid locks {}: {e}", dir.display())),
+        }
+    }
+
+    /// Locks every uid of `range`; when another helper holds one, says
+    /// which of its uids overlap.
+    pub fn take(&mut self, range: &RangeInclusive<u32>) -> Result<(), String> {
+        self.held_by_another(range, true)
+    }
+
+    /// Takes (`lock`) or asks about the lock on `range`.
+    fn held_by_another(&self, range: &RangeInclusive<u32>, lock: bool) -> Result<(), String> {
+        let mut l = byte_range(range, libc::F_WRLCK);
+        let r = if lock {
+            fcntl(&self.file, FcntlArg::F_OFD_SETLK(&l))
+        } else {
+            fcntl(&self.file, FcntlArg::F_OFD_GETLK(&mut l)).map(|_| {
+                if i32::from(l.l_type) == libc::F_UNLCK {
+                    0
+                } else {
+                    -1
+                }
+            })
+        };
+        match r {
+            Ok(0) | Ok(1..) => Ok(()),
+            Ok(_) | Err(Errno::EAGAIN | Errno::EACCES) => {
+                if lock {
+                    let _ = fcntl(&self.file, FcntlArg::F_OFD_GETLK(&mut l));
+                }
+                let (s, n) = (l.l_start, l.l_len.max(1));
+                Err(format!(
+                    "job uids {}-{} overlap uids {s}-{} that another running helper holds \
+                     (locked in {LOCK_DIR}/uids); give each instance a [run] uids range of its own",
+                    range.start(),
+                    range.end(),
+                    s + n - 1
+                ))
+            }
+            Err(e) => Err(format!("uid locks: {e}")),
+        }
+    }
+}
+
+/// A `struct flock` over byte `uid` for each uid of `range`.
+fn byte_range(range: &RangeInclusive<u32>, kind: libc::c_int) -> libc::flock {
+    libc::flock {
+        l_type: kind as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: libc::off_t::from(*range.start()),
+        l_len: libc::off_t::from(range.end() - range.start()) + 1,
+        // Open-file-description locks require 0 here.
+        l_pid: 0,
+    }
+}
+
+/// Job uids of `range` that a process on the host runs as (a dead
+/// helper's job), each with the reason, for the log.
+pub fn in_use_on_host(range: &RangeInclusive<u32>) -> Vec<(u32, String)> {
+    let mut found: HashMap<u32, String> = HashMap::new();
+    for (pid, uid) in process_uids() {
+        if range.contains(&uid) {
+            found
+                .entry(uid)
+                .or_insert(format!("process {pid} runs as it"));
+        }
+    }
+    let mut v: Vec<(u32, String)> = found.into_iter().collect();
+    v.sort();
+    v
+}
+
+/// Becomes `uid` and `gid` for good, in a forked child: no supplementary
+/// groups, the real, effective and saved ids all set, then checked, and a
+/// check that root cannot be regained. The helper's one privilege drop:
+/// jobs, cleaners and sweepers all go through it. Never to uid or gid 0.
+pub fn become_uid(uid: u32, gid: u32) -> io::Result<()> {
+    let denied = || io::Error::from_raw_os_error(libc::EPERM);
+    if uid == 0 || gid == 0 {
+        return Err(denied());
+    }
+    let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    setgroups(&[]).map_err(io::Error::from)?;
+    setresgid(g, g, g).map_err(io::Error::from)?;
+    setresuid(u, u, u).map_err(io::Error::from)?;
+    let ids = getresuid().map_err(io::Error::from)?;
+    let gids = getresgid().map_err(io::Error::from)?;
+    if [ids.real, ids.effective, ids.saved] != [u; 3]
+        || [gids.real, gids.effective, gids.saved] != [g; 3]
+        || !getgroups().is_ok_and(|v| v.is_empty())
+        || setuid(Uid::from_raw(0)).is_ok()
+    {
+        return Err(denied());
+    }
+    Ok(())
+}
+
 /// Kills every process whose real or saved uid is `uid`: a forked child
 /// takes that uid and calls `kill(-1, SIGKILL)`, which reaches exactly the
 /// processes a user may signal — its own. Used without cgroup containment,
-/// where a job that called `setsid` left its process group.
+/// where a job that called `setsid` left its process group, and for a uid
+/// a dead helper's job still runs as.
 pub fn sweep(uid: u32) -> io::Result<()> {
     let pid = sys::fork()?;
     if pid == 0 {
-        let id = Uid::from_raw(uid);
-        let gid = Gid::from_raw(uid);
-        let ok = setgroups(&[]).is_ok()
-            && setresgid(gid, gid, gid).is_ok()
-            && setresuid(id, id, id).is_ok();
         // Never kill(-1) as root: that would be every process on the host.
-        if ok && !nix::unistd::geteuid().is_root() {
+        if become_uid(uid, uid).is_ok() {
             let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
             sys::exit_child(0);
         }
@@ -118,29 +282,56 @@ pub fn sweep(uid: u32) -> io::Result<()> {
 
 /// Whether any process still runs with real uid `uid` (a `/proc` scan).
 pub fn has_processes(uid: u32) -> bool {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return true;
-    };
-    dir.flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.parse::<u32>().is_ok())
-        })
-        .any(|e| {
-            fs::read_to_string(e.path().join("status")).is_ok_and(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Uid:"))
-                    .and_then(|l| l.split_whitespace().next())
-                    .and_then(|u| u.parse::<u32>().ok())
-                    == Some(uid)
-            })
+    process_uids().any(|(_, u)| u == uid)
+}
+
+/// (pid, real uid) of every process that is not a zombie (which can do
+/// nothing any more), from `/proc/PID/status`.
+fn process_uids() -> impl Iterator<Item = (u32, u32)> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let status = fs::read_to_string(e.path().join("status")).ok()?;
+            let uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((pid, uid))
         })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn become_uid_drops_every_id_and_cannot_regain_root() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED (needs root): become_uid_drops_every_id_and_cannot_regain_root");
+            return;
+        }
+        assert!(become_uid(0, 65534).is_err() && become_uid(65534, 0).is_err());
+        // In a child: the test process keeps its root.
+        let pid = sys::fork().expect("fork");
+        if pid == 0 {
+            let ok = become_uid(65534, 65533).is_ok()
+                && getresuid().is_ok_and(|r| r.saved.as_raw() == 65534)
+                && getresgid().is_ok_and(|r| r.saved.as_raw() == 65533)
+                && setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_err();
+            sys::exit_child(if ok { 0 } else { 1 });
+        }
+        let st = waitpid(Pid::from_raw(pid), None).expect("wait");
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(Pid::from_raw(pid), 0)
+        );
+    }
 
     #[test]
     fn uids_are_unique_round_robin_and_bounded() {

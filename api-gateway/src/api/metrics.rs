@@ -11,6 +11,8 @@ use crate::metrics::{jobs, CONTENT_TYPE as EXPOSITION};
 use crate::reply::Reply;
 
 pub async fn scrape(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
+    let health = cx.state.helper.health_cached().await;
+    cx.state.metrics.helper_info(health.info.as_ref());
     let state = cx.state.clone();
     let body = blocking(move || {
         let host = match state.procs.census() {

@@ -50,6 +50,7 @@ pub struct Metrics {
     jobs: IntGaugeVec,
     jobs_finished: IntCounterVec,
     job_output_bytes: IntGauge,
+    quarantined_uids: IntGauge,
     host_processes: IntGaugeVec,
     user_processes: IntGaugeVec,
     user_cpu: GaugeVec,
@@ -192,6 +193,11 @@ impl Metrics {
                 "monitoreo_job_output_bytes",
                 "Bytes of job stdout and stderr kept in the state directory.",
             )?,
+            quarantined_uids: gauge(
+                &r,
+                "monitoreo_helper_quarantined_uids",
+                "Job uids the helper took out of its pool because their cleanup failed or hung (its log says why: uid_quarantined).",
+            )?,
             host_processes: gauges(
                 &r,
                 "monitoreo_host_processes",
@@ -279,6 +285,14 @@ impl Metrics {
             self.helper_decisions
                 .with_label_values(&[kind, outcome, rule])
                 .inc();
+        }
+    }
+
+    /// Records what the helper's last health probe said (`None`: it did
+    /// not answer; the gauge keeps its last value).
+    pub fn helper_info(&self, info: Option<&protocol::HelperInfo>) {
+        if let Some(i) = info {
+            self.quarantined_uids.set(i64::from(i.quarantined_uids));
         }
     }
 

@@ -64,7 +64,10 @@ impl Helper {
     /// Starts the helper with `policy` and extra arguments; `wrapper` runs
     /// it under another program (e.g. `prlimit`).
     pub fn start_with(name: &str, policy: &str, args: &[&str], wrapper: &[&str]) -> Helper {
-        let dir = std::env::temp_dir().join(format!("ph-{name}-{}", std::process::id()));
+        // Not under /tmp: a job sees a private tmpfs there, and the tests
+        // hand their jobs scripts and the helper's socket from this dir.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("ph-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("temp dir");
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
