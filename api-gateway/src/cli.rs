@@ -59,7 +59,10 @@ DESCRIPTION
     the way to the keys file (with the default keys_file, the owner of
     state_dir: its uid and gid, no other groups); directories of two
     different users there are an error. If root owns them all, they stay
-    root and give the keys file to the owner of state_dir. They never
+    root and give the keys file to the owner of state_dir. keys add makes
+    a missing state_dir mode 0700 for the gateway's user: the owner of
+    the directory above it, or else the user monitoreo (root, without
+    that user). They never
     follow a symbolic link at the keys file or at its directory: one is an
     error naming it.
 
