@@ -40,8 +40,9 @@ DESCRIPTION
         (PATCH /api/ps), exec (POST /api/ps and GET /api/ps/output/ID),
         metrics (GET /metrics, unless metrics_public = true).
         DURATION is a number with s, m, h or d suffix.
-        With --cert-subject DN (e.g. \"CN=ops\"), the key authenticates by a
-        client certificate with that subject, verified against
+        With --cert-subject DN (e.g. \"CN=ops,O=Example\": a comma between
+        RDNs, a plus between the attributes of one), the key authenticates
+        by a client certificate with that subject, verified against
         tls_client_ca, instead of a token: none is printed.
 
     keys list [--json]

@@ -542,8 +542,10 @@ fn authenticate(
             .authenticate_subject(subject)
             .map(|c| (c, "certificate"))
             .map_err(|f| match f {
+                // Not the subject itself: the answer need not teach a
+                // client how this gateway read its certificate's name.
                 AuthFailure::Unknown => {
-                    format!("client certificate subject {subject} is not a key's cert_subject")
+                    "the client certificate's subject is not a key's cert_subject".to_string()
                 }
                 f => failure(f),
             });
