@@ -9,10 +9,16 @@
 //! the first few of each minute are written line by line, the rest only
 //! counted, and one `auth_failures` line per address and minute gives the
 //! count (see `http::throttle`).
+//!
+//! The trail names keys, clients and every command run, so the file is
+//! the gateway's alone: created 0600, and an existing one that group or
+//! others may open, or that another user owns (who could rewrite it), is
+//! refused at start rather than written to ([`OpenError`]).
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use protocol::JobId;
@@ -48,15 +54,31 @@ pub struct Entry<'a> {
     pub job: Option<JobId>,
 }
 
+/// Why the audit file was not opened; each is one line for stderr that
+/// says what was found and what is expected.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("audit log {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error(
+        "audit log {path} has mode {mode:04o}, which lets group or others open it; \
+         it must be 0600 (owner only): chmod 0600 {path}"
+    )]
+    Mode { path: PathBuf, mode: u32 },
+    #[error(
+        "audit log {path} is owned by uid {owner}; it must be owned by uid {me}, \
+         which the gateway runs as: chown {me} {path}"
+    )]
+    Owner { path: PathBuf, owner: u32, me: u32 },
+}
+
 impl Audit {
-    pub fn open(path: Option<&PathBuf>) -> std::io::Result<Audit> {
+    /// Opens (or creates, 0600) the audit file for appending; `None` is
+    /// stderr. The checks are made on the opened descriptor, so they hold
+    /// for the file written to, whatever the path named a moment before.
+    pub fn open(path: Option<&PathBuf>) -> Result<Audit, OpenError> {
         let file = match path {
-            Some(p) => Some(Mutex::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)?,
-            )),
+            Some(p) => Some(Mutex::new(open_owned(p)?)),
             None => None,
         };
         Ok(Audit { file })
@@ -125,6 +147,35 @@ impl Audit {
             None => eprint!("{}", String::from_utf8_lossy(&buf)),
         }
     }
+}
+
+/// `path` opened for appending, created 0600 if missing, and refused
+/// unless it is ours and closed to group and others.
+fn open_owned(path: &Path) -> Result<std::fs::File, OpenError> {
+    let io = |e| OpenError::Io(path.into(), e);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(OpenError::Owner {
+            path: path.into(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(OpenError::Mode {
+            path: path.into(),
+            mode,
+        });
+    }
+    Ok(file)
 }
 
 /// One request's line. Fields in alphabetical order, each always present

@@ -40,8 +40,9 @@ DESCRIPTION
         (PATCH /api/ps), exec (POST /api/ps and GET /api/ps/output/ID),
         metrics (GET /metrics, unless metrics_public = true).
         DURATION is a number with s, m, h or d suffix.
-        With --cert-subject DN (e.g. \"CN=ops\"), the key authenticates by a
-        client certificate with that subject, verified against
+        With --cert-subject DN (e.g. \"CN=ops,O=Example\": a comma between
+        RDNs, a plus between the attributes of one), the key authenticates
+        by a client certificate with that subject, verified against
         tls_client_ca, instead of a token: none is printed.
 
     keys list [--json]
@@ -59,7 +60,10 @@ DESCRIPTION
     the way to the keys file (with the default keys_file, the owner of
     state_dir: its uid and gid, no other groups); directories of two
     different users there are an error. If root owns them all, they stay
-    root and give the keys file to the owner of state_dir. They never
+    root and give the keys file to the owner of state_dir. keys add makes
+    a missing state_dir mode 0700 for the gateway's user: the owner of
+    the directory above it, or else the user monitoreo (root, without
+    that user). They never
     follow a symbolic link at the keys file or at its directory: one is an
     error naming it.
 

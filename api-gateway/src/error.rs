@@ -36,6 +36,9 @@ pub enum ApiError {
     /// The body has a member the route does not take.
     #[error("{0}")]
     UnknownField(String),
+    /// An object in the body names a member twice.
+    #[error("{0}")]
+    DuplicateField(String),
     /// A body member is missing, `null`, of the wrong type or out of range.
     #[error("{0}")]
     InvalidField(String),
@@ -136,6 +139,7 @@ impl ApiError {
         "tls_required",
         "invalid_json",
         "unknown_field",
+        "duplicate_field",
         "invalid_field",
         "start_time_required",
         "unknown_parameter",
@@ -176,6 +180,7 @@ impl ApiError {
             | E::TlsRequired
             | E::InvalidJson(_)
             | E::UnknownField(_)
+            | E::DuplicateField(_)
             | E::InvalidField(_)
             | E::StartTimeRequired
             | E::UnknownParameter { .. }
@@ -216,6 +221,7 @@ impl ApiError {
             E::TlsRequired => "tls_required",
             E::InvalidJson(_) => "invalid_json",
             E::UnknownField(_) => "unknown_field",
+            E::DuplicateField(_) => "duplicate_field",
             E::InvalidField(_) => "invalid_field",
             E::StartTimeRequired => "start_time_required",
             E::UnknownParameter { .. } => "unknown_parameter",
@@ -309,6 +315,7 @@ mod tests {
             ApiError::TlsRequired,
             ApiError::InvalidJson("x".into()),
             ApiError::UnknownField("x".into()),
+            ApiError::DuplicateField("x".into()),
             ApiError::InvalidField("x".into()),
             ApiError::StartTimeRequired,
             ApiError::UnknownParameter {

@@ -20,6 +20,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -286,7 +287,13 @@ fn temp_name() -> Result<String, KeyError> {
 /// [`act_as_owner`]) is who gets the file when root writes it.
 pub fn save(path: &Path, keys: &[KeyRecord], give_to: Option<Owner>) -> Result<(), KeyError> {
     let (dir_path, name) = split(path)?;
-    std::fs::create_dir_all(dir_path).map_err(|e| KeyError::Io(dir_path.into(), e))?;
+    // Whatever the caller's umask: the directory holds the keys and, as
+    // the state dir, every job's output.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir_path)
+        .map_err(|e| KeyError::Io(dir_path.into(), e))?;
     let dir = open_dir(dir_path)?;
     save_at(&dir, name, path, keys, give_to)
 }
@@ -421,6 +428,64 @@ pub fn act_as_owner(state_dir: &Path, keys_file: &Path) -> Result<Option<Owner>,
             d2.display(),
         ))),
     }
+}
+
+/// The user the packaged gateway runs as (the unit's `User=`, created by
+/// sysusers.d): the owner of a state dir the keys commands make when no
+/// directory on the disk names the gateway's user.
+pub const GATEWAY_USER: &str = "monitoreo";
+
+/// Run as root by `keys add`, makes a missing `state_dir` under a
+/// root-owned directory, mode 0700, for [`GATEWAY_USER`]: left to the
+/// umask and root, it would be 0755, open to every user. Without that
+/// user nothing on the machine names the gateway's user, and the
+/// directory is made root's, still 0700 (a gateway run as another user
+/// then fails on it at start rather than exposing anything). Its missing
+/// parents are made root's, 0755, like `/var/lib`. A state dir that
+/// exists, or whose nearest existing ancestor is a user's (then [`save`]
+/// makes it, as that user), is not touched. Returns whose it was made,
+/// `None` when it was not.
+pub fn make_state_dir(state_dir: &Path) -> Result<Option<Owner>, KeyError> {
+    match std::fs::symlink_metadata(state_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(_) => return Ok(None),
+        Err(e) => return Err(KeyError::Io(state_dir.into(), e)),
+    }
+    if !nix::unistd::geteuid().is_root() || !owner_of(state_dir)?.uid.is_root() {
+        return Ok(None);
+    }
+    let io = |e: std::io::Error| KeyError::Io(state_dir.into(), e);
+    let owner = nix::unistd::User::from_name(GATEWAY_USER)
+        .map_err(|e| io(e.into()))?
+        .map_or(
+            Owner {
+                uid: Uid::from_raw(0),
+                gid: Gid::from_raw(0),
+            },
+            |u| Owner {
+                uid: u.uid,
+                gid: u.gid,
+            },
+        );
+    if let Some(parent) = state_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| KeyError::Io(parent.into(), e))?;
+    }
+    nix::unistd::mkdir(state_dir, Mode::from_bits_truncate(0o700)).map_err(|e| io(e.into()))?;
+    // Owner and exact mode (the umask may have taken bits) are set on a
+    // descriptor of the directory just made, not by path.
+    let fd = nix::fcntl::open(
+        state_dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(e.into()))?;
+    nix::unistd::fchown(&fd, Some(owner.uid), Some(owner.gid)).map_err(|e| io(e.into()))?;
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700)).map_err(|e| io(e.into()))?;
+    Ok(Some(owner))
 }
 
 /// Sets every uid and gid to `who` and drops supplementary groups, then
@@ -668,11 +733,13 @@ mod tests {
         let s = KeyStore::new(p.clone());
         let sub = Subject::parse("O=Example,CN=ops").unwrap();
         assert_eq!(s.authenticate_subject(&sub).unwrap().name, "ops");
-        let other = Subject::parse("CN=ops").unwrap();
-        assert_eq!(
-            s.authenticate_subject(&other).unwrap_err(),
-            AuthFailure::Unknown
-        );
+        for other in ["CN=ops", "CN=ops+O=Example"] {
+            let other = Subject::parse(other).unwrap();
+            assert_eq!(
+                s.authenticate_subject(&other).unwrap_err(),
+                AuthFailure::Unknown
+            );
+        }
         assert!(add(&p, "bad", vec![Scope::Read], None, Some("CN"), None).is_err());
         std::thread::sleep(std::time::Duration::from_millis(20));
         revoke(&p, "ops", None).unwrap();

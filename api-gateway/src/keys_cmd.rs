@@ -28,7 +28,7 @@ pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
             expires,
             cert_subject,
         } => {
-            let (cfg, give_to) = keys_config(config.as_deref())?;
+            let (cfg, give_to) = keys_config(config.as_deref(), true)?;
             let token = keys::add(
                 &cfg.keys_file,
                 &name,
@@ -56,7 +56,7 @@ pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
             Ok(())
         }
         KeysCommand::List { config, json } => {
-            let (cfg, _) = keys_config(config.as_deref())?;
+            let (cfg, _) = keys_config(config.as_deref(), false)?;
             let records = keys::read_no_follow(&cfg.keys_file)?;
             let records = match records {
                 Some(r) => {
@@ -86,7 +86,7 @@ pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
             Ok(())
         }
         KeysCommand::Revoke { config, name } => {
-            let (cfg, give_to) = keys_config(config.as_deref())?;
+            let (cfg, give_to) = keys_config(config.as_deref(), false)?;
             keys::revoke(&cfg.keys_file, &name, give_to)?;
             eprintln!("key {name:?} revoked");
             Ok(())
@@ -95,10 +95,34 @@ pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
 }
 
 /// The configuration for a keys command, read with the caller's identity;
-/// then, run as root, the switch to the keys directory's owner (see
-/// [`keys::act_as_owner`]) before any keys file is touched.
-fn keys_config(path: Option<&Path>) -> Result<(config::Config, Option<keys::Owner>), RunError> {
+/// then, for `keys add` (`make`), a missing state dir made 0700 for the
+/// gateway's user ([`keys::make_state_dir`]), so that the switch that
+/// follows sees whose it is; then, run as root, the switch to the keys
+/// directory's owner (see [`keys::act_as_owner`]) before any keys file is
+/// touched.
+fn keys_config(
+    path: Option<&Path>,
+    make: bool,
+) -> Result<(config::Config, Option<keys::Owner>), RunError> {
     let cfg = config::Config::load(path)?;
+    if make {
+        match keys::make_state_dir(&cfg.state_dir)? {
+            Some(o) if o.uid.is_root() => eprintln!(
+                "made state_dir {dir} (mode 0700) for root: there is no user {user:?}; \
+                 if the gateway runs as another user, give it the directory: \
+                 chown USER:GROUP {dir}",
+                dir = cfg.state_dir.display(),
+                user = keys::GATEWAY_USER,
+            ),
+            Some(o) => eprintln!(
+                "made state_dir {} (mode 0700) for {:?} (uid {}), the gateway's user",
+                cfg.state_dir.display(),
+                keys::GATEWAY_USER,
+                o.uid
+            ),
+            None => {}
+        }
+    }
     let give_to = keys::act_as_owner(&cfg.state_dir, &cfg.keys_file)?;
     Ok((cfg, give_to))
 }

@@ -17,6 +17,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the gateway; the error is one line for stderr.
 pub fn serve(cfg: Config) -> Result<(), String> {
+    // First: a trail that is not the gateway's alone stops the start
+    // before any thread or socket exists.
+    let audit = audit::Audit::open(cfg.audit_log.as_ref()).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,8 +38,6 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         hub.clone(),
         Duration::from_secs(2),
     );
-    let audit =
-        audit::Audit::open(cfg.audit_log.as_ref()).map_err(|e| format!("audit log: {e}"))?;
     let tls = match &cfg.tls {
         Some(files) => Some(Arc::new(Tls::load(files)?)),
         None => None,

@@ -6,10 +6,16 @@
 //! against the bytes it has and gives `None` rather than panic on
 //! anything it does not expect.
 //!
-//! A [`Subject`] is a list of `TYPE=value` attributes (`CN=ops`,
-//! `O=Example`); a key's `cert_subject` matches a certificate when both
-//! hold the same attributes, whatever their order (types compare without
-//! case, values exactly).
+//! A [`Subject`] keeps the name's structure: a list of relative
+//! distinguished names (RDNs), each a set of `TYPE=value` attributes —
+//! one, unless the RDN is multi-valued. In text, `,` separates RDNs and
+//! `+` the attributes of one RDN (`CN=ops,O=Example` is two RDNs,
+//! `CN=ops+O=Example` one). A key's `cert_subject` matches a certificate
+//! when both hold the same RDNs, whatever the order of the RDNs and of
+//! the attributes inside one (types compare without case, values
+//! exactly); an attribute never matches across RDN boundaries, so a CA
+//! that lets a client choose how its attributes are grouped does not let
+//! it become another key.
 
 use std::fmt;
 
@@ -28,79 +34,106 @@ const NAMES: &[(&str, &str)] = &[
     ("1.2.840.113549.1.9.1", "EMAILADDRESS"),
 ];
 
-/// A distinguished name as `(TYPE, value)` pairs, in certificate order.
+/// One attribute: its type's short name (or dotted OID) and its value.
+pub type Attribute = (String, String);
+
+/// A distinguished name: its RDNs in certificate order, each the
+/// attributes it holds, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subject(pub Vec<(String, String)>);
+pub struct Subject(pub Vec<Vec<Attribute>>);
 
 impl Subject {
-    /// Parses `CN=ops, O=Example` (`,` or `+` between attributes, `\`
-    /// escapes the next character; types are names from RFC 4514 or
-    /// dotted OIDs, any case).
+    /// Parses `CN=ops, O=Example` (`,` between RDNs, `+` between the
+    /// attributes of one RDN, `\\` escapes the next character; types are
+    /// names from RFC 4514 or dotted OIDs, any case).
     pub fn parse(text: &str) -> Result<Subject, String> {
-        let mut attrs = Vec::new();
-        let mut part = String::new();
+        // Each part with whether it begins a new RDN.
+        let mut parts: Vec<(bool, String)> = vec![(true, String::new())];
         let mut chars = text.chars();
-        let mut parts = Vec::new();
         while let Some(c) = chars.next() {
+            let last = parts.len() - 1;
             match c {
                 '\\' => match chars.next() {
                     Some(n) => {
-                        part.push('\\');
-                        part.push(n);
+                        parts[last].1.push('\\');
+                        parts[last].1.push(n);
                     }
                     None => return Err(format!("{text:?} ends with a lone \\")),
                 },
-                ',' | '+' => parts.push(std::mem::take(&mut part)),
-                c => part.push(c),
+                ',' => parts.push((true, String::new())),
+                '+' => parts.push((false, String::new())),
+                c => parts[last].1.push(c),
             }
         }
-        parts.push(part);
-        for p in parts {
-            let (k, v) = split_unescaped_eq(&p)
-                .ok_or_else(|| format!("{:?} in {text:?} is not TYPE=value", p.trim()))?;
-            let k = k.trim().to_ascii_uppercase();
-            let v = unescape(v.trim());
-            if k.is_empty() || v.is_empty() {
-                return Err(format!("{:?} in {text:?} is not TYPE=value", p.trim()));
+        let mut rdns: Vec<Vec<Attribute>> = Vec::new();
+        for (starts_rdn, p) in parts {
+            let attr = attribute(&p, text)?;
+            match rdns.last_mut() {
+                Some(rdn) if !starts_rdn => rdn.push(attr),
+                _ => rdns.push(vec![attr]),
             }
-            let known = NAMES.iter().any(|(oid, name)| *name == k || *oid == k);
-            if !known && !k.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-                return Err(format!(
-                    "unknown attribute type {k:?} in {text:?} (CN, O, OU, C, ST, L, DC, UID, \
-                     EMAILADDRESS, SERIALNUMBER, STREET or a dotted OID)"
-                ));
-            }
-            attrs.push((canonical_type(&k), v));
         }
-        Ok(Subject(attrs))
+        Ok(Subject(rdns))
     }
 
-    /// Whether both name the same attributes, in any order.
+    /// Whether both name the same RDNs, each with the same attributes, in
+    /// any order of RDNs and of attributes within one.
     pub fn matches(&self, other: &Subject) -> bool {
-        let sorted = |s: &Subject| {
-            let mut v: Vec<(String, String)> =
+        let canonical = |s: &Subject| {
+            let mut rdns: Vec<Vec<Attribute>> =
                 s.0.iter()
-                    .map(|(k, v)| (canonical_type(k), v.clone()))
+                    .map(|rdn| {
+                        let mut attrs: Vec<Attribute> = rdn
+                            .iter()
+                            .map(|(k, v)| (canonical_type(k), v.clone()))
+                            .collect();
+                        attrs.sort();
+                        attrs
+                    })
                     .collect();
-            v.sort();
-            v
+            rdns.sort();
+            rdns
         };
-        sorted(self) == sorted(other)
+        canonical(self) == canonical(other)
     }
+}
+
+/// One `TYPE=value` of `text`, checked.
+fn attribute(part: &str, text: &str) -> Result<Attribute, String> {
+    let (k, v) = split_unescaped_eq(part)
+        .ok_or_else(|| format!("{:?} in {text:?} is not TYPE=value", part.trim()))?;
+    let k = k.trim().to_ascii_uppercase();
+    let v = unescape(v.trim());
+    if k.is_empty() || v.is_empty() {
+        return Err(format!("{:?} in {text:?} is not TYPE=value", part.trim()));
+    }
+    let known = NAMES.iter().any(|(oid, name)| *name == k || *oid == k);
+    if !known && !k.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "unknown attribute type {k:?} in {text:?} (CN, O, OU, C, ST, L, DC, UID, \
+             EMAILADDRESS, SERIALNUMBER, STREET or a dotted OID)"
+        ));
+    }
+    Ok((canonical_type(&k), v))
 }
 
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (k, v)) in self.0.iter().enumerate() {
+        for (i, rdn) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{k}=")?;
-            for c in v.chars() {
-                if matches!(c, ',' | '+' | '=' | '\\') {
-                    f.write_str("\\")?;
+            for (j, (k, v)) in rdn.iter().enumerate() {
+                if j > 0 {
+                    f.write_str("+")?;
                 }
-                write!(f, "{c}")?;
+                write!(f, "{k}=")?;
+                for c in v.chars() {
+                    if matches!(c, ',' | '+' | '=' | '\\') {
+                        f.write_str("\\")?;
+                    }
+                    write!(f, "{c}")?;
+                }
             }
         }
         Ok(())
@@ -191,13 +224,15 @@ pub fn subject_of(cert_der: &[u8]) -> Option<Subject> {
     if tag != SEQUENCE {
         return None;
     }
-    let mut attrs = Vec::new();
+    let mut out = Vec::new();
     let mut rdns = name;
     while !rdns.is_empty() {
         let (tag, set, next) = tlv(rdns)?;
-        if tag != SET {
+        // An RDN is a SET of at least one attribute.
+        if tag != SET || set.is_empty() {
             return None;
         }
+        let mut attrs = Vec::new();
         let mut atvs = set;
         while !atvs.is_empty() {
             let (tag, atv, more) = tlv(atvs)?;
@@ -212,9 +247,10 @@ pub fn subject_of(cert_der: &[u8]) -> Option<Subject> {
             attrs.push((canonical_type(&oid_text(oid)?), string_value(vtag, value)?));
             atvs = more;
         }
+        out.push(attrs);
         rdns = next;
     }
-    Some(Subject(attrs))
+    Some(Subject(out))
 }
 
 /// A DER OID in dotted form.
@@ -273,8 +309,8 @@ mod tests {
         assert_eq!(
             s.0,
             [
-                ("O".to_string(), "Example, Inc.".to_string()),
-                ("CN".to_string(), "ops".to_string())
+                vec![("O".to_string(), "Example, Inc.".to_string())],
+                vec![("CN".to_string(), "ops".to_string())]
             ]
         );
         assert_eq!(s.to_string(), "O=Example\\, Inc.,CN=ops");
@@ -290,9 +326,112 @@ mod tests {
             .matches(&s));
     }
 
+    fn attr(k: &str, v: &str) -> Attribute {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn plus_joins_attributes_into_one_rdn_and_comma_starts_the_next() {
+        let one = Subject::parse("CN=ops+O=Example").unwrap();
+        assert_eq!(one.0, [vec![attr("CN", "ops"), attr("O", "Example")]]);
+        assert_eq!(one.to_string(), "CN=ops+O=Example");
+        let two = Subject::parse("CN=ops, O=Example").unwrap();
+        assert_eq!(two.0, [vec![attr("CN", "ops")], vec![attr("O", "Example")]]);
+        assert_eq!(two.to_string(), "CN=ops,O=Example");
+        let mixed = Subject::parse("cn=a + uid=b, 2.5.4.10=c\\+d").unwrap();
+        assert_eq!(
+            mixed.0,
+            [
+                vec![attr("CN", "a"), attr("UID", "b")],
+                vec![attr("O", "c+d")]
+            ]
+        );
+        assert_eq!(mixed.to_string(), "CN=a+UID=b,O=c\\+d");
+        assert_eq!(Subject::parse(&mixed.to_string()).unwrap(), mixed);
+    }
+
+    #[test]
+    fn subjects_match_only_with_the_same_rdns() {
+        let m = |a: &str, b: &str| {
+            Subject::parse(a)
+                .unwrap()
+                .matches(&Subject::parse(b).unwrap())
+        };
+        // The same RDNs, in any order, and attributes in any order inside.
+        assert!(m("CN=ops,O=Example", "O=Example,CN=ops"));
+        assert!(m("CN=ops+O=Example", "O=Example+CN=ops"));
+        assert!(m("CN=a+O=b,OU=c", "OU=c,O=b+CN=a"));
+        // The same attributes grouped otherwise are another name.
+        assert!(!m("CN=ops+O=Example", "CN=ops,O=Example"));
+        assert!(!m("CN=ops,O=Example", "CN=ops+O=Example"));
+        assert!(!m("CN=a+O=b,OU=c", "CN=a,O=b+OU=c"));
+        assert!(!m("CN=a+O=b,OU=c", "CN=a,O=b,OU=c"));
+        // A repeated RDN counts.
+        assert!(!m("CN=a,CN=a", "CN=a"));
+        assert!(!m("CN=a+CN=a", "CN=a"));
+    }
+
+    /// One short DER element.
+    fn wrap(tag: u8, body: Vec<u8>) -> Vec<u8> {
+        let mut v = vec![tag, u8::try_from(body.len()).expect("short")];
+        v.extend(body);
+        v
+    }
+
+    /// A DER name of the given RDNs, each a list of (OID body, value).
+    fn name_der(rdns: &[&[(&[u8], &str)]]) -> Vec<u8> {
+        let mut name = Vec::new();
+        for rdn in rdns {
+            let mut set = Vec::new();
+            for (oid, value) in *rdn {
+                let mut atv = wrap(0x06, oid.to_vec());
+                atv.extend(wrap(0x0c, value.as_bytes().to_vec()));
+                set.extend(wrap(0x30, atv));
+            }
+            name.extend(wrap(0x31, set));
+        }
+        wrap(0x30, name)
+    }
+
+    /// A certificate shell around `subject`: the fields before it are
+    /// empty elements, which is all [`subject_of`] walks through.
+    fn cert_der(subject: Vec<u8>) -> Vec<u8> {
+        let mut tbs = vec![0xa0, 0x03, 0x02, 0x01, 0x02];
+        for _ in 0..4 {
+            tbs.extend([0x30, 0x00]);
+        }
+        tbs.extend(subject);
+        wrap(0x30, wrap(0x30, tbs))
+    }
+
+    #[test]
+    fn a_multi_valued_rdn_is_read_as_one_rdn() {
+        const CN: &[u8] = &[0x55, 0x04, 0x03];
+        const O: &[u8] = &[0x55, 0x04, 0x0a];
+        let one = subject_of(&cert_der(name_der(&[&[(CN, "ops"), (O, "Example")]]))).unwrap();
+        assert_eq!(one.0, [vec![attr("CN", "ops"), attr("O", "Example")]]);
+        let two = subject_of(&cert_der(name_der(&[&[(CN, "ops")], &[(O, "Example")]]))).unwrap();
+        assert_eq!(two.0, [vec![attr("CN", "ops")], vec![attr("O", "Example")]]);
+        assert!(!one.matches(&two));
+        assert!(Subject::parse("O=Example+CN=ops").unwrap().matches(&one));
+        assert!(Subject::parse("O=Example,CN=ops").unwrap().matches(&two));
+        // An empty RDN is not a name.
+        assert!(subject_of(&cert_der(name_der(&[&[(CN, "ops")], &[]]))).is_none());
+    }
+
     #[test]
     fn bad_subjects_and_truncated_certificates_are_refused_without_panic() {
-        for bad in ["", "CN", "CN=", "=ops", "XX=ops", "CN=ops\\"] {
+        for bad in [
+            "",
+            "CN",
+            "CN=",
+            "=ops",
+            "XX=ops",
+            "CN=ops\\",
+            "CN=a+",
+            "+CN=a",
+            "CN=a,,O=b",
+        ] {
             assert!(Subject::parse(bad).is_err(), "{bad}");
         }
         let key = rcgen::KeyPair::generate().unwrap();

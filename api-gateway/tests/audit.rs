@@ -196,3 +196,65 @@ fn the_helpers_decision_line_carries_the_request_id_of_the_audit_line() {
     assert_eq!(decision["outcome"], "ok");
     assert_eq!(decision["pid"], a["pid"]);
 }
+
+/// The mode bits of `p` below the file type.
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn the_audit_file_is_created_readable_by_the_gateway_alone() {
+    // The test's umask (022 for most shells) is what the gateway inherits,
+    // as it did under scripts/quickstart: it must not make the trail of
+    // keys, commands and clients world-readable. Set it here so that the
+    // test does not pass by the runner's stricter one.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let g = Gateway::start(Path::new("/nonexistent/helper.sock"));
+    let t = g.key("ops", "read", &[]);
+    assert_eq!(g.get("/api/users", Some(&t)).status, 200);
+    let path = g.dir.path().join("audit.log");
+    assert_eq!(mode_of(&path), 0o600, "mode of {}", path.display());
+    assert!(!g.audit().is_empty(), "the line was written");
+}
+
+#[test]
+fn an_audit_file_others_may_read_stops_the_start_with_one_line_naming_it() {
+    for mode in [0o644, 0o640, 0o604, 0o620] {
+        let g = Gateway::configure(Path::new("/nonexistent/helper.sock"), "");
+        let path = g.dir.path().join("audit.log");
+        std::fs::write(&path, "{\"event\":\"request\"}\n").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+        let out = g.serve_refused();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        let found = format!("{mode:04o}");
+        for part in [path.display().to_string(), found, "0600".to_string()] {
+            assert!(err.contains(&part), "{part:?} not in: {err}");
+        }
+        // Refused, not repaired behind the operator's back.
+        assert_eq!(mode_of(&path), mode);
+    }
+}
+
+#[test]
+fn an_audit_file_of_another_user_stops_the_start_with_one_line_naming_it() {
+    if !root_or_skip("an_audit_file_of_another_user_stops_the_start_with_one_line_naming_it") {
+        return;
+    }
+    let g = Gateway::configure(Path::new("/nonexistent/helper.sock"), "");
+    let path = g.dir.path().join("audit.log");
+    std::fs::write(&path, "").unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // nobody: someone else, who could rewrite or truncate the trail.
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let out = g.serve_refused();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    for part in [&path.display().to_string(), "uid 65534", "uid 0"] {
+        assert!(err.contains(part), "{part:?} not in: {err}");
+    }
+}

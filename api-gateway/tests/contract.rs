@@ -89,6 +89,42 @@ fn a_misspelled_or_null_member_is_a_400_naming_it_on_every_body_route() {
 }
 
 #[test]
+fn a_repeated_member_is_a_400_naming_it_on_every_body_route() {
+    // Without a helper: the refusal comes before any helper call (which
+    // would be a 503 here).
+    let g = gateway();
+    let t = all_scopes(&g);
+    for (method, path, body, name) in [
+        ("DELETE", "/api/ps", r#"{"pid": 4242, "pid": 1}"#, "pid"),
+        (
+            "PATCH",
+            "/api/ps",
+            r#"{"pid": 4242, "priority": 5, "priority": 0}"#,
+            "priority",
+        ),
+        ("POST", "/api/ps", r#"{"cmd": "true", "cmd": "id"}"#, "cmd"),
+        (
+            "POST",
+            "/api/jobs",
+            r#"{"cmd": "true", "timeout_s": {"s": 1, "s": 2}}"#,
+            "s",
+        ),
+    ] {
+        let r = g.send(method, path, Some(&t), body);
+        assert_eq!(r.status, 400, "{method} {path} {body}: {}", text(&r));
+        let v = r.json();
+        assert_eq!(v["code"], "duplicate_field", "{method} {body}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("{name:?}")),
+            "{method} {body}: the message names {name}: {v}"
+        );
+    }
+}
+
+#[test]
 fn the_old_services_request_shapes_still_parse() {
     // Without a helper, a body that parses reaches the helper call (503);
     // one that does not would be a 400.

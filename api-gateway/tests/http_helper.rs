@@ -403,3 +403,109 @@ fn at_the_job_limit_the_answer_is_429_with_retry_after() {
         wait_job(&g, &t, &id);
     }
 }
+
+/// The nice value of `pid`, from its stat line.
+fn nice_of(pid: u32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_repeated_member_is_refused_on_every_body_route_and_nothing_is_done() {
+    let Some((_h, g, t)) = setup("a repeated member in a body") else {
+        return;
+    };
+    let mut child = nobody_sleep();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id();
+    let nice = nice_of(pid);
+    // Each body reads one way to a parser that keeps the first member and
+    // another to one that keeps the last (this gateway's did, and acted on
+    // the last): the target here is always the later one.
+    for (method, path, body, name) in [
+        (
+            "DELETE",
+            "/api/ps",
+            format!(r#"{{"pid": 1, "pid": {pid}, "signal": "TERM"}}"#),
+            "pid",
+        ),
+        (
+            "DELETE",
+            "/api/ps",
+            format!(r#"{{"pid": {pid}, "signal": "CONT", "signal": "KILL"}}"#),
+            "signal",
+        ),
+        (
+            "DELETE",
+            "/api/ps",
+            format!(r#"{{"pid": {pid}, "signal": "TERM", "x": {{"a": 1, "a": 2}}}}"#),
+            "a",
+        ),
+        (
+            "PATCH",
+            "/api/ps",
+            format!(r#"{{"pid": 1, "pid": {pid}, "priority": 19}}"#),
+            "pid",
+        ),
+        (
+            "PATCH",
+            "/api/ps",
+            format!(r#"{{"pid": {pid}, "priority": 0, "priority": 19}}"#),
+            "priority",
+        ),
+        (
+            "POST",
+            "/api/ps",
+            r#"{"cmd": "true", "cmd": "echo ran"}"#.to_string(),
+            "cmd",
+        ),
+        (
+            "POST",
+            "/api/jobs",
+            r#"{"cmd": "true", "timeout_s": 5, "timeout_s": 6}"#.to_string(),
+            "timeout_s",
+        ),
+        (
+            "POST",
+            "/api/jobs",
+            r#"{"cmd": "true", "cmd": "echo ran"}"#.to_string(),
+            "cmd",
+        ),
+    ] {
+        let r = g.send(method, path, Some(&t), &body);
+        let what = format!("{method} {path} {body}");
+        assert_eq!(
+            r.status,
+            400,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["code"], "duplicate_field", "{what}");
+        assert!(
+            message(&r).contains(&format!("{name:?}")),
+            "{what}: the message names {name}: {}",
+            message(&r)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the process was signalled"
+    );
+    assert_eq!(nice_of(pid), nice, "the process was reniced");
+    let r = g.get("/api/jobs", Some(&t));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["jobs"], serde_json::json!([]), "a job was started");
+    // The same bodies without the repetition act, so the refusals above
+    // were the repetition's and not something else's.
+    let r = g.send(
+        "DELETE",
+        "/api/ps",
+        Some(&t),
+        &format!(r#"{{"pid": {pid}, "signal": "TERM"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(15));
+}

@@ -448,3 +448,70 @@ fn the_state_dir_owner_itself_still_manages_keys() {
     assert!(text(&out.stdout).starts_with("ops\tread\t"));
     assert!(text(&out.stdout).trim_end().ends_with("revoked"));
 }
+
+/// A config whose `state_dir` does not exist yet, in a fresh directory
+/// owned by `parent_owner` (mode 0755, like /var/lib); the directory is
+/// returned to keep it alive.
+fn missing_state_dir(parent_owner: (u32, u32)) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    // What most shells give; a stricter runner umask would hide the bug.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let top = tempfile::tempdir().unwrap();
+    fs::set_permissions(top.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(top.path(), Some(parent_owner.0), Some(parent_owner.1)).unwrap();
+    let state = top.path().join("state");
+    let config = top.path().join("gateway.toml");
+    fs::write(&config, format!("state_dir = \"{}\"\n", state.display())).unwrap();
+    (top, state, config)
+}
+
+fn cli_with(config: &Path, args: &[&str]) -> Output {
+    Command::new(GATEWAY)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_missing_state_dir_is_made_0700_for_the_gateway_user_who_owns_its_parent() {
+    if !root_or_skip("a_missing_state_dir_is_made_0700_for_the_gateway_user_who_owns_its_parent") {
+        return;
+    }
+    let owner = unnamed_ids();
+    let (_top, state, config) = missing_state_dir(owner);
+    let out = cli_with(&config, &["keys", "add", "ops", "--scopes", "read"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m = fs::symlink_metadata(&state).unwrap();
+    assert!(m.is_dir());
+    assert_eq!((m.uid(), m.gid()), owner, "owner of {}", state.display());
+    assert_eq!(m.mode() & 0o7777, 0o700, "mode of {}", state.display());
+    assert_mode_owner(&state.join("keys.json"), owner);
+}
+
+#[test]
+fn a_missing_state_dir_in_a_root_dir_is_never_made_roots() {
+    if !root_or_skip("a_missing_state_dir_in_a_root_dir_is_never_made_roots") {
+        return;
+    }
+    let (_top, state, config) = missing_state_dir((0, 0));
+    let out = cli_with(&config, &["keys", "add", "ops", "--scopes", "read"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // The packaged gateway runs as `monitoreo`: where that user exists the
+    // directory is that user's; where it does not, nothing names the
+    // gateway's user, and it is root's, still closed to everyone else.
+    let owner = match User::from_name("monitoreo").unwrap() {
+        Some(u) => (u.uid.as_raw(), u.gid.as_raw()),
+        None => (0, 0),
+    };
+    let m = fs::symlink_metadata(&state).unwrap();
+    assert_eq!((m.uid(), m.gid()), owner, "owner of {}", state.display());
+    assert_eq!(m.mode() & 0o7777, 0o700, "mode of {}", state.display());
+    assert_mode_owner(&state.join("keys.json"), owner);
+    assert!(
+        err.contains(&format!("made state_dir {} (mode 0700)", state.display())),
+        "it says what it made: {err}"
+    );
+}

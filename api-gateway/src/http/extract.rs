@@ -12,12 +12,18 @@
 //!   list-valued one (`fields`) may repeat, and its values add up;
 //! - a body is one JSON object decoded with `deny_unknown_fields`: an
 //!   unknown member is `unknown_field` naming it, a missing or `null`
-//!   required member is `invalid_field` naming it.
+//!   required member is `invalid_field` naming it;
+//! - a member given twice in one object, at any depth, is
+//!   `duplicate_field` naming it: parsers disagree on which one counts
+//!   (serde_json's `Value` keeps the last, others the first), so a body
+//!   that means one thing to a proxy or a log reader and another here is
+//!   refused rather than read either way ([`parse_body`]).
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
@@ -173,16 +179,7 @@ pub fn percent_decode(s: &str, query: bool) -> Option<String> {
 
 /// One JSON object into `T`, with errors that name the member.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::InvalidJson(
-            "this route needs a JSON object body".into(),
-        ));
-    }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::InvalidJson("body must be a JSON object".into()));
-    }
+    let value = parse_body(body)?;
     serde_json::from_value(value).map_err(|e| {
         let msg = e.to_string();
         // serde's wording for `deny_unknown_fields`; pinned by a test.
@@ -192,6 +189,96 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             ApiError::InvalidField(msg)
         }
     })
+}
+
+/// The body as one JSON object in which no object, at any depth, names a
+/// member twice. Every body is read through here, by the handlers (in
+/// [`decode_body`]) and for the audit line alike, so both see the same
+/// members.
+pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidJson(
+            "this route needs a JSON object body".into(),
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = de
+        .deserialize_any(Strict)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| match e.classify() {
+            // Only `Strict` raises a data error: the JSON itself was valid.
+            serde_json::error::Category::Data => ApiError::DuplicateField(e.to_string()),
+            _ => ApiError::InvalidJson(format!("body is not valid JSON: {e}")),
+        })?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidJson("body must be a JSON object".into()));
+    }
+    Ok(value)
+}
+
+/// Builds a [`Value`] like serde_json's own, but fails on the second
+/// occurrence of a member instead of letting it replace the first.
+struct Strict;
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(n.into())
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(s.into())
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(s.into())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictSeed)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if out.contains_key(&name) {
+                return Err(A::Error::custom(format!(
+                    "member {name:?} is given more than once in one object; \
+                     give each member once"
+                )));
+            }
+            let v = map.next_value_seed(StrictSeed)?;
+            out.insert(name, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// [`Strict`] for the values inside arrays and objects.
+struct StrictSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for StrictSeed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(Strict)
+    }
 }
 
 /// For `Option` members that may be absent but not `null`: absent is
@@ -270,5 +357,50 @@ mod tests {
             .expect("ok")
             .signal
             .is_none());
+    }
+
+    #[test]
+    fn a_member_given_twice_at_any_depth_is_refused_naming_it() {
+        for (body, name) in [
+            (r#"{"pid": 4242, "pid": 1}"#, "pid"),
+            (
+                r#"{"pid": 1, "signal": "TERM", "signal": "KILL"}"#,
+                "signal",
+            ),
+            (r#"{"pid": 1, "x": {"a": 1, "b": {"c": 1, "c": 1}}}"#, "c"),
+            (r#"{"pid": 1, "x": [{"a": 1}, {"a": 1, "a": 2}]}"#, "a"),
+            (r#"{"pid": 1, "p\u0069d": 2}"#, "pid"),
+        ] {
+            let e = parse_body(body.as_bytes()).expect_err(body);
+            assert_eq!(e.code(), "duplicate_field", "{body}: {e}");
+            assert!(e.to_string().contains(&format!("{name:?}")), "{body}: {e}");
+            let e = decode_body::<B>(body.as_bytes()).expect_err(body);
+            assert_eq!(e.code(), "duplicate_field", "{body}: {e}");
+        }
+        // The same name in two different objects is no repetition.
+        let v = parse_body(br#"{"pid": 1, "x": [{"a": 1}, {"a": 2}], "y": {"pid": 3}}"#)
+            .expect("distinct objects");
+        assert_eq!(v["x"][1]["a"], 2);
+        assert_eq!(v["y"]["pid"], 3);
+        // What serde_json's own Value gave, the strict one gives.
+        let text =
+            r#"{"a": [1, -2, 3.5, 18446744073709551615, "s\n", true, null, {}], "b": {"c": []}}"#;
+        let plain: Value = serde_json::from_str(text).expect("plain");
+        assert_eq!(parse_body(text.as_bytes()).expect("strict"), plain);
+        for (bad, code) in [
+            (&b"{\"pid\": 1} x"[..], "invalid_json"),
+            (b"{\"pid\": 1", "invalid_json"),
+            (b"[1]", "invalid_json"),
+            (b"  ", "invalid_json"),
+        ] {
+            let e = parse_body(bad).expect_err("bad");
+            assert_eq!(e.code(), code, "{}: {e}", String::from_utf8_lossy(bad));
+        }
+        let deep = format!("{}1{}", "[".repeat(1000), "]".repeat(1000));
+        let deep = format!(r#"{{"a": {deep}}}"#);
+        assert_eq!(
+            parse_body(deep.as_bytes()).expect_err("deep").code(),
+            "invalid_json"
+        );
     }
 }

@@ -28,7 +28,7 @@ use protocol::JobId;
 use serde_json::Value;
 
 use super::connstate::ConnInfo;
-use super::extract::{parse_query, percent_decode, Input, Param};
+use super::extract::{parse_body, parse_query, percent_decode, Input, Param};
 use crate::audit;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -484,8 +484,11 @@ struct Given {
 }
 
 impl Given {
+    /// Through the handlers' own parser: a body they refuse, a repeated
+    /// member's included, shows nothing as given rather than one reading
+    /// of it.
     fn from_body(body: &[u8]) -> Given {
-        let Ok(Value::Object(mut m)) = serde_json::from_slice::<Value>(body) else {
+        let Ok(Value::Object(mut m)) = parse_body(body) else {
             return Given::default();
         };
         Given {
@@ -539,8 +542,10 @@ fn authenticate(
             .authenticate_subject(subject)
             .map(|c| (c, "certificate"))
             .map_err(|f| match f {
+                // Not the subject itself: the answer need not teach a
+                // client how this gateway read its certificate's name.
                 AuthFailure::Unknown => {
-                    format!("client certificate subject {subject} is not a key's cert_subject")
+                    "the client certificate's subject is not a key's cert_subject".to_string()
                 }
                 f => failure(f),
             });

@@ -99,7 +99,8 @@ helper_socket = "${d('run/privhelper.sock')}"
 state_dir = "${d('state')}"
 audit_log = "${d('audit.log')}"
 `);
-    fs.writeFileSync(d('audit.log'), '');
+    // 0600: the gateway refuses an audit log that others may read.
+    fs.writeFileSync(d('audit.log'), '', { mode: 0o600 });
     fs.chownSync(d('state'), this.uid, this.uid);
     fs.chownSync(d('audit.log'), this.uid, this.uid);
 

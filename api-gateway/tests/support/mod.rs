@@ -257,6 +257,15 @@ impl Gateway {
     /// Like [`Gateway::start`] with extra config lines (which may set
     /// `header_timeout_s`, 2 s otherwise).
     pub fn start_with(helper_socket: &Path, extra: &str) -> Gateway {
+        let mut g = Gateway::configure(helper_socket, extra);
+        g.spawn();
+        g
+    }
+
+    /// The temp dir and config of [`Gateway::start_with`], without starting
+    /// the gateway: for a test that prepares files first, or expects the
+    /// start to be refused ([`Gateway::serve_refused`]).
+    pub fn configure(helper_socket: &Path, extra: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = dir.path().join("gateway.toml");
@@ -275,14 +284,39 @@ impl Gateway {
             ),
         )
         .unwrap();
-        let mut g = Gateway {
+        Gateway {
             dir,
             addr,
             config,
             child: None,
-        };
-        g.spawn();
-        g
+        }
+    }
+
+    /// Runs `serve` and expects it to exit by itself, as a refused start
+    /// does; a gateway that listens instead (or is still running after
+    /// 20 s) is killed and the test fails, naming what it wrote.
+    pub fn serve_refused(&self) -> std::process::Output {
+        let mut child = Command::new(gateway_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if TcpStream::connect(self.addr).is_ok() || t.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the gateway started instead of refusing: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
     }
 
     pub fn spawn(&mut self) {
