@@ -292,12 +292,6 @@ impl Index {
             .collect()
     }
 
-    /// Owners with records; the keys whose record limit is checked at
-    /// start.
-    pub fn owners(&self) -> Vec<Arc<str>> {
-        self.keys.keys().cloned().collect()
-    }
-
     pub fn census(&self) -> Census {
         let mut by_state: BTreeMap<&'static str, u64> =
             JobState::ALL.iter().map(|s| (s.name(), 0)).collect();
@@ -363,7 +357,7 @@ mod tests {
         assert_eq!(ix.committed(), 7);
         ix.remove(a);
         assert_eq!(ix.usage("k"), Usage::default());
-        assert!(ix.owners().is_empty());
+        assert!(ix.keys.is_empty(), "no key left behind");
         assert_eq!(ix.census().by_state["exited"], 0);
     }
 
