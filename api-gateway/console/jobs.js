@@ -218,7 +218,8 @@ export class Jobs {
         this.current = data.job;
         this.state(data.job);
       }
-      this.toast(`Cancelled: ${job.cmd}`);
+      // A job that ended before the click is deleted, not cancelled.
+      this.toast(data.deleted ? `Had ended, deleted: ${job.cmd}` : `Cancelled: ${job.cmd}`);
       this.load(false);
     } catch (e) {
       $('job-error').textContent = `Cancelling failed: ${e.message}`;

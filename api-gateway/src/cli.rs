@@ -93,6 +93,11 @@ CONFIGURATION (every key optional)
     output_quota = \"2G\"                     stored output plus running jobs'
                                             ceilings; a job that could exceed
                                             it is refused (507)
+    key_output_quota = <output_quota / 4>   the same for one key's jobs
+    key_max_running_jobs = <max_jobs / 2>   one key's jobs at once (429);
+                                            max_jobs is the helper's
+    key_max_job_records = 1000              jobs one key keeps; past it its
+                                            oldest finished ones are deleted
     default_timeout_s = 10                  POST /api/ps without timeout_s
     max_connections = <from RLIMIT_NOFILE>   connections at once
     max_connections_per_client = 64         from one address (IPv6: /64)

@@ -32,6 +32,9 @@ struct Raw {
     /// The older name of `output_retention`.
     job_retention: Option<String>,
     output_quota: Option<String>,
+    key_output_quota: Option<String>,
+    key_max_running_jobs: Option<usize>,
+    key_max_job_records: Option<usize>,
     default_timeout_s: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_client: Option<usize>,
@@ -65,6 +68,16 @@ pub struct Config {
     /// included; a job that could overrun it is refused, nothing stored is
     /// ever dropped to make room.
     pub output_quota: u64,
+    /// The same, for one key's jobs: what one key fills never refuses
+    /// another key's job.
+    pub key_output_quota: u64,
+    /// Jobs one key may run at once; `None`: half the helper's
+    /// `max_jobs`, so that one key never holds every slot.
+    pub key_max_running_jobs: Option<usize>,
+    /// Records (jobs with their output) one key keeps; past it, its
+    /// oldest finished ones are deleted, so one key cannot grow the
+    /// store without bound inside the retention.
+    pub key_max_job_records: usize,
     pub default_timeout_s: u64,
     /// Open connections at once (TLS handshakes and lingering closes
     /// included); beyond it a connection is answered 503 and closed.
@@ -219,6 +232,31 @@ impl Config {
         let output_quota = parse_size(quota)
             .filter(|q| *q > 0)
             .ok_or_else(|| format!("output_quota: {quota:?} is not a size like 2G/512M/100K"))?;
+        let key_output_quota = match raw.key_output_quota.as_deref() {
+            None => (output_quota / 4).max(1),
+            Some(q) => parse_size(q)
+                .filter(|q| *q > 0)
+                .ok_or_else(|| format!("key_output_quota: {q:?} is not a size like 512M/100K"))?,
+        };
+        if key_output_quota > output_quota {
+            return Err(format!(
+                "key_output_quota ({key_output_quota} bytes) is over output_quota ({output_quota} bytes)"
+            ));
+        }
+        let key_max_job_records = match raw.key_max_job_records {
+            Some(0) => return Err("key_max_job_records must be at least 1".into()),
+            Some(n) => n,
+            None => 1000,
+        };
+        let key_max_running_jobs = match raw.key_max_running_jobs {
+            Some(0) => return Err("key_max_running_jobs must be at least 1".into()),
+            Some(n) if n > key_max_job_records => {
+                return Err(format!(
+                    "key_max_running_jobs ({n}) is over key_max_job_records ({key_max_job_records}): every running job is a record"
+                ))
+            }
+            n => n,
+        };
         let cpu = raw.cpu_window_s.unwrap_or(1.0);
         if !(0.1..=60.0).contains(&cpu) {
             return Err("cpu_window_s must be between 0.1 and 60".into());
@@ -269,6 +307,9 @@ impl Config {
             audit_log: raw.audit_log.filter(|s| !s.is_empty()).map(PathBuf::from),
             output_retention,
             output_quota,
+            key_output_quota,
+            key_max_running_jobs,
+            key_max_job_records,
             default_timeout_s: raw.default_timeout_s.unwrap_or(10).max(1),
             max_connections,
             max_connections_per_client,
@@ -346,6 +387,39 @@ mod tests {
             ..Raw::default()
         };
         assert!(Config::validate(bad).unwrap_err().contains("output_quota"));
+    }
+
+    #[test]
+    fn per_key_limits_have_defaults_and_bounds() {
+        let c = Config::validate(Raw::default()).unwrap();
+        assert_eq!(c.key_output_quota, 512 << 20, "a quarter of output_quota");
+        assert_eq!(c.key_max_running_jobs, None, "half the helper's max_jobs");
+        assert_eq!(c.key_max_job_records, 1000);
+        let c = Config::validate(raw(
+            "output_quota = \"8M\"\nkey_output_quota = \"3M\"\nkey_max_running_jobs = 2\nkey_max_job_records = 5",
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                c.key_output_quota,
+                c.key_max_running_jobs,
+                c.key_max_job_records
+            ),
+            (3 << 20, Some(2), 5)
+        );
+        for (bad, names) in [
+            ("key_output_quota = \"3G\"", "output_quota"),
+            ("key_output_quota = \"x\"", "key_output_quota"),
+            ("key_max_running_jobs = 0", "key_max_running_jobs"),
+            ("key_max_job_records = 0", "key_max_job_records"),
+            (
+                "key_max_job_records = 2\nkey_max_running_jobs = 3",
+                "key_max_job_records",
+            ),
+        ] {
+            let e = Config::validate(raw(bad)).unwrap_err();
+            assert!(e.contains(names), "{bad}: {e}");
+        }
     }
 
     #[test]

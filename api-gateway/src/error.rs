@@ -105,6 +105,14 @@ pub enum ApiError {
     RangeNotSatisfiable { len: u64 },
     #[error("the helper is running its maximum number of jobs; retry in {RETRY_AFTER_BUSY_S} s")]
     Busy,
+    /// The key runs as many jobs as one key may (`key_max_running_jobs`),
+    /// so that it cannot hold every slot of the helper.
+    #[error("key {key:?} runs {running} jobs and key_max_running_jobs is {limit}; retry when one of them ends (in {RETRY_AFTER_BUSY_S} s or more), or cancel one")]
+    KeyBusy {
+        key: String,
+        running: usize,
+        limit: usize,
+    },
     /// This client address holds `max_connections_per_client` already.
     #[error("this client already holds {0} connections, the most one address may; close one or retry in {RETRY_AFTER_CONNECTIONS_S} s")]
     ClientConnections(usize),
@@ -116,6 +124,15 @@ pub enum ApiError {
     /// Starting a job could take stored output over `output_quota`.
     #[error("output quota full: stored and reserved output is {committed} bytes, this job may write {needed} more, output_quota is {quota}; wait for jobs to expire (output_retention) or raise output_quota")]
     OutputQuotaFull {
+        committed: u64,
+        needed: u64,
+        quota: u64,
+    },
+    /// Starting a job could take the key's own output over
+    /// `key_output_quota`.
+    #[error("output quota of key {key:?} full: its stored and reserved output is {committed} bytes, this job may write {needed} more, its key_output_quota is {quota}; delete finished jobs (DELETE /api/jobs/{{id}}), wait for them to expire (output_retention) or raise key_output_quota")]
+    KeyOutputQuotaFull {
+        key: String,
         committed: u64,
         needed: u64,
         quota: u64,
@@ -163,11 +180,13 @@ impl ApiError {
         "uri_too_long",
         "range_not_satisfiable",
         "busy",
+        "key_busy",
         "too_many_client_connections",
         "too_many_auth_failures",
         "headers_too_large",
         "internal",
         "output_quota_full",
+        "key_output_quota_full",
         "helper_error",
         "helper_unavailable",
         "too_many_connections",
@@ -202,8 +221,10 @@ impl ApiError {
             E::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             E::UriTooLong => StatusCode::URI_TOO_LONG,
             E::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            E::OutputQuotaFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
-            E::Busy | E::ClientConnections(_) | E::AuthThrottled(_) => {
+            E::OutputQuotaFull { .. } | E::KeyOutputQuotaFull { .. } => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
+            E::Busy | E::KeyBusy { .. } | E::ClientConnections(_) | E::AuthThrottled(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             E::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -245,7 +266,9 @@ impl ApiError {
             E::UriTooLong => "uri_too_long",
             E::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             E::OutputQuotaFull { .. } => "output_quota_full",
+            E::KeyOutputQuotaFull { .. } => "key_output_quota_full",
             E::Busy => "busy",
+            E::KeyBusy { .. } => "key_busy",
             E::ClientConnections(_) => "too_many_client_connections",
             E::AuthThrottled(_) => "too_many_auth_failures",
             E::HeadersTooLarge(_) => "headers_too_large",
@@ -266,7 +289,9 @@ impl ApiError {
         let value = match &self {
             ApiError::Unauthorized(_) => Some((header::WWW_AUTHENTICATE, "Bearer".to_string())),
             ApiError::MethodNotAllowed { allow, .. } => Some((header::ALLOW, allow.clone())),
-            ApiError::Busy => Some((header::RETRY_AFTER, RETRY_AFTER_BUSY_S.to_string())),
+            ApiError::Busy | ApiError::KeyBusy { .. } => {
+                Some((header::RETRY_AFTER, RETRY_AFTER_BUSY_S.to_string()))
+            }
             ApiError::Unavailable(_) => {
                 Some((header::RETRY_AFTER, RETRY_AFTER_UNAVAILABLE_S.to_string()))
             }
@@ -355,11 +380,22 @@ mod tests {
             ApiError::UriTooLong,
             ApiError::RangeNotSatisfiable { len: 3 },
             ApiError::Busy,
+            ApiError::KeyBusy {
+                key: "k".into(),
+                running: 2,
+                limit: 2,
+            },
             ApiError::ClientConnections(1),
             ApiError::AuthThrottled(1),
             ApiError::HeadersTooLarge(1),
             ApiError::Internal("x".into()),
             ApiError::OutputQuotaFull {
+                committed: 1,
+                needed: 2,
+                quota: 2,
+            },
+            ApiError::KeyOutputQuotaFull {
+                key: "k".into(),
                 committed: 1,
                 needed: 2,
                 quota: 2,

@@ -10,7 +10,7 @@ use crate::http::tls::Tls;
 use crate::http::{router::Router, server};
 use crate::state::State;
 use crate::throttle::AuthThrottle;
-use crate::{api, audit, clock, helper, jobs, keys, metrics, procs};
+use crate::{api, audit, helper, jobs, keys, metrics, procs};
 
 /// How often finished jobs past `output_retention` are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
@@ -29,7 +29,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     // The hub's inotify reader is a task of this runtime.
     let _runtime = rt.enter();
     let hub = jobs::hub::Hub::start();
-    let metrics = Arc::new(metrics::Metrics::new(clock::now_ms()).map_err(|e| e.to_string())?);
+    let metrics = Arc::new(metrics::Metrics::new().map_err(|e| e.to_string())?);
     let helper = helper::Helper::new(cfg.helper_socket.clone()).with_metrics(metrics.clone());
     jobs::events::spawn(
         cfg.helper_socket.clone(),

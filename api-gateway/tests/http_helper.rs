@@ -380,18 +380,24 @@ fn at_the_job_limit_the_answer_is_429_with_retry_after() {
     let Some((_h, g, t)) = setup("job limit") else {
         return;
     };
+    // One key runs at most half the helper's 4 slots: two keys fill them.
+    let second = g.key("second", "exec", &[]);
     let mut ids = Vec::new();
-    for _ in 0..4 {
+    for key in [&t, &t, &second, &second] {
         let r = g.send(
             "POST",
             "/api/ps",
-            Some(&t),
+            Some(key),
             r#"{"cmd": "sleep 20", "timeout_s": 5}"#,
         );
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-        ids.push(r.json()["output"].as_str().unwrap_or_default().to_string());
+        ids.push((
+            key.clone(),
+            r.json()["output"].as_str().unwrap_or_default().to_string(),
+        ));
     }
-    let r = g.send("POST", "/api/ps", Some(&t), r#"{"cmd": "true"}"#);
+    let third = g.key("third", "exec", &[]);
+    let r = g.send("POST", "/api/ps", Some(&third), r#"{"cmd": "true"}"#);
     assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["code"], "busy");
     let after: u64 = r
@@ -399,8 +405,8 @@ fn at_the_job_limit_the_answer_is_429_with_retry_after() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After in seconds");
     assert!(after >= 1);
-    for id in ids {
-        wait_job(&g, &t, &id);
+    for (key, id) in ids {
+        wait_job(&g, &key, &id);
     }
 }
 

@@ -269,7 +269,7 @@ fn leftovers(marker: &str) -> Vec<String> {
 }
 
 #[test]
-fn cancel_leaves_nothing_of_the_job_alive_and_is_idempotent() {
+fn cancel_leaves_nothing_of_the_job_alive_and_a_second_delete_deletes() {
     let Some((_h, g, t)) = setup("cancel", "") else {
         return;
     };
@@ -287,10 +287,15 @@ fn cancel_leaves_nothing_of_the_job_alive_and_is_idempotent() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(leftovers("sleep 1061"), Vec::<String>::new());
+    assert_eq!(r.json()["deleted"], false, "a cancelled job is kept");
+    assert_eq!(job(&g, &t, &id)["state"], "cancelled");
+    // Once ended, a DELETE deletes it; it is then gone.
     let again = g.send("DELETE", &format!("/api/jobs/{id}"), Some(&t), "");
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["job"]["state"], "cancelled");
-    assert_eq!(job(&g, &t, &id)["state"], "cancelled");
+    assert_eq!(again.json()["deleted"], true);
+    let gone = g.send("DELETE", &format!("/api/jobs/{id}"), Some(&t), "");
+    assert_eq!(gone.status, 404);
 }
 
 #[test]
@@ -335,14 +340,21 @@ fn a_key_never_sees_another_keys_job_unless_admin() {
 
 #[test]
 fn the_output_quota_refuses_a_job_clearly_and_loses_nothing() {
-    // The test policy's ceiling is 1 MiB per stream: a job may need 2 MiB,
-    // so one running job leaves no room for a second under 3 MiB.
-    let Some((_h, g, t)) = setup("quota", "output_quota = \"3M\"\n") else {
+    // The test policy's ceiling is 1 MiB per stream: a job may need 2 MiB.
+    // Each key may hold 3 MiB, all keys together 5 MiB: two keys with a
+    // running job each leave no room for a third key's job.
+    let Some((_h, g, t)) = setup(
+        "quota",
+        "output_quota = \"5M\"\nkey_output_quota = \"3M\"\n",
+    ) else {
         return;
     };
+    let other = g.key("other", "exec", &[]);
+    let third = g.key("third", "exec", &[]);
     let first = start(&g, &t, "echo kept; sleep 2", 10);
+    let second = start(&g, &other, "sleep 2", 10);
     let body = serde_json::json!({"cmd": "echo refused"}).to_string();
-    let r = g.send("POST", "/api/jobs", Some(&t), &body);
+    let r = g.send("POST", "/api/jobs", Some(&third), &body);
     assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
     let v = r.json();
     assert_eq!(v["code"], "output_quota_full");
@@ -350,24 +362,25 @@ fn the_output_quota_refuses_a_job_clearly_and_loses_nothing() {
         v["message"]
             .as_str()
             .unwrap_or("")
-            .contains("output_quota is 3145728"),
+            .contains("output_quota is 5242880"),
         "{v}"
     );
-    let listed = g.get("/api/jobs", Some(&t)).json();
+    let listed = g.get("/api/jobs", Some(&third)).json();
     assert_eq!(
         listed["jobs"].as_array().map(Vec::len),
-        Some(1),
+        Some(0),
         "nothing started"
     );
     ended(&g, &t, &first);
+    ended(&g, &other, &second);
     assert_eq!(
         g.get(&format!("/api/jobs/{first}/stdout"), Some(&t)).body,
         b"kept\n",
         "nothing stored was dropped"
     );
-    // Once the first job is done its reservation is gone.
-    let third = start(&g, &t, "echo fits", 10);
-    assert_eq!(ended(&g, &t, &third)["state"], "exited");
+    // Once the first jobs are done their reservations are gone.
+    let fits = start(&g, &third, "echo fits", 10);
+    assert_eq!(ended(&g, &third, &fits)["state"], "exited");
 }
 
 #[test]

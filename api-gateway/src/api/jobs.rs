@@ -1,7 +1,7 @@
 //! Jobs as resources (`exec` scope; `admin` also sees other keys' jobs):
 //! start one (`POST /api/jobs`), list them, look at one (optionally
-//! waiting for its end), cancel it, read its output raw with `Range`, or
-//! follow it live as Server-Sent Events.
+//! waiting for its end), cancel or delete it, read its output raw with
+//! `Range`, or follow it live as Server-Sent Events.
 
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use crate::ids::{Pid, StartTime};
 use crate::jobs::follow::{self, Follow, Offsets};
 use crate::jobs::store::{JobStore, Stream};
 use crate::jobs::{lifecycle, output, JobState, Meta};
+use crate::keys::Scope;
 use crate::reply::{Envelope, Reply};
 
 /// Longest `?wait=` (seconds).
@@ -170,37 +171,28 @@ struct JobList {
     next: Option<String>,
 }
 
-/// The caller's jobs (every key's with `admin`), newest first.
+/// The caller's jobs (every key's with `admin`), newest first: one page
+/// of the index, then the page's own records read from disk, so the cost
+/// is the page's whatever the store holds.
 pub async fn list(cx: &Ctx, req: ListRequest) -> Result<Reply, ApiError> {
     let caller = cx.caller()?.clone();
     let state = cx.state.clone();
     let page = blocking(move || {
-        let mut all: Vec<(JobId, Meta)> = state
+        let owner = (!caller.scopes.contains(&Scope::Admin)).then_some(caller.name.as_str());
+        let before = req.before;
+        let (ids, more) = state
             .jobs
-            .list()
+            .index()
+            .page(owner, req.state, before, req.limit)
+            .ok_or(ApiError::NoSuchJob(before.unwrap_or(JobId([0; 16]))))?;
+        let page: Vec<JobView> = ids
             .into_iter()
-            .filter(|(_, m)| lifecycle::visible(&caller, m))
-            .filter(|(_, m)| req.state.map_or(true, |s| m.state == s))
+            .filter_map(|id| {
+                let meta = state.jobs.meta(&id).ok().flatten()?;
+                Some(JobView::of(&state.jobs, id, &meta))
+            })
             .collect();
-        // Newest first; the id breaks ties so pages are stable.
-        all.sort_by_key(|(id, m)| std::cmp::Reverse((m.created_ms, id.0)));
-        let start = match req.before {
-            Some(b) => all
-                .iter()
-                .position(|(id, _)| *id == b)
-                .map(|i| i + 1)
-                .ok_or(ApiError::NoSuchJob(b))?,
-            None => 0,
-        };
-        let rest = &all[start.min(all.len())..];
-        let page: Vec<JobView> = rest
-            .iter()
-            .take(req.limit)
-            .map(|(id, m)| JobView::of(&state.jobs, *id, m))
-            .collect();
-        let next = (rest.len() > req.limit)
-            .then(|| page.last().map(|v| v.id.clone()))
-            .flatten();
+        let next = more.then(|| page.last().map(|v| v.id.clone())).flatten();
         Ok(JobList { jobs: page, next })
     })
     .await?;
@@ -291,23 +283,33 @@ impl FromInput for IdRequest {
     }
 }
 
-/// Cancels the job: the helper kills its whole cgroup. Idempotent.
-pub async fn cancel(cx: &Ctx, req: IdRequest) -> Result<Reply, ApiError> {
+/// Cancels a job that may still run (the helper kills its whole cgroup;
+/// the record stays), or deletes one that has ended with its output.
+/// Either way the answer is the job's last record and whether it was
+/// deleted; a deleted job is then 404 like any unknown one.
+pub async fn delete(cx: &Ctx, req: IdRequest) -> Result<Reply, ApiError> {
     cx.note_job(req.id);
     let caller = cx.caller()?.clone();
     let state = cx.state.clone();
     let id = req.id;
-    let meta = blocking(move || lifecycle::cancel(&state.jobs, &state.helper, &caller, id)).await?;
+    let (meta, sizes, deleted) =
+        blocking(move || lifecycle::delete(&state.jobs, &state.helper, &state.hub, &caller, id))
+            .await?;
     if let Some(pid) = meta.pid {
         cx.note_target(pid, meta.start_time);
     }
-    let meta = if meta.state.is_live() {
-        settled(cx, id, CANCEL_SETTLE).await?
+    let view = if meta.state.is_live() {
+        let meta = settled(cx, id, CANCEL_SETTLE).await?;
+        JobView::of(&cx.state.jobs, id, &meta)
+    } else if deleted {
+        JobView::new(id, &meta, sizes)
     } else {
-        meta
+        JobView::of(&cx.state.jobs, id, &meta)
     };
-    let view = JobView::of(&cx.state.jobs, id, &meta);
-    Ok(Envelope::ok().member("job", &view).finish(StatusCode::OK))
+    Ok(Envelope::ok()
+        .member("job", &view)
+        .member("deleted", &deleted)
+        .finish(StatusCode::OK))
 }
 
 /// `GET /api/jobs/{id}/stdout` and `/stderr`.

@@ -1,12 +1,14 @@
 //! `GET /metrics`: the Prometheus exposition (see `crate::metrics`). It
 //! needs a key with the `metrics` scope unless `metrics_public = true`.
-//! Each scrape counts the host's processes and the kept jobs now; a job
-//! still recorded as running is asked about through the helper.
+//! Each scrape counts the host's processes now, and the jobs from the job
+//! index; a job still recorded as running is asked about through the
+//! helper first, so an end nobody asked about is recorded.
 
 use super::blocking;
 use crate::error::ApiError;
 use crate::http::extract::Nothing;
 use crate::http::router::Ctx;
+use crate::jobs::lifecycle;
 use crate::metrics::{jobs, CONTENT_TYPE as EXPOSITION};
 use crate::reply::Reply;
 
@@ -22,14 +24,13 @@ pub async fn scrape(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
                 None
             }
         };
-        let live = |job| match state
-            .helper
-            .call(&protocol::Request::JobStatus { job }, &[])
-        {
-            Ok(protocol::Response::Job(s)) => Some(s),
-            _ => None,
-        };
-        let kept = jobs::scan(&state.cfg.state_dir.join("jobs"), &state.jobs, &live);
+        let live = state.jobs.index().live();
+        for id in live {
+            if let Ok(Some(mut meta)) = state.jobs.meta(&id) {
+                lifecycle::refresh(&state.jobs, &state.helper, id, &mut meta);
+            }
+        }
+        let kept = jobs::census(&state.jobs);
         state
             .metrics
             .render(host.as_ref(), &kept)

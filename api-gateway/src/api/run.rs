@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::http::extract::{present, FromInput, Input};
 use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime};
+use crate::jobs::admit::Limits;
 use crate::jobs::store::Stream;
 use crate::jobs::{lifecycle, output, JobState};
 use crate::reply::{Envelope, Reply};
@@ -85,6 +86,12 @@ pub async fn start_job(cx: &Ctx, req: RunRequest) -> Result<lifecycle::Started, 
     let owner = cx.caller()?.name.clone();
     let timeout_s = req.timeout_s.unwrap_or(cx.state.cfg.default_timeout_s);
     let state = cx.state.clone();
+    let limits = Limits {
+        output_quota: state.cfg.output_quota,
+        key_output_quota: state.cfg.key_output_quota,
+        key_max_running_jobs: state.cfg.key_max_running_jobs,
+        key_max_job_records: state.cfg.key_max_job_records,
+    };
     let started = blocking(move || {
         lifecycle::start(
             &state.jobs,
@@ -93,7 +100,7 @@ pub async fn start_job(cx: &Ctx, req: RunRequest) -> Result<lifecycle::Started, 
             &owner,
             &req.cmd,
             timeout_s,
-            lifecycle::Quota(state.cfg.output_quota),
+            &limits,
         )
     })
     .await?;

@@ -66,10 +66,8 @@ pub fn ended(store: &JobStore, hub: &Hub, job: JobId, status: &JobStatus) {
 
 /// Asks the helper about every job recorded as live.
 fn resync(store: &JobStore, helper: &Helper, hub: &Hub) {
-    for (job, meta) in store.list() {
-        if !meta.state.is_live() {
-            continue;
-        }
+    let live = store.index().live();
+    for job in live {
         match helper.call(&Request::JobStatus { job }, &[]) {
             Ok(Response::Job(s)) if s.state != protocol::JobState::Running => {
                 ended(store, hub, job, &s)

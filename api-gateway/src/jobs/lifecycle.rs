@@ -1,14 +1,16 @@
-//! A job's life as the gateway drives it: [`start`] checks the output
-//! quota, creates its files, watches them, hands their descriptors to the
-//! helper with the command and records the helper's answer; [`find`] and
-//! [`look`] read a job back for a key that may see it; [`cancel`] asks the
-//! helper to kill it. All block (files, the helper's socket): callers run
-//! them off the async threads.
+//! A job's life as the gateway drives it: [`start`] admits it under the
+//! key's and the store's limits, creates its files, watches them, hands
+//! their descriptors to the helper with the command and records the
+//! helper's answer; [`find`] and [`look`] read a job back for a key that
+//! may see it; [`cancel`] asks the helper to kill it; [`delete`] cancels a
+//! live job or removes a finished one. All block (files, the helper's
+//! socket): callers run them off the async threads.
 
 use std::os::fd::AsFd;
 
 use protocol::{JobId, Request, Response};
 
+use super::admit::{self, Limits};
 use super::hub::Hub;
 use super::meta::Meta;
 use super::store::{JobStore, Output};
@@ -23,13 +25,9 @@ pub struct Started {
     pub meta: Meta,
 }
 
-/// What the store may hold (`output_quota`).
-#[derive(Debug, Clone, Copy)]
-pub struct Quota(pub u64);
-
-/// Starts `cmd` for `owner` with a timeout in seconds, unless its output
-/// could take the store over `quota`: then nothing is started and nothing
-/// stored is touched.
+/// Starts `cmd` for `owner` with a timeout in seconds, unless `limits`
+/// refuse it: then nothing is started and nothing stored is touched. A key
+/// at its record limit gives up its oldest finished jobs first.
 pub fn start(
     store: &JobStore,
     helper: &Helper,
@@ -37,11 +35,12 @@ pub fn start(
     owner: &str,
     cmd: &str,
     timeout_s: u64,
-    quota: Quota,
+    limits: &Limits,
 ) -> Result<Started, ApiError> {
-    // The output ceiling per stream is the helper's (RLIMIT_FSIZE).
-    let ceiling = match helper.call(&Request::Info, &[])? {
-        Response::Info(info) => info.limits.rlimit_fsize,
+    // The output ceiling per stream is the helper's (RLIMIT_FSIZE), and
+    // the default running limit a share of its slots.
+    let (ceiling, max_jobs) = match helper.call(&Request::Info, &[])? {
+        Response::Info(info) => (info.limits.rlimit_fsize, info.max_jobs),
         other => {
             return Err(ApiError::BadGateway(format!(
                 "unexpected answer to info: {other:?}"
@@ -52,13 +51,10 @@ pub fn start(
     // Until the job is created (and so counted), no other start is
     // admitted.
     let _admission = store.admission();
-    let committed = store.committed_bytes(ceiling);
-    if committed.saturating_add(needed) > quota.0 {
-        return Err(ApiError::OutputQuotaFull {
-            committed,
-            needed,
-            quota: quota.0,
-        });
+    let evicted = admit::admit(&store.index(), limits, owner, needed, max_jobs)?;
+    for old in evicted {
+        hub.unwatch(&old);
+        store.remove(&old);
     }
     let mut raw = [0u8; 16];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
@@ -66,7 +62,7 @@ pub fn start(
     let id = JobId(raw);
     let mut meta = Meta::starting(owner, cmd, now_ms());
     let (out, err) = store
-        .create(&id, &meta)
+        .create(&id, &meta, needed)
         .map_err(|e| ApiError::Internal(format!("creating job files: {e}")))?;
     // Watched before the command can write, so no write goes unseen.
     hub.watch(id, &store.dir(&id));
@@ -111,8 +107,12 @@ pub fn visible(caller: &Caller, meta: &Meta) -> bool {
 }
 
 /// The job's record, if `caller` may see it. A job the caller may not see
-/// is "no such job", the same answer as a job that never was.
+/// is "no such job", the same answer as a job that never was; so is one
+/// the index does not hold (it is no job of the gateway's).
 pub fn find(store: &JobStore, caller: &Caller, id: JobId) -> Result<Meta, ApiError> {
+    if store.index().get(id).is_none() {
+        return Err(ApiError::NoSuchJob(id));
+    }
     store
         .meta(&id)
         .map_err(|e| ApiError::Internal(format!("reading job {id}: {e}")))?
@@ -183,4 +183,30 @@ pub fn cancel(
             ApiError::BadGateway(format!("unexpected answer to cancel: {other:?}"))
         })),
     }
+}
+
+/// `DELETE /api/jobs/{id}`: a job whose record says it may still run is
+/// cancelled and kept (the record then says how it ended, also when it
+/// ended on its own just before); one whose record says it ended is
+/// removed with its output, and its record returned a last time, so a
+/// job is only ever deleted by a client that could have seen it ended.
+/// `true`: removed.
+pub fn delete(
+    store: &JobStore,
+    helper: &Helper,
+    hub: &Hub,
+    caller: &Caller,
+    id: JobId,
+) -> Result<(Meta, (u64, u64), bool), ApiError> {
+    let meta = find(store, caller, id)?;
+    if meta.state.is_live() {
+        return Ok((cancel(store, helper, caller, id)?, store.sizes(&id), false));
+    }
+    // Sizes before the files go: the answer describes what was deleted.
+    let sizes = store.sizes(&id);
+    hub.unwatch(&id);
+    if !store.remove(&id) {
+        return Err(ApiError::NoSuchJob(id));
+    }
+    Ok((meta, sizes, true))
 }

@@ -10,7 +10,7 @@ use crate::ids::{Pid, StartTime};
 
 /// Where a job is in its life. Stored and served as snake_case
 /// (`timed_out`), the same strings older `meta.json` files hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Files created, the helper not yet answered.

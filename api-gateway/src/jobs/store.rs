@@ -4,6 +4,10 @@
 //! the last state seen ([`Meta`]), so output and status survive a gateway
 //! or helper restart. Ids are only ever built from a parsed [`JobId`],
 //! never from client text, so no path traversal is possible.
+//!
+//! Every change to a record goes through here, so the [`Index`] in memory
+//! changes with the disk: it is read from the records once, in
+//! [`JobStore::new`], and never by walking the directories again.
 
 use std::fs::File;
 use std::io::Read;
@@ -14,6 +18,7 @@ use std::time::Duration;
 
 use protocol::JobId;
 
+use super::index::Index;
 use super::meta::Meta;
 use crate::clock::now_ms;
 
@@ -25,7 +30,9 @@ pub struct JobStore {
     admission: Arc<Mutex<()>>,
     /// Held while a `meta.json` is read, changed and written: the request
     /// that started a job and the thread that hears its end both update it.
+    /// Taken before `index`, never after.
     writes: Arc<Mutex<()>>,
+    index: Arc<Mutex<Index>>,
 }
 
 /// Which output stream.
@@ -91,11 +98,45 @@ impl JobStore {
             .recursive(true)
             .mode(0o700)
             .create(&root)?;
-        Ok(JobStore {
+        let store = JobStore {
             root,
             admission: Arc::default(),
             writes: Arc::default(),
-        })
+            index: Arc::new(Mutex::new(Index::since(now_ms()))),
+        };
+        store.load();
+        Ok(store)
+    }
+
+    /// Builds the index from the records on disk: the one walk of the job
+    /// directories. A live job counts its ceiling as recorded (or, before
+    /// the helper told it, what it wrote so far: the first start after
+    /// this asks the helper for the ceiling again).
+    fn load(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        let mut index = self.index();
+        for e in rd.flatten() {
+            let Some(id) = e.file_name().to_str().and_then(JobId::from_hex) else {
+                continue;
+            };
+            let Ok(Some(meta)) = self.meta(&id) else {
+                continue;
+            };
+            let (o, r) = self.sizes(&id);
+            let written = o.saturating_add(r);
+            let bytes = match meta.output_limit {
+                Some(l) if meta.state.is_live() => written.max(l.saturating_mul(2)),
+                _ => written,
+            };
+            index.insert(id, &meta, bytes);
+        }
+    }
+
+    /// The index, locked. Never held across file I/O but the store's own.
+    pub fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Serializes job admission (quota check, then creation).
@@ -123,42 +164,10 @@ impl JobStore {
         (len(Stream::Stdout), len(Stream::Stderr))
     }
 
-    /// Every job with a readable record, in no particular order.
-    pub fn list(&self) -> Vec<(JobId, Meta)> {
-        let Ok(rd) = std::fs::read_dir(&self.root) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter_map(|e| {
-                let id = e.file_name().to_str().and_then(JobId::from_hex)?;
-                let meta = self.meta(&id).ok().flatten()?;
-                Some((id, meta))
-            })
-            .collect()
-    }
-
-    /// Bytes the store holds or may soon hold: every job's output so far,
-    /// plus, for each job that may still write, what it may still write up
-    /// to its ceiling (`per_stream_ceiling` when its own is not known yet).
-    pub fn committed_bytes(&self, per_stream_ceiling: u64) -> u64 {
-        self.list()
-            .into_iter()
-            .map(|(id, m)| {
-                let (o, e) = self.sizes(&id);
-                let written = o.saturating_add(e);
-                if m.state.is_live() {
-                    let limit = m.output_limit.unwrap_or(per_stream_ceiling);
-                    written.max(limit.saturating_mul(2))
-                } else {
-                    written
-                }
-            })
-            .fold(0u64, u64::saturating_add)
-    }
-
     /// Makes the job directory and its two output files; returns them open
-    /// for writing (to pass to the helper).
-    pub fn create(&self, id: &JobId, meta: &Meta) -> std::io::Result<(File, File)> {
+    /// for writing (to pass to the helper). The job counts `reserve` bytes
+    /// (its output ceiling) until the helper says what its own is.
+    pub fn create(&self, id: &JobId, meta: &Meta, reserve: u64) -> std::io::Result<(File, File)> {
         let dir = self.dir(id);
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let open = |name: &str| {
@@ -170,14 +179,10 @@ impl JobStore {
         };
         let out = open("out")?;
         let err = open("err")?;
-        self.write_meta(id, meta)?;
-        Ok((out, err))
-    }
-
-    /// Writes `meta` whole (a new job's first record).
-    pub fn write_meta(&self, id: &JobId, meta: &Meta) -> std::io::Result<()> {
         let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
-        self.write_file(id, meta)
+        self.write_file(id, meta)?;
+        self.index().insert(*id, meta, reserve);
+        Ok((out, err))
     }
 
     /// Reads the job's record, lets `change` edit it and writes it back, with
@@ -192,6 +197,12 @@ impl JobStore {
             return Ok(None);
         };
         change(&mut meta);
+        // The index first: whoever reads the new record on disk (a client
+        // told the job ended) finds the index already counting it so.
+        self.index().update(*id, &meta, || {
+            let (o, e) = self.sizes(id);
+            o.saturating_add(e)
+        });
         self.write_file(id, &meta)?;
         Ok(Some(meta))
     }
@@ -228,8 +239,13 @@ impl JobStore {
         Ok((read_output(&d.join("out"))?, read_output(&d.join("err"))?))
     }
 
-    pub fn remove(&self, id: &JobId) {
+    /// Deletes the job's record and output, from the disk and the index;
+    /// `false` if the index did not hold it (another request was first).
+    pub fn remove(&self, id: &JobId) -> bool {
+        let _w = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let held = self.index().remove(*id).is_some();
         let _ = std::fs::remove_dir_all(self.dir(id));
+        held
     }
 
     /// Deletes jobs that ended (or, if their end was never seen, were
@@ -238,24 +254,11 @@ impl JobStore {
     /// Returns how many were removed.
     pub fn sweep(&self, retention: Duration) -> usize {
         let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
-        let Ok(rd) = std::fs::read_dir(&self.root) else {
-            return 0;
-        };
-        let mut n = 0;
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let Some(id) = name.to_str().and_then(JobId::from_hex) else {
-                continue;
-            };
-            if let Ok(Some(m)) = self.meta(&id) {
-                let t = m.ended_ms.unwrap_or(m.created_ms);
-                if t < cutoff {
-                    self.remove(&id);
-                    n += 1;
-                }
-            }
+        let expired = self.index().expired(cutoff);
+        for id in &expired {
+            self.remove(id);
         }
-        n
+        expired.len()
     }
 }
 
@@ -276,8 +279,8 @@ mod tests {
         };
         let old = JobId([1; 16]);
         let new = JobId([2; 16]);
-        store.create(&old, &meta(1)).unwrap();
-        store.create(&new, &meta(now_ms())).unwrap();
+        store.create(&old, &meta(1), 0).unwrap();
+        store.create(&new, &meta(now_ms()), 0).unwrap();
         let p = d.path().join("jobs").join(new.to_hex()).join("out");
         assert_eq!(
             std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
@@ -286,5 +289,35 @@ mod tests {
         assert_eq!(store.sweep(Duration::from_secs(3600)), 1);
         assert!(store.meta(&old).unwrap().is_none());
         assert!(store.meta(&new).unwrap().is_some());
+        assert_eq!(store.index().usage("k").records, 1);
+    }
+
+    #[test]
+    fn the_index_is_rebuilt_from_the_records_on_disk() {
+        let d = tempfile::tempdir().unwrap();
+        let store = JobStore::new(d.path()).unwrap();
+        let done = JobId([1; 16]);
+        let live = JobId([2; 16]);
+        let (mut out, _) = store
+            .create(&done, &Meta::starting("k", "echo", 1), 100)
+            .unwrap();
+        std::io::Write::write_all(&mut out, b"four").unwrap();
+        store
+            .update(&done, |m| {
+                m.state = JobState::Exited;
+                m.ended_ms = Some(2);
+            })
+            .unwrap();
+        store
+            .create(&live, &Meta::starting("k", "sleep", 3), 100)
+            .unwrap();
+        store.update(&live, |m| m.output_limit = Some(30)).unwrap();
+        let usage = store.index().usage("k");
+        assert_eq!((usage.records, usage.running, usage.committed), (2, 1, 64));
+        let again = JobStore::new(d.path()).unwrap();
+        assert_eq!(again.index().usage("k"), usage);
+        store.remove(&done);
+        assert!(!d.path().join("jobs").join(done.to_hex()).exists());
+        assert_eq!(store.index().usage("k").records, 1);
     }
 }

@@ -1,106 +1,76 @@
-//! Job counts for `/metrics`, read from the job store at scrape time.
-//!
-//! The store's layout (`<state_dir>/jobs/<32 hex>/{out,err,meta.json}`,
-//! see `jobs/store.rs`) is what is counted: jobs by state, the bytes of
-//! output kept on disk, and the finished jobs with their outcome. A job
-//! whose record still says `starting` or `running` is asked about through
-//! the `live` callback (the helper), since its record is only brought up
-//! to date when someone reads its output. A test in this file creates
-//! jobs through `JobStore` so a change of layout fails here.
+//! Job counts for `/metrics`, taken from the job index at scrape time
+//! (`jobs/index.rs`), so a scrape costs the same however many jobs are
+//! kept: jobs by state, the bytes of output kept on disk, and the jobs
+//! seen ending since the gateway started, by outcome. Only the files of
+//! jobs still running are looked at, since they are still growing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use protocol::JobId;
+use crate::jobs::JobStore;
 
-use crate::jobs::{JobState, JobStore, Meta};
-
-/// How a finished job ended, as a label value.
-pub fn outcome(m: &Meta) -> Option<&'static str> {
-    Some(match m.state {
-        JobState::Starting | JobState::Running => return None,
-        JobState::Exited if m.exit_code == Some(0) => "success",
-        JobState::Exited => "failure",
-        JobState::Killed => "killed",
-        JobState::TimedOut => "timed_out",
-        JobState::Cancelled => "cancelled",
-    })
-}
-
-/// What a scan found.
+/// What a scrape reports of the jobs.
 #[derive(Debug, Default)]
 pub struct JobCensus {
     /// State name → jobs in that state (every state present, 0 included).
     pub by_state: BTreeMap<&'static str, u64>,
     /// Bytes of stdout and stderr kept on disk.
     pub output_bytes: u64,
-    /// Finished jobs: id, outcome, end (Unix ms).
-    pub finished: Vec<(JobId, &'static str, u64)>,
+    /// Outcome → jobs seen ending since the gateway started.
+    pub ended: BTreeMap<&'static str, u64>,
 }
 
-/// Scans the job directories under `root` (`<state_dir>/jobs`).
-pub fn scan(
-    root: &Path,
-    store: &JobStore,
-    live: &dyn Fn(JobId) -> Option<protocol::JobStatus>,
-) -> JobCensus {
-    let mut c = JobCensus::default();
-    for s in JobState::ALL {
-        c.by_state.insert(s.name(), 0);
-    }
-    let Ok(rd) = std::fs::read_dir(root) else {
-        return c;
+/// Counts the store's jobs from its index.
+pub fn census(store: &JobStore) -> JobCensus {
+    let (c, live) = {
+        let index = store.index();
+        (index.census(), index.live())
     };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(id) = name.to_str().and_then(JobId::from_hex) else {
-            continue;
-        };
-        let Ok(Some(mut meta)) = store.meta(&id) else {
-            continue;
-        };
-        if meta.state.is_live() {
-            if let Some(s) = live(id) {
-                meta.apply(&s);
-            }
-        }
-        *c.by_state.entry(meta.state.name()).or_default() += 1;
-        for f in ["out", "err"] {
-            c.output_bytes += std::fs::metadata(e.path().join(f)).map_or(0, |m| m.len());
-        }
-        if let Some(o) = outcome(&meta) {
-            c.finished
-                .push((id, o, meta.ended_ms.unwrap_or(meta.created_ms)));
-        }
+    let live_bytes = live
+        .iter()
+        .map(|id| {
+            let (o, e) = store.sizes(id);
+            o.saturating_add(e)
+        })
+        .fold(0u64, u64::saturating_add);
+    JobCensus {
+        by_state: c.by_state,
+        output_bytes: c.finished_bytes.saturating_add(live_bytes),
+        ended: c.ended,
     }
-    c
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::{JobState, Meta};
+    use protocol::JobId;
 
     #[test]
     fn jobs_created_through_the_store_are_counted_with_their_output() {
         let d = tempfile::tempdir().expect("tempdir");
         let store = JobStore::new(d.path()).expect("store");
-        let mut m = Meta::starting("k", "true", 1);
         let a = JobId([1; 16]);
-        let (mut out, _) = store.create(&a, &m).expect("create");
-        std::io::Write::write_all(&mut out, b"hello").expect("write");
-        m.state = JobState::Exited;
-        m.exit_code = Some(3);
-        m.ended_ms = Some(5);
-        store.write_meta(&a, &m).expect("meta");
-        let b = JobId([2; 16]);
-        store
-            .create(&b, &Meta::starting("k", "sleep 9", 1))
+        let (mut out, _) = store
+            .create(&a, &Meta::starting("k", "true", 1), 10)
             .expect("create");
-        let c = scan(&d.path().join("jobs"), &store, &|_| None);
+        std::io::Write::write_all(&mut out, b"hello").expect("write");
+        let b = JobId([2; 16]);
+        let (mut out, _) = store
+            .create(&b, &Meta::starting("k", "sleep 9", 1), 10)
+            .expect("create");
+        std::io::Write::write_all(&mut out, b"hi").expect("write");
+        store
+            .update(&a, |m| {
+                m.state = JobState::Exited;
+                m.exit_code = Some(3);
+                m.ended_ms = Some(crate::clock::now_ms());
+            })
+            .expect("update");
+        let c = census(&store);
         assert_eq!(c.by_state["exited"], 1);
         assert_eq!(c.by_state["starting"], 1);
         assert_eq!(c.by_state["cancelled"], 0);
-        assert_eq!(c.output_bytes, 5);
-        assert_eq!(c.finished, vec![(a, "failure", 5)]);
+        assert_eq!(c.output_bytes, 7);
+        assert_eq!(c.ended, BTreeMap::from([("failure", 1)]));
     }
 }

@@ -20,7 +20,7 @@
 
 pub mod jobs;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use protocol::{JobId, Request, Response};
+use protocol::{Request, Response};
 
 use crate::procs::Census;
 
@@ -56,15 +56,14 @@ pub struct Metrics {
     user_cpu: GaugeVec,
     user_rss: IntGaugeVec,
     /// Serializes scrapes (the scrape-time series are reset and refilled)
-    /// and remembers which finished jobs were counted.
+    /// and remembers how many finished jobs were counted.
     scrape: Mutex<Scrape>,
 }
 
 struct Scrape {
-    /// Jobs ending before this (Unix ms) ended before the gateway started:
-    /// not counted as finished by this process.
-    since_ms: u64,
-    counted: HashSet<JobId>,
+    /// Per outcome, the job index's count of ends at the last scrape: the
+    /// counter grows by what the index counted since.
+    counted: BTreeMap<&'static str, u64>,
 }
 
 /// A metric that could not be registered: a bug (a duplicate name).
@@ -116,9 +115,8 @@ fn histogram(
 }
 
 impl Metrics {
-    /// Registers every series; `started_ms` is the gateway's start (Unix
-    /// ms), from which finished jobs are counted.
-    pub fn new(started_ms: u64) -> Result<Metrics, MetricsError> {
+    /// Registers every series.
+    pub fn new() -> Result<Metrics, MetricsError> {
         let r = Registry::new();
         let build = gauges(
             &r,
@@ -228,8 +226,7 @@ impl Metrics {
                 &["user"],
             )?,
             scrape: Mutex::new(Scrape {
-                since_ms: started_ms,
-                counted: HashSet::new(),
+                counted: BTreeMap::new(),
             }),
             registry: r,
         };
@@ -310,14 +307,15 @@ impl Metrics {
             self.jobs.with_label_values(&[state]).set(clamp(*n));
         }
         self.job_output_bytes.set(clamp(jobs.output_bytes));
-        let present: HashSet<JobId> = jobs.finished.iter().map(|(id, _, _)| *id).collect();
-        for (id, outcome, ended_ms) in &jobs.finished {
-            if *ended_ms >= scrape.since_ms && scrape.counted.insert(*id) {
-                self.jobs_finished.with_label_values(&[outcome]).inc();
+        for (outcome, n) in &jobs.ended {
+            let seen = scrape.counted.entry(outcome).or_default();
+            if *n > *seen {
+                self.jobs_finished
+                    .with_label_values(&[outcome])
+                    .inc_by(*n - *seen);
+                *seen = *n;
             }
         }
-        // Jobs swept from disk can no longer be seen again.
-        scrape.counted.retain(|id| present.contains(id));
 
         for g in [&self.host_processes, &self.user_processes, &self.user_rss] {
             g.reset();
@@ -459,13 +457,10 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_job_is_counted_once_and_only_if_it_ended_after_start() {
-        let m = Metrics::new(100).expect("metrics");
-        let jobs = jobs::JobCensus {
-            finished: vec![
-                (JobId([1; 16]), "success", 150),
-                (JobId([2; 16]), "killed", 50),
-            ],
+    fn a_finished_job_is_counted_once() {
+        let m = Metrics::new().expect("metrics");
+        let mut jobs = jobs::JobCensus {
+            ended: BTreeMap::from([("success", 1)]),
             ..Default::default()
         };
         for _ in 0..2 {
@@ -476,11 +471,17 @@ mod tests {
             );
             assert!(!text.contains("outcome=\"killed\""), "{text}");
         }
+        jobs.ended.insert("success", 3);
+        let text = String::from_utf8(m.render(None, &jobs).expect("render")).expect("utf8");
+        assert!(
+            text.contains("monitoreo_jobs_finished_total{outcome=\"success\"} 3"),
+            "{text}"
+        );
     }
 
     #[test]
     fn the_exposition_carries_requests_and_host_series() {
-        let m = Metrics::new(0).expect("metrics");
+        let m = Metrics::new().expect("metrics");
         m.request(
             Some("/api/ps/{pid}"),
             &hyper::Method::GET,

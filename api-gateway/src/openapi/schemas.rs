@@ -262,6 +262,16 @@ pub fn components() -> Value {
     );
     put("JobResponse", ok_object(json!({"job": r("Job")}), &[]));
     put(
+        "JobDeleted",
+        ok_object(
+            json!({
+                "job": r("Job"),
+                "deleted": {"type": "boolean", "description": "true: the job had ended, and its record and output are now deleted (the job is the last record); false: it was running, and was cancelled and kept"}
+            }),
+            &[],
+        ),
+    );
+    put(
         "RawOutput",
         json!({"type": "string", "contentMediaType": "application/octet-stream",
                "description": "The stream's bytes exactly as the command wrote them"}),
