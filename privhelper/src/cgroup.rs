@@ -6,6 +6,14 @@
 //! The helper never waits here: a killed cgroup is removed once its
 //! `cgroup.events` says `populated 0`, which the server's poll loop watches
 //! (`POLLPRI` on the open events file).
+//!
+//! On a hybrid host the v2 hierarchy has no controllers (they are bound to
+//! the v1 hierarchies): containment and `cgroup.kill` stay v2, and a job's
+//! memory and process limits go into a group of its own in the v1
+//! `memory` and `pids` hierarchies (`V1`), joined by the child with the v2
+//! one and removed with it. The v1 memory controller charges tmpfs and
+//! shared memory to the group of the process that touched them, as v2
+//! does.
 
 use std::fs::{self, File};
 use std::io;
@@ -37,6 +45,37 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 pub struct CgroupRoot {
     dir: PathBuf,
     controllers: Controllers,
+    v1: V1,
+}
+
+/// The helper's own groups in the v1 `memory` and `pids` hierarchies, used
+/// for the limits the v2 hierarchy cannot hold (`None`: not used).
+#[derive(Debug, Clone, Default)]
+pub struct V1 {
+    pub memory: Option<PathBuf>,
+    pub pids: Option<PathBuf>,
+}
+
+/// Which mechanism holds a job's memory and process-count limits, for the
+/// start line and `--check`.
+pub fn mechanisms(root: Option<&CgroupRoot>) -> (&'static str, &'static str) {
+    let c = root.map(CgroupRoot::controllers).unwrap_or_default();
+    let v1 = root.map(|r| &r.v1);
+    let memory = if v1.is_some_and(|v| v.memory.is_some()) {
+        "cgroup v1 memory.limit_in_bytes"
+    } else if c.memory {
+        "cgroup v2 memory.max"
+    } else {
+        "RLIMIT_AS per process"
+    };
+    let pids = if v1.is_some_and(|v| v.pids.is_some()) {
+        "cgroup v1 pids.max"
+    } else if c.pids {
+        "cgroup v2 pids.max"
+    } else {
+        "RLIMIT_NPROC per job uid"
+    };
+    (memory, pids)
 }
 
 impl CgroupRoot {
@@ -63,8 +102,19 @@ impl CgroupRoot {
         if !has_kill {
             return None;
         }
-        let controllers = enable_controllers(&dir);
-        Some(CgroupRoot { dir, controllers })
+        let mut controllers = enable_controllers(&dir);
+        let v1 = V1 {
+            memory: (!controllers.memory).then(|| v1_dir("memory")).flatten(),
+            pids: (!controllers.pids).then(|| v1_dir("pids")).flatten(),
+        };
+        // A limit held in v1 is reported like its v2 form.
+        controllers.memory |= v1.memory.is_some();
+        controllers.pids |= v1.pids.is_some();
+        Some(CgroupRoot {
+            dir,
+            controllers,
+            v1,
+        })
     }
 
     /// Creates the directory for one job and writes the limits its
@@ -76,8 +126,19 @@ impl CgroupRoot {
             .dir
             .join(format!("monitoreo-{}-job-{name}", std::process::id()));
         fs::create_dir(&dir)?;
-        let cg = JobCgroup { dir };
-        let c = self.controllers;
+        let mut cg = JobCgroup {
+            dir,
+            v1: Vec::new(),
+        };
+        if let Err(e) = self.create_v1(&mut cg, name, limits) {
+            let _ = cg.remove();
+            return Err(e);
+        }
+        let c = Controllers {
+            memory: self.controllers.memory && self.v1.memory.is_none(),
+            pids: self.controllers.pids && self.v1.pids.is_none(),
+            ..self.controllers
+        };
         let writes = [
             (c.memory, "memory.max", limits.memory_max.to_string()),
             (c.memory, "memory.swap.max", "0".to_string()),
@@ -97,11 +158,46 @@ impl CgroupRoot {
                 if file == "memory.swap.max" && e.kind() == io::ErrorKind::NotFound {
                     continue;
                 }
-                let _ = fs::remove_dir(&cg.dir);
+                let _ = cg.remove();
                 return Err(e);
             }
         }
         Ok(cg)
+    }
+
+    /// The job's groups in the v1 hierarchies in use, with their limits:
+    /// `memory.limit_in_bytes`, then `memory.memsw.limit_in_bytes` (no
+    /// swap beyond it, where swap is accounted), and `pids.max`.
+    fn create_v1(&self, cg: &mut JobCgroup, name: &str, limits: &CgroupLimits) -> io::Result<()> {
+        let job = format!("monitoreo-{}-job-{name}", std::process::id());
+        let memory = limits.memory_max.to_string();
+        let plans = [
+            (
+                &self.v1.memory,
+                vec![
+                    ("memory.limit_in_bytes", memory.clone()),
+                    ("memory.memsw.limit_in_bytes", memory),
+                ],
+            ),
+            (
+                &self.v1.pids,
+                vec![("pids.max", limits.pids_max.to_string())],
+            ),
+        ];
+        for (base, writes) in plans {
+            let Some(base) = base else { continue };
+            let dir = base.join(&job);
+            fs::create_dir(&dir)?;
+            cg.v1.push(dir.clone());
+            for (file, value) in writes {
+                match fs::write(dir.join(file), value) {
+                    // memsw is absent without swap accounting.
+                    Err(e) if file.contains("memsw") && e.kind() == io::ErrorKind::NotFound => {}
+                    r => r?,
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -113,18 +209,28 @@ impl CgroupRoot {
     /// Returns how many were removed; a cgroup still emptying is left for
     /// the next start.
     pub fn remove_stale(&self) -> usize {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return 0;
-        };
         let mut removed = 0;
-        for e in entries.flatten() {
-            if !crate::home::left_by_a_gone_helper(&e.file_name()) {
+        let v1 = [&self.v1.memory, &self.v1.pids].into_iter().flatten();
+        for (i, base) in std::iter::once(&self.dir).chain(v1).enumerate() {
+            let Ok(entries) = fs::read_dir(base) else {
                 continue;
-            }
-            let cg = JobCgroup { dir: e.path() };
-            let _ = cg.kill();
-            if cg.remove().is_ok() {
-                removed += 1;
+            };
+            for e in entries.flatten() {
+                if !crate::home::left_by_a_gone_helper(&e.file_name()) {
+                    continue;
+                }
+                let cg = JobCgroup {
+                    dir: e.path(),
+                    v1: Vec::new(),
+                };
+                // Only the v2 group can be killed at once; v1 groups of
+                // a gone helper are empty once its v2 ones are.
+                if i == 0 {
+                    let _ = cg.kill();
+                }
+                if cg.remove().is_ok() && i == 0 {
+                    removed += 1;
+                }
             }
         }
         removed
@@ -179,6 +285,32 @@ fn enable_controllers(dir: &Path) -> Controllers {
     }
 }
 
+/// The helper's own group in the v1 hierarchy of `controller`, if that
+/// hierarchy is mounted and takes a new child group (probed).
+fn v1_dir(controller: &str) -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let (root, mount) = info.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mut post = post.split_whitespace();
+        let v1 = post.next()? == "cgroup" && post.nth(1)?.split(',').any(|o| o == controller);
+        let mut pre = pre.split_whitespace();
+        v1.then(|| Some((pre.nth(3)?.to_string(), PathBuf::from(pre.next()?))))
+            .flatten()
+    })?;
+    let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, list, path) = (f.next()?, f.next()?, f.next()?);
+        list.split(',').any(|c| c == controller).then_some(path)
+    })?;
+    let rel = path.strip_prefix(root.as_str()).unwrap_or(path);
+    let dir = mount.join(rel.trim_start_matches('/'));
+    let probe = dir.join(format!("monitoreo-probe-{}", std::process::id()));
+    fs::create_dir(&probe).ok()?;
+    let _ = fs::remove_dir(&probe);
+    Some(dir)
+}
+
 fn cgroup2_mount() -> Option<PathBuf> {
     let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
     info.lines().find_map(|l| {
@@ -189,10 +321,11 @@ fn cgroup2_mount() -> Option<PathBuf> {
     })
 }
 
-/// One job's cgroup.
+/// One job's cgroup, and its groups in the v1 hierarchies in use.
 #[derive(Debug)]
 pub struct JobCgroup {
     dir: PathBuf,
+    v1: Vec<PathBuf>,
 }
 
 impl JobCgroup {
@@ -203,8 +336,13 @@ impl JobCgroup {
         self.dir.file_name()?.to_str()
     }
 
-    pub fn procs_file(&self) -> PathBuf {
-        self.dir.join("cgroup.procs")
+    /// Every `cgroup.procs` the child writes itself into: the v2 one and
+    /// those of its v1 groups.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        std::iter::once(&self.dir)
+            .chain(&self.v1)
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
     }
 
     /// Kills every process in the cgroup.
@@ -222,9 +360,9 @@ impl JobCgroup {
                     .find_map(|l| l.strip_prefix("usage_usec "))
                     .and_then(|v| v.trim().parse().ok())
             });
-        let peak = fs::read_to_string(self.dir.join("memory.peak"))
-            .ok()
-            .and_then(|t| t.trim().parse().ok());
+        let peak = std::iter::once(self.dir.join("memory.peak"))
+            .chain(self.v1.iter().map(|d| d.join("memory.max_usage_in_bytes")))
+            .find_map(|f| fs::read_to_string(f).ok()?.trim().parse().ok());
         (cpu, peak)
     }
 
@@ -234,12 +372,16 @@ impl JobCgroup {
         File::open(self.dir.join("cgroup.events"))
     }
 
-    /// Removes the (empty) directory; one attempt, never a wait.
+    /// Removes the (empty) directories, v1 ones first; one attempt each,
+    /// never a wait. The first failure is the answer (the drain retries).
     pub fn remove(&self) -> io::Result<()> {
-        match fs::remove_dir(&self.dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        for dir in self.v1.iter().chain(std::iter::once(&self.dir)) {
+            match fs::remove_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
     }
 }
 

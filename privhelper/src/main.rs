@@ -82,6 +82,9 @@ fn run(args: cli::Args) -> Result<(), String> {
                 }
             }
         }
+        let (memory, pids) =
+            cgroup::mechanisms(cgroup::CgroupRoot::discover(args.cgroup_root.as_deref()).as_ref());
+        println!("job limits: memory by {memory}; processes by {pids}");
         println!("policy ok: {}", policy.summary());
         return Ok(());
     }
@@ -100,6 +103,7 @@ fn run(args: cli::Args) -> Result<(), String> {
         None => None,
     };
     let cgroups = cgroup::CgroupRoot::discover(args.cgroup_root.as_deref());
+    let (memory_by, pids_by) = cgroup::mechanisms(cgroups.as_ref());
     let containment = match &cgroups {
         Some(c) => {
             let stale = c.remove_stale();
@@ -111,6 +115,7 @@ fn run(args: cli::Args) -> Result<(), String> {
                 "mode": "cgroup",
                 "cgroup": c.path().display().to_string(),
                 "controllers": {"memory": on.memory, "pids": on.pids, "cpu": on.cpu},
+                "limits": {"memory": memory_by, "pids": pids_by},
                 "note": "where a controller is off, RLIMIT_AS and the per-job RLIMIT_NPROC hold",
             })
         }

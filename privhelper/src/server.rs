@@ -804,7 +804,7 @@ impl Server {
             private: pool_uid.map(|_| self.jobs.shared.as_slice()),
             stdout: &stdout,
             stderr: &stderr,
-            cgroup_procs: cgroup.as_ref().map(|c| c.procs_file()),
+            cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
         };
         let pid = match spawn(&plan) {
             Ok(pid) => pid,

@@ -49,8 +49,9 @@ pub struct SpawnPlan<'a> {
     pub private: Option<&'a [PathBuf]>,
     pub stdout: &'a OwnedFd,
     pub stderr: &'a OwnedFd,
-    /// `cgroup.procs` of the job's cgroup, if contained by cgroup.
-    pub cgroup_procs: Option<PathBuf>,
+    /// `cgroup.procs` of the job's cgroup (and of its v1 groups), if
+    /// contained by cgroup.
+    pub cgroup_procs: Vec<PathBuf>,
 }
 
 /// Forks and execs; returns the child's pid once `execve` succeeded.
@@ -110,7 +111,7 @@ fn child(
 
 fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
     setsid().map_err(io::Error::from)?;
-    if let Some(procs) = &plan.cgroup_procs {
+    for procs in &plan.cgroup_procs {
         OpenOptions::new()
             .write(true)
             .open(procs)?

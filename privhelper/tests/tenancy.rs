@@ -385,3 +385,37 @@ fn check_says_whether_a_range_is_free_or_held() {
     let free = check(61010);
     assert!(free.contains("job uids 61010-61019: free"), "{free}");
 }
+
+#[test]
+fn a_jobs_memory_is_bounded_as_a_whole_not_per_process() {
+    // On a hybrid host (v2 without controllers) RLIMIT_AS held each
+    // process alone: four 150 MiB processes made a 600 MiB job under a
+    // 256 MiB memory_max. With a memory cgroup (v2, or v1 on such a host)
+    // the job as a whole is held.
+    if !root_or_skip("a_jobs_memory_is_bounded_as_a_whole_not_per_process") {
+        return;
+    }
+    let h = Helper::start("ten-mem", &policy(61020, "memory_max = 268435456"));
+    let mut c = h.connect();
+    let (s, files) = start_job(
+        &mut c,
+        &h.dir,
+        1,
+        "for i in 1 2 3 4; do python3 -c 'import time; b = b\"x\" * (150 << 20); \
+         time.sleep(2); print(\"held\", flush=True)' & done; wait",
+        30_000,
+    );
+    assert_eq!(
+        (s.limits.cgroup_memory_max, s.limits.rlimit_as),
+        (Some(268_435_456), None),
+        "no memory cgroup holds the job on this host: {:?}; the start line says why",
+        s.limits
+    );
+    assert!(s.limits.cgroup_pids_max.is_some(), "{:?}", s.limits);
+    let end = wait_job(&mut c, 1, Duration::from_secs(25));
+    let held = files.read_out().lines().filter(|l| *l == "held").count();
+    assert!(held <= 1, "{held} processes held 150 MiB each: {end:?}");
+    if let Some(peak) = end.memory_peak {
+        assert!(peak <= 268_435_456, "peak {peak}");
+    }
+}
