@@ -3,34 +3,20 @@
 
 use std::fmt;
 
+use crate::rule::Builtin;
+
 /// A pid the helper may act on: always ≥ 2 (pid ≤ 1 and negative values are
 /// refused before one of these can exist).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pid(i32);
 
-/// Why a raw pid is not a [`Pid`]; each is a built-in protection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BadPid {
-    Negative,
-    ZeroOrOne,
-}
-
-impl BadPid {
-    /// The name of the built-in rule, as sent in `Denied { rule }`.
-    pub fn rule(self) -> &'static str {
-        match self {
-            BadPid::Negative => "builtin:negative-pid",
-            BadPid::ZeroOrOne => "builtin:pid<=1",
-        }
-    }
-}
-
 impl Pid {
-    pub fn new(raw: i32) -> Result<Pid, BadPid> {
+    /// A raw pid that is not a [`Pid`] is refused by a built-in protection.
+    pub fn new(raw: i32) -> Result<Pid, Builtin> {
         if raw < 0 {
-            Err(BadPid::Negative)
+            Err(Builtin::NegativePid)
         } else if raw <= 1 {
-            Err(BadPid::ZeroOrOne)
+            Err(Builtin::PidAtMostOne)
         } else {
             Ok(Pid(raw))
         }
@@ -89,10 +75,10 @@ mod tests {
 
     #[test]
     fn pids_below_two_never_become_pids() {
-        assert_eq!(Pid::new(-1), Err(BadPid::Negative));
-        assert_eq!(Pid::new(i32::MIN), Err(BadPid::Negative));
-        assert_eq!(Pid::new(0), Err(BadPid::ZeroOrOne));
-        assert_eq!(Pid::new(1), Err(BadPid::ZeroOrOne));
+        assert_eq!(Pid::new(-1), Err(Builtin::NegativePid));
+        assert_eq!(Pid::new(i32::MIN), Err(Builtin::NegativePid));
+        assert_eq!(Pid::new(0), Err(Builtin::PidAtMostOne));
+        assert_eq!(Pid::new(1), Err(Builtin::PidAtMostOne));
         assert_eq!(Pid::new(2).map(Pid::get), Ok(2));
     }
 

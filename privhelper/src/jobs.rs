@@ -8,19 +8,20 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal as NixSignal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use protocol::{Containment, JobId, JobLimits, JobState, JobStatus};
+use protocol::{Containment, JobId, JobLimits, JobState, JobStatus, Response};
 
-use crate::cgroup::{self, JobCgroup};
+use crate::cgroup::{self, CgroupLimits, CgroupRoot, JobCgroup, CPU_PERIOD_US};
 use crate::home;
 use crate::log;
-use crate::policy::JobOf;
+use crate::policy::{JobOf, RunAs, RunPolicy};
+use crate::spawn::{spawn, SpawnPlan};
 use crate::uids::{self, UidPool};
 use serde_json::json;
 
@@ -107,12 +108,12 @@ impl Cleaner {
 /// All jobs.
 #[derive(Default)]
 pub struct Jobs {
-    pub running: HashMap<JobId, Running>,
-    pub draining: HashMap<JobId, Draining>,
-    pub uids: UidPool,
-    /// The host's world-writable directories (`ns::discover`), which a
-    /// uid's cleaner sweeps.
-    pub shared: Vec<PathBuf>,
+    running: HashMap<JobId, Running>,
+    draining: HashMap<JobId, Draining>,
+    uids: UidPool,
+    /// The host's world-writable directories (`ns::discover`): covered
+    /// in each job's namespace, swept by a uid's cleaner.
+    shared: Vec<PathBuf>,
     finished: HashMap<JobId, JobStatus>,
     order: VecDeque<JobId>,
     /// Ended since the last [`Jobs::take_ended`], for event subscribers.
@@ -126,8 +127,75 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a job waits on wakes the loop for: a running job's shell ended
+/// (`Jobs::reap`), or a draining job's cgroup emptied or its cleaner ended
+/// (`Jobs::drain`).
+pub enum Wake {
+    Reap(JobId),
+    Drain(JobId),
+}
+
 impl Jobs {
-    pub fn known(&self, id: &JobId) -> bool {
+    /// Takes `range` (per-job uids; `None`: a shared run user) and the
+    /// host's world-writable directories, and readies every uid of the
+    /// range that none of our jobs holds: one a process still runs as (a
+    /// dead helper's job) is taken back through a drain that kills its
+    /// processes, then cleaned; every other one is cleaned now
+    /// (`clean_range`). Uids still held by jobs stay taken until released.
+    pub fn ready(&mut self, range: Option<std::ops::RangeInclusive<u32>>, shared: Vec<PathBuf>) {
+        self.shared = shared;
+        self.uids.set_range(range.clone());
+        let Some(range) = range else {
+            return;
+        };
+        for (uid, why) in uids::in_use_on_host(&range) {
+            if !self.uids.taken(uid) {
+                log::event(
+                    "uid_reclaimed",
+                    &[("job_uid", json!(uid)), ("reason", json!(why))],
+                );
+                self.reclaim(uid);
+            }
+        }
+        self.clean_range(&range);
+    }
+
+    /// The descriptors the loop polls for the jobs, with what each wakes.
+    pub fn pollables(&self) -> impl Iterator<Item = (Wake, BorrowedFd<'_>, PollFlags)> {
+        let running = self
+            .running
+            .iter()
+            .map(|(id, r)| (Wake::Reap(*id), r.pidfd.as_fd(), PollFlags::POLLIN));
+        let draining = self.draining.iter().filter_map(|(id, d)| {
+            let (fd, flags) = match (&d.cleaner, &d.events) {
+                (Some(c), _) => (c.pidfd.as_fd(), PollFlags::POLLIN),
+                (None, Some(ev)) => (ev.as_fd(), PollFlags::POLLPRI),
+                (None, None) => return None,
+            };
+            Some((Wake::Drain(*id), fd, flags))
+        });
+        running.chain(draining)
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn quarantined(&self) -> usize {
+        self.uids.quarantined()
+    }
+
+    /// `Job(status)` of a job this helper knows, `Invalid` otherwise.
+    pub fn status_response(&self, id: &JobId) -> Response {
+        match self.status(id) {
+            Some(s) => Response::Job(s),
+            None => Response::Invalid {
+                what: format!("no job {id}"),
+            },
+        }
+    }
+
+    fn known(&self, id: &JobId) -> bool {
         self.running.contains_key(id) || self.finished.contains_key(id)
     }
 
@@ -155,6 +223,163 @@ impl Jobs {
             .chain(drains)
             .map(|t| t.saturating_duration_since(now))
             .min()
+    }
+
+    /// Starts a job (`Spawn`): checks the request against `run`, takes a
+    /// uid, makes the cgroup, forks the child (`spawn::spawn`) and keeps
+    /// the job. Every refusal and failure leaves nothing behind: the uid
+    /// goes back (or, once a child ran as it, through a cleanup).
+    pub fn start(
+        &mut self,
+        s: Start<'_>,
+        run: &RunPolicy,
+        cgroups: Option<&CgroupRoot>,
+    ) -> Response {
+        let Start {
+            job,
+            command,
+            timeout_ms,
+            key,
+            fds,
+        } = s;
+        if timeout_ms == 0 || timeout_ms > run.max_timeout_ms {
+            return Response::Invalid {
+                // In the API's units: the gateway passes this text on.
+                what: format!(
+                    "timeout_s must be between 1 and {} s (the policy's max_timeout_s)",
+                    run.max_timeout_ms / 1000
+                ),
+            };
+        }
+        if command.is_empty() || command.contains('\0') {
+            return Response::Invalid {
+                what: "command is empty or contains NUL".into(),
+            };
+        }
+        if self.known(&job) {
+            return Response::Invalid {
+                what: format!("job {job} exists"),
+            };
+        }
+        if self.running.len() >= run.max_jobs {
+            return Response::Busy;
+        }
+        let [stdout, stderr] = match <[OwnedFd; 2]>::try_from(fds) {
+            Ok(f) => f,
+            Err(_) => {
+                return Response::Invalid {
+                    what: "spawn needs stdout and stderr descriptors".into(),
+                }
+            }
+        };
+        let (uid, gid, pool_uid) = match &run.run_as {
+            RunAs::Shared { uid, gid, .. } => (uid.get(), *gid, None),
+            RunAs::PerJob(_) => match self.uids.allocate() {
+                Some(u) => (u, u, Some(u)),
+                // Every uid is held by a running or draining job.
+                None => return Response::Busy,
+            },
+        };
+        let limits = limits(run, cgroups);
+        let release = |jobs: &mut Jobs| {
+            if let Some(u) = pool_uid {
+                jobs.uids.release(u);
+            }
+        };
+        let cgroup = match cgroups {
+            Some(root) => {
+                let cl = CgroupLimits {
+                    memory_max: run.memory_max,
+                    pids_max: run.pids_max,
+                    cpu_quota_us: cpu_quota_us(run),
+                };
+                match root.create(&job.to_hex(), &cl) {
+                    Ok(cg) => Some(cg),
+                    Err(e) => {
+                        release(self);
+                        return Response::Failed {
+                            errno: e.raw_os_error().unwrap_or(libc::EIO),
+                        };
+                    }
+                }
+            }
+            None => None,
+        };
+        // A per-job uid gets a private home, which the child creates itself
+        // once it runs as that uid (the helper needs no CAP_CHOWN for it).
+        let home = pool_uid.map(|_| home::path(&job.to_hex()));
+        let (home_env, tmp_env) = match &home {
+            Some(h) => (h.display().to_string(), h.display().to_string()),
+            None => (run.home.clone(), "/tmp".to_string()),
+        };
+        let plan = SpawnPlan {
+            command,
+            run,
+            uid,
+            gid,
+            rlimit_as: limits.rlimit_as,
+            home: home_env,
+            tmpdir: tmp_env,
+            create_home: home.is_some(),
+            private: pool_uid.map(|_| self.shared.as_slice()),
+            stdout: &stdout,
+            stderr: &stderr,
+            cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+        };
+        let pid = match spawn(&plan) {
+            Ok(pid) => pid,
+            Err(e) => {
+                // The child failed before execve and was reaped: nothing
+                // runs as the uid, the cgroup is empty.
+                if let Some(cg) = &cgroup {
+                    let _ = cg.remove();
+                }
+                // The child failed before execve: nothing of it runs, and
+                // a home it made is removed when the uid is next cleaned;
+                // keep the uid out of use until then.
+                match pool_uid {
+                    Some(u) => self.reclaim(u),
+                    None => release(self),
+                }
+                return Response::Failed {
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                };
+            }
+        };
+        let pidfd = match crate::sys::pidfd_open(pid, 0) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // Cannot happen for our own unreaped child; if it does, the
+                // job is killed and its uid stays taken (never reused while
+                // something of it might run).
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::SIGKILL,
+                );
+                return Response::Failed {
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                };
+            }
+        };
+        let start_time = crate::proc::ProcInfo::read(pid)
+            .map(|i| i.start_time.0)
+            .unwrap_or(0);
+        let containment = cgroups.map_or(Containment::Pgid, |_| Containment::Cgroup);
+        let status = started(pid, start_time, containment, uid, limits);
+        self.running.insert(
+            job,
+            Running {
+                pidfd,
+                deadline: Instant::now() + Duration::from_millis(timeout_ms),
+                cgroup,
+                status: status.clone(),
+                timed_out: false,
+                cancelled: false,
+                pool_uid,
+                key: key.to_string(),
+            },
+        );
+        Response::Job(status)
     }
 
     /// Whose job `pid` (running as `uid`) belongs to, seen from `caller`:
@@ -426,7 +651,7 @@ impl Jobs {
     /// [`CLEANUP_TIMEOUT`]) — called before the socket serves, at start
     /// and for a new range on reload. A uid whose cleanup fails is
     /// quarantined.
-    pub fn clean_range(&mut self, range: &std::ops::RangeInclusive<u32>) {
+    fn clean_range(&mut self, range: &std::ops::RangeInclusive<u32>) {
         let mut cleaners = Vec::new();
         let free: Vec<u32> = range.clone().filter(|u| !self.uids.taken(*u)).collect();
         for uid in free {
@@ -554,6 +779,41 @@ fn kill_job(cgroup: Option<&JobCgroup>, pid: i32) {
             let _ = killpg(nix::unistd::Pid::from_raw(pid), NixSignal::SIGKILL);
         }
     }
+}
+
+/// A `Spawn` request, as `Jobs::start` takes it.
+pub struct Start<'a> {
+    pub job: JobId,
+    pub command: &'a str,
+    pub timeout_ms: u64,
+    pub key: &'a str,
+    /// stdout and stderr, exactly.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// The limits a job started now gets under `run`, given the controllers
+/// in force.
+pub fn limits(run: &RunPolicy, cgroups: Option<&CgroupRoot>) -> JobLimits {
+    let c = cgroups.map(CgroupRoot::controllers).unwrap_or_default();
+    JobLimits {
+        cgroup_memory_max: c.memory.then_some(run.memory_max),
+        cgroup_pids_max: c.pids.then_some(run.pids_max),
+        cgroup_cpu_max_us: c.cpu.then_some(cpu_quota_us(run)),
+        rlimit_as: (!c.memory).then_some(run.memory_max),
+        rlimit_nproc: run.nproc,
+        rlimit_cpu_s: run.cpu_s,
+        rlimit_fsize: run.max_output_bytes,
+        rlimit_nofile: run.nofile,
+    }
+}
+
+/// `cpu.max` quota for the policy's `cpu_max` percent.
+fn cpu_quota_us(run: &RunPolicy) -> u64 {
+    run.cpu_max_percent
+        .saturating_mul(CPU_PERIOD_US)
+        .checked_div(100)
+        .unwrap_or(CPU_PERIOD_US)
+        .max(1000)
 }
 
 /// A fresh status for a job that just started.

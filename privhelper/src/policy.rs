@@ -14,6 +14,7 @@ use protocol::Signal;
 use serde::Deserialize;
 
 use crate::ids::{Nice, Uid};
+pub use crate::rule::{Act, Builtin, Rule};
 
 /// Why a policy could not be loaded.
 #[derive(Debug)]
@@ -221,9 +222,6 @@ impl Context {
     }
 }
 
-/// A refusal by the policy: the rule's name, e.g. `signal.owners`.
-pub type Rule = &'static str;
-
 impl Policy {
     /// Reads and validates the file at `path`, which must be trusted: owned
     /// by root (or by the helper's own user when it does not run as root)
@@ -308,18 +306,18 @@ impl Policy {
 
     /// The rule that forbids `sig`, if any.
     pub fn check_signal(&self, t: &Subject<'_>, sig: Signal) -> Result<(), Rule> {
-        check_target(&self.signal, t, "signal.owners", "signal.names")?;
+        check_target(&self.signal, t, Act::Signal)?;
         if !self.signals.contains(&sig) {
-            return Err("signal.signals");
+            return Err(Rule::Signals);
         }
         Ok(())
     }
 
     /// The rule that forbids setting `nice`, if any.
     pub fn check_renice(&self, t: &Subject<'_>, nice: Nice) -> Result<(), Rule> {
-        check_target(&self.renice, t, "renice.owners", "renice.names")?;
+        check_target(&self.renice, t, Act::Renice)?;
         if nice.get() < self.min_nice.get() {
-            return Err("renice.min_nice");
+            return Err(Rule::MinNice);
         }
         Ok(())
     }
@@ -342,19 +340,23 @@ impl Policy {
             v.sort_unstable();
             format!("{v:?}")
         };
-        match rule {
-            "signal.owners" => format!("signal.owners is {}", uids(&self.signal)),
-            "signal.names" => format!("signal.names is {}", names(&self.signal)),
-            "signal.signals" => {
+        let section = |act| match act {
+            Act::Signal => &self.signal,
+            Act::Renice => &self.renice,
+        };
+        let value = match rule {
+            Rule::Owners(act) => uids(section(act)),
+            Rule::Names(act) => names(section(act)),
+            Rule::Signals => {
                 let mut v: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
                 v.sort_unstable();
-                format!("signal.signals is {v:?}")
+                format!("{v:?}")
             }
-            "renice.owners" => format!("renice.owners is {}", uids(&self.renice)),
-            "renice.names" => format!("renice.names is {}", names(&self.renice)),
-            "renice.min_nice" => format!("renice.min_nice is {}", self.min_nice.get()),
-            other => other.to_string(),
-        }
+            Rule::MinNice => self.min_nice.get().to_string(),
+            Rule::Run => return "the policy has no [run] section".into(),
+            Rule::Builtin(b) => return b.detail().into(),
+        };
+        format!("{} is {value}", rule.name())
     }
 
     /// One line for logs.
@@ -448,18 +450,20 @@ pub struct Subject<'a> {
 /// process matches `@jobs` (its own key's, or any for an `all_jobs`
 /// caller) or `@all_jobs`, never a uid in `owners` (the loader keeps job
 /// uids out of it).
-fn check_target(rule: &TargetRule, t: &Subject<'_>, owners: Rule, names: Rule) -> Result<(), Rule> {
+fn check_target(rule: &TargetRule, t: &Subject<'_>, act: Act) -> Result<(), Rule> {
     let allowed = match t.job {
         JobOf::None => rule.owners.contains(&t.owner),
         JobOf::Caller => rule.jobs || rule.all_jobs,
-        JobOf::Other if !(t.all_jobs || rule.all_jobs) => return Err("builtin:other-key-job"),
+        JobOf::Other if !(t.all_jobs || rule.all_jobs) => {
+            return Err(Rule::Builtin(Builtin::OtherKeysJob))
+        }
         JobOf::Other => rule.all_jobs || rule.jobs,
     };
     if !allowed {
-        return Err(owners);
+        return Err(Rule::Owners(act));
     }
     if !rule.names.is_empty() && !rule.names.contains(t.comm) {
-        return Err(names);
+        return Err(Rule::Names(act));
     }
     Ok(())
 }
@@ -711,11 +715,11 @@ mod tests {
         let root = Uid::new(0);
         assert_eq!(
             p.check_signal(&who(root, "x"), Signal::Term),
-            Err("signal.owners")
+            Err(Rule::Owners(Act::Signal))
         );
         assert_eq!(
             p.check_renice(&who(root, "x"), Nice::new(5).expect("valid")),
-            Err("renice.owners")
+            Err(Rule::Owners(Act::Renice))
         );
         assert!(p.run.is_none());
     }
@@ -731,22 +735,19 @@ mod tests {
         assert_eq!(p.check_signal(&who(nobody, "sleep"), Signal::Term), Ok(()));
         assert_eq!(
             p.check_signal(&who(nobody, "bash"), Signal::Term),
-            Err("signal.names")
+            Err(Rule::Names(Act::Signal))
         );
         assert_eq!(
             p.check_signal(&who(nobody, "sleep"), Signal::Kill),
-            Err("signal.signals")
+            Err(Rule::Signals)
         );
         assert_eq!(
             p.check_signal(&who(Uid::new(0), "sleep"), Signal::Term),
-            Err("signal.owners")
+            Err(Rule::Owners(Act::Signal))
         );
         let n = |v| Nice::new(v).expect("valid");
         assert_eq!(p.check_renice(&who(nobody, "x"), n(5)), Ok(()));
-        assert_eq!(
-            p.check_renice(&who(nobody, "x"), n(4)),
-            Err("renice.min_nice")
-        );
+        assert_eq!(p.check_renice(&who(nobody, "x"), n(4)), Err(Rule::MinNice));
     }
 
     #[test]
@@ -847,7 +848,7 @@ mod tests {
         // Another key's job: refused by name, whatever the owners say.
         assert_eq!(
             p.check_signal(&job(JobOf::Other, false), Signal::Term),
-            Err("builtin:other-key-job")
+            Err(Rule::Builtin(Builtin::OtherKeysJob))
         );
         // A key that may act on every job (admin) gets @jobs for all.
         assert_eq!(
@@ -858,11 +859,11 @@ mod tests {
         // leftover) is no job at all.
         assert_eq!(
             p.check_signal(&job(JobOf::None, true), Signal::Term),
-            Err("signal.owners")
+            Err(Rule::Owners(Act::Signal))
         );
         assert_eq!(
             p.check_signal(&who(Uid::new(65534), "sh"), Signal::Term),
-            Err("signal.owners")
+            Err(Rule::Owners(Act::Signal))
         );
         let e = Policy::parse_test("[signal]\nowners = [\"@jobs\"]\n[run]\nuser = \"nobody\"\n")
             .expect_err("needs range");
@@ -882,7 +883,7 @@ mod tests {
             all_jobs: false,
         };
         assert_eq!(p.check_signal(&other, Signal::Term), Ok(()));
-        assert!(p.describe("signal.owners").contains("@all_jobs"));
+        assert!(p.describe(Rule::Owners(Act::Signal)).contains("@all_jobs"));
         let e = Policy::parse_test("[signal]\nowners = [60603]\n[run]\nuids = \"60600-60609\"\n")
             .expect_err("a job uid by number");
         assert!(e.0.contains("job uid"), "{e}");
@@ -898,8 +899,11 @@ mod tests {
     #[test]
     fn refusals_name_the_rule_and_its_value() {
         let p = Policy::parse_test("[renice]\nowners = [1000]\nmin_nice = 5\n").expect("ok");
-        assert_eq!(p.describe("renice.min_nice"), "renice.min_nice is 5");
-        assert_eq!(p.describe("renice.owners"), "renice.owners is [1000]");
+        assert_eq!(p.describe(Rule::MinNice), "renice.min_nice is 5");
+        assert_eq!(
+            p.describe(Rule::Owners(Act::Renice)),
+            "renice.owners is [1000]"
+        );
     }
 
     #[test]

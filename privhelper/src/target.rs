@@ -18,13 +18,14 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use crate::ids::{Pid, StartTime};
 use crate::lineage::Lineage;
 use crate::proc::{alive, ProcInfo};
+use crate::rule::Builtin;
 use crate::sys;
 
 /// Why a target was not resolved.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// A built-in protection, named.
-    Denied(&'static str),
+    Denied(Builtin),
     NoSuchProcess,
     /// A thread id that is not its thread group's leader.
     NotAProcess,
@@ -89,18 +90,18 @@ impl Guard<'_> {
     }
 
     /// The built-in rule that protects `pid`, if one does.
-    fn rule(&self, pid: i32) -> Option<&'static str> {
+    fn rule(&self, pid: i32) -> Option<Builtin> {
         if pid == self.me {
-            Some("builtin:self")
+            Some(Builtin::Helper)
         } else if pid == self.peer {
-            Some("builtin:gateway")
+            Some(Builtin::Gateway)
         } else if pid == 1
             || [&*self.ours, &*self.theirs]
                 .into_iter()
                 .flatten()
                 .any(|c| c.contains(pid))
         {
-            Some("builtin:ancestor")
+            Some(Builtin::Ancestor)
         } else {
             None
         }
@@ -115,7 +116,7 @@ fn kept(slot: &Option<Lineage>, pid: i32) -> Option<&Lineage> {
 /// Resolves `raw_pid` + `start_time` to a pinned process, applying the
 /// built-in protections in the documented order.
 pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<Resolved, Refusal> {
-    let pid = Pid::new(raw_pid).map_err(|b| Refusal::Denied(b.rule()))?;
+    let pid = Pid::new(raw_pid).map_err(Refusal::Denied)?;
     let pidfd = match sys::pidfd_open(pid.get(), 0) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(Refusal::NoSuchProcess),
@@ -138,7 +139,7 @@ pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<R
         return Err(Refusal::Mismatch);
     }
     if info.is_kernel_thread(pid.get()) {
-        return Err(Refusal::Denied("builtin:kernel-thread"));
+        return Err(Refusal::Denied(Builtin::KernelThread));
     }
     if let Some(rule) = guard.rule(pid.get()) {
         return Err(Refusal::Denied(rule));
@@ -250,10 +251,10 @@ mod tests {
         };
         let fd = sys::pidfd_open(me, 0).expect("own pidfd");
         assert!(g.target_alive(&fd), "walks both chains");
-        assert_eq!(g.rule(me), Some("builtin:self"));
-        assert_eq!(g.rule(info.ppid), Some("builtin:ancestor"));
-        assert_eq!(g.rule(1), Some("builtin:ancestor"));
-        assert_eq!(g.rule(-1), Some("builtin:gateway"));
+        assert_eq!(g.rule(me), Some(Builtin::Helper));
+        assert_eq!(g.rule(info.ppid), Some(Builtin::Ancestor));
+        assert_eq!(g.rule(1), Some(Builtin::Ancestor));
+        assert_eq!(g.rule(-1), Some(Builtin::Gateway));
         let pinned = ProcInfo::read_pinned(me, &fd).expect("pinned read");
         assert_eq!(
             (pinned.real_uid, pinned.tgid, pinned.start_time),

@@ -1,0 +1,170 @@
+//! What each request gets: the built-in protections and the policy for a
+//! signal or renice, the job table for the rest, and one decision line per
+//! act. The order of the checks is the one PROTOCOL.md tabulates.
+
+use std::os::fd::OwnedFd;
+
+use protocol::{Caller, Containment, HelperInfo, Isolation, Request, Response, Target};
+
+use crate::ids::Nice;
+use crate::jobs::{self, Start};
+use crate::log;
+use crate::policy::{RunAs, Subject};
+use crate::rule::Rule;
+use crate::server::Server;
+use crate::socket::Peer;
+use crate::target::{self, Refusal, Resolved};
+
+impl Server {
+    /// Decides `req` and writes its decision line — for the acts (signal,
+    /// renice, spawn, cancel); status and info queries are answered
+    /// without a line, so polling and health checks do not flood the log.
+    pub(crate) fn dispatch(
+        &mut self,
+        conn: u64,
+        request_id: u64,
+        req: Request,
+        peer: Peer,
+        fds: Vec<OwnedFd>,
+    ) -> Response {
+        let resp = match &req {
+            Request::Info => return Response::Info(self.info()),
+            Request::JobStatus { job } => return self.jobs.status_response(job),
+            Request::Signal {
+                target,
+                signal,
+                caller,
+            } => self.act(conn, peer, target, caller, |policy, subject, r| {
+                policy.check_signal(subject, *signal)?;
+                Ok(target::signal(r, signal.number()).map(|()| Response::Ok))
+            }),
+            Request::Renice {
+                target,
+                nice,
+                caller,
+            } => match Nice::new(*nice) {
+                Err(what) => Response::Invalid { what },
+                Ok(nice) => self.act(conn, peer, target, caller, |policy, subject, r| {
+                    policy.check_renice(subject, nice)?;
+                    Ok(target::renice(r, nice.get()).map(|threads| Response::Reniced { threads }))
+                }),
+            },
+            Request::Spawn {
+                job,
+                command,
+                timeout_ms,
+                key,
+            } => match self.policy.run.as_ref() {
+                None => self.denied(Rule::Run),
+                Some(run) => {
+                    let start = Start {
+                        job: *job,
+                        command,
+                        timeout_ms: *timeout_ms,
+                        key,
+                        fds,
+                    };
+                    self.jobs.start(start, run, self.cgroups.as_ref())
+                }
+            },
+            Request::Cancel { job } => {
+                self.jobs.cancel(job);
+                self.jobs.status_response(job)
+            }
+            // Answered by the connection (`conn::Conn::next`).
+            Request::Hello { .. } | Request::Subscribe => Response::Invalid {
+                what: "answered by the connection".into(),
+            },
+        };
+        log::decision(request_id, peer, &req, &resp);
+        resp
+    }
+
+    /// A signal or renice: the target resolved against the built-in
+    /// protections (with the helper's and the peer's chains of parents
+    /// kept between requests), then `check` — the policy's verdict and, if
+    /// it allows, the act itself.
+    fn act(
+        &mut self,
+        conn: u64,
+        peer: Peer,
+        t: &Target,
+        caller: &Caller,
+        check: impl FnOnce(
+            &crate::policy::Policy,
+            &Subject<'_>,
+            &Resolved,
+        ) -> Result<Result<Response, Refusal>, Rule>,
+    ) -> Response {
+        let mut theirs = self.conns.get_mut(&conn).and_then(|c| c.lineage.take());
+        let mut guard = target::Guard {
+            me: self.pid,
+            peer: peer.pid,
+            ours: &mut self.lineage,
+            theirs: &mut theirs,
+        };
+        let resolved = target::resolve(t.pid, t.start_time, &mut guard);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.lineage = theirs;
+        }
+        let r = match resolved {
+            Ok(r) => r,
+            Err(e) => return self.refusal(e),
+        };
+        let subject = Subject {
+            owner: r.info.real_uid,
+            comm: &r.info.comm,
+            job: self
+                .jobs
+                .job_of(r.pid.get(), r.info.real_uid.get(), &caller.key),
+            all_jobs: caller.all_jobs,
+        };
+        match check(&self.policy, &subject, &r) {
+            Err(rule) => self.denied(rule),
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => self.refusal(e),
+        }
+    }
+
+    fn denied(&self, rule: Rule) -> Response {
+        Response::Denied {
+            rule: rule.name().into(),
+            detail: self.policy.describe(rule),
+        }
+    }
+
+    fn refusal(&self, r: Refusal) -> Response {
+        match r {
+            Refusal::Denied(b) => self.denied(Rule::Builtin(b)),
+            Refusal::NoSuchProcess => Response::NoSuchProcess,
+            Refusal::NotAProcess => Response::NotAProcess,
+            Refusal::Mismatch => Response::Mismatch,
+            Refusal::Failed(errno) => Response::Failed { errno },
+        }
+    }
+
+    pub(crate) fn containment(&self) -> Containment {
+        match self.cgroups {
+            Some(_) => Containment::Cgroup,
+            None => Containment::Pgid,
+        }
+    }
+
+    fn info(&self) -> HelperInfo {
+        let run = self.policy.run.as_ref();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        HelperInfo {
+            containment: self.containment(),
+            isolation: match run.map(|r| &r.run_as) {
+                Some(RunAs::Shared { .. }) => Isolation::SharedUser,
+                _ => Isolation::PerJobUid,
+            },
+            limits: run
+                .map(|r| jobs::limits(r, self.cgroups.as_ref()))
+                .unwrap_or_default(),
+            running_jobs: n(self.jobs.running_count()),
+            max_jobs: n(run.map_or(0, |r| r.max_jobs)),
+            quarantined_uids: n(self.jobs.quarantined()),
+        }
+    }
+}
