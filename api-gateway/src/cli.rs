@@ -99,7 +99,9 @@ CONFIGURATION (every key optional)
     key_max_job_records = 1000              jobs one key keeps; past it its
                                             oldest finished ones are deleted
     default_timeout_s = 10                  POST /api/ps without timeout_s
-    max_connections = <from RLIMIT_NOFILE>   connections at once
+    max_connections = 114                   connections at once (what fits in
+                                            MemoryMax=256M; fewer if
+                                            RLIMIT_NOFILE says so)
     max_connections_per_client = 64         from one address (IPv6: /64)
     header_timeout_s = 10                   to send the request head
     body_timeout_s = 30                     to send the whole body

@@ -124,12 +124,20 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
+/// `max_connections_per_client` when not set.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+
 /// Connections the gateway may hold when `max_connections` is not set:
-/// three quarters of what the descriptor limit leaves after a reserve for
-/// the helper socket, the audit log, /proc reads and job files.
+/// as many as fit in `MemoryMax` at their worst ([`crate::budget`]), or
+/// fewer when the descriptor limit says so: three quarters of what it
+/// leaves after a reserve for the helper socket, the audit log, /proc
+/// reads and job files.
 pub fn default_max_connections(nofile: u64) -> usize {
     let spare = nofile.saturating_sub(256).saturating_mul(3) / 4;
-    usize::try_from(spare).unwrap_or(usize::MAX).max(16)
+    usize::try_from(spare)
+        .unwrap_or(usize::MAX)
+        .min(crate::budget::max_connections())
+        .max(16)
 }
 
 /// Parses `30d`, `12h`, `5m`, `40s` (or a bare number of seconds).
@@ -269,7 +277,7 @@ impl Config {
         let max_connections_per_client = match raw.max_connections_per_client {
             Some(0) => return Err("max_connections_per_client must be at least 1".into()),
             Some(n) => n,
-            None => 64,
+            None => DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
         };
         let secs = |v: Option<u64>, default: u64, name: &str| match v {
             Some(0) => Err(format!("{name} must be at least 1")),
@@ -433,8 +441,9 @@ mod tests {
 
     #[test]
     fn the_connection_cap_follows_the_descriptor_limit() {
-        assert_eq!(default_max_connections(1024), 576);
-        assert_eq!(default_max_connections(65536), 48960);
+        assert_eq!(default_max_connections(400), 108);
+        assert_eq!(default_max_connections(1024), 114);
+        assert_eq!(default_max_connections(65536), 114);
         assert_eq!(default_max_connections(100), 16);
     }
 

@@ -25,6 +25,8 @@
 //! - [`audit`]: one JSON line per authenticated or refused request.
 //! - [`reqid`]: request ids, carried to the helper and into both logs.
 //! - [`limits`]: the descriptor limit behind the connection cap.
+//! - [`budget`]: the memory bound of connections and streams, and the
+//!   default connection cap it allows.
 //! - [`clock`], [`notify`]: time formatting, `sd_notify`.
 //! - [`run_error`]: the error of a top-level command.
 #![forbid(unsafe_code)]
@@ -32,6 +34,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod budget;
 pub mod cli;
 pub mod clock;
 pub mod config;

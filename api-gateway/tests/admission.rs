@@ -54,8 +54,11 @@ fn served_in(g: &Gateway) -> (u16, Duration) {
 fn a_client_is_served_within_1s_while_300_half_open_and_256_slow_body_connections_are_held() {
     raise_nofile();
     // The head and body timeouts are long, as on a real server: the
-    // attackers are not simply timed out during the measurement.
-    let g = gateway("header_timeout_s = 10\nbody_timeout_s = 30\n");
+    // attackers are not simply timed out during the measurement. The
+    // global cap is raised past the 556 held here (its default is what
+    // fits in the unit's MemoryMax, see budget.rs); this is about being
+    // served while they are held, not about that cap.
+    let g = gateway("header_timeout_s = 10\nbody_timeout_s = 30\nmax_connections = 1024\n");
     let t = g.key("ops", "signal", &[]);
     let mut held = Vec::new();
     // 300 connections that send a request line and never finish the head,

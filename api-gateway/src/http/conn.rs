@@ -49,14 +49,13 @@ use tokio::sync::watch;
 use super::compress::{self, BoxBody, BoxError};
 use super::connstate::ConnInfo;
 use super::router::Router;
+use crate::budget;
 use crate::error::ApiError;
 use crate::reply::DEFAULT_HEADERS;
 use crate::state::State;
 
 /// Largest request head (hyper's read buffer); beyond it → 431.
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-/// Concurrent requests on one HTTP/2 connection.
-pub const H2_MAX_STREAMS: u32 = 32;
+pub const MAX_HEADER_BYTES: usize = budget::MAX_HEAD;
 /// Longest lingering close.
 pub const LINGER_TIME: Duration = Duration::from_secs(5);
 /// Most bytes read and discarded in a lingering close.
@@ -433,11 +432,16 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
+    // Streams, windows and the send buffer are what a connection may hold
+    // for a client that reads nothing ([`budget`]).
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(H2_MAX_STREAMS)
-        .max_header_list_size(MAX_HEADER_BYTES as u32);
+        .max_concurrent_streams(budget::H2_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_send_buf_size(budget::H2_SEND_BUF)
+        .initial_stream_window_size(budget::H2_WINDOW)
+        .initial_connection_window_size(budget::H2_WINDOW);
     let builder = if info.h2 {
         builder.http2_only()
     } else {

@@ -39,7 +39,7 @@ use crate::reqid::{self, RequestIds};
 use crate::state::State;
 
 /// Largest request body accepted.
-pub const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = crate::budget::MAX_BODY;
 
 /// Time a body has before `body_min_rate` starts to count.
 pub const BODY_RATE_GRACE: Duration = Duration::from_secs(2);

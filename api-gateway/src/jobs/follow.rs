@@ -28,6 +28,7 @@ use serde_json::json;
 
 use super::hub::Change;
 use super::store::{JobStore, Stream};
+use crate::budget::{DEPTH, ESCAPED_READ};
 use crate::error::ApiError;
 use crate::reply::{ChannelBody, ResponseBody};
 
@@ -76,7 +77,7 @@ pub struct Follow {
 
 /// The event stream body.
 pub fn events(f: Follow) -> ResponseBody {
-    let (tx, body) = ChannelBody::channel(4);
+    let (tx, body) = ChannelBody::channel(DEPTH);
     tokio::spawn(async move {
         let Follow {
             store,
@@ -100,7 +101,7 @@ pub fn events(f: Follow) -> ResponseBody {
                 let mut bytes = std::mem::take(&mut carry[i]);
                 let fresh = chunks[i].len() as u64;
                 bytes.extend_from_slice(&chunks[i]);
-                let done = end.is_some() && fresh < super::output::CHUNK as u64;
+                let done = end.is_some() && fresh < ESCAPED_READ as u64;
                 let (send, keep) = split_utf8(&bytes, done);
                 carry[i] = keep.to_vec();
                 if send.is_empty() {
@@ -164,7 +165,9 @@ fn advance(at: &mut Offsets, s: Stream, n: u64) {
     }
 }
 
-/// Up to one chunk of each stream from the offsets on.
+/// Up to [`ESCAPED_READ`] bytes of each stream from the offsets on: an
+/// event of them, escaped, stays within a chunk ([`crate::budget`]),
+/// which is what a client that does not read may make the gateway hold.
 fn read_new(store: &JobStore, job: &JobId, at: Offsets) -> [Vec<u8>; 2] {
     let read = |s: Stream, from: u64| -> Vec<u8> {
         let path: PathBuf = store.output_path(job, s);
@@ -175,7 +178,7 @@ fn read_new(store: &JobStore, job: &JobId, at: Offsets) -> [Vec<u8>; 2] {
             return Vec::new();
         }
         let mut buf = Vec::new();
-        let _ = f.take(super::output::CHUNK as u64).read_to_end(&mut buf);
+        let _ = f.take(ESCAPED_READ as u64).read_to_end(&mut buf);
         buf
     };
     [

@@ -5,20 +5,15 @@
 //! ([`crate::jobs::follow`]).
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
+use crate::budget::{CHUNK, DEPTH, ESCAPED_READ};
 use crate::error::ApiError;
 use crate::reply::{ChannelBody, ResponseBody};
-
-/// Bytes read from a file at a time.
-pub const CHUNK: usize = 64 * 1024;
-
-/// Chunks that may wait between the reader and a slow client.
-const DEPTH: usize = 4;
 
 /// The byte range `[start, end)` a `Range` header asks of `len` bytes:
 /// `None` for the whole file (no header, or one this server does not serve
@@ -69,30 +64,47 @@ pub fn range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ApiEr
     Ok(Some((start, end)))
 }
 
-/// Streams bytes `[start, end)` of `path`.
+/// Streams bytes `[start, end)` of `path`. The producer is a task that
+/// reads each piece on the blocking pool, not a blocking thread of its
+/// own: a client that never reads would otherwise keep one of the pool's
+/// threads waiting for as long as it holds the stream.
 pub fn raw(path: PathBuf, start: u64, end: u64) -> ResponseBody {
     let (tx, body) = ChannelBody::channel(DEPTH);
-    tokio::task::spawn_blocking(move || {
-        let Ok(mut f) = File::open(&path) else { return };
-        if f.seek(SeekFrom::Start(start)).is_err() {
-            return;
-        }
-        let mut left = end.saturating_sub(start);
-        let mut buf = vec![0u8; CHUNK];
-        while left > 0 {
-            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            match f.read(&mut buf[..want]) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    left -= n as u64;
-                    if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
-                        return; // the client is gone
-                    }
-                }
+    tokio::spawn(async move {
+        let Some(f) = open(path).await else { return };
+        let mut at = start;
+        while at < end {
+            let want = usize::try_from(end - at).unwrap_or(CHUNK).min(CHUNK);
+            let piece = read_at(&f, at, want).await;
+            if piece.is_empty() {
+                return;
+            }
+            at += piece.len() as u64;
+            if tx.send(Bytes::from(piece)).await.is_err() {
+                return; // the client is gone
             }
         }
     });
     body
+}
+
+/// Opens `path` on the blocking pool.
+async fn open(path: PathBuf) -> Option<Arc<File>> {
+    let opened = tokio::task::spawn_blocking(move || File::open(path)).await;
+    opened.ok()?.ok().map(Arc::new)
+}
+
+/// Up to `len` bytes of `f` from `at`, read on the blocking pool; empty
+/// at the end or on an error.
+async fn read_at(f: &Arc<File>, at: u64, len: usize) -> Vec<u8> {
+    let f = f.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len];
+        let n = f.read_at(&mut buf, at).unwrap_or(0);
+        buf.truncate(n);
+        buf
+    });
+    read.await.unwrap_or_default()
 }
 
 /// A JSON string written piece by piece from raw bytes: invalid UTF-8
@@ -177,38 +189,45 @@ pub fn json_envelope(
     tail: impl FnOnce(bool, bool) -> Vec<u8> + Send + 'static,
 ) -> ResponseBody {
     let (tx, body) = ChannelBody::channel(DEPTH);
-    tokio::task::spawn_blocking(move || {
-        let send = |tx: &mpsc::Sender<Bytes>, b: Vec<u8>| tx.blocking_send(Bytes::from(b)).is_ok();
-        if !send(&tx, head) {
+    tokio::spawn(async move {
+        if tx.send(Bytes::from(head)).await.is_err() {
             return;
         }
         let mut invalid = [false; 2];
         for (i, ((path, len), name)) in files.into_iter().zip(["out", "err"]).enumerate() {
             let mut s = JsonString::default();
             let mut out = format!("{}\"{name}\":\"", if i == 0 { "" } else { "," }).into_bytes();
-            if let Ok(f) = File::open(&path) {
-                let mut f = f.take(len);
-                let mut buf = vec![0u8; CHUNK];
-                loop {
-                    match f.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            s.feed(&buf[..n], &mut out);
-                            if !send(&tx, std::mem::take(&mut out)) {
-                                return;
-                            }
-                        }
+            if let Some(f) = open(path).await {
+                let mut at = 0;
+                // Escaped, a read of ESCAPED_READ bytes stays within a
+                // chunk.
+                while at < len {
+                    let want = usize::try_from(len - at)
+                        .unwrap_or(ESCAPED_READ)
+                        .min(ESCAPED_READ);
+                    let piece = read_at(&f, at, want).await;
+                    if piece.is_empty() {
+                        break;
+                    }
+                    at += piece.len() as u64;
+                    s.feed(&piece, &mut out);
+                    if tx
+                        .send(Bytes::from(std::mem::take(&mut out)))
+                        .await
+                        .is_err()
+                    {
+                        return;
                     }
                 }
             }
             s.finish(&mut out);
             out.push(b'"');
-            if !send(&tx, out) {
+            if tx.send(Bytes::from(out)).await.is_err() {
                 return;
             }
             invalid[i] = s.invalid_utf8;
         }
-        send(&tx, tail(invalid[0], invalid[1]));
+        let _ = tx.send(Bytes::from(tail(invalid[0], invalid[1]))).await;
     });
     body
 }
