@@ -7,10 +7,11 @@
 
 use std::os::fd::AsFd;
 
-use protocol::{JobId, Request, Response};
+use protocol::{Isolation, JobId, Request, Response};
 
 use super::hub::Hub;
 use super::meta::Meta;
+use super::owners::Owners;
 use super::store::{JobStore, Output};
 use crate::clock::now_ms;
 use crate::error::ApiError;
@@ -29,19 +30,25 @@ pub struct Quota(pub u64);
 
 /// Starts `cmd` for `owner` with a timeout in seconds, unless its output
 /// could take the store over `quota`: then nothing is started and nothing
-/// stored is touched.
+/// stored is touched. The job's uid is entered in `owners` as soon as the
+/// helper names it, so listings withhold its processes from other keys.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     store: &JobStore,
     helper: &Helper,
     hub: &Hub,
+    owners: &Owners,
     owner: &str,
     cmd: &str,
     timeout_s: u64,
     quota: Quota,
 ) -> Result<Started, ApiError> {
     // The output ceiling per stream is the helper's (RLIMIT_FSIZE).
-    let ceiling = match helper.call(&Request::Info, &[])? {
-        Response::Info(info) => info.limits.rlimit_fsize,
+    let (ceiling, shared_uid) = match helper.call(&Request::Info, &[])? {
+        Response::Info(info) => (
+            info.limits.rlimit_fsize,
+            info.isolation == Isolation::SharedUser,
+        ),
         other => {
             return Err(ApiError::BadGateway(format!(
                 "unexpected answer to info: {other:?}"
@@ -64,7 +71,10 @@ pub fn start(
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
         .map_err(|_| ApiError::Internal("OS random generator failed".into()))?;
     let id = JobId(raw);
-    let mut meta = Meta::starting(owner, cmd, now_ms());
+    let mut meta = Meta {
+        shared_uid,
+        ..Meta::starting(owner, cmd, now_ms())
+    };
     let (out, err) = store
         .create(&id, &meta)
         .map_err(|e| ApiError::Internal(format!("creating job files: {e}")))?;
@@ -100,6 +110,7 @@ pub fn start(
             meta.apply(&status);
         }
     }
+    owners.started(id, &meta);
     Ok(Started { id, meta })
 }
 

@@ -7,6 +7,7 @@ pub mod hub;
 pub mod lifecycle;
 pub mod meta;
 pub mod output;
+pub mod owners;
 pub mod store;
 
 pub use meta::{JobState, Meta};
