@@ -67,5 +67,13 @@ export function duration(ms) {
 /** A process's command line as one string ("[name]" for kernel threads). */
 export function commandLine(p) {
   if (Array.isArray(p.cmdline) && p.cmdline.length > 0) return p.cmdline.join(' ');
+  if (withheld(p, 'cmdline')) return withheld(p, 'cmdline');
   return p.name ? `[${p.name}]` : '';
+}
+
+/** Why the API withheld a field of `p` (null then), as a sentence; '' if it did not. */
+export function withheld(p, field) {
+  const why = p.withheld ? p.withheld[field] : undefined;
+  if (why === undefined) return '';
+  return why === 'another_key_job' ? 'withheld: another key’s job' : `withheld: ${why}`;
 }

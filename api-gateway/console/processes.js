@@ -40,7 +40,7 @@ function toRow(p) {
   return {
     pid: p.pid,
     ppid: p.ppid ?? null,
-    name: p.name ?? '',
+    name: p.name ?? fmt.withheld(p, 'name'),
     username: p.username ?? '',
     status: p.status ?? '',
     nice: p.nice ?? null,
@@ -51,7 +51,7 @@ function toRow(p) {
     create_time: p.create_time ?? null,
     start_time: p.start_time ?? null,
     cmd,
-    lname: (p.name ?? '').toLowerCase(),
+    lname: (p.name ?? fmt.withheld(p, 'name')).toLowerCase(),
     lcmd: cmd.toLowerCase(),
   };
 }
@@ -518,11 +518,15 @@ const BYTES = new Set(['rss', 'vms', 'shared', 'text', 'lib', 'data', 'dirty', '
   'read_bytes', 'write_bytes', 'size', 'private_clean', 'private_dirty', 'shared_clean',
   'shared_dirty', 'referenced', 'anonymous']);
 
-/** Every field of a process as a definition list, values as text. */
+/** Every field of a process as a definition list, values as text; a
+ * withheld field says why in its place. */
 function fieldList(p) {
   const items = [];
   for (const [k, v] of Object.entries(p)) {
-    items.push(el('div', { class: 'field', dataset: { field: k } }, el('dt', { text: k }), el('dd', {}, value(k, v))));
+    if (k === 'withheld') continue;
+    const why = v === null ? fmt.withheld(p, k) : '';
+    const shown = why ? el('span', { class: 'muted', text: why }) : value(k, v);
+    items.push(el('div', { class: 'field', dataset: { field: k } }, el('dt', { text: k }), el('dd', {}, shown)));
   }
   return items;
 }

@@ -31,11 +31,15 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     let hub = jobs::hub::Hub::start();
     let metrics = Arc::new(metrics::Metrics::new().map_err(|e| e.to_string())?);
     let helper = helper::Helper::new(cfg.helper_socket.clone()).with_metrics(metrics.clone());
+    // Before the first request: a job of an earlier run is still someone's.
+    let owners = jobs::owners::Owners::new();
+    owners.seed(&jobs.records());
     jobs::events::spawn(
         cfg.helper_socket.clone(),
         jobs.clone(),
         helper.clone(),
         hub.clone(),
+        owners.clone(),
         Duration::from_secs(2),
     );
     let tls = match &cfg.tls {
@@ -48,10 +52,11 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     let procs = Arc::new(procs::ProcReader::new(cfg.cpu_window));
     let state = Arc::new(State {
         keys: keys::KeyStore::new(cfg.keys_file.clone()),
-        listings: api::ps::listings(procs.clone()),
+        listings: api::ps::listings(procs.clone(), owners.clone()),
         procs,
         helper,
         jobs,
+        owners,
         hub,
         audit,
         throttle: AuthThrottle::new(cfg.auth_failures_per_minute),

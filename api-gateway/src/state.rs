@@ -10,7 +10,10 @@ use crate::throttle::AuthThrottle;
 use crate::{audit, config, flight, helper, jobs, keys, metrics, procs};
 
 /// Listings in flight, shared by the requests for the same selection.
-pub type Listings = Arc<flight::Flights<procs::ListQuery, Result<Bytes, ApiError>>>;
+/// A listing is shared only by callers who may see the same: the key
+/// carries the viewer.
+pub type Listings =
+    Arc<flight::Flights<(procs::ListQuery, jobs::owners::Viewer), Result<Bytes, ApiError>>>;
 
 /// Everything a request handler needs.
 pub struct State {
@@ -22,6 +25,9 @@ pub struct State {
     pub listings: Listings,
     pub helper: helper::Helper,
     pub jobs: jobs::JobStore,
+    /// Whose job each job uid is, for withholding job processes from
+    /// other keys.
+    pub owners: jobs::owners::Owners,
     /// Wakes waiters of a job on output and on its end.
     pub hub: jobs::hub::Hub,
     pub audit: audit::Audit,

@@ -1,5 +1,7 @@
 //! Processes: `GET /api/ps` (a listing, with `fields`, `user`, `sort`,
-//! `limit`) and `GET /api/ps/{pid}` (one process).
+//! `limit`) and `GET /api/ps/{pid}` (one process). Both show another
+//! key's job processes with the fields that tell what the job was given
+//! withheld, unless the caller has `admin` (`jobs::owners`).
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use crate::flight::{Flights, Run};
 use crate::http::extract::{FromInput, Input, Param};
 use crate::http::router::Ctx;
 use crate::ids::Pid;
+use crate::jobs::owners::{Owners, Viewer};
 use crate::procs::{Field, Fields, ListQuery, Live, ProcReader, Single, SortKey};
 use crate::reply::{Envelope, Reply};
 use crate::state::Listings;
@@ -113,7 +116,8 @@ pub async fn listing(cx: &Ctx, l: Listing, user: Option<String>) -> Result<Reply
         sort: l.sort,
         limit: l.limit,
     };
-    let body = cx.state.listings.get(q).await?;
+    let viewer = Viewer::of(cx.caller()?);
+    let body = cx.state.listings.get((q, viewer)).await?;
     Ok(Reply {
         status: hyper::StatusCode::OK,
         headers: Vec::new(),
@@ -124,20 +128,30 @@ pub async fn listing(cx: &Ctx, l: Listing, user: Option<String>) -> Result<Reply
 }
 
 /// The shared listings of `procs`: each run walks /proc once (off the
-/// async threads) and writes the whole answer.
-pub fn listings(procs: Arc<ProcReader>) -> Listings {
+/// async threads) and writes the whole answer, withholding what `owners`
+/// says its viewer may not see as of the run's start (after every request
+/// it answers arrived).
+pub fn listings(procs: Arc<ProcReader>, owners: Owners) -> Listings {
     Flights::new(
-        move |q: ListQuery| {
+        move |(q, viewer): (ListQuery, Viewer)| {
             let procs = procs.clone();
-            Box::pin(async move { blocking(move || answer(&procs, &q)).await }) as Run<_>
+            let owners = owners.clone();
+            Box::pin(async move { blocking(move || answer(&procs, &owners, &q, &viewer)).await })
+                as Run<_>
         },
         Err(ApiError::Internal("the listing failed".into())),
     )
 }
 
 /// The envelope of one listing, written in one buffer.
-fn answer(procs: &ProcReader, q: &ListQuery) -> Result<Bytes, ApiError> {
-    let l = procs.prepare(q);
+fn answer(
+    procs: &ProcReader,
+    owners: &Owners,
+    q: &ListQuery,
+    viewer: &Viewer,
+) -> Result<Bytes, ApiError> {
+    let withhold = owners.withhold(viewer);
+    let l = procs.prepare(q, &withhold);
     let cpu = l.cpu;
     let mut env = Envelope::ok()
         .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
@@ -182,6 +196,7 @@ impl FromInput for OneRequest {
 pub async fn one(cx: &Ctx, req: OneRequest) -> Result<Reply, ApiError> {
     let procs = &cx.state.procs;
     let (pid, fields) = (req.pid, req.fields.unwrap_or_default());
+    let withhold = cx.state.owners.withhold(&Viewer::of(cx.caller()?));
     let costly = [Field::MemoryMaps, Field::MemoryFullInfo, Field::Connections];
     let (body, cpu) = if fields.any(&costly) {
         let mut figure = None;
@@ -194,16 +209,16 @@ pub async fn one(cx: &Ctx, req: OneRequest) -> Result<Reply, ApiError> {
             });
         }
         let state = cx.state.clone();
-        blocking(move || Ok(state.procs.one_json_with(pid, &fields, figure)?)).await?
+        blocking(move || Ok(state.procs.one_json_with(pid, &fields, figure, &withhold)?)).await?
     } else if fields.has(Field::CpuPercent) {
         loop {
-            match procs.one_json_live(pid, &fields)? {
+            match procs.one_json_live(pid, &fields, &withhold)? {
                 Live::Body(body, cpu) => break (body, cpu),
                 Live::WaitUntil(t) => tokio::time::sleep_until(t.into()).await,
             }
         }
     } else {
-        procs.one_json_with(pid, &fields, None)?
+        procs.one_json_with(pid, &fields, None, &withhold)?
     };
     Ok(Envelope::ok()
         .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))

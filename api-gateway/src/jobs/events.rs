@@ -7,15 +7,18 @@
 //! After each (re)connection it first subscribes, then asks the helper
 //! once about every job still recorded as live, so an end that happened
 //! while it was disconnected is not missed; a job the helper no longer
-//! knows (it restarted, killing its jobs) is recorded as killed.
+//! knows (it restarted, killing its jobs) is recorded as killed; a live
+//! job whose record does not name its uid yet (written by an older
+//! gateway) gets it, and enters the [`Owners`] map.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use protocol::{Connection, JobId, JobStatus, Request, Response};
+use protocol::{Connection, Isolation, JobId, JobStatus, Request, Response};
 
 use super::hub::Hub;
 use super::meta::JobState;
+use super::owners::Owners;
 use super::store::JobStore;
 use crate::clock::now_ms;
 use crate::helper::Helper;
@@ -26,7 +29,14 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Starts the thread, which runs until the process exits, and waits (at
 /// most `ready_within`) for its first attempt to subscribe, so that jobs
 /// started once the server accepts requests cannot end unheard.
-pub fn spawn(socket: PathBuf, store: JobStore, helper: Helper, hub: Hub, ready_within: Duration) {
+pub fn spawn(
+    socket: PathBuf,
+    store: JobStore,
+    helper: Helper,
+    hub: Hub,
+    owners: Owners,
+    ready_within: Duration,
+) {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("job-events".into())
@@ -36,9 +46,9 @@ pub fn spawn(socket: PathBuf, store: JobStore, helper: Helper, hub: Hub, ready_w
             let _ = ready_tx.send(());
             match subscribed {
                 Ok(mut events) => {
-                    resync(&store, &helper, &hub);
+                    resync(&store, &helper, &hub, &owners);
                     while let Ok((job, status)) = events.recv() {
-                        ended(&store, &hub, job, &status);
+                        ended(&store, &hub, &owners, job, &status);
                     }
                 }
                 Err(_) => {
@@ -57,22 +67,42 @@ pub fn spawn(socket: PathBuf, store: JobStore, helper: Helper, hub: Hub, ready_w
 }
 
 /// Records `status`, the end of `job`, and wakes its waiters.
-pub fn ended(store: &JobStore, hub: &Hub, job: JobId, status: &JobStatus) {
+pub fn ended(store: &JobStore, hub: &Hub, owners: &Owners, job: JobId, status: &JobStatus) {
     if let Err(e) = store.update(&job, |m| m.apply(status)) {
         eprintln!("monitoreo-gateway: job {job}: writing meta: {e}");
     }
+    owners.ended(job);
     hub.unwatch(&job);
 }
 
 /// Asks the helper about every job recorded as live.
-fn resync(store: &JobStore, helper: &Helper, hub: &Hub) {
+fn resync(store: &JobStore, helper: &Helper, hub: &Hub, owners: &Owners) {
+    let shared_uid = match helper.call(&Request::Info, &[]) {
+        Ok(Response::Info(info)) => Some(info.isolation == Isolation::SharedUser),
+        _ => None,
+    };
     let live = store.index().live();
     for job in live {
+        let Ok(Some(meta)) = store.meta(&job) else {
+            continue;
+        };
         match helper.call(&Request::JobStatus { job }, &[]) {
             Ok(Response::Job(s)) if s.state != protocol::JobState::Running => {
-                ended(store, hub, job, &s)
+                ended(store, hub, owners, job, &s)
             }
-            Ok(Response::Job(_)) => hub.watch(job, &store.dir(&job)),
+            Ok(Response::Job(s)) => {
+                hub.watch(job, &store.dir(&job));
+                if let (None, Some(shared_uid)) = (meta.uid, shared_uid) {
+                    match store.update(&job, |m| {
+                        m.apply(&s);
+                        m.shared_uid = shared_uid;
+                    }) {
+                        Ok(Some(m)) => owners.started(job, &m),
+                        Ok(None) => {}
+                        Err(e) => eprintln!("monitoreo-gateway: job {job}: writing meta: {e}"),
+                    }
+                }
+            }
             Ok(Response::Invalid { .. }) => {
                 // The helper does not know it: it restarted, and a helper
                 // kills its jobs when it stops.
@@ -85,6 +115,7 @@ fn resync(store: &JobStore, helper: &Helper, hub: &Hub) {
                 if let Err(e) = marked {
                     eprintln!("monitoreo-gateway: job {job}: writing meta: {e}");
                 }
+                owners.ended(job);
                 hub.unwatch(&job);
             }
             _ => {}

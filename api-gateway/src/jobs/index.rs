@@ -274,6 +274,11 @@ impl Index {
     }
 
     /// Jobs recorded as starting or running.
+    /// Every job the index holds.
+    pub fn ids(&self) -> Vec<JobId> {
+        self.entries.keys().map(|id| JobId(*id)).collect()
+    }
+
     pub fn live(&self) -> Vec<JobId> {
         self.entries
             .iter()

@@ -8,11 +8,12 @@
 
 use std::os::fd::AsFd;
 
-use protocol::{JobId, Request, Response};
+use protocol::{Isolation, JobId, Request, Response};
 
 use super::admit::{self, Limits};
 use super::hub::Hub;
 use super::meta::Meta;
+use super::owners::Owners;
 use super::store::{JobStore, Output};
 use crate::clock::now_ms;
 use crate::error::ApiError;
@@ -27,11 +28,15 @@ pub struct Started {
 
 /// Starts `cmd` for `owner` with a timeout in seconds, unless `limits`
 /// refuse it: then nothing is started and nothing stored is touched. A key
-/// at its record limit gives up its oldest finished jobs first.
+/// at its record limit gives up its oldest finished jobs first. The job's
+/// uid is entered in `owners` as soon as the helper names it, so listings
+/// withhold its processes from other keys.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     store: &JobStore,
     helper: &Helper,
     hub: &Hub,
+    owners: &Owners,
     owner: &str,
     cmd: &str,
     timeout_s: u64,
@@ -39,8 +44,12 @@ pub fn start(
 ) -> Result<Started, ApiError> {
     // The output ceiling per stream is the helper's (RLIMIT_FSIZE), and
     // the default running limit a share of its slots.
-    let (ceiling, max_jobs) = match helper.call(&Request::Info, &[])? {
-        Response::Info(info) => (info.limits.rlimit_fsize, info.max_jobs),
+    let (ceiling, max_jobs, shared_uid) = match helper.call(&Request::Info, &[])? {
+        Response::Info(info) => (
+            info.limits.rlimit_fsize,
+            info.max_jobs,
+            info.isolation == Isolation::SharedUser,
+        ),
         other => {
             return Err(ApiError::BadGateway(format!(
                 "unexpected answer to info: {other:?}"
@@ -60,7 +69,10 @@ pub fn start(
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
         .map_err(|_| ApiError::Internal("OS random generator failed".into()))?;
     let id = JobId(raw);
-    let mut meta = Meta::starting(owner, cmd, now_ms());
+    let mut meta = Meta {
+        shared_uid,
+        ..Meta::starting(owner, cmd, now_ms())
+    };
     let (out, err) = store
         .create(&id, &meta, needed)
         .map_err(|e| ApiError::Internal(format!("creating job files: {e}")))?;
@@ -97,6 +109,7 @@ pub fn start(
             meta.apply(&status);
         }
     }
+    owners.started(id, &meta);
     Ok(Started { id, meta })
 }
 

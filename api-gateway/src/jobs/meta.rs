@@ -89,6 +89,14 @@ pub struct Meta {
     /// Peak memory of the whole job, where the memory controller is on.
     #[serde(default)]
     pub memory_peak: Option<u64>,
+    /// The uid the job runs as: kept so that a restarted gateway still
+    /// knows whose job a process of that uid is (`jobs::owners`).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// The helper runs every job as one shared user: the uid alone does
+    /// not say whose job a process of it is.
+    #[serde(default)]
+    pub shared_uid: bool,
 }
 
 impl Meta {
@@ -109,6 +117,8 @@ impl Meta {
             output_limit: None,
             cpu_usec: None,
             memory_peak: None,
+            uid: None,
+            shared_uid: false,
         }
     }
 
@@ -131,6 +141,7 @@ impl Meta {
         self.output_limit = Some(s.output_limit);
         self.cpu_usec = s.cpu_usec;
         self.memory_peak = s.memory_peak;
+        self.uid = Some(s.uid);
     }
 }
 

@@ -10,6 +10,7 @@ pub mod index;
 pub mod lifecycle;
 pub mod meta;
 pub mod output;
+pub mod owners;
 pub mod store;
 
 pub use meta::{JobState, Meta};

@@ -134,6 +134,15 @@ impl JobStore {
         }
     }
 
+    /// Every indexed job's record, read from disk: for start-up only (the
+    /// owners map is seeded from it), never per request.
+    pub fn records(&self) -> Vec<(JobId, Meta)> {
+        let ids: Vec<JobId> = self.index().ids();
+        ids.into_iter()
+            .filter_map(|id| Some((id, self.meta(&id).ok().flatten()?)))
+            .collect()
+    }
+
     /// The index, locked. Never held across file I/O but the store's own.
     pub fn index(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::jobs::JobState;
 use crate::keys::Scope;
-use crate::procs::{SortKey, FIELD_TABLE};
+use crate::procs::{SortKey, FIELD_TABLE, WITHHELD_FIELDS, WITHHELD_REASON};
 
 fn r(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
@@ -65,11 +65,25 @@ pub fn components() -> Value {
         }
         props.insert(spec.name.into(), v);
     }
+    let withheld: Map<String, Value> = WITHHELD_FIELDS
+        .iter()
+        .map(|f| (f.name().to_string(), json!({"const": WITHHELD_REASON})))
+        .collect();
+    props.insert(
+        "withheld".into(),
+        json!({
+            "type": "object",
+            "description": "Present only on a process of a job another key started (the caller has no admin scope): each member it names was asked for and is null, and says why.",
+            "minProperties": 1,
+            "properties": withheld,
+            "additionalProperties": false
+        }),
+    );
     put(
         "Process",
         json!({
             "type": "object",
-            "description": "A process. Only pid is always present: the other members are those named in `fields` (or the default set). A member the kernel hides from the gateway's user is null. environ is never served.",
+            "description": "A process. Only pid is always present: the other members are those named in `fields` (or the default set). A member the kernel hides from the gateway's user is null. A process of a job another key started has the fields that show what the job was given (name, cmdline, exe, cwd, open_files, connections, memory_maps) null for a caller without admin, and names them in `withheld`. environ is never served.",
             "required": ["pid"],
             "properties": props,
             "additionalProperties": false

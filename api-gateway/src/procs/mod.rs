@@ -9,7 +9,8 @@
 //! that order. `environ` is never served. `pid` is always present.
 //!
 //! A field the kernel hides from the gateway's user (EACCES/EPERM) is
-//! `null`. A process that exits during a listing is left out; during
+//! `null`. So is a field [`withhold`] keeps from the caller (another key's
+//! job), and the object's `withheld` member then names it with the reason. A process that exits during a listing is left out; during
 //! [`ProcReader::one_json`] it is `NoSuchProcess`.
 //!
 //! # Users
@@ -27,6 +28,7 @@ mod procfs;
 mod read;
 mod sampler;
 mod users;
+mod withhold;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -42,6 +44,7 @@ use read::{Outcome, Plan, SortVal, Walker};
 use sampler::{Cpu, Sampler, Walk};
 
 pub use sampler::{Figure, Single, Stated};
+pub use withhold::{job_of, Withhold, FIELDS as WITHHELD_FIELDS, REASON as WITHHELD_REASON};
 
 /// A single read's answer from [`ProcReader::one_json_live`].
 #[derive(Debug)]
@@ -129,6 +132,7 @@ pub struct ProcReader {
 /// (and, after an idle spell, sampled) when it was prepared.
 pub struct Listing<'a> {
     reader: &'a ProcReader,
+    withhold: &'a Withhold,
     plan: Plan,
     sort: Option<(Field, bool)>,
     limit: usize,
@@ -149,10 +153,11 @@ impl ProcReader {
         }
     }
 
-    /// Plans a listing. If it carries or sorts by `cpu_percent` and no
+    /// Plans a listing as seen by a caller from whom `withhold` keeps
+    /// other keys' jobs. If it carries or sorts by `cpu_percent` and no
     /// recent listing is a baseline, this blocks for a short two-point
     /// sample first.
-    pub fn prepare(&self, q: &ListQuery) -> Listing<'_> {
+    pub fn prepare<'a>(&'a self, q: &ListQuery, withhold: &'a Withhold) -> Listing<'a> {
         let sort = q.sort.map(|s| (s.field, s.descending));
         let plan = Plan {
             emit: q.fields,
@@ -170,6 +175,7 @@ impl ProcReader {
         });
         Listing {
             reader: self,
+            withhold,
             plan,
             sort,
             limit: q.limit.unwrap_or(usize::MAX),
@@ -180,9 +186,9 @@ impl ProcReader {
 
     /// A JSON array (`[{...},{...}]`) of the matching processes, in pid
     /// order unless sorted; `limit` applies after the sort.
-    pub fn list_json(&self, q: &ListQuery) -> Result<Vec<u8>, ProcError> {
+    pub fn list_json(&self, q: &ListQuery, withhold: &Withhold) -> Result<Vec<u8>, ProcError> {
         let mut out = Vec::new();
-        self.prepare(q).write(&mut out)?;
+        self.prepare(q, withhold).write(&mut out)?;
         Ok(out)
     }
 
@@ -193,6 +199,7 @@ impl ProcReader {
         &self,
         pid: Pid,
         fields: &Fields,
+        withhold: &Withhold,
     ) -> Result<(Vec<u8>, Option<Stated>), ProcError> {
         let mut figure = None;
         if fields.has(Field::CpuPercent) {
@@ -205,7 +212,7 @@ impl ProcReader {
                 }
             });
         }
-        self.one_json_with(pid, fields, figure)
+        self.one_json_with(pid, fields, figure, withhold)
     }
 
     /// The `cpu_percent` of one process from one read of its stat: a
@@ -223,14 +230,21 @@ impl ProcReader {
         pid: Pid,
         fields: &Fields,
         figure: Option<Figure>,
+        withhold: &Withhold,
     ) -> Result<(Vec<u8>, Option<Stated>), ProcError> {
         let cpu = figure.map_or(Cpu::Unasked, |f| Cpu::Fixed(f.percent));
-        let out = self.one_object(pid, fields, cpu)?;
+        let out = self.one_object(pid, fields, cpu, withhold)?;
         Ok((out, figure.map(|f| f.stated)))
     }
 
     /// One process as a JSON object, `cpu_percent` from `cpu`.
-    fn one_object(&self, pid: Pid, fields: &Fields, cpu: Cpu<'_>) -> Result<Vec<u8>, ProcError> {
+    fn one_object(
+        &self,
+        pid: Pid,
+        fields: &Fields,
+        cpu: Cpu<'_>,
+        withhold: &Withhold,
+    ) -> Result<Vec<u8>, ProcError> {
         let plan = Plan {
             emit: *fields,
             need: *fields,
@@ -240,6 +254,7 @@ impl ProcReader {
         let users = self.passwd.table();
         let net = plan.emit.has(Field::Connections).then(NetTable::load);
         let mut w = Walker::new(&self.sys, &users, cpu, net.as_ref());
+        w.withhold = Some(withhold);
         let mut out = Vec::with_capacity(2048);
         match w.process(pid, &plan, &mut out) {
             Outcome::Written => Ok(out),
@@ -251,13 +266,18 @@ impl ProcReader {
     /// same read of its stat (one stat read where [`ProcReader::cpu_of`]
     /// and [`ProcReader::one_json_with`] make two), or, after an idle
     /// spell, when to read it again for a two-point sample.
-    pub fn one_json_live(&self, pid: Pid, fields: &Fields) -> Result<Live, ProcError> {
+    pub fn one_json_live(
+        &self,
+        pid: Pid,
+        fields: &Fields,
+        withhold: &Withhold,
+    ) -> Result<Live, ProcError> {
         let answer = std::cell::Cell::new(None);
         let cpu = Cpu::Live {
             sampler: &self.sampler,
             answer: &answer,
         };
-        let out = self.one_object(pid, fields, cpu)?;
+        let out = self.one_object(pid, fields, cpu, withhold)?;
         Ok(match answer.take() {
             Some(Single::WaitUntil(t)) => Live::WaitUntil(t),
             Some(Single::Figure(f)) => Live::Body(out, Some(f.stated)),
@@ -334,6 +354,7 @@ impl Listing<'_> {
         };
         let net = plan.emit.has(Field::Connections).then(NetTable::load);
         let mut w = Walker::new(&r.sys, &users, cpu, net.as_ref());
+        w.withhold = Some(self.withhold);
         w.seen = Some(Vec::with_capacity(pids.len()));
         let per_proc = 48 + 40 * plan.emit.names().count();
         out.reserve(2 + pids.len().min(limit) * per_proc);

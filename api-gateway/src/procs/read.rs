@@ -14,7 +14,10 @@
 //! - a process that disappears while being read (ENOENT/ESRCH, then its
 //!   stat gone or its start time changed) is dropped whole, never half
 //!   written;
-//! - `environ` is never opened.
+//! - `environ` is never opened;
+//! - a process of another key's job ([`Withhold`]) has the withheld fields
+//!   `null`, named in its `withheld` member, and sorts as if they were;
+//!   their files are not even read.
 
 use std::fmt::Write as _;
 use std::io;
@@ -31,6 +34,7 @@ use super::parse;
 use super::procfs::{read_file, SysInfo};
 use super::sampler::{Cpu, Key};
 use super::users::Table;
+use super::withhold::{self, Withhold};
 use crate::ids::Pid;
 
 /// A value to sort processes by.
@@ -74,7 +78,12 @@ pub struct Walker<'a> {
     pub seen: Option<Vec<(Key, u64)>>,
     /// Sort value of the last process written.
     pub key: SortVal,
+    /// The caller's view of other keys' jobs; `None` withholds nothing.
+    pub withhold: Option<&'a Withhold>,
     buf: Vec<u8>,
+    /// The entered process's status, kept apart from `buf` because it may
+    /// be read before stat (to judge whose process it is) and used after.
+    status: Vec<u8>,
     path: String,
     /// `/proc/PID` of the process being read (`O_PATH`).
     dir: Option<OwnedFd>,
@@ -95,8 +104,10 @@ impl<'a> Walker<'a> {
             net,
             seen: None,
             key: SortVal::Null,
+            withhold: None,
             // Grown by the first read (8 KiB, then doubled as needed).
             buf: Vec::new(),
+            status: Vec::new(),
             path: String::with_capacity(64),
             dir: None,
             gone: false,
@@ -154,6 +165,32 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Reads the entered process's status into `self.status`.
+    fn read_status(&mut self) -> Option<usize> {
+        let mut buf = std::mem::take(&mut self.status);
+        let r = self
+            .open("status", OFlag::O_RDONLY)
+            .and_then(|fd| read_file(fd.into(), &mut buf, true));
+        self.status = buf;
+        match r {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.note(&e);
+                None
+            }
+        }
+    }
+
+    /// Whether the entered process is withheld from the caller; reads its
+    /// status (kept in `self.status`, its length returned) and, for a
+    /// shared job uid only, its cgroup.
+    fn judge(&mut self, w: &Withhold) -> (bool, Option<usize>) {
+        let n = self.read_status();
+        let uid = n.and_then(|n| parse::real_uid(&self.status[..n]));
+        let hidden = w.hides(uid, || self.read("cgroup").map(|n| self.buf[..n].to_vec()));
+        (hidden, n)
+    }
+
     fn link(&mut self, file: &str) -> Option<Vec<u8>> {
         let r = match &self.dir {
             Some(dir) => readlinkat(dir.as_fd(), file).map_err(io::Error::from),
@@ -207,10 +244,16 @@ impl<'a> Walker<'a> {
         self.gone = false;
         self.key = SortVal::Null;
 
-        // ---- stat: always (existence, start time)
         if !self.enter(pid) {
             return Outcome::Gone;
         }
+        // ---- whose: judged before any field is written
+        let (withheld, mut status_read) = match self.withhold {
+            Some(w) if w.concerns(emit, plan.sort) => self.judge(w),
+            _ => (false, None),
+        };
+
+        // ---- stat: always (existence, start time)
         let Some(n) = self.read("stat") else {
             return Outcome::Gone;
         };
@@ -241,7 +284,11 @@ impl<'a> Walker<'a> {
         }
         if emit.has(F::Name) {
             key(out, F::Name.name());
-            json::string(out, st.comm);
+            if withheld {
+                out.extend_from_slice(b"null");
+            } else {
+                json::string(out, st.comm);
+            }
         }
         if emit.has(F::Status) {
             key(out, F::Status.name());
@@ -311,6 +358,7 @@ impl<'a> Walker<'a> {
             self.key = match sf {
                 F::Pid => num(f64::from(pid.get())),
                 F::Ppid => num(st.ppid as f64),
+                F::Name if withheld => SortVal::Null,
                 F::Name => SortVal::Str(st.comm.to_vec()),
                 F::Status => SortVal::Str(parse::status_name(st.state).into()),
                 F::Terminal => tty.map_or(SortVal::Null, |t| SortVal::Str(t.into_bytes())),
@@ -336,9 +384,12 @@ impl<'a> Walker<'a> {
         // What the kernel will refuse, once status has shown the owner.
         let (mut ptrace_refused, mut fd_refused) = (false, false);
         if need.any(&STATUS) || plan.uid.is_some() {
-            match self.read("status") {
+            if status_read.is_none() {
+                status_read = self.read_status();
+            }
+            match status_read {
                 Some(n) => {
-                    let s = parse::status(&self.buf[..n]);
+                    let s = parse::status(&self.status[..n]);
                     if let (Some(u), Some(g)) = (s.uids, s.gids) {
                         let (me, p) = (&self.sys.me, pid.get() as u32);
                         ptrace_refused = me.ptrace_refused(p, u, g);
@@ -423,7 +474,7 @@ impl<'a> Walker<'a> {
         // ---- cmdline
         if emit.has(F::Cmdline) {
             key(out, F::Cmdline.name());
-            match self.read("cmdline") {
+            match if withheld { None } else { self.read("cmdline") } {
                 Some(n) => {
                     out.push(b'[');
                     for (i, a) in parse::cmdline(&self.buf[..n]).into_iter().enumerate() {
@@ -505,7 +556,7 @@ impl<'a> Walker<'a> {
         // ---- exe, cwd
         for f in [F::Exe, F::Cwd] {
             if need.has(f) {
-                let l = if ptrace_refused {
+                let l = if ptrace_refused || withheld {
                     None
                 } else {
                     self.link(f.name())
@@ -531,7 +582,7 @@ impl<'a> Walker<'a> {
                     self.key = SortVal::Null;
                 }
             } else {
-                self.fds(plan, out);
+                self.fds(plan, out, withheld);
             }
         }
 
@@ -543,7 +594,7 @@ impl<'a> Walker<'a> {
         // ---- smaps
         if emit.has(F::MemoryMaps) {
             key(out, F::MemoryMaps.name());
-            match self.read("smaps") {
+            match if withheld { None } else { self.read("smaps") } {
                 Some(n) => {
                     out.push(b'[');
                     for (i, (path, v)) in parse::smaps_grouped(&self.buf[..n]).iter().enumerate() {
@@ -573,11 +624,29 @@ impl<'a> Walker<'a> {
             }
         }
         self.dir = None;
+        if withheld && emit.any(&withhold::FIELDS) {
+            out.extend_from_slice(b",\"withheld\":{");
+            for (i, f) in withhold::FIELDS
+                .iter()
+                .filter(|f| emit.has(**f))
+                .enumerate()
+            {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::string(out, f.name().as_bytes());
+                out.push(b':');
+                json::string(out, withhold::REASON.as_bytes());
+            }
+            out.push(b'}');
+        }
         out.push(b'}');
         Outcome::Written
     }
 
-    fn fds(&mut self, plan: &Plan, out: &mut Vec<u8>) {
+    /// `withheld`: the links (`open_files`, `connections`) are not read
+    /// and are `null`; the count still is.
+    fn fds(&mut self, plan: &Plan, out: &mut Vec<u8>, withheld: bool) {
         use Field as F;
         let emit = plan.emit;
         let entries = self.list("fd");
@@ -592,7 +661,7 @@ impl<'a> Walker<'a> {
                 return;
             }
         };
-        let want_links = emit.has(F::OpenFiles) || emit.has(F::Connections);
+        let want_links = !withheld && (emit.has(F::OpenFiles) || emit.has(F::Connections));
         let mut count = 0u64;
         let mut files: Vec<u8> = Vec::new();
         let mut conns: Vec<u8> = Vec::new();
@@ -652,7 +721,7 @@ impl<'a> Walker<'a> {
         for (f, buf) in [(F::OpenFiles, &files), (F::Connections, &conns)] {
             if emit.has(f) {
                 key(out, f.name());
-                if denied {
+                if denied || withheld {
                     out.extend_from_slice(b"null");
                 } else if buf.is_empty() {
                     out.extend_from_slice(b"[]");

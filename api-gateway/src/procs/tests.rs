@@ -15,7 +15,7 @@ fn reader() -> ProcReader {
 }
 
 fn list(q: &ListQuery) -> Vec<Value> {
-    let body = reader().list_json(q).unwrap();
+    let body = reader().list_json(q, &Withhold::none()).unwrap();
     match serde_json::from_slice(&body).unwrap() {
         Value::Array(v) => v,
         other => panic!("not an array: {other}"),
@@ -24,8 +24,13 @@ fn list(q: &ListQuery) -> Vec<Value> {
 
 #[test]
 fn pid_1_is_readable_with_every_default_field() {
-    let v: Value =
-        serde_json::from_slice(&reader().one_json(pid(1), &Fields::default()).unwrap().0).unwrap();
+    let v: Value = serde_json::from_slice(
+        &reader()
+            .one_json(pid(1), &Fields::default(), &Withhold::none())
+            .unwrap()
+            .0,
+    )
+    .unwrap();
     assert_eq!(v["pid"], 1);
     for name in Fields::default().names() {
         assert!(v.get(name).is_some(), "missing {name}");
@@ -38,7 +43,9 @@ fn pid_1_is_readable_with_every_default_field() {
 fn own_process_reports_its_own_facts() {
     let me = std::process::id() as i32;
     let f = Fields::parse(&["pid,ppid,name,exe,cwd,uids,username,num_threads,open_files,threads,cpu_times,memory_info,cpu_affinity,status,start_time"]).unwrap();
-    let v: Value = serde_json::from_slice(&reader().one_json(pid(me), &f).unwrap().0).unwrap();
+    let v: Value =
+        serde_json::from_slice(&reader().one_json(pid(me), &f, &Withhold::none()).unwrap().0)
+            .unwrap();
     assert_eq!(v["pid"], me);
     assert_eq!(v["ppid"], std::os::unix::process::parent_id());
     let exe = std::env::current_exe().unwrap();
@@ -58,7 +65,9 @@ fn own_process_reports_its_own_facts() {
     assert_eq!(v["start_time"], st.ticks());
     // An open regular file shows up with its fd.
     let tmp = tempfile::NamedTempFile::new().unwrap();
-    let v: Value = serde_json::from_slice(&reader().one_json(pid(me), &f).unwrap().0).unwrap();
+    let v: Value =
+        serde_json::from_slice(&reader().one_json(pid(me), &f, &Withhold::none()).unwrap().0)
+            .unwrap();
     let path = tmp.path().to_string_lossy().to_string();
     assert!(
         v["open_files"]
@@ -93,7 +102,7 @@ fn listing_never_contains_environ_even_with_every_field() {
         limit: Some(20),
         ..ListQuery::default()
     };
-    let body = reader().list_json(&q).unwrap();
+    let body = reader().list_json(&q, &Withhold::none()).unwrap();
     let _: Value = serde_json::from_slice(&body).unwrap();
     assert!(!String::from_utf8_lossy(&body).contains("\"environ\""));
     assert!(Fields::parse(&["environ"]).is_err());
@@ -155,7 +164,7 @@ fn a_listing_with_every_field_writes_them_in_table_order() {
         .find(|p| p["pid"] == me)
         .expect("own process listed");
     let one = reader()
-        .one_json(pid(me as i32), &Fields::all())
+        .one_json(pid(me as i32), &Fields::all(), &Withhold::none())
         .expect("own process")
         .0;
     let table: Vec<&str> = FIELD_TABLE.iter().map(|s| s.name).collect();
@@ -168,6 +177,84 @@ fn a_listing_with_every_field_writes_them_in_table_order() {
     let full = &mine["memory_full_info"];
     assert!(full["uss"].as_u64().is_some_and(|u| u > 0), "{full}");
     assert_eq!(full["rss"], mine["memory_info"]["rss"]);
+}
+
+/// Withholding this test's own uid stands in for another key's job: the
+/// reader is the same whoever the uid belongs to.
+#[test]
+fn a_withheld_process_has_its_telling_fields_null_named_last_and_sorted_as_null() {
+    let me = std::process::id() as i64;
+    let uid = nix::unistd::getuid().as_raw();
+    let w = Withhold::new(std::collections::HashSet::from([uid]), HashMap::new());
+    let (one, _) = reader()
+        .one_json(pid(me as i32), &Fields::all(), &w)
+        .expect("own process");
+    let v: Value = serde_json::from_slice(&one).expect("json");
+    for f in withhold::FIELDS {
+        assert!(v[f.name()].is_null(), "{} = {}", f.name(), v[f.name()]);
+        assert_eq!(v["withheld"][f.name()], withhold::REASON);
+    }
+    assert_eq!(
+        v["withheld"].as_object().map(|o| o.len()),
+        Some(withhold::FIELDS.len())
+    );
+    // The figures stay.
+    assert_eq!(v["uids"]["real"], uid);
+    assert!(v["num_fds"].as_u64().is_some_and(|n| n > 0), "{v}");
+    let mut table: Vec<&str> = FIELD_TABLE.iter().map(|s| s.name).collect();
+    table.push("withheld");
+    assert_eq!(
+        top_level_keys(&one),
+        table,
+        "the marker comes after every field"
+    );
+
+    // Only the fields asked for are named; a listing without them is as
+    // it would be for anyone.
+    let (one, _) = reader()
+        .one_json(
+            pid(me as i32),
+            &Fields::parse(&["cmdline,cpu_times"]).expect("f"),
+            &w,
+        )
+        .expect("own process");
+    let v: Value = serde_json::from_slice(&one).expect("json");
+    assert_eq!(
+        v["withheld"],
+        serde_json::json!({"cmdline": withhold::REASON})
+    );
+    let (one, _) = reader()
+        .one_json(
+            pid(me as i32),
+            &Fields::parse(&["username"]).expect("f"),
+            &w,
+        )
+        .expect("own process");
+    assert!(serde_json::from_slice::<Value>(&one)
+        .expect("json")
+        .get("withheld")
+        .is_none());
+
+    // Sorted by name, every process of the uid is null, so after the rest.
+    let body = reader()
+        .list_json(
+            &ListQuery {
+                fields: Fields::parse(&["uids"]).expect("f"),
+                sort: Some(SortKey::parse("name").expect("sort")),
+                ..ListQuery::default()
+            },
+            &w,
+        )
+        .expect("listing");
+    let v: Vec<Value> = serde_json::from_slice(&body).expect("json");
+    let first = v
+        .iter()
+        .position(|p| p["uids"]["real"] == uid)
+        .expect("own uid listed");
+    assert!(
+        v[first..].iter().all(|p| p["uids"]["real"] == uid),
+        "withheld rows sort last"
+    );
 }
 
 #[test]
@@ -214,7 +301,7 @@ fn sort_limit_and_uid_filter_apply() {
 fn missing_pid_is_no_such_process() {
     let r = reader();
     assert!(matches!(
-        r.one_json(pid(i32::MAX), &Fields::default()),
+        r.one_json(pid(i32::MAX), &Fields::default(), &Withhold::none()),
         Err(ProcError::NoSuchProcess(_))
     ));
 }
@@ -225,7 +312,7 @@ fn exited_child_is_skipped_or_absent() {
     let gone = child.id() as i32;
     child.wait().unwrap();
     assert!(matches!(
-        reader().one_json(pid(gone), &Fields::default()),
+        reader().one_json(pid(gone), &Fields::default(), &Withhold::none()),
         Err(ProcError::NoSuchProcess(_))
     ));
     let v = list(&ListQuery::default());
@@ -272,7 +359,8 @@ fn a_busy_process_shows_its_cpu_on_the_first_read_after_idle() {
         ..ListQuery::default()
     };
     // Nothing was read before: the listing takes a short sample first.
-    let l = r.prepare(&q);
+    let none = Withhold::none();
+    let l = r.prepare(&q, &none);
     let stated = l.cpu.expect("cpu_percent asked for: window stated");
     let mut body = Vec::new();
     l.write(&mut body).unwrap();
@@ -281,7 +369,9 @@ fn a_busy_process_shows_its_cpu_on_the_first_read_after_idle() {
         .as_f64()
         .unwrap();
     // A single read with no baseline of its own uses the listing's.
-    let (one, cpu) = r.one_json(pid(me as i32), &q.fields).unwrap();
+    let (one, cpu) = r
+        .one_json(pid(me as i32), &q.fields, &Withhold::none())
+        .unwrap();
     let one: Value = serde_json::from_slice(&one).unwrap();
     stop.store(true, Ordering::Relaxed);
     let _ = spin.join();
@@ -296,10 +386,13 @@ fn a_busy_process_shows_its_cpu_on_the_first_read_after_idle() {
     let single = one["cpu_percent"].as_f64().unwrap();
     assert!(single > 10.0, "a spinning thread read alone at {single}%");
     // Without cpu_percent nothing is sampled and nothing stated.
-    let l = r.prepare(&ListQuery {
-        fields: Fields::parse(&["name"]).unwrap(),
-        ..ListQuery::default()
-    });
+    let l = r.prepare(
+        &ListQuery {
+            fields: Fields::parse(&["name"]).unwrap(),
+            ..ListQuery::default()
+        },
+        &none,
+    );
     assert!(l.cpu.is_none());
 }
 
@@ -358,7 +451,7 @@ fn as_nobody_a_root_process_shows_nulls() {
     assert!(!nix::unistd::geteuid().is_root());
     let v: Value = serde_json::from_slice(
         &reader()
-            .one_json(self::pid(pid), &Fields::default())
+            .one_json(self::pid(pid), &Fields::default(), &Withhold::none())
             .unwrap()
             .0,
     )
@@ -370,7 +463,9 @@ fn as_nobody_a_root_process_shows_nulls() {
     assert!(v["name"].is_string() && v["cmdline"].is_array());
     assert!(v["memory_info"]["rss"].as_u64().unwrap() > 0);
     // The listing still holds every process, root's included.
-    let all = reader().list_json(&ListQuery::default()).unwrap();
+    let all = reader()
+        .list_json(&ListQuery::default(), &Withhold::none())
+        .unwrap();
     let all: Vec<Value> = serde_json::from_slice(&all).unwrap();
     assert!(all.iter().any(|p| p["pid"] == pid));
     eprintln!("CHECKED as nobody");

@@ -553,8 +553,15 @@ test('a read-only key sees no controls it may not use, in a narrow window too', 
   await page.waitForSelector('#processes', { state: 'visible' });
   assert.equal(await page.isHidden('#tab-jobs'), true);
   await page.waitForFunction(() => Number(document.getElementById('ps-table').dataset.rows) > 0);
+  // The jobs are the ops key's: their command lines are withheld from this
+  // key, so a filter on them selects nothing, and the table says why.
   await setFilters({ cmd: 'sleep 3002' });
+  await rowsUntil('no row picked by a withheld command', (r) => !r.some((x) => x.pid === victims.renice.pid));
+  await setFilters({ cmd: 'another key' });
+  const rows = await rowsUntil('the job shown as withheld', (r) => r.some((x) => x.pid === victims.renice.pid));
+  assert.ok(rows.every((x) => !/sleep 300/.test(x.cmd ?? '')), JSON.stringify(rows));
   await openDetail(victims.renice.pid);
+  assert.equal(await detailValue('cmdline'), 'withheld: another key’s job');
   assert.equal(await page.isHidden('#act-signal'), true);
   assert.equal(await page.isHidden('#act-renice'), true);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
