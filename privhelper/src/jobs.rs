@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -92,7 +92,7 @@ impl Cleaner {
         }
         let pid = nix::unistd::Pid::from_raw(self.pid);
         if hung {
-            let _ = crate::sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+            let _ = crate::sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
             let _ = waitpid(pid, None);
             return Some(Err(format!(
                 "the cleaner took longer than {CLEANUP_TIMEOUT:?}"
@@ -881,7 +881,7 @@ mod tests {
         assert!(failed.contains("Exited"), "{failed}");
         // Killed by someone else: a failure too, never a success.
         let c = cleaner(&["sleep", "60"], later);
-        crate::sys::pidfd_send_signal(c.pidfd.as_raw_fd(), libc::SIGKILL).expect("kill");
+        crate::sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL).expect("kill");
         let killed = settle(&c).expect_err("killed");
         assert!(killed.contains("Signaled"), "{killed}");
     }

@@ -24,7 +24,8 @@ pub struct Listener {
 pub fn listen(path: &Path, gateway_gid: Option<u32>) -> io::Result<Listener> {
     let ours = std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string());
     if ours && std::env::var("LISTEN_FDS").ok().as_deref() == Some("1") {
-        let fd: OwnedFd = sys::listen_fd_from_systemd();
+        let fd: OwnedFd = sys::listen_fd_from_systemd()
+            .ok_or_else(|| io::Error::other("systemd's socket was already taken"))?;
         let listener = UnixListener::from(fd);
         listener.set_nonblocking(true)?;
         return Ok(Listener {

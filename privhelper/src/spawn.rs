@@ -16,7 +16,7 @@
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
@@ -121,18 +121,15 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
         crate::ns::enter(shared, plan.run.memory_max)?;
     }
     let devnull = File::open("/dev/null")?;
-    sys::dup2(devnull.as_raw_fd(), 0)?;
-    sys::dup2(plan.stdout.as_raw_fd(), 1)?;
-    sys::dup2(plan.stderr.as_raw_fd(), 2)?;
-    // Closed here, not by close_range: dropping an already-closed OwnedFd
-    // is an I/O-safety violation.
-    drop(devnull);
     // Keep only 0-2 and the error pipe, which closes itself on execve.
-    let keep = err_w.as_raw_fd() as u32;
-    if keep > 3 {
-        sys::close_range(3, keep - 1)?;
-    }
-    sys::close_range(keep + 1, u32::MAX)?;
+    sys::child_stdio(
+        devnull.as_fd(),
+        plan.stdout.as_fd(),
+        plan.stderr.as_fd(),
+        err_w.as_fd(),
+    )?;
+    // Closed by child_stdio: never dropped (the child execs or exits).
+    std::mem::forget(devnull);
     umask(Mode::from_bits_truncate(0o077));
     let r = plan.run;
     setrlimit(Resource::RLIMIT_CPU, r.cpu_s, r.cpu_s).map_err(io::Error::from)?;

@@ -93,7 +93,8 @@ pub fn pidfd_info(pidfd: BorrowedFd<'_>) -> Option<PidfdInfo> {
 }
 
 /// `pidfd_send_signal(2)`: signals exactly the process the pidfd names.
-pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    let pidfd = pidfd.as_raw_fd();
     // SAFETY: a null siginfo is allowed (the kernel fills in a kill()-like
     // one); the fd and signal are passed by value.
     cerr(unsafe {
@@ -116,30 +117,72 @@ pub fn set_nice(pid: i32, nice: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// `fork(2)`. Returns 0 in the child, the child's pid in the parent.
-///
-/// The helper is single-threaded (one poll loop, no thread pool), so the
-/// child may allocate and use the standard library freely before `execve`.
+/// `fork(2)`, only from a process with one thread: returns 0 in the
+/// child, the child's pid in the parent. With one thread no lock can be
+/// held by another at the fork, so the child may allocate and use the
+/// standard library freely before `execve` or `exit_child`. The helper
+/// never starts a thread; this checks it (`Threads:` in
+/// `/proc/self/status`) and refuses otherwise, so no caller can make the
+/// fork unsound.
 pub fn fork() -> io::Result<i32> {
-    // SAFETY: the helper process has exactly one thread, so no lock can be
-    // held by another thread at the time of the fork.
+    if threads() != Some(1) {
+        return Err(io::Error::other("fork refused: more than one thread"));
+    }
+    // SAFETY: the process has exactly one thread (checked above; none can
+    // appear meanwhile, only this thread could start one).
     let r = unsafe { libc::fork() };
     cerr(libc::c_long::from(r))?;
     Ok(r)
 }
 
-/// `dup2(2)`.
-pub fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
-    // SAFETY: integer arguments; dup2 atomically replaces `new`.
-    cerr(libc::c_long::from(unsafe { libc::dup2(old, new) }))?;
-    Ok(())
+/// The number of threads of this process.
+fn threads() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
-/// Closes descriptors `first..=last` (`close_range(2)`).
-pub fn close_range(first: u32, last: u32) -> io::Result<()> {
-    // SAFETY: integer arguments; closing descriptors we do not own is the
-    // point here (only called in a freshly forked child before execve).
-    cerr(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })?;
+/// `fork(2)` for unit tests, whose harness runs threads. The child may
+/// only make system calls and `exit_child`: no allocation, no lock.
+#[cfg(test)]
+pub fn fork_in_test() -> io::Result<i32> {
+    // SAFETY: the test's child calls only async-signal-safe functions
+    // (raw system calls and _exit) before it exits.
+    let r = unsafe { libc::fork() };
+    cerr(libc::c_long::from(r))?;
+    Ok(r)
+}
+
+/// In a freshly forked child about to `execve`: `stdin`, `stdout`,
+/// `stderr` become descriptors 0-2 and every other descriptor but `keep`
+/// (close-on-exec itself) is closed. Closing what this process's
+/// `OwnedFd`s name is sound only because the child never returns to code
+/// that would drop them: it execs or calls `exit_child`. Callable once per
+/// child, before any of those handles is used again.
+pub fn child_stdio(
+    stdin: BorrowedFd<'_>,
+    stdout: BorrowedFd<'_>,
+    stderr: BorrowedFd<'_>,
+    keep: BorrowedFd<'_>,
+) -> io::Result<()> {
+    for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+        // SAFETY: integer arguments; dup2 atomically replaces `to`, one of
+        // the standard descriptors, which no `OwnedFd` of ours names.
+        cerr(libc::c_long::from(unsafe {
+            libc::dup2(fd.as_raw_fd(), to)
+        }))?;
+    }
+    let keep = u32::try_from(keep.as_raw_fd()).map_err(io::Error::other)?;
+    let ranges = [(3, keep.saturating_sub(1)), (keep + 1, u32::MAX)];
+    for (first, last) in ranges.into_iter().filter(|(f, l)| f <= l) {
+        // SAFETY: integer arguments; see the function's contract for
+        // closing descriptors other handles name.
+        cerr(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })?;
+    }
     Ok(())
 }
 
@@ -235,11 +278,17 @@ pub fn reset_signals() {
     }
 }
 
-/// Descriptor 3 handed over by systemd socket activation.
-pub fn listen_fd_from_systemd() -> OwnedFd {
-    // SAFETY: only called after LISTEN_FDS=1 and LISTEN_PID=our pid were
-    // checked: systemd passed fd 3 to us and nothing else owns it.
-    unsafe { OwnedFd::from_raw_fd(3) }
+/// Descriptor 3 handed over by systemd socket activation, once: a second
+/// call gets `None`, so fd 3 never has two owners. The caller has checked
+/// `LISTEN_PID` and `LISTEN_FDS=1`.
+pub fn listen_fd_from_systemd() -> Option<OwnedFd> {
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    // SAFETY: LISTEN_FDS=1 and LISTEN_PID=our pid say systemd passed fd 3
+    // to us, and the flag above makes this the only owner ever made.
+    Some(unsafe { OwnedFd::from_raw_fd(3) })
 }
 
 /// `mount_setattr(2)`: makes the mount at `path` read-only and leaves

@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -154,7 +154,7 @@ fn is_non_leader_thread(pid: i32) -> bool {
 
 /// Sends `sig` through the pidfd.
 pub fn signal(r: &Resolved, sig: i32) -> Result<(), Refusal> {
-    sys::pidfd_send_signal(r.pidfd.as_raw_fd(), sig).map_err(|e| match e.raw_os_error() {
+    sys::pidfd_send_signal(r.pidfd.as_fd(), sig).map_err(|e| match e.raw_os_error() {
         Some(libc::ESRCH) => Refusal::NoSuchProcess,
         other => Refusal::Failed(other.unwrap_or(libc::EIO)),
     })

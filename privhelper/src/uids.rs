@@ -318,7 +318,7 @@ mod tests {
         }
         assert!(become_uid(0, 65534).is_err() && become_uid(65534, 0).is_err());
         // In a child: the test process keeps its root.
-        let pid = sys::fork().expect("fork");
+        let pid = sys::fork_in_test().expect("fork");
         if pid == 0 {
             let ok = become_uid(65534, 65533).is_ok()
                 && getresuid().is_ok_and(|r| r.saved.as_raw() == 65534)
