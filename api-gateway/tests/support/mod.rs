@@ -446,13 +446,62 @@ nproc = 256
 "#;
 
 /// [`POLICY`] with a job uid range of its own: tests run in parallel, each
-/// with its own helper, and two helpers must never hand out the same uid
-/// (each would count, sweep and own the other's jobs' files).
+/// with its own helper, and two helpers never hand out the same uid (a
+/// helper whose range another live helper holds refuses to start, and
+/// [`launch`] then tries the next range).
 pub fn test_policy() -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 40;
     let first = 60700 + 10 * n;
     POLICY.replace("UIDS", &format!("{first}-{}", first + 9))
+}
+
+/// Starts the helper on `policy` and waits until it listens; its stderr
+/// goes to `log`. When its job uid range is held by another helper of
+/// the host (another test, another suite), the policy gets the next range
+/// and it starts again. `Err` with the exit status and the log when it
+/// exits without listening for any other reason.
+fn launch(bin: &Path, policy: &Path, socket: &Path, log: &Path) -> Result<Child, String> {
+    for _ in 0..40 {
+        let _ = std::fs::remove_file(socket);
+        let before = std::fs::read_to_string(log).map_or(0, |l| l.len());
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut child = Command::new(bin)
+            .arg("--policy")
+            .arg(policy)
+            .arg("--socket")
+            .arg(socket)
+            .args(["--gateway-user", "0"])
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let status = loop {
+            if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+                return Ok(child);
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                break st;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "helper did not listen: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let said = std::fs::read_to_string(log).unwrap_or_default();
+        let said = said.get(before..).unwrap_or_default();
+        if !said.contains("another running helper holds") {
+            return Err(format!("exited with {status} without listening: {said}"));
+        }
+        std::fs::write(policy, test_policy()).unwrap();
+    }
+    Err("no free job uid range for a test helper".into())
 }
 
 impl Helper {
@@ -463,41 +512,20 @@ impl Helper {
         let socket = dir.path().join("helper.sock");
         let policy = dir.path().join("policy.toml");
         std::fs::write(&policy, test_policy()).unwrap();
-        let mut child = Command::new(bin)
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--gateway-user", "0"])
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            if let Ok(Some(st)) = child.try_wait() {
+        match launch(bin, &policy, &socket, &dir.path().join("helper.log")) {
+            Ok(child) => Some(Helper {
+                dir,
+                socket,
+                policy,
+                child: Some(child),
+            }),
+            Err(why) => {
                 // In CI a helper that does not run is a failure, not a skip.
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "{} exited with {st} without listening",
-                    bin.display()
-                );
-                eprintln!(
-                    "SKIPPED (helper not functional): {} exited with {st} without listening",
-                    bin.display()
-                );
-                return None;
+                assert!(std::env::var_os("CI").is_none(), "{}: {why}", bin.display());
+                eprintln!("SKIPPED (helper not functional): {}: {why}", bin.display());
+                None
             }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "helper did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        Some(Helper {
-            dir,
-            socket,
-            policy,
-            child: Some(child),
-        })
     }
 
     pub fn start(bin: &Path) -> Helper {
@@ -516,29 +544,10 @@ impl Helper {
     }
 
     pub fn spawn(&mut self, bin: &Path) {
-        let _ = std::fs::remove_file(&self.socket);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("helper.log"))
-            .unwrap();
-        let child = Command::new(bin)
-            .arg("--policy")
-            .arg(&self.policy)
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(["--gateway-user", "0"])
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let t = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "helper did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let log = self.dir.path().join("helper.log");
+        match launch(bin, &self.policy, &self.socket, &log) {
+            Ok(child) => self.child = Some(child),
+            Err(why) => panic!("{}: {why}", bin.display()),
         }
     }
 
@@ -552,9 +561,7 @@ impl Helper {
         }
     }
 
-    /// The helper's log (stderr) so far, for a helper [`Helper::start`]ed
-    /// or respawned (one from [`Helper::try_start`] logs to the test's
-    /// stderr).
+    /// The helper's log (stderr) so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("helper.log")).unwrap_or_default()
     }
