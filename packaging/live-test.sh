@@ -133,5 +133,6 @@ for u in monitoreo-gateway.service monitoreo-privhelper.service monitoreo-privhe
   systemctl is-active --quiet $u && fail "$u still active after purge"
 done
 getent passwd monitoreo >/dev/null && fail "user monitoreo survived purge"
-ok "purge removed data, users and units"
+getent group monitoreo >/dev/null && fail "group monitoreo survived purge"
+ok "purge removed data, the user and units"
 echo "live test passed"

@@ -2,8 +2,10 @@
 // sessionStorage only), the tabs the key's scopes allow, sign-out.
 //
 // Modules: api.js (requests), sse.js (events over fetch), processes.js
-// (the table and the detail pane), act.js (signal and renice dialogs),
-// jobs.js (run, follow, cancel, list), dom.js and format.js (helpers).
+// (the table on the page and the detail pane) over table-model.js (its
+// rows: filter, sort, tree), act.js (signal and renice dialogs), jobs.js
+// (run, follow, cancel, list), poll.js (the refresh cycle of both tabs),
+// dom.js and format.js (helpers).
 
 import { Api, apiDocument, session } from './api.js';
 import { Actions } from './act.js';

@@ -4,6 +4,7 @@
 
 import { $, el, fill, show } from './dom.js';
 import * as fmt from './format.js';
+import { Poller } from './poll.js';
 import { follow } from './sse.js';
 
 /** Characters of output kept on the page; older output is dropped. */
@@ -46,8 +47,9 @@ export class Jobs {
     this.next = null;
     this.current = null;
     this.stream = null;
-    this.timer = null;
-    this.active = false;
+    // While a job runs, its row's state and time change: look again.
+    this.poll = new Poller(() => this.load(false), () => (
+      this.jobs.some((j) => LIVE.has(j.state)) ? 3 : 0));
     this.abort = new AbortController();
     const { signal } = this.abort;
     show($('jobs-owner-col'), admin);
@@ -61,13 +63,11 @@ export class Jobs {
   }
 
   start() {
-    this.active = true;
-    this.load(false);
+    this.poll.start({ now: true });
   }
 
   stop() {
-    this.active = false;
-    clearTimeout(this.timer);
+    this.poll.stop();
   }
 
   destroy() {
@@ -84,7 +84,7 @@ export class Jobs {
 
   /** Lists this key's jobs (newest first); `more` appends the next page. */
   async load(more) {
-    clearTimeout(this.timer);
+    this.poll.cancel();
     try {
       const before = more && this.next ? `&before=${this.next}` : '';
       const data = await this.api.get(`/api/jobs?limit=50${before}`, { signal: this.abort.signal });
@@ -95,10 +95,7 @@ export class Jobs {
       if (e.name === 'AbortError') return;
       $('job-error').textContent = `Listing jobs failed: ${e.message}`;
     }
-    // While a job runs, its row's state and time change: look again.
-    if (this.active && this.jobs.some((j) => LIVE.has(j.state))) {
-      this.timer = setTimeout(() => this.load(false), 3000);
-    }
+    this.poll.schedule();
   }
 
   renderList() {

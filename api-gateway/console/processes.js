@@ -1,16 +1,13 @@
-// The process table: one listing per refresh, filtered, sorted and (in
-// tree mode) ordered by parent in the page, and rendered as a window of
+// The process table on the page: one listing per refresh, handed to the
+// model (table-model.js: filter, sort, tree) and rendered as a window of
 // rows around the scroll position, so 5,000 processes cost as much to draw
-// as fifty. The detail pane shows every field of one process.
+// as fifty; the keys that move in it; the detail pane, which shows every
+// field of one process.
 
 import { $, el, fill, show } from './dom.js';
 import * as fmt from './format.js';
-
-/** What the table needs of each process (the listing asks for no more). */
-const LIST_FIELDS = [
-  'pid', 'ppid', 'name', 'username', 'status', 'nice', 'cpu_percent', 'memory_info',
-  'memory_percent', 'num_threads', 'create_time', 'start_time', 'cmdline',
-].join(',');
+import { Poller } from './poll.js';
+import { LIST_FIELDS, step, summary, TableModel } from './table-model.js';
 
 /** Rows drawn above and below the visible ones. */
 const OVERSCAN = 12;
@@ -31,46 +28,6 @@ const COLUMNS = [
   { key: 'cmd', title: true, narrow: true },
 ];
 
-/** Numeric columns sort largest first on the first click. */
-const NUMERIC = new Set(COLUMNS.filter((c) => c.num || c.key === 'create_time').map((c) => c.key));
-
-/** A listed process as the table keeps it. */
-function toRow(p) {
-  const cmd = fmt.commandLine(p);
-  return {
-    pid: p.pid,
-    ppid: p.ppid ?? null,
-    name: p.name ?? fmt.withheld(p, 'name'),
-    username: p.username ?? '',
-    status: p.status ?? '',
-    nice: p.nice ?? null,
-    cpu_percent: p.cpu_percent ?? null,
-    rss: p.memory_info ? p.memory_info.rss : null,
-    memory_percent: p.memory_percent ?? null,
-    num_threads: p.num_threads ?? null,
-    create_time: p.create_time ?? null,
-    start_time: p.start_time ?? null,
-    cmd,
-    lname: (p.name ?? fmt.withheld(p, 'name')).toLowerCase(),
-    lcmd: cmd.toLowerCase(),
-  };
-}
-
-function compare(key) {
-  if (NUMERIC.has(key)) {
-    return (a, b) => {
-      const x = a[key];
-      const y = b[key];
-      if (x === y) return a.pid - b.pid;
-      if (x === null) return 1;
-      if (y === null) return -1;
-      return x - y || a.pid - b.pid;
-    };
-  }
-  const k = key === 'name' ? 'lname' : key === 'cmd' ? 'lcmd' : key;
-  return (a, b) => (a[k] < b[k] ? -1 : a[k] > b[k] ? 1 : a.pid - b.pid);
-}
-
 export class ProcessTable {
   /**
    * `api`: the client; `fields`: every field name (for the detail pane);
@@ -82,17 +39,14 @@ export class ProcessTable {
     this.canSignal = canSignal;
     this.canRenice = canRenice;
     this.onAct = onAct;
-    this.rows = [];
-    this.byPid = new Map();
+    this.model = new TableModel();
     this.view = [];
-    this.sort = { key: 'cpu_percent', desc: true };
-    this.tree = false;
-    this.collapsed = new Set();
     this.selected = null;
     this.detailPid = null;
-    this.timer = null;
     this.loading = false;
-    this.active = false;
+    // No refresh while one is under way or the page is hidden.
+    this.poll = new Poller(() => this.refresh(), () => (
+      document.hidden || this.loading ? 0 : Number(this.filters.refresh.value)));
     this.frame = 0;
     this.abort = new AbortController();
 
@@ -124,12 +78,12 @@ export class ProcessTable {
     for (const f of [this.filters.name, this.filters.cmd]) on(f, 'input', () => this.update());
     for (const f of [this.filters.user, this.filters.state]) on(f, 'change', () => this.update());
     on(this.filters.tree, 'change', () => {
-      this.tree = this.filters.tree.checked;
-      this.table.setAttribute('role', this.tree ? 'treegrid' : 'grid');
-      this.table.classList.toggle('tree', this.tree);
+      this.model.tree = this.filters.tree.checked;
+      this.table.setAttribute('role', this.model.tree ? 'treegrid' : 'grid');
+      this.table.classList.toggle('tree', this.model.tree);
       this.update();
     });
-    on(this.filters.refresh, 'change', () => this.schedule());
+    on(this.filters.refresh, 'change', () => this.poll.schedule());
     on($('ps-filters'), 'submit', (e) => e.preventDefault());
     on($('ps-reload'), 'click', () => this.refresh());
     on(this.scroller, 'scroll', () => this.paintSoon());
@@ -139,21 +93,18 @@ export class ProcessTable {
     on($('detail-close'), 'click', () => this.closeDetail());
     on($('act-signal'), 'click', () => this.act('signal'));
     on($('act-renice'), 'click', () => this.act('renice'));
-    on(document, 'visibilitychange', () => this.schedule());
+    on(document, 'visibilitychange', () => this.poll.schedule());
     this.table.setAttribute('role', 'grid');
   }
 
   /** Starts listing (when the tab is shown). */
   start() {
-    this.active = true;
-    if (this.rows.length === 0) this.refresh();
-    else this.schedule();
+    this.poll.start({ now: this.model.rows.length === 0 });
   }
 
   /** Stops the auto-refresh (tab hidden, signed out). */
   stop() {
-    this.active = false;
-    clearTimeout(this.timer);
+    this.poll.stop();
   }
 
   destroy() {
@@ -169,18 +120,10 @@ export class ProcessTable {
     this.error.textContent = '';
   }
 
-  /** Next auto-refresh, per the Refresh choice; none while hidden. */
-  schedule() {
-    clearTimeout(this.timer);
-    const every = Number(this.filters.refresh.value);
-    if (!this.active || !every || document.hidden || this.loading) return;
-    this.timer = setTimeout(() => this.refresh(), every * 1000);
-  }
-
   async refresh() {
     if (this.loading) return;
     this.loading = true;
-    clearTimeout(this.timer);
+    this.poll.cancel();
     try {
       const { data, arrived } = await this.api.get(`/api/ps?fields=${LIST_FIELDS}`, {
         timed: true, signal: this.abort.signal,
@@ -193,25 +136,31 @@ export class ProcessTable {
       this.error.textContent = `Listing failed: ${e.message}`;
     } finally {
       this.loading = false;
-      this.schedule();
+      this.poll.schedule();
     }
   }
 
   /** New data: rebuild the model, redraw, and time it from `arrived`. */
   ingest(processes, arrived, windowS) {
-    this.rows = processes.map(toRow);
-    this.byPid = new Map(this.rows.map((r) => [r.pid, r]));
+    this.model.load(processes);
     this.window = windowS;
-    this.options(this.filters.user, this.rows.map((r) => r.username));
-    this.options(this.filters.state, this.rows.map((r) => r.status));
+    this.readFilters();
+    this.options(this.filters.user, this.model.users());
+    this.options(this.filters.state, this.model.states());
     this.update(arrived);
   }
 
-  /** Fills a filter's choices, keeping the current one. */
-  options(select, values) {
+  /** The filter fields' values, into the model. */
+  readFilters() {
+    const f = this.filters;
+    this.model.filter = {
+      name: f.name.value, user: f.user.value, state: f.state.value, cmd: f.cmd.value,
+    };
+  }
+
+  /** Sets a filter's choices (the model's), keeping the current one. */
+  options(select, distinct) {
     const current = select.value;
-    const distinct = [...new Set(values.filter(Boolean))].sort();
-    if (current && !distinct.includes(current)) distinct.push(current);
     const same = select.options.length === distinct.length + 1
       && distinct.every((v, i) => select.options[i + 1].value === v);
     if (same) return;
@@ -221,83 +170,31 @@ export class ProcessTable {
 
   /** Filters, sorts, redraws; `since`: when the data arrived, to time the draw. */
   update(since = performance.now()) {
-    this.view = this.compute();
+    this.readFilters();
+    this.view = this.model.view();
     this.table.setAttribute('aria-rowcount', String(this.view.length + 1));
     this.paint();
     const shown = this.view.length;
-    const total = this.rows.length;
+    const total = this.model.rows.length;
     requestAnimationFrame(() => requestAnimationFrame(() => {
       const ms = performance.now() - since;
       this.table.dataset.renderMs = ms.toFixed(1);
       this.table.dataset.rows = String(total);
-      const filtered = shown === total ? '' : ` (${fmt.count(shown)} shown)`;
-      const cpu = this.window ? ` · CPU over ${this.window} s` : '';
-      this.status.textContent = `${fmt.count(total)} processes${filtered}${cpu} · drawn in ${Math.round(ms)} ms`;
+      this.status.textContent = summary(total, shown, this.window, ms);
     }));
   }
 
-  matches() {
-    const name = this.filters.name.value.trim().toLowerCase();
-    const user = this.filters.user.value;
-    const state = this.filters.state.value;
-    const cmd = this.filters.cmd.value.trim().toLowerCase();
-    return (r) => (!name || r.lname.includes(name))
-      && (!user || r.username === user)
-      && (!state || r.status === state)
-      && (!cmd || r.lcmd.includes(cmd));
-  }
-
-  /** The rows to show, in order, with their tree depth. */
-  compute() {
-    const cmp = compare(this.sort.key);
-    const order = this.sort.desc ? (a, b) => cmp(b, a) : cmp;
-    const hits = this.rows.filter(this.matches());
-    if (!this.tree) return hits.sort(order).map((r) => ({ r, depth: 0 }));
-    // Tree: the hits and their ancestors, children under their parent.
-    const keep = new Set();
-    for (const r of hits) {
-      let p = r;
-      while (p && !keep.has(p.pid)) {
-        keep.add(p.pid);
-        p = this.byPid.get(p.ppid);
-      }
-    }
-    const hitSet = new Set(hits.map((r) => r.pid));
-    const children = new Map();
-    const roots = [];
-    for (const pid of keep) {
-      const r = this.byPid.get(pid);
-      if (keep.has(r.ppid) && r.ppid !== r.pid) {
-        if (!children.has(r.ppid)) children.set(r.ppid, []);
-        children.get(r.ppid).push(r);
-      } else {
-        roots.push(r);
-      }
-    }
-    const out = [];
-    const stack = roots.sort(order).reverse().map((r) => [r, 0]);
-    while (stack.length) {
-      const [r, depth] = stack.pop();
-      const kids = children.get(r.pid) || [];
-      out.push({ r, depth, kids: kids.length, context: !hitSet.has(r.pid) });
-      if (this.collapsed.has(r.pid)) continue;
-      kids.sort(order);
-      for (let i = kids.length - 1; i >= 0; i -= 1) stack.push([kids[i], depth + 1]);
-    }
-    return out;
-  }
-
   sortBy(key) {
-    if (this.sort.key === key) this.sort.desc = !this.sort.desc;
-    else this.sort = { key, desc: NUMERIC.has(key) };
+    this.model.sortBy(key);
     this.showSort();
     this.update();
   }
 
   showSort() {
     for (const th of this.table.querySelectorAll('thead th')) {
-      const on = th.dataset.key === this.sort.key;
-      th.setAttribute('aria-sort', on ? (this.sort.desc ? 'descending' : 'ascending') : 'none');
+      const { sort } = this.model;
+      const on = th.dataset.key === sort.key;
+      th.setAttribute('aria-sort', on ? (sort.desc ? 'descending' : 'ascending') : 'none');
     }
   }
 
@@ -334,7 +231,7 @@ export class ProcessTable {
     const rows = [];
     for (let i = first; i < last; i += 1) rows.push(this.row(this.view[i], i));
     this.body.replaceChildren(this.topSpacer, ...rows, this.bottomSpacer);
-    if (this.selected === null || !this.byPid.has(this.selected)) {
+    if (this.selected === null || !this.model.byPid.has(this.selected)) {
       const firstRow = rows[0];
       if (firstRow) firstRow.tabIndex = 0;
     }
@@ -350,17 +247,18 @@ export class ProcessTable {
       dataset: { pid: r.pid },
     });
     tr.tabIndex = selected ? 0 : -1;
-    if (this.tree) {
+    const { tree, collapsed } = this.model;
+    if (tree) {
       tr.setAttribute('aria-level', String(depth + 1));
-      if (kids) tr.setAttribute('aria-expanded', String(!this.collapsed.has(r.pid)));
+      if (kids) tr.setAttribute('aria-expanded', String(!collapsed.has(r.pid)));
     }
     for (const c of COLUMNS) {
       const v = r[c.key];
       const text = c.show ? c.show(v) : v === null || v === '' ? '–' : String(v);
       const td = el('td', { class: [c.num ? 'num' : '', c.opt ? 'opt' : '', c.narrow ? 'opt2' : '', `k-${c.key}`].join(' ').trim() });
-      if (c.tree && this.tree) {
+      if (c.tree && tree) {
         td.style.paddingInlineStart = `${0.4 + Math.min(depth, 12) * 0.9}em`;
-        td.append(el('span', { class: 'twisty', 'aria-hidden': 'true', text: kids ? (this.collapsed.has(r.pid) ? '▸' : '▾') : '·' }));
+        td.append(el('span', { class: 'twisty', 'aria-hidden': 'true', text: kids ? (collapsed.has(r.pid) ? '▸' : '▾') : '·' }));
       }
       td.append(document.createTextNode(text));
       if (c.title) td.title = text;
@@ -373,7 +271,7 @@ export class ProcessTable {
     const tr = e.target.closest('tr[data-pid]');
     if (!tr) return;
     const pid = Number(tr.dataset.pid);
-    if (e.target.closest('.twisty') && this.tree) {
+    if (e.target.closest('.twisty') && this.model.tree) {
       this.toggle(pid);
       return;
     }
@@ -382,11 +280,7 @@ export class ProcessTable {
   }
 
   toggle(pid, open) {
-    const isOpen = !this.collapsed.has(pid);
-    if (open === isOpen) return;
-    if (isOpen) this.collapsed.add(pid);
-    else this.collapsed.delete(pid);
-    this.update();
+    if (this.model.toggle(pid, open)) this.update();
   }
 
   indexOf(pid) {
@@ -423,16 +317,9 @@ export class ProcessTable {
     if (e.target !== this.scroller && !this.body.contains(e.target)) return;
     const n = this.view.length;
     if (n === 0) return;
-    let i = this.indexOf(this.selected);
-    const page = Math.max(1, Math.floor(this.scroller.clientHeight / this.rowHeight()) - 1);
+    const i = this.indexOf(this.selected);
     const cur = i < 0 ? null : this.view[i];
     switch (e.key) {
-      case 'ArrowDown': i = Math.min(n - 1, i + 1); break;
-      case 'ArrowUp': i = Math.max(0, i - 1); break;
-      case 'PageDown': i = Math.min(n - 1, i + page); break;
-      case 'PageUp': i = Math.max(0, i - page); break;
-      case 'Home': i = 0; break;
-      case 'End': i = n - 1; break;
       case 'Enter':
       case ' ':
         if (cur) this.openDetail(cur.r.pid, true);
@@ -440,7 +327,7 @@ export class ProcessTable {
         return;
       case 'ArrowRight':
       case 'ArrowLeft':
-        if (this.tree && cur && cur.kids) this.toggle(cur.r.pid, e.key === 'ArrowRight');
+        if (this.model.tree && cur && cur.kids) this.toggle(cur.r.pid, e.key === 'ArrowRight');
         e.preventDefault();
         return;
       case 'Delete':
@@ -448,16 +335,19 @@ export class ProcessTable {
         e.preventDefault();
         return;
       default:
-        return;
+        break;
     }
+    const page = Math.max(1, Math.floor(this.scroller.clientHeight / this.rowHeight()) - 1);
+    const j = step(e.key, i, n, page);
+    if (j === null) return;
     e.preventDefault();
-    this.select(this.view[Math.max(0, i)].r.pid);
+    this.select(this.view[j].r.pid);
   }
 
   /** Opens the detail pane on `pid`; `focus` moves the keyboard there. */
   openDetail(pid, focus = false) {
     this.detailPid = pid;
-    const r = this.byPid.get(pid);
+    const r = this.model.byPid.get(pid);
     $('detail-title').textContent = r ? `${r.name} (${pid})` : `Process ${pid}`;
     fill($('detail-fields'));
     $('detail-note').textContent = 'Loading…';
@@ -495,7 +385,7 @@ export class ProcessTable {
   }
 
   act(kind) {
-    const r = this.byPid.get(this.detailPid);
+    const r = this.model.byPid.get(this.detailPid);
     const d = this.detail && this.detail.pid === this.detailPid ? this.detail : null;
     if (!r && !d) return;
     this.onAct(kind, {

@@ -29,6 +29,7 @@ pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
             cert_subject,
         } => {
             let (cfg, give_to) = keys_config(config.as_deref(), true)?;
+            let idle_admin = admin_without_effect(&scopes);
             let token = keys::add(
                 &cfg.keys_file,
                 &name,
@@ -52,6 +53,13 @@ pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
                         cfg.keys_file.display()
                     );
                 }
+            }
+            if idle_admin {
+                eprintln!(
+                    "warning: key {name:?} has admin but none of exec, signal, renice, so admin \
+                     gives it nothing: admin widens only what those reach (every key's jobs with \
+                     exec, the processes of other keys' jobs with signal or renice)"
+                );
             }
             Ok(())
         }
@@ -92,6 +100,15 @@ pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
             Ok(())
         }
     }
+}
+
+/// Whether `scopes` hold `admin` where it cannot matter. Such a key is
+/// still created (its other scopes work, and refusing would break scripts
+/// that add keys with a fixed list), but it is said aloud, since whoever
+/// asked for `admin` most likely expected it to grant something.
+fn admin_without_effect(scopes: &[keys::Scope]) -> bool {
+    use keys::Scope::{Admin, Exec, Renice, Signal};
+    scopes.contains(&Admin) && ![Exec, Signal, Renice].iter().any(|s| scopes.contains(s))
 }
 
 /// The configuration for a keys command, read with the caller's identity;
@@ -196,6 +213,23 @@ fn list(records: &[keys::KeyRecord]) {
 mod tests {
     use super::*;
     use crate::keys::{KeyRecord, Scope};
+
+    #[test]
+    fn admin_is_idle_only_without_exec_signal_and_renice() {
+        use Scope::*;
+        for scopes in [&[Admin][..], &[Read, Admin], &[Admin, Metrics, Read]] {
+            assert!(admin_without_effect(scopes), "{scopes:?}");
+        }
+        for scopes in [
+            &[Admin, Exec][..],
+            &[Admin, Signal],
+            &[Renice, Admin],
+            &[Read],
+            &[],
+        ] {
+            assert!(!admin_without_effect(scopes), "{scopes:?}");
+        }
+    }
 
     #[test]
     fn json_listing_has_every_field_but_the_hash() {

@@ -172,3 +172,39 @@ fn keys_list_json_is_an_array_of_records_without_hashes() {
     assert!(lines[0].starts_with("ops\tread,exec\t") && lines[0].ends_with("active"));
     assert!(lines[1].starts_with("viewer\tread\t") && lines[1].ends_with("revoked"));
 }
+
+#[test]
+fn keys_add_warns_when_admin_can_grant_nothing_and_still_creates_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let config = config_in(d.path());
+    let config = config.to_str().unwrap();
+    let add = |name: &str, scopes: &str| {
+        let out = gateway(&["keys", "add", name, "--scopes", scopes, "--config", config]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with("mon_"), "{scopes}: no token");
+        text(&out.stderr)
+    };
+    for (name, scopes) in [("boss", "admin"), ("auditor", "read,admin")] {
+        let err = add(name, scopes);
+        assert!(
+            err.contains(&format!(
+                "warning: key \"{name}\" has admin but none of exec, signal, renice"
+            )),
+            "{scopes}: {err}"
+        );
+    }
+    for (name, scopes) in [
+        ("ops", "read,exec,admin"),
+        ("reaper", "read,signal,admin"),
+        ("viewer", "read"),
+    ] {
+        let err = add(name, scopes);
+        assert!(!err.contains("warning"), "{scopes}: {err}");
+    }
+    let out = gateway(&["keys", "list", "--config", config]);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.lines().any(|l| l.starts_with("boss\tadmin\t")),
+        "{listed}"
+    );
+}

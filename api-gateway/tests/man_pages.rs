@@ -221,21 +221,50 @@ fn the_man_page_formats_without_warnings() {
 
 #[test]
 fn the_package_installs_the_man_pages_and_completions() {
-    let manifest = read("api-gateway/Cargo.toml");
+    let manifest = read("packaging/Cargo.toml");
     for asset in [
-        r#"["../packaging/man/monitoreo-gateway.8", "usr/share/man/man8/", "644"]"#,
-        r#"["../packaging/man/monitoreo-privhelper.8", "usr/share/man/man8/", "644"]"#,
-        r#"["../packaging/completions/monitoreo-gateway.bash", "usr/share/bash-completion/completions/monitoreo-gateway", "644"]"#,
-        r#"["../packaging/completions/monitoreo-privhelper.bash", "usr/share/bash-completion/completions/monitoreo-privhelper", "644"]"#,
-        r#"["../packaging/completions/_monitoreo-gateway", "usr/share/zsh/vendor-completions/", "644"]"#,
-        r#"["../packaging/completions/_monitoreo-privhelper", "usr/share/zsh/vendor-completions/", "644"]"#,
-        r#"["../packaging/completions/monitoreo-gateway.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
-        r#"["../packaging/completions/monitoreo-privhelper.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
-        r#"["../packaging/lintian/monitoreo", "usr/share/lintian/overrides/", "644"]"#,
+        r#"["man/monitoreo-gateway.8", "usr/share/man/man8/", "644"]"#,
+        r#"["man/monitoreo-privhelper.8", "usr/share/man/man8/", "644"]"#,
+        r#"["completions/monitoreo-gateway.bash", "usr/share/bash-completion/completions/monitoreo-gateway", "644"]"#,
+        r#"["completions/monitoreo-privhelper.bash", "usr/share/bash-completion/completions/monitoreo-privhelper", "644"]"#,
+        r#"["completions/_monitoreo-gateway", "usr/share/zsh/vendor-completions/", "644"]"#,
+        r#"["completions/_monitoreo-privhelper", "usr/share/zsh/vendor-completions/", "644"]"#,
+        r#"["completions/monitoreo-gateway.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
+        r#"["completions/monitoreo-privhelper.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
+        r#"["lintian/monitoreo", "usr/share/lintian/overrides/", "644"]"#,
     ] {
         assert!(
             manifest.contains(asset),
-            "api-gateway/Cargo.toml lacks the asset {asset}"
+            "packaging/Cargo.toml lacks the asset {asset}"
+        );
+    }
+}
+
+/// cargo-deb makes the crate's description the package's synopsis and
+/// cuts it at 79 characters, the rest going into the long description: a
+/// long one reads as a truncated sentence in `apt show`.
+#[test]
+fn the_package_describes_the_whole_product_in_one_short_line() {
+    let description = |rel: &str| -> String {
+        let manifest: toml::Table = toml::from_str(&read(rel)).expect(rel);
+        manifest["package"]["description"]
+            .as_str()
+            .expect("a description")
+            .to_owned()
+    };
+    let package = description("packaging/Cargo.toml");
+    assert!(package.len() <= 79, "{package:?} is over 79 characters");
+    assert!(!package.ends_with('.'), "a synopsis is not a sentence");
+    for crate_manifest in [
+        "api-gateway/Cargo.toml",
+        "privhelper/Cargo.toml",
+        "protocol/Cargo.toml",
+    ] {
+        assert_ne!(package, description(crate_manifest), "{crate_manifest}");
+        let manifest = read(crate_manifest);
+        assert!(
+            !manifest.contains("[package.metadata.deb]"),
+            "{crate_manifest} has package metadata; the package's is packaging/Cargo.toml"
         );
     }
 }

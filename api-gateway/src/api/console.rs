@@ -62,6 +62,8 @@ pub const FILES: &[Asset] = &[
     asset!("dom.js", "text/javascript; charset=utf-8"),
     asset!("format.js", "text/javascript; charset=utf-8"),
     asset!("sse.js", "text/javascript; charset=utf-8"),
+    asset!("poll.js", "text/javascript; charset=utf-8"),
+    asset!("table-model.js", "text/javascript; charset=utf-8"),
     asset!("processes.js", "text/javascript; charset=utf-8"),
     asset!("act.js", "text/javascript; charset=utf-8"),
     asset!("jobs.js", "text/javascript; charset=utf-8"),
@@ -230,6 +232,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A file left out of [`FILES`] would be a 404 for the page that
+    /// imports it, which only the browser test would notice.
+    #[test]
+    fn every_file_of_the_console_directory_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the console directory")
+            .map(|e| e.expect("a directory entry").file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut embedded: Vec<String> = FILES
+            .iter()
+            .chain([&PAGE])
+            .map(|a| a.name.to_owned())
+            .collect();
+        embedded.sort();
+        assert_eq!(names, embedded);
     }
 
     #[test]
