@@ -13,10 +13,12 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::ops::RangeInclusive;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::fcntl::{fcntl, FcntlArg};
 
 use nix::sys::signal::{kill, Signal};
@@ -275,6 +277,14 @@ pub fn sweep(uid: u32) -> io::Result<()> {
             sys::exit_child(0);
         }
         sys::exit_child(1);
+    }
+    // A process of the uid may stop the sweeper before it is killed: the
+    // loop never waits on it for more than a moment (the drain retries).
+    if let Ok(fd) = sys::pidfd_open(pid, 0) {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, PollTimeout::from(500u16)), Ok(1)) {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        }
     }
     waitpid(Pid::from_raw(pid), None).map_err(io::Error::from)?;
     Ok(())
