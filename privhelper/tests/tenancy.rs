@@ -1,8 +1,9 @@
 //! Key → key and instance → instance through the helper, played by an
 //! attacker: a key acting on another key's job, a key going after a job
 //! uid's cleaner, a job leaving residue for the next holder of its uid, a
-//! second helper taking uids another one holds. Needs root (as another
-//! user each test prints a SKIPPED line; under CI it fails).
+//! second helper taking uids another one holds. Needs root: each test is
+//! ignored unless asked for (`--include-ignored`, as `scripts/test` does as
+//! root).
 
 mod support;
 
@@ -63,10 +64,9 @@ fn sleep_as(uid: u32) -> Child {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn another_keys_job_is_refused_and_its_owner_and_an_admin_may_act() {
-    if !root_or_skip("another_keys_job_is_refused_and_its_owner_and_an_admin_may_act") {
-        return;
-    }
+    require_root();
     let h = Helper::start("ten-keys", &policy(60930, ""));
     let mut c = h.connect();
     let (job, files) = start_job(&mut c, &h.dir, 1, "echo ready; exec sleep 60", 30_000);
@@ -122,14 +122,13 @@ fn another_keys_job_is_refused_and_its_owner_and_an_admin_may_act() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_job_uid_with_no_running_job_behind_it_is_no_job() {
     // The uid's cleaner runs as the job uid after the job ended, outside
     // any job cgroup: `@jobs` once matched it by the uid range, so a key
     // with `signal` could KILL or STOP a cleanup. Played here by a process
     // of a free job uid.
-    if !root_or_skip("a_job_uid_with_no_running_job_behind_it_is_no_job") {
-        return;
-    }
+    require_root();
     let h = Helper::start("ten-cleaner", &policy(60940, ""));
     let mut c = h.connect();
     let mut victim = sleep_as(60945);
@@ -222,10 +221,9 @@ fn policy_of(first: u32, n: u32) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_reused_uid_finds_nothing_the_last_job_left() {
-    if !root_or_skip("a_reused_uid_finds_nothing_the_last_job_left") {
-        return;
-    }
+    require_root();
     // One uid: the second job gets the first one's.
     let h = Helper::start("ten-residue", &policy_of(60950, 1));
     let dirs = world_writable_dirs();
@@ -269,13 +267,12 @@ fn a_reused_uid_finds_nothing_the_last_job_left() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_second_helper_with_an_overlapping_range_refuses_to_start() {
     // Instance → instance: two helpers handing out the same uid would let
     // one's job read and signal the other's, and one's cleaner delete the
     // other's files.
-    if !root_or_skip("a_second_helper_with_an_overlapping_range_refuses_to_start") {
-        return;
-    }
+    require_root();
     let a = Helper::start("ten-lock-a", &policy(60960, ""));
     let dir = a.dir.join("b");
     std::fs::create_dir_all(&dir).expect("dir");
@@ -306,10 +303,9 @@ fn a_second_helper_with_an_overlapping_range_refuses_to_start() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_uid_a_dead_helpers_job_still_runs_as_is_reclaimed_before_reuse() {
-    if !root_or_skip("a_uid_a_dead_helpers_job_still_runs_as_is_reclaimed_before_reuse") {
-        return;
-    }
+    require_root();
     // What a helper that died left running, as its own uid.
     let mut old = sleep_as(60980);
     let old_pid = old.id() as i32;
@@ -361,10 +357,9 @@ fn a_uid_a_dead_helpers_job_still_runs_as_is_reclaimed_before_reuse() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn check_says_whether_a_range_is_free_or_held() {
-    if !root_or_skip("check_says_whether_a_range_is_free_or_held") {
-        return;
-    }
+    require_root();
     let h = Helper::start("ten-check", &policy(60990, ""));
     let check = |first: u32| {
         let p = h.dir.join(format!("check-{first}.toml"));

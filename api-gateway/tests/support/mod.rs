@@ -19,22 +19,32 @@ pub fn gateway_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(GATEWAY))
 }
 
-/// True when root; otherwise prints the loud skip line.
-pub fn root_or_skip(what: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED (needs root): {what}");
-    false
+/// Fails unless root. Every test that needs root is also
+/// `#[ignore = "needs root"]`: a plain `cargo test` lists it as ignored
+/// rather than passing it unrun, and `scripts/test` runs it as root with
+/// `--include-ignored`. A root test that was asked for and cannot run has
+/// not passed, so it fails here, naming the reason.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: run it as root (scripts/test does), or leave the ignored tests out"
+    );
 }
 
-/// The helper binary, built by `cargo build -p privhelper`.
-pub fn helper_bin() -> Option<PathBuf> {
+/// The helper binary, built by `cargo build -p privhelper` (which
+/// `cargo test -p api-gateway` alone does not do; `scripts/test` builds
+/// it). Missing, the test fails rather than passing without the helper.
+pub fn helper_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let p = target.join("debug/monitoreo-privhelper");
-    p.exists().then_some(p)
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p privhelper` first",
+        p.display()
+    );
+    p
 }
 
 pub struct Reply {
@@ -456,50 +466,6 @@ pub fn test_policy() -> String {
 }
 
 impl Helper {
-    /// Starts the helper; `None` (after a loud SKIPPED line) when the
-    /// binary exits at once without listening, i.e. it is not built yet.
-    pub fn try_start(bin: &Path) -> Option<Helper> {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("helper.sock");
-        let policy = dir.path().join("policy.toml");
-        std::fs::write(&policy, test_policy()).unwrap();
-        let mut child = Command::new(bin)
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--gateway-user", "0"])
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            if let Ok(Some(st)) = child.try_wait() {
-                // In CI a helper that does not run is a failure, not a skip.
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "{} exited with {st} without listening",
-                    bin.display()
-                );
-                eprintln!(
-                    "SKIPPED (helper not functional): {} exited with {st} without listening",
-                    bin.display()
-                );
-                return None;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "helper did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Helper {
-            dir,
-            socket,
-            policy,
-            child: Some(child),
-        })
-    }
-
     pub fn start(bin: &Path) -> Helper {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("helper.sock");
@@ -534,9 +500,17 @@ impl Helper {
         self.child = Some(child);
         let t = Instant::now();
         while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "{} exited with {st} without listening: {}",
+                    bin.display(),
+                    self.log()
+                );
+            }
             assert!(
                 t.elapsed() < Duration::from_secs(20),
-                "helper did not listen"
+                "helper did not listen: {}",
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -552,9 +526,7 @@ impl Helper {
         }
     }
 
-    /// The helper's log (stderr) so far, for a helper [`Helper::start`]ed
-    /// or respawned (one from [`Helper::try_start`] logs to the test's
-    /// stderr).
+    /// The helper's log (stderr) so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("helper.log")).unwrap_or_default()
     }
