@@ -8,20 +8,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{helper_bin, root_or_skip, Gateway, Helper};
+use support::{helper_bin, require_root, Gateway, Helper};
 
-fn setup(what: &str, extra: &str) -> Option<(Helper, Gateway, String, String)> {
-    if !root_or_skip(what) {
-        return None;
-    }
-    let Some(bin) = helper_bin() else {
-        panic!("monitoreo-privhelper not built: run `cargo build -p privhelper` first");
-    };
-    let h = Helper::try_start(&bin)?;
+fn setup(extra: &str) -> (Helper, Gateway, String, String) {
+    require_root();
+    let h = Helper::start(&helper_bin());
     let g = Gateway::start_with(&h.socket, extra);
     let a = g.key("alice", "read,exec", &[]);
     let b = g.key("mallory", "read,exec", &[]);
-    Some((h, g, a, b))
+    (h, g, a, b)
 }
 
 fn post(g: &Gateway, t: &str, cmd: &str, timeout_s: u64) -> support::Reply {
@@ -68,15 +63,11 @@ fn job_dir(g: &Gateway, id: &str) -> std::path::PathBuf {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_key_that_fills_its_output_quota_leaves_the_others_room() {
     // The test policy's ceiling is 1 MiB per stream: a job reserves 2 MiB
     // while it runs. Mallory may hold 3 MiB, the store 64 MiB.
-    let Some((_h, g, a, b)) = setup(
-        "per-key output quota",
-        "output_quota = \"64M\"\nkey_output_quota = \"3M\"\n",
-    ) else {
-        return;
-    };
+    let (_h, g, a, b) = setup("output_quota = \"64M\"\nkey_output_quota = \"3M\"\n");
     let full = start(
         &g,
         &b,
@@ -107,11 +98,10 @@ fn a_key_that_fills_its_output_quota_leaves_the_others_room() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_key_cannot_hold_every_job_slot() {
     // The helper runs at most 4 jobs; by default a key runs at most half.
-    let Some((_h, g, a, b)) = setup("per-key running jobs", "") else {
-        return;
-    };
+    let (_h, g, a, b) = setup("");
     let mut held = Vec::new();
     let refused = loop {
         let r = post(&g, &b, "sleep 25", 30);
@@ -150,10 +140,9 @@ fn a_key_cannot_hold_every_job_slot() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_key_over_its_record_limit_loses_its_oldest_finished_jobs_first() {
-    let Some((_h, g, a, b)) = setup("per-key records", "key_max_job_records = 3\n") else {
-        return;
-    };
+    let (_h, g, a, b) = setup("key_max_job_records = 3\n");
     let alices = start(&g, &a, "echo alice", 10);
     ended(&g, &a, &alices);
     // The oldest of mallory's records is a job still running: it stays.
@@ -187,10 +176,9 @@ fn a_key_over_its_record_limit_loses_its_oldest_finished_jobs_first() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn delete_removes_a_finished_job_and_cancels_a_running_one() {
-    let Some((_h, g, a, b)) = setup("delete", "") else {
-        return;
-    };
+    let (_h, g, a, b) = setup("");
     let done = start(&g, &a, "echo bye", 10);
     ended(&g, &a, &done);
     let path = format!("/api/jobs/{done}");
@@ -256,10 +244,9 @@ fn jobs_gauge(g: &Gateway, t: &str, state: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn listing_quota_and_metrics_come_from_the_index_loaded_at_start() {
-    let Some((_h, mut g, a, _b)) = setup("job index", "") else {
-        return;
-    };
+    let (_h, mut g, a, _b) = setup("");
     let m = g.key("prom", "metrics", &[]);
     let mine = start(&g, &a, "echo indexed", 10);
     ended(&g, &a, &mine);

@@ -45,10 +45,9 @@ fn revoked_and_expired_keys_are_refused_without_restart() {
 }
 
 #[test]
-fn whoami_answers_any_valid_key_with_its_name_and_scopes() {
+fn whoami_answers_a_key_with_its_name_and_scopes_in_order() {
     let g = gateway();
     let all = g.key("ops", "read,signal,renice,exec,admin", &[]);
-    let exec_only = g.key("runner", "exec", &[]);
     let r = g.get("/api/whoami", Some(&all));
     assert_eq!(r.status, 200);
     let v = r.json();
@@ -58,30 +57,64 @@ fn whoami_answers_any_valid_key_with_its_name_and_scopes() {
         v["scopes"],
         serde_json::json!(["read", "signal", "renice", "exec", "admin"])
     );
-    // A key without read still learns what it may do.
+}
+
+#[test]
+fn whoami_answers_a_key_without_the_read_scope() {
+    let g = gateway();
+    let exec_only = g.key("runner", "exec", &[]);
     let r = g.get("/api/whoami", Some(&exec_only));
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["scopes"], serde_json::json!(["exec"]));
+    let v = r.json();
+    assert_eq!(v["key"], "runner");
+    assert_eq!(v["scopes"], serde_json::json!(["exec"]));
+}
+
+#[test]
+fn whoami_without_a_valid_key_is_401_with_a_bearer_challenge() {
+    let g = gateway();
     for token in [None, Some("mon_not-a-key")] {
         let r = g.get("/api/whoami", token);
         assert_eq!(r.status, 401, "{token:?}");
         assert_eq!(r.header("www-authenticate"), Some("Bearer"));
         assert_eq!(r.json()["code"], "unauthorized");
     }
+}
+
+#[test]
+fn whoami_refuses_a_key_once_it_is_revoked() {
+    let g = gateway();
+    let t = g.key("runner", "exec", &[]);
+    assert_eq!(g.get("/api/whoami", Some(&t)).status, 200);
     assert!(g.keys_cmd(&["keys", "revoke", "runner"]).status.success());
-    assert_eq!(g.get("/api/whoami", Some(&exec_only)).status, 401);
-    // Like every authenticated request, each ask has an audit line; it
-    // names no act.
-    let audit = std::fs::read_to_string(g.dir.path().join("audit.log")).unwrap_or_default();
-    let lines: Vec<serde_json::Value> = audit
-        .lines()
-        .filter(|l| l.contains("/api/whoami"))
-        .filter_map(|l| serde_json::from_str(l).ok())
+    let r = g.get("/api/whoami", Some(&t));
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["code"], "unauthorized");
+}
+
+#[test]
+fn whoami_is_audited_once_per_ask_naming_the_key_and_no_act() {
+    let g = gateway();
+    let t = g.key("ops", "read,signal", &[]);
+    for _ in 0..2 {
+        assert_eq!(g.get("/api/whoami", Some(&t)).status, 200);
+    }
+    let lines: Vec<serde_json::Value> = g
+        .audit()
+        .into_iter()
+        .filter(|l| l["route"] == "GET /api/whoami")
         .collect();
-    assert!(!lines.is_empty(), "{audit}");
-    assert!(lines
-        .iter()
-        .all(|l| l["pid"].is_null() && l["command"].is_null()));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for l in &lines {
+        assert_eq!(
+            (&l["key"], &l["status"]),
+            (&"ops".into(), &200.into()),
+            "{l}"
+        );
+        for act in ["pid", "signal", "priority", "command", "job"] {
+            assert!(l[act].is_null(), "{act} in {l}");
+        }
+    }
 }
 
 #[test]
@@ -343,9 +376,33 @@ fn the_listing_never_contains_environ() {
     let v = r.json();
     assert_eq!(v["result"], "ok");
     assert!(v["cpu_percent_window_s"].is_number());
+    let procs = v["processes"].as_array().expect("a process list");
+    // This test's own gateway at least is listed.
+    assert!(!procs.is_empty());
+    for p in procs {
+        assert!(p.get("environ").is_none(), "{p}");
+    }
     assert!(!String::from_utf8_lossy(&r.body).contains("\"environ\""));
-    let r = g.get("/api/ps?fields=environ", Some(&t));
-    assert!(!String::from_utf8_lossy(&r.body).contains("\"environ\":"));
+    // Asked for by name, alone or beside a real field, it is refused by
+    // name, and no process is listed.
+    for query in ["fields=environ", "fields=pid,environ"] {
+        let r = g.get(&format!("/api/ps?{query}"), Some(&t));
+        assert_eq!(
+            r.status,
+            400,
+            "{query}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let v = r.json();
+        assert_eq!(v["code"], "invalid_parameter", "{query}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("\"environ\"")),
+            "{query}: {v}"
+        );
+        assert!(v.get("processes").is_none(), "{query}: {v}");
+    }
 }
 
 #[test]

@@ -6,19 +6,14 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{helper_bin, root_or_skip, wait_job, Gateway, Helper};
+use support::{helper_bin, require_root, wait_job, Gateway, Helper};
 
-fn setup(what: &str) -> Option<(Helper, Gateway, String)> {
-    if !root_or_skip(what) {
-        return None;
-    }
-    let Some(bin) = helper_bin() else {
-        panic!("monitoreo-privhelper not built: run `cargo build -p privhelper` first");
-    };
-    let h = Helper::try_start(&bin)?;
+fn setup() -> (Helper, Gateway, String) {
+    require_root();
+    let h = Helper::start(&helper_bin());
     let g = Gateway::start(&h.socket);
     let t = g.key("all", "read,signal,renice,exec", &[]);
-    Some((h, g, t))
+    (h, g, t)
 }
 
 /// A `sleep` running as nobody, for signal/renice targets.
@@ -36,10 +31,9 @@ fn nobody_sleep() -> std::process::Child {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn healthz_reports_the_helper_and_its_containment() {
-    let Some((_h, g, t)) = setup("healthz with helper") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let r = g.get("/healthz", None);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["status"], "ok");
@@ -52,10 +46,9 @@ fn healthz_reports_the_helper_and_its_containment() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn get_ps_1_returns_pid_1_and_read_routes_answer() {
-    let Some((_h, g, t)) = setup("read routes") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let r = g.get("/api/ps/1", Some(&t));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["process"]["pid"], 1);
@@ -79,10 +72,9 @@ fn get_ps_1_returns_pid_1_and_read_routes_answer() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_command_output_is_verbatim_and_runs_as_non_root() {
-    let Some((_h, g, t)) = setup("command output") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let r = g.send(
         "POST",
         "/api/ps",
@@ -125,10 +117,9 @@ fn a_command_output_is_verbatim_and_runs_as_non_root() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_timed_out_job_with_a_setsid_child_leaves_no_process() {
-    let Some((_h, g, t)) = setup("timeout containment") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let marker = format!("sleep 1000{}", std::process::id() % 1000);
     let cmd = format!(r#"{{"cmd": "setsid sh -c 'exec {marker}' & sleep 1000", "timeout_s": 2}}"#);
     let r = g.send("POST", "/api/ps", Some(&t), &cmd);
@@ -153,10 +144,9 @@ fn a_timed_out_job_with_a_setsid_child_leaves_no_process() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn another_key_cannot_read_a_jobs_output() {
-    let Some((_h, g, t)) = setup("job ownership") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let other = g.key("other", "exec", &[]);
     let r = g.send("POST", "/api/ps", Some(&t), r#"{"cmd": "echo secret"}"#);
     assert_eq!(r.status, 202);
@@ -168,10 +158,9 @@ fn another_key_cannot_read_a_jobs_output() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn signal_and_renice_act_on_nobodys_process_and_refuse_others() {
-    let Some((_h, g, t)) = setup("signal and renice") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let mut child = nobody_sleep();
     std::thread::sleep(Duration::from_millis(300));
     let pid = child.id();
@@ -224,10 +213,9 @@ fn signal_and_renice_act_on_nobodys_process_and_refuse_others() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_gateway_survives_a_helper_restart_and_output_survives_a_gateway_restart() {
-    let Some((mut h, mut g, t)) = setup("helper restart") else {
-        return;
-    };
+    let (mut h, mut g, t) = setup();
     let r = g.send("POST", "/api/ps", Some(&t), r#"{"cmd": "echo before"}"#);
     assert_eq!(r.status, 202);
     let id = r.json()["output"].as_str().unwrap().to_string();
@@ -235,7 +223,7 @@ fn the_gateway_survives_a_helper_restart_and_output_survives_a_gateway_restart()
     h.stop();
     let r = g.send("POST", "/api/ps", Some(&t), r#"{"cmd": "true"}"#);
     assert!(r.status == 502 || r.status == 503, "{}", r.status);
-    h.spawn(&helper_bin().unwrap());
+    h.spawn(&helper_bin());
     let mut ok = false;
     for _ in 0..100 {
         let r = g.send("POST", "/api/ps", Some(&t), r#"{"cmd": "echo after"}"#);
@@ -258,10 +246,9 @@ fn message(r: &support::Reply) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_misspelled_signal_member_is_refused_and_the_process_survives() {
-    let Some((_h, g, t)) = setup("a typo in a kill body") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let mut child = nobody_sleep();
     std::thread::sleep(Duration::from_millis(300));
     let pid = child.id();
@@ -287,10 +274,9 @@ fn a_misspelled_signal_member_is_refused_and_the_process_survives() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_policy_refusal_gives_the_rule_and_its_value_and_its_own_code() {
-    let Some((_h, g, t)) = setup("policy refusal message") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let mut child = nobody_sleep();
     std::thread::sleep(Duration::from_millis(300));
     let r = g.send(
@@ -309,10 +295,9 @@ fn a_policy_refusal_gives_the_rule_and_its_value_and_its_own_code() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn acting_on_an_exited_or_zombie_process_names_its_pid() {
-    let Some((_h, g, t)) = setup("signal an exited process") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let mut child = nobody_sleep();
     std::thread::sleep(Duration::from_millis(300));
     let pid = child.id();
@@ -358,10 +343,9 @@ fn acting_on_an_exited_or_zombie_process_names_its_pid() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_timeout_over_the_ceiling_is_refused_in_seconds_naming_the_limit() {
-    let Some((_h, g, t)) = setup("timeout over the policy's ceiling") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let r = g.send(
         "POST",
         "/api/ps",
@@ -376,10 +360,9 @@ fn a_timeout_over_the_ceiling_is_refused_in_seconds_naming_the_limit() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn at_the_job_limit_the_answer_is_429_with_retry_after() {
-    let Some((_h, g, t)) = setup("job limit") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     // One key runs at most half the helper's 4 slots: two keys fill them.
     let second = g.key("second", "exec", &[]);
     let mut ids = Vec::new();
@@ -418,10 +401,9 @@ fn nice_of(pid: u32) -> i64 {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_repeated_member_is_refused_on_every_body_route_and_nothing_is_done() {
-    let Some((_h, g, t)) = setup("a repeated member in a body") else {
-        return;
-    };
+    let (_h, g, t) = setup();
     let mut child = nobody_sleep();
     std::thread::sleep(Duration::from_millis(300));
     let pid = child.id();

@@ -10,19 +10,14 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use support::{helper_bin, record, root_or_skip, Gateway, Helper};
+use support::{helper_bin, record, require_root, Gateway, Helper};
 
-fn setup(what: &str, extra: &str) -> Option<(Helper, Gateway, String)> {
-    if !root_or_skip(what) {
-        return None;
-    }
-    let Some(bin) = helper_bin() else {
-        panic!("monitoreo-privhelper not built: run `cargo build -p privhelper` first");
-    };
-    let h = Helper::try_start(&bin)?;
+fn setup(extra: &str) -> (Helper, Gateway, String) {
+    require_root();
+    let h = Helper::start(&helper_bin());
     let g = Gateway::start_with(&h.socket, extra);
     let t = g.key("ops", "read,signal,renice,exec", &[]);
-    Some((h, g, t))
+    (h, g, t)
 }
 
 /// Starts `cmd` through `POST /api/jobs`; returns its id.
@@ -159,10 +154,9 @@ impl Sse {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_first_line_reaches_a_follower_before_the_job_ends() {
-    let Some((_h, g, t)) = setup("first line live", "") else {
-        return;
-    };
+    let (_h, g, t) = setup("");
     let id = start(&g, &t, "for i in 1 2 3; do echo $i; sleep 1; done", 20);
     let mut sse = Sse::open(&g, &t, &id, None);
     let first = sse.next().expect("an event");
@@ -185,10 +179,9 @@ fn the_first_line_reaches_a_follower_before_the_job_ends() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_cut_follow_resumes_with_the_exact_bytes() {
-    let Some((_h, g, t)) = setup("cut and resume", "") else {
-        return;
-    };
+    let (_h, g, t) = setup("");
     let cmd = "for i in $(seq 1 30); do echo line-$i; echo err-$i >&2; sleep 0.05; done; \
                printf 'tail \\377\\376 end'";
     let id = start(&g, &t, cmd, 20);
@@ -232,10 +225,9 @@ fn a_cut_follow_resumes_with_the_exact_bytes() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn range_serves_exact_non_utf8_bytes() {
-    let Some((_h, g, t)) = setup("range", "") else {
-        return;
-    };
+    let (_h, g, t) = setup("");
     let id = start(&g, &t, "printf 'a\\377b\\001c'", 10);
     ended(&g, &t, &id);
     let path = format!("/api/jobs/{id}/stdout");
@@ -269,10 +261,9 @@ fn leftovers(marker: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cancel_leaves_nothing_of_the_job_alive_and_a_second_delete_deletes() {
-    let Some((_h, g, t)) = setup("cancel", "") else {
-        return;
-    };
+    let (_h, g, t) = setup("");
     let id = start(&g, &t, "setsid sleep 1061 & sleep 1061", 30);
     let t0 = Instant::now();
     while leftovers("sleep 1061").len() < 2 {
@@ -299,10 +290,9 @@ fn cancel_leaves_nothing_of_the_job_alive_and_a_second_delete_deletes() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_key_never_sees_another_keys_job_unless_admin() {
-    let Some((_h, g, a)) = setup("job isolation", "") else {
-        return;
-    };
+    let (_h, g, a) = setup("");
     let b = g.key("other", "read,exec", &[]);
     let admin = g.key("boss", "exec,admin", &[]);
     let id = start(&g, &a, "echo mine", 10);
@@ -339,16 +329,12 @@ fn a_key_never_sees_another_keys_job_unless_admin() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_output_quota_refuses_a_job_clearly_and_loses_nothing() {
     // The test policy's ceiling is 1 MiB per stream: a job may need 2 MiB.
     // Each key may hold 3 MiB, all keys together 5 MiB: two keys with a
     // running job each leave no room for a third key's job.
-    let Some((_h, g, t)) = setup(
-        "quota",
-        "output_quota = \"5M\"\nkey_output_quota = \"3M\"\n",
-    ) else {
-        return;
-    };
+    let (_h, g, t) = setup("output_quota = \"5M\"\nkey_output_quota = \"3M\"\n");
     let other = g.key("other", "exec", &[]);
     let third = g.key("third", "exec", &[]);
     let first = start(&g, &t, "echo kept; sleep 2", 10);
@@ -384,10 +370,9 @@ fn the_output_quota_refuses_a_job_clearly_and_loses_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn wait_answers_when_the_job_ends() {
-    let Some((_h, g, t)) = setup("long poll", "") else {
-        return;
-    };
+    let (_h, g, t) = setup("");
     let id = start(&g, &t, "sleep 1; echo done", 10);
     let r = g.get(&format!("/api/jobs/{id}?wait=20"), Some(&t));
     assert_eq!(r.status, 200);
@@ -400,10 +385,9 @@ fn wait_answers_when_the_job_ends() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn jobs_list_newest_first_filtered_and_paginated() {
-    let Some((_h, g, t)) = setup("listing", "") else {
-        return;
-    };
+    let (_h, g, t) = setup("");
     let ids: Vec<String> = (0..3)
         .map(|i| {
             let id = start(&g, &t, &format!("exit {i}"), 10);
@@ -432,10 +416,9 @@ fn jobs_list_newest_first_filtered_and_paginated() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_old_route_answers_as_before_with_the_job_id_added() {
-    let Some((_h, g, t)) = setup("old run route", "") else {
-        return;
-    };
+    let (_h, g, t) = setup("");
     let r = g.send(
         "POST",
         "/api/ps",

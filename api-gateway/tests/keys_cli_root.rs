@@ -1,7 +1,8 @@
 //! The keys CLI run as root against a state dir that an unprivileged user
 //! (the gateway's, i.e. the attacker once the gateway is compromised) owns
 //! and has filled with symbolic links in advance. Drives the real binary.
-//! Every test needs root: otherwise it prints a SKIPPED line and returns.
+//! Every test needs root, so each is ignored unless asked for
+//! (`--include-ignored`, as `scripts/test` does as root).
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use nix::unistd::{Gid, Group, Uid, User};
-use support::{root_or_skip, GATEWAY};
+use support::{require_root, GATEWAY};
 
 /// Valid keys JSON that only root may read: if it ever shows up in the
 /// gateway's keys file or in `keys list`, root read it through a link.
@@ -189,10 +190,9 @@ fn assert_mode_owner(p: &Path, owner: (u32, u32)) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn links_at_the_old_temp_names_do_not_reach_roots_files() {
-    if !root_or_skip("links_at_the_old_temp_names_do_not_reach_roots_files") {
-        return;
-    }
+    require_root();
     let owner = unnamed_ids();
     let s = scene(owner, 0o700, "");
     let before = snapshot(&s.victim);
@@ -211,10 +211,9 @@ fn links_at_the_old_temp_names_do_not_reach_roots_files() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_link_at_keys_json_is_not_followed_as_root() {
-    if !root_or_skip("a_link_at_keys_json_is_not_followed_as_root") {
-        return;
-    }
+    require_root();
     let owner = unnamed_ids();
     let s = scene(owner, 0o700, "");
     let before = snapshot(&s.victim);
@@ -288,26 +287,23 @@ fn link_higher_up(inside_state_dir: bool) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_link_higher_up_in_the_state_dir_reaches_only_what_its_owner_may() {
-    if !root_or_skip("a_link_higher_up_in_the_state_dir_reaches_only_what_its_owner_may") {
-        return;
-    }
+    require_root();
     link_higher_up(true);
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_link_higher_up_outside_the_state_dir_reaches_only_what_its_owner_may() {
-    if !root_or_skip("a_link_higher_up_outside_the_state_dir_reaches_only_what_its_owner_may") {
-        return;
-    }
+    require_root();
     link_higher_up(false);
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_keys_path_through_two_users_dirs_is_refused() {
-    if !root_or_skip("a_keys_path_through_two_users_dirs_is_refused") {
-        return;
-    }
+    require_root();
     // Each user could swap what lies below its own directory; acting as
     // either would expose the other, so nothing is touched.
     let owner = unnamed_ids();
@@ -338,10 +334,9 @@ fn a_keys_path_through_two_users_dirs_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_root_owned_group_writable_state_dir_is_written_safely() {
-    if !root_or_skip("a_root_owned_group_writable_state_dir_is_written_safely") {
-        return;
-    }
+    require_root();
     // The gateway's group may write the dir, so it may plant links, but
     // the dir is root's: the CLI stays root and must not follow them.
     let (_, gid) = unnamed_ids();
@@ -371,10 +366,9 @@ fn a_root_owned_group_writable_state_dir_is_written_safely() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn keys_added_as_root_belong_to_the_state_dir_owner() {
-    if !root_or_skip("keys_added_as_root_belong_to_the_state_dir_owner") {
-        return;
-    }
+    require_root();
     let owner = unnamed_ids();
     let s = scene(owner, 0o700, "");
     let keys = s.state.join("keys.json");
@@ -398,10 +392,9 @@ fn keys_added_as_root_belong_to_the_state_dir_owner() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_keys_file_outside_the_state_dir_is_given_to_its_owner() {
-    if !root_or_skip("a_keys_file_outside_the_state_dir_is_given_to_its_owner") {
-        return;
-    }
+    require_root();
     // keys_file in a root-owned dir (like /etc/monitoreo): root writes it
     // there and gives it to the state dir's owner, who must read it.
     let owner = unnamed_ids();
@@ -421,10 +414,9 @@ fn a_keys_file_outside_the_state_dir_is_given_to_its_owner() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_state_dir_owner_itself_still_manages_keys() {
-    if !root_or_skip("the_state_dir_owner_itself_still_manages_keys") {
-        return;
-    }
+    require_root();
     // The unprivileged path, as the packaged instructions run it.
     use std::os::unix::process::CommandExt;
     let owner = unnamed_ids();
@@ -475,10 +467,9 @@ fn cli_with(config: &Path, args: &[&str]) -> Output {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_missing_state_dir_is_made_0700_for_the_gateway_user_who_owns_its_parent() {
-    if !root_or_skip("a_missing_state_dir_is_made_0700_for_the_gateway_user_who_owns_its_parent") {
-        return;
-    }
+    require_root();
     let owner = unnamed_ids();
     let (_top, state, config) = missing_state_dir(owner);
     let out = cli_with(&config, &["keys", "add", "ops", "--scopes", "read"]);
@@ -491,10 +482,9 @@ fn a_missing_state_dir_is_made_0700_for_the_gateway_user_who_owns_its_parent() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_missing_state_dir_in_a_root_dir_is_never_made_roots() {
-    if !root_or_skip("a_missing_state_dir_in_a_root_dir_is_never_made_roots") {
-        return;
-    }
+    require_root();
     let (_top, state, config) = missing_state_dir((0, 0));
     let out = cli_with(&config, &["keys", "add", "ops", "--scopes", "read"]);
     let err = text(&out.stderr);

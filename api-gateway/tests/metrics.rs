@@ -1,8 +1,9 @@
 //! `GET /metrics`: who may read it, that the exposition is clean for
 //! `promtool check metrics`, and that a real Prometheus server scrapes the
 //! real gateway and can query its series. promtool and prometheus come
-//! from Debian's `prometheus` package (`.ci/run` installs it); without
-//! them these tests print SKIPPED, and with `CI=true` they fail instead.
+//! from Debian's `prometheus` package (`.ci/run` installs it); the tests
+//! that need them are ignored unless asked for (`--include-ignored`, as
+//! `scripts/test` does as root), and fail without them when asked for.
 
 mod support;
 
@@ -17,21 +18,19 @@ fn gateway(extra: &str) -> Gateway {
     Gateway::start_with(Path::new("/nonexistent/helper.sock"), extra)
 }
 
-/// The Debian tool `name`, or `None` after a loud skip (a failure in CI).
-fn tool(name: &str) -> Option<&'static str> {
+/// Debian's `promtool` or `prometheus`. The tests that use them are
+/// ignored unless asked for, and asked for without the tool they fail
+/// rather than pass unrun.
+fn tool(name: &str) -> &'static str {
     let path = match name {
         "promtool" => "/usr/bin/promtool",
         _ => "/usr/bin/prometheus",
     };
-    if Path::new(path).exists() {
-        return Some(path);
-    }
     assert!(
-        std::env::var_os("CI").is_none(),
+        Path::new(path).exists(),
         "{path} is missing: install Debian's prometheus package (.ci/run does)"
     );
-    eprintln!("SKIPPED (needs {path} from Debian's prometheus package)");
-    None
+    path
 }
 
 #[test]
@@ -74,10 +73,9 @@ fn metrics_need_the_metrics_scope_unless_metrics_public() {
 }
 
 #[test]
+#[ignore = "needs promtool (Debian's prometheus package)"]
 fn the_exposition_passes_promtool_check_metrics() {
-    let Some(promtool) = tool("promtool") else {
-        return;
-    };
+    let promtool = tool("promtool");
     let g = gateway("metrics_public = true\n");
     let t = g.key("ops", "read", &[]);
     // Fill the request, duration and auth series first.
@@ -192,10 +190,9 @@ fn shipped_config(dir: &Path, targets: &str, key: &str, interval: &str) -> std::
 }
 
 #[test]
+#[ignore = "needs promtool (Debian's prometheus package)"]
 fn the_shipped_prometheus_example_passes_promtool() {
-    let Some(promtool) = tool("promtool") else {
-        return;
-    };
+    let promtool = tool("promtool");
     let dir = tempfile::tempdir().expect("tempdir");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/prometheus");
     let targets = std::fs::read_to_string(src.join("monitoreo-targets.yml")).expect("targets");
@@ -226,10 +223,9 @@ fn the_shipped_prometheus_example_passes_promtool() {
 }
 
 #[test]
+#[ignore = "needs promtool and prometheus (Debian's prometheus package)"]
 fn a_real_prometheus_scrapes_the_gateway_with_the_shipped_config() {
-    let (Some(prometheus), Some(promtool)) = (tool("prometheus"), tool("promtool")) else {
-        return;
-    };
+    let (prometheus, promtool) = (tool("prometheus"), tool("promtool"));
     let g = gateway("");
     let key = g.key("prometheus", "metrics", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -298,15 +294,10 @@ fn a_real_prometheus_scrapes_the_gateway_with_the_shipped_config() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn helper_round_trips_decisions_and_jobs_are_counted() {
-    if !support::root_or_skip("helper decisions in /metrics") {
-        return;
-    }
-    let bin =
-        support::helper_bin().expect("monitoreo-privhelper built (cargo build -p privhelper)");
-    let Some(h) = support::Helper::try_start(&bin) else {
-        return;
-    };
+    support::require_root();
+    let h = support::Helper::start(&support::helper_bin());
     let g = Gateway::start_with(&h.socket, "metrics_public = true\n");
     let t = g.key("all", "read,signal,exec", &[]);
     // Root's process: the test policy lets only nobody's be signalled.

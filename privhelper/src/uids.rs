@@ -18,8 +18,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::fcntl::{fcntl, FcntlArg};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
@@ -321,11 +321,12 @@ mod tests {
     use super::*;
 
     #[test]
+    #[ignore = "needs root"]
     fn become_uid_drops_every_id_and_cannot_regain_root() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED (needs root): become_uid_drops_every_id_and_cannot_regain_root");
-            return;
-        }
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root: run it as root (scripts/test does)"
+        );
         assert!(become_uid(0, 65534).is_err() && become_uid(65534, 0).is_err());
         // In a child: the test process keeps its root.
         let pid = sys::fork_in_test().expect("fork");

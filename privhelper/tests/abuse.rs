@@ -1,7 +1,8 @@
 //! The gateway → helper boundary under abuse: hundreds of connections, a
 //! descriptor-starved helper, an untrusted policy file, renice of a
-//! multi-threaded process and of a bare thread id. Needs root (as another
-//! user each test prints a SKIPPED line).
+//! multi-threaded process and of a bare thread id. Needs root: each test is
+//! ignored unless asked for (`--include-ignored`, as `scripts/test` does as
+//! root).
 
 mod support;
 
@@ -28,10 +29,9 @@ fn open_fds(pid: i32) -> usize {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn three_hundred_idle_connections_do_not_lock_out_the_gateway() {
-    if !root_or_skip("three_hundred_idle_connections_do_not_lock_out_the_gateway") {
-        return;
-    }
+    require_root();
     let h = Helper::start_with(
         "conns",
         &policy(60850, ""),
@@ -63,10 +63,9 @@ fn three_hundred_idle_connections_do_not_lock_out_the_gateway() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn out_of_descriptors_the_helper_backs_off_instead_of_spinning() {
-    if !root_or_skip("out_of_descriptors_the_helper_backs_off_instead_of_spinning") {
-        return;
-    }
+    require_root();
     // 16 descriptors: a handful of connections exhaust them.
     let h = Helper::start_with(
         "emfile",
@@ -103,10 +102,9 @@ fn out_of_descriptors_the_helper_backs_off_instead_of_spinning() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn an_untrusted_policy_file_is_refused_at_start_on_reload_and_by_check() {
-    if !root_or_skip("an_untrusted_policy_file_is_refused_at_start_on_reload_and_by_check") {
-        return;
-    }
+    require_root();
     let h = Helper::start("trust", &policy(60870, ""));
     let path = h.dir.join("policy.toml");
     let bin = env!("CARGO_BIN_EXE_monitoreo-privhelper");
@@ -202,10 +200,9 @@ fn nices(pid: i32) -> Vec<(i32, u64)> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn renice_sets_every_thread_and_a_thread_id_is_not_a_process() {
-    if !root_or_skip("renice_sets_every_thread_and_a_thread_id_is_not_a_process") {
-        return;
-    }
+    require_root();
     let h = Helper::start("threads", &policy(60880, ""));
     let mut c = h.connect();
     let mut child = threaded_target(4);

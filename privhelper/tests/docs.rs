@@ -95,15 +95,13 @@ fn the_man_page_and_every_completion_name_every_option_of_the_help() {
 }
 
 #[test]
+#[ignore = "needs groff (Debian's groff-base)"]
 fn the_man_page_formats_without_warnings() {
-    let Ok(out) = Command::new("groff")
+    let out = Command::new("groff")
         .args(["-man", "-ww", "-z", "-Tutf8"])
         .arg(repo().join("packaging/man/monitoreo-privhelper.8"))
         .output()
-    else {
-        eprintln!("SKIPPED (needs groff): the man page was not formatted");
-        return;
-    };
+        .expect("groff runs: install Debian's groff-base (.ci/run does)");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

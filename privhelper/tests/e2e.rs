@@ -1,7 +1,8 @@
 //! End to end: the real helper binary on a socket in a temp dir, real
 //! target processes, the protocol's own client. Needs root (the helper
-//! signals another user's processes and switches users); as another user
-//! each test prints a SKIPPED line.
+//! signals another user's processes and switches users): each test is
+//! ignored unless asked for (`--include-ignored`, as `scripts/test` does as
+//! root).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -12,7 +13,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use protocol::{Connection, JobId, JobState, Request, Response, Signal, Target};
-use support::{root_or_skip, start_time, state_of, test_caller, Helper, TEST_KEY};
+use support::{require_root, start_time, state_of, test_caller, Helper, TEST_KEY};
 
 mod support;
 
@@ -112,10 +113,9 @@ fn sig(conn: &mut Connection, target: Target, signal: Signal) -> Response {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn an_allowed_target_is_killed_and_reniced() {
-    if !root_or_skip("an_allowed_target_is_killed_and_reniced") {
-        return;
-    }
+    require_root();
     let h = Helper::start("e2e-allowed", &e2e_policy(60600));
     let mut c = h.connect();
     let mut victim = target(false);
@@ -148,10 +148,9 @@ fn an_allowed_target_is_killed_and_reniced() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn built_in_protections_and_policy_refuse_and_nothing_is_signalled() {
-    if !root_or_skip("built_in_protections_and_policy_refuse_and_nothing_is_signalled") {
-        return;
-    }
+    require_root();
     let h = Helper::start("e2e-refusals", &e2e_policy(60610));
     let mut c = h.connect();
     let denied = |r: Response| match r {
@@ -255,10 +254,9 @@ fn built_in_protections_and_policy_refuse_and_nothing_is_signalled() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_stale_start_time_is_a_mismatch_and_the_process_survives() {
-    if !root_or_skip("a_stale_start_time_is_a_mismatch_and_the_process_survives") {
-        return;
-    }
+    require_root();
     let h = Helper::start("e2e-stale", &e2e_policy(60620));
     let mut c = h.connect();
     let mut victim = target(false);
@@ -288,10 +286,9 @@ fn a_stale_start_time_is_a_mismatch_and_the_process_survives() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_client_that_is_neither_root_nor_the_gateway_is_refused() {
-    if !root_or_skip("a_client_that_is_neither_root_nor_the_gateway_is_refused") {
-        return;
-    }
+    require_root();
     let h = Helper::start("e2e-peer", &e2e_policy(60630));
     fs::set_permissions(&h.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
@@ -345,10 +342,9 @@ fn raw(h: &Helper, bytes: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bad_frames_close_the_connection_and_the_next_client_is_served() {
-    if !root_or_skip("bad_frames_close_the_connection_and_the_next_client_is_served") {
-        return;
-    }
+    require_root();
     let h = Helper::start("e2e-frames", &e2e_policy(60640));
     // Oversize length, garbage, a truncated frame: closed with no answer.
     assert!(raw(&h, &(70_000u32).to_le_bytes()).is_empty());
@@ -441,10 +437,9 @@ fn run_job(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_command_runs_unprivileged_with_verbatim_output_and_its_status() {
-    if !root_or_skip("a_command_runs_unprivileged_with_verbatim_output_and_its_status") {
-        return;
-    }
+    require_root();
     let h = Helper::start("e2e-spawn", &e2e_policy(60650));
     let mut c = h.connect();
     let (s, out, err) = run_job(
@@ -516,10 +511,9 @@ fn leftovers(marker: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn at_the_timeout_nothing_the_job_forked_survives() {
-    if !root_or_skip("at_the_timeout_nothing_the_job_forked_survives") {
-        return;
-    }
+    require_root();
     let h = Helper::start("e2e-timeout", &e2e_policy(60660));
     let mut c = h.connect();
     let cases = [
@@ -548,10 +542,9 @@ fn at_the_timeout_nothing_the_job_forked_survives() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_malformed_policy_stops_start_up_naming_the_line() {
-    if !root_or_skip("a_malformed_policy_stops_start_up_naming_the_line") {
-        return;
-    }
+    require_root();
     let dir = std::env::temp_dir().join(format!("ph-e2e-bad-{}", std::process::id()));
     fs::create_dir_all(&dir).expect("dir");
     fs::write(
@@ -607,10 +600,9 @@ fn hup_and_wait(h: &Helper, n: usize) {
 /// after start would) must reload, not kill the helper: the signals are
 /// blocked before the socket exists.
 #[test]
+#[ignore = "needs root"]
 fn a_sighup_as_soon_as_the_socket_listens_reloads() {
-    if !root_or_skip("a_sighup_as_soon_as_the_socket_listens_reloads") {
-        return;
-    }
+    require_root();
     for round in 0..20 {
         let h = Helper::start(&format!("e2e-early-hup{round}"), &e2e_policy(60700));
         hup_and_wait(&h, 1);
@@ -619,10 +611,9 @@ fn a_sighup_as_soon_as_the_socket_listens_reloads() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_bad_reload_keeps_the_old_policy_and_a_good_one_applies() {
-    if !root_or_skip("a_bad_reload_keeps_the_old_policy_and_a_good_one_applies") {
-        return;
-    }
+    require_root();
     let h = Helper::start("e2e-reload", &e2e_policy(60670));
     let policy = h.dir.join("policy.toml");
     fs::write(&policy, "this is [not toml").expect("write");
@@ -652,10 +643,9 @@ fn a_bad_reload_keeps_the_old_policy_and_a_good_one_applies() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_job_is_killed_at_its_timeout_even_after_the_client_is_gone() {
-    if !root_or_skip("a_job_is_killed_at_its_timeout_even_after_the_client_is_gone") {
-        return;
-    }
+    require_root();
     let h = Helper::start("e2e-orphan", &e2e_policy(60680));
     {
         let mut c = h.connect();

@@ -1,8 +1,8 @@
 //! The helper → job and job → job boundaries, played by an attacker: a job
 //! that goes after another job's memory, descriptors, output and signals,
 //! or after the helper's socket, and jobs that try to take the host's
-//! processes or memory. Needs root (as another user each test prints a
-//! SKIPPED line).
+//! processes or memory. Needs root: each test is ignored unless asked for
+//! (`--include-ignored`, as `scripts/test` does as root).
 
 mod support;
 
@@ -84,10 +84,9 @@ fn result_of<'a>(lines: &'a str, attack: &str) -> &'a str {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_job_cannot_read_trace_signal_or_write_into_another_job() {
-    if !root_or_skip("a_job_cannot_read_trace_signal_or_write_into_another_job") {
-        return;
-    }
+    require_root();
     let h = Helper::start("iso", &policy(60800, ""));
     // The socket is made reachable on purpose: the peer check must hold
     // even where file permissions would not.
@@ -152,10 +151,9 @@ fn a_job_cannot_read_trace_signal_or_write_into_another_job() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn with_a_shared_run_user_the_same_attack_succeeds_as_documented() {
-    if !root_or_skip("with_a_shared_run_user_the_same_attack_succeeds_as_documented") {
-        return;
-    }
+    require_root();
     // The control experiment: it shows the attack above can succeed, so its
     // refusals are the per-job uids' doing.
     let p = policy(60800, "").replace("uids = \"60800-60809\"", "user = \"nobody\"");
@@ -183,10 +181,9 @@ fn with_a_shared_run_user_the_same_attack_succeeds_as_documented() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty() {
-    if !root_or_skip("concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty") {
-        return;
-    }
+    require_root();
     // A range of two uids: a third job must wait (Busy) until one drains.
     let p = policy(60810, "").replace("60810-60819", "60810-60811");
     let h = Helper::start("uids", &p);
@@ -270,10 +267,9 @@ fn concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout() {
-    if !root_or_skip("a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout") {
-        return;
-    }
+    require_root();
     let h = Helper::start("forkbomb", &policy(60820, ""));
     let mut c = h.connect();
     let (s, _) = start_job(&mut c, &h.dir, 1, "f() { f | f & }; f; sleep 30", 3000);
@@ -302,10 +298,9 @@ fn a_fork_bomb_is_held_to_the_jobs_process_limit_and_killed_at_the_timeout() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_memory_hog_is_stopped_and_the_helper_keeps_serving() {
-    if !root_or_skip("a_memory_hog_is_stopped_and_the_helper_keeps_serving") {
-        return;
-    }
+    require_root();
     let h = Helper::start("memhog", &policy(60830, "memory_max = 134217728"));
     let mut c = h.connect();
     let (s, files) = start_job(
@@ -329,10 +324,9 @@ fn a_memory_hog_is_stopped_and_the_helper_keeps_serving() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn without_cgroups_a_setsid_escapee_is_swept_by_its_uid() {
-    if !root_or_skip("without_cgroups_a_setsid_escapee_is_swept_by_its_uid") {
-        return;
-    }
+    require_root();
     // An unusable cgroup root forces the process-group fallback.
     let h = Helper::start_with(
         "pgid",
@@ -360,10 +354,9 @@ fn without_cgroups_a_setsid_escapee_is_swept_by_its_uid() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_reused_uid_finds_nothing_of_the_job_that_had_it() {
-    if !root_or_skip("a_reused_uid_finds_nothing_of_the_job_that_had_it") {
-        return;
-    }
+    require_root();
     // One uid in the range: the second job must get the first one's uid.
     let p = policy(60890, "").replace("60890-60899", "60890-60890");
     let h = Helper::start("reuse", &p);
@@ -422,10 +415,9 @@ fn a_reused_uid_finds_nothing_of_the_job_that_had_it() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_subscriber_hears_every_job_end_and_may_send_nothing_else() {
-    if !root_or_skip("a_subscriber_hears_every_job_end_and_may_send_nothing_else") {
-        return;
-    }
+    require_root();
     let h = Helper::start("events", &policy(60910, ""));
     let mut events = h.connect().subscribe().expect("subscribed");
     let mut c = h.connect();

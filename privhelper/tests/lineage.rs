@@ -70,10 +70,9 @@ fn sleeper_at(pid: i32) -> Option<Child> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_dead_ancestors_pid_is_judged_afresh_and_a_live_one_refused() {
-    if !root_or_skip("a_dead_ancestors_pid_is_judged_afresh_and_a_live_one_refused") {
-        return;
-    }
+    require_root();
     // `sh` stays the helper's parent: the command is not its last one.
     let mut h = Helper::start_with(
         "lineage",

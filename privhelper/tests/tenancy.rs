@@ -1,8 +1,9 @@
 //! Key → key and instance → instance through the helper, played by an
 //! attacker: a key acting on another key's job, a key going after a job
 //! uid's cleaner, a job leaving residue for the next holder of its uid, a
-//! second helper taking uids another one holds. Needs root (as another
-//! user each test prints a SKIPPED line; under CI it fails).
+//! second helper taking uids another one holds. Needs root: each test is
+//! ignored unless asked for (`--include-ignored`, as `scripts/test` does as
+//! root).
 
 mod support;
 
@@ -63,10 +64,9 @@ fn sleep_as(uid: u32) -> Child {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn another_keys_job_is_refused_and_its_owner_and_an_admin_may_act() {
-    if !root_or_skip("another_keys_job_is_refused_and_its_owner_and_an_admin_may_act") {
-        return;
-    }
+    require_root();
     let h = Helper::start("ten-keys", &policy(60930, ""));
     let mut c = h.connect();
     let (job, files) = start_job(&mut c, &h.dir, 1, "echo ready; exec sleep 60", 30_000);
@@ -122,14 +122,13 @@ fn another_keys_job_is_refused_and_its_owner_and_an_admin_may_act() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_job_uid_with_no_running_job_behind_it_is_no_job() {
     // The uid's cleaner runs as the job uid after the job ended, outside
     // any job cgroup: `@jobs` once matched it by the uid range, so a key
     // with `signal` could KILL or STOP a cleanup. Played here by a process
     // of a free job uid.
-    if !root_or_skip("a_job_uid_with_no_running_job_behind_it_is_no_job") {
-        return;
-    }
+    require_root();
     let h = Helper::start("ten-cleaner", &policy(60940, ""));
     let mut c = h.connect();
     let mut victim = sleep_as(60945);
@@ -197,6 +196,50 @@ else:
 print("done")
 "#;
 
+/// Starts `cmd` as job `id` as soon as a uid is free: the one uid of a
+/// pool is busy until the last job's cleanup has succeeded, which comes
+/// after the job's end is reported.
+fn start_job_when_free(
+    c: &mut protocol::Connection,
+    dir: &std::path::Path,
+    id: u8,
+    cmd: &str,
+) -> (protocol::JobStatus, JobFiles) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let files = JobFiles {
+            out: dir.join(format!("out{id}")),
+            err: dir.join(format!("err{id}")),
+        };
+        let out = std::fs::File::create(&files.out).expect("out");
+        let err = std::fs::File::create(&files.err).expect("err");
+        let r = c
+            .request(
+                &Request::Spawn {
+                    job: protocol::JobId([id; 16]),
+                    command: cmd.into(),
+                    timeout_ms: 20_000,
+                    key: TEST_KEY.into(),
+                },
+                &[
+                    std::os::fd::AsFd::as_fd(&out),
+                    std::os::fd::AsFd::as_fd(&err),
+                ],
+            )
+            .expect("answer");
+        match r {
+            Response::Job(s) => return (s, files),
+            Response::Busy => {}
+            other => panic!("spawn of {cmd:?}: {other:?}"),
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the uid never came back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Every world-writable directory of this host (outside /proc and /sys),
 /// as `find` sees it.
 fn world_writable_dirs() -> Vec<String> {
@@ -222,10 +265,9 @@ fn policy_of(first: u32, n: u32) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_reused_uid_finds_nothing_the_last_job_left() {
-    if !root_or_skip("a_reused_uid_finds_nothing_the_last_job_left") {
-        return;
-    }
+    require_root();
     // One uid: the second job gets the first one's.
     let h = Helper::start("ten-residue", &policy_of(60950, 1));
     let dirs = world_writable_dirs();
@@ -237,7 +279,7 @@ fn a_reused_uid_finds_nothing_the_last_job_left() {
     let mut c = h.connect();
     let run = |c: &mut protocol::Connection, id: u8, mode: &str| {
         let cmd = format!("python3 {} {mode} {}", script.display(), list.display());
-        let (s, files) = start_job(c, &h.dir, id, &cmd, 20_000);
+        let (s, files) = start_job_when_free(c, &h.dir, id, &cmd);
         let end = wait_job(c, id, Duration::from_secs(25));
         assert_eq!(end.exit_code, Some(0), "{mode}: {}", files.read_err());
         (s.uid, files.read_out())
@@ -269,13 +311,12 @@ fn a_reused_uid_finds_nothing_the_last_job_left() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_second_helper_with_an_overlapping_range_refuses_to_start() {
     // Instance → instance: two helpers handing out the same uid would let
     // one's job read and signal the other's, and one's cleaner delete the
     // other's files.
-    if !root_or_skip("a_second_helper_with_an_overlapping_range_refuses_to_start") {
-        return;
-    }
+    require_root();
     let a = Helper::start("ten-lock-a", &policy(60960, ""));
     let dir = a.dir.join("b");
     std::fs::create_dir_all(&dir).expect("dir");
@@ -306,10 +347,9 @@ fn a_second_helper_with_an_overlapping_range_refuses_to_start() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_uid_a_dead_helpers_job_still_runs_as_is_reclaimed_before_reuse() {
-    if !root_or_skip("a_uid_a_dead_helpers_job_still_runs_as_is_reclaimed_before_reuse") {
-        return;
-    }
+    require_root();
     // What a helper that died left running, as its own uid.
     let mut old = sleep_as(60980);
     let old_pid = old.id() as i32;
@@ -361,10 +401,9 @@ fn a_uid_a_dead_helpers_job_still_runs_as_is_reclaimed_before_reuse() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn check_says_whether_a_range_is_free_or_held() {
-    if !root_or_skip("check_says_whether_a_range_is_free_or_held") {
-        return;
-    }
+    require_root();
     let h = Helper::start("ten-check", &policy(60990, ""));
     let check = |first: u32| {
         let p = h.dir.join(format!("check-{first}.toml"));
@@ -387,14 +426,13 @@ fn check_says_whether_a_range_is_free_or_held() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_jobs_memory_is_bounded_as_a_whole_not_per_process() {
     // On a hybrid host (v2 without controllers) RLIMIT_AS held each
     // process alone: four 150 MiB processes made a 600 MiB job under a
     // 256 MiB memory_max. With a memory cgroup (v2, or v1 on such a host)
     // the job as a whole is held.
-    if !root_or_skip("a_jobs_memory_is_bounded_as_a_whole_not_per_process") {
-        return;
-    }
+    require_root();
     let h = Helper::start("ten-mem", &policy(61020, "memory_max = 268435456"));
     let mut c = h.connect();
     let (s, files) = start_job(

@@ -218,12 +218,40 @@ mod tests {
         assert!(!ptrace.fd_dir_refused(7, 0));
     }
 
+    /// Set by the privileged run of the test below for its run as nobody.
+    const DRIVER_ENV: &str = "MONITOREO_FORESEEN_DRIVER";
+
     /// Against the kernel: every refusal foreseen for a process of this
-    /// machine is one the kernel gives. (As root nothing is foreseen, and
-    /// the check is empty; it bites when the tests run unprivileged.)
+    /// machine is one the kernel gives. A privileged run foresees nothing,
+    /// so it re-runs this test as nobody (setpriv) and checks that run,
+    /// where at least the driver, root's, is foreseen refused.
     #[test]
     fn every_foreseen_refusal_is_a_real_one() {
         let me = Access::of_self();
+        if me.cap_ptrace {
+            let out = std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(std::env::current_exe().expect("own path"))
+                .args([
+                    "--exact",
+                    "procs::procfs::tests::every_foreseen_refusal_is_a_real_one",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .current_dir("/")
+                .env(DRIVER_ENV, std::process::id().to_string())
+                .output()
+                .expect("setpriv (util-linux) runs");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{text}");
+            assert!(text.contains("1 passed"), "{text}");
+            assert!(text.contains("CHECKED as nobody"), "{text}");
+            return;
+        }
         let mut checked = 0;
         for pid in list_pids().expect("pids") {
             let Ok(status) = fs::read(format!("/proc/{pid}/status")) else {
@@ -250,10 +278,10 @@ mod tests {
                 }
             }
         }
-        if me.cap_ptrace {
-            eprintln!("NOTE: privileged run: no refusal is foreseen, none to check");
-        } else {
-            eprintln!("checked {checked} foreseen refusals against the kernel");
+        eprintln!("checked {checked} foreseen refusals against the kernel");
+        if std::env::var_os(DRIVER_ENV).is_some() {
+            assert!(checked > 0, "the root driver's io was not foreseen refused");
+            eprintln!("CHECKED as nobody");
         }
     }
 }

@@ -396,35 +396,37 @@ fn a_busy_process_shows_its_cpu_on_the_first_read_after_idle() {
     assert!(l.cpu.is_none());
 }
 
-/// True when root; otherwise prints the loud SKIPPED line.
-fn root_or_skip(what: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED (needs root): {what}");
-    false
-}
-
 const TARGET_ENV: &str = "MONITOREO_PROCS_TEST_TARGET";
 
+/// The reader must run as another user, so as root this test re-runs
+/// itself as nobody (setpriv), pointed at this process, and that run is
+/// the check; with the pointer set, this is that run.
 #[test]
+#[ignore = "needs root"]
 fn fields_hidden_from_another_user_are_null_not_errors() {
-    if !root_or_skip("run the reader as nobody against a root process") {
-        return;
+    match std::env::var(TARGET_ENV) {
+        Ok(target) => as_nobody_a_root_process_shows_nulls(&target),
+        Err(_) => run_as_nobody_against_this_process(),
     }
-    // The reader must run as another user, so this re-runs this test binary
-    // as nobody (setpriv) on the ignored test below, pointed at this process.
+}
+
+fn run_as_nobody_against_this_process() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: run it as root (scripts/test does)"
+    );
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&exe)
         .args([
             "--exact",
-            "procs::tests::as_nobody_a_root_process_shows_nulls",
-            "--ignored",
+            "procs::tests::fields_hidden_from_another_user_are_null_not_errors",
+            "--include-ignored",
             "--nocapture",
             "--test-threads=1",
         ])
+        .current_dir("/")
         .env(TARGET_ENV, std::process::id().to_string())
         .output()
         .expect("setpriv (util-linux) runs");
@@ -438,16 +440,8 @@ fn fields_hidden_from_another_user_are_null_not_errors() {
     assert!(text.contains("CHECKED as nobody"), "{text}");
 }
 
-#[test]
-#[ignore = "run as nobody by fields_hidden_from_another_user_are_null_not_errors"]
-fn as_nobody_a_root_process_shows_nulls() {
-    let Some(pid) = std::env::var(TARGET_ENV)
-        .ok()
-        .and_then(|p| p.parse::<i32>().ok())
-    else {
-        eprintln!("not started by its driver test; nothing to check");
-        return;
-    };
+fn as_nobody_a_root_process_shows_nulls(target: &str) {
+    let pid: i32 = target.parse().expect("the driver's pid");
     assert!(!nix::unistd::geteuid().is_root());
     let v: Value = serde_json::from_slice(
         &reader()

@@ -19,22 +19,32 @@ pub fn gateway_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(GATEWAY))
 }
 
-/// True when root; otherwise prints the loud skip line.
-pub fn root_or_skip(what: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED (needs root): {what}");
-    false
+/// Fails unless root. Every test that needs root is also
+/// `#[ignore = "needs root"]`: a plain `cargo test` lists it as ignored
+/// rather than passing it unrun, and `scripts/test` runs it as root with
+/// `--include-ignored`. A root test that was asked for and cannot run has
+/// not passed, so it fails here, naming the reason.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: run it as root (scripts/test does), or leave the ignored tests out"
+    );
 }
 
-/// The helper binary, built by `cargo build -p privhelper`.
-pub fn helper_bin() -> Option<PathBuf> {
+/// The helper binary, built by `cargo build -p privhelper` (which
+/// `cargo test -p api-gateway` alone does not do; `scripts/test` builds
+/// it). Missing, the test fails rather than passing without the helper.
+pub fn helper_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let p = target.join("debug/monitoreo-privhelper");
-    p.exists().then_some(p)
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p privhelper` first",
+        p.display()
+    );
+    p
 }
 
 pub struct Reply {
@@ -505,29 +515,6 @@ fn launch(bin: &Path, policy: &Path, socket: &Path, log: &Path) -> Result<Child,
 }
 
 impl Helper {
-    /// Starts the helper; `None` (after a loud SKIPPED line) when the
-    /// binary exits at once without listening, i.e. it is not built yet.
-    pub fn try_start(bin: &Path) -> Option<Helper> {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("helper.sock");
-        let policy = dir.path().join("policy.toml");
-        std::fs::write(&policy, test_policy()).unwrap();
-        match launch(bin, &policy, &socket, &dir.path().join("helper.log")) {
-            Ok(child) => Some(Helper {
-                dir,
-                socket,
-                policy,
-                child: Some(child),
-            }),
-            Err(why) => {
-                // In CI a helper that does not run is a failure, not a skip.
-                assert!(std::env::var_os("CI").is_none(), "{}: {why}", bin.display());
-                eprintln!("SKIPPED (helper not functional): {}: {why}", bin.display());
-                None
-            }
-        }
-    }
-
     pub fn start(bin: &Path) -> Helper {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("helper.sock");
