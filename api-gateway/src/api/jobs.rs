@@ -11,11 +11,11 @@ use protocol::JobId;
 use serde::Serialize;
 
 use super::blocking;
+use super::ctx::Ctx;
 use super::run::RunRequest;
 use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::http::extract::{FromInput, Input, Param};
-use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime};
 use crate::jobs::follow::{self, Follow, Offsets};
 use crate::jobs::store::{JobStore, Stream};

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::ctx::Ctx;
 use crate::error::ApiError;
 use crate::flight::{Flights, Run};
 use crate::http::extract::{FromInput, Input, Param};
-use crate::http::router::Ctx;
 use crate::ids::Pid;
 use crate::jobs::owners::{Owners, Viewer};
 use crate::procs::{Field, Fields, ListQuery, Live, ProcReader, Single, SortKey};

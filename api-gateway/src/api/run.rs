@@ -6,10 +6,10 @@ use protocol::JobId;
 use serde::{Deserialize, Serialize};
 
 use super::blocking;
+use super::ctx::Ctx;
 use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::http::extract::{present, FromInput, Input};
-use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime};
 use crate::jobs::admit::Limits;
 use crate::jobs::store::Stream;

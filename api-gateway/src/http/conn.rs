@@ -52,7 +52,6 @@ use super::router::Router;
 use crate::budget;
 use crate::error::ApiError;
 use crate::reply::DEFAULT_HEADERS;
-use crate::state::State;
 
 /// Largest request head (hyper's read buffer); beyond it → 431.
 pub const MAX_HEADER_BYTES: usize = budget::MAX_HEAD;
@@ -62,6 +61,17 @@ pub const LINGER_TIME: Duration = Duration::from_secs(5);
 pub const LINGER_BYTES: u64 = 16 << 20;
 /// A lingering close ends when nothing arrives for this long.
 pub const LINGER_GAP: Duration = Duration::from_secs(1);
+
+/// A connection's time limits (see the module doc).
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// `header_timeout_s`: the request head (and the TLS handshake).
+    pub header: Duration,
+    /// `keepalive_timeout_s`: an idle connection.
+    pub keepalive: Duration,
+    /// `send_timeout_s`: a response the client does not read.
+    pub send: Duration,
+}
 
 /// The socket, plain or TLS.
 pub enum Stream {
@@ -394,18 +404,20 @@ async fn watchdog(info: &ConnInfo, keepalive: Duration, send: Duration) -> Endin
 }
 
 /// Serves `stream` until the client closes, a timer ends it, or `stop`.
-pub async fn serve(
+pub async fn serve<C: Send + Sync + 'static>(
     stream: Stream,
     info: Arc<ConnInfo>,
-    state: Arc<State>,
-    router: Arc<Router>,
+    timeouts: Timeouts,
+    router: Arc<Router<C>>,
     mut stop: watch::Receiver<bool>,
 ) {
     // Counted in `monitoreo_open_connections` until this returns.
-    let _open = state.metrics.connection();
-    let cfg = &state.cfg;
-    let (header_timeout, keepalive, send) =
-        (cfg.header_timeout, cfg.keepalive_timeout, cfg.send_timeout);
+    let _open = router.meter().connection();
+    let Timeouts {
+        header: header_timeout,
+        keepalive,
+        send,
+    } = timeouts;
     let shared = Shared::new(stream);
     let io = ConnIo {
         stream: shared.clone(),
@@ -413,40 +425,20 @@ pub async fn serve(
         quiet: false,
     };
     let svc = {
-        let (state, info) = (state.clone(), info.clone());
+        let info = info.clone();
         service_fn(move |req: Request<Incoming>| {
-            let (state, router, info) = (state.clone(), router.clone(), info.clone());
+            let (router, info) = (router.clone(), info.clone());
             async move {
                 let busy = InFlight::new(&info);
                 let coding = compress::negotiate(req.method(), req.headers());
-                let resp = router.handle(state, info.clone(), req).await;
+                let resp = router.handle(info.clone(), req).await;
                 let resp = compress::apply(coding, resp);
                 drop(busy);
                 Ok::<_, Infallible>(resp.map(|b| Sending::new(b, info)))
             }
         })
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_buf_size(MAX_HEADER_BYTES);
-    // Streams, windows and the send buffer are what a connection may hold
-    // for a client that reads nothing ([`budget`]).
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(budget::H2_STREAMS)
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .max_send_buf_size(budget::H2_SEND_BUF)
-        .initial_stream_window_size(budget::H2_WINDOW)
-        .initial_connection_window_size(budget::H2_WINDOW);
-    let builder = if info.h2 {
-        builder.http2_only()
-    } else {
-        builder.http1_only()
-    };
+    let builder = builder(info.h2, header_timeout);
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let result = tokio::select! {
@@ -473,6 +465,32 @@ pub async fn serve(
     } else if info.linger.load(Ordering::Relaxed) {
         let _ = tokio::time::timeout(Duration::from_secs(1), shared.shutdown()).await;
         linger(&mut shared).await;
+    }
+}
+
+/// hyper's connection builder as the gateway configures it: HTTP/1 with
+/// the hyper timer, the header timeout and the head cap, or HTTP/2 with
+/// the streams, windows and send buffer of [`budget`] (what a connection
+/// may hold for a client that reads nothing).
+fn builder(h2: bool, header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(budget::H2_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_send_buf_size(budget::H2_SEND_BUF)
+        .initial_stream_window_size(budget::H2_WINDOW)
+        .initial_connection_window_size(budget::H2_WINDOW);
+    if h2 {
+        builder.http2_only()
+    } else {
+        builder.http1_only()
     }
 }
 
