@@ -19,6 +19,18 @@ use crate::state::Listings;
 
 use super::blocking;
 
+/// `?fields=`, every value of every repetition; `None` when not given
+/// (the default fields).
+fn fields(input: &Input) -> Result<Option<Fields>, ApiError> {
+    let lists = input.list("fields");
+    if lists.is_empty() {
+        return Ok(None);
+    }
+    Fields::parse(lists)
+        .map(Some)
+        .map_err(ApiError::InvalidParameter)
+}
+
 /// The listing parameters shared by `/api/ps` and `/api/users/{u}/ps`.
 #[derive(Debug, Default)]
 pub struct Listing {
@@ -35,12 +47,7 @@ impl Listing {
     ];
 
     pub fn from_input(input: &Input) -> Result<Listing, ApiError> {
-        let lists = input.list("fields");
-        let fields = if lists.is_empty() {
-            None
-        } else {
-            Some(Fields::parse(lists).map_err(ApiError::InvalidParameter)?)
-        };
+        let fields = fields(input)?;
         let sort = input
             .one("sort")
             .map(SortKey::parse)
@@ -175,13 +182,10 @@ impl FromInput for OneRequest {
             .path("pid")?
             .parse()
             .map_err(|e: crate::ids::BadPid| ApiError::InvalidParameter(e.to_string()))?;
-        let lists = input.list("fields");
-        let fields = if lists.is_empty() {
-            None
-        } else {
-            Some(Fields::parse(lists).map_err(ApiError::InvalidParameter)?)
-        };
-        Ok(OneRequest { pid, fields })
+        Ok(OneRequest {
+            pid,
+            fields: fields(input)?,
+        })
     }
 }
 

@@ -106,7 +106,7 @@ struct Sending {
 impl Sending {
     fn new(inner: BoxBody, info: Arc<ConnInfo>) -> Sending {
         info.writing.fetch_add(1, Ordering::Relaxed);
-        info.last_write_ms.store(info.now_ms(), Ordering::Relaxed);
+        info.last_write_ms.store(info.age_ms(), Ordering::Relaxed);
         Sending { inner, info }
     }
 }
@@ -273,7 +273,7 @@ impl ConnIo {
         if matches!(r, Poll::Ready(Ok(n)) if *n > 0) {
             self.info
                 .last_write_ms
-                .store(self.info.now_ms(), Ordering::Relaxed);
+                .store(self.info.age_ms(), Ordering::Relaxed);
         }
     }
 }
@@ -372,7 +372,7 @@ enum Ending {
 async fn watchdog(info: &ConnInfo, keepalive: Duration, send: Duration) -> Ending {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     loop {
-        let now = info.now_ms();
+        let now = info.age_ms();
         let wait = if info.writing.load(Ordering::Relaxed) > 0 {
             let due = info
                 .last_write_ms
