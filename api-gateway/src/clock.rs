@@ -1,5 +1,7 @@
-//! Wall-clock time for job records, audit lines and key listings: Unix
-//! milliseconds and their RFC 3339 form.
+//! The gateway's one wall clock, for job records, audit lines and keys:
+//! Unix milliseconds (and seconds, for key expiry) and their RFC 3339
+//! form. Timers read a monotonic clock instead (a connection's age,
+//! `Instant`): the wall clock may step.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,6 +11,11 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Unix time now, in seconds: what a key's `created` and `expires` hold.
+pub fn now_secs() -> u64 {
+    now_ms() / 1000
 }
 
 /// Unix milliseconds as RFC 3339 UTC (`2026-01-02T03:04:05.678Z`).

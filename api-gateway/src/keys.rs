@@ -23,7 +23,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use base64::Engine;
 use nix::errno::Errno;
@@ -139,13 +139,6 @@ pub enum AuthFailure {
     Unknown,
     Expired,
     Revoked,
-}
-
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn sha256_hex(token: &str) -> String {
@@ -585,7 +578,7 @@ pub fn add(
         "mon_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     );
-    let now = now_secs();
+    let now = crate::clock::now_secs();
     keys.push(KeyRecord {
         name: name.into(),
         sha256: sha256_hex(&token),
@@ -669,7 +662,7 @@ impl KeyStore {
     pub fn authenticate(&self, token: &str) -> Result<Caller, AuthFailure> {
         let cache = self.current();
         let want = sha256_hex(token);
-        let now = now_secs();
+        let now = crate::clock::now_secs();
         for k in &cache.1 {
             if constant_time_eq(k.sha256.as_bytes(), want.as_bytes()) {
                 return usable(k, now);
@@ -682,7 +675,7 @@ impl KeyStore {
     /// keys' `cert_subject`.
     pub fn authenticate_subject(&self, subject: &Subject) -> Result<Caller, AuthFailure> {
         let cache = self.current();
-        let now = now_secs();
+        let now = crate::clock::now_secs();
         cache
             .1
             .iter()

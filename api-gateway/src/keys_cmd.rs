@@ -87,7 +87,7 @@ pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
                 }
             };
             if json {
-                println!("{}", list_json(&records, keys::now_secs()));
+                println!("{}", list_json(&records, clock::now_secs()));
             } else {
                 list(&records);
             }
@@ -188,7 +188,7 @@ fn list_json(records: &[keys::KeyRecord], now: u64) -> serde_json::Value {
 /// One line per key: name, scopes, creation, expiry and state, tab
 /// separated.
 fn list(records: &[keys::KeyRecord]) {
-    let now = keys::now_secs();
+    let now = clock::now_secs();
     for k in records {
         let scopes: Vec<&str> = k.scopes.iter().map(|s| s.name()).collect();
         let state = state(k, now);

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::http::server;
 use crate::http::tls::Tls;
-use crate::http::{router::Router, server};
 use crate::state::State;
-use crate::throttle::AuthThrottle;
 use crate::{api, audit, helper, jobs, keys, metrics, procs};
 
 /// How often finished jobs past `output_retention` are looked for.
@@ -46,32 +45,30 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         Some(files) => Some(Arc::new(Tls::load(files)?)),
         None => None,
     };
-    let router = Router::new(api::table_with(cfg.metrics_public));
-    let openapi = serde_json::to_vec(&crate::openapi::document(router.routes()))
+    let routes = api::table_with(cfg.metrics_public);
+    let openapi = serde_json::to_vec(&crate::openapi::document(&routes))
         .map_err(|e| format!("encoding the OpenAPI document: {e}"))?;
+    let keys = keys::KeyStore::new(cfg.keys_file.clone());
     let procs = Arc::new(procs::ProcReader::new(cfg.cpu_window));
     let state = Arc::new(State {
-        keys: keys::KeyStore::new(cfg.keys_file.clone()),
         listings: api::ps::listings(procs.clone(), owners.clone()),
         procs,
         helper,
         jobs,
         owners,
         hub,
-        audit,
-        throttle: AuthThrottle::new(cfg.auth_failures_per_minute),
         metrics,
         openapi: openapi.into(),
         cfg,
     });
-    let router = Arc::new(router);
+    let router = Arc::new(api::hooks::router(routes, state.clone(), keys, audit));
     rt.block_on(async move {
         let signals = server::Signals::install().map_err(|e| format!("signals: {e}"))?;
         let listener = tokio::net::TcpListener::bind(state.cfg.listen)
             .await
             .map_err(|e| format!("listening on {}: {e}", state.cfg.listen))?;
         tokio::spawn(sweep_forever(state.clone()));
-        server::serve(state, router, listener, tls, signals)
+        server::serve(&state.cfg, router, listener, tls, signals)
             .await
             .map_err(|e| e.to_string())
     })

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::ApiError;
-use crate::throttle::AuthThrottle;
-use crate::{audit, config, flight, helper, jobs, keys, metrics, procs};
+use crate::{config, flight, helper, jobs, metrics, procs};
 
 /// Listings in flight, shared by the requests for the same selection.
 /// A listing is shared only by callers who may see the same: the key
@@ -18,7 +17,6 @@ pub type Listings =
 /// Everything a request handler needs.
 pub struct State {
     pub cfg: config::Config,
-    pub keys: keys::KeyStore,
     pub procs: Arc<procs::ProcReader>,
     /// `GET /api/ps` and `/api/users/{u}/ps` answers, one walk shared by
     /// the requests that wait for it.
@@ -30,9 +28,6 @@ pub struct State {
     pub owners: jobs::owners::Owners,
     /// Wakes waiters of a job on output and on its end.
     pub hub: jobs::hub::Hub,
-    pub audit: audit::Audit,
-    /// Refused authentications per client address.
-    pub throttle: AuthThrottle,
     /// The series `/metrics` exports; also held by the helper client.
     pub metrics: Arc<metrics::Metrics>,
     /// The OpenAPI document, serialized once.

@@ -326,4 +326,33 @@ fn no_gateway_module_imports_one_that_imports_it_back() {
             .is_some_and(|o| o.iter().any(|m| m.first().is_some_and(|f| f == "api"))),
         "http imports api"
     );
+    // `http/` knows nothing of processes or jobs, nor of the state that
+    // holds them: what it needs is handed to the router as hooks.
+    let domain = [
+        "api", "state", "ids", "jobs", "procs", "helper", "audit", "metrics", "flight",
+    ];
+    for (m, outs) in edges
+        .iter()
+        .filter(|(m, _)| m.first().is_some_and(|f| f == "http"))
+    {
+        for o in outs {
+            assert!(
+                !o.first().is_some_and(|f| domain.contains(&f.as_str())),
+                "{} imports {}",
+                m.join("::"),
+                o.join("::")
+            );
+        }
+    }
+    for f in rs
+        .iter()
+        .filter(|f| module_of(&src, f).first().is_some_and(|m| m == "http"))
+    {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        assert!(
+            !text.contains("protocol::"),
+            "{} names the helper's protocol",
+            f.display()
+        );
+    }
 }

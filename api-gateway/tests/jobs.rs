@@ -440,3 +440,29 @@ fn the_old_route_answers_as_before_with_the_job_id_added() {
     assert_eq!(o["err_invalid_utf8"], false);
     assert_eq!(o["state"], "exited");
 }
+
+#[test]
+fn the_old_output_route_shows_a_job_to_admin_and_to_no_other_key() {
+    let Some((_h, g, owner)) = setup("old output route visibility", "") else {
+        return;
+    };
+    let other = g.key("other", "read,exec", &[]);
+    let admin = g.key("boss", "exec,admin", &[]);
+    let r = g.send("POST", "/api/ps", Some(&owner), r#"{"cmd": "echo mine"}"#);
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["output"].as_str().expect("output").to_string();
+    ended(&g, &owner, &id);
+    let path = format!("/api/ps/output/{id}");
+
+    let r = g.get(&path, Some(&other));
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "no_such_output");
+    assert!(!String::from_utf8_lossy(&r.body).contains("mine"));
+
+    let r = g.get(&path, Some(&admin));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let o = r.json();
+    assert_eq!(o["output"], id.as_str());
+    assert_eq!(o["out"], "mine\n");
+    assert_eq!(o["state"], "exited");
+}

@@ -18,9 +18,9 @@
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::StatusCode;
 
+use super::ctx::Ctx;
 use crate::error::ApiError;
 use crate::http::extract::{FromInput, Input};
-use crate::http::router::Ctx;
 use crate::reply::Reply;
 
 /// The console's Content-Security-Policy.

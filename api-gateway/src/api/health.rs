@@ -9,9 +9,9 @@
 
 use serde::Serialize;
 
+use super::ctx::Ctx;
 use crate::error::ApiError;
 use crate::http::extract::Nothing;
-use crate::http::router::Ctx;
 use crate::reply::{Envelope, Reply};
 
 /// What `/healthz` says about the helper.

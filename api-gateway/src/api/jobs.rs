@@ -1,22 +1,23 @@
 //! Jobs as resources (`exec` scope; `admin` also sees other keys' jobs):
 //! start one (`POST /api/jobs`), list them, look at one (optionally
 //! waiting for its end), cancel or delete it, read its output raw with
-//! `Range`, or follow it live as Server-Sent Events.
+//! `Range`, or follow it live as Server-Sent Events. The old command
+//! routes (`super::run`) are this module's code with older answers.
 
 use std::time::Duration;
 
 use hyper::header::{self, HeaderValue};
 use hyper::StatusCode;
 use protocol::JobId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::blocking;
-use super::run::RunRequest;
+use super::ctx::Ctx;
 use crate::clock::rfc3339;
 use crate::error::ApiError;
-use crate::http::extract::{FromInput, Input, Param};
-use crate::http::router::Ctx;
+use crate::http::extract::{present, FromInput, Input, Param};
 use crate::ids::{Pid, StartTime};
+use crate::jobs::admit::Limits;
 use crate::jobs::follow::{self, Follow, Offsets};
 use crate::jobs::store::{JobStore, Stream};
 use crate::jobs::{lifecycle, output, JobState, Meta};
@@ -86,23 +87,105 @@ impl JobView {
     }
 }
 
-fn location(id: JobId) -> HeaderValue {
+/// Where a started job is found, for the `Location` of both start routes.
+pub fn location(id: JobId) -> HeaderValue {
     HeaderValue::from_str(&format!("/api/jobs/{}", id.to_hex()))
         .unwrap_or_else(|_| HeaderValue::from_static("/api/jobs"))
 }
 
-fn job_id(input: &Input) -> Result<JobId, ApiError> {
+/// The job id in the path's `{id}`; the refusal calls it `what` (the old
+/// route says "output id").
+pub fn path_id(input: &Input, what: &str) -> Result<JobId, ApiError> {
     let raw = input.path("id")?;
     JobId::from_hex(raw).ok_or_else(|| {
         ApiError::InvalidParameter(format!(
-            "job id must be 32 lowercase hex characters, got {raw:?}"
+            "{what} must be 32 lowercase hex characters, got {raw:?}"
         ))
     })
 }
 
+fn job_id(input: &Input) -> Result<JobId, ApiError> {
+    path_id(input, "job id")
+}
+
+/// The body: `cmd` for `/bin/sh -c`, optional `timeout_s` (seconds,
+/// default from the configuration, at most the helper's ceiling).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    #[serde(deserialize_with = "cmd")]
+    pub cmd: String,
+    #[serde(default, deserialize_with = "timeout_s")]
+    pub timeout_s: Option<u64>,
+}
+
+/// A string, with an error that names `cmd`.
+fn cmd<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    String::deserialize(d).map_err(|e| serde::de::Error::custom(format!("cmd: {e}")))
+}
+
+/// Present and a non-negative integer, with an error that names
+/// `timeout_s` (`null` is refused, absent is the default).
+fn timeout_s<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    present::<D, u64>(d).map_err(|e| serde::de::Error::custom(format!("timeout_s: {e}")))
+}
+
+impl FromInput for RunRequest {
+    const BODY: bool = true;
+
+    fn from_input(input: &Input) -> Result<RunRequest, ApiError> {
+        let r: RunRequest = input.json()?;
+        if r.cmd.trim().is_empty() {
+            return Err(ApiError::InvalidField(
+                "cmd must be a non-empty string".into(),
+            ));
+        }
+        if r.cmd.contains('\0') {
+            return Err(ApiError::InvalidField("cmd must not contain NUL".into()));
+        }
+        if r.timeout_s == Some(0) {
+            return Err(ApiError::InvalidField(
+                "timeout_s must be a positive number of seconds".into(),
+            ));
+        }
+        Ok(r)
+    }
+}
+
+/// Starts a job for the calling key (`POST /api/ps` and `POST /api/jobs`).
+pub async fn start(cx: &Ctx, req: RunRequest) -> Result<lifecycle::Started, ApiError> {
+    let owner = cx.caller()?.name.clone();
+    let timeout_s = req.timeout_s.unwrap_or(cx.state.cfg.default_timeout_s);
+    let state = cx.state.clone();
+    let limits = Limits {
+        output_quota: state.cfg.output_quota,
+        key_output_quota: state.cfg.key_output_quota,
+        key_max_running_jobs: state.cfg.key_max_running_jobs,
+        key_max_job_records: state.cfg.key_max_job_records,
+    };
+    let started = blocking(move || {
+        lifecycle::start(
+            &state.jobs,
+            &state.helper,
+            &state.hub,
+            &state.owners,
+            &owner,
+            &req.cmd,
+            timeout_s,
+            &limits,
+        )
+    })
+    .await?;
+    cx.note_job(started.id);
+    if let Some(pid) = started.meta.pid {
+        cx.note_target(pid, started.meta.start_time);
+    }
+    Ok(started)
+}
+
 /// `POST /api/jobs`: the same body as `POST /api/ps`.
 pub async fn create(cx: &Ctx, req: RunRequest) -> Result<Reply, ApiError> {
-    let started = super::run::start_job(cx, req).await?;
+    let started = start(cx, req).await?;
     let state = cx.state.clone();
     let view = JobView::of(&state.jobs, started.id, &started.meta);
     Ok(Envelope::ok()

@@ -5,9 +5,9 @@
 //! helper first, so an end nobody asked about is recorded.
 
 use super::blocking;
+use super::ctx::Ctx;
 use crate::error::ApiError;
 use crate::http::extract::Nothing;
-use crate::http::router::Ctx;
 use crate::jobs::lifecycle;
 use crate::metrics::{jobs, CONTENT_TYPE as EXPOSITION};
 use crate::reply::Reply;

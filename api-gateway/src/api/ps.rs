@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::ctx::Ctx;
 use crate::error::ApiError;
 use crate::flight::{Flights, Run};
 use crate::http::extract::{FromInput, Input, Param};
-use crate::http::router::Ctx;
 use crate::ids::Pid;
 use crate::jobs::owners::{Owners, Viewer};
 use crate::procs::{Field, Fields, ListQuery, Live, ProcReader, Single, SortKey};
@@ -18,6 +18,18 @@ use crate::reply::{Envelope, Reply};
 use crate::state::Listings;
 
 use super::blocking;
+
+/// `?fields=`, every value of every repetition; `None` when not given
+/// (the default fields).
+fn fields(input: &Input) -> Result<Option<Fields>, ApiError> {
+    let lists = input.list("fields");
+    if lists.is_empty() {
+        return Ok(None);
+    }
+    Fields::parse(lists)
+        .map(Some)
+        .map_err(ApiError::InvalidParameter)
+}
 
 /// The listing parameters shared by `/api/ps` and `/api/users/{u}/ps`.
 #[derive(Debug, Default)]
@@ -35,12 +47,7 @@ impl Listing {
     ];
 
     pub fn from_input(input: &Input) -> Result<Listing, ApiError> {
-        let lists = input.list("fields");
-        let fields = if lists.is_empty() {
-            None
-        } else {
-            Some(Fields::parse(lists).map_err(ApiError::InvalidParameter)?)
-        };
+        let fields = fields(input)?;
         let sort = input
             .one("sort")
             .map(SortKey::parse)
@@ -175,13 +182,10 @@ impl FromInput for OneRequest {
             .path("pid")?
             .parse()
             .map_err(|e: crate::ids::BadPid| ApiError::InvalidParameter(e.to_string()))?;
-        let lists = input.list("fields");
-        let fields = if lists.is_empty() {
-            None
-        } else {
-            Some(Fields::parse(lists).map_err(ApiError::InvalidParameter)?)
-        };
-        Ok(OneRequest { pid, fields })
+        Ok(OneRequest {
+            pid,
+            fields: fields(input)?,
+        })
     }
 }
 

@@ -1,65 +1,23 @@
-//! Commands: `POST /api/ps` runs one through the helper (202 with its
-//! output id) and `GET /api/ps/output/{id}` reads its output and state
-//! back, for the key that started it only.
+//! The old command routes, kept for their clients: `POST /api/ps` runs
+//! one through the helper (202 with its output id) and
+//! `GET /api/ps/output/{id}` reads its output and state back in one JSON
+//! answer. Both are the jobs routes' own code (`super::jobs`) with the
+//! old answers' shapes: the same start, the same ids, the same
+//! visibility (the key that started it, or `admin`).
 
 use protocol::JobId;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::blocking;
+use super::ctx::Ctx;
+use super::jobs::{self, RunRequest};
 use crate::clock::rfc3339;
 use crate::error::ApiError;
-use crate::http::extract::{present, FromInput, Input};
-use crate::http::router::Ctx;
+use crate::http::extract::{FromInput, Input};
 use crate::ids::{Pid, StartTime};
-use crate::jobs::admit::Limits;
 use crate::jobs::store::Stream;
 use crate::jobs::{lifecycle, output, JobState};
 use crate::reply::{Envelope, Reply};
-use hyper::header::HeaderValue;
-
-/// The body: `cmd` for `/bin/sh -c`, optional `timeout_s` (seconds,
-/// default from the configuration, at most the helper's ceiling).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunRequest {
-    #[serde(deserialize_with = "cmd")]
-    pub cmd: String,
-    #[serde(default, deserialize_with = "timeout_s")]
-    pub timeout_s: Option<u64>,
-}
-
-/// A string, with an error that names `cmd`.
-fn cmd<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    String::deserialize(d).map_err(|e| serde::de::Error::custom(format!("cmd: {e}")))
-}
-
-/// Present and a non-negative integer, with an error that names
-/// `timeout_s` (`null` is refused, absent is the default).
-fn timeout_s<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    present::<D, u64>(d).map_err(|e| serde::de::Error::custom(format!("timeout_s: {e}")))
-}
-
-impl FromInput for RunRequest {
-    const BODY: bool = true;
-
-    fn from_input(input: &Input) -> Result<RunRequest, ApiError> {
-        let r: RunRequest = input.json()?;
-        if r.cmd.trim().is_empty() {
-            return Err(ApiError::InvalidField(
-                "cmd must be a non-empty string".into(),
-            ));
-        }
-        if r.cmd.contains('\0') {
-            return Err(ApiError::InvalidField("cmd must not contain NUL".into()));
-        }
-        if r.timeout_s == Some(0) {
-            return Err(ApiError::InvalidField(
-                "timeout_s must be a positive number of seconds".into(),
-            ));
-        }
-        Ok(r)
-    }
-}
 
 /// The pid, start time and command of a started job.
 #[derive(Debug, Serialize)]
@@ -81,44 +39,11 @@ pub struct Started {
     pub job: String,
 }
 
-/// Starts a job for the calling key (`POST /api/ps` and `POST /api/jobs`).
-pub async fn start_job(cx: &Ctx, req: RunRequest) -> Result<lifecycle::Started, ApiError> {
-    let owner = cx.caller()?.name.clone();
-    let timeout_s = req.timeout_s.unwrap_or(cx.state.cfg.default_timeout_s);
-    let state = cx.state.clone();
-    let limits = Limits {
-        output_quota: state.cfg.output_quota,
-        key_output_quota: state.cfg.key_output_quota,
-        key_max_running_jobs: state.cfg.key_max_running_jobs,
-        key_max_job_records: state.cfg.key_max_job_records,
-    };
-    let started = blocking(move || {
-        lifecycle::start(
-            &state.jobs,
-            &state.helper,
-            &state.hub,
-            &state.owners,
-            &owner,
-            &req.cmd,
-            timeout_s,
-            &limits,
-        )
-    })
-    .await?;
-    cx.note_job(started.id);
-    if let Some(pid) = started.meta.pid {
-        cx.note_target(pid, started.meta.start_time);
-    }
-    Ok(started)
-}
-
 /// The old route's answer, plus the job id and its `Location`.
 pub async fn start(cx: &Ctx, req: RunRequest) -> Result<Reply, ApiError> {
-    let started = start_job(cx, req).await?;
+    let started = jobs::start(cx, req).await?;
     let id = started.id;
     let m = started.meta;
-    let location = HeaderValue::from_str(&format!("/api/jobs/{}", id.to_hex()))
-        .unwrap_or_else(|_| HeaderValue::from_static("/api/jobs"));
     Ok(Envelope::ok()
         .members(&Started {
             process: JobProcess {
@@ -131,7 +56,7 @@ pub async fn start(cx: &Ctx, req: RunRequest) -> Result<Reply, ApiError> {
             job: id.to_hex(),
         })?
         .finish(hyper::StatusCode::ACCEPTED)
-        .header(hyper::header::LOCATION, location))
+        .header(hyper::header::LOCATION, jobs::location(id)))
 }
 
 /// `GET /api/ps/output/{id}`.
@@ -142,13 +67,9 @@ pub struct OutputRequest {
 
 impl FromInput for OutputRequest {
     fn from_input(input: &Input) -> Result<OutputRequest, ApiError> {
-        let raw = input.path("id")?;
-        let id = JobId::from_hex(raw).ok_or_else(|| {
-            ApiError::InvalidParameter(format!(
-                "output id must be 32 lowercase hex characters, got {raw:?}"
-            ))
-        })?;
-        Ok(OutputRequest { id })
+        Ok(OutputRequest {
+            id: jobs::path_id(input, "output id")?,
+        })
     }
 }
 
@@ -170,17 +91,17 @@ pub struct JobOutput {
     pub ended_at: Option<String>,
 }
 
+/// The job's record and both outputs, for a key that may see the job (as
+/// on the jobs routes); any other is told there is no such output.
 pub async fn output(cx: &Ctx, req: OutputRequest) -> Result<Reply, ApiError> {
-    let owner = cx.caller()?.name.clone();
+    let caller = cx.caller()?.clone();
     let state = cx.state.clone();
     let id = req.id;
     let (meta, (out_len, err_len)) = blocking(move || {
-        let mut meta = state
-            .jobs
-            .meta(&id)
-            .map_err(|e| ApiError::Internal(format!("reading job {id}: {e}")))?
-            .filter(|m| m.owner == owner)
-            .ok_or(ApiError::NoSuchOutput(id))?;
+        let mut meta = lifecycle::find(&state.jobs, &caller, id).map_err(|e| match e {
+            ApiError::NoSuchJob(id) => ApiError::NoSuchOutput(id),
+            e => e,
+        })?;
         lifecycle::refresh(&state.jobs, &state.helper, id, &mut meta);
         Ok((meta, state.jobs.sizes(&id)))
     })

@@ -6,10 +6,10 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
+use super::ctx::Ctx;
 use super::target;
 use crate::error::ApiError;
 use crate::http::extract::{present, FromInput, Input};
-use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime};
 use crate::reply::{Envelope, Reply};
 

@@ -8,9 +8,9 @@
 
 use protocol::{Request, Response};
 
+use super::ctx::Ctx;
 use crate::error::ApiError;
 use crate::helper;
-use crate::http::router::Ctx;
 use crate::ids::{Pid, StartTime, Target};
 use crate::keys::Scope;
 

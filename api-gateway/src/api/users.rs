@@ -6,10 +6,10 @@
 use serde::Serialize;
 
 use super::blocking;
+use super::ctx::Ctx;
 use super::ps::{listing, Listing};
 use crate::error::ApiError;
 use crate::http::extract::{FromInput, Input, Nothing, Param};
-use crate::http::router::Ctx;
 use crate::reply::{Envelope, Reply};
 
 /// One entry of `/api/users`.

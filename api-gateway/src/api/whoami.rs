@@ -4,9 +4,9 @@
 
 use hyper::StatusCode;
 
+use super::ctx::Ctx;
 use crate::error::ApiError;
 use crate::http::extract::Nothing;
-use crate::http::router::Ctx;
 use crate::reply::{Envelope, Reply};
 
 /// `{"result":"ok","key":NAME,"scopes":[...]}`.

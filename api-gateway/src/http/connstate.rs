@@ -54,12 +54,14 @@ impl ConnInfo {
         }
     }
 
-    pub(super) fn now_ms(&self) -> u64 {
+    /// The connection's age, on the monotonic clock: the timers compare
+    /// these, so a step of the wall clock never ends or spares one.
+    pub(super) fn age_ms(&self) -> u64 {
         u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     pub(super) fn mark(&self) {
-        self.last_mark_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.last_mark_ms.store(self.age_ms(), Ordering::Relaxed);
     }
 
     /// Bytes of a next request head have arrived (HTTP/1).

@@ -3,8 +3,9 @@
 //! The router hands every handler an [`Input`]: the path parameters of its
 //! pattern (percent-decoded), the query already checked against the
 //! route's declared parameters, and the body bytes (at most
-//! [`super::router::MAX_BODY`]). A request type implements [`FromInput`]
-//! to pick what it needs. The rules are the same on every route:
+//! [`super::router::MAX_BODY`]), parsed at most once whoever reads them
+//! first: the request type or the audit line ([`Input::body_json`]). A
+//! request type implements [`FromInput`] to pick what it needs. The rules are the same on every route:
 //!
 //! - a query parameter the route does not declare is `unknown_parameter`;
 //! - a parameter given with an empty value is `invalid_parameter`;
@@ -20,6 +21,7 @@
 //!   refused rather than read either way ([`parse_body`]).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde::de::{DeserializeOwned, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
@@ -55,9 +57,27 @@ pub struct Input {
     pub body: Bytes,
     /// The request headers (`Range`, `Last-Event-ID`).
     pub headers: hyper::HeaderMap,
+    /// `body` as parsed by [`parse_body`], once asked for: the handler's
+    /// request type and the audit line read the same parse.
+    parsed: OnceLock<Result<Value, ApiError>>,
 }
 
 impl Input {
+    pub fn new(
+        path: Vec<(&'static str, String)>,
+        query: BTreeMap<&'static str, Vec<String>>,
+        body: Bytes,
+        headers: hyper::HeaderMap,
+    ) -> Input {
+        Input {
+            path,
+            query,
+            body,
+            headers,
+            parsed: OnceLock::new(),
+        }
+    }
+
     /// The path parameter `name` (the router guarantees it is present).
     pub fn path(&self, name: &str) -> Result<&str, ApiError> {
         self.path
@@ -87,7 +107,16 @@ impl Input {
 
     /// Decodes the body as `T` (a `deny_unknown_fields` struct).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        decode_body(&self.body)
+        decode_value(self.body_json()?.clone())
+    }
+
+    /// The body as one strict JSON object ([`parse_body`]), parsed on the
+    /// first call only.
+    pub fn body_json(&self) -> Result<&Value, ApiError> {
+        self.parsed
+            .get_or_init(|| parse_body(&self.body))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
@@ -177,9 +206,8 @@ pub fn percent_decode(s: &str, query: bool) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// One JSON object into `T`, with errors that name the member.
-pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value = parse_body(body)?;
+/// A parsed body into `T`, with errors that name the member.
+fn decode_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| {
         let msg = e.to_string();
         // serde's wording for `deny_unknown_fields`; pinned by a test.
@@ -192,9 +220,9 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// The body as one JSON object in which no object, at any depth, names a
-/// member twice. Every body is read through here, by the handlers (in
-/// [`decode_body`]) and for the audit line alike, so both see the same
-/// members.
+/// member twice. Every body is read through here, once per request
+/// ([`Input::body_json`]), for the handlers and the audit line alike, so
+/// both see the same members.
 pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::InvalidJson(
@@ -290,6 +318,18 @@ where
     T: serde::Deserialize<'de>,
 {
     T::deserialize(d).map(Some)
+}
+
+/// What a handler's `input.json()` gives for `body`.
+#[cfg(test)]
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    Input::new(
+        Vec::new(),
+        BTreeMap::new(),
+        Bytes::copy_from_slice(body),
+        Default::default(),
+    )
+    .json()
 }
 
 #[cfg(test)]

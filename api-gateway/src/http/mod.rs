@@ -7,7 +7,9 @@
 //! the raw parts ([`extract`]). Below it, and used by it: refused-
 //! authentication counting ([`crate::throttle`]), the one envelope writer
 //! ([`crate::reply`]) and the one error type ([`crate::error`]). It never
-//! imports `api`: the table is handed to it at start-up.
+//! imports `api`, nor anything that knows of processes or jobs: the table,
+//! and the authenticator, audit sink and meter the router calls, are
+//! handed to it at start-up (`router::Hooks`).
 
 pub mod admission;
 pub mod compress;

@@ -1,42 +1,45 @@
 //! The route table's engine: one layer that, for every request, gives it
 //! an id (`X-Request-Id`, the audit line, the helper's frame), finds the
-//! route (404, or 405 with `Allow`), authenticates the caller (a bearer
-//! key, or a verified client certificate mapped to a key) and checks the
-//! route's scope, counts refused authentications per client address
-//! (429 past `auth_failures_per_minute`), checks the query against the
-//! route's declared parameters, reads the body under [`MAX_BODY`] within
-//! the body timeouts, calls the handler with a typed request, writes the
-//! audit line of every authenticated or refused request, and turns any
-//! [`ApiError`] into its envelope. Handlers never do any of that
-//! themselves. `HEAD` is served by every `GET` route (hyper sends the
-//! head without the body).
+//! route (404, or 405 with `Allow`), then runs the same stages in order
+//! ([`Router::run`]): who is asking ([`Authenticator`]: a bearer key, or
+//! a verified client certificate mapped to a key) and whether the route's
+//! scope lets them, counting refused authentications per client address
+//! (429 past `auth_failures_per_minute`); the query against the route's
+//! declared parameters and the body under [`MAX_BODY`] within the body
+//! timeouts; the handler with a typed request; the audit line of every
+//! authenticated or refused request ([`AuditSink`]); and any [`ApiError`]
+//! turned into its envelope. Handlers never do any of that themselves.
+//! `HEAD` is served by every `GET` route (hyper sends the head without
+//! the body).
 //!
-//! The table itself is data ([`Route`]), built by `api::table`, so the
-//! OpenAPI document and the tests read the same list the server serves.
+//! What a request is about (a process, a job) is not known here: the
+//! router is generic over the context its handlers get (`C`), made per
+//! request by the application ([`Hooks::context`]), and the audit sink
+//! reads what a handler noted there. The table itself is data
+//! ([`Route`]), built by `api::table_with`, so the OpenAPI document and
+//! the tests read the same list the server serves.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::{header, Method, Request, Response};
-use protocol::JobId;
-use serde_json::Value;
 
 use super::connstate::ConnInfo;
-use super::extract::{parse_body, parse_query, percent_decode, Input, Param};
-use crate::audit;
-use crate::config::Config;
+use super::extract::{parse_query, percent_decode, Input, Param};
 use crate::error::ApiError;
-use crate::ids::{Pid, StartTime};
 use crate::keys::{AuthFailure, Caller, Scope};
 use crate::reply::{Reply, ResponseBody};
 use crate::reqid::{self, RequestIds};
-use crate::state::State;
+use crate::throttle::{AuthThrottle, Summary};
+use crate::x509::Subject;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = crate::budget::MAX_BODY;
@@ -51,11 +54,11 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send>>;
 
 /// A type-erased handler: builds its typed request from the [`Input`] and
-/// runs (see [`route!`](route)).
-pub type Handler = fn(Arc<Ctx>, Input) -> HandlerFuture;
+/// runs with the request's context (see [`route!`](route)).
+pub type Handler<C> = fn(Arc<C>, &Input) -> HandlerFuture;
 
 /// One line of the route table.
-pub struct Route {
+pub struct Route<C> {
     pub method: Method,
     /// `/api/ps/{pid}`: literal segments and `{name}` parameters.
     pub pattern: &'static str,
@@ -80,10 +83,10 @@ pub struct Route {
     pub query: &'static [Param],
     /// Whether the request type reads a body.
     pub body: bool,
-    pub handler: Handler,
+    pub handler: Handler<C>,
 }
 
-/// Builds a [`Route`] whose handler is `async fn(&Ctx, Req) -> Result<Reply,
+/// Builds a [`Route`] whose handler is `async fn(&C, Req) -> Result<Reply,
 /// ApiError>`; the query and body declarations come from `Req`. The scope
 /// is `Some(scope)`, `None` (no key at all) or `any_key` (a valid key with
 /// any scopes). Crate-local: named by its path,
@@ -111,75 +114,111 @@ macro_rules! route {
             query: <$req as $crate::http::extract::FromInput>::QUERY,
             body: <$req as $crate::http::extract::FromInput>::BODY,
             handler: |cx, input| {
-                ::std::boxed::Box::pin(async move {
-                    let req = <$req as $crate::http::extract::FromInput>::from_input(&input)?;
-                    $handler(&cx, req).await
-                })
+                let req = <$req as $crate::http::extract::FromInput>::from_input(input);
+                ::std::boxed::Box::pin(async move { $handler(&cx, req?).await })
             },
         }
     };
 }
 pub(crate) use route;
 
-/// Facts an audited handler learns while it runs (the target it resolved,
-/// the job it started), written in the audit line whatever the outcome.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct AuditFacts {
-    pub pid: Option<Pid>,
-    pub start_time: Option<StartTime>,
-    pub job: Option<JobId>,
+/// Who a credential names. The key store implements it; the router knows
+/// only this, so the HTTP layer reads no keys file.
+pub trait Authenticator: Send + Sync {
+    /// The key whose token this is.
+    fn by_token(&self, token: &str) -> Result<Caller, AuthFailure>;
+    /// The key whose `cert_subject` a verified client certificate has.
+    fn by_subject(&self, subject: &Subject) -> Result<Caller, AuthFailure>;
 }
 
-/// What a handler gets besides its typed request.
-pub struct Ctx {
-    pub state: Arc<State>,
+/// What the router knows of an answered request when it writes its audit
+/// line; the rest (the process or job it was about) is in the handler's
+/// context.
+pub struct Exchange<'a> {
+    pub request_id: u64,
+    pub key: Option<&'a str>,
+    /// `bearer` or `certificate`, when a key was presented.
+    pub auth: Option<&'static str>,
+    pub client: IpAddr,
+    /// `POST /api/ps`.
+    pub route: &'a str,
+    /// The route is state-changing ([`Route::audited`]).
+    pub audited: bool,
+    pub status: u16,
+    /// `ok`, or the error's message.
+    pub outcome: &'a str,
+}
+
+/// Where the audit lines go. Implemented by the layer that knows what the
+/// requests are about, so that their line can say it.
+pub trait AuditSink<C>: Send + Sync {
+    /// One authenticated or refused request. `input` is what the handler
+    /// was given, `None` when the request was refused before it was read.
+    fn record(&self, exchange: &Exchange<'_>, cx: &C, input: Option<&Input>);
+    /// The refused authentications from one client address that were
+    /// counted but not written one by one.
+    fn refusals(&self, summary: &Summary);
+}
+
+/// What the router and the connections count; implemented outside the
+/// HTTP layer by the metrics.
+pub trait Meter: Send + Sync {
+    /// One answered request: the table's pattern (`None`: no route), the
+    /// method, the status and how long it took.
+    fn request(&self, route: Option<&str>, method: &Method, status: u16, took: Duration);
+    /// A refused authentication or a missing scope, by reason.
+    fn auth_failure(&self, reason: &'static str);
+    /// Counts an open connection until the returned guard is dropped.
+    fn connection(&self) -> Box<dyn Send>;
+}
+
+/// The body limits of every request: `body_timeout_s` and
+/// `body_min_rate` (bytes per second, 0: none).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub timeout: Duration,
+    pub min_rate: u64,
+}
+
+/// What the router is handed besides its table: the stages it runs that
+/// are not HTTP's own.
+pub struct Hooks<C> {
+    pub keys: Arc<dyn Authenticator>,
+    pub audit: Arc<dyn AuditSink<C>>,
+    pub meter: Arc<dyn Meter>,
+    /// The context a handler gets, for a request by `caller` (`None`: no
+    /// credentials were needed or sent).
+    pub context: Box<dyn Fn(Option<Caller>) -> C + Send + Sync>,
+    /// Refused authentications per client address.
+    pub throttle: AuthThrottle,
+    pub body: BodyLimits,
+}
+
+/// Who asked, as the authentication stage found it.
+struct Admitted {
     caller: Option<Caller>,
-    facts: Mutex<AuditFacts>,
+    /// `bearer` or `certificate`.
+    how: Option<&'static str>,
+    /// Why the request is refused before its handler runs.
+    refused: Option<ApiError>,
+    /// Whether the request gets an audit line (a refused authentication
+    /// past the throttle's lines per window does not).
+    audit: bool,
 }
 
-impl Ctx {
-    /// The authenticated key, if the request came with one (a route
-    /// whose key is optional may have none).
-    pub fn maybe_caller(&self) -> Option<&Caller> {
-        self.caller.as_ref()
-    }
-
-    /// The authenticated key (every route with a scope has one).
-    pub fn caller(&self) -> Result<&Caller, ApiError> {
-        self.caller
-            .as_ref()
-            .ok_or_else(|| ApiError::Internal("route without a scope asked for its caller".into()))
-    }
-
-    /// Records the process the request acts on, for the audit line.
-    pub fn note_target(&self, pid: Pid, start_time: Option<StartTime>) {
-        let mut f = self.facts.lock().unwrap_or_else(|p| p.into_inner());
-        f.pid = Some(pid);
-        f.start_time = start_time.or(f.start_time);
-    }
-
-    /// Records the job the request started, for the audit line.
-    pub fn note_job(&self, job: JobId) {
-        self.facts.lock().unwrap_or_else(|p| p.into_inner()).job = Some(job);
-    }
-
-    fn facts(&self) -> AuditFacts {
-        *self.facts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The table plus what matching needs.
-pub struct Router {
-    routes: Vec<Route>,
+/// The table plus what matching needs, and the hooks its stages call.
+pub struct Router<C> {
+    routes: Vec<Route<C>>,
     ids: RequestIds,
     /// Paths made only of literal segments that some pattern starts with
     /// (`/api/ps/output`): a `{param}` never captures such a segment, so
     /// `/api/ps/output` is not taken for pid "output".
     literal_prefixes: Vec<String>,
+    hooks: Hooks<C>,
 }
 
-enum Found<'a> {
-    Route(&'a Route, Vec<(&'static str, String)>),
+enum Found<'a, C> {
+    Route(&'a Route<C>, Vec<(&'static str, String)>),
     /// The path exists with other methods.
     Method(String),
     /// The path is the start of a route (`/api/ps/output` of
@@ -188,8 +227,8 @@ enum Found<'a> {
     None,
 }
 
-impl Router {
-    pub fn new(routes: Vec<Route>) -> Router {
+impl<C: Send + Sync + 'static> Router<C> {
+    pub fn new(routes: Vec<Route<C>>, hooks: Hooks<C>) -> Router<C> {
         let mut literal_prefixes = Vec::new();
         for r in &routes {
             let mut prefix = String::new();
@@ -208,15 +247,35 @@ impl Router {
             routes,
             ids: RequestIds::new(),
             literal_prefixes,
+            hooks,
+        }
+    }
+
+    /// The counters the connections report to.
+    pub fn meter(&self) -> &dyn Meter {
+        &*self.hooks.meter
+    }
+
+    /// Writes the audit summaries of the refused authentications whose
+    /// window ended; with `all`, of every window (at shutdown).
+    pub fn summarise_refusals(&self, all: bool) {
+        let throttle = &self.hooks.throttle;
+        let ended = if all {
+            throttle.flush()
+        } else {
+            throttle.sweep()
+        };
+        for s in ended {
+            self.hooks.audit.refusals(&s);
         }
     }
 
     /// Every route, in table order.
-    pub fn routes(&self) -> &[Route] {
+    pub fn routes(&self) -> &[Route<C>] {
         &self.routes
     }
 
-    fn find(&self, method: &Method, path: &str) -> Result<Found<'_>, ApiError> {
+    fn find(&self, method: &Method, path: &str) -> Result<Found<'_, C>, ApiError> {
         let segs: Vec<&str> = segments(path).collect();
         let mut allow: Vec<&str> = Vec::new();
         let want = if method == Method::HEAD {
@@ -285,7 +344,6 @@ impl Router {
     /// answer carries the request's id in `X-Request-Id`.
     pub async fn handle(
         self: Arc<Self>,
-        state: Arc<State>,
         conn: Arc<ConnInfo>,
         req: Request<Incoming>,
     ) -> Response<ResponseBody> {
@@ -300,7 +358,7 @@ impl Router {
         };
         let reply = reqid::scope(id, async {
             if let Ok(Found::Route(route, params)) = found {
-                return self.run(route, params, &state, &conn, id, req).await;
+                return self.run(route, params, &conn, id, req).await;
             }
             if !req.body().is_end_stream() {
                 conn.linger_before_close();
@@ -322,8 +380,8 @@ impl Router {
             }
         })
         .await;
-        state
-            .metrics
+        self.hooks
+            .meter
             .request(pattern, &method, reply.status.as_u16(), began.elapsed());
         let mut resp = reply.into_response();
         if let Ok(v) = HeaderValue::from_str(&reqid::hex(id)) {
@@ -332,88 +390,28 @@ impl Router {
         resp
     }
 
+    /// A matched request through its stages: who asks and may they
+    /// ([`Router::admit`]), what they send ([`Router::input`]), the
+    /// handler, and the audit line ([`Router::audit`]).
     async fn run(
         &self,
-        route: &Route,
+        route: &Route<C>,
         params: Vec<(&'static str, String)>,
-        state: &Arc<State>,
         conn: &Arc<ConnInfo>,
         request_id: u64,
         req: Request<Incoming>,
     ) -> Reply {
         let (parts, mut body) = req.into_parts();
-        let wants_key = match route.scope {
-            None => route.key,
-            Some(_) if route.key_optional => {
-                parts.headers.contains_key(header::AUTHORIZATION) || conn.client_subject.is_some()
-            }
-            Some(_) => true,
-        };
-        let mut caller = None;
-        let mut how = None;
-        let mut failure = None;
-        let mut write_line = wants_key;
-        if wants_key {
-            match authenticate(state, &parts.headers, conn) {
-                Ok((c, h)) => {
-                    if let Some(scope) = route.scope.filter(|s| !c.scopes.contains(s)) {
-                        state.metrics.auth_failure("missing_scope");
-                        failure = Some(ApiError::MissingScope {
-                            key: c.name.clone(),
-                            scope: scope.name(),
-                        });
-                    }
-                    caller = Some(c);
-                    how = Some(h);
-                }
-                Err(why) => {
-                    state.metrics.auth_failure(failure_reason(&why));
-                    let verdict = state.throttle.failure(conn.peer.ip());
-                    if let Some(s) = verdict.ended {
-                        state.audit.failures_summary(
-                            &s.client,
-                            s.not_written,
-                            s.failures,
-                            crate::throttle::WINDOW.as_secs(),
-                        );
-                    }
-                    write_line = verdict.write_line;
-                    failure = Some(match verdict.throttle {
-                        Some(retry_after) => ApiError::AuthThrottled(retry_after),
-                        None => ApiError::Unauthorized(why),
-                    });
-                }
-            }
-        }
-        let ctx = Arc::new(Ctx {
-            state: state.clone(),
-            caller,
-            facts: Mutex::default(),
-        });
-        let mut given = Given::default();
-        let result = match failure {
+        let admitted = self.admit(route, &parts.headers, conn);
+        let key = admitted.caller.as_ref().map(|c| c.name.clone());
+        let cx = Arc::new((self.hooks.context)(admitted.caller));
+        let mut input = None;
+        let result = match admitted.refused {
             Some(e) => Err(e),
-            None => {
-                async {
-                    let query = parse_query(parts.uri.query(), route.query)?;
-                    let bytes = if route.body {
-                        read_body(&mut body, &parts.headers, &state.cfg).await?
-                    } else {
-                        Bytes::new()
-                    };
-                    if route.audited {
-                        given = Given::from_body(&bytes);
-                    }
-                    let input = Input {
-                        path: params,
-                        query,
-                        body: bytes,
-                        headers: parts.headers.clone(),
-                    };
-                    (route.handler)(ctx.clone(), input).await
-                }
-                .await
-            }
+            None => match self.input(route, params, &parts, &mut body).await {
+                Ok(i) => (route.handler)(cx.clone(), input.insert(i)).await,
+                Err(e) => Err(e),
+            },
         };
         if !body.is_end_stream() {
             conn.linger_before_close();
@@ -425,29 +423,94 @@ impl Router {
                 (e.into_reply(), outcome)
             }
         };
-        if write_line {
-            let facts = ctx.facts();
+        if admitted.audit {
             let route_name = format!("{} {}", route.method, route.pattern);
-            state.audit.record(&audit::Entry {
+            let exchange = Exchange {
                 request_id,
-                key: ctx.caller.as_ref().map(|c| c.name.as_str()),
-                auth: how,
+                key: key.as_deref(),
+                auth: admitted.how,
                 client: conn.peer.ip(),
                 route: &route_name,
-                pid: facts.pid.map(|p| p.get().into()).or(given.pid),
-                start_time: facts
-                    .start_time
-                    .map(|s| s.ticks().into())
-                    .or(given.start_time),
-                signal: given.signal,
-                priority: given.priority,
-                command: given.command.as_deref(),
+                audited: route.audited,
                 status: reply.status.as_u16(),
                 outcome: &outcome,
-                job: facts.job,
-            });
+            };
+            self.audit(&exchange, &cx, input.as_ref());
         }
         reply
+    }
+
+    /// Authentication, the scope check and the refused-authentication
+    /// throttle. A route without a scope asks for no key (unless it
+    /// answers about the key itself); one whose key is optional
+    /// authenticates only a request that brings credentials.
+    fn admit(&self, route: &Route<C>, headers: &HeaderMap, conn: &ConnInfo) -> Admitted {
+        let wants_key = match route.scope {
+            None => route.key,
+            Some(_) if route.key_optional => {
+                headers.contains_key(header::AUTHORIZATION) || conn.client_subject.is_some()
+            }
+            Some(_) => true,
+        };
+        let mut admitted = Admitted {
+            caller: None,
+            how: None,
+            refused: None,
+            audit: wants_key,
+        };
+        if !wants_key {
+            return admitted;
+        }
+        let meter = &self.hooks.meter;
+        match authenticate(&*self.hooks.keys, headers, conn) {
+            Ok((c, h)) => {
+                if let Some(scope) = route.scope.filter(|s| !c.scopes.contains(s)) {
+                    meter.auth_failure("missing_scope");
+                    admitted.refused = Some(ApiError::MissingScope {
+                        key: c.name.clone(),
+                        scope: scope.name(),
+                    });
+                }
+                admitted.caller = Some(c);
+                admitted.how = Some(h);
+            }
+            Err(why) => {
+                meter.auth_failure(failure_reason(&why));
+                let verdict = self.hooks.throttle.failure(conn.peer.ip());
+                if let Some(s) = verdict.ended {
+                    self.hooks.audit.refusals(&s);
+                }
+                admitted.audit = verdict.write_line;
+                admitted.refused = Some(match verdict.throttle {
+                    Some(retry_after) => ApiError::AuthThrottled(retry_after),
+                    None => ApiError::Unauthorized(why),
+                });
+            }
+        }
+        admitted
+    }
+
+    /// The query checked against the route's parameters, and the body
+    /// read within its limits (when the route takes one).
+    async fn input(
+        &self,
+        route: &Route<C>,
+        params: Vec<(&'static str, String)>,
+        parts: &Parts,
+        body: &mut Incoming,
+    ) -> Result<Input, ApiError> {
+        let query = parse_query(parts.uri.query(), route.query)?;
+        let bytes = if route.body {
+            read_body(body, &parts.headers, self.hooks.body).await?
+        } else {
+            Bytes::new()
+        };
+        Ok(Input::new(params, query, bytes, parts.headers.clone()))
+    }
+
+    /// The request's audit line, with what its handler noted in `cx`.
+    fn audit(&self, exchange: &Exchange<'_>, cx: &C, input: Option<&Input>) {
+        self.hooks.audit.record(exchange, cx, input);
     }
 }
 
@@ -472,44 +535,12 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.trim_end_matches('/').split('/').skip(1)
 }
 
-/// The members of a state-changing request's body the audit line shows
-/// as given (before any validation, so a refused value is seen too).
-#[derive(Debug, Default)]
-struct Given {
-    pid: Option<Value>,
-    start_time: Option<Value>,
-    signal: Option<Value>,
-    priority: Option<Value>,
-    command: Option<String>,
-}
-
-impl Given {
-    /// Through the handlers' own parser: a body they refuse, a repeated
-    /// member's included, shows nothing as given rather than one reading
-    /// of it.
-    fn from_body(body: &[u8]) -> Given {
-        let Ok(Value::Object(mut m)) = parse_body(body) else {
-            return Given::default();
-        };
-        Given {
-            pid: m.remove("pid"),
-            start_time: m.remove("start_time"),
-            signal: m.remove("signal"),
-            priority: m.remove("priority"),
-            command: m.remove("cmd").map(|c| match c {
-                Value::String(s) => s,
-                other => other.to_string(),
-            }),
-        }
-    }
-}
-
 /// Who the request authenticates as, and how (`bearer` or
 /// `certificate`): a bearer key when an `Authorization` header is sent,
 /// otherwise the verified client certificate's subject. The error is the
 /// 401's message.
 fn authenticate(
-    state: &State,
+    keys: &dyn Authenticator,
     headers: &HeaderMap,
     conn: &ConnInfo,
 ) -> Result<(Caller, &'static str), String> {
@@ -530,16 +561,11 @@ fn authenticate(
             .or_else(|| h.strip_prefix("bearer "))
             .ok_or_else(|| "Authorization must be Bearer <key>".to_string())?
             .trim();
-        return state
-            .keys
-            .authenticate(token)
-            .map(|c| (c, "bearer"))
-            .map_err(failure);
+        return keys.by_token(token).map(|c| (c, "bearer")).map_err(failure);
     }
     if let Some(subject) = &conn.client_subject {
-        return state
-            .keys
-            .authenticate_subject(subject)
+        return keys
+            .by_subject(subject)
             .map(|c| (c, "certificate"))
             .map_err(|f| match f {
                 // Not the subject itself: the answer need not teach a
@@ -559,7 +585,7 @@ fn authenticate(
 pub async fn read_body(
     body: &mut Incoming,
     headers: &HeaderMap,
-    cfg: &Config,
+    limits: BodyLimits,
 ) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -569,8 +595,8 @@ pub async fn read_body(
         return Err(ApiError::PayloadTooLarge(MAX_BODY));
     }
     let start = tokio::time::Instant::now();
-    let total = start + cfg.body_timeout;
-    let rate = cfg.body_min_rate;
+    let total = start + limits.timeout;
+    let rate = limits.min_rate;
     let mut out = Vec::with_capacity(declared.map_or(1024, |n| n as usize));
     let of = |n: usize| match declared {
         Some(d) => format!("{n} of {d} bytes"),
@@ -588,7 +614,7 @@ pub async fn read_body(
             Err(_) if due >= total => {
                 return Err(ApiError::BodyTimeout(format!(
                     "the body did not arrive within body_timeout_s ({} s): {} came",
-                    cfg.body_timeout.as_secs(),
+                    limits.timeout.as_secs(),
                     of(out.len())
                 )))
             }

@@ -17,13 +17,12 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::admission::{Admission, Refusal};
-use super::conn::{self, Stream};
+use super::conn::{self, Stream, Timeouts};
 use super::connstate::ConnInfo;
 use super::router::Router;
 use super::tls::{self, Tls};
+use crate::config::Config;
 use crate::error::ApiError;
-use crate::state::State;
-use crate::throttle;
 
 /// How often ended windows of refused authentications are summarised.
 const SUMMARY_EVERY: Duration = Duration::from_secs(5);
@@ -50,9 +49,9 @@ impl Signals {
 
 /// Runs until SIGTERM/SIGINT. Returns after in-flight connections finished
 /// (or after a 30 s grace period).
-pub async fn serve(
-    state: Arc<State>,
-    router: Arc<Router>,
+pub async fn serve<C: Send + Sync + 'static>(
+    cfg: &Config,
+    router: Arc<Router<C>>,
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
     signals: Signals,
@@ -62,7 +61,11 @@ pub async fn serve(
         mut int,
         mut hup,
     } = signals;
-    let cfg = &state.cfg;
+    let timeouts = Timeouts {
+        header: cfg.header_timeout,
+        keepalive: cfg.keepalive_timeout,
+        send: cfg.send_timeout,
+    };
     let admission = Admission::new(cfg.max_connections, cfg.max_connections_per_client);
     let (stop_tx, stop_rx) = watch::channel(false);
     let local = listener.local_addr()?;
@@ -77,7 +80,7 @@ pub async fn serve(
              (allow_plaintext = true): API keys cross the network in clear text"
         );
     }
-    tokio::spawn(summarise_forever(state.clone()));
+    tokio::spawn(summarise_forever(router.clone()));
     if let Some(t) = &tls {
         tokio::spawn(watch_tls_files(t.clone()));
     }
@@ -107,11 +110,10 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         match admission.admit(peer.ip()) {
             Ok(slot) => {
-                let (state, router, tls, stop) =
-                    (state.clone(), router.clone(), tls.clone(), stop_rx.clone());
+                let (router, tls, stop) = (router.clone(), tls.clone(), stop_rx.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
-                    connection(stream, peer, tls, state, router, stop).await;
+                    connection(stream, peer, tls, timeouts, router, stop).await;
                 });
             }
             Err(why) => {
@@ -135,20 +137,20 @@ pub async fn serve(
     while admission.open() > 0 && tokio::time::Instant::now() < grace {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    write_summaries(&state, state.throttle.flush());
+    router.summarise_refusals(true);
     Ok(())
 }
 
 /// One admitted connection: the TLS handshake if any, then HTTP.
-async fn connection(
+async fn connection<C: Send + Sync + 'static>(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<Arc<Tls>>,
-    state: Arc<State>,
-    router: Arc<Router>,
+    timeouts: Timeouts,
+    router: Arc<Router<C>>,
     stop: watch::Receiver<bool>,
 ) {
-    let header_timeout = state.cfg.header_timeout;
+    let header_timeout = timeouts.header;
     let (stream, info) = match tls {
         None => (Stream::Plain(stream), ConnInfo::new(peer, None, false)),
         Some(tls) => {
@@ -176,7 +178,7 @@ async fn connection(
             (Stream::Tls(Box::new(s)), info)
         }
     };
-    conn::serve(stream, info, state, router, stop).await;
+    conn::serve(stream, info, timeouts, router, stop).await;
 }
 
 /// Answers a connection past a cap and closes it. Over TLS no answer is
@@ -195,21 +197,10 @@ async fn refuse(mut stream: TcpStream, why: Refusal, plain: bool, per_client: us
 }
 
 /// Writes the audit summaries of refused authentications.
-async fn summarise_forever(state: Arc<State>) {
+async fn summarise_forever<C: Send + Sync + 'static>(router: Arc<Router<C>>) {
     loop {
         tokio::time::sleep(SUMMARY_EVERY).await;
-        write_summaries(&state, state.throttle.sweep());
-    }
-}
-
-fn write_summaries(state: &State, summaries: Vec<throttle::Summary>) {
-    for s in summaries {
-        state.audit.failures_summary(
-            &s.client,
-            s.not_written,
-            s.failures,
-            throttle::WINDOW.as_secs(),
-        );
+        router.summarise_refusals(false);
     }
 }
 

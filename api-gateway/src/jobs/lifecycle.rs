@@ -1,8 +1,8 @@
 //! A job's life as the gateway drives it: [`start`] admits it under the
 //! key's and the store's limits, creates its files, watches them, hands
 //! their descriptors to the helper with the command and records the
-//! helper's answer; [`find`] and [`look`] read a job back for a key that
-//! may see it; [`cancel`] asks the helper to kill it; [`delete`] cancels a
+//! helper's answer; [`find`] reads a job back for a key that may see it
+//! (every route, the old output route's included); [`cancel`] asks the helper to kill it; [`delete`] cancels a
 //! live job or removes a finished one. All block (files, the helper's
 //! socket): callers run them off the async threads.
 
@@ -14,7 +14,7 @@ use super::admit::{self, Limits};
 use super::hub::Hub;
 use super::meta::Meta;
 use super::owners::Owners;
-use super::store::{JobStore, Output};
+use super::store::JobStore;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::helper::{self, Helper};
@@ -131,27 +131,6 @@ pub fn find(store: &JobStore, caller: &Caller, id: JobId) -> Result<Meta, ApiErr
         .map_err(|e| ApiError::Internal(format!("reading job {id}: {e}")))?
         .filter(|m| visible(caller, m))
         .ok_or(ApiError::NoSuchJob(id))
-}
-
-/// The job's record and output, if `owner` started it (the old output
-/// route, which only the starting key may read). Asks the helper while the
-/// job may still change.
-pub fn look(
-    store: &JobStore,
-    helper: &Helper,
-    owner: &str,
-    id: JobId,
-) -> Result<(Meta, Output, Output), ApiError> {
-    let mut meta = store
-        .meta(&id)
-        .map_err(|e| ApiError::Internal(format!("reading job {id}: {e}")))?
-        .filter(|m| m.owner == owner)
-        .ok_or(ApiError::NoSuchOutput(id))?;
-    refresh(store, helper, id, &mut meta);
-    let (out, err) = store
-        .outputs(&id)
-        .map_err(|e| ApiError::Internal(format!("reading output of {id}: {e}")))?;
-    Ok((meta, out, err))
 }
 
 /// Brings a live record up to date with the helper. A helper that does

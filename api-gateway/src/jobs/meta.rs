@@ -1,7 +1,9 @@
 //! What the gateway keeps about a job ([`Meta`], persisted as
 //! `meta.json`) and its typed life cycle ([`JobState`]): the helper's
 //! states plus `starting`, the instant between creating the files and the
-//! helper's answer.
+//! helper's answer. Not `protocol::JobState` itself: that would put on the
+//! wire a state no helper sends, and the JSON names in the protocol crate
+//! (ARCHITECTURE.md, "Two `JobState`s").
 
 use protocol::JobStatus;
 use serde::{Deserialize, Serialize};
@@ -148,6 +150,14 @@ impl Meta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_states_the_helper_reports_keep_their_names() {
+        use protocol::JobState as P;
+        for p in [P::Running, P::Exited, P::Killed, P::TimedOut, P::Cancelled] {
+            assert_eq!(JobState::from(p).name(), p.name());
+        }
+    }
 
     #[test]
     fn states_are_stored_as_the_strings_older_records_hold() {

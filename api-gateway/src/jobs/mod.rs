@@ -15,6 +15,3 @@ pub mod store;
 
 pub use meta::{JobState, Meta};
 pub use store::JobStore;
-
-/// Kept here for the key listing, which formats dates with it.
-pub use crate::clock::rfc3339;

@@ -10,7 +10,6 @@
 //! [`JobStore::new`], and never by walking the directories again.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -57,37 +56,6 @@ impl Stream {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
         }
-    }
-}
-
-/// Output read back: lossy text plus whether it was lossy.
-pub struct Output {
-    pub text: String,
-    pub invalid_utf8: bool,
-    pub len: u64,
-}
-
-fn read_output(p: &Path) -> std::io::Result<Output> {
-    let mut buf = Vec::new();
-    match File::open(p) {
-        Ok(mut f) => {
-            f.read_to_end(&mut buf)?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let len = buf.len() as u64;
-    match String::from_utf8(buf) {
-        Ok(text) => Ok(Output {
-            text,
-            invalid_utf8: false,
-            len,
-        }),
-        Err(e) => Ok(Output {
-            text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            invalid_utf8: true,
-            len,
-        }),
     }
 }
 
@@ -241,11 +209,6 @@ impl JobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    pub fn outputs(&self, id: &JobId) -> std::io::Result<(Output, Output)> {
-        let d = self.dir(id);
-        Ok((read_output(&d.join("out"))?, read_output(&d.join("err"))?))
     }
 
     /// Deletes the job's record and output, from the disk and the index;

@@ -297,7 +297,7 @@ fn parameter(name: &str, in_path: bool, list: bool) -> Value {
     p
 }
 
-fn operation(route: &Route) -> Value {
+fn operation<C>(route: &Route<C>) -> Value {
     let Some(o) = op(route.operation_id) else {
         return json!({"operationId": route.operation_id, "responses": {}});
     };
@@ -407,7 +407,7 @@ fn operation(route: &Route) -> Value {
 }
 
 /// Builds the document for `routes`.
-pub fn document(routes: &[Route]) -> Value {
+pub fn document<C>(routes: &[Route<C>]) -> Value {
     let mut paths = Map::new();
     for r in routes {
         let item = paths

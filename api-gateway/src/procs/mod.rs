@@ -11,7 +11,7 @@
 //! A field the kernel hides from the gateway's user (EACCES/EPERM) is
 //! `null`. So is a field [`withhold`] keeps from the caller (another key's
 //! job), and the object's `withheld` member then names it with the reason. A process that exits during a listing is left out; during
-//! [`ProcReader::one_json`] it is `NoSuchProcess`.
+//! [`ProcReader::one_json_with`] it is `NoSuchProcess`.
 //!
 //! # Users
 //! A user is named by its passwd name or, for a uid without a passwd
@@ -182,37 +182,6 @@ impl ProcReader {
             baseline,
             cpu,
         }
-    }
-
-    /// A JSON array (`[{...},{...}]`) of the matching processes, in pid
-    /// order unless sorted; `limit` applies after the sort.
-    pub fn list_json(&self, q: &ListQuery, withhold: &Withhold) -> Result<Vec<u8>, ProcError> {
-        let mut out = Vec::new();
-        self.prepare(q, withhold).write(&mut out)?;
-        Ok(out)
-    }
-
-    /// One process as a JSON object, with the window and age of its
-    /// `cpu_percent` when asked for (which may sleep for a short sample,
-    /// but never walks /proc).
-    pub fn one_json(
-        &self,
-        pid: Pid,
-        fields: &Fields,
-        withhold: &Withhold,
-    ) -> Result<(Vec<u8>, Option<Stated>), ProcError> {
-        let mut figure = None;
-        if fields.has(Field::CpuPercent) {
-            figure = Some(loop {
-                match self.cpu_of(pid)? {
-                    Single::Figure(f) => break f,
-                    Single::WaitUntil(t) => {
-                        std::thread::sleep(t.saturating_duration_since(Instant::now()))
-                    }
-                }
-            });
-        }
-        self.one_json_with(pid, fields, figure, withhold)
     }
 
     /// The `cpu_percent` of one process from one read of its stat: a

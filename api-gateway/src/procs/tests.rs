@@ -6,6 +6,40 @@ use serde_json::Value;
 
 use super::*;
 
+/// The reader's answers whole, as the routes' pieces add up to them.
+impl ProcReader {
+    /// A JSON array (`[{...},{...}]`) of the matching processes, in pid
+    /// order unless sorted; `limit` applies after the sort.
+    fn list_json(&self, q: &ListQuery, withhold: &Withhold) -> Result<Vec<u8>, ProcError> {
+        let mut out = Vec::new();
+        self.prepare(q, withhold).write(&mut out)?;
+        Ok(out)
+    }
+
+    /// One process as a JSON object, with the window and age of its
+    /// `cpu_percent` when asked for (which may sleep for a short sample,
+    /// but never walks /proc).
+    fn one_json(
+        &self,
+        pid: Pid,
+        fields: &Fields,
+        withhold: &Withhold,
+    ) -> Result<(Vec<u8>, Option<Stated>), ProcError> {
+        let mut figure = None;
+        if fields.has(Field::CpuPercent) {
+            figure = Some(loop {
+                match self.cpu_of(pid)? {
+                    Single::Figure(f) => break f,
+                    Single::WaitUntil(t) => {
+                        std::thread::sleep(t.saturating_duration_since(Instant::now()))
+                    }
+                }
+            });
+        }
+        self.one_json_with(pid, fields, figure, withhold)
+    }
+}
+
 fn pid(n: i32) -> Pid {
     Pid::new(i64::from(n)).expect("a positive pid")
 }
