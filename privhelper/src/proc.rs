@@ -150,6 +150,20 @@ mod tests {
     }
 
     #[test]
+    fn kernel_threads_are_known_by_their_flag_pid_2_or_parent_2() {
+        let stat = |ppid: i32, flags: u64| {
+            let line = format!("9 (k) S {ppid} 0 0 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n");
+            parse_stat(line.as_bytes()).expect("parses")
+        };
+        assert!(stat(0, PF_KTHREAD).is_kernel_thread(9));
+        assert!(stat(2, 0).is_kernel_thread(9));
+        assert!(stat(0, 0).is_kernel_thread(2));
+        assert!(!stat(1, 0x0040_0100).is_kernel_thread(9));
+        let own = ProcInfo::read(std::process::id() as i32).expect("own stat");
+        assert!(!own.is_kernel_thread(std::process::id() as i32));
+    }
+
+    #[test]
     fn truncated_stat_is_rejected() {
         assert!(parse_stat(b"12 (x) S 1 2").is_none());
         assert!(parse_stat(b"garbage").is_none());

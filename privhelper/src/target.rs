@@ -261,4 +261,36 @@ mod tests {
             (info.real_uid, info.tgid, info.start_time)
         );
     }
+
+    /// A process that exits once it is pinned is "no such process" at
+    /// every later step: the read, the liveness check, the signal and the
+    /// renice; nothing reaches the pid's next owner.
+    #[test]
+    fn a_target_gone_after_it_was_pinned_is_no_such_process_at_every_step() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .expect("sleep");
+        let pid = child.id() as i32;
+        let start = ProcInfo::read(pid).expect("child stat").start_time;
+        let me = std::process::id() as i32;
+        let (mut ours, mut theirs) = (None, None);
+        let mut g = Guard {
+            me,
+            peer: -1,
+            ours: &mut ours,
+            theirs: &mut theirs,
+        };
+        let r = resolve(pid, start.0, &mut g).expect("resolves while it runs");
+        assert_eq!(
+            resolve(pid, start.0 + 1, &mut g).err(),
+            Some(Refusal::Mismatch)
+        );
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        assert!(ProcInfo::read_pinned(pid, &r.pidfd).is_none(), "read");
+        assert!(!g.target_alive(&r.pidfd), "liveness");
+        assert_eq!(signal(&r, libc::SIGTERM), Err(Refusal::NoSuchProcess));
+        assert_eq!(renice(&r, 0).err(), Some(Refusal::NoSuchProcess));
+    }
 }
