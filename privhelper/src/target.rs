@@ -1,12 +1,13 @@
 //! Identifying the process a request names, and the built-in protections.
 //!
 //! Order (the one PROTOCOL.md documents): the raw pid must be ≥ 2; a pidfd
-//! is opened *first*; then `/proc/PID/stat` and `status` are read; the
-//! pidfd must still be alive after the read (so the read described the
-//! process the pidfd names — a pid is not reused before its process is
-//! reaped); the start time must equal the request's; then the built-in
-//! protections (kernel thread, the helper, the peer, their ancestors).
-//! Only then does the policy get a say (in `server`).
+//! is opened *first*; then `/proc/PID/stat` is read (and the real uid and
+//! thread group, from the pidfd or `status`); the pidfd must still be
+//! alive after the read (so the read described the process the pidfd
+//! names — a pid is not reused before its process is reaped); the pid
+//! must lead its thread group; the start time must equal the request's;
+//! then the built-in protections (kernel thread, the helper, the peer,
+//! their ancestors). Only then does the policy get a say (in `decide`).
 
 use std::collections::HashSet;
 use std::fs;

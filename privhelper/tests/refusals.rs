@@ -163,6 +163,20 @@ fn renice_meets_every_built_in_protection_signal_meets() {
     let parent = nix::unistd::getppid().as_raw();
     assert!(parent > 1, "the test runs under a parent of its own");
     assert_eq!(rule(renice(&mut c, target(parent), 5)), "builtin:ancestor");
+    // The policy's owners: root's process is not listed.
+    let mut roots = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .expect("sleep");
+    let rp = roots.id() as i32;
+    let t0 = Instant::now();
+    while fs::read_to_string(format!("/proc/{rp}/comm")).map_or(true, |c| c.trim() != "sleep") {
+        assert!(t0.elapsed() < Duration::from_secs(5), "sleep never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(rule(renice(&mut c, target(rp), 5)), "renice.owners");
+    roots.kill().ok();
+    roots.wait().ok();
     // Out of range: refused before the target is looked at.
     assert!(matches!(
         renice(&mut c, target(-5), 20),
