@@ -442,10 +442,9 @@ fn the_old_route_answers_as_before_with_the_job_id_added() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_old_output_route_shows_a_job_to_admin_and_to_no_other_key() {
-    let Some((_h, g, owner)) = setup("old output route visibility", "") else {
-        return;
-    };
+    let (_h, g, owner) = setup("");
     let other = g.key("other", "read,exec", &[]);
     let admin = g.key("boss", "exec,admin", &[]);
     let r = g.send("POST", "/api/ps", Some(&owner), r#"{"cmd": "echo mine"}"#);
