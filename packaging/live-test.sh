@@ -48,15 +48,22 @@ expect 200 GET /api/ps/1
 expect 200 GET /api/users
 expect 200 GET /api/users/root/ps
 
-# A process with a job uid ("@jobs") may be signalled; a root process may not.
-setpriv --reuid=60650 --regid=60650 --clear-groups sleep 1000 &
-victim=$!
-sleep 0.3
+# The key's own job ("@jobs") may be reniced and signalled; a process of a
+# job uid that no job of the key runs, and a root process, may not.
+expect 202 POST /api/jobs '{"cmd": "exec sleep 1000", "timeout_s": 60}'
+victim=$(json "d['job']['pid']")
+for _ in $(seq 50); do [[ $(cat /proc/$victim/comm 2>/dev/null) == sleep ]] && break; sleep 0.1; done
 expect 200 PATCH /api/ps "{\"pid\": $victim, \"priority\": 10}"
 [[ $(awk '{print $19}' /proc/$victim/stat) == 10 ]] || fail "renice did not take"
 expect 200 DELETE /api/ps "{\"pid\": \"$victim\"}"
-wait $victim 2>/dev/null || true
+for _ in $(seq 50); do [[ -e /proc/$victim ]] || break; sleep 0.1; done
 [[ ! -e /proc/$victim ]] || fail "victim survived"
+setpriv --reuid=60650 --regid=60650 --clear-groups sleep 1000 &
+stray=$!
+sleep 0.3
+expect 403 DELETE /api/ps "{\"pid\": $stray}"
+kill -0 $stray || fail "a job uid's process outside any job was signalled"
+kill $stray
 sleep 1000 &
 rootproc=$!
 expect 403 DELETE /api/ps "{\"pid\": $rootproc}"

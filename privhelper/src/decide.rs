@@ -46,7 +46,7 @@ impl Server {
                 Err(what) => Response::Invalid { what },
                 Ok(nice) => self.act(conn, peer, target, caller, |policy, subject, r| {
                     policy.check_renice(subject, nice)?;
-                    Ok(target::renice(r, nice.get()).map(|threads| Response::Reniced { threads }))
+                    Ok(target::renice(r, nice).map(|threads| Response::Reniced { threads }))
                 }),
             },
             Request::Spawn {

@@ -55,6 +55,9 @@ pub fn clean_as(uid: u32, shared: &[PathBuf]) -> io::Result<(i32, OwnedFd)> {
 /// checks that they read back empty. A kernel without keys (`ENOSYS`) or
 /// without persistent keyrings (`EOPNOTSUPP`) has nothing to clear.
 fn clear_keyrings() -> bool {
+    if !sys::keyrings_usable() {
+        return true;
+    }
     let absent = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EOPNOTSUPP));
     let persistent = match sys::keyctl(
         sys::KEYCTL_GET_PERSISTENT,

@@ -274,7 +274,7 @@ impl Jobs {
         };
         let (uid, gid, pool_uid) = match &run.run_as {
             RunAs::Shared { uid, gid, .. } => (uid.get(), *gid, None),
-            RunAs::PerJob(_) => match self.uids.allocate() {
+            RunAs::PerJob(_) => match self.allocate_unused() {
                 Some(u) => (u, u, Some(u)),
                 // Every uid is held by a running or draining job.
                 None => return Response::Busy,
@@ -380,6 +380,23 @@ impl Jobs {
             },
         );
         Response::Job(status)
+    }
+
+    /// A pool uid no process of the host runs as: one someone else started
+    /// a process as since the uid was cleaned is passed over (it stays in
+    /// the pool for later), never handed to a job beside that process.
+    fn allocate_unused(&mut self) -> Option<u32> {
+        let mut passed = Vec::new();
+        let found = loop {
+            match self.uids.allocate() {
+                Some(u) if uids::runs_as(u) => passed.push(u),
+                other => break other,
+            }
+        };
+        for u in passed {
+            self.uids.release(u);
+        }
+        found
     }
 
     /// Whose job `pid` (running as `uid`) belongs to, seen from `caller`:

@@ -152,9 +152,8 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
     crate::uids::become_uid(plan.uid, plan.gid)?;
     // A session keyring of its own: the one inherited from the helper is
     // shared by every job (and the helper).
-    match sys::keyctl(sys::KEYCTL_JOIN_SESSION_KEYRING, 0, 0) {
-        Err(e) if e.raw_os_error() != Some(libc::ENOSYS) => return Err(e),
-        _ => {}
+    if sys::keyrings_usable() {
+        sys::keyctl(sys::KEYCTL_JOIN_SESSION_KEYRING, 0, 0)?;
     }
     if plan.create_home {
         // As the job's uid, in the sticky /tmp: a name planted by anyone

@@ -110,9 +110,10 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
 }
 
 /// `setpriority(PRIO_PROCESS, tid, nice)`: on Linux this sets one thread.
-pub fn set_nice(pid: i32, nice: i32) -> io::Result<()> {
+pub fn set_nice(tid: i32, nice: crate::ids::Nice) -> io::Result<()> {
+    let tid = libc::id_t::try_from(tid).map_err(io::Error::other)?;
     // SAFETY: plain integer arguments, no pointers.
-    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice.get()) };
     cerr(libc::c_long::from(r))?;
     Ok(())
 }
@@ -335,6 +336,19 @@ pub const KEYCTL_JOIN_SESSION_KEYRING: i64 = 1;
 pub const KEYCTL_CLEAR: i64 = 7;
 pub const KEYCTL_READ: i64 = 11;
 pub const KEYCTL_GET_PERSISTENT: i64 = 22;
+
+/// Whether this process may use the kernel's keyrings at all: a container
+/// manager's seccomp filter (systemd-nspawn's, for one) refuses `keyctl`
+/// with `EPERM` or `ENOSYS`, since keyrings are not namespaced. The filter
+/// holds for every child too, so then no job can leave a key either.
+pub fn keyrings_usable() -> bool {
+    const KEYCTL_GET_KEYRING_ID: i64 = 0;
+    const KEY_SPEC_SESSION_KEYRING: i64 = -3;
+    !matches!(
+        keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0).map_err(|e| e.raw_os_error()),
+        Err(Some(libc::EPERM | libc::ENOSYS))
+    )
+}
 
 /// `keyctl(op, a, b)` for the operations that take at most two integer
 /// arguments (a null pointer for `KEYCTL_JOIN_SESSION_KEYRING`'s name, a

@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::ids::{Pid, StartTime};
+use crate::ids::{Nice, Pid, StartTime};
 use crate::lineage::Lineage;
 use crate::proc::{alive, ProcInfo};
 use crate::rule::Builtin;
@@ -169,7 +169,7 @@ pub fn signal(r: &Resolved, sig: i32) -> Result<(), Refusal> {
 /// and be alive after the call, so the bare tid `setpriority` takes named
 /// our thread. The list is re-read until no new thread appears (bounded),
 /// and afterwards the process must still be alive with the same start time.
-pub fn renice(r: &Resolved, nice: i32) -> Result<u32, Refusal> {
+pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Refusal> {
     let pid = r.pid.get();
     let mut done: HashSet<i32> = HashSet::new();
     for _pass in 0..8 {
@@ -209,7 +209,7 @@ fn tasks(pid: i32) -> Result<Vec<i32>, Refusal> {
 }
 
 /// Renices one thread of `pid`. `Ok(false)`: the thread ended meanwhile.
-fn renice_thread(pid: i32, tid: i32, nice: i32) -> Result<bool, Refusal> {
+fn renice_thread(pid: i32, tid: i32, nice: Nice) -> Result<bool, Refusal> {
     let failed = |e: std::io::Error| Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO));
     let pin = match sys::pidfd_open(tid, sys::PIDFD_THREAD) {
         Ok(fd) => Some(fd),
@@ -292,6 +292,9 @@ mod tests {
         assert!(ProcInfo::read_pinned(pid, &r.pidfd).is_none(), "read");
         assert!(!g.target_alive(&r.pidfd), "liveness");
         assert_eq!(signal(&r, libc::SIGTERM), Err(Refusal::NoSuchProcess));
-        assert_eq!(renice(&r, 0).err(), Some(Refusal::NoSuchProcess));
+        assert_eq!(
+            renice(&r, Nice::new(0).expect("valid")).err(),
+            Some(Refusal::NoSuchProcess)
+        );
     }
 }

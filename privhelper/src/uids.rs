@@ -290,6 +290,22 @@ pub fn sweep(uid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether a process runs as `uid`: the owner of its `/proc/PID`
+/// directory (its effective uid) is `uid`. One `stat` per process, no
+/// read, so it is cheap enough for every job start.
+pub fn runs_as(uid: u32) -> bool {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+                && e.metadata().is_ok_and(|m| m.uid() == uid)
+        })
+}
+
 /// Whether any process still runs with real uid `uid` (a `/proc` scan).
 pub fn has_processes(uid: u32) -> bool {
     process_uids().any(|(_, u)| u == uid)
