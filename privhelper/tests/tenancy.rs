@@ -457,3 +457,25 @@ fn a_jobs_memory_is_bounded_as_a_whole_not_per_process() {
         assert!(peak <= 268_435_456, "peak {peak}");
     }
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_uid_someone_runs_a_process_as_is_passed_over() {
+    require_root();
+    let h = Helper::start("ten-passed", &policy_of(61030, 2));
+    // Started after the helper cleaned its range: nothing reclaims it.
+    let mut stray = sleep_as(61030);
+    let mut c = h.connect();
+    for id in 1..=3 {
+        // The one other uid is busy until the last job's cleanup is done.
+        let (s, _) = start_job_when_free(&mut c, &h.dir, id, "true");
+        assert_eq!(s.uid, 61031, "job {id} got the uid a process runs as");
+        wait_job(&mut c, id, Duration::from_secs(10));
+    }
+    assert!(
+        alive_and_running(stray.id() as i32),
+        "the stray process was harmed"
+    );
+    let _ = stray.kill();
+    let _ = stray.wait();
+}
