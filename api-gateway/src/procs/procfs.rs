@@ -229,27 +229,10 @@ mod tests {
     fn every_foreseen_refusal_is_a_real_one() {
         let me = Access::of_self();
         if me.cap_ptrace {
-            let out = std::process::Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(std::env::current_exe().expect("own path"))
-                .args([
-                    "--exact",
-                    "procs::procfs::tests::every_foreseen_refusal_is_a_real_one",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .current_dir("/")
-                .env(DRIVER_ENV, std::process::id().to_string())
-                .output()
-                .expect("setpriv (util-linux) runs");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+            crate::procs::tests::rerun_as_nobody(
+                "procs::procfs::tests::every_foreseen_refusal_is_a_real_one",
+                DRIVER_ENV,
             );
-            assert!(out.status.success(), "{text}");
-            assert!(text.contains("1 passed"), "{text}");
-            assert!(text.contains("CHECKED as nobody"), "{text}");
             return;
         }
         let mut checked = 0;

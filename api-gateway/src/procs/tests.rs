@@ -454,19 +454,29 @@ fn run_as_nobody_against_this_process() {
         nix::unistd::geteuid().is_root(),
         "this test needs root: run it as root (scripts/test does)"
     );
-    let exe = std::env::current_exe().unwrap();
+    rerun_as_nobody(
+        "procs::tests::fields_hidden_from_another_user_are_null_not_errors",
+        TARGET_ENV,
+    );
+}
+
+/// Runs the test `name` of this test binary again as nobody (setpriv),
+/// with `env` set to our pid, and checks that it passed and said
+/// `CHECKED as nobody`: for the checks that only mean something as
+/// another user than root.
+pub(crate) fn rerun_as_nobody(name: &str, env: &str) {
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
+        .arg(std::env::current_exe().expect("own path"))
         .args([
             "--exact",
-            "procs::tests::fields_hidden_from_another_user_are_null_not_errors",
+            name,
             "--include-ignored",
             "--nocapture",
             "--test-threads=1",
         ])
         .current_dir("/")
-        .env(TARGET_ENV, std::process::id().to_string())
+        .env(env, std::process::id().to_string())
         .output()
         .expect("setpriv (util-linux) runs");
     let text = format!(
