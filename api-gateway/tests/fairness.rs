@@ -6,9 +6,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use support::{helper_bin, require_root, Gateway, Helper};
+use support::{ended, helper_bin, require_root, Gateway, Helper};
 
 fn setup(extra: &str) -> (Helper, Gateway, String, String) {
     require_root();
@@ -29,20 +27,6 @@ fn start(g: &Gateway, t: &str, cmd: &str, timeout_s: u64) -> String {
     let r = post(g, t, cmd, timeout_s);
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     r.json()["job"]["id"].as_str().expect("id").to_string()
-}
-
-/// Waits (long-poll) until the job ended; returns it.
-fn ended(g: &Gateway, t: &str, id: &str) -> serde_json::Value {
-    let t0 = Instant::now();
-    loop {
-        let r = g.get(&format!("/api/jobs/{id}?wait=10"), Some(t));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let j = r.json()["job"].clone();
-        if !matches!(j["state"].as_str(), Some("running" | "starting")) {
-            return j;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(40), "job never ended");
-    }
 }
 
 fn ids(listing: &serde_json::Value) -> Vec<String> {

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use support::{helper_bin, record, require_root, Gateway, Helper};
+use support::{ended, helper_bin, record, require_root, Gateway, Helper};
 
 fn setup(extra: &str) -> (Helper, Gateway, String) {
     require_root();
@@ -37,20 +37,6 @@ fn job(g: &Gateway, t: &str, id: &str) -> serde_json::Value {
     let r = g.get(&format!("/api/jobs/{id}"), Some(t));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.json()["job"].clone()
-}
-
-/// Waits (long-poll) until the job ended.
-fn ended(g: &Gateway, t: &str, id: &str) -> serde_json::Value {
-    let t0 = Instant::now();
-    loop {
-        let r = g.get(&format!("/api/jobs/{id}?wait=10"), Some(t));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let j = r.json()["job"].clone();
-        if !matches!(j["state"].as_str(), Some("running" | "starting")) {
-            return j;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(40), "job never ended");
-    }
 }
 
 /// One server-sent event.

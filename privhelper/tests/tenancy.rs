@@ -196,50 +196,6 @@ else:
 print("done")
 "#;
 
-/// Starts `cmd` as job `id` as soon as a uid is free: the one uid of a
-/// pool is busy until the last job's cleanup has succeeded, which comes
-/// after the job's end is reported.
-fn start_job_when_free(
-    c: &mut protocol::Connection,
-    dir: &std::path::Path,
-    id: u8,
-    cmd: &str,
-) -> (protocol::JobStatus, JobFiles) {
-    let t0 = std::time::Instant::now();
-    loop {
-        let files = JobFiles {
-            out: dir.join(format!("out{id}")),
-            err: dir.join(format!("err{id}")),
-        };
-        let out = std::fs::File::create(&files.out).expect("out");
-        let err = std::fs::File::create(&files.err).expect("err");
-        let r = c
-            .request(
-                &Request::Spawn {
-                    job: protocol::JobId([id; 16]),
-                    command: cmd.into(),
-                    timeout_ms: 20_000,
-                    key: TEST_KEY.into(),
-                },
-                &[
-                    std::os::fd::AsFd::as_fd(&out),
-                    std::os::fd::AsFd::as_fd(&err),
-                ],
-            )
-            .expect("answer");
-        match r {
-            Response::Job(s) => return (s, files),
-            Response::Busy => {}
-            other => panic!("spawn of {cmd:?}: {other:?}"),
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the uid never came back"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Every world-writable directory of this host (outside /proc and /sys),
 /// as `find` sees it.
 fn world_writable_dirs() -> Vec<String> {

@@ -640,3 +640,18 @@ pub fn wait_job(g: &Gateway, token: &str, id: &str) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Waits (long-poll on `GET /api/jobs/{id}?wait=10`) until the job ended;
+/// returns its record.
+pub fn ended(g: &Gateway, t: &str, id: &str) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let r = g.get(&format!("/api/jobs/{id}?wait=10"), Some(t));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let j = r.json()["job"].clone();
+        if !matches!(j["state"].as_str(), Some("running" | "starting")) {
+            return j;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(40), "job never ended");
+    }
+}
