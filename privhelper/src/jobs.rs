@@ -661,16 +661,19 @@ impl Jobs {
         self.drain(&id);
     }
 
-    /// Cleans every uid of `range` that no job of ours holds, before its
-    /// first use: a uid's keyrings and files in the shared directories
-    /// outlive helpers, so a uid is handed out only after a cleanup that
-    /// this helper saw succeed. Waits for the cleaners (bounded by
-    /// [`CLEANUP_TIMEOUT`]) — called before the socket serves, at start
-    /// and for a new range on reload. A uid whose cleanup fails is
-    /// quarantined.
+    /// Cleans every uid of `range` that no job of ours holds and this
+    /// helper has not seen cleaned, before its first use: a uid's keyrings
+    /// and files in the shared directories outlive helpers, so a uid is
+    /// handed out only after a cleanup that this helper saw succeed. Waits
+    /// for the cleaners (bounded by [`CLEANUP_TIMEOUT`]) — at start, before
+    /// the socket serves, and on reload only for uids new to the range. A
+    /// uid whose cleanup fails is quarantined.
     fn clean_range(&mut self, range: &std::ops::RangeInclusive<u32>) {
         let mut cleaners = Vec::new();
-        let free: Vec<u32> = range.clone().filter(|u| !self.uids.taken(*u)).collect();
+        let free: Vec<u32> = range
+            .clone()
+            .filter(|u| !self.uids.taken(*u) && !self.uids.clean(*u))
+            .collect();
         for uid in free {
             self.uids.take(uid);
             match Cleaner::start(uid, &self.shared) {
@@ -901,6 +904,17 @@ mod tests {
         crate::sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL).expect("kill");
         let killed = settle(&c).expect_err("killed");
         assert!(killed.contains("Signaled"), "{killed}");
+    }
+
+    #[test]
+    fn a_uid_seen_cleaned_is_not_cleaned_again_on_reload() {
+        let mut jobs = Jobs::default();
+        jobs.uids.set_range(Some(200..=201));
+        jobs.uids.take(200);
+        jobs.uids.release(200);
+        assert!(jobs.uids.clean(200) && !jobs.uids.clean(201));
+        assert_eq!(jobs.uids.allocate(), Some(200));
+        assert!(!jobs.uids.clean(200), "a uid in use is not clean");
     }
 
     #[test]

@@ -34,6 +34,9 @@ use crate::sys;
 pub struct UidPool {
     range: Option<RangeInclusive<u32>>,
     in_use: HashSet<u32>,
+    /// Uids this helper has seen cleaned: free and in here means clean, so
+    /// a reload need not clean them again.
+    cleaned: HashSet<u32>,
     /// Uids whose cleanup failed or hung: never handed out again by this
     /// helper (they stay in `in_use`).
     quarantined: HashSet<u32>,
@@ -85,10 +88,17 @@ impl UidPool {
         self.in_use.contains(&uid)
     }
 
+    /// Whether `uid` is free and was cleaned by this helper since its last
+    /// use.
+    pub fn clean(&self, uid: u32) -> bool {
+        !self.taken(uid) && self.cleaned.contains(&uid)
+    }
+
     /// Returns `uid` to the pool: call only once nothing runs as it and
     /// its cleanup succeeded.
     pub fn release(&mut self, uid: u32) {
         self.in_use.remove(&uid);
+        self.cleaned.insert(uid);
     }
 
     /// Takes `uid` out of the pool for good (until the helper restarts):
