@@ -324,6 +324,7 @@ impl From<crate::procs::ProcError> for ApiError {
         use crate::procs::ProcError as P;
         match e {
             P::NoSuchProcess(p) => ApiError::NoSuchProcess(p),
+            P::NotAProcess(p) => ApiError::NotAProcess(p),
             P::Io(e) => ApiError::Internal(format!("reading /proc: {e}")),
         }
     }

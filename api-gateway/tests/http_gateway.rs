@@ -443,6 +443,40 @@ fn read_routes_work_without_the_helper_and_get_ps_1_is_pid_1() {
 }
 
 #[test]
+fn a_thread_id_is_404_not_a_process_as_delete_and_patch_answer() {
+    let g = gateway();
+    let t = g.key("r", "read", &[]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let th = std::thread::spawn(move || {
+        let link = std::fs::read_link("/proc/thread-self").unwrap();
+        tx.send(link.file_name().unwrap().to_str().unwrap().to_string())
+            .unwrap();
+        stop_rx.recv().ok();
+    });
+    let tid = rx.recv().unwrap();
+    for q in [
+        "",
+        "?fields=pid,name",
+        "?fields=cpu_percent",
+        "?fields=memory_maps",
+    ] {
+        let r = g.get(&format!("/api/ps/{tid}{q}"), Some(&t));
+        assert_eq!(r.status, 404, "{q}: {}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        assert_eq!(v["code"], "not_a_process", "{v}");
+        assert!(v["message"].as_str().unwrap().contains(&tid), "{v}");
+    }
+    // The process the thread belongs to is one.
+    let me = std::process::id();
+    let r = g.get(&format!("/api/ps/{me}"), Some(&t));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["process"]["pid"], me);
+    stop_tx.send(()).unwrap();
+    th.join().unwrap();
+}
+
+#[test]
 fn sigterm_lets_an_in_flight_request_finish() {
     let mut g = gateway();
     let t = g.key("x", "exec", &[]);

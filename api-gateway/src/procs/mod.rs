@@ -63,6 +63,8 @@ use crate::ids::{Pid, StartTime};
 pub enum ProcError {
     #[error("no process with pid {0}")]
     NoSuchProcess(Pid),
+    #[error("{0} is a thread id, not a process")]
+    NotAProcess(Pid),
     #[error("reading /proc: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -224,9 +226,11 @@ impl ProcReader {
         let net = plan.emit.has(Field::Connections).then(NetTable::load);
         let mut w = Walker::new(&self.sys, &users, cpu, net.as_ref());
         w.withhold = Some(withhold);
+        w.leaders_only = true;
         let mut out = Vec::with_capacity(2048);
         match w.process(pid, &plan, &mut out) {
             Outcome::Written => Ok(out),
+            Outcome::Thread => Err(ProcError::NotAProcess(pid)),
             _ => Err(ProcError::NoSuchProcess(pid)),
         }
     }

@@ -97,6 +97,8 @@ pub fn status_name(state: u8) -> &'static str {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Status<'a> {
     /// real, effective, saved
+    /// The thread group (process) this task belongs to.
+    pub tgid: Option<u32>,
     pub uids: Option<[u32; 3]>,
     pub gids: Option<[u32; 3]>,
     pub voluntary: u64,
@@ -114,6 +116,7 @@ pub fn status(b: &[u8]) -> Status<'_> {
         };
         let (k, v) = (&line[..colon], trim(&line[colon + 1..]));
         match k {
+            b"Tgid" => s.tgid = u32::try_from(unsigned(v)).ok(),
             b"Uid" => s.uids = ids3(v),
             b"Gid" => s.gids = ids3(v),
             b"voluntary_ctxt_switches" => s.voluntary = unsigned(v),

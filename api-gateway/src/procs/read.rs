@@ -65,6 +65,9 @@ pub enum Outcome {
     Filtered,
     /// Exited (or never existed).
     Gone,
+    /// A thread that is not its group's leader: `/proc` answers for it,
+    /// though its directory is not listed, but it is not a process.
+    Thread,
 }
 
 /// Reads processes one after another, reusing its buffers.
@@ -80,6 +83,8 @@ pub struct Walker<'a> {
     pub key: SortVal,
     /// The caller's view of other keys' jobs; `None` withholds nothing.
     pub withhold: Option<&'a Withhold>,
+    /// Refuse a thread id (a pid asked for by number, not listed).
+    pub leaders_only: bool,
     buf: Vec<u8>,
     /// The entered process's status, kept apart from `buf` because it may
     /// be read before stat (to judge whose process it is) and used after.
@@ -105,6 +110,7 @@ impl<'a> Walker<'a> {
             seen: None,
             key: SortVal::Null,
             withhold: None,
+            leaders_only: false,
             // Grown by the first read (8 KiB, then doubled as needed).
             buf: Vec::new(),
             status: Vec::new(),
@@ -252,6 +258,14 @@ impl<'a> Walker<'a> {
             Some(w) if w.concerns(emit, plan.sort) => self.judge(w),
             _ => (false, None),
         };
+        if self.leaders_only {
+            status_read = status_read.or_else(|| self.read_status());
+            match status_read.and_then(|n| parse::status(&self.status[..n]).tgid) {
+                Some(tgid) if tgid == pid.get() as u32 => {}
+                Some(_) => return Outcome::Thread,
+                None => return Outcome::Gone,
+            }
+        }
 
         // ---- stat: always (existence, start time)
         let Some(n) = self.read("stat") else {

@@ -346,6 +346,40 @@ fn missing_pid_is_no_such_process() {
 }
 
 #[test]
+fn a_thread_id_is_not_a_process_whatever_the_fields() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || {
+        let link = std::fs::read_link("/proc/thread-self").unwrap();
+        let tid: i32 = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        tx.send(tid).unwrap();
+        stop_rx.recv().ok();
+    });
+    let tid = rx.recv().unwrap();
+    let r = reader();
+    for fields in [
+        Fields::default(),
+        Fields::parse(&["pid,name"]).unwrap(),
+        Fields::parse(&["cpu_percent"]).unwrap(),
+    ] {
+        assert!(
+            matches!(
+                r.one_json(pid(tid), &fields, &Withhold::none()),
+                Err(ProcError::NotAProcess(p)) if p.get() == tid
+            ),
+            "{fields:?}"
+        );
+    }
+    // The process itself is still one.
+    let me = std::process::id() as i32;
+    assert!(r
+        .one_json(pid(me), &Fields::default(), &Withhold::none())
+        .is_ok());
+    stop_tx.send(()).unwrap();
+    t.join().unwrap();
+}
+
+#[test]
 fn exited_child_is_skipped_or_absent() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let gone = child.id() as i32;
