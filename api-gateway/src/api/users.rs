@@ -18,7 +18,8 @@ pub struct User {
     /// Accepted back by `/api/users/{username}/ps` and `?user=`.
     pub username: String,
     pub uid: u32,
-    /// Processes whose real uid this is.
+    /// Processes whose real uid this is, in every state (the old
+    /// service's `running`: the user's processes, not those in state R).
     pub running: usize,
 }
 

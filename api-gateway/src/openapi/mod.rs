@@ -134,7 +134,7 @@ fn op(id: &str) -> Option<Op> {
         ),
         "listUsers" => o(
             "users",
-            "Users with running processes",
+            "Users with processes, each with how many it has (running counts every process of the user, whatever its state)",
             (200, "UserList"),
             None,
             &[401, 403],
@@ -426,7 +426,7 @@ pub fn document<C>(routes: &[Route<C>]) -> Value {
         "servers": [{"url": "/", "description": "The gateway serving this document"}],
         "tags": [
             {"name": "processes", "description": "List, inspect, signal and renice processes"},
-            {"name": "users", "description": "Users with running processes"},
+            {"name": "users", "description": "Users with processes"},
             {"name": "commands", "description": "Run shell commands and read their output (the old routes)"},
             {"name": "jobs", "description": "Commands as resources: list, inspect, wait for, cancel, delete, read raw, follow live"},
             {"name": "keys", "description": "The calling key"},
@@ -502,6 +502,14 @@ mod tests {
         {
             SortKey::parse(v.as_str().expect("string")).expect("sort enum value parses");
         }
+    }
+
+    #[test]
+    fn a_users_running_says_it_counts_every_process_of_the_user() {
+        let d = doc();
+        let running = &d["components"]["schemas"]["User"]["properties"]["running"];
+        let text = running["description"].as_str().unwrap_or("");
+        assert!(text.contains("every state"), "{running}");
     }
 
     #[test]

@@ -366,7 +366,7 @@ pub fn components() -> Value {
             "properties": {
                 "username": {"type": "string", "description": "Passwd name, or the uid in decimal when it has none; accepted by /api/users/{username}/ps and ?user=."},
                 "uid": {"type": "integer", "minimum": 0},
-                "running": {"type": "integer", "minimum": 1}
+                "running": {"type": "integer", "minimum": 1, "description": "Processes of this user (real uid), in every state: sleeping, stopped and zombie ones count, not only those in state running. The old service's meaning (its \"processes the user is running\"), kept under its name."}
             }
         }),
     );
