@@ -327,6 +327,16 @@ fn openapi_and_healthz_need_no_key_and_healthz_reports_the_missing_helper() {
     assert_eq!(v["helper"]["reachable"], false);
     assert_eq!(v["helper"]["protocol_version"], protocol::PROTOCOL_VERSION);
     assert!(v["helper"]["error"].is_string());
+    // Audited as what it was: a 503, its outcome the error's message.
+    let rid = r.header("x-request-id").unwrap().to_string();
+    let audit = g.audit();
+    let line = audit
+        .iter()
+        .find(|l| l["request_id"] == rid.as_str())
+        .unwrap_or_else(|| panic!("no audit line for {rid}: {audit:?}"));
+    assert_eq!(line["status"], 503, "{line}");
+    assert_eq!(line["outcome"], v["message"], "{line}");
+    assert_ne!(line["outcome"], "ok", "{line}");
     // A wrong key is refused, not ignored.
     assert_eq!(g.get("/healthz", Some("mon_wrong")).status, 401);
 }

@@ -417,6 +417,16 @@ impl<C: Send + Sync + 'static> Router<C> {
             conn.linger_before_close();
         }
         let (reply, outcome) = match result {
+            // An error envelope a handler wrote itself, with members of
+            // its own (`/healthz`'s 503), is audited by its message, as
+            // an error returned is.
+            Ok(r) if r.status.is_client_error() || r.status.is_server_error() => {
+                let outcome = serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| r.status.to_string());
+                (r, outcome)
+            }
             Ok(r) => (r, "ok".to_string()),
             Err(e) => {
                 let outcome = e.to_string();
