@@ -241,6 +241,39 @@ fn the_gateway_survives_a_helper_restart_and_output_survives_a_gateway_restart()
     assert_eq!(o["state"], "exited");
 }
 
+#[test]
+#[ignore = "needs root"]
+fn a_job_the_stopping_helper_kills_is_recorded_with_its_real_end_while_the_helper_is_away() {
+    let (mut h, g, t) = setup();
+    let r = g.send("POST", "/api/jobs", Some(&t), r#"{"cmd": "sleep 60"}"#);
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["job"]["id"].as_str().unwrap().to_string();
+    h.stop();
+    let ended = h
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["event"] == "job_ended" && l["job"] == id.as_str())
+        .unwrap_or_else(|| panic!("no job_ended line: {}", h.log()));
+    assert_eq!(ended["job_state"], "killed", "{ended}");
+    // The helper stays away: what the gateway records is what it heard.
+    let mut job = serde_json::Value::Null;
+    for _ in 0..100 {
+        job = g.get(&format!("/api/jobs/{id}"), Some(&t)).json()["job"].clone();
+        if job["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(job["state"], "killed", "{job}");
+    assert_eq!(job["signal"], 9, "{job}");
+    assert_eq!(job["signal"], ended["signal"], "{job} {ended}");
+    // Its end as the helper saw it (the helper's line is written after
+    // the reap that timed it), not when the gateway learnt of it.
+    let at = job["ended_at"].as_str().unwrap();
+    assert!(at <= ended["time"].as_str().unwrap(), "{job} {ended}");
+}
+
 fn message(r: &support::Reply) -> String {
     r.json()["message"].as_str().unwrap_or_default().to_string()
 }

@@ -169,6 +169,8 @@ impl Server {
                             } else {
                                 log::event("stopping", &[("signal", json!(info.ssi_signo))]);
                                 self.jobs.kill_all(Duration::from_secs(2));
+                                // Subscribers hear each end as it was.
+                                self.publish_ended();
                                 return Ok(());
                             }
                         }

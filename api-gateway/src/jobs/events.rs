@@ -6,8 +6,11 @@
 //!
 //! After each (re)connection it first subscribes, then asks the helper
 //! once about every job still recorded as live, so an end that happened
-//! while it was disconnected is not missed; a job the helper no longer
-//! knows (it restarted, killing its jobs) is recorded as killed; a live
+//! while it was disconnected is not missed. A helper that stops sends the
+//! end of each job it kills before it closes, so those are recorded with
+//! their real time and signal while it is away; a job the helper no
+//! longer knows (one that died without a word) is recorded as killed when
+//! it is back, with no signal, since none is known; a live
 //! job whose record does not name its uid yet (written by an older
 //! gateway) gets it, and enters the [`Owners`] map.
 
