@@ -357,6 +357,33 @@ fn the_output_quota_refuses_a_job_clearly_and_loses_nothing() {
 
 #[test]
 #[ignore = "needs root"]
+fn a_job_over_its_output_ceiling_is_truncated_marked_and_runs_on() {
+    // The test policy's max_output_bytes is 1 MiB.
+    let (_h, g, t) = setup("");
+    let id = start(
+        &g,
+        &t,
+        "head -c 2000000 /dev/zero; echo \"head: $?\" >&2; echo after >&2; exit 3",
+        20,
+    );
+    let j = ended(&g, &t, &id);
+    assert_eq!(j["state"], "exited", "{j}");
+    assert_eq!(j["signal"], serde_json::Value::Null, "{j}");
+    assert_eq!(j["exit_code"], 3, "{j}");
+    assert_eq!(j["stdout_bytes"], 1_048_576, "{j}");
+    assert_eq!(j["stdout_truncated"], true, "{j}");
+    assert_eq!(j["stderr_truncated"], false, "{j}");
+    let err = g.get(&format!("/api/jobs/{id}/stderr"), Some(&t));
+    let err = String::from_utf8_lossy(&err.body).to_string();
+    // The write past the ceiling failed (EFBIG) instead of killing: head
+    // said so and exited 1, and the script went on.
+    assert!(err.contains("head: 1\nafter\n"), "{err:?}");
+    let old = g.get(&format!("/api/ps/output/{id}"), Some(&t)).json();
+    assert_eq!(old["truncated"], true, "{old}");
+}
+
+#[test]
+#[ignore = "needs root"]
 fn wait_answers_when_the_job_ends() {
     let (_h, g, t) = setup("");
     let id = start(&g, &t, "sleep 1; echo done", 10);

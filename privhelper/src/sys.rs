@@ -261,15 +261,18 @@ pub fn forbid_keyring_setperm() -> io::Result<()> {
 
 /// Restores the default disposition of every signal and unblocks them all,
 /// so that a command does not inherit the helper's ignored SIGPIPE or its
-/// blocked SIGHUP/SIGTERM.
+/// blocked SIGHUP/SIGTERM. SIGXFSZ is ignored (and stays so across exec):
+/// a write past the output ceiling then fails with EFBIG, truncating the
+/// output, instead of killing the job.
 pub fn reset_signals() {
     for sig in 1..32 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL is always a valid disposition; errors (for
-        // signals that cannot be changed) are ignored on purpose.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        let how = [libc::SIG_DFL, libc::SIG_IGN][usize::from(sig == libc::SIGXFSZ)];
+        // SAFETY: SIG_DFL and SIG_IGN are always valid dispositions; errors
+        // (for signals that cannot be changed) are ignored on purpose.
+        unsafe { libc::signal(sig, how) };
     }
     // SAFETY: an empty, initialised set passed to sigprocmask by pointer.
     unsafe {
