@@ -17,6 +17,8 @@
 //! - [`jobs`]: job files, records and life cycle with a typed state.
 //! - [`procs`]: processes and users from /proc, the field table, the CPU
 //!   sampler.
+//! - [`host`]: the host's own figures (memory, CPU, load, disks,
+//!   network), psutil's names, read when asked.
 //! - [`metrics`]: `/metrics` in the Prometheus text format: request,
 //!   helper, job and host series, with bounded labels.
 //! - [`flight`]: single-flight, so concurrent listings share one walk.
@@ -41,6 +43,7 @@ pub mod config;
 pub mod error;
 pub mod flight;
 pub mod helper;
+pub mod host;
 pub mod http;
 pub mod ids;
 pub mod jobs;

@@ -53,6 +53,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     let state = Arc::new(State {
         listings: api::ps::listings(procs.clone(), owners.clone()),
         procs,
+        host_cpu: crate::host::Cpu::new(cfg.cpu_window),
         helper,
         jobs,
         owners,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::ApiError;
-use crate::{config, flight, helper, jobs, metrics, procs};
+use crate::{config, flight, helper, host, jobs, metrics, procs};
 
 /// Listings in flight, shared by the requests for the same selection.
 /// A listing is shared only by callers who may see the same: the key
@@ -22,6 +22,9 @@ pub struct State {
     /// the requests that wait for it.
     pub listings: Listings,
     pub helper: helper::Helper,
+    /// The latest read of the host's CPU times, the baseline of the next
+    /// `/api/host`.
+    pub host_cpu: host::Cpu,
     pub jobs: jobs::JobStore,
     /// Whose job each job uid is, for withholding job processes from
     /// other keys.

@@ -10,6 +10,7 @@ pub mod console;
 pub mod ctx;
 pub mod health;
 pub mod hooks;
+pub mod host;
 pub mod jobs;
 pub mod metrics;
 pub mod ps;
@@ -65,6 +66,8 @@ pub fn table_with(metrics_public: bool) -> Vec<Route<Ctx>> {
             users::list, Nothing),
         route!(GET "/api/users/{username}/ps", "listUserProcesses", Some(Read), audited: false,
             users::processes, users::UserProcessesRequest),
+        route!(GET "/api/host", "getHost", Some(Read), audited: false,
+            host::get, host::HostRequest),
         route!(GET "/api/whoami", "whoAmI", any_key, audited: false,
             whoami::get, Nothing),
         Route {

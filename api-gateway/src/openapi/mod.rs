@@ -160,6 +160,13 @@ fn op(id: &str) -> Option<Op> {
             None,
             &[401, 403],
         ),
+        "getHost" => o(
+            "host",
+            "The host itself, in psutil's names and units: CPU (sampled over a stated window, when asked), memory, swap, load, boot time, processes by state, disk usage and I/O, network I/O, kernel and hostname",
+            (200, "Host"),
+            None,
+            &[401, 403],
+        ),
         "whoAmI" => o(
             "keys",
             "The calling key's name and scopes (any valid key, no scope needed)",
@@ -260,6 +267,10 @@ fn parameter(name: &str, in_path: bool, list: bool) -> Value {
         "from" => (
             json!({"type": "string", "pattern": "^[0-9]+\\.[0-9]+$"}),
             "Resume after this event id (Last-Event-ID wins if both are sent)",
+        ),
+        "interval" => (
+            json!({"type": "number", "exclusiveMinimum": 0, "maximum": 10}),
+            "Seconds the CPU figures cover, from this request on (the answer waits that long); without it, they cover the time since the latest read of the host's CPU times (at least a quarter of cpu_window_s; the answer's cpu_percent.window says how long)",
         ),
         "username" => (
             json!({"type": "string", "minLength": 1}),
@@ -427,6 +438,7 @@ pub fn document<C>(routes: &[Route<C>]) -> Value {
         "tags": [
             {"name": "processes", "description": "List, inspect, signal and renice processes"},
             {"name": "users", "description": "Users with processes"},
+            {"name": "host", "description": "The host's own figures"},
             {"name": "commands", "description": "Run shell commands and read their output (the old routes)"},
             {"name": "jobs", "description": "Commands as resources: list, inspect, wait for, cancel, delete, read raw, follow live"},
             {"name": "keys", "description": "The calling key"},

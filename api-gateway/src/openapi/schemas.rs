@@ -375,6 +375,8 @@ pub fn components() -> Value {
         ok_object(json!({"users": {"type": "array", "items": r("User")}}), &[]),
     );
 
+    host_schemas(&mut put);
+
     let limits = json!({
         "type": "object", "required": ["cgroup", "rlimit"], "additionalProperties": false,
         "properties": {
@@ -447,4 +449,117 @@ pub fn components() -> Value {
         json!({"type": "object", "required": ["openapi", "info", "paths"]}),
     );
     Value::Object(s)
+}
+
+/// An object of unsigned integers, all required.
+fn counters(names: &[&str], description: &str) -> Value {
+    let props: Map<String, Value> = names
+        .iter()
+        .map(|n| ((*n).to_string(), json!({"type": "integer", "minimum": 0})))
+        .collect();
+    json!({"type": "object", "description": description, "required": names,
+           "properties": props, "additionalProperties": false})
+}
+
+/// `GET /api/host`'s schemas: psutil's names and units.
+fn host_schemas(put: &mut impl FnMut(&str, Value)) {
+    let pct = || json!({"type": "number", "minimum": 0, "maximum": 100});
+    let mut vm = counters(
+        &["total", "available", "used", "free", "active", "inactive", "buffers", "cached", "shared", "slab"],
+        "psutil's virtual_memory(), bytes: available is MemAvailable; cached includes SReclaimable; used is total - free - cached - buffers; percent is (total - available) / total.",
+    );
+    vm["properties"]["percent"] = pct();
+    if let Some(r) = vm["required"].as_array_mut() {
+        r.push(json!("percent"));
+    }
+    put("VirtualMemory", vm);
+    let mut swap = counters(
+        &["total", "used", "free", "sin", "sout"],
+        "psutil's swap_memory(), bytes; sin and sout: swapped in and out since boot.",
+    );
+    swap["properties"]["percent"] = pct();
+    if let Some(r) = swap["required"].as_array_mut() {
+        r.push(json!("percent"));
+    }
+    put("SwapMemory", swap);
+    put(
+        "CpuPercent",
+        json!({
+            "type": "object", "required": ["window", "total", "per_cpu"], "additionalProperties": false,
+            "description": "psutil's cpu_percent(), total and percpu=True: busy time (all but idle and iowait) as a percent of all time, over the window.",
+            "properties": {
+                "window": {"type": "number", "minimum": 0, "description": "Seconds the figures cover: between two reads of /proc/stat"},
+                "total": pct(),
+                "per_cpu": {"type": "array", "items": pct(), "description": "One per online CPU, in order"}
+            }
+        }),
+    );
+    let names = crate::host::parse::CpuTimes::NAMES;
+    let times: Map<String, Value> = names.iter().map(|n| ((*n).to_string(), pct())).collect();
+    put(
+        "CpuTimesPercent",
+        json!({"type": "object", "required": names, "properties": times, "additionalProperties": false,
+               "description": "psutil's cpu_times_percent() over the same window: each kind of CPU time as a percent of all time (guest and guest_nice are already within user and nice)."}),
+    );
+    put(
+        "DiskUsage",
+        json!({
+            "type": "object", "additionalProperties": false,
+            "required": ["device", "mountpoint", "fstype", "total", "used", "free", "percent"],
+            "description": "A real mounted file system (psutil's disk_partitions(all=False)) and its disk_usage(), bytes: free and percent count what an unprivileged user may still use.",
+            "properties": {
+                "device": {"type": "string"}, "mountpoint": {"type": "string"}, "fstype": {"type": "string"},
+                "total": {"type": "integer", "minimum": 0}, "used": {"type": "integer", "minimum": 0},
+                "free": {"type": "integer", "minimum": 0}, "percent": pct()
+            }
+        }),
+    );
+    put(
+        "DiskIo",
+        counters(
+            &["read_count", "write_count", "read_bytes", "write_bytes", "read_time", "write_time",
+              "read_merged_count", "write_merged_count", "busy_time"],
+            "psutil's disk_io_counters(perdisk=True) for one device of /proc/diskstats: bytes, times in milliseconds, since boot.",
+        ),
+    );
+    put(
+        "NetIo",
+        counters(
+            &["bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "errin", "errout", "dropin", "dropout"],
+            "psutil's net_io_counters(pernic=True) for one interface of the gateway's network namespace, since it came up.",
+        ),
+    );
+    put(
+        "ProcessStates",
+        counters(
+            &["total", "running", "sleeping", "disk_sleep", "stopped", "zombie", "idle", "other", "threads"],
+            "Processes by state (stopped includes traced; other: dead, parked, waking), and the threads of all of them.",
+        ),
+    );
+    put(
+        "Host",
+        ok_object(
+            json!({
+                "hostname": {"type": "string"},
+                "kernel": {"type": "string", "description": "The kernel release (uname -r)"},
+                "boot_time": {"type": "integer", "minimum": 0, "description": "psutil's boot_time(): Unix seconds"},
+                "uptime": {"type": "number", "minimum": 0, "description": "Seconds since boot"},
+                "cpu_count": {
+                    "type": "object", "required": ["logical", "physical"], "additionalProperties": false,
+                    "description": "psutil's cpu_count() and cpu_count(logical=False)",
+                    "properties": {"logical": {"type": "integer", "minimum": 1}, "physical": {"type": ["integer", "null"], "minimum": 1}}
+                },
+                "cpu_percent": r("CpuPercent"),
+                "cpu_times_percent": r("CpuTimesPercent"),
+                "virtual_memory": r("VirtualMemory"),
+                "swap_memory": r("SwapMemory"),
+                "getloadavg": {"type": "array", "items": {"type": "number", "minimum": 0}, "minItems": 3, "maxItems": 3, "description": "Load averages over 1, 5 and 15 minutes"},
+                "processes": r("ProcessStates"),
+                "disk_usage": {"type": "array", "items": r("DiskUsage")},
+                "disk_io_counters": {"type": "object", "additionalProperties": r("DiskIo"), "description": "By device name"},
+                "net_io_counters": {"type": "object", "additionalProperties": r("NetIo"), "description": "By interface name"}
+            }),
+            &[],
+        ),
+    );
 }

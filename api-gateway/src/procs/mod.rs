@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use census::{Census, UserUsage};
+pub use census::{states, Census, States, UserUsage};
 pub use fields::{Field, Fields, Spec, TABLE as FIELD_TABLE};
 
 use net::NetTable;
