@@ -57,6 +57,8 @@ fn whoami_answers_a_key_with_its_name_and_scopes_in_order() {
         v["scopes"],
         serde_json::json!(["read", "signal", "renice", "exec", "admin"])
     );
+    // The policy is the helper's, and there is no helper here.
+    assert!(v["policy"].is_null(), "{v}");
 }
 
 #[test]

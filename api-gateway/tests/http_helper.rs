@@ -274,6 +274,140 @@ fn a_job_the_stopping_helper_kills_is_recorded_with_its_real_end_while_the_helpe
     assert!(at <= ended["time"].as_str().unwrap(), "{job} {ended}");
 }
 
+#[test]
+#[ignore = "needs root"]
+fn whoami_tells_each_key_what_the_policy_lets_it_do_and_the_helper_holds_to_it() {
+    let (_h, g, t) = setup();
+    let p = g.get("/api/whoami", Some(&t)).json()["policy"].clone();
+    // The test policy (support::POLICY), cut to the key's scopes.
+    assert_eq!(
+        p["signals"],
+        serde_json::json!(["SIGHUP", "SIGINT", "SIGKILL", "SIGTERM", "SIGCONT", "SIGSTOP"]),
+        "{p}"
+    );
+    assert_eq!(
+        p["signal_rules"],
+        serde_json::json!(["owners = [\"nobody\", \"@jobs\"]"])
+    );
+    assert_eq!(
+        p["renice_rules"],
+        serde_json::json!(["owners = [\"nobody\", \"@jobs\"]"])
+    );
+    assert_eq!(p["nice_range"], serde_json::json!([0, 19]));
+    let run = &p["run"];
+    assert_eq!(
+        (&run["max_timeout_s"], &run["max_jobs"]),
+        (&30.into(), &4.into()),
+        "{run}"
+    );
+    assert_eq!(run["max_output_bytes"], 1_048_576);
+    assert_eq!(run["key_max_running_jobs"], 2);
+    assert_eq!(run["default_timeout_s"], 10);
+    assert_eq!(run["limits"]["rlimit"]["fsize"], 1_048_576);
+    assert!(p["read"].is_null());
+    // What it says is what the helper does: a signal it does not list
+    // is refused, and a nice value below the range.
+    let mut child = nobody_sleep();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id();
+    let r = g.send(
+        "DELETE",
+        "/api/ps",
+        Some(&t),
+        &format!(r#"{{"pid": {pid}, "signal": "USR1"}}"#),
+    );
+    assert_eq!(
+        (r.status, r.json()["rule"].clone()),
+        (403, "signal.signals".into())
+    );
+    let r = g.send(
+        "PATCH",
+        "/api/ps",
+        Some(&t),
+        &format!(r#"{{"pid": {pid}, "priority": -1}}"#),
+    );
+    assert_eq!(
+        (r.status, r.json()["rule"].clone()),
+        (403, "renice.min_nice".into())
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the target was signalled"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A key without the scopes is told nothing it may not do.
+    let r = g.key("reader", "read", &[]);
+    let p = g.get("/api/whoami", Some(&r)).json()["policy"].clone();
+    assert_eq!(
+        p,
+        serde_json::json!({"signals": [], "nice_range": null, "signal_rules": [],
+            "renice_rules": [], "run": null, "read": null})
+    );
+}
+
+/// `/healthz` (key with read) and `/metrics` until `done` says so, or 15 s.
+fn until(g: &Gateway, t: &str, m: &str, done: impl Fn(&serde_json::Value, &str) -> bool) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let h = g.get("/healthz", Some(t)).json();
+        let metrics = String::from_utf8_lossy(&g.get("/metrics", Some(m)).body).to_string();
+        if done(&h, &metrics) {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "{h}\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_failed_policy_reload_shows_in_healthz_and_metrics_until_a_good_one_loads() {
+    let (h, g, t) = setup();
+    let m = g.key("prom", "metrics", &[]);
+    let good = std::fs::read_to_string(&h.policy).unwrap();
+    let hup = || {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(h.pid().unwrap() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    until(&g, &t, &m, |h, metrics| {
+        h["helper"]["policy_reload_error"].is_null()
+            && metrics.contains("\nmonitoreo_helper_policy_reload_failed 0\n")
+    });
+    std::fs::write(
+        &h.policy,
+        good.replace("\"nobody\", ", "\"no-such-user-xyz\", "),
+    )
+    .unwrap();
+    hup();
+    until(&g, &t, &m, |h, metrics| {
+        h["helper"]["policy_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no-such-user-xyz") && e.contains("keeping the old policy"))
+            && metrics.contains("\nmonitoreo_helper_policy_reload_failed 1\n")
+    });
+    // The old policy is still the one in force, and shown.
+    let p = g.get("/api/whoami", Some(&t)).json()["policy"].clone();
+    assert_eq!(
+        p["signal_rules"],
+        serde_json::json!(["owners = [\"nobody\", \"@jobs\"]"])
+    );
+    std::fs::write(&h.policy, good.replace("\"nobody\", ", "")).unwrap();
+    hup();
+    until(&g, &t, &m, |h, metrics| {
+        h["helper"]["policy_reload_error"].is_null()
+            && metrics.contains("\nmonitoreo_helper_policy_reload_failed 0\n")
+    });
+    let p = g.get("/api/whoami", Some(&t)).json()["policy"].clone();
+    assert_eq!(
+        p["signal_rules"],
+        serde_json::json!(["owners = [\"@jobs\"]"])
+    );
+}
+
 fn message(r: &support::Reply) -> String {
     r.json()["message"].as_str().unwrap_or_default().to_string()
 }

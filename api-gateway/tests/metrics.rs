@@ -94,6 +94,7 @@ fn the_exposition_passes_promtool_check_metrics() {
         "monitoreo_jobs{state=\"running\"} 0",
         "monitoreo_job_output_bytes 0",
         "monitoreo_helper_quarantined_uids 0",
+        "monitoreo_helper_policy_reload_failed 0",
         "monitoreo_host_user_processes{user=\"root\"}",
         "monitoreo_host_user_resident_memory_bytes{user=",
         "monitoreo_host_user_cpu_seconds{user=",

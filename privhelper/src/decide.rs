@@ -4,7 +4,9 @@
 
 use std::os::fd::OwnedFd;
 
-use protocol::{Caller, Containment, HelperInfo, Isolation, Request, Response, Target};
+use protocol::{
+    Caller, Containment, HelperInfo, Isolation, PolicyView, Request, Response, Signal, Target,
+};
 
 use crate::ids::Nice;
 use crate::jobs::{self, Start};
@@ -165,6 +167,17 @@ impl Server {
             running_jobs: n(self.jobs.running_count()),
             max_jobs: n(run.map_or(0, |r| r.max_jobs)),
             quarantined_uids: n(self.jobs.quarantined()),
+            policy: PolicyView {
+                signals: Signal::ALL
+                    .into_iter()
+                    .filter(|s| self.policy.signals.contains(s))
+                    .collect(),
+                signal_rules: self.policy.signal.shown.clone(),
+                renice_rules: self.policy.renice.shown.clone(),
+                min_nice: self.policy.min_nice.get(),
+                max_timeout_s: run.map(|r| r.max_timeout_ms / 1000),
+            },
+            reload_error: self.reload_error.clone(),
         }
     }
 }

@@ -152,6 +152,8 @@ pub struct TargetRule {
     pub all_jobs: bool,
     /// Empty = any process name.
     pub names: HashSet<String>,
+    /// The rule as the file writes it, for `Info`.
+    pub shown: Vec<String>,
 }
 
 /// Whose identity a job runs under.
@@ -480,8 +482,20 @@ fn resolve_rule(
     section: &str,
     warnings: &mut Vec<String>,
 ) -> Result<TargetRule, PolicyError> {
+    let quoted: Vec<String> = owners
+        .iter()
+        .map(|o| match o {
+            Owner::Name(n) => format!("{n:?}"),
+            Owner::Id(id) => id.to_string(),
+        })
+        .collect();
+    let mut shown = vec![format!("owners = [{}]", quoted.join(", "))];
+    if !names.is_empty() {
+        shown.push(format!("names = {names:?}"));
+    }
     let mut rule = TargetRule {
         names: names.into_iter().collect(),
+        shown,
         ..TargetRule::default()
     };
     for o in owners {
@@ -827,6 +841,24 @@ mod tests {
             "{:?}",
             p.warnings
         );
+    }
+
+    #[test]
+    fn each_rule_is_shown_as_the_file_writes_it() {
+        let p = Policy::parse_test(
+            "[signal]\nowners = [\"root\", 1000, \"@jobs\"]\nnames = [\"sleep\"]\n[renice]\nowners = []\n[run]\nuids = \"60600-60609\"\n",
+        )
+        .expect("ok");
+        assert_eq!(
+            p.signal.shown,
+            [
+                "owners = [\"root\", 1000, \"@jobs\"]",
+                "names = [\"sleep\"]"
+            ]
+        );
+        assert_eq!(p.renice.shown, ["owners = []"]);
+        let none = Policy::parse_test("").expect("ok");
+        assert!(none.signal.shown.is_empty() && none.renice.shown.is_empty());
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Server {
     pub(crate) lineage: Option<Lineage>,
     /// Our pid, asked once (`getpid` is a system call).
     pub(crate) pid: i32,
+    /// Why the last reload failed, until one applies (`Info` says it).
+    pub(crate) reload_error: Option<String>,
 }
 
 enum Key {
@@ -107,6 +109,7 @@ impl Server {
             accept_paused_until: None,
             lineage: None,
             pid: std::process::id() as i32,
+            reload_error: None,
         }
     }
 
@@ -192,14 +195,18 @@ impl Server {
     }
 
     fn reload(&mut self) {
+        let failed = |e: String| {
+            let e = format!("{e}; keeping the old policy");
+            log::event("policy_reload_failed", &[("error", json!(e))]);
+            Some(e)
+        };
         match Policy::load(&self.policy_path, &self.policy_ctx) {
             Ok(p) => {
                 if let Err(e) = self.lock_range(&p) {
-                    return log::event(
-                        "policy_reload_failed",
-                        &[("error", json!(format!("{e}; keeping the old policy")))],
-                    );
+                    self.reload_error = failed(e);
+                    return;
                 }
+                self.reload_error = None;
                 log::event("policy_reloaded", &[("policy", json!(p.summary()))]);
                 for w in &p.warnings {
                     log::event("policy_warning", &[("warning", json!(w))]);
@@ -207,10 +214,7 @@ impl Server {
                 self.jobs.ready(job_range(&p), crate::ns::discover());
                 self.policy = p;
             }
-            Err(e) => log::event(
-                "policy_reload_failed",
-                &[("error", json!(format!("{e}; keeping the old policy")))],
-            ),
+            Err(e) => self.reload_error = failed(e.to_string()),
         }
     }
 

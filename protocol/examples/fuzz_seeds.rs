@@ -131,6 +131,14 @@ fn main() -> std::io::Result<()> {
                 running_jobs: 1,
                 max_jobs: 8,
                 quarantined_uids: 0,
+                policy: protocol::PolicyView {
+                    signals: vec![Signal::Term],
+                    signal_rules: vec!["owners = [\"@jobs\"]".into()],
+                    renice_rules: Vec::new(),
+                    min_nice: 0,
+                    max_timeout_s: Some(30),
+                },
+                reload_error: Some("line 3: no such user".into()),
             }),
         ),
     ];

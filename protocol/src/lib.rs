@@ -26,5 +26,5 @@ pub use connection::{ClientError, Connection, Events};
 pub use frame::{decode_frame, encode_frame, FrameError, MAX_FRAME};
 pub use message::{
     Caller, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState, JobStatus,
-    Request, Response, Signal, Target, PROTOCOL_VERSION,
+    PolicyView, Request, Response, Signal, Target, PROTOCOL_VERSION,
 };

@@ -13,7 +13,7 @@ use bincode::{Decode, Encode};
 
 /// Version of this protocol. Bumped on any change to the types below; the
 /// `Hello` exchange refuses a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// A process as the gateway saw it: the pid and its start time in clock
 /// ticks since boot (field 22 of `/proc/PID/stat`). The pair names one
@@ -396,6 +396,28 @@ pub struct HelperInfo {
     /// Job uids taken out of the pool because their cleanup failed or
     /// hung; each was logged (`uid_quarantined`).
     pub quarantined_uids: u32,
+    /// The policy in force, so the gateway can tell a key what it may do.
+    pub policy: PolicyView,
+    /// Why the last reload failed (the old policy stays), until one
+    /// succeeds.
+    pub reload_error: Option<String>,
+}
+
+/// What the policy in force allows, as the file says it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode)]
+pub struct PolicyView {
+    /// `[signal] signals`, in signal-number order.
+    pub signals: Vec<Signal>,
+    /// `[signal]`'s rules on whose processes, as the file writes them
+    /// (`owners = ["alice", "@jobs"]`, `names = ["sleep"]`); empty
+    /// without the section.
+    pub signal_rules: Vec<String>,
+    /// The same for `[renice]`.
+    pub renice_rules: Vec<String>,
+    /// `[renice] min_nice`.
+    pub min_nice: i32,
+    /// `[run] max_timeout_s`; `None` without `[run]` (no job may start).
+    pub max_timeout_s: Option<u64>,
 }
 
 /// What the helper answers. Exactly one response per request.

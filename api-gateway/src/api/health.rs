@@ -25,6 +25,9 @@ pub struct HelperHealth {
     pub isolation: Option<&'static str>,
     pub limits: Option<Limits>,
     pub error: Option<String>,
+    /// Why the helper's last policy reload failed (it keeps the old
+    /// policy), until one applies; null otherwise or when unknown.
+    pub policy_reload_error: Option<String>,
 }
 
 /// The job limits in force: a cgroup limit is null where the host's
@@ -97,6 +100,7 @@ pub async fn healthz(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
         isolation: h.info.as_ref().map(|i| i.isolation.name()),
         limits: h.info.as_ref().map(|i| Limits::from(&i.limits)),
         error: h.error.clone(),
+        policy_reload_error: h.info.as_ref().and_then(|i| i.reload_error.clone()),
     };
     let version = env!("CARGO_PKG_VERSION");
     if h.reachable {

@@ -152,17 +152,22 @@ impl FromInput for RunRequest {
     }
 }
 
+/// What each key's jobs may hold and run, from the configuration.
+pub fn key_limits(cfg: &crate::config::Config) -> Limits {
+    Limits {
+        output_quota: cfg.output_quota,
+        key_output_quota: cfg.key_output_quota,
+        key_max_running_jobs: cfg.key_max_running_jobs,
+        key_max_job_records: cfg.key_max_job_records,
+    }
+}
+
 /// Starts a job for the calling key (`POST /api/ps` and `POST /api/jobs`).
 pub async fn start(cx: &Ctx, req: RunRequest) -> Result<lifecycle::Started, ApiError> {
     let owner = cx.caller()?.name.clone();
     let timeout_s = req.timeout_s.unwrap_or(cx.state.cfg.default_timeout_s);
     let state = cx.state.clone();
-    let limits = Limits {
-        output_quota: state.cfg.output_quota,
-        key_output_quota: state.cfg.key_output_quota,
-        key_max_running_jobs: state.cfg.key_max_running_jobs,
-        key_max_job_records: state.cfg.key_max_job_records,
-    };
+    let limits = key_limits(&state.cfg);
     let started = blocking(move || {
         lifecycle::start(
             &state.jobs,

@@ -51,6 +51,7 @@ pub struct Metrics {
     jobs_finished: IntCounterVec,
     job_output_bytes: IntGauge,
     quarantined_uids: IntGauge,
+    policy_reload_failed: IntGauge,
     host_processes: IntGaugeVec,
     user_processes: IntGaugeVec,
     user_cpu: GaugeVec,
@@ -196,6 +197,11 @@ impl Metrics {
                 "monitoreo_helper_quarantined_uids",
                 "Job uids the helper took out of its pool because their cleanup failed or hung (its log says why: uid_quarantined).",
             )?,
+            policy_reload_failed: gauge(
+                &r,
+                "monitoreo_helper_policy_reload_failed",
+                "1 while the helper's last policy reload failed (it keeps the old policy; /healthz and its log say why: policy_reload_failed), 0 once one applies.",
+            )?,
             host_processes: gauges(
                 &r,
                 "monitoreo_host_processes",
@@ -290,6 +296,8 @@ impl Metrics {
     pub fn helper_info(&self, info: Option<&protocol::HelperInfo>) {
         if let Some(i) = info {
             self.quarantined_uids.set(i64::from(i.quarantined_uids));
+            self.policy_reload_failed
+                .set(i64::from(i.reload_error.is_some()));
         }
     }
 

@@ -169,7 +169,7 @@ fn op(id: &str) -> Option<Op> {
         ),
         "whoAmI" => o(
             "keys",
-            "The calling key's name and scopes (any valid key, no scope needed)",
+            "The calling key's name and scopes, and what the helper's policy lets it do (any valid key, no scope needed)",
             (200, "WhoAmI"),
             None,
             &[401],

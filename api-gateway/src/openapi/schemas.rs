@@ -386,19 +386,21 @@ pub fn components() -> Value {
                 "properties": {"as": nullable("integer"), "nproc_per_job_uid": {"type": "integer"}, "cpu_s": {"type": "integer"}, "fsize": {"type": "integer"}, "nofile": {"type": "integer"}}}
         }
     });
+    put("JobLimits", limits);
     put(
         "HelperHealth",
         json!({
             "type": "object",
-            "required": ["reachable", "protocol_version", "containment", "isolation", "limits", "error"],
+            "required": ["reachable", "protocol_version", "containment", "isolation", "limits", "error", "policy_reload_error"],
             "additionalProperties": false,
             "properties": {
                 "reachable": {"type": "boolean"},
                 "protocol_version": {"type": "integer"},
                 "containment": {"enum": ["cgroup", "pgid", null]},
                 "isolation": {"enum": ["per_job_uid", "shared_user", null]},
-                "limits": {"oneOf": [limits, {"type": "null"}]},
-                "error": nullable("string")
+                "limits": {"oneOf": [r("JobLimits"), {"type": "null"}]},
+                "error": nullable("string"),
+                "policy_reload_error": {"type": ["string", "null"], "description": "Why the helper's last policy reload failed (it keeps the old policy in force), until a reload succeeds; null otherwise, or when the helper does not answer"}
             }
         }),
     );
@@ -431,10 +433,47 @@ pub fn components() -> Value {
         ok_object(
             json!({
                 "key": {"type": "string", "description": "The key's name"},
-                "scopes": {"type": "array", "items": {"type": "string", "enum": Scope::ALL.map(Scope::name)}}
+                "scopes": {"type": "array", "items": {"type": "string", "enum": Scope::ALL.map(Scope::name)}},
+                "policy": {"oneOf": [r("KeyPolicy"), {"type": "null"}], "description": "What the helper's policy lets this key do, cut to its scopes; null while the helper does not answer"}
             }),
             &[],
         ),
+    );
+    let sig_names: Vec<String> = protocol::Signal::ALL
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    put(
+        "KeyPolicy",
+        json!({
+            "type": "object", "additionalProperties": false,
+            "required": ["signals", "nice_range", "signal_rules", "renice_rules", "run", "read"],
+            "properties": {
+                "signals": {"type": "array", "items": {"enum": sig_names}, "description": "The signals this key may send (the policy's [signal] signals); [] without the signal scope"},
+                "nice_range": {"oneOf": [{"type": "array", "items": {"type": "integer", "minimum": -20, "maximum": 19}, "minItems": 2, "maxItems": 2}, {"type": "null"}],
+                    "description": "[min, max] nice values this key may set (the policy's [renice] min_nice, and 19); null without the renice scope"},
+                "signal_rules": {"type": "array", "items": {"type": "string"}, "description": "Whose processes this key may signal: the policy's [signal] rules as its file writes them (owners = [\"alice\", \"@jobs\"], names = [...]); @jobs is the key's own jobs (every key's with admin), @all_jobs every key's. [] without the signal scope, or when the policy has no [signal] section"},
+                "renice_rules": {"type": "array", "items": {"type": "string"}, "description": "The same for renice"},
+                "run": {"oneOf": [r("KeyRunLimits"), {"type": "null"}], "description": "The limits of this key's jobs; null without the exec scope or when the policy runs no job"},
+                "read": {"type": "null", "description": "What this key may read of other users' processes: not yet stated"}
+            }
+        }),
+    );
+    put(
+        "KeyRunLimits",
+        json!({
+            "type": "object", "additionalProperties": false,
+            "required": ["max_timeout_s", "default_timeout_s", "max_jobs", "key_max_running_jobs", "max_output_bytes", "isolation", "limits"],
+            "properties": {
+                "max_timeout_s": {"type": "integer", "minimum": 0, "description": "Longest timeout_s the helper accepts"},
+                "default_timeout_s": {"type": "integer", "minimum": 1, "description": "timeout_s when a request gives none"},
+                "max_jobs": {"type": "integer", "minimum": 0, "description": "Jobs the helper runs at once, all keys together"},
+                "key_max_running_jobs": {"type": "integer", "minimum": 1, "description": "Jobs this key may run at once"},
+                "max_output_bytes": {"type": "integer", "minimum": 0, "description": "Each of stdout and stderr is cut here and marked truncated; the job runs on"},
+                "isolation": {"enum": ["per_job_uid", "shared_user"]},
+                "limits": r("JobLimits")
+            }
+        }),
     );
     put(
         "ConsolePage",
