@@ -110,7 +110,10 @@ impl Snapshot {
 
 /// psutil's `disk_usage` of one mount; `None` when `statvfs` fails (a
 /// mount the gateway's user may not reach is left out, not an error).
-fn usage(m: parse::Mount) -> Option<DiskUsage> {
+fn usage(mut m: parse::Mount) -> Option<DiskUsage> {
+    if matches!(m.device.as_str(), "/dev/root" | "rootfs") {
+        m.device = root_device().unwrap_or(m.device);
+    }
     let st = nix::sys::statvfs::statvfs(m.mountpoint.as_str()).ok()?;
     let frsize = st.fragment_size();
     let total = st.blocks().saturating_mul(frsize);
@@ -126,6 +129,21 @@ fn usage(m: parse::Mount) -> Option<DiskUsage> {
         free,
         percent: parse::percent(used, used + free),
     })
+}
+
+/// The device `/` is on, as psutil names a root mounted as `/dev/root`
+/// or `rootfs`: `/dev/` and the `DEVNAME` of its block device in `/sys`.
+fn root_device() -> Option<String> {
+    use nix::sys::stat::{major, minor, stat};
+    let dev = stat("/").ok()?.st_dev;
+    let uevent = read(&format!(
+        "/sys/dev/block/{}:{}/uevent",
+        major(dev),
+        minor(dev)
+    ))
+    .ok()?;
+    let name = uevent.lines().find_map(|l| l.strip_prefix("DEVNAME="))?;
+    Some(format!("/dev/{name}"))
 }
 
 /// Physical cores as psutil counts them: distinct `core_cpus_list` (or
