@@ -191,6 +191,21 @@ pub fn diskstats(text: &str) -> BTreeMap<String, DiskIo> {
                     busy_time: n(12),
                 },
             ),
+            15 => (
+                // Linux 2.6.25's format: the name one field later.
+                f[3],
+                DiskIo {
+                    read_count: n(2),
+                    read_merged_count: n(4),
+                    read_bytes: n(5).saturating_mul(512),
+                    read_time: n(6),
+                    write_count: n(7),
+                    write_merged_count: n(8),
+                    write_bytes: n(9).saturating_mul(512),
+                    write_time: n(10),
+                    busy_time: n(12),
+                },
+            ),
             7 => (
                 f[2],
                 DiskIo {
