@@ -304,6 +304,13 @@ fn whoami_tells_each_key_what_the_policy_lets_it_do_and_the_helper_holds_to_it()
     assert_eq!(run["key_max_running_jobs"], 2);
     assert_eq!(run["default_timeout_s"], 10);
     assert_eq!(run["limits"]["rlimit"]["fsize"], 1_048_576);
+    let l = &run["limits"];
+    let memory = [&l["cgroup"]["memory_max"], &l["rlimit"]["as"]];
+    assert_eq!(
+        &run["memory_max"],
+        *memory.iter().find(|v| !v.is_null()).unwrap(),
+        "{run}"
+    );
     assert!(p["read"].is_null());
     // What it says is what the helper does: a signal it does not list
     // is refused, and a nice value below the range.

@@ -53,6 +53,9 @@ pub struct RunView {
     /// Bytes each of stdout and stderr may reach; past it the output is
     /// cut and marked truncated, and the job runs on.
     pub max_output_bytes: u64,
+    /// Bytes of memory a job may use: its cgroup's `memory.max`, else
+    /// `RLIMIT_AS` per process; null when neither holds.
+    pub memory_max: Option<u64>,
     /// `per_job_uid` or `shared_user`.
     pub isolation: &'static str,
     /// The cgroup limits and rlimits of each job, as `/healthz` shows
@@ -101,6 +104,7 @@ fn view(info: &protocol::HelperInfo, caller: &Caller, cfg: &crate::config::Confi
                 max_jobs: info.max_jobs,
                 key_max_running_jobs: super::jobs::key_limits(cfg).running(info.max_jobs),
                 max_output_bytes: info.limits.rlimit_fsize,
+                memory_max: info.limits.cgroup_memory_max.or(info.limits.rlimit_as),
                 isolation: info.isolation.name(),
                 limits: Limits::from(&info.limits),
             }),

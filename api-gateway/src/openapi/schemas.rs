@@ -463,13 +463,14 @@ pub fn components() -> Value {
         "KeyRunLimits",
         json!({
             "type": "object", "additionalProperties": false,
-            "required": ["max_timeout_s", "default_timeout_s", "max_jobs", "key_max_running_jobs", "max_output_bytes", "isolation", "limits"],
+            "required": ["max_timeout_s", "default_timeout_s", "max_jobs", "key_max_running_jobs", "max_output_bytes", "memory_max", "isolation", "limits"],
             "properties": {
                 "max_timeout_s": {"type": "integer", "minimum": 0, "description": "Longest timeout_s the helper accepts"},
                 "default_timeout_s": {"type": "integer", "minimum": 1, "description": "timeout_s when a request gives none"},
                 "max_jobs": {"type": "integer", "minimum": 0, "description": "Jobs the helper runs at once, all keys together"},
                 "key_max_running_jobs": {"type": "integer", "minimum": 1, "description": "Jobs this key may run at once"},
                 "max_output_bytes": {"type": "integer", "minimum": 0, "description": "Each of stdout and stderr is cut here and marked truncated; the job runs on"},
+                "memory_max": {"type": ["integer", "null"], "minimum": 0, "description": "Bytes of memory a job may use: its cgroup's memory.max, else RLIMIT_AS per process; null when neither holds"},
                 "isolation": {"enum": ["per_job_uid", "shared_user"]},
                 "limits": r("JobLimits")
             }
