@@ -155,7 +155,9 @@ impl<'a> ProcWalker<'a> {
                 continue;
             };
             let t = target.as_os_str().as_bytes();
-            if files && t.starts_with(b"/") {
+            // psutil's rule: a path, to a regular file that still exists
+            // (a deleted one's link ends in " (deleted)").
+            if files && t.starts_with(b"/") && !t.ends_with(b" (deleted)") {
                 let regular = fstatat(dir.as_fd(), path.as_str(), AtFlags::empty())
                     .is_ok_and(|m| m.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG);
                 if regular {
@@ -306,10 +308,10 @@ fn smaps_grouped(b: &[u8]) -> Vec<MapGroup> {
             let p = rest.iter().position(|&c| c == b' ').unwrap_or(rest.len());
             rest = rest[p..].trim_ascii_start();
         }
-        let path: &[u8] = if rest.is_empty() {
-            b"[anon]"
-        } else {
-            rest.trim_ascii_end()
+        // psutil names a deleted file's mapping by the file's old path.
+        let path: &[u8] = match rest.trim_ascii_end() {
+            b"" => b"[anon]",
+            p => p.strip_suffix(b" (deleted)").unwrap_or(p),
         };
         cur = Some(*index.entry(path.to_vec()).or_insert_with(|| {
             groups.push(MapGroup {

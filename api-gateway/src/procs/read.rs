@@ -762,7 +762,9 @@ impl<'a> Walker<'a> {
                 }
             };
             let t = target.as_os_str().as_bytes();
-            if t.starts_with(b"/") {
+            // psutil's rule: a path, to a regular file that still exists
+            // (a deleted one's link ends in " (deleted)").
+            if t.starts_with(b"/") && !t.ends_with(b" (deleted)") {
                 let is_file = || {
                     nix::sys::stat::fstatat(dirfd, self.path.as_str(), nix::fcntl::AtFlags::empty())
                         .is_ok_and(|m| m.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG)
