@@ -183,7 +183,7 @@ impl ProcReader {
         }
         Some(match &self.reader_socket {
             Some(path) => {
-                private::Stream::open(path, bits, pids.iter().map(|p| p.get() as u32).collect())
+                private::Stream::new(path, bits, pids.iter().map(|p| p.get() as u32).collect())
             }
             None => private::Stream::none(),
         })

@@ -2,11 +2,12 @@
 //!
 //! The gateway holds no capability, so the kernel refuses it another
 //! user's `exe`, `cwd`, `io`, `fd/` and `smaps`. A listing that asks for
-//! any of those opens one connection to the reader before its walk and
-//! sends every pid it will read; the reader answers one frame per process
-//! in pid order while the walk goes on, and [`Stream::get`] takes each
-//! process's frame as the walk reaches it. One round trip per listing,
-//! and the two processes read in parallel.
+//! any of those opens one connection to the reader when the walk first
+//! meets such a process (a listing of the gateway's own processes never
+//! does) and sends every pid of the walk; the reader answers one frame per
+//! process in pid order while the walk goes on, and [`Stream::get`] takes
+//! each process's frame as the walk reaches it. One round trip per
+//! listing, and the two processes read in parallel.
 //!
 //! Guarantees: a frame is used only for the process it names with the
 //! start time the walk read (a pid reused in between gets nothing); a
@@ -18,7 +19,7 @@
 
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reader::wire::{self, field, Frame, Private, Request, MAP_KEYS, TCP_STATES};
@@ -52,6 +53,8 @@ pub fn bit(f: Field) -> u8 {
 
 /// One listing's answer from the reader, consumed in pid order.
 pub struct Stream {
+    /// What to ask, until the first [`Stream::get`] asks it.
+    pending: Option<(PathBuf, u8, Vec<u32>)>,
     conn: Option<BufReader<UnixStream>>,
     buf: Vec<u8>,
     /// A frame read ahead (its pid is past the one last asked for).
@@ -69,11 +72,21 @@ pub enum Lookup {
 }
 
 impl Stream {
-    /// Connects to `socket` and asks `fields` (reader bits) of `pids`
-    /// (ascending). A failure makes a stream that answers
-    /// [`Lookup::Unavailable`].
-    pub fn open(socket: &Path, fields: u8, pids: Vec<u32>) -> Stream {
-        let conn = UnixStream::connect(socket).ok().and_then(|mut s| {
+    /// A stream that will ask the reader at `socket` for `fields` (reader
+    /// bits) of `pids` (ascending) when first used.
+    pub fn new(socket: &Path, fields: u8, pids: Vec<u32>) -> Stream {
+        Stream {
+            pending: Some((socket.to_path_buf(), fields, pids)),
+            conn: None,
+            buf: Vec::new(),
+            ahead: None,
+        }
+    }
+
+    /// Connects and sends the request; a failure leaves no connection,
+    /// so every lookup answers [`Lookup::Unavailable`].
+    fn connect(socket: &Path, fields: u8, pids: Vec<u32>) -> Option<BufReader<UnixStream>> {
+        UnixStream::connect(socket).ok().and_then(|mut s| {
             s.set_read_timeout(Some(FRAME_TIMEOUT)).ok()?;
             s.set_write_timeout(Some(FRAME_TIMEOUT)).ok()?;
             let req = Request {
@@ -83,17 +96,13 @@ impl Stream {
             };
             wire::write_request(&mut s, &req).ok()?;
             Some(BufReader::with_capacity(64 * 1024, s))
-        });
-        Stream {
-            conn,
-            buf: Vec::new(),
-            ahead: None,
-        }
+        })
     }
 
     /// A stream with no reader behind it.
     pub fn none() -> Stream {
         Stream {
+            pending: None,
             conn: None,
             buf: Vec::new(),
             ahead: None,
@@ -103,6 +112,9 @@ impl Stream {
     /// The reader's entry for `pid` with start time `start`; frames of
     /// lower pids (processes the walk did not reach) are skipped.
     pub fn get(&mut self, pid: u32, start: u64) -> Lookup {
+        if let Some((socket, fields, pids)) = self.pending.take() {
+            self.conn = Stream::connect(&socket, fields, pids);
+        }
         loop {
             if let Some(e) = self.ahead.take() {
                 if e.pid > pid {
@@ -274,5 +286,93 @@ fn addr(out: &mut Vec<u8>, a: Option<&wire::Addr>) {
             out.push(b'}');
         }
         None => out.extend_from_slice(b"null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reader::wire::{Addr, Connection, Family, MapGroup, OpenFile};
+
+    fn object(p: &Private, fields: &[Field]) -> serde_json::Value {
+        let mut out = b"{\"pid\":1".to_vec();
+        for f in fields {
+            assert!(write(&mut out, *f, p), "{f:?}");
+        }
+        out.push(b'}');
+        serde_json::from_slice(&out).expect("valid JSON")
+    }
+
+    #[test]
+    fn the_readers_values_take_the_gateways_own_shapes() {
+        let p = Private {
+            exe: Some(b"/usr/bin/a\"b".to_vec()),
+            cwd: Some(b"/tmp".to_vec()),
+            num_fds: Some(4),
+            open_files: Some(vec![OpenFile {
+                path: b"/etc/hostname".to_vec(),
+                fd: 3,
+            }]),
+            connections: Some(vec![Connection {
+                fd: 5,
+                family: Family::Inet6,
+                stream: true,
+                laddr: Some(Addr {
+                    ip: [0; 16].to_vec(),
+                    port: 80,
+                }),
+                raddr: None,
+                status: 10,
+            }]),
+            io_counters: Some([1, 2, 3, 4, 5, 6]),
+            memory_maps: Some(vec![MapGroup {
+                path: b"[heap]".to_vec(),
+                sizes: [7; 10],
+            }]),
+            ..Private::default()
+        };
+        let all: Vec<Field> = FIELDS.iter().map(|(f, _)| *f).collect();
+        let v = object(&p, &all);
+        assert_eq!(v["exe"], "/usr/bin/a\"b");
+        assert_eq!(
+            v["open_files"],
+            serde_json::json!([{"path": "/etc/hostname", "fd": 3}])
+        );
+        assert_eq!(
+            v["connections"],
+            serde_json::json!([{"fd": 5, "family": "AF_INET6", "type": "SOCK_STREAM",
+                "laddr": {"ip": "::", "port": 80}, "raddr": null, "status": "LISTEN"}])
+        );
+        assert_eq!(v["io_counters"]["write_chars"], 6);
+        assert_eq!(v["memory_maps"][0]["path"], "[heap]");
+        assert_eq!(v["memory_maps"][0]["swap"], 7);
+        assert_eq!(v["num_fds"], 4);
+    }
+
+    #[test]
+    fn a_field_the_reader_did_not_give_writes_nothing() {
+        let mut out = Vec::new();
+        for (f, _) in FIELDS {
+            assert!(!write(&mut out, f, &Private::default()), "{f:?}");
+        }
+        assert!(out.is_empty());
+        assert_eq!(bit(Field::Cmdline), 0);
+    }
+
+    #[test]
+    fn a_reader_that_is_not_there_answers_unavailable_and_frames_match_by_start_time() {
+        let mut s = Stream::new(Path::new("/nonexistent/reader.sock"), field::ALL, vec![1]);
+        assert!(matches!(s.get(1, 0), Lookup::Unavailable));
+        // A stream whose reader said End: every pid is missing, not
+        // unavailable, and a frame for another start time is no answer.
+        let mut s = Stream::none();
+        s.ahead = Some(Box::new(wire::Entry {
+            pid: 9,
+            start_time: 5,
+            private: Private::default(),
+        }));
+        assert!(matches!(s.get(3, 1), Lookup::Missing));
+        assert!(matches!(s.get(9, 6), Lookup::Missing));
+        assert!(matches!(s.get(10, 0), Lookup::Unavailable));
     }
 }

@@ -616,10 +616,9 @@ impl<'a> Walker<'a> {
         if need.any(&[F::NumFds, F::OpenFiles, F::Connections]) {
             if fd_refused {
                 for f in [F::NumFds, F::OpenFiles, F::Connections] {
-                    if !emit.has(f) {
-                    } else if withheld && withhold::FIELDS.contains(&f) {
+                    if withheld && withhold::FIELDS.contains(&f) {
                         nulls(out, emit, &[f]);
-                    } else {
+                    } else if emit.has(f) {
                         self.reader_value(out, f, rd, why);
                     }
                 }
