@@ -139,24 +139,44 @@ fn gateway_as_unprivileged(helper_socket: &Path, reader_socket: &str) -> Gateway
     g
 }
 
+/// A child killed when dropped, a failing test's included.
+struct Killed(Child);
+
+impl Killed {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A python process as `uid` in `/tmp` holding a regular file and a
 /// listening TCP socket open, once it holds them.
-fn busy_process(uid: u32) -> Child {
+fn busy_process(uid: u32) -> Killed {
     let code = "import socket,time\n\
                 s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n\
                 f=open('/etc/hostname')\n\
                 print('ready', flush=True)\n\
                 time.sleep(120)\n";
-    let mut child = Command::new("setpriv")
-        .arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={uid}"))
-        .args(["--clear-groups", "/usr/bin/python3", "-c", code])
-        .current_dir("/tmp")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Killed(
+        Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .args(["--clear-groups", "/usr/bin/python3", "-c", code])
+            .current_dir("/tmp")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let Some(out) = child.0.stdout.take() else {
+        panic!("no stdout");
+    };
     let mut line = String::new();
-    let out = child.stdout.take().unwrap();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
     assert_eq!(line.trim(), "ready");
     child
@@ -263,7 +283,7 @@ fn another_users_private_fields_equal_psutils_as_root_in_a_listing_and_alone() {
         reader.socket.to_str().unwrap(),
     );
     let token = g.key("viewer", "read", &[]);
-    let mut target = busy_process(65534);
+    let target = busy_process(65534);
     let pid = target.id();
 
     let want = psutil_view(pid);
@@ -301,8 +321,6 @@ fn another_users_private_fields_equal_psutils_as_root_in_a_listing_and_alone() {
         rd.contains(&format!("Uid:\t{READER_UID}\t{READER_UID}\t{READER_UID}")),
         "{rd}"
     );
-    let _ = target.kill();
-    let _ = target.wait();
 }
 
 #[test]
@@ -316,8 +334,8 @@ fn fields_the_read_policy_refuses_are_null_with_the_reason_and_others_still_come
         reader.socket.to_str().unwrap(),
     );
     let token = g.key("viewer", "read", &[]);
-    let mut allowed = busy_process(65534);
-    let mut stranger = busy_process(STRANGER_UID);
+    let allowed = busy_process(65534);
+    let stranger = busy_process(STRANGER_UID);
 
     let p = in_listing(&g, &token, allowed.id(), PRIVATE);
     assert!(
@@ -363,10 +381,6 @@ fn fields_the_read_policy_refuses_are_null_with_the_reason_and_others_still_come
     let p = one(&g, &token, allowed.id(), "exe,cwd");
     assert_eq!(p["cwd"], json!("/tmp"), "{p}");
     assert_eq!(p["withheld"], json!({"exe": "read_policy"}), "{p}");
-    for c in [&mut allowed, &mut stranger] {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
 }
 
 #[test]
@@ -378,7 +392,7 @@ fn without_a_reader_the_fields_are_null_with_the_reason_and_the_listing_is_whole
     for socket in [absent.to_str().unwrap(), ""] {
         let g = gateway_as_unprivileged(Path::new("/nonexistent/helper.sock"), socket);
         let token = g.key("viewer", "read", &[]);
-        let mut target = busy_process(65534);
+        let target = busy_process(65534);
         let p = in_listing(&g, &token, target.id(), &format!("name,{PRIVATE}"));
         assert!(
             p["name"].as_str().is_some_and(|n| n.starts_with("python")),
@@ -398,8 +412,6 @@ fn without_a_reader_the_fields_are_null_with_the_reason_and_the_listing_is_whole
             "{own}"
         );
         assert!(own.get("withheld").is_none(), "{own}");
-        let _ = target.kill();
-        let _ = target.wait();
     }
 }
 
