@@ -29,6 +29,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -q "$DEB" >/tmp/apt.log 2>&1 || { cat /tmp/apt.log >&2; fail "apt install"; }
 ok "package installed"
 wait_active monitoreo-privhelper.socket
+wait_active monitoreo-reader.socket
 wait_active monitoreo-gateway.service
 wait_http
 ok "both units active"
@@ -45,6 +46,18 @@ expect 200 GET /api/openapi.json
 expect 200 GET /api/ps
 expect 200 GET /api/ps/1
 [[ $(json "d['process']['pid']") == 1 ]] || fail "GET /api/ps/1 is not pid 1"
+# Root's private fields come from the reader (socket-activated, its own
+# user, two capabilities), not from a privileged gateway.
+expect 200 GET "/api/ps/1?fields=exe,cwd,num_fds,io_counters,memory_maps"
+[[ $(json "d['process']['exe'] is not None and d['process']['num_fds'] is not None and 'withheld' not in d['process']") == True ]] \
+  || fail "pid 1's private fields did not come from the reader: $(cat /tmp/body)"
+wait_active monitoreo-reader.service
+rpid=$(systemctl show -P MainPID monitoreo-reader.service)
+[[ $(awk '/^Uid:/ {print $2}' /proc/$rpid/status) == $(id -u monitoreo-reader) ]] || fail "reader not its own user"
+[[ $(awk '/^CapEff:/ {print $2}' /proc/$rpid/status) == 0000000000080004 ]] || fail "reader holds other capabilities"
+[[ $(awk '/^CapEff:/ {print $2}' /proc/$(systemctl show -P MainPID monitoreo-gateway.service)/status) == 0000000000000000 ]] \
+  || fail "the gateway holds a capability"
+ok "private fields through the reader; it holds two capabilities, the gateway none"
 expect 200 GET /api/users
 expect 200 GET /api/users/root/ps
 
@@ -136,10 +149,12 @@ ok "restart kept key, policy and output"
 # Purge removes data and leaves nothing running.
 apt-get purge -y -q monitoreo >/tmp/apt.log 2>&1 || { cat /tmp/apt.log >&2; fail "purge"; }
 [[ ! -e /var/lib/monitoreo ]] || fail "/var/lib/monitoreo survived purge"
-for u in monitoreo-gateway.service monitoreo-privhelper.service monitoreo-privhelper.socket; do
+for u in monitoreo-gateway.service monitoreo-privhelper.service monitoreo-privhelper.socket \
+  monitoreo-reader.service monitoreo-reader.socket; do
   systemctl is-active --quiet $u && fail "$u still active after purge"
 done
 getent passwd monitoreo >/dev/null && fail "user monitoreo survived purge"
 getent group monitoreo >/dev/null && fail "group monitoreo survived purge"
+getent passwd monitoreo-reader >/dev/null && fail "user monitoreo-reader survived purge"
 ok "purge removed data, the user and units"
 echo "live test passed"

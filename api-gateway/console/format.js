@@ -75,5 +75,10 @@ export function commandLine(p) {
 export function withheld(p, field) {
   const why = p.withheld ? p.withheld[field] : undefined;
   if (why === undefined) return '';
-  return why === 'another_key_job' ? 'withheld: another key’s job' : `withheld: ${why}`;
+  const sentence = {
+    another_key_job: 'withheld: another key’s job',
+    read_policy: 'withheld: the read policy does not allow it',
+    reader_unavailable: 'unknown: no reader answered',
+  }[why];
+  return sentence ?? `withheld: ${why}`;
 }

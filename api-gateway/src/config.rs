@@ -25,6 +25,7 @@ pub enum ConfigError {
 struct Raw {
     listen: Option<String>,
     helper_socket: Option<PathBuf>,
+    reader_socket: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     keys_file: Option<PathBuf>,
     audit_log: Option<String>,
@@ -58,6 +59,9 @@ struct Raw {
 pub struct Config {
     pub listen: SocketAddr,
     pub helper_socket: PathBuf,
+    /// monitoreo-reader's socket (other users' private fields); `None`
+    /// when set to "": those fields are then `null`, `reader_unavailable`.
+    pub reader_socket: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub keys_file: PathBuf,
     /// `None` = stderr.
@@ -310,6 +314,11 @@ impl Config {
             helper_socket: raw
                 .helper_socket
                 .unwrap_or_else(|| "/run/monitoreo/privhelper.sock".into()),
+            reader_socket: match raw.reader_socket {
+                Some(p) if p.as_os_str().is_empty() => None,
+                Some(p) => Some(p),
+                None => Some("/run/monitoreo-reader/reader.sock".into()),
+            },
             state_dir,
             keys_file,
             audit_log: raw.audit_log.filter(|s| !s.is_empty()).map(PathBuf::from),

@@ -49,7 +49,8 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     let openapi = serde_json::to_vec(&crate::openapi::document(&routes))
         .map_err(|e| format!("encoding the OpenAPI document: {e}"))?;
     let keys = keys::KeyStore::new(cfg.keys_file.clone());
-    let procs = Arc::new(procs::ProcReader::new(cfg.cpu_window));
+    let procs =
+        Arc::new(procs::ProcReader::new(cfg.cpu_window).with_reader(cfg.reader_socket.clone()));
     let state = Arc::new(State {
         listings: api::ps::listings(procs.clone(), owners.clone()),
         procs,

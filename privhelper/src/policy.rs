@@ -37,6 +37,9 @@ struct RawPolicy {
     renice: Option<RawRenice>,
     #[serde(default)]
     run: Option<RawRun>,
+    /// monitoreo-reader's section, not the helper's.
+    #[serde(rename = "read")]
+    _read: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -736,6 +739,16 @@ mod tests {
             Err(Rule::Owners(Act::Renice))
         );
         assert!(p.run.is_none());
+    }
+
+    #[test]
+    fn the_readers_section_is_accepted_and_allows_the_helper_nothing() {
+        let p =
+            Policy::parse_test("[read]\nowners = [\"*\"]\nfields = [\"exe\"]\n").expect("parses");
+        assert_eq!(
+            p.check_signal(&who(Uid::new(0), "x"), Signal::Term),
+            Err(Rule::Owners(Act::Signal))
+        );
     }
 
     #[test]

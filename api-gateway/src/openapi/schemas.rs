@@ -7,7 +7,10 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::jobs::JobState;
 use crate::keys::Scope;
-use crate::procs::{SortKey, FIELD_TABLE, WITHHELD_FIELDS, WITHHELD_REASON};
+use crate::procs::{
+    SortKey, FIELD_TABLE, READER_FIELDS, READER_UNAVAILABLE_REASON, READ_POLICY_REASON,
+    WITHHELD_FIELDS, WITHHELD_REASON,
+};
 
 fn r(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
@@ -65,15 +68,29 @@ pub fn components() -> Value {
         }
         props.insert(spec.name.into(), v);
     }
-    let withheld: Map<String, Value> = WITHHELD_FIELDS
-        .iter()
-        .map(|f| (f.name().to_string(), json!({"const": WITHHELD_REASON})))
+    // Each field that can be withheld, with the reasons it can have.
+    let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+    for spec in FIELD_TABLE.iter() {
+        let mut why = Vec::new();
+        if WITHHELD_FIELDS.contains(&spec.field) {
+            why.push(WITHHELD_REASON);
+        }
+        if READER_FIELDS.iter().any(|(f, _)| *f == spec.field) {
+            why.extend([READ_POLICY_REASON, READER_UNAVAILABLE_REASON]);
+        }
+        if !why.is_empty() {
+            reasons.push((spec.name, why));
+        }
+    }
+    let withheld: Map<String, Value> = reasons
+        .into_iter()
+        .map(|(name, why)| (name.to_string(), json!({"type": "string", "enum": why})))
         .collect();
     props.insert(
         "withheld".into(),
         json!({
             "type": "object",
-            "description": "Present only on a process of a job another key started (the caller has no admin scope): each member it names was asked for and is null, and says why.",
+            "description": "Present only when a field asked for is null for a reason: another_key_job (a process of a job another key started, for a caller without admin), read_policy (another user's private field the [read] policy does not let monitoreo-reader read), reader_unavailable (another user's private field, and no reader answered). Each member names such a field and says why.",
             "minProperties": 1,
             "properties": withheld,
             "additionalProperties": false
@@ -83,7 +100,7 @@ pub fn components() -> Value {
         "Process",
         json!({
             "type": "object",
-            "description": "A process. Only pid is always present: the other members are those named in `fields` (or the default set). A member the kernel hides from the gateway's user is null. A process of a job another key started has the fields that show what the job was given (name, cmdline, exe, cwd, open_files, connections, memory_maps) null for a caller without admin, and names them in `withheld`. environ is never served.",
+            "description": "A process. Only pid is always present: the other members are those named in `fields` (or the default set). A member the kernel hides from the gateway's user is null; another user's exe, cwd, num_fds, open_files, connections, io_counters and memory_maps come from monitoreo-reader where the [read] policy allows, else they are null and named in `withheld`. A process of a job another key started has the fields that show what the job was given (name, cmdline, exe, cwd, open_files, connections, memory_maps) null for a caller without admin, and names them in `withheld`. environ is never served.",
             "required": ["pid"],
             "properties": props,
             "additionalProperties": false

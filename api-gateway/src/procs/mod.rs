@@ -24,6 +24,7 @@ mod fields;
 mod json;
 mod net;
 mod parse;
+mod private;
 mod procfs;
 mod read;
 mod sampler;
@@ -32,6 +33,7 @@ mod withhold;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +45,9 @@ use procfs::{list_pids, SysInfo};
 use read::{Outcome, Plan, SortVal, Walker};
 use sampler::{Cpu, Sampler, Walk};
 
+pub use private::{
+    FIELDS as READER_FIELDS, POLICY as READ_POLICY_REASON, UNAVAILABLE as READER_UNAVAILABLE_REASON,
+};
 pub use sampler::{Figure, Single, Stated};
 pub use withhold::{job_of, Withhold, FIELDS as WITHHELD_FIELDS, REASON as WITHHELD_REASON};
 
@@ -128,6 +133,9 @@ pub struct ProcReader {
     sys: SysInfo,
     passwd: Passwd,
     sampler: Sampler,
+    /// monitoreo-reader's socket, for the private fields of processes
+    /// the kernel refuses the gateway.
+    reader_socket: Option<PathBuf>,
 }
 
 /// A listing ready to be written: its plan and its CPU baseline, chosen
@@ -152,7 +160,35 @@ impl ProcReader {
             sys,
             passwd: Passwd::new("/etc/passwd"),
             sampler: Sampler::new(cpu_window, sys.hz),
+            reader_socket: None,
         }
+    }
+
+    /// Asks monitoreo-reader at `socket` for the private fields the
+    /// kernel refuses the gateway.
+    pub fn with_reader(mut self, socket: Option<PathBuf>) -> ProcReader {
+        self.reader_socket = socket;
+        self
+    }
+
+    /// The reader's answer for a walk of `pids` that writes `plan`, or
+    /// `None` when it asks for no private field or the gateway can read
+    /// every process's itself.
+    fn private_stream(&self, plan: &Plan, pids: &[Pid]) -> Option<private::Stream> {
+        let bits = private::FIELDS
+            .iter()
+            .filter(|(f, _)| plan.need.has(*f))
+            .fold(0, |b, (_, bit)| b | bit);
+        let me = &self.sys.me;
+        if bits == 0 || (me.cap_ptrace && me.cap_dac) {
+            return None;
+        }
+        Some(match &self.reader_socket {
+            Some(path) => {
+                private::Stream::new(path, bits, pids.iter().map(|p| p.get() as u32).collect())
+            }
+            None => private::Stream::none(),
+        })
     }
 
     /// Plans a listing as seen by a caller from whom `withhold` keeps
@@ -227,6 +263,7 @@ impl ProcReader {
         let mut w = Walker::new(&self.sys, &users, cpu, net.as_ref());
         w.withhold = Some(withhold);
         w.leaders_only = true;
+        w.private = self.private_stream(&plan, &[pid]);
         let mut out = Vec::with_capacity(2048);
         match w.process(pid, &plan, &mut out) {
             Outcome::Written => Ok(out),
@@ -328,6 +365,7 @@ impl Listing<'_> {
         let net = plan.emit.has(Field::Connections).then(NetTable::load);
         let mut w = Walker::new(&r.sys, &users, cpu, net.as_ref());
         w.withhold = Some(self.withhold);
+        w.private = r.private_stream(&plan, &pids);
         w.seen = Some(Vec::with_capacity(pids.len()));
         let per_proc = 48 + 40 * plan.emit.names().count();
         out.reserve(2 + pids.len().min(limit) * per_proc);

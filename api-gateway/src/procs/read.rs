@@ -31,6 +31,7 @@ use super::fields::{Field, Fields};
 use super::json::{self, key};
 use super::net::NetTable;
 use super::parse;
+use super::private::{self, Lookup, Stream};
 use super::procfs::{read_file, SysInfo};
 use super::sampler::{Cpu, Key};
 use super::users::Table;
@@ -85,6 +86,12 @@ pub struct Walker<'a> {
     pub withhold: Option<&'a Withhold>,
     /// Refuse a thread id (a pid asked for by number, not listed).
     pub leaders_only: bool,
+    /// Other users' private fields from the reader, when the plan asks
+    /// for one (`None`: no reader, those fields are foreseen refusals).
+    pub private: Option<Stream>,
+    /// Fields of the process being written that are `null` for a reason
+    /// other than another key's job, and the reason.
+    reasons: Vec<(Field, &'static str)>,
     buf: Vec<u8>,
     /// The entered process's status, kept apart from `buf` because it may
     /// be read before stat (to judge whose process it is) and used after.
@@ -111,6 +118,8 @@ impl<'a> Walker<'a> {
             key: SortVal::Null,
             withhold: None,
             leaders_only: false,
+            private: None,
+            reasons: Vec::new(),
             // Grown by the first read (8 KiB, then doubled as needed).
             buf: Vec::new(),
             status: Vec::new(),
@@ -249,6 +258,8 @@ impl<'a> Walker<'a> {
         let (emit, need) = (plan.emit, plan.need);
         self.gone = false;
         self.key = SortVal::Null;
+        self.reasons.clear();
+        let private_asked = private::FIELDS.iter().any(|(f, _)| need.has(*f));
 
         if !self.enter(pid) {
             return Outcome::Gone;
@@ -397,7 +408,7 @@ impl<'a> Walker<'a> {
         ];
         // What the kernel will refuse, once status has shown the owner.
         let (mut ptrace_refused, mut fd_refused) = (false, false);
-        if need.any(&STATUS) || plan.uid.is_some() {
+        if need.any(&STATUS) || plan.uid.is_some() || private_asked {
             if status_read.is_none() {
                 status_read = self.read_status();
             }
@@ -537,14 +548,28 @@ impl<'a> Walker<'a> {
             }
         }
 
+        // ---- what the reader says, for what the kernel refuses us
+        let (rd, why) = if private_asked && (ptrace_refused || fd_refused) {
+            match self
+                .private
+                .as_mut()
+                .map(|s| s.get(pid.get() as u32, start))
+            {
+                Some(Lookup::Read(p)) => (Some(p), None),
+                Some(Lookup::Missing) => (None, None),
+                Some(Lookup::Unavailable) | None => (None, Some(private::UNAVAILABLE)),
+            }
+        } else {
+            (None, None)
+        };
+        let rd = rd.as_ref();
+
         // ---- io
-        if emit.has(F::IoCounters) {
+        if emit.has(F::IoCounters) && ptrace_refused {
+            self.reader_value(out, F::IoCounters, rd, why);
+        } else if emit.has(F::IoCounters) {
             key(out, F::IoCounters.name());
-            match if ptrace_refused {
-                None
-            } else {
-                self.read("io")
-            } {
+            match self.read("io") {
                 Some(n) => {
                     let v = parse::io(&self.buf[..n]);
                     let names = [
@@ -570,8 +595,16 @@ impl<'a> Walker<'a> {
         // ---- exe, cwd
         for f in [F::Exe, F::Cwd] {
             if need.has(f) {
-                let l = if ptrace_refused || withheld {
+                let l = if withheld {
                     None
+                } else if ptrace_refused {
+                    rd.and_then(|p| {
+                        if f == F::Exe {
+                            p.exe.clone()
+                        } else {
+                            p.cwd.clone()
+                        }
+                    })
                 } else {
                     self.link(f.name())
                 };
@@ -579,7 +612,12 @@ impl<'a> Walker<'a> {
                     key(out, f.name());
                     match &l {
                         Some(p) => json::string(out, p),
-                        None => out.extend_from_slice(b"null"),
+                        None => {
+                            out.extend_from_slice(b"null");
+                            if ptrace_refused && !withheld {
+                                self.reason(f, rd, why);
+                            }
+                        }
                     }
                 }
                 if plan.sort == Some(f) {
@@ -591,9 +629,17 @@ impl<'a> Walker<'a> {
         // ---- fd/
         if need.any(&[F::NumFds, F::OpenFiles, F::Connections]) {
             if fd_refused {
-                nulls(out, emit, &[F::NumFds, F::OpenFiles, F::Connections]);
+                for f in [F::NumFds, F::OpenFiles, F::Connections] {
+                    if withheld && withhold::FIELDS.contains(&f) {
+                        nulls(out, emit, &[f]);
+                    } else if emit.has(f) {
+                        self.reader_value(out, f, rd, why);
+                    }
+                }
                 if plan.sort == Some(F::NumFds) {
-                    self.key = SortVal::Null;
+                    self.key = rd
+                        .and_then(|p| p.num_fds)
+                        .map_or(SortVal::Null, |n| SortVal::Num(n as f64));
                 }
             } else {
                 self.fds(plan, out, withheld);
@@ -606,7 +652,9 @@ impl<'a> Walker<'a> {
         }
 
         // ---- smaps
-        if emit.has(F::MemoryMaps) {
+        if emit.has(F::MemoryMaps) && ptrace_refused && !withheld {
+            self.reader_value(out, F::MemoryMaps, rd, why);
+        } else if emit.has(F::MemoryMaps) {
             key(out, F::MemoryMaps.name());
             match if withheld { None } else { self.read("smaps") } {
                 Some(n) => {
@@ -638,24 +686,49 @@ impl<'a> Walker<'a> {
             }
         }
         self.dir = None;
-        if withheld && emit.any(&withhold::FIELDS) {
+        if withheld {
+            for f in withhold::FIELDS.iter().filter(|f| emit.has(**f)) {
+                self.reasons.push((*f, withhold::REASON));
+            }
+        }
+        if !self.reasons.is_empty() {
+            self.reasons.sort_by_key(|(f, _)| *f as usize);
             out.extend_from_slice(b",\"withheld\":{");
-            for (i, f) in withhold::FIELDS
-                .iter()
-                .filter(|f| emit.has(**f))
-                .enumerate()
-            {
+            for (i, (f, why)) in self.reasons.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 json::string(out, f.name().as_bytes());
                 out.push(b':');
-                json::string(out, withhold::REASON.as_bytes());
+                json::string(out, why.as_bytes());
             }
             out.push(b'}');
         }
         out.push(b'}');
         Outcome::Written
+    }
+
+    /// Writes field `f` from the reader's answer, or `null` and the reason.
+    fn reader_value(
+        &mut self,
+        out: &mut Vec<u8>,
+        f: Field,
+        rd: Option<&reader::wire::Private>,
+        why: Option<&'static str>,
+    ) {
+        if !rd.is_some_and(|p| private::write(out, f, p)) {
+            key(out, f.name());
+            out.extend_from_slice(b"null");
+            self.reason(f, rd, why);
+        }
+    }
+
+    /// Notes why `f` is `null`: the reader's policy refused it, or `why`.
+    fn reason(&mut self, f: Field, rd: Option<&reader::wire::Private>, why: Option<&'static str>) {
+        let refused = rd.is_some_and(|p| p.refused & private::bit(f) != 0);
+        if let Some(r) = if refused { Some(private::POLICY) } else { why } {
+            self.reasons.push((f, r));
+        }
     }
 
     /// `withheld`: the links (`open_files`, `connections`) are not read
@@ -702,7 +775,9 @@ impl<'a> Walker<'a> {
                 }
             };
             let t = target.as_os_str().as_bytes();
-            if t.starts_with(b"/") {
+            // psutil's rule: a path, to a regular file that still exists
+            // (a deleted one's link ends in " (deleted)").
+            if t.starts_with(b"/") && !t.ends_with(b" (deleted)") {
                 let is_file = || {
                     nix::sys::stat::fstatat(dirfd, self.path.as_str(), nix::fcntl::AtFlags::empty())
                         .is_ok_and(|m| m.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG)

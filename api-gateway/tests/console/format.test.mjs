@@ -17,3 +17,9 @@ test('a withheld command line says why, a readable one is shown', () => {
   assert.equal(commandLine({ pid: 9, name: 'kthreadd', cmdline: [] }), '[kthreadd]');
   assert.equal(withheld({ pid: 10, cmdline: null, withheld: { cmdline: 'new_reason' } }, 'cmdline'), 'withheld: new_reason');
 });
+
+test('another user\'s private field says whether the read policy or a missing reader kept it', () => {
+  const p = { pid: 11, exe: null, cwd: null, withheld: { exe: 'read_policy', cwd: 'reader_unavailable' } };
+  assert.equal(withheld(p, 'exe'), 'withheld: the read policy does not allow it');
+  assert.equal(withheld(p, 'cwd'), 'unknown: no reader answered');
+});

@@ -1,0 +1,378 @@
+//! Other users' private fields, from monitoreo-reader.
+//!
+//! The gateway holds no capability, so the kernel refuses it another
+//! user's `exe`, `cwd`, `io`, `fd/` and `smaps`. A listing that asks for
+//! any of those opens one connection to the reader when the walk first
+//! meets such a process (a listing of the gateway's own processes never
+//! does) and sends every pid of the walk; the reader answers one frame per
+//! process in pid order while the walk goes on, and [`Stream::get`] takes
+//! each process's frame as the walk reaches it. One round trip per
+//! listing, and the two processes read in parallel.
+//!
+//! Guarantees: a frame is used only for the process it names with the
+//! start time the walk read (a pid reused in between gets nothing); a
+//! reader that is absent, busy, slow or speaking nonsense costs the
+//! listing nothing but those fields, which are then `null` with the
+//! reason [`UNAVAILABLE`]; a field the reader's policy refused is `null`
+//! with [`POLICY`]. Values from the reader are written through the same
+//! JSON writers as the gateway's own reads.
+
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reader::wire::{self, field, Frame, Private, Request, MAP_KEYS, TCP_STATES};
+
+use super::fields::Field;
+use super::json::{self, key};
+
+/// The `withheld` reason of a field the reader's `[read]` policy refuses.
+pub const POLICY: &str = "read_policy";
+/// The `withheld` reason of a field no reader answered for.
+pub const UNAVAILABLE: &str = "reader_unavailable";
+
+/// The longest wait for one frame before the reader is given up on.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The fields the reader serves, with their bits.
+pub const FIELDS: [(Field, u8); 7] = [
+    (Field::Exe, field::EXE),
+    (Field::Cwd, field::CWD),
+    (Field::NumFds, field::NUM_FDS),
+    (Field::OpenFiles, field::OPEN_FILES),
+    (Field::Connections, field::CONNECTIONS),
+    (Field::IoCounters, field::IO_COUNTERS),
+    (Field::MemoryMaps, field::MEMORY_MAPS),
+];
+
+/// The reader's bit of `f`, 0 if it does not serve it.
+pub fn bit(f: Field) -> u8 {
+    FIELDS.iter().find(|(g, _)| *g == f).map_or(0, |(_, b)| *b)
+}
+
+/// One listing's answer from the reader, consumed in pid order.
+pub struct Stream {
+    /// What to ask, until the first [`Stream::get`] asks it.
+    pending: Option<(PathBuf, u8, Vec<u32>)>,
+    conn: Option<BufReader<UnixStream>>,
+    buf: Vec<u8>,
+    /// A frame read ahead (its pid is past the one last asked for).
+    ahead: Option<Box<wire::Entry>>,
+}
+
+/// What the reader said of one process.
+pub enum Lookup {
+    Read(Private),
+    /// The reader answered, but not for this process (it exited, or its
+    /// pid was reused between the two reads).
+    Missing,
+    /// No reader, or it stopped answering.
+    Unavailable,
+}
+
+impl Stream {
+    /// A stream that will ask the reader at `socket` for `fields` (reader
+    /// bits) of `pids` (ascending) when first used.
+    pub fn new(socket: &Path, fields: u8, pids: Vec<u32>) -> Stream {
+        Stream {
+            pending: Some((socket.to_path_buf(), fields, pids)),
+            conn: None,
+            buf: Vec::new(),
+            ahead: None,
+        }
+    }
+
+    /// Connects and sends the request; a failure leaves no connection,
+    /// so every lookup answers [`Lookup::Unavailable`].
+    fn connect(socket: &Path, fields: u8, pids: Vec<u32>) -> Option<BufReader<UnixStream>> {
+        UnixStream::connect(socket).ok().and_then(|mut s| {
+            s.set_read_timeout(Some(FRAME_TIMEOUT)).ok()?;
+            s.set_write_timeout(Some(FRAME_TIMEOUT)).ok()?;
+            let req = Request {
+                version: wire::VERSION,
+                fields,
+                pids,
+            };
+            wire::write_request(&mut s, &req).ok()?;
+            Some(BufReader::with_capacity(64 * 1024, s))
+        })
+    }
+
+    /// A stream with no reader behind it.
+    pub fn none() -> Stream {
+        Stream {
+            pending: None,
+            conn: None,
+            buf: Vec::new(),
+            ahead: None,
+        }
+    }
+
+    /// The reader's entry for `pid` with start time `start`; frames of
+    /// lower pids (processes the walk did not reach) are skipped.
+    pub fn get(&mut self, pid: u32, start: u64) -> Lookup {
+        if let Some((socket, fields, pids)) = self.pending.take() {
+            self.conn = Stream::connect(&socket, fields, pids);
+        }
+        loop {
+            if let Some(e) = self.ahead.take() {
+                if e.pid > pid {
+                    self.ahead = Some(e);
+                    return Lookup::Missing;
+                }
+                if e.pid == pid {
+                    return if e.start_time == start {
+                        Lookup::Read(e.private)
+                    } else {
+                        Lookup::Missing
+                    };
+                }
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                return Lookup::Unavailable;
+            };
+            match wire::read_frame(conn, &mut self.buf) {
+                Ok(Frame::Entry(e)) => self.ahead = Some(e),
+                Ok(Frame::End) => {
+                    // Nothing more will come: every later pid is missing,
+                    // which the sentinel says without another read.
+                    self.ahead = Some(Box::new(wire::Entry {
+                        pid: u32::MAX,
+                        start_time: 0,
+                        private: Private::default(),
+                    }));
+                }
+                Err(_) => {
+                    self.conn = None;
+                    return Lookup::Unavailable;
+                }
+            }
+        }
+    }
+}
+
+/// Writes the value of reader field `f` from `p`, or returns `false` if
+/// `p` has none for it.
+pub fn write(out: &mut Vec<u8>, f: Field, p: &Private) -> bool {
+    match f {
+        Field::Exe | Field::Cwd => {
+            let Some(path) = (if f == Field::Exe { &p.exe } else { &p.cwd }) else {
+                return false;
+            };
+            key(out, f.name());
+            json::string(out, path);
+        }
+        Field::NumFds => {
+            let Some(n) = p.num_fds else {
+                return false;
+            };
+            key(out, f.name());
+            json::uint(out, n);
+        }
+        Field::IoCounters => {
+            let Some(v) = p.io_counters else {
+                return false;
+            };
+            key(out, f.name());
+            let names = [
+                "read_count",
+                "write_count",
+                "read_bytes",
+                "write_bytes",
+                "read_chars",
+                "write_chars",
+            ];
+            for (i, (k, x)) in names.into_iter().zip(v).enumerate() {
+                out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
+                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(b"\":");
+                json::uint(out, x);
+            }
+            out.push(b'}');
+        }
+        Field::OpenFiles => {
+            let Some(files) = &p.open_files else {
+                return false;
+            };
+            key(out, f.name());
+            out.push(b'[');
+            for (i, o) in files.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"path\":");
+                json::string(out, &o.path);
+                out.extend_from_slice(b",\"fd\":");
+                json::uint(out, u64::from(o.fd));
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        Field::Connections => {
+            let Some(conns) = &p.connections else {
+                return false;
+            };
+            key(out, f.name());
+            out.push(b'[');
+            for (i, c) in conns.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"fd\":");
+                json::uint(out, u64::from(c.fd));
+                out.extend_from_slice(match c.family {
+                    wire::Family::Inet => b",\"family\":\"AF_INET\"",
+                    wire::Family::Inet6 => b",\"family\":\"AF_INET6\"",
+                });
+                out.extend_from_slice(if c.stream {
+                    b",\"type\":\"SOCK_STREAM\""
+                } else {
+                    b",\"type\":\"SOCK_DGRAM\""
+                });
+                out.extend_from_slice(b",\"laddr\":");
+                addr(out, c.laddr.as_ref());
+                out.extend_from_slice(b",\"raddr\":");
+                addr(out, c.raddr.as_ref());
+                out.extend_from_slice(b",\"status\":");
+                let st = TCP_STATES.get(usize::from(c.status)).unwrap_or(&"NONE");
+                json::string(out, st.as_bytes());
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        Field::MemoryMaps => {
+            let Some(maps) = &p.memory_maps else {
+                return false;
+            };
+            key(out, f.name());
+            out.push(b'[');
+            for (i, g) in maps.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"path\":");
+                json::string(out, &g.path);
+                for (k, x) in MAP_KEYS.iter().zip(g.sizes) {
+                    key(out, k);
+                    json::uint(out, x);
+                }
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// `{"ip":"…","port":N}`, or `null`.
+fn addr(out: &mut Vec<u8>, a: Option<&wire::Addr>) {
+    let text = a.and_then(|a| match a.ip.len() {
+        4 => <[u8; 4]>::try_from(a.ip.as_slice())
+            .ok()
+            .map(|b| (std::net::Ipv4Addr::from(b).to_string(), a.port)),
+        16 => <[u8; 16]>::try_from(a.ip.as_slice())
+            .ok()
+            .map(|b| (std::net::Ipv6Addr::from(b).to_string(), a.port)),
+        _ => None,
+    });
+    match text {
+        Some((ip, port)) => {
+            out.extend_from_slice(b"{\"ip\":");
+            json::string(out, ip.as_bytes());
+            out.extend_from_slice(b",\"port\":");
+            json::uint(out, u64::from(port));
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reader::wire::{Addr, Connection, Family, MapGroup, OpenFile};
+
+    fn object(p: &Private, fields: &[Field]) -> serde_json::Value {
+        let mut out = b"{\"pid\":1".to_vec();
+        for f in fields {
+            assert!(write(&mut out, *f, p), "{f:?}");
+        }
+        out.push(b'}');
+        serde_json::from_slice(&out).expect("valid JSON")
+    }
+
+    #[test]
+    fn the_readers_values_take_the_gateways_own_shapes() {
+        let p = Private {
+            exe: Some(b"/usr/bin/a\"b".to_vec()),
+            cwd: Some(b"/tmp".to_vec()),
+            num_fds: Some(4),
+            open_files: Some(vec![OpenFile {
+                path: b"/etc/hostname".to_vec(),
+                fd: 3,
+            }]),
+            connections: Some(vec![Connection {
+                fd: 5,
+                family: Family::Inet6,
+                stream: true,
+                laddr: Some(Addr {
+                    ip: [0; 16].to_vec(),
+                    port: 80,
+                }),
+                raddr: None,
+                status: 10,
+            }]),
+            io_counters: Some([1, 2, 3, 4, 5, 6]),
+            memory_maps: Some(vec![MapGroup {
+                path: b"[heap]".to_vec(),
+                sizes: [7; 10],
+            }]),
+            ..Private::default()
+        };
+        let all: Vec<Field> = FIELDS.iter().map(|(f, _)| *f).collect();
+        let v = object(&p, &all);
+        assert_eq!(v["exe"], "/usr/bin/a\"b");
+        assert_eq!(
+            v["open_files"],
+            serde_json::json!([{"path": "/etc/hostname", "fd": 3}])
+        );
+        assert_eq!(
+            v["connections"],
+            serde_json::json!([{"fd": 5, "family": "AF_INET6", "type": "SOCK_STREAM",
+                "laddr": {"ip": "::", "port": 80}, "raddr": null, "status": "LISTEN"}])
+        );
+        assert_eq!(v["io_counters"]["write_chars"], 6);
+        assert_eq!(v["memory_maps"][0]["path"], "[heap]");
+        assert_eq!(v["memory_maps"][0]["swap"], 7);
+        assert_eq!(v["num_fds"], 4);
+    }
+
+    #[test]
+    fn a_field_the_reader_did_not_give_writes_nothing() {
+        let mut out = Vec::new();
+        for (f, _) in FIELDS {
+            assert!(!write(&mut out, f, &Private::default()), "{f:?}");
+        }
+        assert!(out.is_empty());
+        assert_eq!(bit(Field::Cmdline), 0);
+    }
+
+    #[test]
+    fn a_reader_that_is_not_there_answers_unavailable_and_frames_match_by_start_time() {
+        let mut s = Stream::new(Path::new("/nonexistent/reader.sock"), field::ALL, vec![1]);
+        assert!(matches!(s.get(1, 0), Lookup::Unavailable));
+        // A stream whose reader said End: every pid is missing, not
+        // unavailable, and a frame for another start time is no answer.
+        let mut s = Stream::none();
+        s.ahead = Some(Box::new(wire::Entry {
+            pid: 9,
+            start_time: 5,
+            private: Private::default(),
+        }));
+        assert!(matches!(s.get(3, 1), Lookup::Missing));
+        assert!(matches!(s.get(9, 6), Lookup::Missing));
+        assert!(matches!(s.get(10, 0), Lookup::Unavailable));
+    }
+}
