@@ -57,11 +57,165 @@ fn metrics_need_the_metrics_scope_unless_metrics_public() {
     assert!(String::from_utf8_lossy(&r.body).contains("monitoreo_host_processes{state="));
 }
 
+/// Rules putting `sleep 301` in `a`, `sleep 301`/`302` by name in `b`
+/// (after `a`, so 301 stays in `a`), `sleep 303` in `c`.
+const GROUP_RULES: &str = r#"
+[[metrics.groups.rule]]
+group = "a"
+cmdline = "^sleep 301$"
+[[metrics.groups.rule]]
+group = "b"
+name = "sleep"
+cmdline = "^sleep 30[12]$"
+[[metrics.groups.rule]]
+group = "c"
+cmdline = "^sleep 303$"
+"#;
+
+/// Two `sleep 301`, one `sleep 302`, one `sleep 303`; killed on drop.
+struct Sleepers(Vec<std::process::Child>);
+
+impl Sleepers {
+    fn start() -> Sleepers {
+        Sleepers(
+            ["301", "301", "302", "303"]
+                .iter()
+                .map(|s| Command::new("sleep").arg(s).spawn().expect("sleep"))
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The value of the series line starting with `series` (labels included).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn process_groups_are_exported_under_process_exporter_names() {
+    let kids = Sleepers::start();
+    let g = gateway(&format!(
+        "metrics_public = true\n[metrics.groups]\n{GROUP_RULES}"
+    ));
+    let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
+    let n = |s: &str| value(&text, s).unwrap_or_else(|| panic!("{s} missing:\n{text}"));
+    assert_eq!(
+        n("namedprocess_namegroup_num_procs{groupname=\"a\"}"),
+        2.0,
+        "the first rule wins"
+    );
+    assert_eq!(n("namedprocess_namegroup_num_procs{groupname=\"b\"}"), 1.0);
+    assert_eq!(n("namedprocess_namegroup_num_procs{groupname=\"c\"}"), 1.0);
+    assert_eq!(
+        n("namedprocess_namegroup_num_threads{groupname=\"a\"}"),
+        2.0
+    );
+    assert_eq!(
+        n("namedprocess_namegroup_states{groupname=\"a\",state=\"Sleeping\"}"),
+        2.0
+    );
+    assert!(n("namedprocess_namegroup_memory_bytes{groupname=\"a\",memtype=\"resident\"}") > 0.0);
+    assert!(n("namedprocess_namegroup_memory_bytes{groupname=\"a\",memtype=\"virtual\"}") > 0.0);
+    // The test's own processes: their descriptors are countable.
+    assert!(n("namedprocess_namegroup_open_filedesc{groupname=\"a\"}") >= 6.0);
+    assert!(n("namedprocess_namegroup_oldest_start_time_seconds{groupname=\"a\"}") > 1.0e9);
+    for series in [
+        "namedprocess_namegroup_cpu_seconds_total{groupname=\"a\",mode=\"user\"}",
+        "namedprocess_namegroup_cpu_seconds_total{groupname=\"a\",mode=\"system\"}",
+        "namedprocess_namegroup_read_bytes_total{groupname=\"a\"}",
+        "namedprocess_namegroup_write_bytes_total{groupname=\"a\"}",
+        "namedprocess_namegroup_major_page_faults_total{groupname=\"a\"}",
+        "namedprocess_namegroup_context_switches_total{ctxswitchtype=\"voluntary\",groupname=\"a\"}",
+    ] {
+        n(series);
+    }
+    assert_eq!(n("monitoreo_process_groups_overflow_processes"), 0.0);
+    for l in text.lines().filter(|l| l.starts_with("namedprocess_")) {
+        assert!(
+            !l.contains("pid=") && !l.contains("sleep"),
+            "a pid or command in a label: {l}"
+        );
+    }
+    // Once the processes are gone the group stays, at 0, and its CPU
+    // counter keeps what they used.
+    let cpu = n("namedprocess_namegroup_cpu_seconds_total{groupname=\"a\",mode=\"user\"}");
+    drop(kids);
+    let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
+    assert_eq!(
+        value(&text, "namedprocess_namegroup_num_procs{groupname=\"a\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    let after = value(
+        &text,
+        "namedprocess_namegroup_cpu_seconds_total{groupname=\"a\",mode=\"user\"}",
+    );
+    assert!(after.is_some_and(|v| v >= cpu), "{after:?} < {cpu}");
+
+    // Without [metrics.groups], no such series.
+    let plain = gateway("metrics_public = true\n");
+    let text = String::from_utf8(plain.get("/metrics", None).body).expect("UTF-8");
+    assert!(
+        !text.contains("namedprocess_") && !text.contains("overflow"),
+        "{text}"
+    );
+}
+
+#[test]
+fn groups_past_max_groups_are_counted_as_overflow() {
+    let _kids = Sleepers::start();
+    let g = gateway(&format!(
+        "metrics_public = true\n[metrics.groups]\nmax_groups = 2\n{GROUP_RULES}"
+    ));
+    let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
+    let counted: Vec<f64> = ["a", "b", "c"]
+        .iter()
+        .filter_map(|grp| {
+            value(
+                &text,
+                &format!("namedprocess_namegroup_num_procs{{groupname=\"{grp}\"}}"),
+            )
+        })
+        .collect();
+    assert_eq!(counted.len(), 2, "two groups at most:\n{text}");
+    let overflow = value(&text, "monitoreo_process_groups_overflow_processes").expect("overflow");
+    assert_eq!(counted.iter().sum::<f64>() + overflow, 4.0, "{text}");
+    assert!(overflow >= 1.0, "{text}");
+}
+
+#[test]
+fn a_bad_group_rule_stops_the_gateway_naming_it() {
+    let g = support::Gateway::configure(
+        Path::new("/nonexistent/helper.sock"),
+        "[[metrics.groups.rule]]\ngroup = \"a\"\ncmdline = \"(\"\n",
+    );
+    let out = g.serve_refused();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("metrics.groups.rule #1: cmdline \"(\""),
+        "{err}"
+    );
+}
+
 #[test]
 #[ignore = "needs promtool (Debian's prometheus package)"]
 fn the_exposition_passes_promtool_check_metrics() {
     let promtool = tool("promtool");
-    let g = gateway("metrics_public = true\n");
+    let _kids = Sleepers::start();
+    let g = gateway(&format!(
+        "metrics_public = true\n[metrics.groups]\n{GROUP_RULES}"
+    ));
     let t = g.key("ops", "read", &[]);
     // Fill the request, duration and auth series first.
     assert_eq!(g.get("/api/users", Some(&t)).status, 200);
@@ -82,6 +236,7 @@ fn the_exposition_passes_promtool_check_metrics() {
         "monitoreo_host_user_processes{user=\"root\"}",
         "monitoreo_host_user_resident_memory_bytes{user=",
         "monitoreo_host_user_cpu_seconds{user=",
+        "namedprocess_namegroup_num_procs{groupname=\"a\"} 2",
     ] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
