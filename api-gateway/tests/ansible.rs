@@ -140,6 +140,16 @@ fn alive(pid: u32) -> bool {
         .is_some_and(|r| !r.starts_with('Z'))
 }
 
+/// A live process's nice value.
+fn nice(pid: u32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let (_, rest) = stat.rsplit_once(')').expect("stat");
+    rest.split_whitespace()
+        .nth(16)
+        .and_then(|n| n.parse().ok())
+        .expect("nice")
+}
+
 /// The number of jobs a host's key has.
 fn jobs(pki: &Pki, h: &Host) -> usize {
     let (status, body) = curl(
@@ -212,7 +222,7 @@ fn a_real_playbook_drives_two_tls_gateways_with_check_mode_and_idempotence() {
     std::fs::write(
         &inventory,
         format!(
-            "monitoreo:\n  hosts:\n    a:\n        monitoreo_url: {}\n        monitoreo_key_file: {}\n        victim_arg: \"{}\"\n        victim_pid: {}\n        {common}\n    b:\n        monitoreo_url: {}\n        victim_arg: \"{}\"\n        victim_pid: {}\n        {common}\n",
+            "monitoreo:\n  hosts:\n    a:\n        refuses: false\n        monitoreo_url: {}\n        monitoreo_key_file: {}\n        victim_arg: \"{}\"\n        victim_pid: {}\n        {common}\n    b:\n        refuses: true\n        monitoreo_url: {}\n        victim_arg: \"{}\"\n        victim_pid: {}\n        {common}\n",
             a.url,
             key_file.display(),
             a.victim_arg,
@@ -224,13 +234,15 @@ fn a_real_playbook_drives_two_tls_gateways_with_check_mode_and_idempotence() {
     )
     .expect("inventory");
     let playbook = repo().join("ansible/tests/playbook/site.yml");
-    let run = |check: bool| {
+    let run = |run: &str| {
+        let check = run == "check";
         let mut c = Command::new(venv.join("bin/ansible-playbook"));
         c.arg("-i")
             .arg(&inventory)
             .arg("--vault-password-file")
             .arg(&vault_pass)
             .arg(&playbook)
+            .args(["-e", &format!("monitoreo_run={run}")])
             .env("ANSIBLE_COLLECTIONS_PATH", &collections)
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_HOST_KEY_CHECKING", "0")
@@ -249,8 +261,9 @@ fn a_real_playbook_drives_two_tls_gateways_with_check_mode_and_idempotence() {
         text
     };
 
-    // Check mode: the reads run, nothing is started or signalled.
-    let out = run(true);
+    // Check mode: the reads and plans run, nothing is started, reniced or
+    // signalled.
+    let out = run("check");
     for h in [&a, &b] {
         assert_eq!(recap(&out, h.name).1, 0, "{out}");
         assert_eq!(
@@ -266,13 +279,29 @@ fn a_real_playbook_drives_two_tls_gateways_with_check_mode_and_idempotence() {
         );
     }
 
-    // For real, then again: the second run changes nothing.
-    let out = run(false);
+    assert_eq!(nice(b.victim.id()), 0, "b's victim reniced in check mode");
+    assert_eq!(nice(a.victim.id()), 0, "a's victim reniced in check mode");
+
+    // For real: a's victim reniced and killed, b's refused both.
+    let out = run("first");
     for h in [&a, &b] {
         assert_eq!(recap(&out, h.name).1, 0, "{out}");
         assert_eq!(jobs(&pki, h), 3, "{}: three jobs ran:\n{out}", h.name);
     }
-    let out = run(false);
+    assert!(!alive(a.victim.id()), "a's victim survived:\n{out}");
+    assert!(
+        alive(b.victim.id()),
+        "b's policy let its victim be killed:\n{out}"
+    );
+    assert_eq!(
+        nice(b.victim.id()),
+        0,
+        "b's policy let its victim be reniced"
+    );
+    assert!(recap(&out, "a").0 > 0, "{out}");
+
+    // Again: nothing left to do on a, still refused on b; nothing changed.
+    let out = run("again");
     for h in [&a, &b] {
         assert_eq!(
             recap(&out, h.name),
