@@ -57,30 +57,42 @@ fn metrics_need_the_metrics_scope_unless_metrics_public() {
     assert!(String::from_utf8_lossy(&r.body).contains("monitoreo_host_processes{state="));
 }
 
-/// Rules putting `sleep 301` in `a`, `sleep 301`/`302` by name in `b`
-/// (after `a`, so 301 stays in `a`), `sleep 303` in `c`.
-const GROUP_RULES: &str = r#"
+/// Rules putting `sleep {base}1` in `a`, `sleep {base}1`/`{base}2` by
+/// name in `b` (after `a`, so `{base}1` stays in `a`), `sleep {base}3` in
+/// `c`. Each test has its own `base`, so tests running at once do not
+/// count each other's processes.
+fn group_rules(base: u32) -> String {
+    format!(
+        r#"
 [[metrics.groups.rule]]
 group = "a"
-cmdline = "^sleep 301$"
+cmdline = "^sleep {base}1$"
 [[metrics.groups.rule]]
 group = "b"
 name = "sleep"
-cmdline = "^sleep 30[12]$"
+cmdline = "^sleep {base}[12]$"
 [[metrics.groups.rule]]
 group = "c"
-cmdline = "^sleep 303$"
-"#;
+cmdline = "^sleep {base}3$"
+"#
+    )
+}
 
-/// Two `sleep 301`, one `sleep 302`, one `sleep 303`; killed on drop.
+/// Two `sleep {base}1`, one `sleep {base}2`, one `sleep {base}3`; killed
+/// on drop.
 struct Sleepers(Vec<std::process::Child>);
 
 impl Sleepers {
-    fn start() -> Sleepers {
+    fn start(base: u32) -> Sleepers {
         Sleepers(
-            ["301", "301", "302", "303"]
+            [1, 1, 2, 3]
                 .iter()
-                .map(|s| Command::new("sleep").arg(s).spawn().expect("sleep"))
+                .map(|i| {
+                    Command::new("sleep")
+                        .arg(format!("{base}{i}"))
+                        .spawn()
+                        .expect("sleep")
+                })
                 .collect(),
         )
     }
@@ -103,9 +115,10 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn process_groups_are_exported_under_process_exporter_names() {
-    let kids = Sleepers::start();
+    let kids = Sleepers::start(301);
     let g = gateway(&format!(
-        "metrics_public = true\n[metrics.groups]\n{GROUP_RULES}"
+        "metrics_public = true\n[metrics.groups]\n{}",
+        group_rules(301)
     ));
     let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
     let n = |s: &str| value(&text, s).unwrap_or_else(|| panic!("{s} missing:\n{text}"));
@@ -173,9 +186,10 @@ fn process_groups_are_exported_under_process_exporter_names() {
 
 #[test]
 fn groups_past_max_groups_are_counted_as_overflow() {
-    let _kids = Sleepers::start();
+    let _kids = Sleepers::start(302);
     let g = gateway(&format!(
-        "metrics_public = true\n[metrics.groups]\nmax_groups = 2\n{GROUP_RULES}"
+        "metrics_public = true\n[metrics.groups]\nmax_groups = 2\n{}",
+        group_rules(302)
     ));
     let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
     let counted: Vec<f64> = ["a", "b", "c"]
@@ -212,9 +226,10 @@ fn a_bad_group_rule_stops_the_gateway_naming_it() {
 #[ignore = "needs promtool (Debian's prometheus package)"]
 fn the_exposition_passes_promtool_check_metrics() {
     let promtool = tool("promtool");
-    let _kids = Sleepers::start();
+    let _kids = Sleepers::start(303);
     let g = gateway(&format!(
-        "metrics_public = true\n[metrics.groups]\n{GROUP_RULES}"
+        "metrics_public = true\n[metrics.groups]\n{}",
+        group_rules(303)
     ));
     let t = g.key("ops", "read", &[]);
     // Fill the request, duration and auth series first.
