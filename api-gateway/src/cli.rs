@@ -118,6 +118,9 @@ CONFIGURATION (every key optional)
     cpu_window_s = 1.0                      cpu_percent covers 1/4x..10x this
     metrics_public = false                  GET /metrics without a key
     require_start_time = false              DELETE/PATCH need start_time
+    metrics.groups.max_groups = 64          process groups in /metrics, by
+                                            [[metrics.groups.rule]] (group,
+                                            name, exe, cmdline, user, cgroup)
 
     A host name in listen (\"localhost:8470\") is resolved when the
     configuration is loaded, and one address is bound: the first IPv4

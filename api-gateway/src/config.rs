@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::procs::{GroupRule, GroupRules, DEFAULT_MAX_GROUPS};
+
 /// Default config path.
 pub const DEFAULT_CONFIG: &str = "/etc/monitoreo/gateway.toml";
 
@@ -52,6 +54,67 @@ struct Raw {
     cpu_window_s: Option<f64>,
     require_start_time: Option<bool>,
     metrics_public: Option<bool>,
+    metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    groups: Option<RawGroups>,
+}
+
+/// `[metrics.groups]`: process groups as series, opt in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroups {
+    max_groups: Option<usize>,
+    #[serde(default)]
+    rule: Vec<RawGroupRule>,
+}
+
+/// One `[[metrics.groups.rule]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroupRule {
+    group: String,
+    name: Option<String>,
+    exe: Option<String>,
+    cmdline: Option<String>,
+    user: Option<String>,
+    cgroup: Option<String>,
+}
+
+/// `[metrics.groups]` → the rules, or `None` when there are none.
+fn groups(raw: Option<RawMetrics>) -> Result<Option<GroupRules>, String> {
+    let Some(g) = raw.and_then(|m| m.groups) else {
+        return Ok(None);
+    };
+    let max_groups = match g.max_groups {
+        Some(0) => return Err("metrics.groups.max_groups must be at least 1".into()),
+        Some(n) => n,
+        None => DEFAULT_MAX_GROUPS,
+    };
+    if g.rule.is_empty() {
+        return Err("[metrics.groups] has no [[metrics.groups.rule]]".into());
+    }
+    let rules = g
+        .rule
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            GroupRule::new(
+                &r.group,
+                r.name,
+                r.exe,
+                r.cmdline.as_deref(),
+                r.user,
+                r.cgroup,
+            )
+            .map_err(|e| format!("metrics.groups.rule #{}: {e}", i + 1))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(GroupRules { rules, max_groups }))
 }
 
 /// Validated configuration.
@@ -115,6 +178,9 @@ pub struct Config {
     /// `GET /metrics` without a key (otherwise it needs the `metrics`
     /// scope).
     pub metrics_public: bool,
+    /// `[metrics.groups]`: processes counted by group in `/metrics`
+    /// under process-exporter's names; `None`: no such series.
+    pub groups: Option<GroupRules>,
 }
 
 /// The TLS files named in the configuration (PEM).
@@ -341,6 +407,7 @@ impl Config {
             cpu_window: Duration::from_secs_f64(cpu),
             require_start_time: raw.require_start_time.unwrap_or(false),
             metrics_public: raw.metrics_public.unwrap_or(false),
+            groups: groups(raw.metrics)?,
         })
     }
 }
@@ -478,5 +545,32 @@ mod tests {
             assert!(Config::validate(raw(half)).is_err(), "{half}");
         }
         assert!(Config::validate(raw("body_timeout_s = 0")).is_err());
+    }
+
+    #[test]
+    fn process_groups_are_opt_in_and_bad_rules_name_their_place() {
+        assert!(Config::validate(Raw::default()).unwrap().groups.is_none());
+        let c = Config::validate(raw(
+            "[metrics.groups]\nmax_groups = 3\n[[metrics.groups.rule]]\ngroup = \"db\"\nname = \"postgres\"\n[[metrics.groups.rule]]\ngroup = \"{user}\"\ncmdline = \".\"\n",
+        ))
+        .unwrap();
+        let g = c.groups.unwrap();
+        assert_eq!((g.rules.len(), g.max_groups), (2, 3));
+        for (bad, says) in [
+            ("[metrics.groups]\n", "has no [[metrics.groups.rule]]"),
+            (
+                "[metrics.groups]\nmax_groups = 0\n[[metrics.groups.rule]]\ngroup = \"a\"\nname = \"a\"",
+                "max_groups must be at least 1",
+            ),
+            (
+                "[[metrics.groups.rule]]\ngroup = \"a\"\nname = \"a\"\n[[metrics.groups.rule]]\ngroup = \"b\"\ncmdline = \"[\"",
+                "metrics.groups.rule #2: cmdline",
+            ),
+        ] {
+            let e = Config::validate(raw(bad)).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let e = toml::from_str::<Raw>("[metrics.groups]\nmax = 1").unwrap_err();
+        assert!(e.to_string().contains("unknown field `max`"), "{e}");
     }
 }

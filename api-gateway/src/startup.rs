@@ -28,7 +28,10 @@ pub fn serve(cfg: Config) -> Result<(), String> {
     // The hub's inotify reader is a task of this runtime.
     let _runtime = rt.enter();
     let hub = jobs::hub::Hub::start();
-    let metrics = Arc::new(metrics::Metrics::new().map_err(|e| e.to_string())?);
+    let metrics = Arc::new(
+        metrics::Metrics::with_groups(cfg.groups.as_ref().map(|g| g.max_groups))
+            .map_err(|e| e.to_string())?,
+    );
     let helper = helper::Helper::new(cfg.helper_socket.clone()).with_metrics(metrics.clone());
     // Before the first request: a job of an earlier run is still someone's.
     let owners = jobs::owners::Owners::new();

@@ -7,30 +7,15 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use support::{free_port, request, Gateway};
+use support::pki::{curl, Pki};
+use support::prom::{promtool, tool, Prometheus};
+use support::Gateway;
 
 fn gateway(extra: &str) -> Gateway {
     Gateway::start_with(Path::new("/nonexistent/helper.sock"), extra)
-}
-
-/// Debian's `promtool` or `prometheus`. The tests that use them are
-/// ignored unless asked for, and asked for without the tool they fail
-/// rather than pass unrun.
-fn tool(name: &str) -> &'static str {
-    let path = match name {
-        "promtool" => "/usr/bin/promtool",
-        _ => "/usr/bin/prometheus",
-    };
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: install Debian's prometheus package (.ci/run does)"
-    );
-    path
 }
 
 #[test]
@@ -72,11 +57,180 @@ fn metrics_need_the_metrics_scope_unless_metrics_public() {
     assert!(String::from_utf8_lossy(&r.body).contains("monitoreo_host_processes{state="));
 }
 
+/// Rules putting `sleep {base}1` in `a`, `sleep {base}1`/`{base}2` by
+/// name in `b` (after `a`, so `{base}1` stays in `a`), `sleep {base}3` in
+/// `c`. Each test has its own `base`, so tests running at once do not
+/// count each other's processes.
+fn group_rules(base: u32) -> String {
+    format!(
+        r#"
+[[metrics.groups.rule]]
+group = "a"
+cmdline = "^sleep {base}1$"
+[[metrics.groups.rule]]
+group = "b"
+name = "sleep"
+cmdline = "^sleep {base}[12]$"
+[[metrics.groups.rule]]
+group = "c"
+cmdline = "^sleep {base}3$"
+"#
+    )
+}
+
+/// Two `sleep {base}1`, one `sleep {base}2`, one `sleep {base}3`; killed
+/// on drop.
+struct Sleepers(Vec<std::process::Child>);
+
+impl Sleepers {
+    fn start(base: u32) -> Sleepers {
+        Sleepers(
+            [1, 1, 2, 3]
+                .iter()
+                .map(|i| {
+                    Command::new("sleep")
+                        .arg(format!("{base}{i}"))
+                        .spawn()
+                        .expect("sleep")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The value of the series line starting with `series` (labels included).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn process_groups_are_exported_under_process_exporter_names() {
+    let kids = Sleepers::start(301);
+    let g = gateway(&format!(
+        "metrics_public = true\n[metrics.groups]\n{}",
+        group_rules(301)
+    ));
+    let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
+    let n = |s: &str| value(&text, s).unwrap_or_else(|| panic!("{s} missing:\n{text}"));
+    assert_eq!(
+        n("namedprocess_namegroup_num_procs{groupname=\"a\"}"),
+        2.0,
+        "the first rule wins"
+    );
+    assert_eq!(n("namedprocess_namegroup_num_procs{groupname=\"b\"}"), 1.0);
+    assert_eq!(n("namedprocess_namegroup_num_procs{groupname=\"c\"}"), 1.0);
+    assert_eq!(
+        n("namedprocess_namegroup_num_threads{groupname=\"a\"}"),
+        2.0
+    );
+    assert_eq!(
+        n("namedprocess_namegroup_states{groupname=\"a\",state=\"Sleeping\"}"),
+        2.0
+    );
+    assert!(n("namedprocess_namegroup_memory_bytes{groupname=\"a\",memtype=\"resident\"}") > 0.0);
+    assert!(n("namedprocess_namegroup_memory_bytes{groupname=\"a\",memtype=\"virtual\"}") > 0.0);
+    // The test's own processes: their descriptors are countable.
+    assert!(n("namedprocess_namegroup_open_filedesc{groupname=\"a\"}") >= 6.0);
+    assert!(n("namedprocess_namegroup_oldest_start_time_seconds{groupname=\"a\"}") > 1.0e9);
+    for series in [
+        "namedprocess_namegroup_cpu_seconds_total{groupname=\"a\",mode=\"user\"}",
+        "namedprocess_namegroup_cpu_seconds_total{groupname=\"a\",mode=\"system\"}",
+        "namedprocess_namegroup_read_bytes_total{groupname=\"a\"}",
+        "namedprocess_namegroup_write_bytes_total{groupname=\"a\"}",
+        "namedprocess_namegroup_major_page_faults_total{groupname=\"a\"}",
+        "namedprocess_namegroup_context_switches_total{ctxswitchtype=\"voluntary\",groupname=\"a\"}",
+    ] {
+        n(series);
+    }
+    assert_eq!(n("monitoreo_process_groups_overflow_processes"), 0.0);
+    for l in text.lines().filter(|l| l.starts_with("namedprocess_")) {
+        assert!(
+            !l.contains("pid=") && !l.contains("sleep"),
+            "a pid or command in a label: {l}"
+        );
+    }
+    // Once the processes are gone the group stays, at 0, and its CPU
+    // counter keeps what they used.
+    let cpu = n("namedprocess_namegroup_cpu_seconds_total{groupname=\"a\",mode=\"user\"}");
+    drop(kids);
+    let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
+    assert_eq!(
+        value(&text, "namedprocess_namegroup_num_procs{groupname=\"a\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    let after = value(
+        &text,
+        "namedprocess_namegroup_cpu_seconds_total{groupname=\"a\",mode=\"user\"}",
+    );
+    assert!(after.is_some_and(|v| v >= cpu), "{after:?} < {cpu}");
+
+    // Without [metrics.groups], no such series.
+    let plain = gateway("metrics_public = true\n");
+    let text = String::from_utf8(plain.get("/metrics", None).body).expect("UTF-8");
+    assert!(
+        !text.contains("namedprocess_") && !text.contains("overflow"),
+        "{text}"
+    );
+}
+
+#[test]
+fn groups_past_max_groups_are_counted_as_overflow() {
+    let _kids = Sleepers::start(302);
+    let g = gateway(&format!(
+        "metrics_public = true\n[metrics.groups]\nmax_groups = 2\n{}",
+        group_rules(302)
+    ));
+    let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
+    let counted: Vec<f64> = ["a", "b", "c"]
+        .iter()
+        .filter_map(|grp| {
+            value(
+                &text,
+                &format!("namedprocess_namegroup_num_procs{{groupname=\"{grp}\"}}"),
+            )
+        })
+        .collect();
+    assert_eq!(counted.len(), 2, "two groups at most:\n{text}");
+    let overflow = value(&text, "monitoreo_process_groups_overflow_processes").expect("overflow");
+    assert_eq!(counted.iter().sum::<f64>() + overflow, 4.0, "{text}");
+    assert!(overflow >= 1.0, "{text}");
+}
+
+#[test]
+fn a_bad_group_rule_stops_the_gateway_naming_it() {
+    let g = support::Gateway::configure(
+        Path::new("/nonexistent/helper.sock"),
+        "[[metrics.groups.rule]]\ngroup = \"a\"\ncmdline = \"(\"\n",
+    );
+    let out = g.serve_refused();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("metrics.groups.rule #1: cmdline \"(\""),
+        "{err}"
+    );
+}
+
 #[test]
 #[ignore = "needs promtool (Debian's prometheus package)"]
 fn the_exposition_passes_promtool_check_metrics() {
     let promtool = tool("promtool");
-    let g = gateway("metrics_public = true\n");
+    let _kids = Sleepers::start(303);
+    let g = gateway(&format!(
+        "metrics_public = true\n[metrics.groups]\n{}",
+        group_rules(303)
+    ));
     let t = g.key("ops", "read", &[]);
     // Fill the request, duration and auth series first.
     assert_eq!(g.get("/api/users", Some(&t)).status, 200);
@@ -98,6 +252,7 @@ fn the_exposition_passes_promtool_check_metrics() {
         "monitoreo_host_user_processes{user=\"root\"}",
         "monitoreo_host_user_resident_memory_bytes{user=",
         "monitoreo_host_user_cpu_seconds{user=",
+        "namedprocess_namegroup_num_procs{groupname=\"a\"} 2",
     ] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
@@ -121,70 +276,28 @@ fn the_exposition_passes_promtool_check_metrics() {
     );
 }
 
-/// GET on Prometheus's HTTP API; the body as JSON (status checked).
-fn prom_get(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: prometheus\r\nConnection: close\r\n\r\n");
-    std::io::Write::write_all(&mut s, req.as_bytes()).ok()?;
-    let mut buf = Vec::new();
-    std::io::Read::read_to_end(&mut s, &mut buf).ok()?;
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&buf[..end]);
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    let body = &buf[end + 4..];
-    // Prometheus may answer chunked; its JSON then sits between sizes.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = Vec::new();
-        let mut rest = body;
-        loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..nl]).ok()?.trim(), 16).ok()?;
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(rest.get(nl + 2..nl + 2 + size)?);
-            rest = rest.get(nl + 4 + size..)?;
-        }
-        out
-    } else {
-        body.to_vec()
-    };
-    serde_json::from_slice(&body).ok()
-}
-
-/// The first result of an instant query, once Prometheus has one.
-fn query(addr: SocketAddr, q: &str) -> Option<serde_json::Value> {
-    let enc: String = q
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let v = prom_get(addr, &format!("/api/v1/query?query={enc}"))?;
-    v["data"]["result"].as_array()?.first().cloned()
+fn shipped() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/prometheus")
 }
 
 /// The shipped example (`packaging/prometheus/`) copied into `dir`, with
-/// `targets` as its only target and `key` in its credentials file.
-fn shipped_config(dir: &Path, targets: &str, key: &str, interval: &str) -> std::path::PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/prometheus");
-    let config = std::fs::read_to_string(src.join("prometheus.yml")).expect("shipped config");
+/// `targets` as its only targets, `key` in its credentials file and `ca`
+/// as the CA it trusts.
+fn shipped_config(
+    dir: &Path,
+    targets: &str,
+    key: &str,
+    ca: &Path,
+    interval: &str,
+) -> std::path::PathBuf {
+    let config = std::fs::read_to_string(shipped().join("prometheus.yml")).expect("shipped config");
     assert!(config.contains("scrape_interval: 15s"), "{config}");
     let config = config.replace("15s", interval);
     std::fs::write(dir.join("prometheus.yml"), config).expect("config");
-    std::fs::copy(
-        src.join("monitoreo-alerts.yml"),
-        dir.join("monitoreo-alerts.yml"),
-    )
-    .expect("alerts");
+    for f in ["monitoreo-alerts.yml", "monitoreo-alerts.test.yml"] {
+        std::fs::copy(shipped().join(f), dir.join(f)).expect("alerts");
+    }
+    std::fs::copy(ca, dir.join("monitoreo-ca.pem")).expect("CA");
     std::fs::write(dir.join("monitoreo-targets.yml"), targets).expect("targets");
     std::fs::write(dir.join("monitoreo.key"), format!("{key}\n")).expect("key");
     dir.join("prometheus.yml")
@@ -192,87 +305,93 @@ fn shipped_config(dir: &Path, targets: &str, key: &str, interval: &str) -> std::
 
 #[test]
 #[ignore = "needs promtool (Debian's prometheus package)"]
-fn the_shipped_prometheus_example_passes_promtool() {
-    let promtool = tool("promtool");
+fn the_shipped_prometheus_example_passes_promtool_and_its_rule_tests() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/prometheus");
-    let targets = std::fs::read_to_string(src.join("monitoreo-targets.yml")).expect("targets");
-    let config = shipped_config(dir.path(), &targets, "mon_example", "15s");
-    for args in [
-        vec![
-            "check".into(),
-            "config".into(),
-            config.display().to_string(),
-        ],
-        vec![
-            "check".into(),
-            "rules".into(),
-            src.join("monitoreo-alerts.yml").display().to_string(),
-        ],
-    ] {
-        let out = Command::new(promtool)
-            .args(&args)
-            .output()
-            .expect("promtool");
-        assert!(
-            out.status.success(),
-            "promtool {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let targets =
+        std::fs::read_to_string(shipped().join("monitoreo-targets.yml")).expect("targets");
+    let pki = Pki::new();
+    shipped_config(dir.path(), &targets, "mon_example", &pki.ca, "15s");
+    promtool(&["check", "config", "prometheus.yml"], dir.path());
+    promtool(&["check", "rules", "monitoreo-alerts.yml"], dir.path());
+    // Each alert fires on the series it is meant for, and only then.
+    promtool(&["test", "rules", "monitoreo-alerts.test.yml"], dir.path());
+}
+
+/// Every series the alert rules' tests feed promtool, as (name, label
+/// names other than those Prometheus adds).
+fn series_in_rule_tests() -> Vec<(String, Vec<String>)> {
+    let tests =
+        std::fs::read_to_string(shipped().join("monitoreo-alerts.test.yml")).expect("tests");
+    tests
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- series: '"))
+        .map(|s| {
+            let (name, labels) = s.split_once('{').expect("labels");
+            let labels = labels
+                .split(',')
+                .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+                .filter(|k| k != "job" && k != "instance")
+                .collect();
+            (name.to_string(), labels)
+        })
+        .collect()
+}
+
+#[test]
+fn the_alert_rule_tests_use_series_a_real_gateway_exports() {
+    let g = gateway("metrics_public = true\n");
+    // Fill the request and authentication series.
+    assert_eq!(g.get("/api/users", Some("mon_wrong")).status, 401);
+    let text = String::from_utf8(g.get("/metrics", None).body).expect("UTF-8");
+    let series = series_in_rule_tests();
+    assert!(series.len() >= 4, "{series:?}");
+    for (name, labels) in series {
+        if name == "up" {
+            continue; // Prometheus's own
+        }
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} is not exported:\n{text}"));
+        for l in labels {
+            assert!(
+                line.contains(&format!("{l}=\"")),
+                "{name} has no label {l}: {line}"
+            );
+        }
     }
 }
 
 #[test]
 #[ignore = "needs promtool and prometheus (Debian's prometheus package)"]
-fn a_real_prometheus_scrapes_the_gateway_with_the_shipped_config() {
-    let (prometheus, promtool) = (tool("prometheus"), tool("promtool"));
-    let g = gateway("");
+fn a_real_prometheus_scrapes_a_tls_gateway_with_the_shipped_config() {
+    let pki = Pki::new();
+    let g = gateway(&pki.gateway_config());
     let key = g.key("prometheus", "metrics", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let targets = format!("- targets: ['{}']\n  labels:\n    role: test\n", g.addr);
-    let config = shipped_config(dir.path(), &targets, &key, "1s");
-    let check = Command::new(promtool)
-        .args(["check", "config"])
-        .arg(&config)
-        .output()
-        .expect("promtool");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let mut server = Command::new(prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={web}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).expect("log"))
-        .spawn()
-        .expect("prometheus starts");
-    let t = Instant::now();
+    let instance = format!("localhost:{}", g.addr.port());
+    let targets = format!("- targets: ['{instance}']\n  labels:\n    role: test\n");
+    shipped_config(dir.path(), &targets, &key, &pki.ca, "1s");
+    promtool(&["check", "config", "prometheus.yml"], dir.path());
+    let server = Prometheus::start(&dir.path().join("prometheus.yml"));
     let mut found = (None, None);
-    while t.elapsed() < Duration::from_secs(90) {
+    server.wait_for(|p| {
         found = (
-            query(web, "up{job=\"monitoreo\"}"),
-            query(web, "monitoreo_build_info{job=\"monitoreo\"}"),
+            p.first("up{job=\"monitoreo\"}"),
+            p.first("monitoreo_build_info{job=\"monitoreo\"}"),
         );
-        if found.0.as_ref().is_some_and(|u| u["value"][1] == "1") && found.1.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let rules = prom_get(web, "/api/v1/rules");
-    let _ = server.kill();
-    let _ = server.wait();
-    let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+        found.0.as_ref().is_some_and(|u| u["value"][1] == "1") && found.1.is_some()
+    });
+    let rules = server.api("/api/v1/rules");
+    let targets = server
+        .api("/api/v1/targets")
+        .unwrap_or_default()
+        .to_string();
+    let log = server.log();
+    drop(server);
     let (up, build) = found;
     let up = up.unwrap_or_else(|| panic!("no up series after 90 s; prometheus said:\n{log}"));
-    assert_eq!(up["value"][1], "1", "{up}\n{log}");
+    assert_eq!(up["value"][1], "1", "{up}\n{targets}\n{log}");
     let build = build.unwrap_or_else(|| panic!("no monitoreo series; prometheus said:\n{log}"));
     let labels = &build["metric"];
     assert_eq!(labels["__name__"], "monitoreo_build_info");
@@ -281,15 +400,27 @@ fn a_real_prometheus_scrapes_the_gateway_with_the_shipped_config() {
         labels["protocol_version"],
         protocol::PROTOCOL_VERSION.to_string()
     );
-    assert_eq!(labels["instance"], g.addr.to_string());
+    assert_eq!(labels["instance"], instance);
     assert_eq!(labels["role"], "test", "the file-based discovery's label");
     let rules = rules.expect("the rules API answers").to_string();
-    for alert in ["MonitoreoGatewayDown", "MonitoreoAuthFailures"] {
+    for alert in [
+        "MonitoreoGatewayDown",
+        "MonitoreoAuthFailures",
+        "MonitoreoServerErrors",
+        "MonitoreoQuarantinedUids",
+    ] {
         assert!(rules.contains(alert), "{alert} not loaded: {rules}");
     }
-    // The gateway counted Prometheus's scrapes as authorised requests.
-    let r = request(g.addr, "GET", "/metrics", Some(&key), None);
-    assert!(String::from_utf8_lossy(&r.body).contains(
+    // The gateway counted Prometheus's scrapes, over TLS, as authorised.
+    let (status, text) = curl(
+        &pki.ca,
+        "GET",
+        &format!("https://{instance}/metrics"),
+        Some(&key),
+        None,
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(
         "monitoreo_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"200\"}"
     ));
 }

@@ -2,7 +2,8 @@
 //! needs a key with the `metrics` scope unless `metrics_public = true`.
 //! Each scrape counts the host's processes now, and the jobs from the job
 //! index; a job still recorded as running is asked about through the
-//! helper first, so an end nobody asked about is recorded.
+//! helper first, so an end nobody asked about is recorded. With
+//! `[metrics.groups]`, the processes in groups are read too.
 
 use super::blocking;
 use super::ctx::Ctx;
@@ -30,10 +31,17 @@ pub async fn scrape(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
                 lifecycle::refresh(&state.jobs, &state.helper, id, &mut meta);
             }
         }
+        let members = state.cfg.groups.as_ref().and_then(|rules| {
+            state
+                .procs
+                .groups(rules)
+                .map_err(|e| eprintln!("monitoreo-gateway: /metrics: process groups: {e}"))
+                .ok()
+        });
         let kept = jobs::census(&state.jobs);
         state
             .metrics
-            .render(host.as_ref(), &kept)
+            .render(host.as_ref(), &kept, members.as_deref())
             .map_err(|e| ApiError::Internal(e.to_string()))
     })
     .await?;

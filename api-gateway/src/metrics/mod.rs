@@ -18,6 +18,7 @@
 //! [`TOP_USERS`] users with the most of that quantity and add the rest up
 //! under `user="other"`. Nothing here reads /proc unless a scrape asks.
 
+pub mod groups;
 pub mod jobs;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ use prometheus::{
 };
 use protocol::{Request, Response};
 
-use crate::procs::Census;
+use crate::procs::{Census, Member};
 
 /// Users named in each per-user series; the rest are `other`.
 pub const TOP_USERS: usize = 10;
@@ -65,6 +66,8 @@ struct Scrape {
     /// Per outcome, the job index's count of ends at the last scrape: the
     /// counter grows by what the index counted since.
     counted: BTreeMap<&'static str, u64>,
+    /// The process groups' series, when `[metrics.groups]` asks for them.
+    groups: Option<groups::Groups>,
 }
 
 /// A metric that could not be registered: a bug (a duplicate name).
@@ -116,9 +119,18 @@ fn histogram(
 }
 
 impl Metrics {
-    /// Registers every series.
+    /// Registers every series, without process groups.
     pub fn new() -> Result<Metrics, MetricsError> {
+        Metrics::with_groups(None)
+    }
+
+    /// Registers every series, and the process groups' with this cap on
+    /// groups when `Some`.
+    pub fn with_groups(max_groups: Option<usize>) -> Result<Metrics, MetricsError> {
         let r = Registry::new();
+        let groups = max_groups
+            .map(|max| groups::Groups::new(&r, max))
+            .transpose()?;
         let build = gauges(
             &r,
             "monitoreo_build_info",
@@ -233,6 +245,7 @@ impl Metrics {
             )?,
             scrape: Mutex::new(Scrape {
                 counted: BTreeMap::new(),
+                groups,
             }),
             registry: r,
         };
@@ -303,13 +316,18 @@ impl Metrics {
 
     /// Fills the scrape-time series and encodes everything. `host` is
     /// `None` when /proc could not be listed (the host series are then
-    /// absent rather than wrong).
+    /// absent rather than wrong); so is `members`, the processes in
+    /// groups (then the groups' series keep their last values).
     pub fn render(
         &self,
         host: Option<&Census>,
         jobs: &jobs::JobCensus,
+        members: Option<&[Member]>,
     ) -> Result<Vec<u8>, MetricsError> {
         let mut scrape = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(g), Some(m)) = (scrape.groups.as_mut(), members) {
+            g.update(m);
+        }
         self.jobs.reset();
         for (state, n) in &jobs.by_state {
             self.jobs.with_label_values(&[state]).set(clamp(*n));
@@ -472,7 +490,8 @@ mod tests {
             ..Default::default()
         };
         for _ in 0..2 {
-            let text = String::from_utf8(m.render(None, &jobs).expect("render")).expect("utf8");
+            let text =
+                String::from_utf8(m.render(None, &jobs, None).expect("render")).expect("utf8");
             assert!(
                 text.contains("monitoreo_jobs_finished_total{outcome=\"success\"} 1"),
                 "{text}"
@@ -480,7 +499,7 @@ mod tests {
             assert!(!text.contains("outcome=\"killed\""), "{text}");
         }
         jobs.ended.insert("success", 3);
-        let text = String::from_utf8(m.render(None, &jobs).expect("render")).expect("utf8");
+        let text = String::from_utf8(m.render(None, &jobs, None).expect("render")).expect("utf8");
         assert!(
             text.contains("monitoreo_jobs_finished_total{outcome=\"success\"} 3"),
             "{text}"
@@ -499,7 +518,7 @@ mod tests {
         m.auth_failure("invalid_key");
         let _c = m.connection();
         let text = String::from_utf8(
-            m.render(Some(&census(3)), &jobs::JobCensus::default())
+            m.render(Some(&census(3)), &jobs::JobCensus::default(), None)
                 .expect("render"),
         )
         .expect("utf8");

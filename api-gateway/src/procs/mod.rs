@@ -21,6 +21,7 @@
 
 mod census;
 mod fields;
+mod groups;
 mod json;
 mod net;
 mod parse;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 
 pub use census::{states, Census, States, UserUsage};
 pub use fields::{Field, Fields, Spec, TABLE as FIELD_TABLE};
+pub use groups::{GroupRule, GroupRules, Member, DEFAULT_MAX_GROUPS};
 
 use net::NetTable;
 use procfs::{list_pids, SysInfo};
@@ -331,6 +333,12 @@ impl ProcReader {
     /// every process's stat and status, only when asked.
     pub fn census(&self) -> Result<Census, ProcError> {
         Ok(census::take(&self.sys, &self.passwd.table())?)
+    }
+
+    /// The processes `[metrics.groups]` puts in a group, for `/metrics`:
+    /// one pass, only when asked.
+    pub fn groups(&self, rules: &GroupRules) -> Result<Vec<Member>, ProcError> {
+        Ok(groups::take(rules, &self.sys, &self.passwd.table())?)
     }
 
     /// The uid a user is named by: a passwd name first, else a uid in

@@ -12,6 +12,10 @@ pub struct Stat<'a> {
     pub state: u8,
     pub ppid: i64,
     pub tty_nr: u64,
+    /// Fields 10 and 12: page faults that needed no disk read, and those
+    /// that did.
+    pub minflt: u64,
+    pub majflt: u64,
     pub utime: u64,
     pub stime: u64,
     pub cutime: u64,
@@ -61,6 +65,8 @@ pub fn stat(b: &[u8]) -> Option<Stat<'_>> {
         state,
         ppid: f[1],
         tty_nr: u(4),
+        minflt: u(7),
+        majflt: u(9),
         utime: u(11),
         stime: u(12),
         cutime: u(13),
@@ -103,6 +109,8 @@ pub struct Status<'a> {
     pub gids: Option<[u32; 3]>,
     pub voluntary: u64,
     pub involuntary: u64,
+    /// `VmSwap`, in KiB.
+    pub swap_kib: u64,
     /// Raw `Cpus_allowed_list` value, e.g. `0-3,6`.
     pub cpus_allowed: Option<&'a [u8]>,
 }
@@ -121,6 +129,7 @@ pub fn status(b: &[u8]) -> Status<'_> {
             b"Gid" => s.gids = ids3(v),
             b"voluntary_ctxt_switches" => s.voluntary = unsigned(v),
             b"nonvoluntary_ctxt_switches" => s.involuntary = unsigned(v),
+            b"VmSwap" => s.swap_kib = unsigned(v),
             b"Cpus_allowed_list" => s.cpus_allowed = Some(v),
             _ => {}
         }

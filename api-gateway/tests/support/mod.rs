@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod pki;
+pub mod prom;
+
 pub const GATEWAY: &str = env!("CARGO_BIN_EXE_monitoreo-gateway");
 
 /// The gateway binary under test: this build's, or the one named by
