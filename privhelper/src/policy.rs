@@ -125,6 +125,9 @@ fn default_cpu_max() -> u64 {
 /// systemd's DynamicUser range: a job uid range may not overlap it.
 pub const DYNAMIC_USER_UIDS: RangeInclusive<u32> = 61184..=65519;
 
+/// The most bytes of one rule `Info` shows (`TargetRule::shown`).
+const SHOWN_MAX: usize = 1024;
+
 /// The owner token that names the processes of the calling key's own
 /// running jobs (every key's for a caller with `all_jobs`).
 pub const JOBS_TOKEN: &str = "@jobs";
@@ -495,6 +498,14 @@ fn resolve_rule(
     let mut shown = vec![format!("owners = [{}]", quoted.join(", "))];
     if !names.is_empty() {
         shown.push(format!("names = {names:?}"));
+    }
+    for s in &mut shown {
+        // Info must stay far below the frame limit, whatever the lists.
+        if s.len() > SHOWN_MAX {
+            let cut = (0..=SHOWN_MAX).rev().find(|i| s.is_char_boundary(*i));
+            s.truncate(cut.unwrap_or(0));
+            s.push_str(" …");
+        }
     }
     let mut rule = TargetRule {
         names: names.into_iter().collect(),
@@ -872,6 +883,15 @@ mod tests {
         assert_eq!(p.renice.shown, ["owners = []"]);
         let none = Policy::parse_test("").expect("ok");
         assert!(none.signal.shown.is_empty() && none.renice.shown.is_empty());
+        let many: Vec<String> = (0..2000).map(|i| format!("{}", 1000 + i)).collect();
+        let text = format!("[signal]\nowners = [{}]\n", many.join(", "));
+        let long = Policy::parse_test(&text).expect("ok");
+        assert!(
+            long.signal.shown[0].len() <= SHOWN_MAX + 4,
+            "{}",
+            long.signal.shown[0].len()
+        );
+        assert!(long.signal.shown[0].ends_with(" …"));
     }
 
     #[test]

@@ -269,7 +269,11 @@ pub fn reset_signals() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        let how = [libc::SIG_DFL, libc::SIG_IGN][usize::from(sig == libc::SIGXFSZ)];
+        let how = if sig == libc::SIGXFSZ {
+            libc::SIG_IGN
+        } else {
+            libc::SIG_DFL
+        };
         // SAFETY: SIG_DFL and SIG_IGN are always valid dispositions; errors
         // (for signals that cannot be changed) are ignored on purpose.
         unsafe { libc::signal(sig, how) };
