@@ -11,6 +11,7 @@ import { Api, apiDocument, session } from './api.js';
 import { Actions } from './act.js';
 import { $, show } from './dom.js';
 import { Jobs } from './jobs.js';
+import { format, parse } from './link.js';
 import { ProcessTable } from './processes.js';
 
 /** Signals offered when the API document cannot be read. */
@@ -29,6 +30,7 @@ function toast(text) {
 async function signIn(key, restoring) {
   const err = $('signin-error');
   err.textContent = '';
+  $('signin-note').textContent = '';
   $('sign-in').disabled = true;
   const api = new Api(key);
   let who;
@@ -46,7 +48,8 @@ async function signIn(key, restoring) {
   $('sign-in').disabled = false;
   session.save(key);
   $('key-input').value = '';
-  api.onUnauthorized = (f) => signOut(`You were signed out: the gateway no longer accepts this key (${f.message}).`);
+  api.onUnauthorized = (f) => signOut(
+    `You were signed out: the gateway no longer accepts this key (${f.message}).`, { error: true });
 
   let doc = null;
   try {
@@ -60,14 +63,15 @@ async function signIn(key, restoring) {
     .filter((s) => !s.startsWith('SIG'));
   const scopes = new Set(who.scopes);
   if (!scopes.has('read') && !scopes.has('exec')) {
-    signOut(`Key ${who.key} has none of the scopes this console uses (read for processes, exec for jobs).`);
+    signOut(`Key ${who.key} has none of the scopes this console uses (read for processes, exec for jobs).`,
+      { error: true });
     return;
   }
   $('who-key').textContent = who.key;
   $('who-scopes').textContent = `(${who.scopes.join(', ') || 'no scopes'})`;
   show($('who'), true);
   show($('signin'), false);
-  health();
+  health(api);
 
   const actions = new Actions(api, {
     signals,
@@ -79,19 +83,43 @@ async function signIn(key, restoring) {
     canSignal: scopes.has('signal'),
     canRenice: scopes.has('renice'),
     onAct: (kind, p) => actions.open(kind, p),
+    onLink: () => writeLink(),
   }) : null;
   const jobs = scopes.has('exec') ? new Jobs(api, { admin: scopes.has('admin'), toast }) : null;
-  ui = { api, procs, jobs, actions };
+  ui = {
+    api, procs, jobs, actions, tab: null,
+  };
 
   show($('tab-processes'), Boolean(procs));
   show($('tab-jobs'), Boolean(jobs));
   show($('tabs'), true);
-  select(procs ? 'processes' : 'jobs');
+  followLink();
   $('main').focus();
+}
+
+/** The column keys a link may name (the table's header). */
+function columnKeys() {
+  return [...document.querySelectorAll('#ps-table thead th')].map((th) => th.dataset.key);
+}
+
+/** Shows what the URL's fragment names (link.js): the tab, then the table's view. */
+function followLink() {
+  const v = parse(window.location.hash, columnKeys());
+  if (ui.procs) ui.procs.restore(v);
+  const tab = (v.tab === 'jobs' && ui.jobs) || !ui.procs ? 'jobs' : 'processes';
+  select(tab);
+}
+
+/** Writes the view into the fragment, replacing the entry (no history step per keystroke). */
+function writeLink() {
+  if (!ui) return;
+  const hash = format({ ...(ui.procs ? ui.procs.linkState() : {}), tab: ui.tab });
+  window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
 }
 
 /** Shows one tab's panel and starts its refreshing; stops the other's. */
 function select(name) {
+  ui.tab = name;
   for (const [tab, panel, part] of [
     ['tab-processes', 'processes', ui.procs],
     ['tab-jobs', 'jobs', ui.jobs],
@@ -103,33 +131,43 @@ function select(name) {
     if (part && on) part.start();
     else if (part) part.stop();
   }
+  writeLink();
 }
 
-function signOut(message = '') {
+/**
+ * Back to the sign-in form. `message` says why: a plain note for a
+ * sign-out asked for, an error (`error`) when the key stopped working.
+ */
+function signOut(message = '', { error = false } = {}) {
   if (ui) {
     for (const part of [ui.procs, ui.jobs, ui.actions]) if (part) part.destroy();
   }
   ui = null;
   session.clear();
+  window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}`);
   show($('who'), false);
   show($('tabs'), false);
   show($('processes'), false);
   show($('jobs'), false);
   show($('signin'), true);
-  $('signin-error').textContent = message;
+  $('signin-error').textContent = error ? message : '';
+  $('signin-note').textContent = error ? '' : message;
   $('key-input').focus();
 }
 
-/** The helper's reachability, shown beside the key. */
-async function health() {
+/**
+ * The helper's reachability, shown beside the key. Asked with the key:
+ * the keyless `/healthz` says only its status, the keyed one also the
+ * gateway's version.
+ */
+async function health(api) {
   const node = $('helper-state');
   try {
-    const res = await fetch('/healthz', { cache: 'no-store', credentials: 'omit' });
-    const body = await res.json();
-    node.textContent = res.ok ? `helper ok · v${body.version}` : 'helper unreachable: acting is refused';
-    node.classList.toggle('bad', !res.ok);
-  } catch {
-    node.textContent = 'gateway unreachable';
+    const body = await api.get('/healthz');
+    node.textContent = typeof body.version === 'string' ? `helper ok · v${body.version}` : 'helper ok';
+    node.classList.remove('bad');
+  } catch (e) {
+    node.textContent = e.status === 503 ? 'helper unreachable: acting is refused' : 'gateway unreachable';
     node.classList.add('bad');
   }
 }
@@ -159,6 +197,8 @@ function boot() {
   $('tab-processes').addEventListener('click', () => ui && select('processes'));
   $('tab-jobs').addEventListener('click', () => ui && select('jobs'));
   $('tabs').addEventListener('keydown', tabKeys);
+  // A link opened in this tab (pasted, or the back button) is followed too.
+  window.addEventListener('hashchange', () => ui && followLink());
   const saved = session.load();
   if (saved) signIn(saved, true);
   else $('key-input').focus();
