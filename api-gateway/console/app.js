@@ -3,16 +3,22 @@
 //
 // Modules: api.js (requests), sse.js (events over fetch), processes.js
 // (the table on the page and the detail pane) over table-model.js (its
-// rows: filter, sort, tree), act.js (signal and renice dialogs), jobs.js
-// (run, follow, cancel, list), poll.js (the refresh cycle of both tabs),
+// rows: filter, sort, tree), host.js (the host header), act.js (signal
+// and renice dialogs), verdict.js and offer.js (the helper's verdict
+// before an act), jobs.js (run, follow, cancel, list) with ansi.js (its
+// output's colours), poll.js (the refresh cycle of both tabs), link.js
+// (the view in the URL), series.js and chart.js (the detail charts),
 // dom.js and format.js (helpers).
 
 import { Api, apiDocument, session } from './api.js';
 import { Actions } from './act.js';
 import { $, show } from './dom.js';
 import { Jobs } from './jobs.js';
+import { HostHeader } from './host.js';
 import { format, parse } from './link.js';
+import { Offer } from './offer.js';
 import { ProcessTable } from './processes.js';
+import { dryRunIn, Verdicts } from './verdict.js';
 
 /** Signals offered when the API document cannot be read. */
 const FALLBACK_SIGNALS = ['TERM', 'KILL', 'INT', 'HUP', 'QUIT', 'CONT', 'STOP', 'TSTP', 'USR1', 'USR2'];
@@ -59,8 +65,14 @@ async function signIn(key, restoring) {
   }
   const schemas = (doc && doc.components && doc.components.schemas) || {};
   const fields = (schemas.FieldName && schemas.FieldName.enum) || [];
-  const signals = ((schemas.SignalName && schemas.SignalName.enum) || FALLBACK_SIGNALS)
-    .filter((s) => !s.startsWith('SIG'));
+  // What the policy lets this key do (whoami's `policy`, where the
+  // gateway says): only those signals offered, that nice range.
+  const policy = who.policy && typeof who.policy === 'object' ? who.policy : null;
+  const signals = policy && Array.isArray(policy.signals)
+    ? policy.signals.map((s) => String(s).replace(/^SIG/, ''))
+    : ((schemas.SignalName && schemas.SignalName.enum) || FALLBACK_SIGNALS).filter((s) => !s.startsWith('SIG'));
+  const range = policy && Array.isArray(policy.nice_range) && policy.nice_range.length === 2
+    && policy.nice_range.every(Number.isInteger) ? policy.nice_range : [-20, 19];
   const scopes = new Set(who.scopes);
   if (!scopes.has('read') && !scopes.has('exec')) {
     signOut(`Key ${who.key} has none of the scopes this console uses (read for processes, exec for jobs).`,
@@ -73,21 +85,40 @@ async function signIn(key, restoring) {
   show($('signin'), false);
   health(api);
 
+  // The helper's verdict before each act, where the gateway dry-runs.
+  const can = dryRunIn(doc);
+  const verdicts = can.signal || can.renice
+    ? new Verdicts((method, path, body) => api.send(method, path, body), can) : null;
+  const defaultSignal = signals.includes('TERM') ? 'TERM' : signals[0];
+  const [lo, hi] = range;
+  const offer = new Offer(verdicts, {
+    policy, signal: defaultSignal, nice: (p) => Math.min(hi, Math.max(lo, p.nice ?? 0)),
+  });
   const actions = new Actions(api, {
     signals,
     toast,
     done: () => ui && ui.procs && ui.procs.acted(),
+    niceRange: range,
+    verdicts,
+    policy,
   });
+  // The host header, where the gateway has the route.
+  const host = scopes.has('read') && doc && doc.paths && doc.paths['/api/host'] ? new HostHeader(api) : null;
   const procs = scopes.has('read') ? new ProcessTable(api, {
     fields,
-    canSignal: scopes.has('signal'),
+    canSignal: scopes.has('signal') && signals.length > 0,
     canRenice: scopes.has('renice'),
     onAct: (kind, p) => actions.open(kind, p),
     onLink: () => writeLink(),
+    onRefresh: () => {
+      if (verdicts) verdicts.forget();
+      if (host) host.refresh();
+    },
+    offer,
   }) : null;
   const jobs = scopes.has('exec') ? new Jobs(api, { admin: scopes.has('admin'), toast }) : null;
   ui = {
-    api, procs, jobs, actions, tab: null,
+    api, procs, jobs, actions, host, tab: null,
   };
 
   show($('tab-processes'), Boolean(procs));
@@ -140,7 +171,7 @@ function select(name) {
  */
 function signOut(message = '', { error = false } = {}) {
   if (ui) {
-    for (const part of [ui.procs, ui.jobs, ui.actions]) if (part) part.destroy();
+    for (const part of [ui.procs, ui.jobs, ui.actions, ui.host]) if (part) part.destroy();
   }
   ui = null;
   session.clear();

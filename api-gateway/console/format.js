@@ -26,6 +26,11 @@ export function seconds(s) {
   return String(s < 10 ? Number(s.toFixed(1)) : Math.round(s));
 }
 
+/** −20 … 19 as people write them: a true minus sign. */
+export function signed(n) {
+  return n < 0 ? `−${-n}` : String(n);
+}
+
 /** A number with thousands separators. */
 export function count(n) {
   return Number.isFinite(n) ? n.toLocaleString('en') : '–';

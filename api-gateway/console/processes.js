@@ -36,10 +36,14 @@ export class ProcessTable {
    * `onAct(kind, proc)`: opens the signal or renice dialog, when allowed.
    */
   constructor(api, {
-    fields, canSignal, canRenice, onAct, onLink = () => {},
+    fields, canSignal, canRenice, onAct, onLink = () => {}, onRefresh = () => {}, offer = null,
   }) {
     this.api = api;
     this.onLink = onLink;
+    /** Called at each refresh, so the host header keeps pace with the table. */
+    this.onRefresh = onRefresh;
+    /** The helper's verdicts on the detail pane's buttons (offer.js). */
+    this.offer = offer;
     /** Columns the user chose (a Set of keys), or null: as many as fit. */
     this.cols = null;
     /** A pid a link selected, shown once a listing has it. */
@@ -229,6 +233,7 @@ export class ProcessTable {
     if (this.loading) return;
     this.loading = true;
     this.poll.cancel();
+    this.onRefresh();
     try {
       const { data, arrived } = await this.api.get(`/api/ps?fields=${LIST_FIELDS}`, {
         timed: true, signal: this.abort.signal,
@@ -398,6 +403,7 @@ export class ProcessTable {
 
   select(pid) {
     this.selected = pid;
+    if (this.offer) this.offer.prefetch(this.model.byPid.get(pid));
     this.reveal(this.indexOf(pid));
     this.paint();
     this.focusSelected();
@@ -462,6 +468,7 @@ export class ProcessTable {
     fill($('detail-fields'));
     fill($('detail-charts'));
     $('detail-note').textContent = 'Loading…';
+    if (this.offer) this.offer.show(r || null);
     show($('detail'), true);
     if (focus) $('detail-title').focus();
     else revealBelow($('detail'));
@@ -507,6 +514,8 @@ export class ProcessTable {
   }
 
   act(kind) {
+    // Refused: the button says why (its title and the line under it).
+    if (this.offer && this.offer.why(kind)) return;
     const r = this.model.byPid.get(this.detailPid);
     const d = this.detail && this.detail.pid === this.detailPid ? this.detail : null;
     if (!r && !d) return;

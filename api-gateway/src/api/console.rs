@@ -71,6 +71,9 @@ pub const FILES: &[Asset] = &[
     asset!("link.js", "text/javascript; charset=utf-8"),
     asset!("series.js", "text/javascript; charset=utf-8"),
     asset!("chart.js", "text/javascript; charset=utf-8"),
+    asset!("host.js", "text/javascript; charset=utf-8"),
+    asset!("verdict.js", "text/javascript; charset=utf-8"),
+    asset!("offer.js", "text/javascript; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];
