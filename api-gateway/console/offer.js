@@ -42,6 +42,7 @@ export class Offer {
     this.shown = p;
     this.refused = {};
     this.paint();
+    delete $('act-why').dataset.judged;
     if (!this.verdicts || !p) return;
     const answers = await Promise.all(KINDS.map((kind) => this.verdicts.ask(kind, p, this.value(kind, p))));
     if (this.shown !== p) return;
@@ -52,6 +53,8 @@ export class Offer {
       if (v && v.verdict === 'deny' && !VALUE_RULES.has(v.rule)) this.refused[kind] = because(v.rule, kind, this.policy);
     });
     this.paint();
+    // Which process the buttons now judge (the browser test waits on it).
+    $('act-why').dataset.judged = String(p.pid);
   }
 
   /** Why `kind` is refused on the shown process, or '' when it is not (or unknown). */
