@@ -31,22 +31,22 @@ export function sentence(e, p, kind) {
 export class Actions {
   /**
    * `signals`: names to offer; `done(kind, p)`: called after a success;
-   * `niceRange`: [min, max] the key may set; `verdicts` (verdict.js, or
+   * `niceRange`: [min, max] the key may set (null: unknown); `verdicts` (verdict.js, or
    * null) and `policy` (whoami's): the helper's verdict shown before the
    * confirmation.
    */
   constructor(api, {
-    signals, toast, done, niceRange = [-20, 19], verdicts = null, policy = null,
+    signals, toast, done, niceRange = null, verdicts = null, policy = null,
   }) {
     this.api = api;
     this.signals = signals;
-    this.niceRange = niceRange;
     this.verdicts = verdicts;
     this.policy = policy;
-    const [lo, hi] = niceRange;
+    const [lo, hi] = niceRange || [-20, 19];
     $('act-nice').min = String(lo);
     $('act-nice').max = String(hi);
-    $('act-nice-label').textContent = `New nice value (${fmt.signed(lo)} … ${fmt.signed(hi)})`;
+    $('act-nice-label').textContent = niceRange
+      ? `New nice value (${fmt.signed(lo)} … ${fmt.signed(hi)} for this key)` : 'New nice value (−20 … 19)';
     this.toast = toast;
     this.done = done;
     this.dialog = $('act-dialog');
@@ -102,12 +102,15 @@ export class Actions {
       : `Set nice ${$('act-nice').value} on ${p.pid}`;
   }
 
-  /** The value the dialog would send now, or null when it is not one. */
+  /**
+   * The value the dialog would send now, or null when it is none. A nice
+   * value outside the key's range is still one: the helper's verdict
+   * says which rule refuses it.
+   */
   value() {
     if (this.kind === 'signal') return $('act-signal-name').value;
     const nice = Number($('act-nice').value);
-    const [lo, hi] = this.niceRange;
-    return Number.isInteger(nice) && nice >= lo && nice <= hi ? nice : null;
+    return Number.isInteger(nice) && nice >= -20 && nice <= 19 ? nice : null;
   }
 
   /**
@@ -153,9 +156,8 @@ export class Actions {
       what = `Sent SIG${body.signal} to ${p.name} (${p.pid}).`;
     } else {
       const nice = Number($('act-nice').value);
-      const [lo, hi] = this.niceRange;
-      if (!Number.isInteger(nice) || nice < lo || nice > hi) {
-        $('act-error').textContent = `The nice value is a whole number from ${fmt.signed(lo)} to ${fmt.signed(hi)}.`;
+      if (!Number.isInteger(nice) || nice < -20 || nice > 19) {
+        $('act-error').textContent = 'The nice value is a whole number from −20 to 19.';
         return;
       }
       method = 'PATCH';

@@ -72,7 +72,7 @@ async function signIn(key, restoring) {
     ? policy.signals.map((s) => String(s).replace(/^SIG/, ''))
     : ((schemas.SignalName && schemas.SignalName.enum) || FALLBACK_SIGNALS).filter((s) => !s.startsWith('SIG'));
   const range = policy && Array.isArray(policy.nice_range) && policy.nice_range.length === 2
-    && policy.nice_range.every(Number.isInteger) ? policy.nice_range : [-20, 19];
+    && policy.nice_range.every(Number.isInteger) ? policy.nice_range : null;
   const scopes = new Set(who.scopes);
   if (!scopes.has('read') && !scopes.has('exec')) {
     signOut(`Key ${who.key} has none of the scopes this console uses (read for processes, exec for jobs).`,
@@ -86,11 +86,12 @@ async function signIn(key, restoring) {
   health(api);
 
   // The helper's verdict before each act, where the gateway dry-runs.
-  const can = dryRunIn(doc);
+  const offered = dryRunIn(doc);
+  const can = { signal: offered.signal && scopes.has('signal'), renice: offered.renice && scopes.has('renice') };
   const verdicts = can.signal || can.renice
     ? new Verdicts((method, path, body) => api.send(method, path, body), can) : null;
   const defaultSignal = signals.includes('TERM') ? 'TERM' : signals[0];
-  const [lo, hi] = range;
+  const [lo, hi] = range || [-20, 19];
   const offer = new Offer(verdicts, {
     policy, signal: defaultSignal, nice: (p) => Math.min(hi, Math.max(lo, p.nice ?? 0)),
   });

@@ -227,6 +227,7 @@ export class ProcessTable {
     delete this.table.dataset.renderMs;
     this.status.textContent = '';
     this.error.textContent = '';
+    if (this.offer) this.offer.show(null);
   }
 
   async refresh() {
