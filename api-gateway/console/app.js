@@ -131,7 +131,7 @@ async function signIn(key, restoring) {
 
 /** The column keys a link may name (the table's header). */
 function columnKeys() {
-  return [...document.querySelectorAll('#ps-table thead th')].map((th) => th.dataset.key);
+  return [...document.querySelectorAll('#ps-table thead th[data-key]')].map((th) => th.dataset.key);
 }
 
 /** Shows what the URL's fragment names (link.js): the tab, then the table's view. */

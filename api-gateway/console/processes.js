@@ -129,7 +129,7 @@ export class ProcessTable {
   /** The column chooser's boxes, one per column but the pid (always shown). */
   chooser() {
     fill($('ps-columns-list'), $('ps-columns-list').querySelector('legend'),
-      [...this.table.querySelectorAll('thead th')].map((th) => el('label', { class: 'check' },
+      [...this.table.querySelectorAll('thead th[data-key]')].map((th) => el('label', { class: 'check' },
         el('input', {
           type: 'checkbox', value: th.dataset.key, checked: true, disabled: th.dataset.key === 'pid',
         }),
@@ -138,7 +138,7 @@ export class ProcessTable {
 
   /** A box of the chooser changed: from the columns shown now, that one more or less. */
   chose(box) {
-    const shown = new Set(this.cols || [...this.table.querySelectorAll('thead th')]
+    const shown = new Set(this.cols || [...this.table.querySelectorAll('thead th[data-key]')]
       .filter((th) => getComputedStyle(th).display !== 'none').map((th) => th.dataset.key));
     if (box.checked) shown.add(box.value);
     else shown.delete(box.value);
@@ -153,7 +153,7 @@ export class ProcessTable {
   setColumns(keys) {
     this.cols = keys ? new Set(['pid', ...keys]) : null;
     this.table.classList.toggle('chosen', Boolean(this.cols));
-    for (const th of this.table.querySelectorAll('thead th')) th.hidden = Boolean(this.cols) && !this.cols.has(th.dataset.key);
+    for (const th of this.table.querySelectorAll('thead th[data-key]')) th.hidden = Boolean(this.cols) && !this.cols.has(th.dataset.key);
     for (const box of $('ps-columns-list').querySelectorAll('input')) box.checked = !this.cols || this.cols.has(box.value);
     this.paint();
   }
@@ -222,7 +222,7 @@ export class ProcessTable {
     show($('detail'), false);
     $('ps-filters').reset();
     this.table.classList.remove('tree', 'chosen');
-    for (const th of this.table.querySelectorAll('thead th')) th.hidden = false;
+    for (const th of this.table.querySelectorAll('thead th[data-key]')) th.hidden = false;
     delete this.table.dataset.rows;
     delete this.table.dataset.renderMs;
     this.status.textContent = '';
