@@ -108,7 +108,9 @@ audit_log = "${d('audit.log')}"
       '--policy', d('policy.toml'), '--socket', d('run/privhelper.sock'),
       '--gateway-user', String(this.uid),
     ], 'helper.log');
-    await until('the helper socket', () => fs.existsSync(d('run/privhelper.sock')));
+    // The helper readies every uid of its range before its socket exists
+    // (a cleaner each): on a loaded machine that takes a while.
+    await until('the helper socket', () => fs.existsSync(d('run/privhelper.sock')), 120000);
 
     const gw = path.join(bin, 'monitoreo-gateway');
     const key = (name, scopes) => execFileSync(gw,
