@@ -4,6 +4,7 @@
 // DOM, attributes set by name: nothing parsed.
 
 import { el } from './dom.js';
+import * as fmt from './format.js';
 import { ceiling, points, SPAN_MS } from './series.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -25,12 +26,14 @@ export function chart(key, title, t, values, { show, scale, now = Date.now() }) 
   const max = known.length ? Math.max(...known) : 0;
   const top = ceiling(max, scale);
   const last = known.length ? known[known.length - 1] : null;
+  // The chart spans what has been seen, up to SPAN_MS: a pane opened a
+  // few refreshes after sign-in is not a flat line squeezed to the right.
+  const span = t.length ? Math.min(SPAN_MS, Math.max(now - t[0], 1000)) : SPAN_MS;
   const line = points(t, values, {
-    now, span: SPAN_MS, w: W, h: H, top,
+    now, span, w: W, h: H, top,
   });
-  const minutes = Math.round(SPAN_MS / 60000);
   const words = known.length
-    ? `now ${show(last)}, highest ${show(max)} in the last ${minutes} min`
+    ? `now ${show(last)}, highest ${show(max)} over ${fmt.duration(span)}`
     : 'no sample yet';
   const pic = svg('svg', {
     viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'spark', 'aria-hidden': 'true',
@@ -38,7 +41,16 @@ export function chart(key, title, t, values, { show, scale, now = Date.now() }) 
   pic.append(svg('line', {
     x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5, class: 'axis',
   }));
-  if (line) pic.append(svg('polyline', { points: line, class: 'line' }));
+  if (line) {
+    const xy = line.split(' ');
+    const [x0] = xy[0].split(',');
+    const [x1, y1] = xy[xy.length - 1].split(',');
+    pic.append(svg('polygon', { points: `${x0},${H} ${line} ${x1},${H}`, class: 'area' }));
+    pic.append(svg('polyline', { points: line, class: 'line' }));
+    pic.append(svg('circle', {
+      cx: x1, cy: y1, r: 2.5, class: 'dot',
+    }));
+  }
   return el('figure', { class: 'chart', dataset: { chart: key, samples: known.length } },
     el('figcaption', {},
       el('strong', { text: title }), ' ',
