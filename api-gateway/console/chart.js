@@ -21,13 +21,15 @@ function svg(tag, attrs) {
  * A chart of `values` at times `t`: `title` ("CPU %"), `show` formats a
  * value, `scale` the options of series.js's `ceiling`.
  */
-export function chart(key, title, t, values, { show, scale, now = Date.now() }) {
+export function chart(key, title, t, values, { show, scale }) {
   const known = values.filter((v) => Number.isFinite(v));
   const max = known.length ? Math.max(...known) : 0;
   const top = ceiling(max, scale);
   const last = known.length ? known[known.length - 1] : null;
-  // The chart spans what has been seen, up to SPAN_MS: a pane opened a
-  // few refreshes after sign-in is not a flat line squeezed to the right.
+  // The chart spans what has been seen, up to SPAN_MS, and ends at the
+  // latest sample: a pane opened a few refreshes after sign-in is not a
+  // flat line squeezed to one side.
+  const now = t.length ? t[t.length - 1] : 0;
   const span = t.length ? Math.min(SPAN_MS, Math.max(now - t[0], 1000)) : SPAN_MS;
   const line = points(t, values, {
     now, span, w: W, h: H, top,
