@@ -375,14 +375,12 @@ test('renicing a process shows its new nice value', T, async () => {
   assert.equal((await pair.api(pair.keys.ops, 'GET', `/api/ps/${pid}`)).body.process.nice, 7);
 });
 
-test('a policy refusal shows the rule and its value', T, async () => {
-  provoke('PATCH', /^\/api\/ps$/, 403);
+test('a policy refusal shows the rule before the confirmation, which it disables', T, async () => {
   await page.click('#act-renice');
   await page.fill('#act-nice', '-5');
-  await page.click('#act-confirm');
-  await page.waitForFunction(() => document.getElementById('act-error').textContent.includes('renice.min_nice'));
-  const text = await page.textContent('#act-error');
-  assert.match(text, /Rule renice\.min_nice: renice\.min_nice is 0/);
+  await page.waitForFunction(() => document.getElementById('act-verdict').textContent.includes('renice.min_nice'));
+  assert.match(await page.textContent('#act-verdict'), /^The helper would refuse this: .*\(renice\.min_nice\)/);
+  assert.equal(await page.isDisabled('#act-confirm'), true);
   await shot('08-policy-refusal');
   await page.click('#act-cancel');
   assert.equal((await pair.api(pair.keys.ops, 'GET', `/api/ps/${victims.renice.pid}`)).body.process.nice, 7);
