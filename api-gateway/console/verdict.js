@@ -53,7 +53,8 @@ export function dryRunIn(doc) {
     if (typeof ref === 'string' && ref.startsWith('#/components/schemas/')) {
       schema = doc.components && doc.components.schemas && doc.components.schemas[ref.slice(21)];
     }
-    return Boolean(schema && schema.properties && schema.properties.dry_run);
+    // Named anywhere in the body's schema (properties, allOf, oneOf).
+    return Boolean(schema) && /"dry_run"\s*:/.test(JSON.stringify(schema));
   };
   return { signal: members('delete'), renice: members('patch') };
 }

@@ -30,6 +30,10 @@ test('a gateway dry-runs an act only if its document says the body takes dry_run
   assert.deepEqual(dryRunIn(doc({ pid: {}, dry_run: { type: 'boolean' } })), { signal: true, renice: false });
   assert.deepEqual(dryRunIn(doc({ pid: {} })), { signal: false, renice: false });
   assert.deepEqual(dryRunIn(null), { signal: false, renice: false });
+  const inline = { paths: { '/api/ps': { patch: { requestBody: { content: { 'application/json': { schema: { allOf: [{ properties: { dry_run: { type: 'boolean' } } }] } } } } } } } };
+  assert.deepEqual(dryRunIn(inline), { signal: false, renice: true });
+  // A description that mentions the word is no member.
+  assert.deepEqual(dryRunIn(doc({ pid: { description: 'see dry_run' } })), { signal: false, renice: false });
   assert.deepEqual(dryRunIn({}), { signal: false, renice: false });
 });
 
