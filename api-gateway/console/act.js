@@ -5,6 +5,7 @@
 
 import { $, el, fill, show } from './dom.js';
 import * as fmt from './format.js';
+import { because } from './verdict.js';
 
 /** A failed act as a sentence about `p`. */
 export function sentence(e, p, kind) {
@@ -28,10 +29,24 @@ export function sentence(e, p, kind) {
 }
 
 export class Actions {
-  /** `signals`: names to offer; `done(kind, p)`: called after a success. */
-  constructor(api, { signals, toast, done }) {
+  /**
+   * `signals`: names to offer; `done(kind, p)`: called after a success;
+   * `niceRange`: [min, max] the key may set (null: unknown); `verdicts` (verdict.js, or
+   * null) and `policy` (whoami's): the helper's verdict shown before the
+   * confirmation.
+   */
+  constructor(api, {
+    signals, toast, done, niceRange = null, verdicts = null, policy = null,
+  }) {
     this.api = api;
     this.signals = signals;
+    this.verdicts = verdicts;
+    this.policy = policy;
+    const [lo, hi] = niceRange || [-20, 19];
+    $('act-nice').min = String(lo);
+    $('act-nice').max = String(hi);
+    $('act-nice-label').textContent = niceRange
+      ? `New nice value (${fmt.signed(lo)} … ${fmt.signed(hi)} for this key)` : 'New nice value (−20 … 19)';
     this.toast = toast;
     this.done = done;
     this.dialog = $('act-dialog');
@@ -42,6 +57,11 @@ export class Actions {
     $('act-cancel').addEventListener('click', () => this.dialog.close(), { signal });
     $('act-signal-name').addEventListener('change', () => this.label(), { signal });
     $('act-nice').addEventListener('input', () => this.label(), { signal });
+    $('act-signal-name').addEventListener('change', () => this.judge(), { signal });
+    $('act-nice').addEventListener('input', () => {
+      clearTimeout(this.judging);
+      this.judging = setTimeout(() => this.judge(), 250);
+    }, { signal });
   }
 
   destroy() {
@@ -70,6 +90,7 @@ export class Actions {
     $('act-error').textContent = '';
     $('act-confirm').disabled = false;
     this.label();
+    this.judge();
     this.dialog.showModal();
     (kind === 'signal' ? $('act-signal-name') : $('act-nice')).focus();
   }
@@ -81,8 +102,50 @@ export class Actions {
       : `Set nice ${$('act-nice').value} on ${p.pid}`;
   }
 
+  /**
+   * The value the dialog would send now, or null when it is none. A nice
+   * value outside the key's range is still one: the helper's verdict
+   * says which rule refuses it.
+   */
+  value() {
+    if (this.kind === 'signal') return $('act-signal-name').value;
+    const nice = Number($('act-nice').value);
+    return Number.isInteger(nice) && nice >= -20 && nice <= 19 ? nice : null;
+  }
+
+  /**
+   * The helper's verdict on the act as chosen, before it is confirmed:
+   * a refusal names its rule and disables the confirmation; with no dry
+   * run here, nothing is said and nothing disabled.
+   */
+  async judge() {
+    const node = $('act-verdict');
+    const { kind, target } = this;
+    const value = this.value();
+    node.textContent = '';
+    node.classList.remove('bad', 'ok');
+    this.refusal = '';
+    if (!this.verdicts || !this.verdicts.can[kind] || value === null) return;
+    const asked = { kind, target, value };
+    this.asked = asked;
+    node.textContent = 'Asking the helper whether it would allow this…';
+    const v = await this.verdicts.ask(kind, target, value);
+    if (this.asked !== asked || !this.dialog.open) return;
+    if (!v) {
+      node.textContent = '';
+    } else if (v.verdict === 'deny') {
+      this.refusal = because(v.rule, kind, this.policy);
+      node.textContent = `The helper would refuse this: ${this.refusal}.`;
+      node.classList.add('bad');
+    } else {
+      node.textContent = `The helper would allow this${v.rule ? ` (rule ${v.rule})` : ''}.`;
+      node.classList.add('ok');
+    }
+    $('act-confirm').disabled = Boolean(this.refusal);
+  }
+
   async confirm() {
-    if (this.busy) return;
+    if (this.busy || this.refusal) return;
     const p = this.target;
     const body = { pid: p.pid, start_time: p.start_time };
     let method;
@@ -113,7 +176,7 @@ export class Actions {
       $('act-error').textContent = sentence(e, p, this.kind);
     } finally {
       this.busy = false;
-      $('act-confirm').disabled = false;
+      $('act-confirm').disabled = Boolean(this.refusal);
     }
   }
 }

@@ -3,15 +3,22 @@
 //
 // Modules: api.js (requests), sse.js (events over fetch), processes.js
 // (the table on the page and the detail pane) over table-model.js (its
-// rows: filter, sort, tree), act.js (signal and renice dialogs), jobs.js
-// (run, follow, cancel, list), poll.js (the refresh cycle of both tabs),
+// rows: filter, sort, tree), host.js (the host header), act.js (signal
+// and renice dialogs), verdict.js and offer.js (the helper's verdict
+// before an act), jobs.js (run, follow, cancel, list) with ansi.js (its
+// output's colours), poll.js (the refresh cycle of both tabs), link.js
+// (the view in the URL), series.js and chart.js (the detail charts),
 // dom.js and format.js (helpers).
 
 import { Api, apiDocument, session } from './api.js';
 import { Actions } from './act.js';
 import { $, show } from './dom.js';
 import { Jobs } from './jobs.js';
+import { HostHeader } from './host.js';
+import { format, parse } from './link.js';
+import { Offer } from './offer.js';
 import { ProcessTable } from './processes.js';
+import { dryRunIn, Verdicts } from './verdict.js';
 
 /** Signals offered when the API document cannot be read. */
 const FALLBACK_SIGNALS = ['TERM', 'KILL', 'INT', 'HUP', 'QUIT', 'CONT', 'STOP', 'TSTP', 'USR1', 'USR2'];
@@ -29,6 +36,7 @@ function toast(text) {
 async function signIn(key, restoring) {
   const err = $('signin-error');
   err.textContent = '';
+  $('signin-note').textContent = '';
   $('sign-in').disabled = true;
   const api = new Api(key);
   let who;
@@ -46,7 +54,8 @@ async function signIn(key, restoring) {
   $('sign-in').disabled = false;
   session.save(key);
   $('key-input').value = '';
-  api.onUnauthorized = (f) => signOut(`You were signed out: the gateway no longer accepts this key (${f.message}).`);
+  api.onUnauthorized = (f) => signOut(
+    `You were signed out: the gateway no longer accepts this key (${f.message}).`, { error: true });
 
   let doc = null;
   try {
@@ -56,42 +65,93 @@ async function signIn(key, restoring) {
   }
   const schemas = (doc && doc.components && doc.components.schemas) || {};
   const fields = (schemas.FieldName && schemas.FieldName.enum) || [];
-  const signals = ((schemas.SignalName && schemas.SignalName.enum) || FALLBACK_SIGNALS)
-    .filter((s) => !s.startsWith('SIG'));
+  // What the policy lets this key do (whoami's `policy`, where the
+  // gateway says): only those signals offered, that nice range.
+  const policy = who.policy && typeof who.policy === 'object' ? who.policy : null;
+  const signals = policy && Array.isArray(policy.signals)
+    ? policy.signals.map((s) => String(s).replace(/^SIG/, ''))
+    : ((schemas.SignalName && schemas.SignalName.enum) || FALLBACK_SIGNALS).filter((s) => !s.startsWith('SIG'));
+  const range = policy && Array.isArray(policy.nice_range) && policy.nice_range.length === 2
+    && policy.nice_range.every(Number.isInteger) ? policy.nice_range : null;
   const scopes = new Set(who.scopes);
   if (!scopes.has('read') && !scopes.has('exec')) {
-    signOut(`Key ${who.key} has none of the scopes this console uses (read for processes, exec for jobs).`);
+    signOut(`Key ${who.key} has none of the scopes this console uses (read for processes, exec for jobs).`,
+      { error: true });
     return;
   }
   $('who-key').textContent = who.key;
   $('who-scopes').textContent = `(${who.scopes.join(', ') || 'no scopes'})`;
   show($('who'), true);
   show($('signin'), false);
-  health();
+  health(api);
 
+  // The helper's verdict before each act, where the gateway dry-runs.
+  const offered = dryRunIn(doc);
+  const can = { signal: offered.signal && scopes.has('signal'), renice: offered.renice && scopes.has('renice') };
+  const verdicts = can.signal || can.renice
+    ? new Verdicts((method, path, body) => api.send(method, path, body), can) : null;
+  const defaultSignal = signals.includes('TERM') ? 'TERM' : signals[0];
+  const [lo, hi] = range || [-20, 19];
+  const offer = new Offer(verdicts, {
+    policy, signal: defaultSignal, nice: (p) => Math.min(hi, Math.max(lo, p.nice ?? 0)),
+  });
   const actions = new Actions(api, {
     signals,
     toast,
     done: () => ui && ui.procs && ui.procs.acted(),
+    niceRange: range,
+    verdicts,
+    policy,
   });
+  // The host header, where the gateway has the route.
+  const host = scopes.has('read') && doc && doc.paths && doc.paths['/api/host'] ? new HostHeader(api) : null;
   const procs = scopes.has('read') ? new ProcessTable(api, {
     fields,
-    canSignal: scopes.has('signal'),
+    canSignal: scopes.has('signal') && signals.length > 0,
     canRenice: scopes.has('renice'),
     onAct: (kind, p) => actions.open(kind, p),
+    onLink: () => writeLink(),
+    onRefresh: () => {
+      if (verdicts) verdicts.forget();
+      if (host) host.refresh();
+    },
+    offer,
   }) : null;
   const jobs = scopes.has('exec') ? new Jobs(api, { admin: scopes.has('admin'), toast }) : null;
-  ui = { api, procs, jobs, actions };
+  ui = {
+    api, procs, jobs, actions, host, tab: null,
+  };
 
   show($('tab-processes'), Boolean(procs));
   show($('tab-jobs'), Boolean(jobs));
   show($('tabs'), true);
-  select(procs ? 'processes' : 'jobs');
+  followLink();
   $('main').focus();
+}
+
+/** The column keys a link may name (the table's header). */
+function columnKeys() {
+  return [...document.querySelectorAll('#ps-table thead th[data-key]')].map((th) => th.dataset.key);
+}
+
+/** Shows what the URL's fragment names (link.js): the tab, then the table's view. */
+function followLink() {
+  const v = parse(window.location.hash, columnKeys());
+  if (ui.procs) ui.procs.restore(v);
+  const tab = (v.tab === 'jobs' && ui.jobs) || !ui.procs ? 'jobs' : 'processes';
+  select(tab);
+}
+
+/** Writes the view into the fragment, replacing the entry (no history step per keystroke). */
+function writeLink() {
+  if (!ui) return;
+  const hash = format({ ...(ui.procs ? ui.procs.linkState() : {}), tab: ui.tab });
+  window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
 }
 
 /** Shows one tab's panel and starts its refreshing; stops the other's. */
 function select(name) {
+  ui.tab = name;
   for (const [tab, panel, part] of [
     ['tab-processes', 'processes', ui.procs],
     ['tab-jobs', 'jobs', ui.jobs],
@@ -103,33 +163,43 @@ function select(name) {
     if (part && on) part.start();
     else if (part) part.stop();
   }
+  writeLink();
 }
 
-function signOut(message = '') {
+/**
+ * Back to the sign-in form. `message` says why: a plain note for a
+ * sign-out asked for, an error (`error`) when the key stopped working.
+ */
+function signOut(message = '', { error = false } = {}) {
   if (ui) {
-    for (const part of [ui.procs, ui.jobs, ui.actions]) if (part) part.destroy();
+    for (const part of [ui.procs, ui.jobs, ui.actions, ui.host]) if (part) part.destroy();
   }
   ui = null;
   session.clear();
+  window.history.replaceState(null, '', `${window.location.pathname}${window.location.search}`);
   show($('who'), false);
   show($('tabs'), false);
   show($('processes'), false);
   show($('jobs'), false);
   show($('signin'), true);
-  $('signin-error').textContent = message;
+  $('signin-error').textContent = error ? message : '';
+  $('signin-note').textContent = error ? '' : message;
   $('key-input').focus();
 }
 
-/** The helper's reachability, shown beside the key. */
-async function health() {
+/**
+ * The helper's reachability, shown beside the key. Asked with the key:
+ * the keyless `/healthz` says only its status, the keyed one also the
+ * gateway's version.
+ */
+async function health(api) {
   const node = $('helper-state');
   try {
-    const res = await fetch('/healthz', { cache: 'no-store', credentials: 'omit' });
-    const body = await res.json();
-    node.textContent = res.ok ? `helper ok · v${body.version}` : 'helper unreachable: acting is refused';
-    node.classList.toggle('bad', !res.ok);
-  } catch {
-    node.textContent = 'gateway unreachable';
+    const body = await api.get('/healthz');
+    node.textContent = typeof body.version === 'string' ? `helper ok · v${body.version}` : 'helper ok';
+    node.classList.remove('bad');
+  } catch (e) {
+    node.textContent = e.status === 503 ? 'helper unreachable: acting is refused' : 'gateway unreachable';
     node.classList.add('bad');
   }
 }
@@ -159,6 +229,8 @@ function boot() {
   $('tab-processes').addEventListener('click', () => ui && select('processes'));
   $('tab-jobs').addEventListener('click', () => ui && select('jobs'));
   $('tabs').addEventListener('keydown', tabKeys);
+  // A link opened in this tab (pasted, or the back button) is followed too.
+  window.addEventListener('hashchange', () => ui && followLink());
   const saved = session.load();
   if (saved) signIn(saved, true);
   else $('key-input').focus();

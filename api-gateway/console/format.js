@@ -20,6 +20,17 @@ export function percent(n) {
   return n.toFixed(1);
 }
 
+/** A span of seconds for a label: 9.605271028 → "9.6", 12.4 → "12", 1 → "1". */
+export function seconds(s) {
+  if (!Number.isFinite(s)) return '–';
+  return String(s < 10 ? Number(s.toFixed(1)) : Math.round(s));
+}
+
+/** −20 … 19 as people write them: a true minus sign. */
+export function signed(n) {
+  return n < 0 ? `−${-n}` : String(n);
+}
+
 /** A number with thousands separators. */
 export function count(n) {
   return Number.isFinite(n) ? n.toLocaleString('en') : '–';

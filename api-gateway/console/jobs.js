@@ -5,6 +5,7 @@
 import { $, el, fill, show } from './dom.js';
 import * as fmt from './format.js';
 import { Poller } from './poll.js';
+import { Ansi } from './ansi.js';
 import { follow } from './sse.js';
 
 /** Characters of output kept on the page; older output is dropped. */
@@ -146,6 +147,7 @@ export class Jobs {
     fill(out);
     this.shown = 0;
     this.decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+    this.ansi = { stdout: new Ansi(), stderr: new Ansi() };
     $('job-title').textContent = job.cmd;
     $('job-view').dataset.job = job.id;
     this.state(job);
@@ -192,11 +194,23 @@ export class Jobs {
     this.append(text, ev.type);
   }
 
+  /** Appends output, its colours as styles (ansi.js), nothing else of its escapes. */
   append(text, stream) {
     const out = $('job-output');
     const atBottom = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
-    out.append(stream === 'stderr' ? el('span', { class: 'stderr', text }) : document.createTextNode(text));
-    this.shown += text.length;
+    for (const seg of this.ansi[stream].feed(text)) {
+      const cls = [stream === 'stderr' ? 'stderr' : '', seg.cls].join(' ').trim();
+      if (!cls && !seg.fg && !seg.bg) {
+        out.append(document.createTextNode(seg.text));
+      } else {
+        const span = el('span', { class: cls || undefined, text: seg.text });
+        // rgb() strings built from checked numbers (ansi.js), set through CSSOM.
+        if (seg.fg) span.style.color = seg.fg;
+        if (seg.bg) span.style.backgroundColor = seg.bg;
+        out.append(span);
+      }
+      this.shown += seg.text.length;
+    }
     while (this.shown > MAX_SHOWN && out.firstChild) {
       this.shown -= out.firstChild.textContent.length;
       out.firstChild.remove();

@@ -4,9 +4,11 @@
 // as fifty; the keys that move in it; the detail pane, which shows every
 // field of one process.
 
+import { chart } from './chart.js';
 import { $, el, fill, show } from './dom.js';
 import * as fmt from './format.js';
 import { Poller } from './poll.js';
+import { Series } from './series.js';
 import { LIST_FIELDS, step, summary, TableModel } from './table-model.js';
 
 /** Rows drawn above and below the visible ones. */
@@ -33,13 +35,25 @@ export class ProcessTable {
    * `api`: the client; `fields`: every field name (for the detail pane);
    * `onAct(kind, proc)`: opens the signal or renice dialog, when allowed.
    */
-  constructor(api, { fields, canSignal, canRenice, onAct }) {
+  constructor(api, {
+    fields, canSignal, canRenice, onAct, onLink = () => {}, onRefresh = () => {}, offer = null,
+  }) {
     this.api = api;
+    this.onLink = onLink;
+    /** Called at each refresh, so the host header keeps pace with the table. */
+    this.onRefresh = onRefresh;
+    /** The helper's verdicts on the detail pane's buttons (offer.js). */
+    this.offer = offer;
+    /** Columns the user chose (a Set of keys), or null: as many as fit. */
+    this.cols = null;
+    /** A pid a link selected, shown once a listing has it. */
+    this.pendingPid = null;
     this.fields = fields;
     this.canSignal = canSignal;
     this.canRenice = canRenice;
     this.onAct = onAct;
     this.model = new TableModel();
+    this.series = new Series();
     this.view = [];
     this.selected = null;
     this.detailPid = null;
@@ -57,12 +71,13 @@ export class ProcessTable {
     this.error = $('ps-error');
     this.filters = {
       name: $('f-name'), user: $('f-user'), state: $('f-state'), cmd: $('f-cmd'),
-      tree: $('f-tree'), refresh: $('f-refresh'),
+      tree: $('f-tree'), kernel: $('f-kernel'), refresh: $('f-refresh'),
     };
     // One cell each: a colspan would make columns exist that the narrow
     // layout hides, and they would take the command line's width.
     this.topSpacer = el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td'));
     this.bottomSpacer = el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td'));
+    this.chooser();
     this.bind();
     this.showSort();
     show($('act-signal'), canSignal);
@@ -75,13 +90,20 @@ export class ProcessTable {
     for (const th of this.table.querySelectorAll('thead th')) {
       on(th.querySelector('button'), 'click', () => this.sortBy(th.dataset.key));
     }
-    for (const f of [this.filters.name, this.filters.cmd]) on(f, 'input', () => this.update());
-    for (const f of [this.filters.user, this.filters.state]) on(f, 'change', () => this.update());
-    on(this.filters.tree, 'change', () => {
-      this.model.tree = this.filters.tree.checked;
-      this.table.setAttribute('role', this.model.tree ? 'treegrid' : 'grid');
-      this.table.classList.toggle('tree', this.model.tree);
+    const changed = () => {
       this.update();
+      this.onLink();
+    };
+    for (const f of [this.filters.name, this.filters.cmd]) on(f, 'input', changed);
+    for (const f of [this.filters.user, this.filters.state, this.filters.kernel]) on(f, 'change', changed);
+    on(this.filters.tree, 'change', () => {
+      this.setTree(this.filters.tree.checked);
+      changed();
+    });
+    on($('ps-columns-list'), 'change', (e) => this.chose(e.target));
+    on($('ps-columns-auto'), 'click', () => {
+      this.setColumns(null);
+      this.onLink();
     });
     on(this.filters.refresh, 'change', () => this.poll.schedule());
     on($('ps-filters'), 'submit', (e) => e.preventDefault());
@@ -95,6 +117,92 @@ export class ProcessTable {
     on($('act-renice'), 'click', () => this.act('renice'));
     on(document, 'visibilitychange', () => this.poll.schedule());
     this.table.setAttribute('role', 'grid');
+  }
+
+  setTree(on) {
+    this.model.tree = on;
+    this.filters.tree.checked = on;
+    this.table.setAttribute('role', on ? 'treegrid' : 'grid');
+    this.table.classList.toggle('tree', on);
+  }
+
+  /** The column chooser's boxes, one per column but the pid (always shown). */
+  chooser() {
+    fill($('ps-columns-list'), $('ps-columns-list').querySelector('legend'),
+      [...this.table.querySelectorAll('thead th[data-key]')].map((th) => el('label', { class: 'check' },
+        el('input', {
+          type: 'checkbox', value: th.dataset.key, checked: true, disabled: th.dataset.key === 'pid',
+        }),
+        ` ${th.textContent}`)));
+  }
+
+  /** A box of the chooser changed: from the columns shown now, that one more or less. */
+  chose(box) {
+    const shown = new Set(this.cols || [...this.table.querySelectorAll('thead th[data-key]')]
+      .filter((th) => getComputedStyle(th).display !== 'none').map((th) => th.dataset.key));
+    if (box.checked) shown.add(box.value);
+    else shown.delete(box.value);
+    this.setColumns(COLUMNS.map((c) => c.key).filter((k) => shown.has(k)));
+    this.onLink();
+  }
+
+  /**
+   * Shows the columns `keys` (null: as many as the width allows, the
+   * layout's choice); the pid is always among them.
+   */
+  setColumns(keys) {
+    this.cols = keys ? new Set(['pid', ...keys]) : null;
+    this.table.classList.toggle('chosen', Boolean(this.cols));
+    for (const th of this.table.querySelectorAll('thead th[data-key]')) th.hidden = Boolean(this.cols) && !this.cols.has(th.dataset.key);
+    for (const box of $('ps-columns-list').querySelectorAll('input')) box.checked = !this.cols || this.cols.has(box.value);
+    this.paint();
+  }
+
+  /** What a link holds of this table. */
+  linkState() {
+    const f = this.model.filter;
+    return {
+      name: f.name,
+      user: f.user,
+      state: f.state,
+      cmd: f.cmd,
+      kernel: this.filters.kernel.checked,
+      tree: this.model.tree,
+      sort: this.model.sort,
+      pid: this.selected ?? this.pendingPid,
+      cols: this.cols ? COLUMNS.map((c) => c.key).filter((k) => this.cols.has(k) && k !== 'pid') : null,
+    };
+  }
+
+  /** Shows what a link names (link.js's view); the pid once it is listed. */
+  restore(v) {
+    const f = this.filters;
+    f.name.value = v.name;
+    f.cmd.value = v.cmd;
+    for (const [select, value] of [[f.user, v.user], [f.state, v.state]]) {
+      if (value && ![...select.options].some((o) => o.value === value)) select.append(el('option', { value, text: value }));
+      select.value = value;
+    }
+    f.kernel.checked = v.kernel;
+    this.readFilters();
+    this.setTree(v.tree);
+    this.model.sort = { ...v.sort };
+    this.showSort();
+    this.setColumns(v.cols);
+    this.pendingPid = v.pid;
+    if (this.model.rows.length) this.update();
+    this.showPending();
+  }
+
+  /** Selects and opens the pid a link named, once a listing is in. */
+  showPending() {
+    const pid = this.pendingPid;
+    if (pid === null || this.model.rows.length === 0) return;
+    this.pendingPid = null;
+    this.selected = pid;
+    this.reveal(this.indexOf(pid));
+    this.paint();
+    this.openDetail(pid);
   }
 
   /** Starts listing (when the tab is shown). */
@@ -113,24 +221,28 @@ export class ProcessTable {
     fill(this.body);
     show($('detail'), false);
     $('ps-filters').reset();
-    this.table.classList.remove('tree');
+    this.table.classList.remove('tree', 'chosen');
+    for (const th of this.table.querySelectorAll('thead th[data-key]')) th.hidden = false;
     delete this.table.dataset.rows;
     delete this.table.dataset.renderMs;
     this.status.textContent = '';
     this.error.textContent = '';
+    if (this.offer) this.offer.show(null);
   }
 
   async refresh() {
     if (this.loading) return;
     this.loading = true;
     this.poll.cancel();
+    this.onRefresh();
     try {
       const { data, arrived } = await this.api.get(`/api/ps?fields=${LIST_FIELDS}`, {
         timed: true, signal: this.abort.signal,
       });
       this.error.textContent = '';
       this.ingest(data.processes, arrived, data.cpu_percent_window_s);
-      if (this.detailPid !== null) this.loadDetail(this.detailPid, false);
+      if (this.pendingPid !== null) this.showPending();
+      else if (this.detailPid !== null) this.loadDetail(this.detailPid, false);
     } catch (e) {
       if (e.name === 'AbortError') return;
       this.error.textContent = `Listing failed: ${e.message}`;
@@ -143,6 +255,7 @@ export class ProcessTable {
   /** New data: rebuild the model, redraw, and time it from `arrived`. */
   ingest(processes, arrived, windowS) {
     this.model.load(processes);
+    this.series.add(Date.now(), this.model.rows);
     this.window = windowS;
     this.readFilters();
     this.options(this.filters.user, this.model.users());
@@ -154,7 +267,7 @@ export class ProcessTable {
   readFilters() {
     const f = this.filters;
     this.model.filter = {
-      name: f.name.value, user: f.user.value, state: f.state.value, cmd: f.cmd.value,
+      name: f.name.value, user: f.user.value, state: f.state.value, cmd: f.cmd.value, kernel: f.kernel.checked,
     };
   }
 
@@ -188,6 +301,7 @@ export class ProcessTable {
     this.model.sortBy(key);
     this.showSort();
     this.update();
+    this.onLink();
   }
 
   showSort() {
@@ -253,6 +367,7 @@ export class ProcessTable {
       if (kids) tr.setAttribute('aria-expanded', String(!collapsed.has(r.pid)));
     }
     for (const c of COLUMNS) {
+      if (this.cols && !this.cols.has(c.key)) continue;
       const v = r[c.key];
       const text = c.show ? c.show(v) : v === null || v === '' ? '–' : String(v);
       const td = el('td', { class: [c.num ? 'num' : '', c.opt ? 'opt' : '', c.narrow ? 'opt2' : '', `k-${c.key}`].join(' ').trim() });
@@ -289,9 +404,11 @@ export class ProcessTable {
 
   select(pid) {
     this.selected = pid;
+    if (this.offer) this.offer.prefetch(this.model.byPid.get(pid));
     this.reveal(this.indexOf(pid));
     this.paint();
     this.focusSelected();
+    this.onLink();
   }
 
   focusSelected() {
@@ -350,9 +467,12 @@ export class ProcessTable {
     const r = this.model.byPid.get(pid);
     $('detail-title').textContent = r ? `${r.name} (${pid})` : `Process ${pid}`;
     fill($('detail-fields'));
+    fill($('detail-charts'));
     $('detail-note').textContent = 'Loading…';
+    if (this.offer) this.offer.show(r || null);
     show($('detail'), true);
     if (focus) $('detail-title').focus();
+    else revealBelow($('detail'));
     this.loadDetail(pid, true);
   }
 
@@ -371,6 +491,7 @@ export class ProcessTable {
       $('detail-title').textContent = `${data.process.name ?? 'process'} (${pid})`;
       $('detail-note').textContent = '';
       fill($('detail-fields'), fieldList(data.process));
+      this.charts(data.process);
       $('detail').dataset.pid = String(pid);
     } catch (e) {
       if (e.name === 'AbortError' || this.detailPid !== pid) return;
@@ -378,13 +499,24 @@ export class ProcessTable {
         this.detail = null;
         $('detail-note').textContent = `Process ${pid} has exited.`;
         fill($('detail-fields'));
+        fill($('detail-charts'));
       } else if (first || e.status !== 0) {
         $('detail-note').textContent = `Could not read process ${pid}: ${e.message}`;
       }
     }
   }
 
+  /** CPU % and RSS of `p` over the last minutes, from the listings seen. */
+  charts(p) {
+    const s = this.series.of(p.pid, p.start_time);
+    fill($('detail-charts'),
+      chart('cpu', 'CPU %', s.t, s.cpu, { show: fmt.percent, scale: { floor: 1 } }),
+      chart('rss', 'Memory (RSS)', s.t, s.rss, { show: fmt.bytes, scale: { floor: 1024 * 1024, binary: true } }));
+  }
+
   act(kind) {
+    // Refused: the button says why (its title and the line under it).
+    if (this.offer && this.offer.why(kind)) return;
     const r = this.model.byPid.get(this.detailPid);
     const d = this.detail && this.detail.pid === this.detailPid ? this.detail : null;
     if (!r && !d) return;
@@ -401,6 +533,14 @@ export class ProcessTable {
   acted() {
     this.refresh();
   }
+}
+
+/**
+ * In a narrow window the pane opens under the table: scroll it into view
+ * rather than leave it below the fold with no sign.
+ */
+function revealBelow(node) {
+  if (node.getBoundingClientRect().top > window.innerHeight - 48) node.scrollIntoView({ block: 'start' });
 }
 
 /** Fields whose numbers are bytes. */
@@ -421,8 +561,14 @@ function fieldList(p) {
   return items;
 }
 
+/**
+ * Fields whose null is an answer, not a refusal: the API's schema says
+ * "or null" for what the process does not have.
+ */
+const NULL_MEANS = { terminal: 'none (no controlling terminal)' };
+
 function scalar(k, v) {
-  if (v === null || v === undefined) return el('span', { class: 'muted', text: 'not readable' });
+  if (v === null || v === undefined) return el('span', { class: 'muted', text: NULL_MEANS[k] || 'not readable' });
   if (typeof v === 'number' && BYTES.has(k)) return `${fmt.bytes(v)} (${v.toLocaleString('en')})`;
   if (k === 'create_time' && typeof v === 'number') return `${fmt.dateTime(v)} (${v})`;
   if (k === 'start_time' && typeof v === 'number') return `${v} clock ticks after boot`;

@@ -20,6 +20,17 @@ export const NUMERIC = new Set([
   'pid', 'ppid', 'nice', 'cpu_percent', 'rss', 'memory_percent', 'num_threads', 'create_time',
 ]);
 
+/**
+ * Whether a listed process is a kernel thread: kthreadd (pid 2, no
+ * parent) or one of its children, all with an empty command line — what
+ * htop goes by when it cannot read the kernel's flag. A user process
+ * kthreadd started (a usermode helper) has a command line.
+ */
+export function isKernelThread(p) {
+  const empty = Array.isArray(p.cmdline) && p.cmdline.length === 0;
+  return empty && ((p.pid === 2 && p.ppid === 0) || p.ppid === 2);
+}
+
 /** A listed process as the table keeps it. */
 export function toRow(p) {
   const cmd = fmt.commandLine(p);
@@ -37,6 +48,7 @@ export function toRow(p) {
     create_time: p.create_time ?? null,
     start_time: p.start_time ?? null,
     cmd,
+    kernel: isKernelThread(p),
     lname: (p.name ?? fmt.withheld(p, 'name')).toLowerCase(),
     lcmd: cmd.toLowerCase(),
   };
@@ -61,12 +73,13 @@ export function compare(key) {
 /**
  * The filter as a predicate on rows: `name` and `cmd` are substrings,
  * any case, spaces around them ignored; `user` and `state` exact; empty
- * means any.
+ * means any; `kernel` false leaves kernel threads out.
  */
-export function matcher({ name = '', user = '', state = '', cmd = '' } = {}) {
+export function matcher({ name = '', user = '', state = '', cmd = '', kernel = true } = {}) {
   const n = name.trim().toLowerCase();
   const c = cmd.trim().toLowerCase();
-  return (r) => (!n || r.lname.includes(n))
+  return (r) => (kernel || !r.kernel)
+    && (!n || r.lname.includes(n))
     && (!user || r.username === user)
     && (!state || r.status === state)
     && (!c || r.lcmd.includes(c));
@@ -106,7 +119,7 @@ export function step(key, i, n, page) {
 /** The status line under the table. */
 export function summary(total, shown, windowS, ms) {
   const filtered = shown === total ? '' : ` (${fmt.count(shown)} shown)`;
-  const cpu = windowS ? ` · CPU over ${windowS} s` : '';
+  const cpu = windowS ? ` · CPU over ${fmt.seconds(windowS)} s` : '';
   return `${fmt.count(total)} processes${filtered}${cpu} · drawn in ${Math.round(ms)} ms`;
 }
 

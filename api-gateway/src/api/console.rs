@@ -67,6 +67,13 @@ pub const FILES: &[Asset] = &[
     asset!("processes.js", "text/javascript; charset=utf-8"),
     asset!("act.js", "text/javascript; charset=utf-8"),
     asset!("jobs.js", "text/javascript; charset=utf-8"),
+    asset!("ansi.js", "text/javascript; charset=utf-8"),
+    asset!("link.js", "text/javascript; charset=utf-8"),
+    asset!("series.js", "text/javascript; charset=utf-8"),
+    asset!("chart.js", "text/javascript; charset=utf-8"),
+    asset!("host.js", "text/javascript; charset=utf-8"),
+    asset!("verdict.js", "text/javascript; charset=utf-8"),
+    asset!("offer.js", "text/javascript; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
 ];

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  choices, compare, matcher, NUMERIC, step, summary, TableModel, toRow,
+  choices, compare, isKernelThread, matcher, NUMERIC, step, summary, TableModel, toRow,
 } from '../../console/table-model.js';
 
 /** A listed process with what the table asks for; `over` replaces fields. */
@@ -201,4 +201,25 @@ test('keys move the selection within the view, from no selection too', () => {
 test('the status line counts what is shown and says the CPU window', () => {
   assert.equal(summary(5000, 5000, 1, 12.4), '5,000 processes · CPU over 1 s · drawn in 12 ms');
   assert.equal(summary(5000, 3, null, 0.6), '5,000 processes (3 shown) · drawn in 1 ms');
+  // The sampler's window is a float: rounded for the eye.
+  assert.equal(summary(7, 7, 9.605271028, 3), '7 processes · CPU over 9.6 s · drawn in 3 ms');
+  assert.equal(summary(7, 7, 12.51, 3), '7 processes · CPU over 13 s · drawn in 3 ms');
+});
+
+test('kernel threads: kthreadd and its children with no command line, hidden on asking', () => {
+  assert.equal(isKernelThread(proc(2, 0, 'kthreadd', { cmdline: [] })), true);
+  assert.equal(isKernelThread(proc(30, 2, 'kworker/0:1', { cmdline: [] })), true);
+  // A usermode helper kthreadd started, a zombie, a container's pid 2, a withheld one: not.
+  assert.equal(isKernelThread(proc(31, 2, 'modprobe', { cmdline: ['/sbin/modprobe', 'x'] })), false);
+  assert.equal(isKernelThread(proc(32, 400, 'defunct', { cmdline: [] })), false);
+  assert.equal(isKernelThread(proc(2, 0, 'bash', { cmdline: ['bash'] })), false);
+  assert.equal(isKernelThread(proc(33, 2, null, { cmdline: null })), false);
+  const m = model();
+  assert.deepEqual(pids(m.view()).sort((a, b) => a - b), [1, 2, 30, 400, 500, 600, 700]);
+  m.filter = { ...m.filter, kernel: false };
+  assert.deepEqual(pids(m.view()).sort((a, b) => a - b), [1, 400, 500, 600, 700]);
+  m.tree = true;
+  assert.deepEqual(pids(m.view()), [1, 700, 400, 500, 600]);
+  assert.equal(matcher({ kernel: false })(toRow(proc(30, 2, 'kworker/0:1', { cmdline: [] }))), false);
+  assert.equal(matcher({})(toRow(proc(30, 2, 'kworker/0:1', { cmdline: [] }))), true);
 });
