@@ -86,7 +86,7 @@ CONFIGURATION (every key optional)
     listen = \"127.0.0.1:8470\"               address:port or host:port
     helper_socket = \"/run/monitoreo/privhelper.sock\"
     reader_socket = \"/run/monitoreo-reader/reader.sock\"
-                                            other users' private fields; \"\" = none
+                                            other users' private fields (\"\": none)
     state_dir = \"/var/lib/monitoreo\"      keys.json and jobs/
     keys_file = \"<state_dir>/keys.json\"
     audit_log = \"\"                          JSON lines file; \"\" = stderr

@@ -8,9 +8,9 @@
 //! only the fields the policy allows for that owner are opened at all.
 //!
 //! What is opened: `stat`, `status`, `exe`, `cwd`, `io`, `fd/` and its
-//! links, `smaps`, `ns/net` and `net/{tcp,tcp6,udp,udp6}`. Never
-//! `environ`, `mem`, `pagemap`, `auxv` or anything else that shows memory
-//! contents: those names appear nowhere in this crate.
+//! links, `smaps`, `ns/net` and `net/{tcp,tcp6,udp,udp6}`, each by a
+//! name fixed in this file. Never `environ`, `mem`, `pagemap`, `auxv` or
+//! anything else that shows memory contents: no request can name a file.
 
 use std::collections::HashMap;
 use std::fs::File;

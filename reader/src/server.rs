@@ -2,11 +2,14 @@
 //!
 //! Only the gateway's uid is served (`SO_PEERCRED`, taken at connect);
 //! anyone else is logged and dropped before a byte is read. Each
-//! connection carries one request and is answered by a thread of its
-//! own, at most [`MAX_CONNS`] at once (more are closed at once, and the
-//! gateway falls back to what it can read itself). A client that does
-//! not send its request within [`REQUEST_TIMEOUT`], or stops reading for
-//! [`SEND_TIMEOUT`], is dropped. SIGHUP reloads the policy (a bad file
+//! connection is answered by a thread of its own, request after request
+//! (the gateway keeps a few open so that a single process's read pays no
+//! connection), at most [`MAX_CONNS`] at once (more are closed at once,
+//! and the gateway falls back to what it can read itself). A client that
+//! does not send its first request within [`REQUEST_TIMEOUT`], its next
+//! within [`IDLE_TIMEOUT`], or stops reading for [`SEND_TIMEOUT`], is
+//! dropped. Each request is judged by the policy in force when it
+//! arrives. SIGHUP reloads the policy (a bad file
 //! keeps the old one and says why); SIGTERM and SIGINT stop the reader.
 
 use std::io::{BufWriter, Write};
@@ -31,6 +34,12 @@ pub const MAX_CONNS: usize = 64;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one write may wait for the client to read.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may wait idle for its next request (the gateway
+/// keeps a few open, and drops them sooner).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The policy in force, replaced whole on reload.
+type Shared = Arc<RwLock<Arc<ReadPolicy>>>;
 
 /// What the server is given.
 pub struct Server {
@@ -106,11 +115,7 @@ impl Server {
                 log::event("busy", &[("max_connections", json!(MAX_CONNS))]);
                 continue;
             }
-            let (policy, busy) = (policy.read().map(|p| p.clone()), busy.clone());
-            let Ok(policy) = policy else {
-                busy.fetch_sub(1, Ordering::SeqCst);
-                continue;
-            };
+            let policy = policy.clone();
             let spawned = std::thread::Builder::new().name("request".into()).spawn({
                 let busy = busy.clone();
                 move || {
@@ -128,35 +133,52 @@ impl Server {
     }
 }
 
-/// Reads the one request and streams its answer.
-fn answer(mut stream: UnixStream, policy: &ReadPolicy) -> Result<(), wire::WireError> {
+/// Answers the connection's requests, one after another, each with the
+/// policy in force when it arrives; ends when the client closes it or is
+/// silent past the timeout.
+fn answer(stream: UnixStream, policy: &Shared) -> Result<(), wire::WireError> {
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     stream.set_write_timeout(Some(SEND_TIMEOUT))?;
     let mut buf = Vec::new();
-    let req = wire::read_request(&mut stream, &mut buf)?;
-    if req.version != VERSION {
-        return Err(wire::WireError::Decode(format!(
-            "version {} asked, {VERSION} spoken",
-            req.version
-        )));
-    }
-    let mut pids = if req.pids.is_empty() {
-        all_pids()?
-    } else {
-        req.pids
-    };
-    pids.sort_unstable();
-    pids.dedup();
-    let mut out = BufWriter::with_capacity(64 * 1024, stream);
-    let mut walker = ProcWalker::new(policy, req.fields);
-    for pid in pids {
-        if let Some(e) = walker.entry(pid) {
-            wire::write_frame(&mut out, &Frame::Entry(Box::new(e)))?;
+    let mut out = BufWriter::with_capacity(64 * 1024, &stream);
+    loop {
+        let req = match wire::read_request(&mut &stream, &mut buf) {
+            Ok(r) => r,
+            // A client that is done, or idle too long, between requests.
+            Err(wire::WireError::Closed) => return Ok(()),
+            Err(wire::WireError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Ok(())
+            }
+            Err(e) => return Err(e),
+        };
+        if req.version != VERSION {
+            return Err(wire::WireError::Decode(format!(
+                "version {} asked, {VERSION} spoken",
+                req.version
+            )));
         }
+        let mut pids = if req.pids.is_empty() {
+            all_pids()?
+        } else {
+            req.pids
+        };
+        pids.sort_unstable();
+        pids.dedup();
+        let Ok(policy) = policy.read().map(|p| p.clone()) else {
+            return Err(wire::WireError::Decode(
+                "the policy lock is poisoned".into(),
+            ));
+        };
+        let mut walker = ProcWalker::new(&policy, req.fields);
+        for pid in pids {
+            if let Some(e) = walker.entry(pid) {
+                wire::write_frame(&mut out, &Frame::Entry(Box::new(e)))?;
+            }
+        }
+        wire::write_frame(&mut out, &Frame::End)?;
+        out.flush()?;
+        stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     }
-    wire::write_frame(&mut out, &Frame::End)?;
-    out.flush()?;
-    Ok(())
 }
 
 /// Every pid in /proc.

@@ -138,6 +138,8 @@ pub struct ProcReader {
     /// monitoreo-reader's socket, for the private fields of processes
     /// the kernel refuses the gateway.
     reader_socket: Option<PathBuf>,
+    /// Idle connections to the reader.
+    reader_pool: Arc<private::Pool>,
 }
 
 /// A listing ready to be written: its plan and its CPU baseline, chosen
@@ -163,6 +165,7 @@ impl ProcReader {
             passwd: Passwd::new("/etc/passwd"),
             sampler: Sampler::new(cpu_window, sys.hz),
             reader_socket: None,
+            reader_pool: Arc::default(),
         }
     }
 
@@ -187,7 +190,8 @@ impl ProcReader {
         }
         Some(match &self.reader_socket {
             Some(path) => {
-                private::Stream::new(path, bits, pids.iter().map(|p| p.get() as u32).collect())
+                let pids = pids.iter().map(|p| p.get() as u32).collect();
+                private::Stream::new(path, bits, pids, Some(self.reader_pool.clone()))
             }
             None => private::Stream::none(),
         })

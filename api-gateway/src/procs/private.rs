@@ -20,7 +20,8 @@
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reader::wire::{self, field, Frame, Private, Request, MAP_KEYS, TCP_STATES};
 
@@ -51,10 +52,52 @@ pub fn bit(f: Field) -> u8 {
     FIELDS.iter().find(|(g, _)| *g == f).map_or(0, |(_, b)| *b)
 }
 
+/// Idle connections to the reader, reused so that a single process's
+/// read pays no connect (and the reader no thread start).
+#[derive(Debug, Default)]
+pub struct Pool(Mutex<Vec<(UnixStream, Instant)>>);
+
+/// Idle connections kept at most.
+const POOL_MAX: usize = 16;
+/// An idle connection older than this is closed rather than reused (the
+/// reader closes its side after a minute).
+const POOL_AGE: Duration = Duration::from_secs(20);
+
+impl Pool {
+    fn take(&self) -> Option<UnixStream> {
+        let mut v = self.0.lock().ok()?;
+        while let Some((s, at)) = v.pop() {
+            if at.elapsed() < POOL_AGE {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn put(&self, s: UnixStream) {
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() < POOL_MAX {
+                v.push((s, Instant::now()));
+            }
+        }
+    }
+}
+
+/// What a stream asks: the socket, the fields, the pids.
+type Ask = (PathBuf, u8, Vec<u32>);
+
 /// One listing's answer from the reader, consumed in pid order.
 pub struct Stream {
     /// What to ask, until the first [`Stream::get`] asks it.
-    pending: Option<(PathBuf, u8, Vec<u32>)>,
+    pending: Option<Ask>,
+    pool: Option<Arc<Pool>>,
+    /// The question again while a reused connection has answered
+    /// nothing: if it turns out closed, a fresh one is asked once.
+    retry: Option<Ask>,
+    /// `End` was read: the connection may serve another stream.
+    ended: bool,
+    /// Entries that may still come (pids asked, less entries read).
+    left: usize,
     conn: Option<BufReader<UnixStream>>,
     buf: Vec<u8>,
     /// A frame read ahead (its pid is past the one last asked for).
@@ -73,36 +116,52 @@ pub enum Lookup {
 
 impl Stream {
     /// A stream that will ask the reader at `socket` for `fields` (reader
-    /// bits) of `pids` (ascending) when first used.
-    pub fn new(socket: &Path, fields: u8, pids: Vec<u32>) -> Stream {
+    /// bits) of `pids` (ascending) when first used, on a connection from
+    /// `pool` if one is idle there.
+    pub fn new(socket: &Path, fields: u8, pids: Vec<u32>, pool: Option<Arc<Pool>>) -> Stream {
         Stream {
             pending: Some((socket.to_path_buf(), fields, pids)),
+            pool,
+            retry: None,
+            ended: false,
+            left: 0,
             conn: None,
             buf: Vec::new(),
             ahead: None,
         }
     }
 
-    /// Connects and sends the request; a failure leaves no connection,
-    /// so every lookup answers [`Lookup::Unavailable`].
-    fn connect(socket: &Path, fields: u8, pids: Vec<u32>) -> Option<BufReader<UnixStream>> {
-        UnixStream::connect(socket).ok().and_then(|mut s| {
-            s.set_read_timeout(Some(FRAME_TIMEOUT)).ok()?;
-            s.set_write_timeout(Some(FRAME_TIMEOUT)).ok()?;
-            let req = Request {
-                version: wire::VERSION,
-                fields,
-                pids,
-            };
-            wire::write_request(&mut s, &req).ok()?;
-            Some(BufReader::with_capacity(64 * 1024, s))
-        })
+    /// Sends the request on `s` (a fresh connection when `None`); a
+    /// failure leaves no connection, so every lookup answers
+    /// [`Lookup::Unavailable`].
+    fn ask(s: Option<UnixStream>, ask: &Ask) -> Option<BufReader<UnixStream>> {
+        let (socket, fields, pids) = ask;
+        let mut s = match s {
+            Some(s) => s,
+            None => {
+                let s = UnixStream::connect(socket).ok()?;
+                s.set_read_timeout(Some(FRAME_TIMEOUT)).ok()?;
+                s.set_write_timeout(Some(FRAME_TIMEOUT)).ok()?;
+                s
+            }
+        };
+        let req = Request {
+            version: wire::VERSION,
+            fields: *fields,
+            pids: pids.clone(),
+        };
+        wire::write_request(&mut s, &req).ok()?;
+        Some(BufReader::with_capacity(64 * 1024, s))
     }
 
     /// A stream with no reader behind it.
     pub fn none() -> Stream {
         Stream {
             pending: None,
+            pool: None,
+            retry: None,
+            ended: false,
+            left: 0,
             conn: None,
             buf: Vec::new(),
             ahead: None,
@@ -112,8 +171,15 @@ impl Stream {
     /// The reader's entry for `pid` with start time `start`; frames of
     /// lower pids (processes the walk did not reach) are skipped.
     pub fn get(&mut self, pid: u32, start: u64) -> Lookup {
-        if let Some((socket, fields, pids)) = self.pending.take() {
-            self.conn = Stream::connect(&socket, fields, pids);
+        if let Some(ask) = self.pending.take() {
+            self.left = ask.2.len();
+            match self.pool.as_ref().and_then(|p| p.take()) {
+                Some(reused) => {
+                    self.conn = Stream::ask(Some(reused), &ask);
+                    self.retry = Some(ask);
+                }
+                None => self.conn = Stream::ask(None, &ask),
+            }
         }
         loop {
             if let Some(e) = self.ahead.take() {
@@ -133,8 +199,14 @@ impl Stream {
                 return Lookup::Unavailable;
             };
             match wire::read_frame(conn, &mut self.buf) {
-                Ok(Frame::Entry(e)) => self.ahead = Some(e),
+                Ok(Frame::Entry(e)) => {
+                    self.retry = None;
+                    self.left = self.left.saturating_sub(1);
+                    self.ahead = Some(e);
+                }
                 Ok(Frame::End) => {
+                    self.retry = None;
+                    self.ended = true;
                     // Nothing more will come: every later pid is missing,
                     // which the sentinel says without another read.
                     self.ahead = Some(Box::new(wire::Entry {
@@ -144,9 +216,40 @@ impl Stream {
                     }));
                 }
                 Err(_) => {
-                    self.conn = None;
-                    return Lookup::Unavailable;
+                    // A reused connection the reader had closed: ask once
+                    // more on a fresh one.
+                    self.conn = self.retry.take().and_then(|ask| Stream::ask(None, &ask));
+                    if self.conn.is_none() {
+                        return Lookup::Unavailable;
+                    }
                 }
+            }
+        }
+    }
+}
+
+impl Drop for Stream {
+    /// A connection whose answer was read to its end goes back to the
+    /// pool, after reading the last few frames of a short answer (a single
+    /// process's); one left further from its end (a listing cut short) is
+    /// closed.
+    fn drop(&mut self) {
+        if self.pool.is_none() {
+            return;
+        }
+        while !self.ended && self.left <= 4 {
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            match wire::read_frame(conn, &mut self.buf) {
+                Ok(Frame::Entry(_)) => self.left = self.left.saturating_sub(1),
+                Ok(Frame::End) => self.ended = true,
+                Err(_) => return,
+            }
+        }
+        if let (true, Some(conn), Some(pool)) = (self.ended, self.conn.take(), &self.pool) {
+            if conn.buffer().is_empty() {
+                pool.put(conn.into_inner());
             }
         }
     }
@@ -361,7 +464,12 @@ mod tests {
 
     #[test]
     fn a_reader_that_is_not_there_answers_unavailable_and_frames_match_by_start_time() {
-        let mut s = Stream::new(Path::new("/nonexistent/reader.sock"), field::ALL, vec![1]);
+        let mut s = Stream::new(
+            Path::new("/nonexistent/reader.sock"),
+            field::ALL,
+            vec![1],
+            None,
+        );
         assert!(matches!(s.get(1, 0), Lookup::Unavailable));
         // A stream whose reader said End: every pid is missing, not
         // unavailable, and a frame for another start time is no answer.
