@@ -1,0 +1,54 @@
+// Included by the build script of each binary crate: writes the man page
+// and the bash, zsh and fish completions generated from the crate's clap
+// definition. They go to OUT_DIR (where the crate's tests read them) and
+// to `<target>/<profile>/generated/` (where the package takes them from:
+// OUT_DIR is `<target>/<profile>/build/<crate>-<hash>/out`).
+
+use std::path::{Path, PathBuf};
+
+/// Writes `<name>.<section>` and the completions of `cmd`.
+fn write_docs(cmd: clap::Command, section: &'static str) {
+    let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
+        panic!("cargo sets OUT_DIR for build scripts");
+    };
+    let shared = out.ancestors().nth(3).map(|p| p.join("generated"));
+    for dir in std::iter::once(out.clone()).chain(shared) {
+        if let Err(e) = write_into(&dir, cmd.clone(), section) {
+            panic!("writing the man page and completions to {}: {e}", dir.display());
+        }
+    }
+}
+
+fn write_into(dir: &Path, mut cmd: clap::Command, section: &'static str) -> std::io::Result<()> {
+    let name = cmd.get_name().to_string();
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&completions)?;
+    cmd.build();
+    write_pages(&cmd, section, &man)?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut cmd, &name, &completions)?;
+    }
+    Ok(())
+}
+
+/// The command's page and one per subcommand (`monitoreo-jobs-logs.1`),
+/// which the command's page names in its list.
+fn write_pages(cmd: &clap::Command, section: &'static str, man: &Path) -> std::io::Result<()> {
+    let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_string();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .section(section)
+        .manual("Monitoreo")
+        .render(&mut page)?;
+    std::fs::write(man.join(format!("{name}.{section}")), page)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        write_pages(sub, section, man)?;
+    }
+    Ok(())
+}
