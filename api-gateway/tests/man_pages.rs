@@ -222,13 +222,18 @@ fn the_package_installs_the_man_pages_and_completions() {
     let manifest = read("packaging/Cargo.toml");
     for asset in [
         r#"["man/monitoreo-gateway.8", "usr/share/man/man8/", "644"]"#,
-        r#"["man/monitoreo-privhelper.8", "usr/share/man/man8/", "644"]"#,
+        r#"["target/release/generated/man/monitoreo-privhelper.8", "usr/share/man/man8/", "644"]"#,
+        r#"["target/release/generated/man/*.1", "usr/share/man/man1/", "644"]"#,
+        r#"["target/release/monitoreo", "usr/bin/", "755"]"#,
         r#"["completions/monitoreo-gateway.bash", "usr/share/bash-completion/completions/monitoreo-gateway", "644"]"#,
-        r#"["completions/monitoreo-privhelper.bash", "usr/share/bash-completion/completions/monitoreo-privhelper", "644"]"#,
+        r#"["target/release/generated/completions/monitoreo-privhelper.bash", "usr/share/bash-completion/completions/monitoreo-privhelper", "644"]"#,
+        r#"["target/release/generated/completions/monitoreo.bash", "usr/share/bash-completion/completions/monitoreo", "644"]"#,
         r#"["completions/_monitoreo-gateway", "usr/share/zsh/vendor-completions/", "644"]"#,
-        r#"["completions/_monitoreo-privhelper", "usr/share/zsh/vendor-completions/", "644"]"#,
+        r#"["target/release/generated/completions/_monitoreo-privhelper", "usr/share/zsh/vendor-completions/", "644"]"#,
+        r#"["target/release/generated/completions/_monitoreo", "usr/share/zsh/vendor-completions/", "644"]"#,
         r#"["completions/monitoreo-gateway.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
-        r#"["completions/monitoreo-privhelper.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
+        r#"["target/release/generated/completions/monitoreo-privhelper.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
+        r#"["target/release/generated/completions/monitoreo.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
         r#"["lintian/monitoreo", "usr/share/lintian/overrides/", "644"]"#,
     ] {
         assert!(
