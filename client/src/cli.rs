@@ -18,8 +18,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         from a file or an environment variable, never from the command line; a \
         CA file; a client certificate). Contexts live in \
         $XDG_CONFIG_HOME/monitoreo/config.toml (~/.config/monitoreo/config.toml). \
-        Without one, MONITOREO_URL and MONITOREO_KEY (or MONITOREO_KEY_FILE) name \
-        the gateway.\n\n\
+        Without one, MONITOREO_URL and MONITOREO_KEY (or MONITOREO_KEY_FILE, and \
+        MONITOREO_CA_FILE) name the gateway.\n\n\
         Exit status: 0 all done; 1 an error (usage, configuration, transport, \
         a refused key, an API error: its message and code are printed as the \
         gateway sent them); 2 partial: some targets (processes, or gateways of \

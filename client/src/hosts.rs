@@ -68,15 +68,19 @@ pub fn resolve(g: &Global) -> Result<Vec<(String, Context)>, Failure> {
 }
 
 /// `MONITOREO_URL` with the key in `MONITOREO_KEY` or the file named by
-/// `MONITOREO_KEY_FILE`.
+/// `MONITOREO_KEY_FILE`, and the CA in `MONITOREO_CA_FILE`.
 fn env_context(url: String) -> Context {
-    let key_file = std::env::var_os("MONITOREO_KEY_FILE")
-        .filter(|f| !f.is_empty())
-        .map(Into::into);
+    let path = |v: &str| {
+        std::env::var_os(v)
+            .filter(|f| !f.is_empty())
+            .map(Into::into)
+    };
+    let key_file = path("MONITOREO_KEY_FILE");
     Context {
         url,
         key_env: key_file.is_none().then(|| "MONITOREO_KEY".to_string()),
         key_file,
+        ca_file: path("MONITOREO_CA_FILE"),
         ..Context::default()
     }
 }
