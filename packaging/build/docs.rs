@@ -32,7 +32,17 @@ fn write_into(dir: &Path, mut cmd: clap::Command, section: &'static str) -> std:
         clap_complete::Shell::Zsh,
         clap_complete::Shell::Fish,
     ] {
-        clap_complete::generate_to(shell, &mut cmd, &name, &completions)?;
+        let file = clap_complete::generate_to(shell, &mut cmd, &name, &completions)?;
+        if shell == clap_complete::Shell::Bash && name.contains('-') {
+            // clap_complete 4.6 spells a hyphenated program's subcommand
+            // states two ways (`a__b__subcmd__c` when set, `a__subcmd__b__
+            // subcmd__c` when matched), so no subcommand of it completes;
+            // one spelling fixes it (tests/man_pages.rs drives bash on it).
+            let text = std::fs::read_to_string(&file)?;
+            let wrong = format!("{}__subcmd__", name.replace('-', "__subcmd__"));
+            let right = format!("{}__subcmd__", name.replace('-', "__"));
+            std::fs::write(&file, text.replace(&wrong, &right))?;
+        }
     }
     Ok(())
 }
