@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "monitoreo",
     version,
+    disable_help_subcommand = true,
     about = "Watch and control the processes of one or many Monitoreo gateways",
     long_about = "Watch and control the processes of one or many Monitoreo gateways.\n\n\
         A context names a gateway: its URL and how to authenticate (a key read \
@@ -46,7 +47,7 @@ pub struct Global {
         long,
         global = true,
         value_delimiter = ',',
-        value_name = "NAME"
+        value_name = "CONTEXT"
     )]
     pub context: Vec<String>,
     /// Run on every configured context, in parallel
@@ -251,7 +252,11 @@ pub enum JobsCommand {
 #[derive(Subcommand, Debug)]
 pub enum ContextsCommand {
     /// The configured contexts; the current one is marked
-    Ls,
+    Ls {
+        /// Only the names, one a line (what the completions offer)
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Add (or replace) a context
     Add(ContextAdd),
     /// Make a context the one used when none is named

@@ -153,7 +153,15 @@ fn contexts_inner(g: &Global, cmd: &ContextsCommand) -> Result<Status, Failure> 
     };
     let mut cfg = Config::load(&path)?;
     match cmd {
-        ContextsCommand::Ls => {
+        ContextsCommand::Ls { quiet: true } => {
+            out(&cfg
+                .contexts
+                .keys()
+                .map(|n| format!("{n}\n"))
+                .collect::<String>());
+            Ok(Status::Done)
+        }
+        ContextsCommand::Ls { quiet: false } => {
             match g.output {
                 Output::Json | Output::Jsonl => {
                     let list: Vec<Value> = cfg

@@ -107,3 +107,78 @@ fn every_page_formats_without_a_warning() {
         );
     }
 }
+
+/// What the generated bash completion offers for `words` (the last one
+/// being completed), with `monitoreo` on PATH and `config` as its file.
+fn bash_complete(words: &[&str], config: &std::path::Path) -> Vec<String> {
+    let script = generated("completions/monitoreo.bash");
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_monitoreo monitoreo \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        quoted.join(" "),
+        words.len() - 1
+    );
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_monitoreo"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "-c", &program])
+        .env("PATH", path)
+        .env("MONITOREO_CONFIG", config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_completions_offer_the_configured_context_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[contexts.web-1]\nurl = \"http://a\"\nkey_env = \"K\"\n\
+         [contexts.web-2]\nurl = \"http://b\"\nkey_env = \"K\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        bash_complete(&["monitoreo", "ps", "-c", ""], &config),
+        ["web-1", "web-2"]
+    );
+    assert_eq!(
+        bash_complete(&["monitoreo", "--context", "web-"], &config),
+        ["web-1", "web-2"]
+    );
+    assert_eq!(
+        bash_complete(&["monitoreo", "contexts", "use", "w"], &config),
+        ["web-1", "web-2"]
+    );
+    assert_eq!(
+        bash_complete(&["monitoreo", "contexts", "rm", "web-2"], &config),
+        ["web-2"]
+    );
+    // Elsewhere the words are the definition's.
+    let top = bash_complete(&["monitoreo", ""], &config);
+    assert!(
+        top.iter().any(|w| w == "ps") && !top.iter().any(|w| w == "web-1"),
+        "{top:?}"
+    );
+    for file in ["_monitoreo", "monitoreo.fish"] {
+        let text = std::fs::read_to_string(generated(&format!("completions/{file}"))).unwrap();
+        assert!(text.contains("monitoreo contexts ls -q"), "{file}");
+    }
+}
