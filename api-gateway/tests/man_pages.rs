@@ -239,8 +239,8 @@ fn the_man_page_formats_without_warnings() {
 fn the_package_installs_the_man_pages_and_completions() {
     let manifest = read("packaging/Cargo.toml");
     for asset in [
-        r#"["target/release/generated/man/*.8", "usr/share/man/man8/", "644"]"#,
-        r#"["target/release/generated/man/*.1", "usr/share/man/man1/", "644"]"#,
+        r#"["target/release/generated/man/*.8.gz", "usr/share/man/man8/", "644"]"#,
+        r#"["target/release/generated/man/*.1.gz", "usr/share/man/man1/", "644"]"#,
         r#"["target/release/monitoreo", "usr/bin/", "755"]"#,
         r#"["target/release/generated/completions/monitoreo-gateway.bash", "usr/share/bash-completion/completions/monitoreo-gateway", "644"]"#,
         r#"["target/release/generated/completions/monitoreo-privhelper.bash", "usr/share/bash-completion/completions/monitoreo-privhelper", "644"]"#,
