@@ -139,6 +139,9 @@ pub fn status_of(answers: &[Answer]) -> Status {
 /// A listing: the rows of each answer's `member` array.
 pub fn list(form: Output, answers: &[Answer], member: &str, cols: &[Col], wide: &[Col]) -> Status {
     let multi = answers.len() > 1;
+    if answers.iter().all(|(_, r)| r.is_err()) {
+        return status_of(answers);
+    }
     match form {
         Output::Json => json(answers),
         Output::Jsonl => {
@@ -189,6 +192,9 @@ pub fn object(
     lines: fn(&Value) -> Vec<(String, String)>,
 ) -> Status {
     let multi = answers.len() > 1;
+    if answers.iter().all(|(_, r)| r.is_err()) {
+        return status_of(answers);
+    }
     match form {
         Output::Json => json(answers),
         Output::Jsonl => {

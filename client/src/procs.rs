@@ -168,34 +168,52 @@ fn ps_path(a: &PsArgs, fields: Option<&str>) -> String {
     }
 }
 
-/// Keeps the processes whose name contains `name`.
-fn filter_name(mut v: Value, name: Option<&str>) -> Value {
+/// Keeps the processes whose name contains `name`; `name` itself is
+/// dropped again when only the filter asked for it.
+fn filter_name(mut v: Value, name: Option<&str>, drop_name: bool) -> Value {
     if let (Some(n), Some(list)) = (name, v["processes"].as_array_mut()) {
         list.retain(|p| p["name"].as_str().is_some_and(|s| s.contains(n)));
+        if drop_name {
+            for p in list.iter_mut() {
+                if let Some(o) = p.as_object_mut() {
+                    o.remove("name");
+                }
+            }
+        }
     }
     v
 }
 
+/// The fields to ask for, with `name` added when the filter needs it;
+/// and whether it was added.
+fn with_name(fields: Option<String>, filter: bool) -> (Option<String>, bool) {
+    match fields {
+        Some(f) if filter && !f.split(',').any(|x| x == "name") => {
+            (Some(format!("{f},name")), true)
+        }
+        other => (other, false),
+    }
+}
+
 pub fn ps(hosts: &[(String, Context)], form: Output, a: &PsArgs) -> Status {
     let asked = (!a.fields.is_empty()).then(|| a.fields.join(","));
+    let filter = a.name.is_some();
     if a.watch {
         let fields = asked.unwrap_or_else(|| WATCH_FIELDS.to_string());
-        return watch(
-            hosts,
-            form,
-            &ps_path(a, Some(&fields)),
-            a.name.as_deref(),
-            a.interval,
-        );
+        let (fields, drop) = with_name(Some(fields), filter);
+        let path = ps_path(a, fields.as_deref());
+        return watch(hosts, form, &path, a.name.as_deref(), drop, a.interval);
     }
     let fields = match (&asked, form) {
-        (Some(f), _) => Some(f.as_str()),
-        (None, Output::Table | Output::Wide) => Some(TABLE_FIELDS),
+        (Some(f), _) => Some(f.clone()),
+        (None, Output::Table | Output::Wide) => Some(TABLE_FIELDS.to_string()),
         (None, _) => None,
     };
-    let path = ps_path(a, fields);
+    let (fields, drop) = with_name(fields, filter);
+    let path = ps_path(a, fields.as_deref());
     let answers = fan(hosts, |c| {
-        c.get(&path).map(|v| filter_name(v, a.name.as_deref()))
+        c.get(&path)
+            .map(|v| filter_name(v, a.name.as_deref(), drop))
     });
     match (&asked, form) {
         (Some(_), Output::Table | Output::Wide) => by_fields(&answers, &a.fields),
@@ -236,13 +254,16 @@ fn watch(
     form: Output,
     path: &str,
     name: Option<&str>,
+    drop_name: bool,
     interval: f64,
 ) -> Status {
     let multi = hosts.len() > 1;
     let mut seen: BTreeMap<(String, String), Value> = BTreeMap::new();
     let mut first = true;
     loop {
-        let answers = fan(hosts, |c| c.get(path).map(|v| filter_name(v, name)));
+        let answers = fan(hosts, |c| {
+            c.get(path).map(|v| filter_name(v, name, drop_name))
+        });
         let mut now = BTreeMap::new();
         let mut failed = Vec::new();
         for (h, r) in &answers {
