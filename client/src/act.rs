@@ -27,7 +27,7 @@ pub enum Act {
 const MATCH_KEYS: &[&str] = &["name", "exe", "cmdline", "user", "cgroup", "unit"];
 
 impl Act {
-    /// The signal as the API names it (`SIGTERM`); a number as given.
+    /// The signal as the plan API names it (`SIGTERM`); a number as given.
     fn signal_name(s: &str) -> String {
         let up = s.trim().to_ascii_uppercase();
         if up.chars().all(|c| c.is_ascii_digit()) || up.starts_with("SIG") {
@@ -82,7 +82,11 @@ fn each(c: &Conn, act: &Act, pids: &[u32], dry_run: bool) -> Value {
             let mut body = json!({ "pid": pid, "start_time": p["start_time"] });
             let method = match act {
                 Act::Signal(s) => {
-                    body["signal"] = json!(s);
+                    // A number goes as a number, a name as given.
+                    body["signal"] = match s.trim().parse::<u32>() {
+                        Ok(n) => json!(n),
+                        Err(_) => json!(s),
+                    };
                     "DELETE"
                 }
                 Act::Priority(n) => {

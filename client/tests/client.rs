@@ -250,7 +250,7 @@ fn kill_pins_the_start_time_by_itself_and_signals() {
     let p = Pair::start();
     let mut sleeper = nobody_sleep(60);
     let pid = sleeper.id();
-    let out = p.mon(&["-o", "json", "kill", "-s", "TERM", &pid.to_string()]);
+    let out = p.mon(&["-o", "json", "kill", "-s", "15", &pid.to_string()]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let j = json(&out);
     let r = &j["results"][0];
