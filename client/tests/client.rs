@@ -333,9 +333,25 @@ fn run_follow_streams_both_outputs_and_exits_with_the_jobs_status() {
 #[ignore = "needs root"]
 fn jobs_are_listed_shown_read_cancelled_and_removed() {
     let p = Pair::start();
+    let mut watch = Reaped(
+        p.command(&["-o", "jsonl", "jobs", "ls", "--watch", "--interval", "0.2"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut changes = BufReader::new(watch.0.stdout.take().unwrap()).lines();
     let started = json(&p.mon(&["-o", "json", "run", "printf", "'a\\nb\\n'"]));
     let id = started["job"]["id"].as_str().unwrap().to_string();
     ended(&p.g, &p.token, &id);
+    // The watch saw the job come and end, through a pipe.
+    let mut states = Vec::new();
+    while !states.iter().any(|s| s == "exited") {
+        let line = changes.next().expect("the watch goes on").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["job"]["id"], id.as_str(), "{v}");
+        states.push(v["job"]["state"].as_str().unwrap().to_string());
+    }
+    drop(watch);
 
     let ls = text(&p.mon(&["jobs", "ls"]).stdout);
     assert!(ls.starts_with("ID") && ls.contains(&id), "{ls}");
@@ -389,8 +405,8 @@ fn jobs_are_listed_shown_read_cancelled_and_removed() {
 }
 
 /// A TCP proxy in front of the gateway that cuts the first answer that
-/// carries an output event `cut_after` bytes after that event starts, and
-/// passes everything else whole. It keeps what clients sent.
+/// carries two output events `cut_after` bytes after the second starts,
+/// and passes everything else whole. It keeps what clients sent.
 struct CuttingProxy {
     addr: SocketAddr,
     sent: Arc<Mutex<String>>,
@@ -425,7 +441,11 @@ impl CuttingProxy {
                     while let Ok(1) = up.read(&mut buf) {
                         seen.push(buf[0]);
                         if !cut.load(std::sync::atomic::Ordering::SeqCst) {
-                            let at = String::from_utf8_lossy(&seen).find("event: stdout");
+                            // The second event: one whole event came before.
+                            let at = String::from_utf8_lossy(&seen)
+                                .match_indices("event: stdout")
+                                .nth(1)
+                                .map(|(at, _)| at);
                             if at.is_some_and(|at| seen.len() >= at + cut_after) {
                                 cut.store(true, std::sync::atomic::Ordering::SeqCst);
                                 let _ = down.shutdown(std::net::Shutdown::Both);
@@ -449,8 +469,9 @@ impl CuttingProxy {
 #[ignore = "needs root"]
 fn a_follow_cut_mid_event_resumes_with_exactly_the_missing_bytes() {
     let p = Pair::start();
-    // Cut 40 bytes past the first event's start: inside that event or
-    // the next, never at a boundary the client could rely on.
+    // Cut 40 bytes past the second event's start: inside that event or
+    // the next, never at a boundary the client could rely on, and after
+    // one whole event, so the follower has an id to resume from.
     let proxy = CuttingProxy::start(p.g.addr, 40);
     p.add_context("cut", &format!("http://{}", proxy.addr), &p.token);
     let script = "for i in $(seq 1 30); do echo \"line $i\"; sleep 0.05; done; exit 5";
