@@ -707,3 +707,40 @@ fn contexts_are_kept_in_a_private_file_and_chosen_by_name() {
     ]);
     assert_eq!(bad.status.code(), Some(1));
 }
+
+/// `GET /api/host` comes with the host-figures branch: this test passes
+/// once it is merged.
+#[test]
+#[ignore = "needs root"]
+fn host_prints_the_main_figures_and_the_raw_answer() {
+    let p = Pair::start();
+    let raw = p.g.get("/api/host", Some(&p.token));
+    assert_eq!(raw.status, 200, "{}", text(&raw.body));
+    let raw = raw.json();
+    let j = json(&p.mon(&["-o", "json", "host"]));
+    assert_eq!(j["result"], "ok");
+    let body = if j["host"].is_object() {
+        &j["host"]
+    } else {
+        &j
+    };
+    let rawb = if raw["host"].is_object() {
+        &raw["host"]
+    } else {
+        &raw
+    };
+    assert_eq!(
+        body["hostname"], rawb["hostname"],
+        "the API's values as sent"
+    );
+    assert!(body["virtual_memory"]["total"].as_u64().unwrap() > 0);
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let t = text(&p.mon(&["host"]).stdout);
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("hostname") && l.ends_with(name.trim())),
+        "{t}"
+    );
+    assert!(t.lines().any(|l| l.starts_with("memory ")), "{t}");
+    assert!(t.lines().any(|l| l.starts_with("uptime ")), "{t}");
+}
