@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cli::{KeysCommand, KEYS_HELP};
+use crate::args::KeysCommand;
 use crate::run_error::RunError;
 use crate::{clock, config, keys};
 
@@ -18,7 +18,7 @@ use crate::{clock, config, keys};
 pub fn run(cmd: KeysCommand) -> Result<(), RunError> {
     match cmd {
         KeysCommand::Help => {
-            print!("{KEYS_HELP}");
+            print!("{}", crate::cli::keys_help());
             Ok(())
         }
         KeysCommand::Add {

@@ -35,6 +35,7 @@
 #![recursion_limit = "512"]
 
 pub mod api;
+pub mod args;
 pub mod audit;
 pub mod budget;
 pub mod cli;
@@ -65,15 +66,11 @@ pub mod x509;
 pub use run_error::RunError;
 
 /// Runs one parsed command; returns the exit status.
-pub fn run(cmd: cli::Command) -> Result<(), RunError> {
-    use cli::Command;
+pub fn run(cmd: args::Command) -> Result<(), RunError> {
+    use args::Command;
     match cmd {
         Command::Help => {
-            print!("{}", cli::HELP);
-            Ok(())
-        }
-        Command::Version => {
-            println!("monitoreo-gateway {}", env!("CARGO_PKG_VERSION"));
+            print!("{}", cli::help());
             Ok(())
         }
         Command::Serve { config } => {

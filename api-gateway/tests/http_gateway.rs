@@ -376,7 +376,7 @@ fn keys_cli_prints_the_token_once_and_lists_no_secret() {
         .arg("--help")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&help.stdout).contains("SYNOPSIS"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: monitoreo-gateway"));
 }
 
 #[test]

@@ -1,8 +1,7 @@
-//! The man page and the shell completions cannot drift from `--help`:
-//! every command, option and configuration key the real binary's help
-//! names must appear in `packaging/man/monitoreo-gateway.8`, and every
-//! command and option in each completion script; the man page must
-//! format without a warning; the package must install them all.
+//! The man pages and the shell completions, generated at build time from
+//! the clap definition `--help` prints (`build.rs`), name every command,
+//! option and configuration key of the help; the man pages format
+//! without a warning; the package installs them all.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +14,12 @@ fn repo() -> PathBuf {
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// What `build.rs` generated: `man/...` or `completions/...`.
+fn generated(rel: &str) -> String {
+    let p = Path::new(env!("OUT_DIR")).join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn stdout(args: &[&str]) -> String {
@@ -72,11 +77,24 @@ fn plain(roff: &str) -> String {
 
 const COMMANDS: [&str; 4] = ["serve", "keys add", "keys list", "keys revoke"];
 
+/// The gateway's pages: its own and one per command.
+const PAGES: [&str; 6] = [
+    "monitoreo-gateway.8",
+    "monitoreo-gateway-serve.8",
+    "monitoreo-gateway-keys.8",
+    "monitoreo-gateway-keys-add.8",
+    "monitoreo-gateway-keys-list.8",
+    "monitoreo-gateway-keys-revoke.8",
+];
+
 #[test]
 fn the_man_page_names_every_command_option_and_config_key_of_the_help() {
     let help = stdout(&["--help"]);
     let keys_help = stdout(&["keys", "--help"]);
-    let man = plain(&read("packaging/man/monitoreo-gateway.8"));
+    let man: String = PAGES
+        .iter()
+        .map(|p| plain(&generated(&format!("man/{p}"))))
+        .collect();
     let mut opts = options(&help);
     opts.extend(options(&keys_help));
     for want in [
@@ -101,14 +119,18 @@ fn the_man_page_names_every_command_option_and_config_key_of_the_help() {
         );
     }
     for c in COMMANDS {
-        assert!(man.contains(c), "the man page does not mention {c}");
-        assert!(help.contains(c), "the help does not mention {c}");
+        let page = format!("monitoreo-gateway-{}", c.replace(' ', "-"));
+        assert!(man.contains(&page), "no man page lists {page}");
+        assert!(
+            keys_help.contains(c) || help.contains(c),
+            "the help does not mention {c}"
+        );
     }
     let keys = config_keys(&help);
     assert!(keys.len() >= 10, "{keys:?}");
     for k in keys {
         assert!(
-            man.contains(&format!(".BR {k} ")),
+            man.contains(&format!("{k} = ")),
             "the man page does not describe {k}"
         );
     }
@@ -119,11 +141,11 @@ fn every_completion_offers_every_command_and_option_of_the_help() {
     let mut opts = options(&stdout(&["--help"]));
     opts.extend(options(&stdout(&["keys", "--help"])));
     for file in [
-        "packaging/completions/monitoreo-gateway.bash",
-        "packaging/completions/_monitoreo-gateway",
-        "packaging/completions/monitoreo-gateway.fish",
+        "completions/monitoreo-gateway.bash",
+        "completions/_monitoreo-gateway",
+        "completions/monitoreo-gateway.fish",
     ] {
-        let text = read(file);
+        let text = generated(file);
         let fish = file.ends_with(".fish");
         // Long options; a short alias need not be offered.
         for o in opts.iter().filter(|o| o.starts_with("--")) {
@@ -143,10 +165,10 @@ fn every_completion_offers_every_command_and_option_of_the_help() {
 /// What the bash completion offers for the words typed so far (the last
 /// one being completed).
 fn bash_complete(words: &[&str]) -> Vec<String> {
-    let script = repo().join("packaging/completions/monitoreo-gateway.bash");
+    let script = Path::new(env!("OUT_DIR")).join("completions/monitoreo-gateway.bash");
     let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
     let program = format!(
-        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_monitoreo_gateway\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_monitoreo__gateway monitoreo-gateway \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
         script.display(),
         quoted.join(" "),
         words.len() - 1
@@ -169,38 +191,34 @@ fn bash_complete(words: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_bash_completion_follows_the_command_words() {
+    let offered = |words: &[&str]| {
+        let mut o = bash_complete(words);
+        o.sort();
+        o
+    };
+    let top = offered(&["monitoreo-gateway", ""]);
+    for w in ["serve", "keys", "--help", "--version", "--config"] {
+        assert!(top.iter().any(|o| o == w), "{w}: {top:?}");
+    }
+    let keys = offered(&["monitoreo-gateway", "keys", ""]);
+    for w in ["add", "list", "revoke"] {
+        assert!(keys.iter().any(|o| o == w), "{w}: {keys:?}");
+    }
+    assert!(!keys.iter().any(|o| o == "serve"), "{keys:?}");
+    let list = offered(&[
+        "monitoreo-gateway",
+        "--config",
+        "x.toml",
+        "keys",
+        "list",
+        "--",
+    ]);
+    assert!(list.iter().any(|o| o == "--json"), "{list:?}");
+    assert!(!list.iter().any(|o| o == "--scopes"), "{list:?}");
+    let scopes = offered(&["monitoreo-gateway", "keys", "add", "ops", "--scopes", "s"]);
+    assert_eq!(scopes, ["signal"]);
     assert_eq!(
-        bash_complete(&["monitoreo-gateway", ""]),
-        ["serve", "keys", "--help", "--version"]
-    );
-    assert_eq!(
-        bash_complete(&["monitoreo-gateway", "keys", ""]),
-        ["add", "list", "revoke", "--help"]
-    );
-    assert_eq!(
-        bash_complete(&[
-            "monitoreo-gateway",
-            "--config",
-            "x.toml",
-            "keys",
-            "list",
-            "--"
-        ]),
-        ["--json", "--config", "--help"]
-    );
-    assert_eq!(
-        bash_complete(&[
-            "monitoreo-gateway",
-            "keys",
-            "add",
-            "ops",
-            "--scopes",
-            "read,s"
-        ]),
-        ["read,signal"]
-    );
-    assert_eq!(
-        bash_complete(&["monitoreo-gateway", "serve", "--c"]),
+        offered(&["monitoreo-gateway", "serve", "--c"]),
         ["--config"]
     );
 }
@@ -210,7 +228,7 @@ fn the_bash_completion_follows_the_command_words() {
 fn the_man_page_formats_without_warnings() {
     let out = Command::new("groff")
         .args(["-man", "-ww", "-z", "-Tutf8"])
-        .arg(repo().join("packaging/man/monitoreo-gateway.8"))
+        .args(PAGES.map(|p| Path::new(env!("OUT_DIR")).join("man").join(p)))
         .output()
         .expect("groff runs: install Debian's groff-base (.ci/run does)");
     assert!(out.status.success());
@@ -221,14 +239,18 @@ fn the_man_page_formats_without_warnings() {
 fn the_package_installs_the_man_pages_and_completions() {
     let manifest = read("packaging/Cargo.toml");
     for asset in [
-        r#"["man/monitoreo-gateway.8", "usr/share/man/man8/", "644"]"#,
-        r#"["man/monitoreo-privhelper.8", "usr/share/man/man8/", "644"]"#,
-        r#"["completions/monitoreo-gateway.bash", "usr/share/bash-completion/completions/monitoreo-gateway", "644"]"#,
-        r#"["completions/monitoreo-privhelper.bash", "usr/share/bash-completion/completions/monitoreo-privhelper", "644"]"#,
-        r#"["completions/_monitoreo-gateway", "usr/share/zsh/vendor-completions/", "644"]"#,
-        r#"["completions/_monitoreo-privhelper", "usr/share/zsh/vendor-completions/", "644"]"#,
-        r#"["completions/monitoreo-gateway.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
-        r#"["completions/monitoreo-privhelper.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
+        r#"["target/release/generated/man/*.8.gz", "usr/share/man/man8/", "644"]"#,
+        r#"["target/release/generated/man/*.1.gz", "usr/share/man/man1/", "644"]"#,
+        r#"["target/release/monitoreo", "usr/bin/", "755"]"#,
+        r#"["target/release/generated/completions/monitoreo-gateway.bash", "usr/share/bash-completion/completions/monitoreo-gateway", "644"]"#,
+        r#"["target/release/generated/completions/monitoreo-privhelper.bash", "usr/share/bash-completion/completions/monitoreo-privhelper", "644"]"#,
+        r#"["target/release/generated/completions/monitoreo.bash", "usr/share/bash-completion/completions/monitoreo", "644"]"#,
+        r#"["target/release/generated/completions/_monitoreo-gateway", "usr/share/zsh/vendor-completions/", "644"]"#,
+        r#"["target/release/generated/completions/_monitoreo-privhelper", "usr/share/zsh/vendor-completions/", "644"]"#,
+        r#"["target/release/generated/completions/_monitoreo", "usr/share/zsh/vendor-completions/", "644"]"#,
+        r#"["target/release/generated/completions/monitoreo-gateway.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
+        r#"["target/release/generated/completions/monitoreo-privhelper.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
+        r#"["target/release/generated/completions/monitoreo.fish", "usr/share/fish/vendor_completions.d/", "644"]"#,
         r#"["lintian/monitoreo", "usr/share/lintian/overrides/", "644"]"#,
     ] {
         assert!(

@@ -1,37 +1,14 @@
-//! `monitoreo-privhelper`: parse arguments and hand off to
-//! `privhelper::startup::run`. Exit status 2 for a usage error, 1 for any
-//! other failure.
+//! `monitoreo-privhelper`: parse arguments (clap exits 2 on a usage
+//! error) and hand off to `privhelper::startup::run`; 1 for any failure.
 #![deny(unsafe_code)]
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use privhelper::{cli, startup};
 
 fn main() -> ExitCode {
-    let parsed = std::env::args_os()
-        .skip(1)
-        .map(|a| {
-            a.into_string()
-                .map_err(|a| format!("argument {a:?} is not UTF-8"))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|args| cli::parse(args.into_iter()));
-    let args = match parsed {
-        Ok(cli::Parsed::Run(a)) => a,
-        Ok(cli::Parsed::Help) => {
-            print!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(cli::Parsed::Version) => {
-            println!("monitoreo-privhelper {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("monitoreo-privhelper: {e}\nTry 'monitoreo-privhelper --help'.");
-            return ExitCode::from(2);
-        }
-    };
-    match startup::run(args) {
+    match startup::run(cli::Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("monitoreo-privhelper: {e}");

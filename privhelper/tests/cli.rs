@@ -18,9 +18,9 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn usage_errors_exit_2_with_a_message_and_a_pointer_to_the_help() {
     let cases: [(&[&str], &str); 5] = [
-        (&["--frobnicate"], "unknown argument \"--frobnicate\""),
-        (&["serve"], "unknown argument \"serve\""),
-        (&["--policy"], "--policy needs a value"),
+        (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+        (&["serve"], "unexpected argument 'serve'"),
+        (&["--policy"], "a value is required for '--policy <PATH>'"),
         (&["--max-connections", "0"], "--max-connections"),
         (&["--idle-timeout-s", "soon"], "--idle-timeout-s"),
     ];
@@ -29,10 +29,7 @@ fn usage_errors_exit_2_with_a_message_and_a_pointer_to_the_help() {
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
-        assert!(
-            err.contains("monitoreo-privhelper --help"),
-            "{args:?}: {err}"
-        );
+        assert!(err.contains("try '--help'"), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! Documents that cannot drift:
-//! - the man page and the shell completions name every option the real
-//!   helper's `--help` names, and the man page formats without a warning
-//!   (the gateway's `tests/docs.rs` checks that the package installs them);
+//! - the man page and the shell completions, generated at build time from
+//!   the same clap definition as `--help`, name every option it names, and
+//!   the man page formats without a warning (the gateway's `tests/docs.rs`
+//!   checks that the package installs them);
 //! - every table of checks in PROTOCOL.md has a `test` column, and every
 //!   test it names is a test function of the workspace (in the file the
 //!   cell names, when it names one);
@@ -18,6 +19,12 @@ fn repo() -> PathBuf {
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// What `build.rs` generated: `man/...` or `completions/...`.
+fn generated(rel: &str) -> String {
+    let p = Path::new(env!("OUT_DIR")).join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn help() -> String {
@@ -73,7 +80,7 @@ fn the_man_page_and_every_completion_name_every_option_of_the_help() {
             "the help lost {want}: {opts:?}"
         );
     }
-    let man = read("packaging/man/monitoreo-privhelper.8").replace("\\-", "-");
+    let man = generated("man/monitoreo-privhelper.8").replace("\\-", "-");
     for o in &opts {
         assert!(
             man.contains(o.as_str()),
@@ -81,11 +88,11 @@ fn the_man_page_and_every_completion_name_every_option_of_the_help() {
         );
     }
     for file in [
-        "packaging/completions/monitoreo-privhelper.bash",
-        "packaging/completions/_monitoreo-privhelper",
-        "packaging/completions/monitoreo-privhelper.fish",
+        "completions/monitoreo-privhelper.bash",
+        "completions/_monitoreo-privhelper",
+        "completions/monitoreo-privhelper.fish",
     ] {
-        let text = read(file);
+        let text = generated(file);
         let fish = file.ends_with(".fish");
         // Long options; a short alias need not be offered.
         for o in opts.iter().filter(|o| o.starts_with("--")) {
@@ -104,7 +111,7 @@ fn the_man_page_and_every_completion_name_every_option_of_the_help() {
 fn the_man_page_formats_without_warnings() {
     let out = Command::new("groff")
         .args(["-man", "-ww", "-z", "-Tutf8"])
-        .arg(repo().join("packaging/man/monitoreo-privhelper.8"))
+        .arg(Path::new(env!("OUT_DIR")).join("man/monitoreo-privhelper.8"))
         .output()
         .expect("groff runs: install Debian's groff-base (.ci/run does)");
     assert!(out.status.success());

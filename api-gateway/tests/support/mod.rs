@@ -11,15 +11,36 @@ use std::time::{Duration, Instant};
 pub mod pki;
 pub mod prom;
 
-pub const GATEWAY: &str = env!("CARGO_BIN_EXE_monitoreo-gateway");
+/// Cargo names the binary to this crate's tests only; the client's
+/// tests, which include this file, find it in the target directory.
+pub const GATEWAY: &str = match option_env!("CARGO_BIN_EXE_monitoreo-gateway") {
+    Some(p) => p,
+    None => "",
+};
 
 /// The gateway binary under test: this build's, or the one named by
 /// `MONITOREO_GATEWAY_BIN` (to run the same suite against another build,
 /// e.g. to see which tests an older gateway fails).
 pub fn gateway_bin() -> PathBuf {
-    std::env::var_os("MONITOREO_GATEWAY_BIN")
+    if let Some(p) = std::env::var_os("MONITOREO_GATEWAY_BIN") {
+        return PathBuf::from(p);
+    }
+    if !GATEWAY.is_empty() {
+        return PathBuf::from(GATEWAY);
+    }
+    let p = target_dir().join("debug/monitoreo-gateway");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p api-gateway` first",
+        p.display()
+    );
+    p
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(GATEWAY))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 /// Fails unless root. Every test that needs root is also
@@ -38,10 +59,7 @@ pub fn require_root() {
 /// `cargo test -p api-gateway` alone does not do; `scripts/test` builds
 /// it). Missing, the test fails rather than passing without the helper.
 pub fn helper_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let p = target.join("debug/monitoreo-privhelper");
+    let p = target_dir().join("debug/monitoreo-privhelper");
     assert!(
         p.exists(),
         "{} is missing: run `cargo build -p privhelper` first",
