@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal as NixSignal};
@@ -19,7 +19,7 @@ use protocol::{Containment, JobId, JobLimits, JobState, JobStatus, Response};
 
 use crate::cgroup::{self, CgroupLimits, CgroupRoot, JobCgroup, CPU_PERIOD_US};
 use crate::home;
-use crate::log;
+use crate::log::{self, now_ms};
 use crate::policy::{JobOf, RunAs, RunPolicy};
 use crate::spawn::{spawn, SpawnPlan};
 use crate::uids::{self, UidPool};
@@ -118,13 +118,6 @@ pub struct Jobs {
     order: VecDeque<JobId>,
     /// Ended since the last [`Jobs::take_ended`], for event subscribers.
     ended: Vec<(JobId, JobStatus)>,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// What a job waits on wakes the loop for: a running job's shell ended
@@ -507,13 +500,7 @@ impl Jobs {
         let events = r.cgroup.as_ref().and_then(|c| match c.open_events() {
             Ok(f) => Some(f),
             Err(e) => {
-                log::event(
-                    "job_error",
-                    &[
-                        ("job", json!(id.to_hex())),
-                        ("error", json!(format!("cannot watch cgroup.events: {e}"))),
-                    ],
-                );
+                job_error(id, format!("cannot watch cgroup.events: {e}"));
                 None
             }
         });
@@ -572,13 +559,7 @@ impl Jobs {
             (None, _) => match d.pool_uid {
                 Some(uid) => {
                     if let Err(e) = uids::sweep(uid) {
-                        log::event(
-                            "job_error",
-                            &[
-                                ("job", json!(id.to_hex())),
-                                ("error", json!(format!("sweeping uid {uid} failed: {e}"))),
-                            ],
-                        );
+                        job_error(id, format!("sweeping uid {uid} failed: {e}"));
                     }
                     !uids::has_processes(uid)
                 }
@@ -595,16 +576,7 @@ impl Jobs {
         }
         if let Some(cg) = &d.cgroup {
             if let Err(e) = cg.remove() {
-                log::event(
-                    "job_error",
-                    &[
-                        ("job", json!(id.to_hex())),
-                        (
-                            "error",
-                            json!(format!("removing its empty cgroup failed: {e}")),
-                        ),
-                    ],
-                );
+                job_error(id, format!("removing its empty cgroup failed: {e}"));
                 d.next_retry = Instant::now() + DRAIN_RETRY;
                 return false;
             }
@@ -617,16 +589,7 @@ impl Jobs {
             match Cleaner::start(uid, &self.shared) {
                 Ok(c) => d.cleaner = Some(c),
                 Err(e) => {
-                    log::event(
-                        "job_error",
-                        &[
-                            ("job", json!(id.to_hex())),
-                            (
-                                "error",
-                                json!(format!("starting the uid {uid} cleaner: {e}")),
-                            ),
-                        ],
-                    );
+                    job_error(id, format!("starting the uid {uid} cleaner: {e}"));
                     d.next_retry = Instant::now() + DRAIN_RETRY;
                 }
             }
@@ -727,53 +690,36 @@ impl Jobs {
             Jobs::kill(r);
         }
         let until = Instant::now() + within;
-        while !self.running.is_empty() {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let ids: Vec<JobId> = self.running.keys().copied().collect();
-            let mut fds: Vec<PollFd<'_>> = self
-                .running
-                .values()
-                .map(|r| PollFd::new(r.pidfd.as_fd(), PollFlags::POLLIN))
-                .collect();
-            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-            if poll(&mut fds, PollTimeout::from(ms)).is_err() {
-                break;
-            }
-            drop(fds);
-            for id in ids {
+        loop {
+            let running: Vec<JobId> = self.running.keys().copied().collect();
+            for id in running {
                 self.reap(&id);
             }
-        }
-        // Then let the killed cgroups empty (bounded), so that a stopped
-        // helper leaves no job cgroup behind.
-        loop {
-            let ids: Vec<JobId> = self.draining.keys().copied().collect();
-            for id in ids {
+            let draining: Vec<JobId> = self.draining.keys().copied().collect();
+            for id in draining {
                 self.drain(&id);
             }
             let left = until.saturating_duration_since(Instant::now());
-            if self.draining.is_empty() || left.is_zero() {
+            if (self.running.is_empty() && self.draining.is_empty()) || left.is_zero() {
                 break;
             }
             let mut fds: Vec<PollFd<'_>> = self
-                .draining
-                .values()
-                .filter_map(|d| match (&d.cleaner, &d.events) {
-                    (Some(c), _) => Some(PollFd::new(c.pidfd.as_fd(), PollFlags::POLLIN)),
-                    (None, Some(f)) => Some(PollFd::new(f.as_fd(), PollFlags::POLLPRI)),
-                    (None, None) => None,
-                })
+                .pollables()
+                .map(|(_, fd, flags)| PollFd::new(fd, flags))
                 .collect();
-            let ms = left.min(DRAIN_RETRY).as_millis().max(1);
-            let _ = poll(
-                &mut fds,
-                PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX)),
-            );
+            let wait = PollTimeout::try_from(left.min(DRAIN_RETRY));
+            let _ = poll(&mut fds, wait.unwrap_or(PollTimeout::ZERO));
         }
     }
+}
+
+/// Logs a failure of `job`'s kill, sweep, cgroup removal or cleaner start
+/// (each retried).
+fn job_error(job: &JobId, error: String) {
+    log::event(
+        "job_error",
+        &[("job", json!(job.to_hex())), ("error", json!(error))],
+    );
 }
 
 fn kill_job(cgroup: Option<&JobCgroup>, pid: i32) {
