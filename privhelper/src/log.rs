@@ -87,8 +87,8 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
     };
     line.push(("outcome", json!(outcome)));
     line.extend(extra);
-    // Spelled out as every other event is, so that a search for
-    // `log::event(` finds every event the helper writes.
+    // Called by its full path, as every other event is, so that one
+    // search finds every event the helper writes.
     crate::log::event("decision", &line);
 }
 
