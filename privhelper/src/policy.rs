@@ -31,11 +31,8 @@ impl std::error::Error for PolicyError {}
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
-    #[serde(default)]
     signal: Option<RawSignal>,
-    #[serde(default)]
     renice: Option<RawRenice>,
-    #[serde(default)]
     run: Option<RawRun>,
 }
 
@@ -46,77 +43,56 @@ enum Owner {
     Id(u32),
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
 struct RawSignal {
-    #[serde(default)]
     owners: Vec<Owner>,
-    #[serde(default)]
     names: Vec<String>,
-    #[serde(default)]
     signals: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
 struct RawRenice {
-    #[serde(default)]
     owners: Vec<Owner>,
-    #[serde(default)]
     names: Vec<String>,
-    #[serde(default)]
     min_nice: Option<i32>,
-    #[serde(default)]
     allow_negative: bool,
 }
 
+/// `[run]`; a key left out takes its value from `RawRun::default`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawRun {
-    #[serde(default)]
     user: Option<Owner>,
-    #[serde(default)]
     uids: Option<String>,
-    #[serde(default = "default_timeout")]
     max_timeout_s: u64,
-    #[serde(default = "default_jobs")]
     max_jobs: usize,
-    #[serde(default = "default_output")]
     max_output_bytes: u64,
-    #[serde(default = "default_timeout")]
     cpu_s: u64,
-    #[serde(default = "default_nofile")]
     nofile: u64,
-    #[serde(default = "default_nproc")]
     nproc: u64,
-    #[serde(default = "default_memory")]
     memory_max: u64,
-    #[serde(default)]
     pids_max: Option<u64>,
-    #[serde(default = "default_cpu_max")]
     cpu_max: u64,
 }
 
-fn default_timeout() -> u64 {
-    300
-}
-fn default_jobs() -> usize {
-    8
-}
-fn default_output() -> u64 {
-    10 * 1024 * 1024
-}
-fn default_nofile() -> u64 {
-    256
-}
-fn default_nproc() -> u64 {
-    256
-}
-fn default_memory() -> u64 {
-    1024 * 1024 * 1024
-}
-fn default_cpu_max() -> u64 {
-    100
+impl Default for RawRun {
+    fn default() -> RawRun {
+        RawRun {
+            user: None,
+            uids: None,
+            max_timeout_s: 300,
+            max_jobs: 8,
+            max_output_bytes: 10 * 1024 * 1024,
+            cpu_s: 300,
+            nofile: 256,
+            nproc: 256,
+            memory_max: 1024 * 1024 * 1024,
+            pids_max: None,
+            cpu_max: 100,
+        }
+    }
 }
 
 /// systemd's DynamicUser range: a job uid range may not overlap it.
@@ -152,6 +128,18 @@ pub struct TargetRule {
     pub all_jobs: bool,
     /// Empty = any process name.
     pub names: HashSet<String>,
+}
+
+impl TargetRule {
+    /// The owners as the policy names them: the uids, sorted, then the
+    /// job tokens.
+    fn owners_named(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.owners.iter().map(|u| u.get().to_string()).collect();
+        v.sort();
+        v.extend(self.jobs.then(|| JOBS_TOKEN.to_string()));
+        v.extend(self.all_jobs.then(|| ALL_JOBS_TOKEN.to_string()));
+        v
+    }
 }
 
 /// Whose identity a job runs under.
@@ -324,34 +312,18 @@ impl Policy {
 
     /// The value behind a rule, for the refusal's message: "min_nice is 0".
     pub fn describe(&self, rule: Rule) -> String {
-        let uids = |r: &TargetRule| {
-            let mut v: Vec<String> = r.owners.iter().map(|u| u.get().to_string()).collect();
-            v.sort();
-            if r.jobs {
-                v.push(JOBS_TOKEN.into());
-            }
-            if r.all_jobs {
-                v.push(ALL_JOBS_TOKEN.into());
-            }
-            format!("[{}]", v.join(", "))
-        };
-        let names = |r: &TargetRule| {
-            let mut v: Vec<&str> = r.names.iter().map(String::as_str).collect();
-            v.sort_unstable();
-            format!("{v:?}")
-        };
         let section = |act| match act {
             Act::Signal => &self.signal,
             Act::Renice => &self.renice,
         };
         let value = match rule {
-            Rule::Owners(act) => uids(section(act)),
-            Rule::Names(act) => names(section(act)),
-            Rule::Signals => {
-                let mut v: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
+            Rule::Owners(act) => format!("[{}]", section(act).owners_named().join(", ")),
+            Rule::Names(act) => {
+                let mut v: Vec<&str> = section(act).names.iter().map(String::as_str).collect();
                 v.sort_unstable();
                 format!("{v:?}")
             }
+            Rule::Signals => format!("{:?}", self.signal_names()),
             Rule::MinNice => self.min_nice.get().to_string(),
             Rule::Run => return "the policy has no [run] section".into(),
             Rule::Builtin(b) => return b.detail().into(),
@@ -359,26 +331,20 @@ impl Policy {
         format!("{} is {value}", rule.name())
     }
 
+    /// The signals allowed, by name, sorted.
+    fn signal_names(&self) -> Vec<&'static str> {
+        let mut v: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
+        v.sort_unstable();
+        v
+    }
+
     /// One line for logs.
     pub fn summary(&self) -> String {
-        let mut sigs: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
-        sigs.sort_unstable();
-        let owners = |r: &TargetRule| {
-            let mut v: Vec<String> = r.owners.iter().map(|u| u.get().to_string()).collect();
-            v.sort();
-            if r.jobs {
-                v.push(JOBS_TOKEN.into());
-            }
-            if r.all_jobs {
-                v.push(ALL_JOBS_TOKEN.into());
-            }
-            v.join(",")
-        };
         format!(
             "signal owners [{}] signals {:?}; renice owners [{}] min_nice {}; run {}",
-            owners(&self.signal),
-            sigs,
-            owners(&self.renice),
+            self.signal.owners_named().join(","),
+            self.signal_names(),
+            self.renice.owners_named().join(","),
             self.min_nice.get(),
             self.run
                 .as_ref()

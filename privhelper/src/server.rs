@@ -190,14 +190,11 @@ impl Server {
     }
 
     fn reload(&mut self) {
-        match Policy::load(&self.policy_path, &self.policy_ctx) {
+        let loaded = Policy::load(&self.policy_path, &self.policy_ctx)
+            .map_err(|e| e.to_string())
+            .and_then(|p| self.lock_range(&p).map(|()| p));
+        match loaded {
             Ok(p) => {
-                if let Err(e) = self.lock_range(&p) {
-                    return log::event(
-                        "policy_reload_failed",
-                        &[("error", json!(format!("{e}; keeping the old policy")))],
-                    );
-                }
                 log::event("policy_reloaded", &[("policy", json!(p.summary()))]);
                 for w in &p.warnings {
                     log::event("policy_warning", &[("warning", json!(w))]);
