@@ -188,10 +188,6 @@ impl Jobs {
         }
     }
 
-    fn known(&self, id: &JobId) -> bool {
-        self.running.contains_key(id) || self.finished.contains_key(id)
-    }
-
     pub fn status(&self, id: &JobId) -> Option<JobStatus> {
         self.running
             .get(id)
@@ -249,7 +245,7 @@ impl Jobs {
                 what: "command is empty or contains NUL".into(),
             };
         }
-        if self.known(&job) {
+        if self.status(&job).is_some() {
             return Response::Invalid {
                 what: format!("job {job} exists"),
             };
@@ -357,8 +353,7 @@ impl Jobs {
         let start_time = crate::proc::ProcInfo::read(pid)
             .map(|i| i.start_time.0)
             .unwrap_or(0);
-        let containment = cgroups.map_or(Containment::Pgid, |_| Containment::Cgroup);
-        let status = started(pid, start_time, containment, uid, limits);
+        let status = started(pid, start_time, containment(cgroups), uid, limits);
         self.running.insert(
             job,
             Running {
@@ -771,6 +766,11 @@ pub fn limits(run: &RunPolicy, cgroups: Option<&CgroupRoot>) -> JobLimits {
         rlimit_fsize: run.max_output_bytes,
         rlimit_nofile: run.nofile,
     }
+}
+
+/// How jobs are contained with `cgroups` (or without).
+pub fn containment(cgroups: Option<&CgroupRoot>) -> Containment {
+    cgroups.map_or(Containment::Pgid, |_| Containment::Cgroup)
 }
 
 /// `cpu.max` quota for the policy's `cpu_max` percent.

@@ -238,13 +238,7 @@ impl Policy {
         if let Some(run) = raw.run {
             p.run = Some(resolve_run(text, run, ctx)?);
         }
-        let per_job = match &p.run {
-            Some(RunPolicy {
-                run_as: RunAs::PerJob(r),
-                ..
-            }) => Some(r.clone()),
-            _ => None,
-        };
+        let per_job = p.job_range();
         if let Some(s) = raw.signal {
             p.signal = resolve_rule(
                 text,
@@ -290,6 +284,14 @@ impl Policy {
             }
         }
         Ok(p)
+    }
+
+    /// The per-job uid range, if jobs get uids of their own.
+    pub fn job_range(&self) -> Option<RangeInclusive<u32>> {
+        match self.run.as_ref().map(|r| &r.run_as) {
+            Some(RunAs::PerJob(r)) => Some(r.clone()),
+            _ => None,
+        }
     }
 
     /// The rule that forbids `sig`, if any.
@@ -542,14 +544,12 @@ fn parse_uid_range(
     let (a, b) = spec
         .split_once('-')
         .ok_or_else(|| err("expected \"START-END\"".into()))?;
-    let first: u32 = a
-        .trim()
-        .parse()
-        .map_err(|_| err(format!("{a:?} is not a uid")))?;
-    let last: u32 = b
-        .trim()
-        .parse()
-        .map_err(|_| err(format!("{b:?} is not a uid")))?;
+    let uid = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| err(format!("{s:?} is not a uid")))
+    };
+    let (first, last) = (uid(a)?, uid(b)?);
     if first > last {
         return Err(err("START is above END".into()));
     }

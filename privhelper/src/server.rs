@@ -26,7 +26,7 @@ use crate::conn::{Close, Conn, Incoming, FRAME_TIMEOUT};
 use crate::jobs::{Jobs, Wake};
 use crate::lineage::Lineage;
 use crate::log;
-use crate::policy::{self, Policy, RunAs};
+use crate::policy::{self, Policy};
 use crate::socket::{self, Listener};
 use crate::uids::UidLocks;
 
@@ -92,7 +92,7 @@ impl Server {
         (shared, locks): (Vec<PathBuf>, Option<UidLocks>),
     ) -> Server {
         let mut jobs = Jobs::default();
-        jobs.ready(job_range(&policy), shared);
+        jobs.ready(policy.job_range(), shared);
         Server {
             locks,
             listener,
@@ -199,7 +199,7 @@ impl Server {
                 for w in &p.warnings {
                     log::event("policy_warning", &[("warning", json!(w))]);
                 }
-                self.jobs.ready(job_range(&p), crate::ns::discover());
+                self.jobs.ready(p.job_range(), crate::ns::discover());
                 self.policy = p;
             }
             Err(e) => log::event(
@@ -211,7 +211,7 @@ impl Server {
 
     /// Locks the job uids of `p`'s range against other helpers, first.
     fn lock_range(&mut self, p: &Policy) -> Result<(), String> {
-        let Some(range) = job_range(p) else {
+        let Some(range) = p.job_range() else {
             return Ok(());
         };
         let locks = match self.locks.take() {
@@ -396,13 +396,5 @@ impl Server {
                 false
             }
         }
-    }
-}
-
-/// The per-job uid range of a policy, if it has one.
-pub fn job_range(p: &Policy) -> Option<std::ops::RangeInclusive<u32>> {
-    match p.run.as_ref().map(|r| &r.run_as) {
-        Some(RunAs::PerJob(r)) => Some(r.clone()),
-        _ => None,
     }
 }

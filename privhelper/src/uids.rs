@@ -9,7 +9,7 @@
 //! every process of the uid found none left. Uids are handed out round
 //! robin, so a freed uid is the last to be reused.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::ops::RangeInclusive;
@@ -235,17 +235,13 @@ fn byte_range(range: &RangeInclusive<u32>, kind: libc::c_int) -> libc::flock {
 /// Job uids of `range` that a process on the host runs as (a dead
 /// helper's job), each with the reason, for the log.
 pub fn in_use_on_host(range: &RangeInclusive<u32>) -> Vec<(u32, String)> {
-    let mut found: HashMap<u32, String> = HashMap::new();
-    for (pid, uid) in process_uids() {
-        if range.contains(&uid) {
-            found
-                .entry(uid)
-                .or_insert(format!("process {pid} runs as it"));
-        }
+    let mut found = BTreeMap::new();
+    for (pid, uid) in process_uids().filter(|(_, uid)| range.contains(uid)) {
+        found
+            .entry(uid)
+            .or_insert(format!("process {pid} runs as it"));
     }
-    let mut v: Vec<(u32, String)> = found.into_iter().collect();
-    v.sort();
-    v
+    found.into_iter().collect()
 }
 
 /// Becomes `uid` and `gid` for good, in a forked child: no supplementary
@@ -331,13 +327,7 @@ fn process_uids() -> impl Iterator<Item = (u32, u32)> {
         .filter_map(|e| {
             let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
             let status = fs::read_to_string(e.path().join("status")).ok()?;
-            let uid = status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:"))?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
+            let uid = crate::proc::status_field(&status, "Uid:")?.parse().ok()?;
             Some((pid, uid))
         })
 }
