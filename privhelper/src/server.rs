@@ -114,20 +114,16 @@ impl Server {
     /// [`block_signals`]).
     pub fn run(&mut self, sigfd: SignalFd) -> io::Result<()> {
         loop {
-            if self
+            self.accept_paused_until = self.accept_paused_until.filter(|t| Instant::now() < *t);
+            // Wake for the nearest of: the listener's rest ending, a job's
+            // deadline or drain retry, a connection's frame timeout.
+            let rest = self
                 .accept_paused_until
-                .is_some_and(|t| Instant::now() >= t)
-            {
-                self.accept_paused_until = None;
-            }
-            let mut timeout = self
-                .jobs
-                .next_wakeup()
-                .map(|d| d.min(FRAME_TIMEOUT))
-                .unwrap_or(FRAME_TIMEOUT);
-            if let Some(t) = self.accept_paused_until {
-                timeout = timeout.min(t.saturating_duration_since(Instant::now()));
-            }
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            let timeout = [rest, self.jobs.next_wakeup()]
+                .into_iter()
+                .flatten()
+                .fold(FRAME_TIMEOUT, Duration::min);
             let mut keys = vec![Key::Signals];
             let mut pfds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
             if self.accept_paused_until.is_none() {
@@ -174,12 +170,8 @@ impl Server {
                         }
                     }
                     Key::Conn(id) => self.readable(id),
-                    Key::Job(Wake::Reap(id)) => {
-                        self.jobs.reap(&id);
-                    }
-                    Key::Job(Wake::Drain(id)) => {
-                        self.jobs.drain(&id);
-                    }
+                    Key::Job(Wake::Reap(id)) => self.jobs.reap(&id),
+                    Key::Job(Wake::Drain(id)) => self.jobs.drain(&id),
                 }
             }
             self.jobs.enforce_deadlines();
