@@ -58,24 +58,15 @@ impl UidPool {
     /// A uid no running or draining job holds, or `None` when all are.
     pub fn allocate(&mut self) -> Option<u32> {
         let range = self.range.clone()?;
-        let size = u64::from(range.end() - range.start()) + 1;
-        let mut candidate = self.next;
-        for _ in 0..size {
-            if !range.contains(&candidate) {
-                candidate = *range.start();
-            }
-            let this = candidate;
-            candidate = if this == *range.end() {
-                *range.start()
-            } else {
-                this + 1
-            };
-            if self.in_use.insert(this) {
-                self.next = candidate;
-                return Some(this);
-            }
-        }
-        None
+        let (first, last) = (*range.start(), *range.end());
+        // Never outside the range, whatever `next` holds.
+        let from = self.next.clamp(first, last);
+        let uid = (from..=last)
+            .chain(first..from)
+            .find(|u| !self.in_use.contains(u))?;
+        self.in_use.insert(uid);
+        self.next = if uid == last { first } else { uid + 1 };
+        Some(uid)
     }
 
     /// Marks `uid` taken (a uid being reclaimed).
