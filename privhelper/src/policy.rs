@@ -28,11 +28,12 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+/// The file; a section left out allows nothing (`[run]`: no commands).
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawPolicy {
-    signal: Option<RawSignal>,
-    renice: Option<RawRenice>,
+    signal: RawSignal,
+    renice: RawRenice,
     run: Option<RawRun>,
 }
 
@@ -231,49 +232,42 @@ impl Policy {
             let line = e.span().map(|s| line_at(text, s.start)).unwrap_or(0);
             PolicyError(format!("line {line}: {}", e.message()))
         })?;
-        let mut p = Policy {
-            min_nice: Nice::new(0).map_err(PolicyError)?,
-            ..Policy::default()
-        };
+        let mut p = Policy::default();
         if let Some(run) = raw.run {
             p.run = Some(resolve_run(text, run, ctx)?);
         }
         let per_job = p.job_range();
-        if let Some(s) = raw.signal {
-            p.signal = resolve_rule(
-                text,
-                &s.owners,
-                s.names,
-                per_job.as_ref(),
-                "signal",
-                &mut p.warnings,
-            )?;
-            for name in s.signals {
-                let sig: Signal = name
-                    .parse()
-                    .map_err(|e| PolicyError(format!("line {}: {e}", line_of(text, &name))))?;
-                p.signals.insert(sig);
-            }
+        p.signal = resolve_rule(
+            text,
+            &raw.signal.owners,
+            raw.signal.names,
+            per_job.as_ref(),
+            "signal",
+            &mut p.warnings,
+        )?;
+        for name in raw.signal.signals {
+            let sig: Signal = name
+                .parse()
+                .map_err(|e| PolicyError(format!("line {}: {e}", line_of(text, &name))))?;
+            p.signals.insert(sig);
         }
-        if let Some(r) = raw.renice {
-            p.renice = resolve_rule(
-                text,
-                &r.owners,
-                r.names,
-                per_job.as_ref(),
-                "renice",
-                &mut p.warnings,
-            )?;
-            let min = r.min_nice.unwrap_or(0);
-            p.min_nice = Nice::new(min).map_err(|e| {
-                PolicyError(format!("line {}: min_nice: {e}", line_of(text, "min_nice")))
-            })?;
-            if min < 0 && !r.allow_negative {
-                return Err(PolicyError(format!(
-                    "line {}: min_nice = {min} raises priority; set allow_negative = true to allow it",
-                    line_of(text, "min_nice")
-                )));
-            }
+        p.renice = resolve_rule(
+            text,
+            &raw.renice.owners,
+            raw.renice.names,
+            per_job.as_ref(),
+            "renice",
+            &mut p.warnings,
+        )?;
+        let min = raw.renice.min_nice.unwrap_or(0);
+        p.min_nice = Nice::new(min).map_err(|e| {
+            PolicyError(format!("line {}: min_nice: {e}", line_of(text, "min_nice")))
+        })?;
+        if min < 0 && !raw.renice.allow_negative {
+            return Err(PolicyError(format!(
+                "line {}: min_nice = {min} raises priority; set allow_negative = true to allow it",
+                line_of(text, "min_nice")
+            )));
         }
         if let (Some(run), Some(gw)) = (&p.run, ctx.gateway_uid) {
             if let RunAs::Shared { .. } = run.run_as {
