@@ -253,13 +253,10 @@ impl Jobs {
         if self.running.len() >= run.max_jobs {
             return Response::Busy;
         }
-        let [stdout, stderr] = match <[OwnedFd; 2]>::try_from(fds) {
-            Ok(f) => f,
-            Err(_) => {
-                return Response::Invalid {
-                    what: "spawn needs stdout and stderr descriptors".into(),
-                }
-            }
+        let Ok([stdout, stderr]) = <[OwnedFd; 2]>::try_from(fds) else {
+            return Response::Invalid {
+                what: "spawn needs stdout and stderr descriptors".into(),
+            };
         };
         let (uid, gid, pool_uid) = match &run.run_as {
             RunAs::Shared { uid, gid, .. } => (uid.get(), *gid, None),
