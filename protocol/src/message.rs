@@ -242,15 +242,6 @@ pub enum Containment {
     Pgid,
 }
 
-impl Containment {
-    pub fn name(self) -> &'static str {
-        match self {
-            Containment::Cgroup => "cgroup",
-            Containment::Pgid => "pgid",
-        }
-    }
-}
-
 /// Life cycle of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum JobState {
@@ -318,15 +309,6 @@ pub enum Isolation {
     /// Every job runs as one named user: jobs are not isolated from each
     /// other (they may read, trace and signal one another).
     SharedUser,
-}
-
-impl Isolation {
-    pub fn name(self) -> &'static str {
-        match self {
-            Isolation::PerJobUid => "per_job_uid",
-            Isolation::SharedUser => "shared_user",
-        }
-    }
 }
 
 /// The resource limits in force for a job. A cgroup limit is `None` where
