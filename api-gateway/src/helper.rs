@@ -1,5 +1,5 @@
-//! Client to the privileged helper. One blocking [`protocol::Connection`]
-//! behind a mutex, used from `spawn_blocking`; on any transport error the
+//! Client to the privileged helper. One blocking [`Connection`]
+//! (`connection.rs`) behind a mutex, used from `spawn_blocking`; on any transport error the
 //! connection is dropped and the next call reconnects, with a backoff so a
 //! dead helper is not hammered. Maps [`protocol::Response`] refusals to
 //! [`ApiError`] in one place.
@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use protocol::{ClientError, Connection, Containment, Envelope, Request, Response};
+use protocol::{Containment, Envelope, Request, Response};
 use std::io::{Read, Write};
 
 use tokio::io::unix::AsyncFd;
@@ -33,6 +33,10 @@ use tokio::net::UnixStream;
 
 use crate::error::ApiError;
 use crate::ids::Target;
+
+pub mod connection;
+
+pub use connection::{send_with_fds, ClientError, Connection, Events};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -456,21 +460,18 @@ pub fn refusal(r: &Response, target: Option<Target>) -> Option<ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::frame::{read_frame, write_frame};
+    use protocol::frame::{encode_frame, read_frame};
     use std::os::unix::net::UnixStream;
 
     fn handshaken(keep_peer: bool) -> (Connection, Option<UnixStream>) {
         let (a, mut b) = UnixStream::pair().unwrap();
         let t = std::thread::spawn(move || {
             let _: protocol::Envelope = read_frame(&mut b).unwrap();
-            write_frame(
-                &mut b,
-                &Response::Hello {
-                    version: protocol::PROTOCOL_VERSION,
-                    containment: Containment::Pgid,
-                },
-            )
-            .unwrap();
+            let hello = Response::Hello {
+                version: protocol::PROTOCOL_VERSION,
+                containment: Containment::Pgid,
+            };
+            b.write_all(&encode_frame(&hello).unwrap()).unwrap();
             b
         });
         let c = Connection::handshake(a, Duration::from_secs(2)).unwrap();

@@ -146,10 +146,7 @@ impl Server {
     }
 
     pub(crate) fn containment(&self) -> Containment {
-        match self.cgroups {
-            Some(_) => Containment::Cgroup,
-            None => Containment::Pgid,
-        }
+        jobs::containment(self.cgroups.as_ref())
     }
 
     fn info(&self) -> HelperInfo {

@@ -1,8 +1,6 @@
 //! OS identifiers as types validated at construction, so that the checks
 //! downstream never see an unchecked number.
 
-use std::fmt;
-
 use crate::rule::Builtin;
 
 /// A pid the helper may act on: always ≥ 2 (pid ≤ 1 and negative values are
@@ -24,12 +22,6 @@ impl Pid {
 
     pub fn get(self) -> i32 {
         self.0
-    }
-}
-
-impl fmt::Display for Pid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal as NixSignal};
@@ -19,7 +19,7 @@ use protocol::{Containment, JobId, JobLimits, JobState, JobStatus, Response};
 
 use crate::cgroup::{self, CgroupLimits, CgroupRoot, JobCgroup, CPU_PERIOD_US};
 use crate::home;
-use crate::log;
+use crate::log::{self, now_ms};
 use crate::policy::{JobOf, RunAs, RunPolicy};
 use crate::spawn::{spawn, SpawnPlan};
 use crate::uids::{self, UidPool};
@@ -120,13 +120,6 @@ pub struct Jobs {
     ended: Vec<(JobId, JobStatus)>,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// What a job waits on wakes the loop for: a running job's shell ended
 /// (`Jobs::reap`), or a draining job's cgroup emptied or its cleaner ended
 /// (`Jobs::drain`).
@@ -195,10 +188,6 @@ impl Jobs {
         }
     }
 
-    fn known(&self, id: &JobId) -> bool {
-        self.running.contains_key(id) || self.finished.contains_key(id)
-    }
-
     pub fn status(&self, id: &JobId) -> Option<JobStatus> {
         self.running
             .get(id)
@@ -256,7 +245,7 @@ impl Jobs {
                 what: "command is empty or contains NUL".into(),
             };
         }
-        if self.known(&job) {
+        if self.status(&job).is_some() {
             return Response::Invalid {
                 what: format!("job {job} exists"),
             };
@@ -264,13 +253,10 @@ impl Jobs {
         if self.running.len() >= run.max_jobs {
             return Response::Busy;
         }
-        let [stdout, stderr] = match <[OwnedFd; 2]>::try_from(fds) {
-            Ok(f) => f,
-            Err(_) => {
-                return Response::Invalid {
-                    what: "spawn needs stdout and stderr descriptors".into(),
-                }
-            }
+        let Ok([stdout, stderr]) = <[OwnedFd; 2]>::try_from(fds) else {
+            return Response::Invalid {
+                what: "spawn needs stdout and stderr descriptors".into(),
+            };
         };
         let (uid, gid, pool_uid) = match &run.run_as {
             RunAs::Shared { uid, gid, .. } => (uid.get(), *gid, None),
@@ -364,8 +350,7 @@ impl Jobs {
         let start_time = crate::proc::ProcInfo::read(pid)
             .map(|i| i.start_time.0)
             .unwrap_or(0);
-        let containment = cgroups.map_or(Containment::Pgid, |_| Containment::Cgroup);
-        let status = started(pid, start_time, containment, uid, limits);
+        let status = started(pid, start_time, containment(cgroups), uid, limits);
         self.running.insert(
             job,
             Running {
@@ -457,20 +442,20 @@ impl Jobs {
         }
     }
 
-    /// Reaps the job if its shell has exited; returns whether it finished.
-    pub fn reap(&mut self, id: &JobId) -> bool {
+    /// Reaps the job if its shell has exited, and starts its drain.
+    pub fn reap(&mut self, id: &JobId) {
         let Some(r) = self.running.get(id) else {
-            return false;
+            return;
         };
         let pid = nix::unistd::Pid::from_raw(r.status.pid);
         let (code, sig) = match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, c)) => (Some(c), None),
             Ok(WaitStatus::Signaled(_, s, _)) => (None, Some(s as i32)),
-            Ok(_) => return false,
+            Ok(_) => return,
             Err(_) => (None, None),
         };
         let Some(mut r) = self.running.remove(id) else {
-            return false;
+            return;
         };
         // A job ends with its shell: whatever it left behind is killed, and
         // the job drains until nothing of it is left.
@@ -507,13 +492,7 @@ impl Jobs {
         let events = r.cgroup.as_ref().and_then(|c| match c.open_events() {
             Ok(f) => Some(f),
             Err(e) => {
-                log::event(
-                    "job_error",
-                    &[
-                        ("job", json!(id.to_hex())),
-                        ("error", json!(format!("cannot watch cgroup.events: {e}"))),
-                    ],
-                );
+                job_error(id, format!("cannot watch cgroup.events: {e}"));
                 None
             }
         });
@@ -537,7 +516,6 @@ impl Jobs {
             }
         }
         self.drain(id);
-        true
     }
 
     /// The jobs that ended since the last call.
@@ -547,14 +525,14 @@ impl Jobs {
 
     /// Tries to finish draining `id`: if nothing of the job is left, removes
     /// its cgroup and frees its uid; otherwise kills it again (at most every
-    /// [`DRAIN_RETRY`]). Returns whether the job is gone.
-    pub fn drain(&mut self, id: &JobId) -> bool {
+    /// [`DRAIN_RETRY`]).
+    pub fn drain(&mut self, id: &JobId) {
         let Some(d) = self.draining.get_mut(id) else {
-            return true;
+            return;
         };
         if let Some(c) = &d.cleaner {
             let Some(outcome) = c.outcome() else {
-                return false;
+                return;
             };
             if let Some(uid) = d.pool_uid {
                 match outcome {
@@ -563,7 +541,7 @@ impl Jobs {
                 }
             }
             self.draining.remove(id);
-            return true;
+            return;
         }
         let empty = match (&d.cgroup, &d.events) {
             (Some(_), Some(ev)) => !cgroup::populated(ev).unwrap_or(true),
@@ -572,13 +550,7 @@ impl Jobs {
             (None, _) => match d.pool_uid {
                 Some(uid) => {
                     if let Err(e) = uids::sweep(uid) {
-                        log::event(
-                            "job_error",
-                            &[
-                                ("job", json!(id.to_hex())),
-                                ("error", json!(format!("sweeping uid {uid} failed: {e}"))),
-                            ],
-                        );
+                        job_error(id, format!("sweeping uid {uid} failed: {e}"));
                     }
                     !uids::has_processes(uid)
                 }
@@ -591,22 +563,13 @@ impl Jobs {
                 kill_job(d.cgroup.as_ref(), d.pid);
                 d.next_retry = Instant::now() + DRAIN_RETRY;
             }
-            return false;
+            return;
         }
         if let Some(cg) = &d.cgroup {
             if let Err(e) = cg.remove() {
-                log::event(
-                    "job_error",
-                    &[
-                        ("job", json!(id.to_hex())),
-                        (
-                            "error",
-                            json!(format!("removing its empty cgroup failed: {e}")),
-                        ),
-                    ],
-                );
+                job_error(id, format!("removing its empty cgroup failed: {e}"));
                 d.next_retry = Instant::now() + DRAIN_RETRY;
-                return false;
+                return;
             }
             d.cgroup = None;
             d.events = None;
@@ -617,23 +580,13 @@ impl Jobs {
             match Cleaner::start(uid, &self.shared) {
                 Ok(c) => d.cleaner = Some(c),
                 Err(e) => {
-                    log::event(
-                        "job_error",
-                        &[
-                            ("job", json!(id.to_hex())),
-                            (
-                                "error",
-                                json!(format!("starting the uid {uid} cleaner: {e}")),
-                            ),
-                        ],
-                    );
+                    job_error(id, format!("starting the uid {uid} cleaner: {e}"));
                     d.next_retry = Instant::now() + DRAIN_RETRY;
                 }
             }
-            return false;
+            return;
         }
         self.draining.remove(id);
-        true
     }
 
     /// Takes `uid` back through a drain and a cleanup before it is handed
@@ -727,53 +680,36 @@ impl Jobs {
             Jobs::kill(r);
         }
         let until = Instant::now() + within;
-        while !self.running.is_empty() {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let ids: Vec<JobId> = self.running.keys().copied().collect();
-            let mut fds: Vec<PollFd<'_>> = self
-                .running
-                .values()
-                .map(|r| PollFd::new(r.pidfd.as_fd(), PollFlags::POLLIN))
-                .collect();
-            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-            if poll(&mut fds, PollTimeout::from(ms)).is_err() {
-                break;
-            }
-            drop(fds);
-            for id in ids {
+        loop {
+            let running: Vec<JobId> = self.running.keys().copied().collect();
+            for id in running {
                 self.reap(&id);
             }
-        }
-        // Then let the killed cgroups empty (bounded), so that a stopped
-        // helper leaves no job cgroup behind.
-        loop {
-            let ids: Vec<JobId> = self.draining.keys().copied().collect();
-            for id in ids {
+            let draining: Vec<JobId> = self.draining.keys().copied().collect();
+            for id in draining {
                 self.drain(&id);
             }
             let left = until.saturating_duration_since(Instant::now());
-            if self.draining.is_empty() || left.is_zero() {
+            if (self.running.is_empty() && self.draining.is_empty()) || left.is_zero() {
                 break;
             }
             let mut fds: Vec<PollFd<'_>> = self
-                .draining
-                .values()
-                .filter_map(|d| match (&d.cleaner, &d.events) {
-                    (Some(c), _) => Some(PollFd::new(c.pidfd.as_fd(), PollFlags::POLLIN)),
-                    (None, Some(f)) => Some(PollFd::new(f.as_fd(), PollFlags::POLLPRI)),
-                    (None, None) => None,
-                })
+                .pollables()
+                .map(|(_, fd, flags)| PollFd::new(fd, flags))
                 .collect();
-            let ms = left.min(DRAIN_RETRY).as_millis().max(1);
-            let _ = poll(
-                &mut fds,
-                PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX)),
-            );
+            let wait = PollTimeout::try_from(left.min(DRAIN_RETRY));
+            let _ = poll(&mut fds, wait.unwrap_or(PollTimeout::ZERO));
         }
     }
+}
+
+/// Logs a failure of `job`'s kill, sweep, cgroup removal or cleaner start
+/// (each retried).
+fn job_error(job: &JobId, error: String) {
+    log::event(
+        "job_error",
+        &[("job", json!(job.to_hex())), ("error", json!(error))],
+    );
 }
 
 fn kill_job(cgroup: Option<&JobCgroup>, pid: i32) {
@@ -825,6 +761,11 @@ pub fn limits(run: &RunPolicy, cgroups: Option<&CgroupRoot>) -> JobLimits {
         rlimit_fsize: run.max_output_bytes,
         rlimit_nofile: run.nofile,
     }
+}
+
+/// How jobs are contained with `cgroups` (or without).
+pub fn containment(cgroups: Option<&CgroupRoot>) -> Containment {
+    cgroups.map_or(Containment::Pgid, |_| Containment::Cgroup)
 }
 
 /// `cpu.max` quota for the policy's `cpu_max` percent.
@@ -936,7 +877,11 @@ mod tests {
                 next_retry: Instant::now(),
             },
         );
-        assert!(jobs.drain(&id), "a hung cleaner must not hold the drain");
+        jobs.drain(&id);
+        assert!(
+            !jobs.draining.contains_key(&id),
+            "a hung cleaner must not hold the drain"
+        );
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
             "the hung cleaner was left running"

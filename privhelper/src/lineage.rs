@@ -17,9 +17,6 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-#[cfg(test)]
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-
 use crate::proc::{alive, ppid_of};
 use crate::sys;
 
@@ -90,17 +87,6 @@ impl Lineage {
         self.members.iter().map(|(_, fd)| fd.as_fd())
     }
 
-    /// Whether the chain of `pid` still holds: kept, and no member exited
-    /// (one `poll`).
-    #[cfg(test)]
-    pub fn holds(&self, pid: i32) -> bool {
-        let mut fds: Vec<PollFd> = self
-            .fds()
-            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
-            .collect();
-        self.kept(pid) && matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
-    }
-
     /// The process the chain starts from, if it was alive when walked.
     pub fn pid(&self) -> Option<i32> {
         self.members.first().map(|(p, _)| *p)
@@ -143,8 +129,19 @@ fn parent_pinned(cur: i32, cur_fd: &OwnedFd) -> Option<Option<(i32, OwnedFd)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
+
+    /// Whether the chain of `pid` still holds: kept, and no member exited
+    /// (one `poll`).
+    fn holds(l: &Lineage, pid: i32) -> bool {
+        let mut fds: Vec<PollFd> = l
+            .fds()
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        l.kept(pid) && matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
+    }
 
     fn pids(l: &Lineage) -> Vec<i32> {
         l.members.iter().map(|(p, _)| *p).collect()
@@ -155,7 +152,7 @@ mod tests {
         let me = std::process::id() as i32;
         let l = Lineage::walk(me);
         assert_eq!(l.pid(), Some(me));
-        assert!(l.holds(me));
+        assert!(holds(&l, me));
         let got = pids(&l);
         assert_eq!(got.get(1).copied(), ppid_of(me).filter(|p| *p > 1));
         for w in got.windows(2) {
@@ -192,11 +189,11 @@ mod tests {
 
         let before = Lineage::walk(leaf);
         assert_eq!(&pids(&before)[..3], &[leaf, mid, me]);
-        assert!(before.holds(leaf));
+        assert!(holds(&before, leaf));
 
         drop(middle.stdin.take()); // sh reads EOF and exits
         middle.wait().expect("sh exits");
-        assert!(!before.holds(leaf), "the middle member exited");
+        assert!(!holds(&before, leaf), "the middle member exited");
 
         // The leaf is handed to a reaper when sh exits; a walk from then
         // on no longer names sh's pid.
@@ -204,7 +201,7 @@ mod tests {
         loop {
             let l = Lineage::walk(leaf);
             if !l.contains(mid) {
-                assert!(l.holds(leaf));
+                assert!(holds(&l, leaf));
                 assert_eq!(l.pid(), Some(leaf));
                 break;
             }
@@ -228,7 +225,7 @@ mod tests {
         let l = Lineage::walk(pid);
         // (Unless the pid was reused at once, it names nobody now.)
         if l.pid().is_none() {
-            assert!(!l.holds(pid), "an empty chain is walked again");
+            assert!(!holds(&l, pid), "an empty chain is walked again");
         }
     }
 }

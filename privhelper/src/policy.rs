@@ -28,14 +28,12 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+/// The file; a section left out allows nothing (`[run]`: no commands).
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawPolicy {
-    #[serde(default)]
-    signal: Option<RawSignal>,
-    #[serde(default)]
-    renice: Option<RawRenice>,
-    #[serde(default)]
+    signal: RawSignal,
+    renice: RawRenice,
     run: Option<RawRun>,
     /// monitoreo-reader's section, not the helper's.
     #[serde(rename = "read")]
@@ -49,77 +47,56 @@ enum Owner {
     Id(u32),
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
 struct RawSignal {
-    #[serde(default)]
     owners: Vec<Owner>,
-    #[serde(default)]
     names: Vec<String>,
-    #[serde(default)]
     signals: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
 struct RawRenice {
-    #[serde(default)]
     owners: Vec<Owner>,
-    #[serde(default)]
     names: Vec<String>,
-    #[serde(default)]
     min_nice: Option<i32>,
-    #[serde(default)]
     allow_negative: bool,
 }
 
+/// `[run]`; a key left out takes its value from `RawRun::default`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct RawRun {
-    #[serde(default)]
     user: Option<Owner>,
-    #[serde(default)]
     uids: Option<String>,
-    #[serde(default = "default_timeout")]
     max_timeout_s: u64,
-    #[serde(default = "default_jobs")]
     max_jobs: usize,
-    #[serde(default = "default_output")]
     max_output_bytes: u64,
-    #[serde(default = "default_timeout")]
     cpu_s: u64,
-    #[serde(default = "default_nofile")]
     nofile: u64,
-    #[serde(default = "default_nproc")]
     nproc: u64,
-    #[serde(default = "default_memory")]
     memory_max: u64,
-    #[serde(default)]
     pids_max: Option<u64>,
-    #[serde(default = "default_cpu_max")]
     cpu_max: u64,
 }
 
-fn default_timeout() -> u64 {
-    300
-}
-fn default_jobs() -> usize {
-    8
-}
-fn default_output() -> u64 {
-    10 * 1024 * 1024
-}
-fn default_nofile() -> u64 {
-    256
-}
-fn default_nproc() -> u64 {
-    256
-}
-fn default_memory() -> u64 {
-    1024 * 1024 * 1024
-}
-fn default_cpu_max() -> u64 {
-    100
+impl Default for RawRun {
+    fn default() -> RawRun {
+        RawRun {
+            user: None,
+            uids: None,
+            max_timeout_s: 300,
+            max_jobs: 8,
+            max_output_bytes: 10 * 1024 * 1024,
+            cpu_s: 300,
+            nofile: 256,
+            nproc: 256,
+            memory_max: 1024 * 1024 * 1024,
+            pids_max: None,
+            cpu_max: 100,
+        }
+    }
 }
 
 /// systemd's DynamicUser range: a job uid range may not overlap it.
@@ -160,6 +137,18 @@ pub struct TargetRule {
     pub names: HashSet<String>,
     /// The rule as the file writes it, for `Info`.
     pub shown: Vec<String>,
+}
+
+impl TargetRule {
+    /// The owners as the policy names them: the uids, sorted, then the
+    /// job tokens.
+    fn owners_named(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.owners.iter().map(|u| u.get().to_string()).collect();
+        v.sort();
+        v.extend(self.jobs.then(|| JOBS_TOKEN.to_string()));
+        v.extend(self.all_jobs.then(|| ALL_JOBS_TOKEN.to_string()));
+        v
+    }
 }
 
 /// Whose identity a job runs under.
@@ -251,55 +240,42 @@ impl Policy {
             let line = e.span().map(|s| line_at(text, s.start)).unwrap_or(0);
             PolicyError(format!("line {line}: {}", e.message()))
         })?;
-        let mut p = Policy {
-            min_nice: Nice::new(0).map_err(PolicyError)?,
-            ..Policy::default()
-        };
+        let mut p = Policy::default();
         if let Some(run) = raw.run {
             p.run = Some(resolve_run(text, run, ctx)?);
         }
-        let per_job = match &p.run {
-            Some(RunPolicy {
-                run_as: RunAs::PerJob(r),
-                ..
-            }) => Some(r.clone()),
-            _ => None,
-        };
-        if let Some(s) = raw.signal {
-            p.signal = resolve_rule(
-                text,
-                &s.owners,
-                s.names,
-                per_job.as_ref(),
-                "signal",
-                &mut p.warnings,
-            )?;
-            for name in s.signals {
-                let sig: Signal = name
-                    .parse()
-                    .map_err(|e| PolicyError(format!("line {}: {e}", line_of(text, &name))))?;
-                p.signals.insert(sig);
-            }
+        let per_job = p.job_range();
+        p.signal = resolve_rule(
+            text,
+            &raw.signal.owners,
+            raw.signal.names,
+            per_job.as_ref(),
+            "signal",
+            &mut p.warnings,
+        )?;
+        for name in raw.signal.signals {
+            let sig: Signal = name
+                .parse()
+                .map_err(|e| PolicyError(format!("line {}: {e}", line_of(text, &name))))?;
+            p.signals.insert(sig);
         }
-        if let Some(r) = raw.renice {
-            p.renice = resolve_rule(
-                text,
-                &r.owners,
-                r.names,
-                per_job.as_ref(),
-                "renice",
-                &mut p.warnings,
-            )?;
-            let min = r.min_nice.unwrap_or(0);
-            p.min_nice = Nice::new(min).map_err(|e| {
-                PolicyError(format!("line {}: min_nice: {e}", line_of(text, "min_nice")))
-            })?;
-            if min < 0 && !r.allow_negative {
-                return Err(PolicyError(format!(
-                    "line {}: min_nice = {min} raises priority; set allow_negative = true to allow it",
-                    line_of(text, "min_nice")
-                )));
-            }
+        p.renice = resolve_rule(
+            text,
+            &raw.renice.owners,
+            raw.renice.names,
+            per_job.as_ref(),
+            "renice",
+            &mut p.warnings,
+        )?;
+        let min = raw.renice.min_nice.unwrap_or(0);
+        p.min_nice = Nice::new(min).map_err(|e| {
+            PolicyError(format!("line {}: min_nice: {e}", line_of(text, "min_nice")))
+        })?;
+        if min < 0 && !raw.renice.allow_negative {
+            return Err(PolicyError(format!(
+                "line {}: min_nice = {min} raises priority; set allow_negative = true to allow it",
+                line_of(text, "min_nice")
+            )));
         }
         if let (Some(run), Some(gw)) = (&p.run, ctx.gateway_uid) {
             if let RunAs::Shared { .. } = run.run_as {
@@ -310,6 +286,14 @@ impl Policy {
             }
         }
         Ok(p)
+    }
+
+    /// The per-job uid range, if jobs get uids of their own.
+    pub fn job_range(&self) -> Option<RangeInclusive<u32>> {
+        match self.run.as_ref().map(|r| &r.run_as) {
+            Some(RunAs::PerJob(r)) => Some(r.clone()),
+            _ => None,
+        }
     }
 
     /// The rule that forbids `sig`, if any.
@@ -332,34 +316,18 @@ impl Policy {
 
     /// The value behind a rule, for the refusal's message: "min_nice is 0".
     pub fn describe(&self, rule: Rule) -> String {
-        let uids = |r: &TargetRule| {
-            let mut v: Vec<String> = r.owners.iter().map(|u| u.get().to_string()).collect();
-            v.sort();
-            if r.jobs {
-                v.push(JOBS_TOKEN.into());
-            }
-            if r.all_jobs {
-                v.push(ALL_JOBS_TOKEN.into());
-            }
-            format!("[{}]", v.join(", "))
-        };
-        let names = |r: &TargetRule| {
-            let mut v: Vec<&str> = r.names.iter().map(String::as_str).collect();
-            v.sort_unstable();
-            format!("{v:?}")
-        };
         let section = |act| match act {
             Act::Signal => &self.signal,
             Act::Renice => &self.renice,
         };
         let value = match rule {
-            Rule::Owners(act) => uids(section(act)),
-            Rule::Names(act) => names(section(act)),
-            Rule::Signals => {
-                let mut v: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
+            Rule::Owners(act) => format!("[{}]", section(act).owners_named().join(", ")),
+            Rule::Names(act) => {
+                let mut v: Vec<&str> = section(act).names.iter().map(String::as_str).collect();
                 v.sort_unstable();
                 format!("{v:?}")
             }
+            Rule::Signals => format!("{:?}", self.signal_names()),
             Rule::MinNice => self.min_nice.get().to_string(),
             Rule::Run => return "the policy has no [run] section".into(),
             Rule::Builtin(b) => return b.detail().into(),
@@ -367,26 +335,20 @@ impl Policy {
         format!("{} is {value}", rule.name())
     }
 
+    /// The signals allowed, by name, sorted.
+    fn signal_names(&self) -> Vec<&'static str> {
+        let mut v: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
+        v.sort_unstable();
+        v
+    }
+
     /// One line for logs.
     pub fn summary(&self) -> String {
-        let mut sigs: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
-        sigs.sort_unstable();
-        let owners = |r: &TargetRule| {
-            let mut v: Vec<String> = r.owners.iter().map(|u| u.get().to_string()).collect();
-            v.sort();
-            if r.jobs {
-                v.push(JOBS_TOKEN.into());
-            }
-            if r.all_jobs {
-                v.push(ALL_JOBS_TOKEN.into());
-            }
-            v.join(",")
-        };
         format!(
             "signal owners [{}] signals {:?}; renice owners [{}] min_nice {}; run {}",
-            owners(&self.signal),
-            sigs,
-            owners(&self.renice),
+            self.signal.owners_named().join(","),
+            self.signal_names(),
+            self.renice.owners_named().join(","),
             self.min_nice.get(),
             self.run
                 .as_ref()
@@ -604,14 +566,12 @@ fn parse_uid_range(
     let (a, b) = spec
         .split_once('-')
         .ok_or_else(|| err("expected \"START-END\"".into()))?;
-    let first: u32 = a
-        .trim()
-        .parse()
-        .map_err(|_| err(format!("{a:?} is not a uid")))?;
-    let last: u32 = b
-        .trim()
-        .parse()
-        .map_err(|_| err(format!("{b:?} is not a uid")))?;
+    let uid = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| err(format!("{s:?} is not a uid")))
+    };
+    let (first, last) = (uid(a)?, uid(b)?);
     if first > last {
         return Err(err("START is above END".into()));
     }

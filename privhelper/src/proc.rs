@@ -32,16 +32,8 @@ impl ProcInfo {
         let stat = read_proc(&format!("/proc/{pid}/stat"))?;
         let mut info = parse_stat(&stat)?;
         let status = String::from_utf8(read_proc(&format!("/proc/{pid}/status"))?).ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))?
-                .split_whitespace()
-                .next()
-                .map(str::to_owned)
-        };
-        info.real_uid = Uid::new(field("Uid:")?.parse().ok()?);
-        info.tgid = field("Tgid:")?.parse().ok()?;
+        info.real_uid = Uid::new(status_field(&status, "Uid:")?.parse().ok()?);
+        info.tgid = status_field(&status, "Tgid:")?.parse().ok()?;
         Some(info)
     }
 
@@ -85,6 +77,16 @@ pub fn parse_stat(stat: &[u8]) -> Option<ProcInfo> {
         real_uid: Uid::new(u32::MAX),
         tgid: 0,
     })
+}
+
+/// The first value on the `name` line of a `/proc/PID/status` text (for
+/// `Uid:`, the real uid).
+pub fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .split_whitespace()
+        .next()
 }
 
 /// The parent of `pid`, from `/proc/PID/stat` alone (one read per step of

@@ -26,7 +26,7 @@ use crate::conn::{Close, Conn, Incoming, FRAME_TIMEOUT};
 use crate::jobs::{Jobs, Wake};
 use crate::lineage::Lineage;
 use crate::log;
-use crate::policy::{self, Policy, RunAs};
+use crate::policy::{self, Policy};
 use crate::socket::{self, Listener};
 use crate::uids::UidLocks;
 
@@ -94,7 +94,7 @@ impl Server {
         (shared, locks): (Vec<PathBuf>, Option<UidLocks>),
     ) -> Server {
         let mut jobs = Jobs::default();
-        jobs.ready(job_range(&policy), shared);
+        jobs.ready(policy.job_range(), shared);
         Server {
             locks,
             listener,
@@ -117,20 +117,16 @@ impl Server {
     /// [`block_signals`]).
     pub fn run(&mut self, sigfd: SignalFd) -> io::Result<()> {
         loop {
-            if self
+            self.accept_paused_until = self.accept_paused_until.filter(|t| Instant::now() < *t);
+            // Wake for the nearest of: the listener's rest ending, a job's
+            // deadline or drain retry, a connection's frame timeout.
+            let rest = self
                 .accept_paused_until
-                .is_some_and(|t| Instant::now() >= t)
-            {
-                self.accept_paused_until = None;
-            }
-            let mut timeout = self
-                .jobs
-                .next_wakeup()
-                .map(|d| d.min(FRAME_TIMEOUT))
-                .unwrap_or(FRAME_TIMEOUT);
-            if let Some(t) = self.accept_paused_until {
-                timeout = timeout.min(t.saturating_duration_since(Instant::now()));
-            }
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            let timeout = [rest, self.jobs.next_wakeup()]
+                .into_iter()
+                .flatten()
+                .fold(FRAME_TIMEOUT, Duration::min);
             let mut keys = vec![Key::Signals];
             let mut pfds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
             if self.accept_paused_until.is_none() {
@@ -179,12 +175,8 @@ impl Server {
                         }
                     }
                     Key::Conn(id) => self.readable(id),
-                    Key::Job(Wake::Reap(id)) => {
-                        self.jobs.reap(&id);
-                    }
-                    Key::Job(Wake::Drain(id)) => {
-                        self.jobs.drain(&id);
-                    }
+                    Key::Job(Wake::Reap(id)) => self.jobs.reap(&id),
+                    Key::Job(Wake::Drain(id)) => self.jobs.drain(&id),
                 }
             }
             self.jobs.enforce_deadlines();
@@ -195,32 +187,30 @@ impl Server {
     }
 
     fn reload(&mut self) {
-        let failed = |e: String| {
-            let e = format!("{e}; keeping the old policy");
-            log::event("policy_reload_failed", &[("error", json!(e))]);
-            Some(e)
-        };
-        match Policy::load(&self.policy_path, &self.policy_ctx) {
+        let loaded = Policy::load(&self.policy_path, &self.policy_ctx)
+            .map_err(|e| e.to_string())
+            .and_then(|p| self.lock_range(&p).map(|()| p));
+        match loaded {
             Ok(p) => {
-                if let Err(e) = self.lock_range(&p) {
-                    self.reload_error = failed(e);
-                    return;
-                }
                 self.reload_error = None;
                 log::event("policy_reloaded", &[("policy", json!(p.summary()))]);
                 for w in &p.warnings {
                     log::event("policy_warning", &[("warning", json!(w))]);
                 }
-                self.jobs.ready(job_range(&p), crate::ns::discover());
+                self.jobs.ready(p.job_range(), crate::ns::discover());
                 self.policy = p;
             }
-            Err(e) => self.reload_error = failed(e.to_string()),
+            Err(e) => {
+                let e = format!("{e}; keeping the old policy");
+                log::event("policy_reload_failed", &[("error", json!(e))]);
+                self.reload_error = Some(e);
+            }
         }
     }
 
     /// Locks the job uids of `p`'s range against other helpers, first.
     fn lock_range(&mut self, p: &Policy) -> Result<(), String> {
-        let Some(range) = job_range(p) else {
+        let Some(range) = p.job_range() else {
             return Ok(());
         };
         let locks = match self.locks.take() {
@@ -405,13 +395,5 @@ impl Server {
                 false
             }
         }
-    }
-}
-
-/// The per-job uid range of a policy, if it has one.
-pub fn job_range(p: &Policy) -> Option<std::ops::RangeInclusive<u32>> {
-    match p.run.as_ref().map(|r| &r.run_as) {
-        Some(RunAs::PerJob(r)) => Some(r.clone()),
-        _ => None,
     }
 }

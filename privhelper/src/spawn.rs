@@ -15,7 +15,7 @@
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
@@ -81,13 +81,14 @@ pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
         sys::exit_child(127);
     }
     drop(err_w);
-    let mut buf = [0u8; 4];
-    let mut r = File::from(err_r);
-    let n = protocol::frame::read_full(&mut r, &mut buf)?;
-    if n == 4 {
+    // Nothing arrives before end of file if `execve` succeeded (the pipe
+    // closed on exec); the child's errno if it failed.
+    let mut failure = Vec::new();
+    File::from(err_r).read_to_end(&mut failure)?;
+    if let Ok(errno) = <[u8; 4]>::try_from(failure.as_slice()) {
         // The child failed before execve and has exited; reap it.
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)));
+        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
     }
     Ok(pid)
 }
@@ -132,17 +133,15 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
     std::mem::forget(devnull);
     umask(Mode::from_bits_truncate(0o077));
     let r = plan.run;
-    setrlimit(Resource::RLIMIT_CPU, r.cpu_s, r.cpu_s).map_err(io::Error::from)?;
-    setrlimit(
-        Resource::RLIMIT_FSIZE,
-        r.max_output_bytes,
-        r.max_output_bytes,
-    )
-    .map_err(io::Error::from)?;
-    setrlimit(Resource::RLIMIT_NOFILE, r.nofile, r.nofile).map_err(io::Error::from)?;
-    setrlimit(Resource::RLIMIT_NPROC, r.nproc, r.nproc).map_err(io::Error::from)?;
-    if let Some(bytes) = plan.rlimit_as {
-        setrlimit(Resource::RLIMIT_AS, bytes, bytes).map_err(io::Error::from)?;
+    let limits = [
+        (Resource::RLIMIT_CPU, r.cpu_s),
+        (Resource::RLIMIT_FSIZE, r.max_output_bytes),
+        (Resource::RLIMIT_NOFILE, r.nofile),
+        (Resource::RLIMIT_NPROC, r.nproc),
+    ];
+    let memory = plan.rlimit_as.map(|bytes| (Resource::RLIMIT_AS, bytes));
+    for (resource, value) in limits.into_iter().chain(memory) {
+        setrlimit(resource, value, value).map_err(io::Error::from)?;
     }
     sys::reset_signals();
     for cap in caps::all() {

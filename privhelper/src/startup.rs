@@ -20,7 +20,7 @@ pub fn run(args: cli::Args) -> Result<(), String> {
         for w in &policy.warnings {
             println!("warning: {w}");
         }
-        if let Some(r) = server::job_range(&policy) {
+        if let Some(r) = policy.job_range() {
             // Information, not a failure: the helper this policy is for
             // holds its own range while it runs.
             match uids::UidLocks::probe(std::path::Path::new(uids::LOCK_DIR), &r) {
@@ -46,7 +46,7 @@ pub fn run(args: cli::Args) -> Result<(), String> {
         log::event("policy_warning", &[("warning", json!(w))]);
     }
     let shared = ns::discover();
-    let locks = match server::job_range(&policy) {
+    let locks = match policy.job_range() {
         Some(range) => {
             let mut l = uids::UidLocks::open(std::path::Path::new(uids::LOCK_DIR))?;
             l.take(&range)?;

@@ -147,16 +147,8 @@ fn threads() -> Option<u32> {
         .ok()
 }
 
-/// `fork(2)` for unit tests, whose harness runs threads. The child may
-/// only make system calls and `exit_child`: no allocation, no lock.
 #[cfg(test)]
-pub fn fork_in_test() -> io::Result<i32> {
-    // SAFETY: the test's child calls only async-signal-safe functions
-    // (raw system calls and _exit) before it exits.
-    let r = unsafe { libc::fork() };
-    cerr(libc::c_long::from(r))?;
-    Ok(r)
-}
+pub use tests::fork_in_test;
 
 /// In a freshly forked child about to `execve`: `stdin`, `stdout`,
 /// `stderr` become descriptors 0-2 and every other descriptor but `keep`
@@ -379,6 +371,16 @@ pub fn exit_child(code: i32) -> ! {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    /// `fork(2)` for unit tests, whose harness runs threads. The child may
+    /// only make system calls and `exit_child`: no allocation, no lock.
+    pub fn fork_in_test() -> io::Result<i32> {
+        // SAFETY: the test's child calls only async-signal-safe functions
+        // (raw system calls and _exit) before it exits.
+        let r = unsafe { libc::fork() };
+        cerr(libc::c_long::from(r))?;
+        Ok(r)
+    }
 
     /// The running kernel's (major, minor), from its release string.
     fn kernel_version() -> (u32, u32) {

@@ -123,10 +123,7 @@ pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<R
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(Refusal::NoSuchProcess),
         // pidfd_open refuses a thread that is not a group leader (EINVAL
         // before Linux 6.9, ENOENT since): say so rather than "failed".
-        Err(e) if is_non_leader_thread(pid.get()) => {
-            let _ = e;
-            return Err(Refusal::NotAProcess);
-        }
+        Err(_) if is_non_leader_thread(pid.get()) => return Err(Refusal::NotAProcess),
         Err(e) => return Err(Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO))),
     };
     let info = ProcInfo::read_pinned(pid.get(), &pidfd).ok_or(Refusal::NoSuchProcess)?;

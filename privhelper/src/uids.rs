@@ -9,7 +9,7 @@
 //! every process of the uid found none left. Uids are handed out round
 //! robin, so a freed uid is the last to be reused.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::ops::RangeInclusive;
@@ -58,24 +58,15 @@ impl UidPool {
     /// A uid no running or draining job holds, or `None` when all are.
     pub fn allocate(&mut self) -> Option<u32> {
         let range = self.range.clone()?;
-        let size = u64::from(range.end() - range.start()) + 1;
-        let mut candidate = self.next;
-        for _ in 0..size {
-            if !range.contains(&candidate) {
-                candidate = *range.start();
-            }
-            let this = candidate;
-            candidate = if this == *range.end() {
-                *range.start()
-            } else {
-                this + 1
-            };
-            if self.in_use.insert(this) {
-                self.next = candidate;
-                return Some(this);
-            }
-        }
-        None
+        let (first, last) = (*range.start(), *range.end());
+        // Never outside the range, whatever `next` holds.
+        let from = self.next.clamp(first, last);
+        let uid = (from..=last)
+            .chain(first..from)
+            .find(|u| !self.in_use.contains(u))?;
+        self.in_use.insert(uid);
+        self.next = if uid == last { first } else { uid + 1 };
+        Some(uid)
     }
 
     /// Marks `uid` taken (a uid being reclaimed).
@@ -235,17 +226,13 @@ fn byte_range(range: &RangeInclusive<u32>, kind: libc::c_int) -> libc::flock {
 /// Job uids of `range` that a process on the host runs as (a dead
 /// helper's job), each with the reason, for the log.
 pub fn in_use_on_host(range: &RangeInclusive<u32>) -> Vec<(u32, String)> {
-    let mut found: HashMap<u32, String> = HashMap::new();
-    for (pid, uid) in process_uids() {
-        if range.contains(&uid) {
-            found
-                .entry(uid)
-                .or_insert(format!("process {pid} runs as it"));
-        }
+    let mut found = BTreeMap::new();
+    for (pid, uid) in process_uids().filter(|(_, uid)| range.contains(uid)) {
+        found
+            .entry(uid)
+            .or_insert(format!("process {pid} runs as it"));
     }
-    let mut v: Vec<(u32, String)> = found.into_iter().collect();
-    v.sort();
-    v
+    found.into_iter().collect()
 }
 
 /// Becomes `uid` and `gid` for good, in a forked child: no supplementary
@@ -331,13 +318,7 @@ fn process_uids() -> impl Iterator<Item = (u32, u32)> {
         .filter_map(|e| {
             let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
             let status = fs::read_to_string(e.path().join("status")).ok()?;
-            let uid = status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:"))?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
+            let uid = crate::proc::status_field(&status, "Uid:")?.parse().ok()?;
             Some((pid, uid))
         })
 }

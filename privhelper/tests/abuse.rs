@@ -16,7 +16,7 @@ use protocol::{Request, Response, Target};
 use support::*;
 
 fn served(h: &Helper) -> bool {
-    match protocol::Connection::connect(&h.sock, Duration::from_secs(2)) {
+    match api_gateway::helper::Connection::connect(&h.sock, Duration::from_secs(2)) {
         Ok(mut c) => matches!(c.request(&Request::Info, &[]), Ok(Response::Info(_))),
         Err(_) => false,
     }
@@ -42,7 +42,8 @@ fn three_hundred_idle_connections_do_not_lock_out_the_gateway() {
     let mut held = Vec::new();
     for i in 0..300 {
         if i % 2 == 0 {
-            if let Ok(c) = protocol::Connection::connect(&h.sock, Duration::from_secs(2)) {
+            if let Ok(c) = api_gateway::helper::Connection::connect(&h.sock, Duration::from_secs(2))
+            {
                 held.push(Err(c));
             }
         } else if let Ok(s) = UnixStream::connect(&h.sock) {

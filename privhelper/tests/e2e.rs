@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use protocol::{Connection, JobId, JobState, Request, Response, Signal, Target};
+use api_gateway::helper::Connection;
+use protocol::{JobId, JobState, Request, Response, Signal, Target};
 use support::{require_root, start_time, state_of, test_caller, Helper, TEST_KEY};
 
 mod support;

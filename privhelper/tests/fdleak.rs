@@ -13,8 +13,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use protocol::fdpass::{send_with_fds, MAX_FDS_PER_MSG};
-use protocol::{encode_frame, Connection, JobId, Request, PROTOCOL_VERSION};
+use api_gateway::helper::send_with_fds;
+use api_gateway::helper::Connection;
+use protocol::fdpass::MAX_FDS_PER_MSG;
+use protocol::{encode_frame, JobId, Request, PROTOCOL_VERSION};
 
 /// Fails unless root: the test is `#[ignore = "needs root"]`, and asked for
 /// anyway where it cannot run it fails rather than passing unrun.

@@ -49,7 +49,10 @@ t("helper", helper)
 "#;
 
 /// Starts job 1, the victim: a secret in its environment, its stdout open.
-fn start_victim(h: &Helper, c: &mut protocol::Connection) -> (protocol::JobStatus, JobFiles) {
+fn start_victim(
+    h: &Helper,
+    c: &mut api_gateway::helper::Connection,
+) -> (protocol::JobStatus, JobFiles) {
     let (b, files) = start_job(
         c,
         &h.dir,
@@ -62,7 +65,11 @@ fn start_victim(h: &Helper, c: &mut protocol::Connection) -> (protocol::JobStatu
 }
 
 /// Runs the attack from a job against `victim_pid`; returns its lines.
-fn attack_from_a_job(h: &Helper, c: &mut protocol::Connection, victim_pid: i32) -> String {
+fn attack_from_a_job(
+    h: &Helper,
+    c: &mut api_gateway::helper::Connection,
+    victim_pid: i32,
+) -> String {
     let script = h.dir.join("attack.py");
     std::fs::write(&script, ATTACK).expect("script");
     let cmd = format!(

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use protocol::{Request, Response, Signal, Target};
 use support::*;
 
-fn signal(c: &mut protocol::Connection, pid: i32) -> Response {
+fn signal(c: &mut api_gateway::helper::Connection, pid: i32) -> Response {
     c.request(
         &Request::Signal {
             target: Target {

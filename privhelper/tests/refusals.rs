@@ -14,7 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use protocol::fdpass::send_with_fds;
+use api_gateway::helper::send_with_fds;
 use protocol::{encode_frame, Envelope, JobId, JobState, Request, Response, Signal, Target};
 use support::*;
 
@@ -43,7 +43,7 @@ fn target(pid: i32) -> Target {
     }
 }
 
-fn renice(c: &mut protocol::Connection, target: Target, nice: i32) -> Response {
+fn renice(c: &mut api_gateway::helper::Connection, target: Target, nice: i32) -> Response {
     c.request(
         &Request::Renice {
             target,
@@ -55,7 +55,7 @@ fn renice(c: &mut protocol::Connection, target: Target, nice: i32) -> Response {
     .expect("answer")
 }
 
-fn signal(c: &mut protocol::Connection, target: Target, signal: Signal) -> Response {
+fn signal(c: &mut api_gateway::helper::Connection, target: Target, signal: Signal) -> Response {
     c.request(
         &Request::Signal {
             target,
@@ -80,7 +80,13 @@ fn nice_of(pid: i32) -> Option<u64> {
 }
 
 /// Sends `spawn` with two fresh output files.
-fn spawn(c: &mut protocol::Connection, h: &Helper, id: u8, cmd: &str, timeout_ms: u64) -> Response {
+fn spawn(
+    c: &mut api_gateway::helper::Connection,
+    h: &Helper,
+    id: u8,
+    cmd: &str,
+    timeout_ms: u64,
+) -> Response {
     let out = fs::File::create(h.dir.join(format!("out{id}"))).expect("out");
     let err = fs::File::create(h.dir.join(format!("err{id}"))).expect("err");
     c.request(
@@ -410,9 +416,11 @@ fn a_second_hello_or_a_descriptor_count_the_frame_does_not_name_closes_the_conne
     for (frame, fds) in [(spawn_frame, vec![]), (status_frame, vec![file.as_fd()])] {
         let s = UnixStream::connect(&h.sock).expect("connect");
         // Greeted first, so the descriptors ride with this frame alone.
-        let greeted =
-            protocol::Connection::handshake(s.try_clone().expect("clone"), Duration::from_secs(5))
-                .expect("hello");
+        let greeted = api_gateway::helper::Connection::handshake(
+            s.try_clone().expect("clone"),
+            Duration::from_secs(5),
+        )
+        .expect("hello");
         send_with_fds(&s, &frame, &fds).expect("send");
         assert!(until_closed(&s).is_empty(), "answered");
         drop(greeted);

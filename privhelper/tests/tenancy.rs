@@ -13,7 +13,12 @@ use std::time::Duration;
 use protocol::{Caller, Request, Response, Signal, Target};
 use support::*;
 
-fn signal(c: &mut protocol::Connection, pid: i32, sig: Signal, caller: Caller) -> Response {
+fn signal(
+    c: &mut api_gateway::helper::Connection,
+    pid: i32,
+    sig: Signal,
+    caller: Caller,
+) -> Response {
     c.request(
         &Request::Signal {
             target: Target {
@@ -233,7 +238,7 @@ fn a_reused_uid_finds_nothing_the_last_job_left() {
     let script = h.dir.join("residue.py");
     std::fs::write(&script, RESIDUE).expect("script");
     let mut c = h.connect();
-    let run = |c: &mut protocol::Connection, id: u8, mode: &str| {
+    let run = |c: &mut api_gateway::helper::Connection, id: u8, mode: &str| {
         let cmd = format!("python3 {} {mode} {}", script.display(), list.display());
         let (s, files) = start_job_when_free(c, &h.dir, id, &cmd);
         let end = wait_job(c, id, Duration::from_secs(25));

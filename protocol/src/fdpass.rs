@@ -1,4 +1,5 @@
-//! Passing file descriptors over a Unix stream socket with `SCM_RIGHTS`.
+//! Receiving file descriptors over a Unix stream socket with `SCM_RIGHTS`
+//! (the gateway's client sends them).
 //!
 //! The gateway opens a job's output files itself and hands the open
 //! descriptors to the helper, so the helper never opens a path chosen by
@@ -9,47 +10,13 @@
 //! [`crate::Request::fds_expected`]).
 #![allow(unsafe_code)]
 
-use std::io::{self, IoSlice, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
-
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Most descriptors accepted in one `recvmsg`. Anything beyond is cut off
 /// by the kernel (`MSG_CTRUNC`); [`recv_with_fds`] then closes the ones that
 /// did arrive and reports an error.
 pub const MAX_FDS_PER_MSG: usize = 4;
-
-/// Writes all of `bytes` to `sock`, attaching `fds` to the first byte.
-pub fn send_with_fds(sock: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    if fds.is_empty() {
-        let mut s = sock;
-        return s.write_all(bytes);
-    }
-    if bytes.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "descriptors need at least one byte to ride on",
-        ));
-    }
-    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    let cmsg = [ControlMessage::ScmRights(&raw)];
-    let sent = loop {
-        match sendmsg::<()>(
-            sock.as_raw_fd(),
-            &[IoSlice::new(bytes)],
-            &cmsg,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Ok(n) => break n,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(io::Error::from(e)),
-        }
-    };
-    let mut s = sock;
-    s.write_all(&bytes[sent..])
-}
 
 /// Room for exactly [`MAX_FDS_PER_MSG`] descriptors in one `SCM_RIGHTS`
 /// control message.
@@ -172,8 +139,24 @@ fn take_descriptors(msg: &libc::msghdr) -> Vec<OwnedFd> {
 mod tests {
     use super::*;
     use std::fs::File;
-    use std::io::{Read, Seek, SeekFrom};
+    use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
+    use std::os::fd::BorrowedFd;
     use std::os::unix::fs::MetadataExt;
+    use std::os::unix::net::UnixStream;
+
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+    /// Sends `bytes` in one message with `fds` attached, as the gateway's
+    /// client does.
+    fn send_with_fds(sock: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let rights = [ControlMessage::ScmRights(&raw)];
+        let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+        let iov = [IoSlice::new(bytes)];
+        let sent = sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)?;
+        assert_eq!(sent, bytes.len(), "one message");
+        Ok(())
+    }
 
     #[test]
     fn descriptors_arrive_and_point_at_the_same_file() {

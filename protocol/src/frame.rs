@@ -7,7 +7,7 @@
 //! error, so one frame can never smuggle the start of another.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use bincode::config::{self, Configuration, Fixint, Limit, LittleEndian};
 use bincode::{Decode, Encode};
@@ -136,43 +136,23 @@ pub fn decode_frame<T: Decode<()>>(buf: &[u8]) -> Result<Option<(T, usize)>, Fra
     Ok(Some((msg, HEADER_LEN + len)))
 }
 
-/// Writes one frame to a blocking stream.
-pub fn write_frame<W: Write, T: Encode>(w: &mut W, msg: &T) -> Result<(), FrameError> {
-    let bytes = encode_frame(msg)?;
-    w.write_all(&bytes)?;
-    w.flush()?;
-    Ok(())
-}
-
 /// Reads one frame from a blocking stream. The payload buffer is allocated
 /// only after the length has passed the [`MAX_FRAME`] check.
 pub fn read_frame<R: Read, T: Decode<()>>(r: &mut R) -> Result<T, FrameError> {
-    let mut head = [0u8; HEADER_LEN];
-    let got = read_full(r, &mut head)?;
+    let mut buf = vec![0u8; HEADER_LEN];
+    let got = read_full(r, &mut buf)?;
     if got == 0 {
         return Err(FrameError::Closed);
     }
-    if got < HEADER_LEN {
-        return Err(FrameError::Truncated {
-            have: got,
-            want: HEADER_LEN,
-        });
+    if let Some(len) = frame_len(&buf[..got])? {
+        buf.resize(HEADER_LEN + len, 0);
     }
-    let len = frame_len(&head)?.unwrap_or(0);
-    let mut buf = vec![0u8; HEADER_LEN + len];
-    buf[..HEADER_LEN].copy_from_slice(&head);
-    let got = read_full(r, &mut buf[HEADER_LEN..])?;
-    if got < len {
-        return Err(FrameError::Truncated {
-            have: HEADER_LEN + got,
-            want: HEADER_LEN + len,
-        });
-    }
-    match decode_frame(&buf)? {
+    let got = got + read_full(r, &mut buf[got..])?;
+    match decode_frame(&buf[..got])? {
         Some((msg, _)) => Ok(msg),
         None => Err(FrameError::Truncated {
-            have: buf.len(),
-            want: HEADER_LEN + len,
+            have: got,
+            want: buf.len(),
         }),
     }
 }

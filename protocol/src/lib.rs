@@ -11,18 +11,17 @@
 //!   [`JobId`]: what may be asked and answered, nothing more.
 //! - [`frame`]: `u32` little-endian length + bincode payload; incremental
 //!   decoding for the helper's non-blocking loop and blocking helpers.
-//! - [`fdpass`]: sending and receiving file descriptors with `SCM_RIGHTS`
-//!   (the only module with `unsafe`).
-//! - [`connection`]: a blocking client (handshake, request, reply), used by
-//!   the gateway and by the tests.
+//! - [`fdpass`]: receiving file descriptors with `SCM_RIGHTS` (the only
+//!   module with `unsafe`).
+//!
+//! The client that speaks these frames (handshake, request, reply, the
+//! job event stream) is the gateway's; the helper never runs one.
 #![deny(unsafe_code)]
 
-pub mod connection;
 pub mod fdpass;
 pub mod frame;
 pub mod message;
 
-pub use connection::{ClientError, Connection, Events};
 pub use frame::{decode_frame, encode_frame, FrameError, MAX_FRAME};
 pub use message::{
     Caller, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState, JobStatus,

@@ -38,69 +38,53 @@ pub struct Caller {
     pub all_jobs: bool,
 }
 
-/// The signals the protocol can carry. Named, never raw integers, so that a
-/// policy can list them and a reviewer can read them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
-pub enum Signal {
-    Hup,
-    Int,
-    Quit,
-    Kill,
-    Usr1,
-    Usr2,
-    Term,
-    Cont,
-    Stop,
-    Tstp,
+/// Declares [`Signal`] from one table: variant, number, name. The table
+/// is the only place a signal is spelled, so its number and name cannot
+/// disagree between `number`, `name` and `ALL`.
+macro_rules! signals {
+    ($($variant:ident = $number:literal $name:literal,)+) => {
+        /// The signals the protocol can carry. Named, never raw integers, so
+        /// that a policy can list them and a reviewer can read them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
+        pub enum Signal {
+            $($variant,)+
+        }
+
+        impl Signal {
+            /// Every signal, in signal-number order.
+            pub const ALL: [Signal; [$($number),+].len()] = [$(Signal::$variant),+];
+
+            /// The conventional name without the `SIG` prefix, e.g. `"TERM"`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Signal::$variant => $name,)+
+                }
+            }
+
+            /// The Linux signal number (x86_64, aarch64 and most other arches).
+            pub fn number(self) -> i32 {
+                match self {
+                    $(Signal::$variant => $number,)+
+                }
+            }
+        }
+    };
+}
+
+signals! {
+    Hup = 1 "HUP",
+    Int = 2 "INT",
+    Quit = 3 "QUIT",
+    Kill = 9 "KILL",
+    Usr1 = 10 "USR1",
+    Usr2 = 12 "USR2",
+    Term = 15 "TERM",
+    Cont = 18 "CONT",
+    Stop = 19 "STOP",
+    Tstp = 20 "TSTP",
 }
 
 impl Signal {
-    /// Every signal, in signal-number order.
-    pub const ALL: [Signal; 10] = [
-        Signal::Hup,
-        Signal::Int,
-        Signal::Quit,
-        Signal::Kill,
-        Signal::Usr1,
-        Signal::Usr2,
-        Signal::Term,
-        Signal::Cont,
-        Signal::Stop,
-        Signal::Tstp,
-    ];
-
-    /// The conventional name without the `SIG` prefix, e.g. `"TERM"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Hup => "HUP",
-            Signal::Int => "INT",
-            Signal::Quit => "QUIT",
-            Signal::Kill => "KILL",
-            Signal::Usr1 => "USR1",
-            Signal::Usr2 => "USR2",
-            Signal::Term => "TERM",
-            Signal::Cont => "CONT",
-            Signal::Stop => "STOP",
-            Signal::Tstp => "TSTP",
-        }
-    }
-
-    /// The Linux signal number (x86_64, aarch64 and most other arches).
-    pub fn number(self) -> i32 {
-        match self {
-            Signal::Hup => 1,
-            Signal::Int => 2,
-            Signal::Quit => 3,
-            Signal::Kill => 9,
-            Signal::Usr1 => 10,
-            Signal::Usr2 => 12,
-            Signal::Term => 15,
-            Signal::Cont => 18,
-            Signal::Stop => 19,
-            Signal::Tstp => 20,
-        }
-    }
-
     /// The signal with this number, if the protocol carries it.
     pub fn from_number(n: i64) -> Option<Signal> {
         Signal::ALL.into_iter().find(|s| i64::from(s.number()) == n)
@@ -151,41 +135,26 @@ pub struct JobId(pub [u8; 16]);
 impl JobId {
     /// 32 lowercase hex characters.
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(32);
-        for b in self.0 {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        s
+        self.to_string()
     }
 
     /// Parses exactly 32 lowercase hex characters; anything else is `None`.
     pub fn from_hex(s: &str) -> Option<JobId> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 32 {
+        let lower_hex = |c: &u8| matches!(c, b'0'..=b'9' | b'a'..=b'f');
+        if s.len() != 32 || !s.as_bytes().iter().all(lower_hex) {
             return None;
         }
         let mut out = [0u8; 16];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
         }
         Some(JobId(out))
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
-}
-
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 
@@ -273,15 +242,6 @@ pub enum Containment {
     Pgid,
 }
 
-impl Containment {
-    pub fn name(self) -> &'static str {
-        match self {
-            Containment::Cgroup => "cgroup",
-            Containment::Pgid => "pgid",
-        }
-    }
-}
-
 /// Life cycle of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum JobState {
@@ -349,15 +309,6 @@ pub enum Isolation {
     /// Every job runs as one named user: jobs are not isolated from each
     /// other (they may read, trace and signal one another).
     SharedUser,
-}
-
-impl Isolation {
-    pub fn name(self) -> &'static str {
-        match self {
-            Isolation::PerJobUid => "per_job_uid",
-            Isolation::SharedUser => "shared_user",
-        }
-    }
 }
 
 /// The resource limits in force for a job. A cgroup limit is `None` where

@@ -5,10 +5,28 @@
 //! opens or closes descriptors while it counts all of `/proc/self/fd`.
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
-use protocol::fdpass::{recv_with_fds, send_with_fds, MAX_FDS_PER_MSG};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use protocol::fdpass::{recv_with_fds, MAX_FDS_PER_MSG};
+
+/// Sends `bytes` in one message with `fds` attached, as the gateway's
+/// client does.
+fn send_with_fds(sock: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let sent = sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(bytes)],
+        &rights,
+        MsgFlags::empty(),
+        None,
+    )?;
+    assert_eq!(sent, bytes.len(), "one message");
+    Ok(())
+}
 
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd")

@@ -7,6 +7,7 @@
 //! Without a key it says only `status`: the protocol version, containment,
 //! limits and the helper's error text are for a key with read.
 
+use protocol::{Containment, Isolation};
 use serde::Serialize;
 
 use super::ctx::Ctx;
@@ -28,6 +29,22 @@ pub struct HelperHealth {
     /// Why the helper's last policy reload failed (it keeps the old
     /// policy), until one applies; null otherwise or when unknown.
     pub policy_reload_error: Option<String>,
+}
+
+/// `containment` as `/healthz` spells it.
+fn containment_name(c: Containment) -> &'static str {
+    match c {
+        Containment::Cgroup => "cgroup",
+        Containment::Pgid => "pgid",
+    }
+}
+
+/// `isolation` as `/healthz` spells it.
+pub(crate) fn isolation_name(i: Isolation) -> &'static str {
+    match i {
+        Isolation::PerJobUid => "per_job_uid",
+        Isolation::SharedUser => "shared_user",
+    }
 }
 
 /// The job limits in force: a cgroup limit is null where the host's
@@ -96,8 +113,8 @@ pub async fn healthz(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
     let health = HelperHealth {
         reachable: h.reachable,
         protocol_version: protocol::PROTOCOL_VERSION,
-        containment: h.containment.map(|c| c.name()),
-        isolation: h.info.as_ref().map(|i| i.isolation.name()),
+        containment: h.containment.map(containment_name),
+        isolation: h.info.as_ref().map(|i| isolation_name(i.isolation)),
         limits: h.info.as_ref().map(|i| Limits::from(&i.limits)),
         error: h.error.clone(),
         policy_reload_error: h.info.as_ref().and_then(|i| i.reload_error.clone()),

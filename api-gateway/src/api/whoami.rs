@@ -105,7 +105,7 @@ fn view(info: &protocol::HelperInfo, caller: &Caller, cfg: &crate::config::Confi
                 key_max_running_jobs: super::jobs::key_limits(cfg).running(info.max_jobs),
                 max_output_bytes: info.limits.rlimit_fsize,
                 memory_max: info.limits.cgroup_memory_max.or(info.limits.rlimit_as),
-                isolation: info.isolation.name(),
+                isolation: super::health::isolation_name(info.isolation),
                 limits: Limits::from(&info.limits),
             }),
             _ => None,

@@ -17,14 +17,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use protocol::{Connection, Isolation, JobId, JobStatus, Request, Response};
+use protocol::{Isolation, JobId, JobStatus, Request, Response};
 
 use super::hub::Hub;
 use super::meta::JobState;
 use super::owners::Owners;
 use super::store::JobStore;
 use crate::clock::now_ms;
-use crate::helper::Helper;
+use crate::helper::{Connection, Helper};
 
 /// Wait between attempts to reach the helper.
 const RETRY: Duration = Duration::from_secs(1);

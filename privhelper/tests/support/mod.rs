@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use protocol::{Connection, JobId, JobState, JobStatus, Request, Response};
+use api_gateway::helper::Connection;
+use protocol::{JobId, JobState, JobStatus, Request, Response};
 
 /// Fails unless root. Every test that needs root is also
 /// `#[ignore = "needs root"]`: a plain `cargo test` lists it as ignored
@@ -330,7 +331,7 @@ pub fn test_caller() -> protocol::Caller {
 /// pool is busy until the last job's cleanup has succeeded, which comes
 /// after the job's end is reported.
 pub fn start_job_when_free(
-    c: &mut protocol::Connection,
+    c: &mut api_gateway::helper::Connection,
     dir: &std::path::Path,
     id: u8,
     cmd: &str,

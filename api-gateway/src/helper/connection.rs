@@ -1,22 +1,22 @@
 //! A blocking client connection to the helper: handshake, then one
-//! request and one response at a time.
+//! request and one response at a time, and the job event stream.
 //!
-//! Used by the gateway (from a blocking thread) and by the tests. It
-//! enforces the same ordering the helper does: `Hello` first, then any
-//! number of requests, each answered before the next is sent.
+//! Used by the gateway (from a blocking thread) and by the helper's own
+//! tests, which drive the helper with this client. It enforces the same
+//! ordering the helper does: `Hello` first, then any number of requests,
+//! each answered before the next is sent. It lives here, not in
+//! `protocol`, because the helper never runs it.
 
 use std::fmt;
-use std::io;
-use std::os::fd::BorrowedFd;
+use std::io::{self, IoSlice, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::fdpass::send_with_fds;
-use crate::frame::{encode_frame, read_frame, FrameError};
-use crate::message::{
-    Containment, Envelope, JobId, JobStatus, Request, Response, PROTOCOL_VERSION,
-};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use protocol::frame::{encode_frame, read_frame, FrameError};
+use protocol::{Containment, Envelope, JobId, JobStatus, Request, Response, PROTOCOL_VERSION};
 
 /// Why talking to the helper failed.
 #[derive(Debug)]
@@ -184,4 +184,37 @@ impl Events {
     pub fn stream(&self) -> &UnixStream {
         &self.stream
     }
+}
+
+/// Writes all of `bytes` to `sock`, attaching `fds` to the first byte
+/// (`SCM_RIGHTS`); the helper receives them with
+/// `protocol::fdpass::recv_with_fds`.
+pub fn send_with_fds(sock: &UnixStream, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.is_empty() {
+        let mut s = sock;
+        return s.write_all(bytes);
+    }
+    if bytes.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptors need at least one byte to ride on",
+        ));
+    }
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let sent = loop {
+        match sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[IoSlice::new(bytes)],
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Ok(n) => break n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    };
+    let mut s = sock;
+    s.write_all(&bytes[sent..])
 }
