@@ -842,7 +842,9 @@ mod tests {
         );
         assert_eq!(p.renice.shown, ["owners = []"]);
         let none = Policy::parse_test("").expect("ok");
-        assert!(none.signal.shown.is_empty() && none.renice.shown.is_empty());
+        // An absent section is its default, and is shown as it takes effect.
+        assert_eq!(none.signal.shown, ["owners = []"]);
+        assert_eq!(none.renice.shown, ["owners = []"]);
         let many: Vec<String> = (0..2000).map(|i| format!("{}", 1000 + i)).collect();
         let text = format!("[signal]\nowners = [{}]\n", many.join(", "));
         let long = Policy::parse_test(&text).expect("ok");
