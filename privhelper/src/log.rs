@@ -58,6 +58,18 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
         Request::Hello { version } => {
             line.insert("version".into(), json!(version));
         }
+        Request::Check {
+            targets, caller, ..
+        } => {
+            line.insert("key".into(), json!(caller.key));
+            line.insert("targets".into(), json!(targets.len()));
+        }
+        Request::Act {
+            targets, caller, ..
+        } => {
+            line.insert("key".into(), json!(caller.key));
+            line.insert("targets".into(), json!(targets.len()));
+        }
         Request::Info | Request::Subscribe => {}
     }
     let (outcome, extra): (&str, Vec<(&str, Value)>) = match resp {
@@ -70,6 +82,8 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
         Response::NoSuchProcess => ("no_such_process", vec![]),
         Response::NotAProcess => ("not_a_process", vec![]),
         Response::Mismatch => ("identity_changed", vec![]),
+        Response::ExeChanged => ("exe_changed", vec![]),
+        Response::Batch(v) => ("batch", vec![("targets", json!(v.len()))]),
         Response::Busy => ("busy", vec![]),
         Response::Invalid { what } => ("invalid", vec![("detail", json!(what))]),
         Response::Failed { errno } => (

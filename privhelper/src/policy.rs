@@ -54,6 +54,8 @@ struct RawSignal {
     #[serde(default)]
     names: Vec<String>,
     #[serde(default)]
+    exes: Vec<String>,
+    #[serde(default)]
     signals: Vec<String>,
 }
 
@@ -64,6 +66,8 @@ struct RawRenice {
     owners: Vec<Owner>,
     #[serde(default)]
     names: Vec<String>,
+    #[serde(default)]
+    exes: Vec<String>,
     #[serde(default)]
     min_nice: Option<i32>,
     #[serde(default)]
@@ -152,6 +156,9 @@ pub struct TargetRule {
     pub all_jobs: bool,
     /// Empty = any process name.
     pub names: HashSet<String>,
+    /// Empty = any executable; else the path `/proc/PID/exe` names, exact
+    /// (`comm` is any 15 bytes a process chooses; its executable is not).
+    pub exes: HashSet<String>,
 }
 
 /// Whose identity a job runs under.
@@ -266,6 +273,7 @@ impl Policy {
                 "signal",
                 &mut p.warnings,
             )?;
+            p.signal.exes = s.exes.into_iter().collect();
             for name in s.signals {
                 let sig: Signal = name
                     .parse()
@@ -282,6 +290,7 @@ impl Policy {
                 "renice",
                 &mut p.warnings,
             )?;
+            p.renice.exes = r.exes.into_iter().collect();
             let min = r.min_nice.unwrap_or(0);
             p.min_nice = Nice::new(min).map_err(|e| {
                 PolicyError(format!("line {}: min_nice: {e}", line_of(text, "min_nice")))
@@ -335,8 +344,8 @@ impl Policy {
             }
             format!("[{}]", v.join(", "))
         };
-        let names = |r: &TargetRule| {
-            let mut v: Vec<&str> = r.names.iter().map(String::as_str).collect();
+        let names = |set: &HashSet<String>| {
+            let mut v: Vec<&str> = set.iter().map(String::as_str).collect();
             v.sort_unstable();
             format!("{v:?}")
         };
@@ -346,7 +355,8 @@ impl Policy {
         };
         let value = match rule {
             Rule::Owners(act) => uids(section(act)),
-            Rule::Names(act) => names(section(act)),
+            Rule::Names(act) => names(&section(act).names),
+            Rule::Exes(act) => names(&section(act).exes),
             Rule::Signals => {
                 let mut v: Vec<&str> = self.signals.iter().map(|s| s.name()).collect();
                 v.sort_unstable();
@@ -441,6 +451,8 @@ fn line_of(text: &str, needle: &str) -> usize {
 pub struct Subject<'a> {
     pub owner: Uid,
     pub comm: &'a str,
+    /// The path `/proc/PID/exe` names; empty when it cannot be read.
+    pub exe: &'a str,
     pub job: JobOf,
     pub all_jobs: bool,
 }
@@ -464,6 +476,9 @@ fn check_target(rule: &TargetRule, t: &Subject<'_>, act: Act) -> Result<(), Rule
     }
     if !rule.names.is_empty() && !rule.names.contains(t.comm) {
         return Err(Rule::Names(act));
+    }
+    if !rule.exes.is_empty() && !rule.exes.contains(t.exe) {
+        return Err(Rule::Exes(act));
     }
     Ok(())
 }
@@ -704,6 +719,7 @@ mod tests {
         Subject {
             owner,
             comm,
+            exe: "/usr/bin/sleep",
             job: JobOf::None,
             all_jobs: false,
         }
@@ -748,6 +764,28 @@ mod tests {
         let n = |v| Nice::new(v).expect("valid");
         assert_eq!(p.check_renice(&who(nobody, "x"), n(5)), Ok(()));
         assert_eq!(p.check_renice(&who(nobody, "x"), n(4)), Err(Rule::MinNice));
+    }
+
+    #[test]
+    fn exes_name_the_executable_exactly_whatever_the_name() {
+        let p = Policy::parse_test(
+            "[signal]\nowners = [65534]\nexes = [\"/usr/bin/sleep\"]\nsignals = [\"TERM\"]\n",
+        )
+        .expect("parses");
+        let nobody = Uid::new(65534);
+        assert_eq!(p.check_signal(&who(nobody, "sleep"), Signal::Term), Ok(()));
+        let swapped = Subject {
+            exe: "/usr/bin/sleep (deleted)",
+            ..who(nobody, "sleep")
+        };
+        assert_eq!(
+            p.check_signal(&swapped, Signal::Term),
+            Err(Rule::Exes(Act::Signal))
+        );
+        assert_eq!(
+            p.describe(Rule::Exes(Act::Signal)),
+            "signal.exes is [\"/usr/bin/sleep\"]"
+        );
     }
 
     #[test]
@@ -838,6 +876,7 @@ mod tests {
         let job = |job, all_jobs| Subject {
             owner: Uid::new(60605),
             comm: "sh",
+            exe: "/bin/sh",
             job,
             all_jobs,
         };
@@ -879,6 +918,7 @@ mod tests {
         let other = Subject {
             owner: Uid::new(60601),
             comm: "sh",
+            exe: "/bin/sh",
             job: JobOf::Other,
             all_jobs: false,
         };

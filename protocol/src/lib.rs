@@ -25,6 +25,6 @@ pub mod message;
 pub use connection::{ClientError, Connection, Events};
 pub use frame::{decode_frame, encode_frame, FrameError, MAX_FRAME};
 pub use message::{
-    Caller, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState, JobStatus,
-    Request, Response, Signal, Target, PROTOCOL_VERSION,
+    Action, Caller, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState,
+    JobStatus, Outcome, Pinned, Request, Response, Signal, Target, MAX_BATCH, PROTOCOL_VERSION,
 };
