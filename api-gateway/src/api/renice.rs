@@ -23,6 +23,9 @@ pub struct ReniceRequest {
     pub priority: Priority,
     #[serde(default, deserialize_with = "present")]
     pub start_time: Option<StartTime>,
+    /// Answer what would happen and by which rule; touch nothing.
+    #[serde(default, deserialize_with = "present")]
+    pub dry_run: Option<bool>,
 }
 
 impl FromInput for ReniceRequest {
@@ -93,6 +96,9 @@ pub struct Reniced {
 pub async fn set(cx: &Ctx, req: ReniceRequest) -> Result<Reply, ApiError> {
     let nice = req.priority.nice();
     let t = target::resolve(cx, req.pid, req.start_time).await?;
+    if req.dry_run == Some(true) {
+        return target::dry_run(cx, t, protocol::Action::Renice(nice)).await;
+    }
     let resp = target::act(
         cx,
         t,

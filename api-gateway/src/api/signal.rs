@@ -24,6 +24,9 @@ pub struct SignalRequest {
     pub signal: Option<SignalName>,
     #[serde(default, deserialize_with = "present")]
     pub start_time: Option<StartTime>,
+    /// Answer what would happen and by which rule; touch nothing.
+    #[serde(default, deserialize_with = "present")]
+    pub dry_run: Option<bool>,
 }
 
 impl FromInput for SignalRequest {
@@ -84,6 +87,9 @@ pub struct Signalled {
 pub async fn send(cx: &Ctx, req: SignalRequest) -> Result<Reply, ApiError> {
     let signal = req.signal.map_or(protocol::Signal::Kill, |s| s.0);
     let t = target::resolve(cx, req.pid, req.start_time).await?;
+    if req.dry_run == Some(true) {
+        return target::dry_run(cx, t, protocol::Action::Signal(signal)).await;
+    }
     target::act(
         cx,
         t,

@@ -27,6 +27,7 @@ mod parse;
 mod procfs;
 mod read;
 mod sampler;
+mod select;
 mod users;
 mod withhold;
 
@@ -44,6 +45,7 @@ use read::{Outcome, Plan, SortVal, Walker};
 use sampler::{Cpu, Sampler, Walk};
 
 pub use sampler::{Figure, Single, Stated};
+pub use select::{Candidate, Match, Selector};
 pub use withhold::{job_of, Withhold, FIELDS as WITHHELD_FIELDS, REASON as WITHHELD_REASON};
 
 /// A single read's answer from [`ProcReader::one_json_live`].
@@ -290,6 +292,11 @@ impl ProcReader {
     /// every process's stat and status, only when asked.
     pub fn census(&self) -> Result<Census, ProcError> {
         Ok(census::take(&self.sys, &self.passwd.table())?)
+    }
+
+    /// The processes `sel` names, for a planned action (see [`select`]).
+    pub fn select(&self, sel: &Selector, withhold: &Withhold) -> Result<Vec<Candidate>, ProcError> {
+        Ok(select::select(sel, &self.passwd.table(), withhold)?)
     }
 
     /// The uid a user is named by: a passwd name first, else a uid in
