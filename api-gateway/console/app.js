@@ -9,6 +9,7 @@
 
 import { Api, apiDocument, session } from './api.js';
 import { Actions } from './act.js';
+import { GroupAction } from './group.js';
 import { $, show } from './dom.js';
 import { Jobs } from './jobs.js';
 import { ProcessTable } from './processes.js';
@@ -74,14 +75,19 @@ async function signIn(key, restoring) {
     toast,
     done: () => ui && ui.procs && ui.procs.acted(),
   });
+  const group = new GroupAction(api, {
+    signals,
+    toast,
+    done: () => ui && ui.procs && ui.procs.acted(),
+  });
   const procs = scopes.has('read') ? new ProcessTable(api, {
     fields,
     canSignal: scopes.has('signal'),
     canRenice: scopes.has('renice'),
-    onAct: (kind, p) => actions.open(kind, p),
+    onAct: (kind, p) => (kind === 'tree' ? group.openTree(p) : actions.open(kind, p)),
   }) : null;
   const jobs = scopes.has('exec') ? new Jobs(api, { admin: scopes.has('admin'), toast }) : null;
-  ui = { api, procs, jobs, actions };
+  ui = { api, procs, jobs, actions, group };
 
   show($('tab-processes'), Boolean(procs));
   show($('tab-jobs'), Boolean(jobs));
@@ -107,7 +113,7 @@ function select(name) {
 
 function signOut(message = '') {
   if (ui) {
-    for (const part of [ui.procs, ui.jobs, ui.actions]) if (part) part.destroy();
+    for (const part of [ui.procs, ui.jobs, ui.actions, ui.group]) if (part) part.destroy();
   }
   ui = null;
   session.clear();

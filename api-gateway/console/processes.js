@@ -67,6 +67,7 @@ export class ProcessTable {
     this.showSort();
     show($('act-signal'), canSignal);
     show($('act-renice'), canRenice);
+    show($('act-tree'), canSignal);
   }
 
   bind() {
@@ -93,6 +94,7 @@ export class ProcessTable {
     on($('detail-close'), 'click', () => this.closeDetail());
     on($('act-signal'), 'click', () => this.act('signal'));
     on($('act-renice'), 'click', () => this.act('renice'));
+    on($('act-tree'), 'click', () => this.act('tree'));
     on(document, 'visibilitychange', () => this.poll.schedule());
     this.table.setAttribute('role', 'grid');
   }
