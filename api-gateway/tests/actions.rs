@@ -38,6 +38,8 @@ fn plan(g: &Gateway, t: &str, req: &str) -> support::Reply {
 #[ignore = "needs root"]
 fn a_plan_lists_its_targets_and_its_execution_signals_each_once() {
     let (_h, g, t) = setup();
+    // Recorded with the answers, for scripts/check-openapi.
+    assert_eq!(g.get("/api/openapi.json", None).status, 200);
     let mut kids: Vec<Child> = (0..3).map(|_| nobody_sleep(300)).collect();
     let pids: Vec<u32> = kids.iter().map(Child::id).collect();
     let req = format!(

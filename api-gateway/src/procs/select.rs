@@ -173,3 +173,83 @@ fn own_ancestry() -> HashSet<i32> {
     }
     set
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    fn users() -> Table {
+        Table::parse("root:x:0:0::/root:/bin/sh\n")
+    }
+
+    /// A shell with two children whose command line is `sleep 1000.37`.
+    fn family() -> std::process::Child {
+        let child = Command::new("sh")
+            .args(["-c", "sleep 1000.37 & sleep 1000.37 & wait"])
+            .spawn()
+            .expect("sh");
+        let t = Instant::now();
+        let sel = Selector::Tree {
+            root: child.id() as i32,
+            include_root: false,
+        };
+        while select(&sel, &users(), &Withhold::none())
+            .expect("select")
+            .len()
+            < 2
+        {
+            assert!(t.elapsed() < Duration::from_secs(10), "children never ran");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child
+    }
+
+    #[test]
+    fn a_tree_a_match_and_pids_select_what_they_name_and_never_the_gateway() {
+        let mut child = family();
+        let root = child.id() as i32;
+        let all = |sel: Selector| select(&sel, &users(), &Withhold::none()).expect("select");
+        let tree = all(Selector::Tree {
+            root,
+            include_root: true,
+        });
+        assert_eq!(tree.len(), 3, "{tree:?}");
+        assert_eq!(tree[0].pid, root, "the root first");
+        assert!(tree[1..]
+            .iter()
+            .all(|c| c.ppid == root && c.name.as_deref() == Some("sleep")));
+        let by_cmdline = all(Selector::Match(Match {
+            cmdline: Some(regex::Regex::new(r"^sleep 1000\.37$").expect("regex")),
+            ..Match::default()
+        }));
+        assert_eq!(by_cmdline.len(), 2, "{by_cmdline:?}");
+        let exe = tree[1].exe.clone();
+        assert!(
+            exe.as_deref().is_some_and(|e| e.ends_with("sleep")),
+            "{exe:?}"
+        );
+        let by_name_and_exe = all(Selector::Match(Match {
+            name: Some("sleep".into()),
+            exe,
+            cmdline: Some(regex::Regex::new(r"1000\.37").expect("regex")),
+            uid: Some(nix::unistd::getuid().as_raw()),
+            ..Match::default()
+        }));
+        assert_eq!(by_name_and_exe.len(), 2);
+        let me = std::process::id() as i32;
+        let pids = all(Selector::Pids(vec![me, 1, root]));
+        assert_eq!(
+            pids.iter().map(|c| c.pid).collect::<Vec<_>>(),
+            vec![root],
+            "the gateway (here the test) and pid 1 are never selected"
+        );
+        for c in &tree[1..] {
+            let pid = nix::unistd::Pid::from_raw(c.pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        child.kill().ok();
+        child.wait().ok();
+    }
+}
