@@ -341,3 +341,88 @@ fn a_tree_that_forks_while_being_killed_leaves_no_survivor_over_http() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Without a helper (every refusal here comes before any helper call):
+/// a misspelled, null or repeated member of a plan or an execution is a
+/// 400 naming it, an unknown plan is 404 `plan_not_found`, and
+/// `dry_run: null` is refused rather than taken for false.
+#[test]
+fn a_misspelled_null_or_repeated_member_is_a_400_naming_it_and_an_unknown_plan_is_404() {
+    let g = Gateway::start(std::path::Path::new("/nonexistent/helper.sock"));
+    let t = g.key("all", "read,signal,renice", &[]);
+    for (method, path, req, name, code) in [
+        (
+            "POST",
+            "/api/actions/plan",
+            r#"{"selecter": {"pids": [5]}, "action": {"signal": "TERM"}}"#,
+            "selecter",
+            "unknown_field",
+        ),
+        (
+            "POST",
+            "/api/actions/plan",
+            r#"{"selector": {"pids": [5]}, "action": {"signal": null}}"#,
+            "signal",
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/actions/plan",
+            r#"{"selector": {"pids": [5], "pids": [6]}, "action": {"signal": "TERM"}}"#,
+            "pids",
+            "duplicate_field",
+        ),
+        (
+            "POST",
+            "/api/actions/plan",
+            r#"{"selector": {"match": {"nmae": "x"}}, "action": {"signal": "TERM"}}"#,
+            "nmae",
+            "unknown_field",
+        ),
+        (
+            "POST",
+            "/api/actions/0123456789abcdef0123456789abcdef",
+            r#"{"expect_count": null}"#,
+            "expect_count",
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/actions/0123456789abcdef0123456789abcdef",
+            r#"{"expect": 1}"#,
+            "expect",
+            "unknown_field",
+        ),
+        (
+            "DELETE",
+            "/api/ps",
+            r#"{"pid": 4242, "dry_run": null}"#,
+            "dry_run",
+            "invalid_field",
+        ),
+        (
+            "PATCH",
+            "/api/ps",
+            r#"{"pid": 4242, "priority": 1, "dry_run": "yes"}"#,
+            "dry_run",
+            "invalid_field",
+        ),
+    ] {
+        let r = g.send(method, path, Some(&t), req);
+        assert_eq!(r.status, 400, "{req}: {}", body(&r));
+        assert_eq!(r.json()["code"], code, "{req}: {}", body(&r));
+        assert!(
+            body(&r).contains(name),
+            "{req}: the message names {name}: {}",
+            body(&r)
+        );
+    }
+    let r = g.send(
+        "POST",
+        "/api/actions/0123456789abcdef0123456789abcdef",
+        Some(&t),
+        r#"{"expect_count": 1}"#,
+    );
+    assert_eq!(r.status, 404, "{}", body(&r));
+    assert_eq!(r.json()["code"], "plan_not_found");
+}

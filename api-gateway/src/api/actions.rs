@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::ctx::Ctx;
+use super::named::{names, Named};
 use super::renice::Priority;
 use super::signal::SignalName;
 use super::{blocking, target};
@@ -42,16 +43,30 @@ const NEVER_TARGETS: [&str; 5] = [
     "builtin:ancestor",
 ];
 
+names!(
+    AllowEmpty = "allow_empty",
+    MaxTargets = "max_targets",
+    IncludeRoot = "include_root",
+    ExpectCount = "expect_count",
+    MatchName = "match.name",
+    MatchExe = "match.exe",
+    MatchCmdline = "match.cmdline",
+    MatchUser = "match.user",
+    MatchCgroup = "match.cgroup",
+    MatchUnit = "match.unit",
+    Pids = "selector.pids",
+);
+
 /// The plan's body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
     selector: SelectorBody,
     action: ActionBody,
-    #[serde(default)]
-    allow_empty: bool,
     #[serde(default, deserialize_with = "present")]
-    max_targets: Option<usize>,
+    allow_empty: Option<Named<bool, AllowEmpty>>,
+    #[serde(default, deserialize_with = "present")]
+    max_targets: Option<Named<usize, MaxTargets>>,
 }
 
 impl FromInput for PlanRequest {
@@ -67,11 +82,11 @@ impl FromInput for PlanRequest {
 #[serde(deny_unknown_fields)]
 struct SelectorBody {
     #[serde(default, deserialize_with = "present")]
-    pids: Option<Vec<Pid>>,
+    pids: Option<Named<Vec<Pid>, Pids>>,
     #[serde(default, deserialize_with = "present")]
     tree_of: Option<Pid>,
     #[serde(default, deserialize_with = "present")]
-    include_root: Option<bool>,
+    include_root: Option<Named<bool, IncludeRoot>>,
     #[serde(default, rename = "match", deserialize_with = "present")]
     matching: Option<MatchBody>,
 }
@@ -81,17 +96,17 @@ struct SelectorBody {
 #[serde(deny_unknown_fields)]
 struct MatchBody {
     #[serde(default, deserialize_with = "present")]
-    name: Option<String>,
+    name: Option<Named<String, MatchName>>,
     #[serde(default, deserialize_with = "present")]
-    exe: Option<String>,
+    exe: Option<Named<String, MatchExe>>,
     #[serde(default, deserialize_with = "present")]
-    cmdline: Option<String>,
+    cmdline: Option<Named<String, MatchCmdline>>,
     #[serde(default, deserialize_with = "present")]
-    user: Option<String>,
+    user: Option<Named<String, MatchUser>>,
     #[serde(default, deserialize_with = "present")]
-    cgroup: Option<String>,
+    cgroup: Option<Named<String, MatchCgroup>>,
     #[serde(default, deserialize_with = "present")]
-    unit: Option<String>,
+    unit: Option<Named<String, MatchUnit>>,
 }
 
 /// Exactly one of `signal` or `priority`.
@@ -114,7 +129,7 @@ pub struct ExecuteRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExecuteBody {
-    expect_count: usize,
+    expect_count: Named<usize, ExpectCount>,
 }
 
 impl FromInput for ExecuteRequest {
@@ -124,7 +139,7 @@ impl FromInput for ExecuteRequest {
         let body: ExecuteBody = input.json()?;
         Ok(ExecuteRequest {
             plan_id: input.path("plan_id")?.to_string(),
-            expect_count: body.expect_count,
+            expect_count: body.expect_count.0,
         })
     }
 }
@@ -160,7 +175,7 @@ impl SelectorBody {
         if self.include_root.is_some() && self.tree_of.is_none() {
             return Err(invalid("include_root goes with tree_of"));
         }
-        if let Some(pids) = self.pids {
+        if let Some(pids) = self.pids.map(|p| p.0) {
             if pids.is_empty() {
                 return Err(invalid("selector.pids is empty"));
             }
@@ -169,11 +184,19 @@ impl SelectorBody {
         if let Some(root) = self.tree_of {
             return Ok(Selector::Tree {
                 root: root.get(),
-                include_root: self.include_root.unwrap_or(true),
+                include_root: self.include_root.map_or(true, |r| r.0),
             });
         }
         let m = self.matching.unwrap_or_default();
-        let cmdline = match &m.cmdline {
+        let (name, exe, cmd, user, cgroup, unit) = (
+            m.name.map(|n| n.0),
+            m.exe.map(|n| n.0),
+            m.cmdline.map(|n| n.0),
+            m.user.map(|n| n.0),
+            m.cgroup.map(|n| n.0),
+            m.unit.map(|n| n.0),
+        );
+        let cmdline = match &cmd {
             None => None,
             Some(re) => Some(
                 regex::RegexBuilder::new(re)
@@ -184,7 +207,7 @@ impl SelectorBody {
                     })?,
             ),
         };
-        let uid = match &m.user {
+        let uid = match &user {
             None => None,
             Some(u) => Some(
                 cx.state
@@ -193,19 +216,19 @@ impl SelectorBody {
                     .ok_or_else(|| ApiError::NoSuchUser(u.clone()))?,
             ),
         };
-        let fields = [&m.name, &m.exe, &m.cmdline, &m.user, &m.cgroup, &m.unit];
+        let fields = [&name, &exe, &cmd, &user, &cgroup, &unit];
         if fields.iter().all(|f| f.is_none()) {
             return Err(invalid(
                 "match takes at least one of name, exe, cmdline, user, cgroup, unit",
             ));
         }
         Ok(Selector::Match(Match {
-            name: m.name,
-            exe: m.exe,
+            name,
+            exe,
             cmdline,
             uid,
-            cgroup: m.cgroup,
-            unit: m.unit,
+            cgroup,
+            unit,
         }))
     }
 }
@@ -255,7 +278,7 @@ async fn batch(cx: &Ctx, req: Request) -> Result<Vec<Outcome>, ApiError> {
 pub async fn plan(cx: &Ctx, req: PlanRequest) -> Result<Reply, ApiError> {
     let action = req.action.action()?;
     require(cx, action)?;
-    let max = req.max_targets.unwrap_or(DEFAULT_MAX_TARGETS);
+    let max = req.max_targets.map_or(DEFAULT_MAX_TARGETS, |m| m.0);
     if max == 0 || max > MAX_BATCH {
         return Err(invalid(&format!(
             "max_targets must be in 1..={MAX_BATCH}, got {max}"
@@ -322,7 +345,7 @@ pub async fn plan(cx: &Ctx, req: PlanRequest) -> Result<Reply, ApiError> {
             "rule": rule,
         }));
     }
-    if pinned.is_empty() && !req.allow_empty {
+    if pinned.is_empty() && !req.allow_empty.is_some_and(|a| a.0) {
         return Err(ApiError::EmptyMatch);
     }
     let key = cx.caller()?.name.clone();

@@ -13,6 +13,7 @@ pub mod health;
 pub mod hooks;
 pub mod jobs;
 pub mod metrics;
+pub mod named;
 pub mod ps;
 pub mod renice;
 pub mod run;

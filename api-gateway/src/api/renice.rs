@@ -7,6 +7,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::ctx::Ctx;
+use super::named::{DryRun, Named};
 use super::target;
 use crate::error::ApiError;
 use crate::http::extract::{present, FromInput, Input};
@@ -25,7 +26,7 @@ pub struct ReniceRequest {
     pub start_time: Option<StartTime>,
     /// Answer what would happen and by which rule; touch nothing.
     #[serde(default, deserialize_with = "present")]
-    pub dry_run: Option<bool>,
+    pub dry_run: Option<Named<bool, DryRun>>,
 }
 
 impl FromInput for ReniceRequest {
@@ -96,7 +97,7 @@ pub struct Reniced {
 pub async fn set(cx: &Ctx, req: ReniceRequest) -> Result<Reply, ApiError> {
     let nice = req.priority.nice();
     let t = target::resolve(cx, req.pid, req.start_time).await?;
-    if req.dry_run == Some(true) {
+    if req.dry_run.is_some_and(|d| d.0) {
         return target::dry_run(cx, t, protocol::Action::Renice(nice)).await;
     }
     let resp = target::act(
