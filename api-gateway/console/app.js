@@ -85,7 +85,14 @@ async function signIn(key, restoring) {
     canSignal: scopes.has('signal'),
     canRenice: scopes.has('renice'),
     onAct: (kind, p) => (kind === 'tree' ? group.openTree(p) : actions.open(kind, p)),
+    onMark: (pids) => {
+      marked = pids;
+      $('ps-marked').textContent = `Signal ${pids.length} marked…`;
+      show($('ps-marked'), pids.length > 0);
+    },
   }) : null;
+  let marked = [];
+  $('ps-marked').onclick = () => group.openPids(marked);
   const jobs = scopes.has('exec') ? new Jobs(api, { admin: scopes.has('admin'), toast }) : null;
   ui = { api, procs, jobs, actions, group };
 
@@ -114,6 +121,7 @@ function select(name) {
 function signOut(message = '') {
   if (ui) {
     for (const part of [ui.procs, ui.jobs, ui.actions, ui.group]) if (part) part.destroy();
+    show($('ps-marked'), false);
   }
   ui = null;
   session.clear();

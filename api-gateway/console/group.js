@@ -1,7 +1,8 @@
 // Acting on many processes at once, in two steps: the plan (what the
 // gateway selected, each target with the helper's verdict and its rule)
 // is shown before anything is sent; confirming executes exactly that plan
-// and shows each target's outcome. Opened as "Kill tree…" on a process.
+// and shows each target's outcome. Opened as "Kill tree…" on a process,
+// or on the rows marked with shift- or ctrl-click.
 
 import { $, el, fill, show } from './dom.js';
 
@@ -35,6 +36,14 @@ export class GroupAction {
   destroy() {
     this.abort.abort();
     if (this.dialog.open) this.dialog.close();
+  }
+
+  /** Plans a signal to the processes `pids` (marked rows). */
+  openPids(pids) {
+    this.selector = { pids };
+    $('group-title').textContent = `Signal ${pids.length} marked processes`;
+    this.dialog.showModal();
+    this.plan();
   }
 
   /** Plans a signal to the tree under process `p` and shows the plan. */
@@ -82,7 +91,7 @@ export class GroupAction {
         : 'Done, partly: some targets were not acted on (see below).';
       this.rows(r.results.map((x) => [x.pid, x.added ? 'forked since the plan' : '',
         '', `${OUTCOME[x.outcome] || x.outcome}${x.rule ? ` (${x.rule})` : ''}${x.errno ? ` (${x.errno})` : ''}`]));
-      this.toast(`Signalled the tree: ${r.status}.`);
+      this.toast(`Signalled ${r.results.length} processes: ${r.status}.`);
       this.done();
     } catch (e) {
       $('group-error').textContent = `Nothing was done: ${e.message}`;

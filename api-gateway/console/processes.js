@@ -33,8 +33,11 @@ export class ProcessTable {
    * `api`: the client; `fields`: every field name (for the detail pane);
    * `onAct(kind, proc)`: opens the signal or renice dialog, when allowed.
    */
-  constructor(api, { fields, canSignal, canRenice, onAct }) {
+  constructor(api, { fields, canSignal, canRenice, onAct, onMark = () => {} }) {
     this.api = api;
+    // Rows marked with shift- or ctrl-click, for a group action.
+    this.marked = new Set();
+    this.onMark = onMark;
     this.fields = fields;
     this.canSignal = canSignal;
     this.canRenice = canRenice;
@@ -245,7 +248,8 @@ export class ProcessTable {
     const tr = el('tr', {
       'aria-rowindex': i + 2,
       'aria-selected': selected ? 'true' : 'false',
-      class: [selected ? 'selected' : '', context ? 'context' : ''].join(' ').trim() || undefined,
+      class: [selected ? 'selected' : '', context ? 'context' : '',
+        this.marked.has(r.pid) ? 'marked' : ''].join(' ').trim() || undefined,
       dataset: { pid: r.pid },
     });
     tr.tabIndex = selected ? 0 : -1;
@@ -275,6 +279,12 @@ export class ProcessTable {
     const pid = Number(tr.dataset.pid);
     if (e.target.closest('.twisty') && this.model.tree) {
       this.toggle(pid);
+      return;
+    }
+    if ((e.shiftKey || e.ctrlKey || e.metaKey) && this.canSignal) {
+      if (!this.marked.delete(pid)) this.marked.add(pid);
+      this.onMark([...this.marked]);
+      this.paintSoon();
       return;
     }
     this.select(pid);
@@ -401,6 +411,8 @@ export class ProcessTable {
 
   /** After an act: list again at once, and show the detail's new state. */
   acted() {
+    this.marked.clear();
+    this.onMark([]);
     this.refresh();
   }
 }
