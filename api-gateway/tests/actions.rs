@@ -180,6 +180,14 @@ fn bad_plans_are_refused_clearly_and_a_refused_target_survives() {
     assert_eq!(r.json()["count"], 3);
     // A process of root: the policy names nobody only.
     let mut root = Command::new("sleep").arg("302").spawn().expect("sleep");
+    // Planned before its exec, it would be exe_changed at execution.
+    let t0 = Instant::now();
+    while !std::fs::read_link(format!("/proc/{}/exe", root.id()))
+        .is_ok_and(|e| e.ends_with("sleep"))
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "sleep never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let req = format!(
         r#"{{"selector": {{"pids": [{}, {}]}}, "action": {{"signal": "KILL"}}}}"#,
         root.id(),
