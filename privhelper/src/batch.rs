@@ -63,12 +63,13 @@ impl Server {
         let outcomes = targets
             .iter()
             .map(|t| {
-                let judged = self.judge(conn, peer, t, action, caller);
+                // The executable is pinned whatever the verdict: a refused
+                // target is executed (and refused again) like the rest.
+                let pin = self.pin(conn, peer, t);
+                let exe = pin.as_ref().ok().and_then(|r| r.exe.1);
+                let judged = pin.and_then(|r| self.allowed(r, action, caller));
                 Outcome {
-                    pinned: Pinned {
-                        target: *t,
-                        exe: judged.as_ref().ok().and_then(|r| r.exe.1),
-                    },
+                    pinned: Pinned { target: *t, exe },
                     answer: judged.map_or_else(bounded, |_| Response::Ok),
                 }
             })

@@ -155,11 +155,30 @@ fn a_reused_pid_is_identity_changed_and_the_rest_of_the_batch_goes_on() {
     wait_until("the sleeps run as nobody", || {
         [pa, pb, pg].iter().all(|&p| exe_of(p).ends_with("sleep"))
     });
+    // Root's: refused by the policy at the check and again at the act.
+    let mut root = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .expect("sleep");
+    let pr = root.id() as i32;
+    wait_until("root's sleep runs", || exe_of(pr).ends_with("sleep"));
     let term = Action::Signal(Signal::Term);
-    let planned = check(&mut c, vec![target(pa), target(pb), target(pg)], term);
+    let planned = check(
+        &mut c,
+        vec![target(pa), target(pb), target(pg), target(pr)],
+        term,
+    );
     assert!(
-        planned.iter().all(|o| o.answer == Response::Ok),
+        planned[..3].iter().all(|o| o.answer == Response::Ok),
         "{planned:?}"
+    );
+    assert!(
+        matches!(&planned[3].answer, Response::Denied { rule, .. } if rule == "signal.owners"),
+        "{planned:?}"
+    );
+    assert!(
+        planned[3].pinned.exe.is_some(),
+        "a refused target is pinned too"
     );
     gone.kill().ok();
     gone.wait().ok();
@@ -170,9 +189,19 @@ fn a_reused_pid_is_identity_changed_and_the_rest_of_the_batch_goes_on() {
     let done = act(&mut c, pins, term, false);
     let answers: Vec<&Response> = done.iter().map(|o| &o.answer).collect();
     assert_eq!(
-        answers,
+        answers[..3],
         [&Response::Ok, &Response::Mismatch, &Response::NoSuchProcess]
     );
+    assert!(
+        matches!(answers[3], Response::Denied { rule, .. } if rule == "signal.owners"),
+        "refused again, not taken for another executable: {answers:?}"
+    );
+    assert!(
+        root.try_wait().expect("wait").is_none(),
+        "root's sleep runs"
+    );
+    root.kill().ok();
+    root.wait().ok();
     a.wait().expect("the first target got TERM");
     assert!(live(pb), "the mismatched target was not signalled");
     b.kill().ok();
