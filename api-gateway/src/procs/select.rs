@@ -56,9 +56,18 @@ pub struct Candidate {
 /// (a tree: root first, then by depth).
 pub fn select(sel: &Selector, users: &Table, withhold: &Withhold) -> io::Result<Vec<Candidate>> {
     let mine = own_ancestry();
+    // A list of pids reads those alone; a tree or a match reads them all.
+    let pids: Vec<i32> = match sel {
+        Selector::Pids(p) => {
+            let mut p = p.clone();
+            p.sort_unstable();
+            p.dedup();
+            p
+        }
+        _ => list_pids()?.into_iter().map(|p| p.get()).collect(),
+    };
     let mut all: Vec<Candidate> = Vec::new();
-    for pid in list_pids()? {
-        let pid = pid.get();
+    for pid in pids {
         if pid <= 1 || mine.contains(&pid) {
             continue;
         }
