@@ -185,7 +185,7 @@ pub fn components() -> Value {
                 "pid": r("Pid"),
                 "signal": {"$ref": "#/components/schemas/Signal", "description": "Default KILL when absent; null is refused."},
                 "start_time": r("StartTime"),
-                "dry_run": {"type": "boolean", "description": "true: answer what would happen and by which rule (DryRunResponse), touching nothing."}
+                "dry_run": {"type": "boolean", "description": "true: answer what would happen and by which rule (verdict, rule), touching nothing."}
             }
         }),
     );
@@ -194,7 +194,7 @@ pub fn components() -> Value {
         json!({
             "type": "object", "required": ["pid", "priority"], "additionalProperties": false,
             "properties": {"pid": r("Pid"), "priority": r("Priority"), "start_time": r("StartTime"),
-                "dry_run": {"type": "boolean", "description": "true: answer what would happen and by which rule (DryRunResponse), touching nothing."}}
+                "dry_run": {"type": "boolean", "description": "true: answer what would happen and by which rule (verdict, rule), touching nothing."}}
         }),
     );
     put(
@@ -208,37 +208,37 @@ pub fn components() -> Value {
         }),
     );
 
+    let dry = json!({
+        "dry_run": {"const": true, "description": "Present when the request had dry_run: true; nothing was done."},
+        "verdict": {"enum": ["allow", "deny"], "description": "dry_run: what the helper would answer."},
+        "rule": {"type": ["string", "null"], "description": "dry_run: the refusing rule (as the policy file names it, or builtin:...); null when allowed."}
+    });
+    let with_dry = |props: Value| {
+        let (Value::Object(mut p), Value::Object(d)) = (props, dry.clone()) else {
+            return json!({});
+        };
+        p.extend(d);
+        Value::Object(p)
+    };
     put(
         "SignalResponse",
-        json!({"oneOf": [ok_object(
-            json!({
+        ok_object(
+            with_dry(json!({
                 "pid": {"type": "integer"}, "start_time": {"type": "integer"},
-                "signal": {"type": "string", "enum": names}
-            }),
-            &[],
-        ), r("DryRunResponse")]}),
+                "signal": {"type": "string", "enum": names, "description": "Absent on a dry run."}
+            })),
+            &["signal", "dry_run", "verdict", "rule"],
+        ),
     );
     put(
         "ReniceResponse",
-        json!({"oneOf": [ok_object(
-            json!({
-                "pid": {"type": "integer"}, "start_time": {"type": "integer"},
-                "priority": {"type": "integer", "minimum": -20, "maximum": 19},
-                "threads": {"type": "integer", "minimum": 0, "description": "Threads reniced."}
-            }),
-            &[],
-        ), r("DryRunResponse")]}),
-    );
-    put(
-        "DryRunResponse",
         ok_object(
-            json!({
-                "dry_run": {"const": true},
+            with_dry(json!({
                 "pid": {"type": "integer"}, "start_time": {"type": "integer"},
-                "verdict": {"enum": ["allow", "deny"]},
-                "rule": {"type": ["string", "null"], "description": "The rule that refuses (as the policy file names it, or builtin:...); null when allowed."}
-            }),
-            &[],
+                "priority": {"type": "integer", "minimum": -20, "maximum": 19, "description": "Absent on a dry run."},
+                "threads": {"type": "integer", "minimum": 0, "description": "Threads reniced; absent on a dry run."}
+            })),
+            &["priority", "threads", "dry_run", "verdict", "rule"],
         ),
     );
     let action = json!({
