@@ -9,12 +9,20 @@ bearer KEY and prints its result on stdout (notes go to stderr):
                               `fields` enum if the document has one, else the
                               Process schema's properties), minus `environ`,
                               each one probed on GET /api/ps/PID
-  job URL KEY TIMEOUT_S       POST /api/ps `exec sleep` as a job: "PID START_TIME"
+  job URL KEY TIMEOUT_S [CMD] POST /api/ps `exec sleep` (or CMD) as a job:
+                              "PID START_TIME"
   rtt URL KEY COUNT PID START median round trip in ms of GET /healthz and of
                               DELETE /api/ps {"pid", "signal": "CONT",
                               "start_time"}, each on its own keep-alive
                               connection, COUNT of each after a warm-up,
                               alternated in blocks: "HEALTHZ_MS DELETE_MS"
+  group URL KEY ROUNDS PID    PID is a job's shell whose 100 children sleep:
+                              median ms of one plan + execute of CONT on all
+                              of them (POST /api/actions/plan, then
+                              /api/actions/{id}) and of 100 single DELETE
+                              /api/ps CONT round trips, on one keep-alive
+                              connection, ROUNDS of each, alternated:
+                              "PLAN_MS SINGLES_MS"
   rps URL KEY PATH CONNS SECS requests/s of GET PATH over CONNS keep-alive
                               connections (one thread each) starting requests
                               for SECS seconds; each connection finishes its
@@ -105,9 +113,9 @@ def cmd_fields(url, key, pid):
     print(",".join(served))
 
 
-def cmd_job(url, key, timeout_s):
+def cmd_job(url, key, timeout_s, cmd=None):
     c = Client(url, key)
-    body = {"cmd": f"exec sleep {timeout_s}", "timeout_s": int(timeout_s)}
+    body = {"cmd": cmd or f"exec sleep {timeout_s}", "timeout_s": int(timeout_s)}
     a = json.loads(c.expect("POST", "/api/ps", body, ok=(202,)))
     p = a["process"]
     print(p["pid"], p["start_time"])
@@ -128,6 +136,47 @@ def cmd_rtt(url, key, count, pid, start):
             if i >= WARMUP:
                 out.append((time.perf_counter() - t) * 1000)
     print(f"{statistics.median(h):.3f} {statistics.median(d):.3f}")
+
+
+def cmd_group(url, key, rounds, pid):
+    c = Client(url, key)
+    sel = {"tree_of": int(pid), "include_root": False}
+    targets = []
+    for _ in range(200):
+        a = json.loads(c.expect("POST", "/api/actions/plan",
+                                {"selector": sel, "action": {"signal": "CONT"},
+                                 "allow_empty": True, "max_targets": 256}, ok=(201,)))
+        targets = [t for t in a["targets"] if t["verdict"] == "allow"]
+        if len(targets) >= 100:
+            break
+        time.sleep(0.05)
+    if len(targets) < 100:
+        sys.exit(f"bench_load: group: {len(targets)} targets, not 100")
+    targets = targets[:100]
+    pids = {"pids": [t["pid"] for t in targets]}
+    plans, singles = [], []
+
+    def plan_execute():
+        a = json.loads(c.expect("POST", "/api/actions/plan",
+                                {"selector": pids, "action": {"signal": "CONT"}}, ok=(201,)))
+        r = json.loads(c.expect("POST", f"/api/actions/{a['plan_id']}",
+                                {"expect_count": a["count"]}))
+        if r["status"] != "complete":
+            sys.exit(f"bench_load: group: {r}")
+
+    def one_by_one():
+        for t in targets:
+            c.expect("DELETE", "/api/ps",
+                     {"pid": t["pid"], "signal": "CONT", "start_time": t["start_time"]})
+
+    plan_execute()
+    one_by_one()
+    for i in range(rounds):
+        for f, out in ((plan_execute, plans), (one_by_one, singles))[:: 1 if i % 2 == 0 else -1]:
+            t = time.perf_counter()
+            f()
+            out.append((time.perf_counter() - t) * 1000)
+    print(f"{statistics.median(plans):.2f} {statistics.median(singles):.2f}")
 
 
 def cmd_rps(url, key, path, conns, secs):
@@ -164,8 +213,12 @@ def main(argv):
             cmd_fields(url, key, int(rest[0]))
         elif cmd == "job" and len(rest) == 1:
             cmd_job(url, key, int(rest[0]))
+        elif cmd == "job" and len(rest) == 2:
+            cmd_job(url, key, int(rest[0]), rest[1])
         elif cmd == "rtt" and len(rest) == 3:
             cmd_rtt(url, key, int(rest[0]), rest[1], rest[2])
+        elif cmd == "group" and len(rest) == 2:
+            cmd_group(url, key, int(rest[0]), rest[1])
         elif cmd == "rps" and len(rest) == 3:
             cmd_rps(url, key, rest[0], int(rest[1]), float(rest[2]))
         else:

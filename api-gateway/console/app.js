@@ -12,6 +12,7 @@
 
 import { Api, apiDocument, session } from './api.js';
 import { Actions } from './act.js';
+import { GroupAction } from './group.js';
 import { $, show } from './dom.js';
 import { Jobs } from './jobs.js';
 import { HostHeader } from './host.js';
@@ -105,11 +106,21 @@ async function signIn(key, restoring) {
   });
   // The host header, where the gateway has the route.
   const host = scopes.has('read') && doc && doc.paths && doc.paths['/api/host'] ? new HostHeader(api) : null;
+  const group = new GroupAction(api, {
+    signals,
+    toast,
+    done: () => ui && ui.procs && ui.procs.acted(),
+  });
   const procs = scopes.has('read') ? new ProcessTable(api, {
     fields,
     canSignal: scopes.has('signal') && signals.length > 0,
     canRenice: scopes.has('renice'),
-    onAct: (kind, p) => actions.open(kind, p),
+    onAct: (kind, p) => (kind === 'tree' ? group.openTree(p) : actions.open(kind, p)),
+    onMark: (pids) => {
+      marked = pids;
+      $('ps-marked').textContent = `Signal ${pids.length} marked…`;
+      show($('ps-marked'), pids.length > 0);
+    },
     onLink: () => writeLink(),
     onRefresh: () => {
       if (verdicts) verdicts.forget();
@@ -117,9 +128,11 @@ async function signIn(key, restoring) {
     },
     offer,
   }) : null;
+  let marked = [];
+  $('ps-marked').onclick = () => group.openPids(marked);
   const jobs = scopes.has('exec') ? new Jobs(api, { admin: scopes.has('admin'), toast }) : null;
   ui = {
-    api, procs, jobs, actions, host, tab: null,
+    api, procs, jobs, actions, group, host, tab: null,
   };
 
   show($('tab-processes'), Boolean(procs));
@@ -172,7 +185,8 @@ function select(name) {
  */
 function signOut(message = '', { error = false } = {}) {
   if (ui) {
-    for (const part of [ui.procs, ui.jobs, ui.actions, ui.host]) if (part) part.destroy();
+    for (const part of [ui.procs, ui.jobs, ui.actions, ui.group, ui.host]) if (part) part.destroy();
+    show($('ps-marked'), false);
   }
   ui = null;
   session.clear();

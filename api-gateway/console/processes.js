@@ -36,9 +36,12 @@ export class ProcessTable {
    * `onAct(kind, proc)`: opens the signal or renice dialog, when allowed.
    */
   constructor(api, {
-    fields, canSignal, canRenice, onAct, onLink = () => {}, onRefresh = () => {}, offer = null,
+    fields, canSignal, canRenice, onAct, onLink = () => {}, onRefresh = () => {}, offer = null, onMark = () => {},
   }) {
     this.api = api;
+    // Rows marked with shift- or ctrl-click, for a group action.
+    this.marked = new Set();
+    this.onMark = onMark;
     this.onLink = onLink;
     /** Called at each refresh, so the host header keeps pace with the table. */
     this.onRefresh = onRefresh;
@@ -82,6 +85,7 @@ export class ProcessTable {
     this.showSort();
     show($('act-signal'), canSignal);
     show($('act-renice'), canRenice);
+    show($('act-tree'), canSignal);
   }
 
   bind() {
@@ -115,6 +119,7 @@ export class ProcessTable {
     on($('detail-close'), 'click', () => this.closeDetail());
     on($('act-signal'), 'click', () => this.act('signal'));
     on($('act-renice'), 'click', () => this.act('renice'));
+    on($('act-tree'), 'click', () => this.act('tree'));
     on(document, 'visibilitychange', () => this.poll.schedule());
     this.table.setAttribute('role', 'grid');
   }
@@ -357,7 +362,8 @@ export class ProcessTable {
     const tr = el('tr', {
       'aria-rowindex': i + 2,
       'aria-selected': selected ? 'true' : 'false',
-      class: [selected ? 'selected' : '', context ? 'context' : ''].join(' ').trim() || undefined,
+      class: [selected ? 'selected' : '', context ? 'context' : '',
+        this.marked.has(r.pid) ? 'marked' : ''].join(' ').trim() || undefined,
       dataset: { pid: r.pid },
     });
     tr.tabIndex = selected ? 0 : -1;
@@ -388,6 +394,12 @@ export class ProcessTable {
     const pid = Number(tr.dataset.pid);
     if (e.target.closest('.twisty') && this.model.tree) {
       this.toggle(pid);
+      return;
+    }
+    if ((e.shiftKey || e.ctrlKey || e.metaKey) && this.canSignal) {
+      if (!this.marked.delete(pid)) this.marked.add(pid);
+      this.onMark([...this.marked]);
+      this.paintSoon();
       return;
     }
     this.select(pid);
@@ -531,6 +543,8 @@ export class ProcessTable {
 
   /** After an act: list again at once, and show the detail's new state. */
   acted() {
+    this.marked.clear();
+    this.onMark([]);
     this.refresh();
   }
 }

@@ -82,6 +82,10 @@ pub enum ApiError {
     NoSuchOutput(JobId),
     #[error("no job {0} for this key")]
     NoSuchJob(JobId),
+    /// No planned action with that id for this key (unknown, expired,
+    /// executed already, or another key's).
+    #[error("no plan {0} for this key (plans expire 60 s after they are made and execute once)")]
+    PlanNotFound(String),
     #[error("{method} is not allowed on {path}; allowed: {allow}")]
     MethodNotAllowed {
         method: String,
@@ -96,8 +100,21 @@ pub enum ApiError {
     BodyTimeout(String),
     #[error("pid {pid} no longer has start_time {start_time}: the pid now names another process; nothing was done")]
     IdentityChanged { pid: Pid, start_time: StartTime },
+    /// `expect_count` is not the plan's number of targets: nothing acted on.
+    #[error("the plan has {planned} targets, not the {expected} expect_count says; nothing was done (plan again)")]
+    CountChanged { expected: usize, planned: usize },
     #[error("request body over {0} bytes")]
     PayloadTooLarge(usize),
+    /// A plan's selector matched no process and `allow_empty` was not set.
+    #[error("the selector matches no process that may be a target; nothing was planned (allow_empty: true plans an empty action)")]
+    EmptyMatch,
+    /// A plan's selector matched more processes than it may act on.
+    #[error("the selector matches {count} processes, more than max_targets {max}; narrow it or raise max_targets (at most {cap})")]
+    TooManyTargets {
+        count: usize,
+        max: usize,
+        cap: usize,
+    },
     #[error("request target (URI) too long")]
     UriTooLong,
     /// A `Range` that starts at or past the end of the output.
@@ -172,13 +189,17 @@ impl ApiError {
         "no_such_user",
         "no_such_output",
         "no_such_job",
+        "plan_not_found",
         "method_not_allowed",
         "request_timeout",
         "body_timeout",
         "identity_changed",
+        "count_changed",
         "payload_too_large",
         "uri_too_long",
         "range_not_satisfiable",
+        "empty_match",
+        "too_many_targets",
         "busy",
         "key_busy",
         "too_many_client_connections",
@@ -214,10 +235,12 @@ impl ApiError {
             | E::NotAProcess(_)
             | E::NoSuchUser(_)
             | E::NoSuchOutput(_)
-            | E::NoSuchJob(_) => StatusCode::NOT_FOUND,
+            | E::NoSuchJob(_)
+            | E::PlanNotFound(_) => StatusCode::NOT_FOUND,
             E::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             E::RequestTimeout(_) | E::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            E::IdentityChanged { .. } => StatusCode::CONFLICT,
+            E::IdentityChanged { .. } | E::CountChanged { .. } => StatusCode::CONFLICT,
+            E::EmptyMatch | E::TooManyTargets { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             E::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             E::UriTooLong => StatusCode::URI_TOO_LONG,
             E::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -258,6 +281,10 @@ impl ApiError {
             E::NoSuchUser(_) => "no_such_user",
             E::NoSuchOutput(_) => "no_such_output",
             E::NoSuchJob(_) => "no_such_job",
+            E::PlanNotFound(_) => "plan_not_found",
+            E::CountChanged { .. } => "count_changed",
+            E::EmptyMatch => "empty_match",
+            E::TooManyTargets { .. } => "too_many_targets",
             E::MethodNotAllowed { .. } => "method_not_allowed",
             E::RequestTimeout(_) => "request_timeout",
             E::BodyTimeout(_) => "body_timeout",
@@ -366,6 +393,7 @@ mod tests {
             ApiError::NoSuchUser("x".into()),
             ApiError::NoSuchOutput(JobId([0; 16])),
             ApiError::NoSuchJob(JobId([0; 16])),
+            ApiError::PlanNotFound("x".into()),
             ApiError::MethodNotAllowed {
                 method: "PUT".into(),
                 path: "/api/ps".into(),
@@ -377,9 +405,19 @@ mod tests {
                 pid,
                 start_time: StartTime::from_ticks(7),
             },
+            ApiError::CountChanged {
+                expected: 1,
+                planned: 2,
+            },
             ApiError::PayloadTooLarge(1),
             ApiError::UriTooLong,
             ApiError::RangeNotSatisfiable { len: 3 },
+            ApiError::EmptyMatch,
+            ApiError::TooManyTargets {
+                count: 3,
+                max: 2,
+                cap: 256,
+            },
             ApiError::Busy,
             ApiError::KeyBusy {
                 key: "k".into(),

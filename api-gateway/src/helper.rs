@@ -445,6 +445,10 @@ pub fn refusal(r: &Response, target: Option<Target>) -> Option<ApiError> {
             "a system call failed in the helper: {}",
             std::io::Error::from_raw_os_error(*errno)
         )),
+        // Only ever inside a batch's outcomes.
+        Response::ExeChanged => {
+            ApiError::BadGateway("helper answered \"exe changed\" out of place".into())
+        }
         // Event-stream frames never answer a request.
         Response::Subscribed | Response::JobEnded { .. } => {
             ApiError::BadGateway("helper sent a job event as an answer".into())
@@ -453,6 +457,7 @@ pub fn refusal(r: &Response, target: Option<Target>) -> Option<ApiError> {
         | Response::Job(_)
         | Response::Hello { .. }
         | Response::Reniced { .. }
+        | Response::Batch(_)
         | Response::Info(_) => return None,
     })
 }

@@ -22,6 +22,7 @@
 //! - [`metrics`]: `/metrics` in the Prometheus text format: request,
 //!   helper, job and host series, with bounded labels.
 //! - [`flight`]: single-flight, so concurrent listings share one walk.
+//! - [`plans`]: planned group actions, held per key until they expire.
 //! - [`helper`]: client to the privileged helper (reconnect, backoff).
 //! - [`ids`]: `Pid`, `StartTime`, `Target`.
 //! - [`audit`]: one JSON line per authenticated or refused request.
@@ -54,6 +55,7 @@ pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
+pub mod plans;
 pub mod procs;
 pub mod reply;
 pub mod reqid;

@@ -64,6 +64,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         hub,
         metrics,
         openapi: openapi.into(),
+        plans: Default::default(),
         cfg,
     });
     let router = Arc::new(api::hooks::router(routes, state.clone(), keys, audit));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::ApiError;
-use crate::{config, flight, helper, host, jobs, metrics, procs};
+use crate::{config, flight, helper, host, jobs, metrics, plans, procs};
 
 /// Listings in flight, shared by the requests for the same selection.
 /// A listing is shared only by callers who may see the same: the key
@@ -33,6 +33,8 @@ pub struct State {
     pub hub: jobs::hub::Hub,
     /// The series `/metrics` exports; also held by the helper client.
     pub metrics: Arc<metrics::Metrics>,
+    /// Planned group actions awaiting execution, per key.
+    pub plans: plans::Plans,
     /// The OpenAPI document, serialized once.
     pub openapi: Bytes,
 }

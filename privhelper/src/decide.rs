@@ -69,6 +69,17 @@ impl Server {
                     self.jobs.start(start, run, self.cgroups.as_ref())
                 }
             },
+            Request::Check {
+                targets,
+                action,
+                caller,
+            } => return self.check_batch(conn, peer, targets, *action, caller),
+            Request::Act {
+                targets,
+                action,
+                caller,
+                tree,
+            } => return self.act_batch(conn, request_id, peer, targets, *action, caller, *tree),
             Request::Cancel { job } => {
                 self.jobs.cancel(job);
                 self.jobs.status_response(job)
@@ -83,9 +94,8 @@ impl Server {
     }
 
     /// A signal or renice: the target resolved against the built-in
-    /// protections (with the helper's and the peer's chains of parents
-    /// kept between requests), then `check` — the policy's verdict and, if
-    /// it allows, the act itself.
+    /// protections, then `check` — the policy's verdict and, if it
+    /// allows, the act itself.
     fn act(
         &mut self,
         conn: u64,
@@ -98,6 +108,21 @@ impl Server {
             &Resolved,
         ) -> Result<Result<Response, Refusal>, Rule>,
     ) -> Response {
+        let r = match self.pin(conn, peer, t) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        match check(&self.policy, &self.subject(&r, caller), &r) {
+            Err(rule) => self.denied(rule),
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => self.refusal(e),
+        }
+    }
+
+    /// The target pinned and past the built-in protections, with the
+    /// helper's and the peer's chains of parents kept between requests.
+    #[allow(clippy::result_large_err)] // the refusal is the answer, moved on
+    pub(crate) fn pin(&mut self, conn: u64, peer: Peer, t: &Target) -> Result<Resolved, Response> {
         let mut theirs = self.conns.get_mut(&conn).and_then(|c| c.lineage.take());
         let mut guard = target::Guard {
             me: self.pid,
@@ -109,33 +134,30 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.lineage = theirs;
         }
-        let r = match resolved {
-            Ok(r) => r,
-            Err(e) => return self.refusal(e),
-        };
-        let subject = Subject {
+        resolved.map_err(|e| self.refusal(e))
+    }
+
+    /// What the policy judges of a pinned process.
+    pub(crate) fn subject<'a>(&self, r: &'a Resolved, caller: &Caller) -> Subject<'a> {
+        Subject {
             owner: r.info.real_uid,
             comm: &r.info.comm,
+            exe: &r.exe.0,
             job: self
                 .jobs
                 .job_of(r.pid.get(), r.info.real_uid.get(), &caller.key),
             all_jobs: caller.all_jobs,
-        };
-        match check(&self.policy, &subject, &r) {
-            Err(rule) => self.denied(rule),
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => self.refusal(e),
         }
     }
 
-    fn denied(&self, rule: Rule) -> Response {
+    pub(crate) fn denied(&self, rule: Rule) -> Response {
         Response::Denied {
             rule: rule.name().into(),
             detail: self.policy.describe(rule),
         }
     }
 
-    fn refusal(&self, r: Refusal) -> Response {
+    pub(crate) fn refusal(&self, r: Refusal) -> Response {
         match r {
             Refusal::Denied(b) => self.denied(Rule::Builtin(b)),
             Refusal::NoSuchProcess => Response::NoSuchProcess,

@@ -4,7 +4,8 @@
 //! # Layout
 //! - `startup` — from parsed arguments to a serving loop; `cli` the flags.
 //! - `server` — the `poll(2)` loop; `conn` one client's framing and
-//!   conversation; `decide` what each request gets.
+//!   conversation; `decide` what each request gets; `batch` a planned
+//!   action on many processes.
 //! - `policy`, `rule` — the allowlist and the names of its refusals.
 //! - `target`, `proc`, `lineage` — pinning and judging a process.
 //! - `jobs`, `spawn`, `ns`, `cgroup`, `home`, `uids` — a job's life: its
@@ -13,6 +14,7 @@
 //! - `sys` — every `unsafe` system call, and nothing else.
 #![deny(unsafe_code)]
 
+mod batch;
 pub mod cgroup;
 pub mod cli;
 mod conn;

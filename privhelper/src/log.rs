@@ -44,6 +44,18 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
             line.push(("job", json!(job.to_hex())))
         }
         Request::Hello { version } => line.push(("version", json!(version))),
+        Request::Check {
+            targets, caller, ..
+        } => line.extend([
+            ("key", json!(caller.key)),
+            ("targets", json!(targets.len())),
+        ]),
+        Request::Act {
+            targets, caller, ..
+        } => line.extend([
+            ("key", json!(caller.key)),
+            ("targets", json!(targets.len())),
+        ]),
         Request::Info | Request::Subscribe => {}
     }
     let (outcome, extra): (&str, Vec<(&str, Value)>) = match resp {
@@ -56,6 +68,8 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
         Response::NoSuchProcess => ("no_such_process", vec![]),
         Response::NotAProcess => ("not_a_process", vec![]),
         Response::Mismatch => ("identity_changed", vec![]),
+        Response::ExeChanged => ("exe_changed", vec![]),
+        Response::Batch(v) => ("batch", vec![("targets", json!(v.len()))]),
         Response::Busy => ("busy", vec![]),
         Response::Invalid { what } => ("invalid", vec![("detail", json!(what))]),
         Response::Failed { errno } => (

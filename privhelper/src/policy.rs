@@ -16,6 +16,13 @@ use serde::Deserialize;
 use crate::ids::{Nice, Uid};
 pub use crate::rule::{Act, Builtin, Rule};
 
+/// A set's members, sorted, as a TOML list.
+fn sorted(set: &HashSet<String>) -> String {
+    let mut v: Vec<&str> = set.iter().map(String::as_str).collect();
+    v.sort_unstable();
+    format!("{v:?}")
+}
+
 /// Why a policy could not be loaded.
 #[derive(Debug)]
 pub struct PolicyError(pub String);
@@ -52,6 +59,7 @@ enum Owner {
 struct RawSignal {
     owners: Vec<Owner>,
     names: Vec<String>,
+    exes: Vec<String>,
     signals: Vec<String>,
 }
 
@@ -60,6 +68,7 @@ struct RawSignal {
 struct RawRenice {
     owners: Vec<Owner>,
     names: Vec<String>,
+    exes: Vec<String>,
     min_nice: Option<i32>,
     allow_negative: bool,
 }
@@ -135,6 +144,9 @@ pub struct TargetRule {
     pub all_jobs: bool,
     /// Empty = any process name.
     pub names: HashSet<String>,
+    /// Empty = any executable; else the path `/proc/PID/exe` names, exact
+    /// (`comm` is any 15 bytes a process chooses; its executable is not).
+    pub exes: HashSet<String>,
     /// The rule as the file writes it, for `Info`.
     pub shown: Vec<String>,
 }
@@ -249,6 +261,7 @@ impl Policy {
             text,
             &raw.signal.owners,
             raw.signal.names,
+            raw.signal.exes,
             per_job.as_ref(),
             "signal",
             &mut p.warnings,
@@ -263,6 +276,7 @@ impl Policy {
             text,
             &raw.renice.owners,
             raw.renice.names,
+            raw.renice.exes,
             per_job.as_ref(),
             "renice",
             &mut p.warnings,
@@ -322,11 +336,8 @@ impl Policy {
         };
         let value = match rule {
             Rule::Owners(act) => format!("[{}]", section(act).owners_named().join(", ")),
-            Rule::Names(act) => {
-                let mut v: Vec<&str> = section(act).names.iter().map(String::as_str).collect();
-                v.sort_unstable();
-                format!("{v:?}")
-            }
+            Rule::Names(act) => sorted(&section(act).names),
+            Rule::Exes(act) => sorted(&section(act).exes),
             Rule::Signals => format!("{:?}", self.signal_names()),
             Rule::MinNice => self.min_nice.get().to_string(),
             Rule::Run => return "the policy has no [run] section".into(),
@@ -411,6 +422,8 @@ fn line_of(text: &str, needle: &str) -> usize {
 pub struct Subject<'a> {
     pub owner: Uid,
     pub comm: &'a str,
+    /// The path `/proc/PID/exe` names; empty when it cannot be read.
+    pub exe: &'a str,
     pub job: JobOf,
     pub all_jobs: bool,
 }
@@ -435,6 +448,9 @@ fn check_target(rule: &TargetRule, t: &Subject<'_>, act: Act) -> Result<(), Rule
     if !rule.names.is_empty() && !rule.names.contains(t.comm) {
         return Err(Rule::Names(act));
     }
+    if !rule.exes.is_empty() && !rule.exes.contains(t.exe) {
+        return Err(Rule::Exes(act));
+    }
     Ok(())
 }
 
@@ -446,6 +462,7 @@ fn resolve_rule(
     text: &str,
     owners: &[Owner],
     names: Vec<String>,
+    exes: Vec<String>,
     per_job: Option<&RangeInclusive<u32>>,
     section: &str,
     warnings: &mut Vec<String>,
@@ -461,6 +478,9 @@ fn resolve_rule(
     if !names.is_empty() {
         shown.push(format!("names = {names:?}"));
     }
+    if !exes.is_empty() {
+        shown.push(format!("exes = {exes:?}"));
+    }
     for s in &mut shown {
         // Info must stay far below the frame limit, whatever the lists.
         if s.len() > SHOWN_MAX {
@@ -471,6 +491,7 @@ fn resolve_rule(
     }
     let mut rule = TargetRule {
         names: names.into_iter().collect(),
+        exes: exes.into_iter().collect(),
         shown,
         ..TargetRule::default()
     };
@@ -692,6 +713,7 @@ mod tests {
         Subject {
             owner,
             comm,
+            exe: "/usr/bin/sleep",
             job: JobOf::None,
             all_jobs: false,
         }
@@ -746,6 +768,28 @@ mod tests {
         let n = |v| Nice::new(v).expect("valid");
         assert_eq!(p.check_renice(&who(nobody, "x"), n(5)), Ok(()));
         assert_eq!(p.check_renice(&who(nobody, "x"), n(4)), Err(Rule::MinNice));
+    }
+
+    #[test]
+    fn exes_name_the_executable_exactly_whatever_the_name() {
+        let p = Policy::parse_test(
+            "[signal]\nowners = [65534]\nexes = [\"/usr/bin/sleep\"]\nsignals = [\"TERM\"]\n",
+        )
+        .expect("parses");
+        let nobody = Uid::new(65534);
+        assert_eq!(p.check_signal(&who(nobody, "sleep"), Signal::Term), Ok(()));
+        let swapped = Subject {
+            exe: "/usr/bin/sleep (deleted)",
+            ..who(nobody, "sleep")
+        };
+        assert_eq!(
+            p.check_signal(&swapped, Signal::Term),
+            Err(Rule::Exes(Act::Signal))
+        );
+        assert_eq!(
+            p.describe(Rule::Exes(Act::Signal)),
+            "signal.exes is [\"/usr/bin/sleep\"]"
+        );
     }
 
     #[test]
@@ -865,6 +909,7 @@ mod tests {
         let job = |job, all_jobs| Subject {
             owner: Uid::new(60605),
             comm: "sh",
+            exe: "/bin/sh",
             job,
             all_jobs,
         };
@@ -906,6 +951,7 @@ mod tests {
         let other = Subject {
             owner: Uid::new(60601),
             comm: "sh",
+            exe: "/bin/sh",
             job: JobOf::Other,
             all_jobs: false,
         };

@@ -16,6 +16,8 @@ pub enum Rule {
     Owners(Act),
     /// `[signal|renice] names`: the target's name is not listed.
     Names(Act),
+    /// `[signal|renice] exes`: the target's executable is not listed.
+    Exes(Act),
     /// `[signal] signals`.
     Signals,
     /// `[renice] min_nice`.
@@ -48,6 +50,8 @@ impl Rule {
             Rule::Owners(Act::Renice) => "renice.owners",
             Rule::Names(Act::Signal) => "signal.names",
             Rule::Names(Act::Renice) => "renice.names",
+            Rule::Exes(Act::Signal) => "signal.exes",
+            Rule::Exes(Act::Renice) => "renice.exes",
             Rule::Signals => "signal.signals",
             Rule::MinNice => "renice.min_nice",
             Rule::Run => "run",

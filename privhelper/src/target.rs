@@ -39,6 +39,9 @@ pub struct Resolved {
     pub pid: Pid,
     pub pidfd: OwnedFd,
     pub info: ProcInfo,
+    /// The path `/proc/PID/exe` names (empty when unreadable) and the
+    /// device and inode of that file, read before the liveness check.
+    pub exe: (String, Option<(u64, u64)>),
 }
 
 /// What the helper must never act on: itself, the peer, and every
@@ -127,6 +130,7 @@ pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<R
         Err(e) => return Err(Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO))),
     };
     let info = ProcInfo::read_pinned(pid.get(), &pidfd).ok_or(Refusal::NoSuchProcess)?;
+    let exe = exe(pid.get());
     if !guard.target_alive(&pidfd) {
         return Err(Refusal::NoSuchProcess);
     }
@@ -142,7 +146,22 @@ pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<R
     if let Some(rule) = guard.rule(pid.get()) {
         return Err(Refusal::Denied(rule));
     }
-    Ok(Resolved { pid, pidfd, info })
+    Ok(Resolved {
+        pid,
+        pidfd,
+        info,
+        exe,
+    })
+}
+
+/// What `/proc/PID/exe` names: its path and the file's device and inode.
+/// Describes the pinned process only if its pidfd is alive afterwards.
+pub fn exe(pid: i32) -> (String, Option<(u64, u64)>) {
+    use std::os::unix::fs::MetadataExt;
+    let link = format!("/proc/{pid}/exe");
+    let path = fs::read_link(&link).map(|p| p.to_string_lossy().into_owned());
+    let id = fs::metadata(&link).ok().map(|m| (m.dev(), m.ino()));
+    (path.unwrap_or_default(), id)
 }
 
 /// Whether `/proc/PID/status` names another thread group than `pid`.

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use protocol::{
-    encode_frame, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState,
-    JobStatus, Request, Response, Signal, Target, PROTOCOL_VERSION,
+    encode_frame, Action, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState,
+    JobStatus, Outcome, Pinned, Request, Response, Signal, Target, PROTOCOL_VERSION,
 };
 
 fn main() -> std::io::Result<()> {
@@ -63,6 +63,32 @@ fn main() -> std::io::Result<()> {
         ("req_status", Request::JobStatus { job }),
         ("req_cancel", Request::Cancel { job }),
         ("req_info", Request::Info),
+        (
+            "req_check",
+            Request::Check {
+                targets: vec![target, target],
+                action: Action::Signal(Signal::Term),
+                caller: protocol::Caller {
+                    key: "ops".into(),
+                    all_jobs: false,
+                },
+            },
+        ),
+        (
+            "req_act",
+            Request::Act {
+                targets: vec![Pinned {
+                    target,
+                    exe: Some((65024, 4242)),
+                }],
+                action: Action::Renice(5),
+                caller: protocol::Caller {
+                    key: "ops".into(),
+                    all_jobs: true,
+                },
+                tree: true,
+            },
+        ),
     ];
     for (name, request) in requests {
         let env = Envelope {
@@ -122,6 +148,14 @@ fn main() -> std::io::Result<()> {
         ("resp_job", Response::Job(status)),
         ("resp_notaprocess", Response::NotAProcess),
         ("resp_reniced", Response::Reniced { threads: 4 }),
+        ("resp_exe_changed", Response::ExeChanged),
+        (
+            "resp_batch",
+            Response::Batch(vec![Outcome {
+                pinned: Pinned { target, exe: None },
+                answer: Response::Mismatch,
+            }]),
+        ),
         (
             "resp_info",
             Response::Info(HelperInfo {

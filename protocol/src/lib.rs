@@ -24,6 +24,7 @@ pub mod message;
 
 pub use frame::{decode_frame, encode_frame, FrameError, MAX_FRAME};
 pub use message::{
-    Caller, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState, JobStatus,
-    PolicyView, Request, Response, Signal, Target, PROTOCOL_VERSION,
+    Action, Caller, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState,
+    JobStatus, Outcome, Pinned, PolicyView, Request, Response, Signal, Target, MAX_BATCH,
+    PROTOCOL_VERSION,
 };

@@ -127,6 +127,35 @@ impl FromStr for Signal {
     }
 }
 
+/// At most this many targets travel in one `Check` or `Act` frame, so
+/// that the request and its answer stay far below the frame limit.
+pub const MAX_BATCH: usize = 256;
+
+/// The act of a planned action: one signal, or one nice value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum Action {
+    Signal(Signal),
+    Renice(i32),
+}
+
+/// A process as a plan pinned it: its pid, its start time and, where the
+/// helper could read it when the plan was checked, the device and inode
+/// of the file it was executing (`/proc/PID/exe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Pinned {
+    pub target: Target,
+    pub exe: Option<(u64, u64)>,
+}
+
+/// One target's answer in a `Batch`: the process, its executable's
+/// device and inode as the helper saw it (`None`: gone or unreadable), and
+/// what it got (for `Check`, `Ok` means "would be allowed").
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Outcome {
+    pub pinned: Pinned,
+    pub answer: Response,
+}
+
 /// A job's identifier: 16 random bytes chosen by the gateway (shown to HTTP
 /// clients as 32 lowercase hex characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
@@ -206,6 +235,24 @@ pub enum Request {
     /// `Subscribed`, after which the helper sends a `JobEnded` frame each
     /// time a job ends and accepts no further request on it.
     Subscribe,
+    /// Decide, for each target, what `action` would get, acting on none:
+    /// answered with `Batch`, one `Outcome` per target in order.
+    Check {
+        targets: Vec<Target>,
+        action: Action,
+        caller: Caller,
+    },
+    /// Act on each planned target after checking it is still the process
+    /// and the executable planned. With `tree`, the targets are a process
+    /// tree: members are stopped before anything is signalled, children
+    /// they forked meanwhile are added, and leaves go first. Answered with
+    /// `Batch`: the planned targets in order, then any added.
+    Act {
+        targets: Vec<Pinned>,
+        action: Action,
+        caller: Caller,
+        tree: bool,
+    },
 }
 
 impl Request {
@@ -220,6 +267,8 @@ impl Request {
             Request::Cancel { .. } => "cancel",
             Request::Info => "info",
             Request::Subscribe => "subscribe",
+            Request::Check { .. } => "check",
+            Request::Act { .. } => "act",
         }
     }
 
@@ -410,6 +459,11 @@ pub enum Response {
     /// Pushed to subscribed connections when a job's shell has been reaped:
     /// its final status.
     JobEnded { job: JobId, status: JobStatus },
+    /// Answer to `Check` and `Act`: one outcome per target.
+    Batch(Vec<Outcome>),
+    /// The target now executes another file than the one planned: nothing
+    /// was done to it.
+    ExeChanged,
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ pub const FILES: &[Asset] = &[
     asset!("table-model.js", "text/javascript; charset=utf-8"),
     asset!("processes.js", "text/javascript; charset=utf-8"),
     asset!("act.js", "text/javascript; charset=utf-8"),
+    asset!("group.js", "text/javascript; charset=utf-8"),
     asset!("jobs.js", "text/javascript; charset=utf-8"),
     asset!("ansi.js", "text/javascript; charset=utf-8"),
     asset!("link.js", "text/javascript; charset=utf-8"),

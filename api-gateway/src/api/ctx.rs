@@ -15,11 +15,13 @@ use crate::state::State;
 
 /// Facts an audited handler learns while it runs, written in the audit
 /// line even when it then fails (a refused signal names its target).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct AuditFacts {
     pub pid: Option<Pid>,
     pub start_time: Option<StartTime>,
     pub job: Option<JobId>,
+    /// A group action's outcome per target: one audit line each.
+    pub outcomes: Vec<(Pid, StartTime, &'static str)>,
 }
 
 /// One request's context.
@@ -63,8 +65,15 @@ impl Ctx {
         self.facts.lock().unwrap_or_else(|p| p.into_inner()).job = Some(job);
     }
 
+    /// Records one target's outcome of a group action, for its own
+    /// audit line.
+    pub fn note_outcome(&self, pid: Pid, start_time: StartTime, outcome: &'static str) {
+        let mut f = self.facts.lock().unwrap_or_else(|p| p.into_inner());
+        f.outcomes.push((pid, start_time, outcome));
+    }
+
     /// What the handler noted.
     pub fn facts(&self) -> AuditFacts {
-        *self.facts.lock().unwrap_or_else(|p| p.into_inner())
+        self.facts.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

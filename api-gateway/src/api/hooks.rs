@@ -98,6 +98,27 @@ impl AuditSink<Ctx> for Audit {
                 job: facts.job,
             },
         );
+        // A group action: one more line per target, joined by request id.
+        for (pid, start_time, outcome) in &facts.outcomes {
+            Audit::record(
+                self,
+                &audit::Entry {
+                    request_id: x.request_id,
+                    key: x.key,
+                    auth: x.auth,
+                    client: x.client,
+                    route: x.route,
+                    pid: Some(pid.get().into()),
+                    start_time: Some(start_time.ticks().into()),
+                    signal: None,
+                    priority: None,
+                    command: None,
+                    status: x.status,
+                    outcome,
+                    job: None,
+                },
+            );
+        }
     }
 
     fn refusals(&self, s: &Summary) {

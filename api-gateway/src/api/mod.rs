@@ -6,6 +6,7 @@
 //! ([`ctx::Ctx`]) and the router's hooks that write it down
 //! ([`hooks`]).
 
+pub mod actions;
 pub mod console;
 pub mod ctx;
 pub mod health;
@@ -13,6 +14,7 @@ pub mod hooks;
 pub mod host;
 pub mod jobs;
 pub mod metrics;
+pub mod named;
 pub mod ps;
 pub mod renice;
 pub mod run;
@@ -44,6 +46,10 @@ pub fn table_with(metrics_public: bool) -> Vec<Route<Ctx>> {
             signal::send, signal::SignalRequest),
         route!(PATCH "/api/ps", "reniceProcess", Some(Renice), audited: true,
             renice::set, renice::ReniceRequest),
+        route!(POST "/api/actions/plan", "planAction", any_key, audited: true,
+            actions::plan, actions::PlanRequest),
+        route!(POST "/api/actions/{plan_id}", "executeAction", any_key, audited: true,
+            actions::execute, actions::ExecuteRequest),
         route!(GET "/api/ps/output/{id}", "getCommandOutput", Some(Exec), audited: false,
             run::output, run::OutputRequest),
         route!(GET "/api/ps/{pid}", "getProcess", Some(Read), audited: false,

@@ -7,6 +7,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::ctx::Ctx;
+use super::named::{DryRun, Named};
 use super::target;
 use crate::error::ApiError;
 use crate::http::extract::{present, FromInput, Input};
@@ -23,6 +24,9 @@ pub struct ReniceRequest {
     pub priority: Priority,
     #[serde(default, deserialize_with = "present")]
     pub start_time: Option<StartTime>,
+    /// Answer what would happen and by which rule; touch nothing.
+    #[serde(default, deserialize_with = "present")]
+    pub dry_run: Option<Named<bool, DryRun>>,
 }
 
 impl FromInput for ReniceRequest {
@@ -93,6 +97,9 @@ pub struct Reniced {
 pub async fn set(cx: &Ctx, req: ReniceRequest) -> Result<Reply, ApiError> {
     let nice = req.priority.nice();
     let t = target::resolve(cx, req.pid, req.start_time).await?;
+    if req.dry_run.is_some_and(|d| d.0) {
+        return target::dry_run(cx, t, protocol::Action::Renice(nice)).await;
+    }
     let resp = target::act(
         cx,
         t,

@@ -7,6 +7,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::ctx::Ctx;
+use super::named::{DryRun, Named};
 use super::target;
 use crate::error::ApiError;
 use crate::http::extract::{present, FromInput, Input};
@@ -24,6 +25,9 @@ pub struct SignalRequest {
     pub signal: Option<SignalName>,
     #[serde(default, deserialize_with = "present")]
     pub start_time: Option<StartTime>,
+    /// Answer what would happen and by which rule; touch nothing.
+    #[serde(default, deserialize_with = "present")]
+    pub dry_run: Option<Named<bool, DryRun>>,
 }
 
 impl FromInput for SignalRequest {
@@ -84,6 +88,9 @@ pub struct Signalled {
 pub async fn send(cx: &Ctx, req: SignalRequest) -> Result<Reply, ApiError> {
     let signal = req.signal.map_or(protocol::Signal::Kill, |s| s.0);
     let t = target::resolve(cx, req.pid, req.start_time).await?;
+    if req.dry_run.is_some_and(|d| d.0) {
+        return target::dry_run(cx, t, protocol::Action::Signal(signal)).await;
+    }
     target::act(
         cx,
         t,

@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::helper;
 use crate::ids::{Pid, StartTime, Target};
 use crate::keys::Scope;
+use crate::reply::{Envelope, Reply};
 
 /// The target of `pid`, pinned by the client's start time or by the one
 /// /proc shows now.
@@ -41,6 +42,38 @@ pub fn caller(cx: &Ctx) -> Result<protocol::Caller, ApiError> {
         key: c.name.clone(),
         all_jobs: c.scopes.contains(&Scope::Admin),
     })
+}
+
+/// `dry_run`: what the helper would answer `action` on `target` and by
+/// which rule (`Check`, which decides and does nothing). A target that is
+/// gone or renamed is the error the act would get; a refusal is a verdict.
+pub async fn dry_run(cx: &Ctx, t: Target, action: protocol::Action) -> Result<Reply, ApiError> {
+    let req = Request::Check {
+        targets: vec![t.wire()],
+        action,
+        caller: caller(cx)?,
+    };
+    let resp = cx.state.helper.call_async(&req).await?;
+    let answer = match resp {
+        Response::Batch(mut v) if v.len() == 1 => v.remove(0).answer,
+        other => other,
+    };
+    let (verdict, rule) = match &answer {
+        Response::Ok => ("allow", None),
+        Response::Denied { rule, .. } => ("deny", Some(rule.clone())),
+        other => {
+            return Err(helper::refusal(other, Some(t)).unwrap_or_else(|| {
+                ApiError::BadGateway(format!("unexpected answer to a check: {other:?}"))
+            }))
+        }
+    };
+    Ok(Envelope::ok()
+        .member("dry_run", &true)
+        .member("pid", &t.pid)
+        .member("start_time", &t.start_time)
+        .member("verdict", verdict)
+        .member("rule", &rule)
+        .finish(hyper::StatusCode::OK))
 }
 
 /// Asks the helper to act on `target`; a refusal becomes its error.

@@ -404,7 +404,10 @@ fn method_label(m: &hyper::Method) -> &'static str {
 /// by a rule.
 fn decision(r: &Response) -> (&'static str, &str) {
     match r {
-        Response::Ok | Response::Reniced { .. } | Response::Job(_) => ("ok", ""),
+        Response::Ok | Response::Reniced { .. } | Response::Job(_) | Response::Batch(_) => {
+            ("ok", "")
+        }
+        Response::ExeChanged => ("exe_changed", ""),
         Response::Denied { rule, .. } => ("denied", rule.as_str()),
         Response::NoSuchProcess => ("no_such_process", ""),
         Response::NotAProcess => ("not_a_process", ""),

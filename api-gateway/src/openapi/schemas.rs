@@ -201,7 +201,8 @@ pub fn components() -> Value {
             "properties": {
                 "pid": r("Pid"),
                 "signal": {"$ref": "#/components/schemas/Signal", "description": "Default KILL when absent; null is refused."},
-                "start_time": r("StartTime")
+                "start_time": r("StartTime"),
+                "dry_run": {"type": "boolean", "description": "true: answer what would happen and by which rule (verdict, rule), touching nothing."}
             }
         }),
     );
@@ -209,7 +210,8 @@ pub fn components() -> Value {
         "ReniceRequest",
         json!({
             "type": "object", "required": ["pid", "priority"], "additionalProperties": false,
-            "properties": {"pid": r("Pid"), "priority": r("Priority"), "start_time": r("StartTime")}
+            "properties": {"pid": r("Pid"), "priority": r("Priority"), "start_time": r("StartTime"),
+                "dry_run": {"type": "boolean", "description": "true: answer what would happen and by which rule (verdict, rule), touching nothing."}}
         }),
     );
     put(
@@ -223,23 +225,127 @@ pub fn components() -> Value {
         }),
     );
 
+    let dry = json!({
+        "dry_run": {"const": true, "description": "Present when the request had dry_run: true; nothing was done."},
+        "verdict": {"enum": ["allow", "deny"], "description": "dry_run: what the helper would answer."},
+        "rule": {"type": ["string", "null"], "description": "dry_run: the refusing rule (as the policy file names it, or builtin:...); null when allowed."}
+    });
+    let with_dry = |props: Value| {
+        let (Value::Object(mut p), Value::Object(d)) = (props, dry.clone()) else {
+            return json!({});
+        };
+        p.extend(d);
+        Value::Object(p)
+    };
     put(
         "SignalResponse",
         ok_object(
-            json!({
+            with_dry(json!({
                 "pid": {"type": "integer"}, "start_time": {"type": "integer"},
-                "signal": {"type": "string", "enum": names}
-            }),
-            &[],
+                "signal": {"type": "string", "enum": names, "description": "Absent on a dry run."}
+            })),
+            &["signal", "dry_run", "verdict", "rule"],
         ),
     );
     put(
         "ReniceResponse",
         ok_object(
-            json!({
+            with_dry(json!({
                 "pid": {"type": "integer"}, "start_time": {"type": "integer"},
-                "priority": {"type": "integer", "minimum": -20, "maximum": 19},
-                "threads": {"type": "integer", "minimum": 0, "description": "Threads reniced."}
+                "priority": {"type": "integer", "minimum": -20, "maximum": 19, "description": "Absent on a dry run."},
+                "threads": {"type": "integer", "minimum": 0, "description": "Threads reniced; absent on a dry run."}
+            })),
+            &["priority", "threads", "dry_run", "verdict", "rule"],
+        ),
+    );
+    let action = json!({
+        "description": "Exactly one of signal (a name or number) or priority (-20..20).",
+        "type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
+        "properties": {"signal": r("Signal"), "priority": r("Priority")}
+    });
+    put(
+        "PlanRequest",
+        json!({
+            "type": "object", "required": ["selector", "action"], "additionalProperties": false,
+            "properties": {
+                "selector": {
+                    "description": "Exactly one of pids, tree_of (with include_root, default true) or match. Never selected: pid <= 1, kernel threads, the gateway and its ancestors, the helper.",
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "pids": {"type": "array", "items": r("Pid"), "minItems": 1},
+                        "tree_of": r("Pid"),
+                        "include_root": {"type": "boolean"},
+                        "match": {
+                            "description": "Fields ANDed, at least one: exact name (comm), exact exe path, cmdline regular expression (arguments joined by spaces), user (name or uid), exact cgroup path, a systemd unit named in the cgroup path.",
+                            "type": "object", "additionalProperties": false, "minProperties": 1,
+                            "properties": {
+                                "name": {"type": "string"}, "exe": {"type": "string"},
+                                "cmdline": {"type": "string"}, "user": {"type": "string"},
+                                "cgroup": {"type": "string"}, "unit": {"type": "string"}
+                            }
+                        }
+                    }
+                },
+                "action": action,
+                "allow_empty": {"type": "boolean", "description": "Plan even when nothing matches (otherwise 422 empty_match)."},
+                "max_targets": {"type": "integer", "minimum": 1, "maximum": protocol::MAX_BATCH, "description": "Default 100; more matches are 422 too_many_targets."}
+            }
+        }),
+    );
+    put(
+        "PlanResponse",
+        ok_object(
+            json!({
+                "plan_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                "expires_in": {"type": "integer", "description": "Seconds the plan may wait for its execution."},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "action": {"type": "object", "additionalProperties": false,
+                    "properties": {"signal": {"type": "string", "enum": names}, "priority": {"type": "integer"}}},
+                "count": {"type": "integer", "minimum": 0, "description": "Targets; send it back as expect_count."},
+                "targets": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": false,
+                    "required": ["pid", "start_time", "name", "exe", "user", "cgroup", "verdict", "rule"],
+                    "properties": {
+                        "pid": {"type": "integer"}, "start_time": {"type": "integer"},
+                        "name": nullable("string"), "exe": nullable("string"),
+                        "user": nullable("string"), "cgroup": nullable("string"),
+                        "verdict": {"enum": ["allow", "deny"]},
+                        "rule": {"type": ["string", "null"], "description": "The refusing rule (signal.owners, builtin:other-key-job); null when allowed."}
+                    }
+                }},
+                "excluded": {"type": "array", "description": "Selected but never targets: a built-in protection, or gone since it was read.", "items": {
+                    "type": "object", "additionalProperties": false, "required": ["pid", "rule"],
+                    "properties": {"pid": {"type": "integer"}, "rule": {"type": "string"}}
+                }}
+            }),
+            &[],
+        ),
+    );
+    put(
+        "ExecuteRequest",
+        json!({
+            "type": "object", "required": ["expect_count"], "additionalProperties": false,
+            "properties": {"expect_count": {"type": "integer", "minimum": 0, "description": "The plan's count; any other number is 409 count_changed and nothing is done."}}
+        }),
+    );
+    put(
+        "ExecuteResponse",
+        ok_object(
+            json!({
+                "plan_id": {"type": "string"},
+                "action": {"type": "object"},
+                "status": {"enum": ["complete", "partial"]},
+                "results": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": false,
+                    "required": ["pid", "start_time", "outcome"],
+                    "properties": {
+                        "pid": {"type": "integer"}, "start_time": {"type": "integer"},
+                        "outcome": {"enum": ["signalled", "reniced", "gone", "identity_changed", "exe_changed", "denied", "failed"]},
+                        "rule": {"type": "string", "description": "When denied."},
+                        "errno": {"type": "string", "description": "When failed, e.g. EPERM."},
+                        "added": {"const": true, "description": "A child a tree member forked after the plan, found and acted on with the tree."}
+                    }
+                }}
             }),
             &[],
         ),

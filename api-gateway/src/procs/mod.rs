@@ -29,6 +29,7 @@ mod private;
 mod procfs;
 mod read;
 mod sampler;
+mod select;
 mod users;
 mod withhold;
 
@@ -51,6 +52,7 @@ pub use private::{
     FIELDS as READER_FIELDS, POLICY as READ_POLICY_REASON, UNAVAILABLE as READER_UNAVAILABLE_REASON,
 };
 pub use sampler::{Figure, Single, Stated};
+pub use select::{Candidate, Match, Selector};
 pub use withhold::{job_of, Withhold, FIELDS as WITHHELD_FIELDS, REASON as WITHHELD_REASON};
 
 /// A single read's answer from [`ProcReader::one_json_live`].
@@ -343,6 +345,11 @@ impl ProcReader {
     /// one pass, only when asked.
     pub fn groups(&self, rules: &GroupRules) -> Result<Vec<Member>, ProcError> {
         Ok(groups::take(rules, &self.sys, &self.passwd.table())?)
+    }
+
+    /// The processes `sel` names, for a planned action (see [`select`]).
+    pub fn select(&self, sel: &Selector, withhold: &Withhold) -> Result<Vec<Candidate>, ProcError> {
+        Ok(select::select(sel, &self.passwd.table(), withhold)?)
     }
 
     /// The uid a user is named by: a passwd name first, else a uid in

@@ -1,0 +1,436 @@
+//! Group actions over HTTP, with the real helper (root): plan, execute,
+//! every refusal of a bad plan or execution, one audit line per target;
+//! and `dry_run` on `DELETE`/`PATCH /api/ps`, which touches nothing.
+
+mod support;
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{helper_bin, nobody_sleep, require_root, Gateway, Helper};
+
+fn setup() -> (Helper, Gateway, String) {
+    require_root();
+    let h = Helper::start(&helper_bin());
+    let g = Gateway::start(&h.socket);
+    let t = g.key("ops", "read,signal,renice", &[]);
+    (h, g, t)
+}
+
+fn body(r: &support::Reply) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+fn running(c: &mut Child) -> bool {
+    c.try_wait().expect("wait").is_none()
+}
+
+fn plan(g: &Gateway, t: &str, req: &str) -> support::Reply {
+    g.send("POST", "/api/actions/plan", Some(t), req)
+}
+
+/// Three of nobody's sleeps, planned by pid and terminated: the plan
+/// lists each with its verdict, a wrong `expect_count` does nothing, the
+/// right one signals each once and a second execution finds no plan;
+/// each target has its own audit line under the request's id.
+#[test]
+#[ignore = "needs root"]
+fn a_plan_lists_its_targets_and_its_execution_signals_each_once() {
+    let (_h, g, t) = setup();
+    // Recorded with the answers, for scripts/check-openapi.
+    assert_eq!(g.get("/api/openapi.json", None).status, 200);
+    let mut kids: Vec<Child> = (0..3).map(|_| nobody_sleep(300)).collect();
+    let pids: Vec<u32> = kids.iter().map(Child::id).collect();
+    let req = format!(
+        r#"{{"selector": {{"pids": [{}, {}, {}]}}, "action": {{"signal": "TERM"}}}}"#,
+        pids[0], pids[1], pids[2]
+    );
+    let r = plan(&g, &t, &req);
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let v = r.json();
+    assert_eq!(v["count"], 3, "{v}");
+    assert_eq!(v["expires_in"], 60);
+    assert_eq!(v["action"]["signal"], "TERM");
+    for target in v["targets"].as_array().expect("targets") {
+        assert_eq!(target["verdict"], "allow", "{target}");
+        assert_eq!(target["user"], "nobody");
+        assert_eq!(target["name"], "sleep");
+        assert!(target["rule"].is_null());
+    }
+    let id = v["plan_id"].as_str().expect("id").to_string();
+    let path = format!("/api/actions/{id}");
+    let r = g.send("POST", &path, Some(&t), r#"{"expect_count": 2}"#);
+    assert_eq!(r.status, 409, "{}", body(&r));
+    assert_eq!(r.json()["code"], "count_changed");
+    assert!(kids.iter_mut().all(running), "nothing was signalled");
+
+    let r = plan(&g, &t, &req);
+    let id = r.json()["plan_id"].as_str().expect("id").to_string();
+    let path = format!("/api/actions/{id}");
+    let other = g.key("other", "read,signal", &[]);
+    let r = g.send("POST", &path, Some(&other), r#"{"expect_count": 3}"#);
+    assert_eq!(r.status, 404, "another key's plan: {}", body(&r));
+    assert_eq!(r.json()["code"], "plan_not_found");
+    let r = g.send("POST", &path, Some(&t), r#"{"expect_count": 3}"#);
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let v = r.json();
+    assert_eq!(v["status"], "complete", "{v}");
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|x| x["outcome"] == "signalled"), "{v}");
+    for k in &mut kids {
+        k.wait().expect("terminated");
+    }
+    let request_id = r.header("x-request-id").expect("request id").to_string();
+    let r = g.send("POST", &path, Some(&t), r#"{"expect_count": 3}"#);
+    assert_eq!(r.status, 404, "a plan executes once: {}", body(&r));
+    let lines: Vec<Value> = g
+        .audit()
+        .into_iter()
+        .filter(|l| l["request_id"] == request_id.as_str())
+        .collect();
+    for pid in &pids {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["pid"] == *pid && l["outcome"] == "signalled"),
+            "one audit line per target: {lines:?}"
+        );
+    }
+}
+
+/// A bad selector or action is 400 and names what is wrong; nothing
+/// matching is 422 `empty_match` unless `allow_empty`; more matches than
+/// `max_targets` is 422 `too_many_targets`; the action's scope is needed;
+/// a process the policy refuses is planned as `deny` with its rule and,
+/// executed, is `denied` and survives.
+#[test]
+#[ignore = "needs root"]
+fn bad_plans_are_refused_clearly_and_a_refused_target_survives() {
+    let (_h, g, t) = setup();
+    for (req, what) in [
+        (
+            r#"{"selector": {}, "action": {"signal": "TERM"}}"#,
+            "exactly one",
+        ),
+        (
+            r#"{"selector": {"pids": [5], "tree_of": 5}, "action": {"signal": "TERM"}}"#,
+            "exactly one",
+        ),
+        (
+            r#"{"selector": {"match": {}}, "action": {"signal": "TERM"}}"#,
+            "at least one",
+        ),
+        (
+            r#"{"selector": {"match": {"cmdline": "("}}, "action": {"signal": "TERM"}}"#,
+            "regular expression",
+        ),
+        (
+            r#"{"selector": {"pids": [5]}, "action": {"signal": "TERM", "priority": 3}}"#,
+            "exactly one",
+        ),
+        (
+            r#"{"selector": {"pids": [5]}, "action": {"signal": "BOGUS"}}"#,
+            "BOGUS",
+        ),
+        (
+            r#"{"selector": {"pids": [5]}, "action": {"signal": "TERM"}, "max_targets": 1000}"#,
+            "max_targets",
+        ),
+    ] {
+        let r = plan(&g, &t, req);
+        assert_eq!(r.status, 400, "{req}: {}", body(&r));
+        assert!(body(&r).contains(what), "{req}: {}", body(&r));
+    }
+    let none =
+        r#"{"selector": {"match": {"name": "no-such-name-xyz"}}, "action": {"signal": "TERM"}}"#;
+    let r = plan(&g, &t, none);
+    assert_eq!(r.status, 422, "{}", body(&r));
+    assert_eq!(r.json()["code"], "empty_match");
+    let r = plan(
+        &g,
+        &t,
+        r#"{"selector": {"match": {"name": "no-such-name-xyz"}}, "action": {"signal": "TERM"}, "allow_empty": true}"#,
+    );
+    assert_eq!(r.status, 201, "{}", body(&r));
+    assert_eq!(r.json()["count"], 0);
+    let mut kids: Vec<Child> = (0..3).map(|_| nobody_sleep(301)).collect();
+    let r = plan(
+        &g,
+        &t,
+        r#"{"selector": {"match": {"user": "nobody", "cmdline": "^sleep 301$"}}, "action": {"priority": 5}, "max_targets": 2}"#,
+    );
+    assert_eq!(r.status, 422, "{}", body(&r));
+    assert_eq!(r.json()["code"], "too_many_targets");
+    let reader = g.key("reader", "read,signal", &[]);
+    let r = plan(
+        &g,
+        &reader,
+        r#"{"selector": {"match": {"cmdline": "^sleep 301$"}}, "action": {"priority": 5}}"#,
+    );
+    assert_eq!(r.status, 403, "renice needs its scope: {}", body(&r));
+    assert_eq!(r.json()["code"], "missing_scope");
+    let r = plan(
+        &g,
+        &t,
+        r#"{"selector": {"match": {"user": "nobody", "cmdline": "^sleep 301$"}}, "action": {"priority": 5}}"#,
+    );
+    assert_eq!(r.status, 201, "{}", body(&r));
+    assert_eq!(r.json()["count"], 3);
+    // A process of root: the policy names nobody only.
+    let mut root = Command::new("sleep").arg("302").spawn().expect("sleep");
+    // Planned before its exec, it would be exe_changed at execution.
+    let t0 = Instant::now();
+    while !std::fs::read_link(format!("/proc/{}/exe", root.id()))
+        .is_ok_and(|e| e.ends_with("sleep"))
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "sleep never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let req = format!(
+        r#"{{"selector": {{"pids": [{}, {}]}}, "action": {{"signal": "KILL"}}}}"#,
+        root.id(),
+        kids[0].id()
+    );
+    let r = plan(&g, &t, &req);
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let v = r.json();
+    let of = |pid: u32| {
+        v["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .find(|x| x["pid"] == pid)
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(of(root.id())["verdict"], "deny");
+    assert_eq!(of(root.id())["rule"], "signal.owners");
+    assert_eq!(of(kids[0].id())["verdict"], "allow");
+    let id = v["plan_id"].as_str().expect("id");
+    let r = g.send(
+        "POST",
+        &format!("/api/actions/{id}"),
+        Some(&t),
+        r#"{"expect_count": 2}"#,
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let v = r.json();
+    assert_eq!(v["status"], "partial", "{v}");
+    let denied = v["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|x| x["pid"] == root.id())
+        .cloned()
+        .expect("root's outcome");
+    assert_eq!(denied["outcome"], "denied");
+    assert_eq!(denied["rule"], "signal.owners");
+    assert!(running(&mut root), "the refused target survives");
+    kids[0].wait().expect("the allowed one was killed");
+    root.kill().ok();
+    root.wait().ok();
+    for k in &mut kids[1..] {
+        k.kill().ok();
+        k.wait().ok();
+    }
+}
+
+/// `dry_run: true` answers the verdict and its rule and touches nothing:
+/// an allowed target still runs at its nice value, a refused one is a 200
+/// with `deny` and the rule, a stale start time is still 409.
+#[test]
+#[ignore = "needs root"]
+fn dry_run_answers_the_verdict_and_touches_nothing() {
+    let (_h, g, t) = setup();
+    let mut kid = nobody_sleep(303);
+    let pid = kid.id();
+    let r = g.send(
+        "DELETE",
+        "/api/ps",
+        Some(&t),
+        &format!(r#"{{"pid": {pid}, "signal": "KILL", "dry_run": true}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let v = r.json();
+    assert_eq!(
+        (v["dry_run"].clone(), v["verdict"].clone()),
+        (true.into(), "allow".into())
+    );
+    assert!(v["rule"].is_null());
+    let r = g.send(
+        "PATCH",
+        "/api/ps",
+        Some(&t),
+        &format!(r#"{{"pid": {pid}, "priority": -5, "dry_run": true}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(r.json()["verdict"], "deny");
+    assert_eq!(r.json()["rule"], "renice.min_nice");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let nice = stat[stat.rfind(')').expect(")") + 2..]
+        .split_whitespace()
+        .nth(16)
+        .expect("nice")
+        .to_string();
+    assert_eq!(nice, "0", "nothing was reniced");
+    let r = g.send(
+        "DELETE",
+        "/api/ps",
+        Some(&t),
+        &format!(r#"{{"pid": {pid}, "start_time": 1, "dry_run": true}}"#),
+    );
+    assert_eq!(r.status, 409, "{}", body(&r));
+    assert!(running(&mut kid), "nothing was signalled");
+    kid.kill().ok();
+    kid.wait().ok();
+}
+
+/// A shell that forks a child every 20 ms, killed as a tree over HTTP:
+/// the children forked after the plan are in the answer (`added`) and
+/// nothing of the tree is left.
+#[test]
+#[ignore = "needs root"]
+fn a_tree_that_forks_while_being_killed_leaves_no_survivor_over_http() {
+    let (_h, g, t) = setup();
+    let mut root = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .args(["sh", "-c", "while :; do sleep 1000.9 & sleep 0.02; done"])
+        .spawn()
+        .expect("sh");
+    let marked = || {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x001000.9\x00")
+                    && std::fs::read_to_string(e.path().join("stat"))
+                        .is_ok_and(|s| !s.contains(") Z"))
+            })
+            .count()
+    };
+    let t0 = Instant::now();
+    while marked() < 3 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the tree never forked"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = plan(
+        &g,
+        &t,
+        &format!(
+            r#"{{"selector": {{"tree_of": {}}}, "action": {{"signal": "KILL"}}}}"#,
+            root.id()
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let v = r.json();
+    let n = v["count"].as_u64().expect("count");
+    std::thread::sleep(Duration::from_millis(200));
+    let r = g.send(
+        "POST",
+        &format!("/api/actions/{}", v["plan_id"].as_str().expect("id")),
+        Some(&t),
+        &format!(r#"{{"expect_count": {n}}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let results = r.json()["results"].as_array().expect("results").clone();
+    assert!(
+        results.iter().any(|x| x["added"] == true),
+        "children forked after the plan were added: {results:?}"
+    );
+    root.wait().expect("the root was killed");
+    let t0 = Instant::now();
+    while marked() > 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "a child survived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Without a helper (every refusal here comes before any helper call):
+/// a misspelled, null or repeated member of a plan or an execution is a
+/// 400 naming it, an unknown plan is 404 `plan_not_found`, and
+/// `dry_run: null` is refused rather than taken for false.
+#[test]
+fn a_misspelled_null_or_repeated_member_is_a_400_naming_it_and_an_unknown_plan_is_404() {
+    let g = Gateway::start(std::path::Path::new("/nonexistent/helper.sock"));
+    let t = g.key("all", "read,signal,renice", &[]);
+    for (method, path, req, name, code) in [
+        (
+            "POST",
+            "/api/actions/plan",
+            r#"{"selecter": {"pids": [5]}, "action": {"signal": "TERM"}}"#,
+            "selecter",
+            "unknown_field",
+        ),
+        (
+            "POST",
+            "/api/actions/plan",
+            r#"{"selector": {"pids": [5]}, "action": {"signal": null}}"#,
+            "signal",
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/actions/plan",
+            r#"{"selector": {"pids": [5], "pids": [6]}, "action": {"signal": "TERM"}}"#,
+            "pids",
+            "duplicate_field",
+        ),
+        (
+            "POST",
+            "/api/actions/plan",
+            r#"{"selector": {"match": {"nmae": "x"}}, "action": {"signal": "TERM"}}"#,
+            "nmae",
+            "unknown_field",
+        ),
+        (
+            "POST",
+            "/api/actions/0123456789abcdef0123456789abcdef",
+            r#"{"expect_count": null}"#,
+            "expect_count",
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/actions/0123456789abcdef0123456789abcdef",
+            r#"{"expect": 1}"#,
+            "expect",
+            "unknown_field",
+        ),
+        (
+            "DELETE",
+            "/api/ps",
+            r#"{"pid": 4242, "dry_run": null}"#,
+            "dry_run",
+            "invalid_field",
+        ),
+        (
+            "PATCH",
+            "/api/ps",
+            r#"{"pid": 4242, "priority": 1, "dry_run": "yes"}"#,
+            "dry_run",
+            "invalid_field",
+        ),
+    ] {
+        let r = g.send(method, path, Some(&t), req);
+        assert_eq!(r.status, 400, "{req}: {}", body(&r));
+        assert_eq!(r.json()["code"], code, "{req}: {}", body(&r));
+        assert!(
+            body(&r).contains(name),
+            "{req}: the message names {name}: {}",
+            body(&r)
+        );
+    }
+    let r = g.send(
+        "POST",
+        "/api/actions/0123456789abcdef0123456789abcdef",
+        Some(&t),
+        r#"{"expect_count": 1}"#,
+    );
+    assert_eq!(r.status, 404, "{}", body(&r));
+    assert_eq!(r.json()["code"], "plan_not_found");
+}

@@ -1,0 +1,299 @@
+//! Planned actions on many processes (`Check`, then `Act`), against the
+//! real helper and real processes run as nobody: a target that execs
+//! another binary after the check is refused and survives, a target whose
+//! pid names another process now is refused, a tree that forks while it
+//! is killed leaves nothing behind.
+
+mod support;
+
+use std::fs;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use protocol::{Action, Outcome, Pinned, Request, Response, Signal, Target};
+use support::{as_nobody, policy, require_root, start_time, state_of, test_caller, Helper};
+
+fn check(
+    c: &mut api_gateway::helper::Connection,
+    targets: Vec<Target>,
+    action: Action,
+) -> Vec<Outcome> {
+    let req = Request::Check {
+        targets,
+        action,
+        caller: test_caller(),
+    };
+    match c.request(&req, &[]).expect("answer") {
+        Response::Batch(v) => v,
+        other => panic!("expected Batch, got {other:?}"),
+    }
+}
+
+fn act(
+    c: &mut api_gateway::helper::Connection,
+    targets: Vec<Pinned>,
+    action: Action,
+    tree: bool,
+) -> Vec<Outcome> {
+    let req = Request::Act {
+        targets,
+        action,
+        caller: test_caller(),
+        tree,
+    };
+    match c.request(&req, &[]).expect("answer") {
+        Response::Batch(v) => v,
+        other => panic!("expected Batch, got {other:?}"),
+    }
+}
+
+fn target(pid: i32) -> Target {
+    Target {
+        pid,
+        start_time: start_time(pid),
+    }
+}
+
+/// Whether `pid` runs and is not a zombie.
+fn live(pid: i32) -> bool {
+    matches!(state_of(pid), Some(s) if s != 'Z' && s != 'X')
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(10), "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn exe_of(pid: i32) -> String {
+    fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A shell (as nobody) that waits for `flag` and then execs `tail`.
+fn swapper(flag: &std::path::Path) -> Child {
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done; exec tail -f /dev/null",
+        flag.display()
+    );
+    as_nobody("sh").args(["-c", &script]).spawn().expect("sh")
+}
+
+/// The policy names the shell's binary: the plan allows the shell; it then
+/// execs `tail`, which the policy does not name. The act is refused as
+/// `ExeChanged` (the executable is another file now) and the process
+/// still runs; a single `Signal` to it is refused by `signal.exes`.
+#[test]
+#[ignore = "needs root"]
+fn a_target_that_execs_another_binary_after_the_check_is_exe_changed_and_survives() {
+    require_root();
+    let shell = fs::canonicalize("/bin/sh")
+        .expect("/bin/sh")
+        .to_string_lossy()
+        .into_owned();
+    let p = policy(61000, "").replace(
+        "[signal]\nowners",
+        &format!("[signal]\nexes = [\"{shell}\"]\nowners"),
+    );
+    let h = Helper::start("actions-exe", &p);
+    let mut c = h.connect();
+    let flag = h.dir.join("swap-now");
+    let mut child = swapper(&flag);
+    let pid = child.id() as i32;
+    wait_until("the shell runs its loop", || exe_of(pid) == shell);
+    let kill = Action::Signal(Signal::Kill);
+    let planned = check(&mut c, vec![target(pid)], kill);
+    assert_eq!(planned[0].answer, Response::Ok, "{planned:?}");
+    assert!(
+        planned[0].pinned.exe.is_some(),
+        "the plan pins the executable"
+    );
+    fs::write(&flag, "").expect("flag");
+    wait_until("the shell execs tail", || exe_of(pid).ends_with("tail"));
+    let done = act(&mut c, vec![planned[0].pinned], kill, false);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].answer, Response::ExeChanged, "{done:?}");
+    assert!(live(pid), "the swapped process was not signalled");
+    let single = c
+        .request(
+            &Request::Signal {
+                target: target(pid),
+                signal: Signal::Kill,
+                caller: test_caller(),
+            },
+            &[],
+        )
+        .expect("answer");
+    assert!(
+        matches!(&single, Response::Denied { rule, .. } if rule == "signal.exes"),
+        "{single:?}"
+    );
+    assert!(live(pid), "still running after the single refusal");
+    let lines = h.events("decision");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["pid"] == pid && l["outcome"] == "exe_changed"),
+        "{lines:?}"
+    );
+    child.kill().ok();
+    child.wait().ok();
+}
+
+/// A planned pid that names another process now (its start time differs)
+/// is `Mismatch`, one that is gone `NoSuchProcess`; the other targets of
+/// the batch are acted on, the mismatched one survives.
+#[test]
+#[ignore = "needs root"]
+fn a_reused_pid_is_identity_changed_and_the_rest_of_the_batch_goes_on() {
+    require_root();
+    let h = Helper::start("actions-reuse", &policy(61010, ""));
+    let mut c = h.connect();
+    let mut a = as_nobody("sleep").arg("100").spawn().expect("sleep");
+    let mut b = as_nobody("sleep").arg("100").spawn().expect("sleep");
+    let mut gone = as_nobody("sleep").arg("100").spawn().expect("sleep");
+    let (pa, pb, pg) = (a.id() as i32, b.id() as i32, gone.id() as i32);
+    wait_until("the sleeps run as nobody", || {
+        [pa, pb, pg].iter().all(|&p| exe_of(p).ends_with("sleep"))
+    });
+    // Root's: refused by the policy at the check and again at the act.
+    let mut root = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .expect("sleep");
+    let pr = root.id() as i32;
+    wait_until("root's sleep runs", || exe_of(pr).ends_with("sleep"));
+    let term = Action::Signal(Signal::Term);
+    let planned = check(
+        &mut c,
+        vec![target(pa), target(pb), target(pg), target(pr)],
+        term,
+    );
+    assert!(
+        planned[..3].iter().all(|o| o.answer == Response::Ok),
+        "{planned:?}"
+    );
+    assert!(
+        matches!(&planned[3].answer, Response::Denied { rule, .. } if rule == "signal.owners"),
+        "{planned:?}"
+    );
+    assert!(
+        planned[3].pinned.exe.is_some(),
+        "a refused target is pinned too"
+    );
+    gone.kill().ok();
+    gone.wait().ok();
+    let mut pins: Vec<Pinned> = planned.iter().map(|o| o.pinned).collect();
+    // What a recycled pid looks like to the helper: the pid is there, its
+    // start time is not the planned one.
+    pins[1].target.start_time += 1;
+    let done = act(&mut c, pins, term, false);
+    let answers: Vec<&Response> = done.iter().map(|o| &o.answer).collect();
+    assert_eq!(
+        answers[..3],
+        [&Response::Ok, &Response::Mismatch, &Response::NoSuchProcess]
+    );
+    assert!(
+        matches!(answers[3], Response::Denied { rule, .. } if rule == "signal.owners"),
+        "refused again, not taken for another executable: {answers:?}"
+    );
+    assert!(
+        root.try_wait().expect("wait").is_none(),
+        "root's sleep runs"
+    );
+    root.kill().ok();
+    root.wait().ok();
+    a.wait().expect("the first target got TERM");
+    assert!(live(pb), "the mismatched target was not signalled");
+    b.kill().ok();
+    b.wait().ok();
+}
+
+/// Every pid whose parent is `root`, recursively, with `root`.
+fn tree(root: i32) -> Vec<i32> {
+    let mut all = vec![root];
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        for e in fs::read_dir("/proc").expect("/proc").flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if support::stat_field(pid, 4) == Some(p as u64) && !all.contains(&pid) {
+                all.push(pid);
+            }
+        }
+        i += 1;
+    }
+    all
+}
+
+/// Live processes whose command line is `sleep 1000.7`.
+fn marked_sleeps() -> Vec<i32> {
+    fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| {
+            fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x001000.7\x00")
+                && live(p)
+        })
+        .collect()
+}
+
+/// A shell that forks a child every 20 ms is planned, keeps forking, and
+/// is killed as a tree: the children forked after the plan are found and
+/// killed too (they are in the answer, after the planned targets), and
+/// nothing of the tree is left running.
+#[test]
+#[ignore = "needs root"]
+fn a_tree_that_forks_while_being_killed_leaves_no_survivor() {
+    require_root();
+    let h = Helper::start("actions-tree", &policy(61020, ""));
+    let mut c = h.connect();
+    let mut root = as_nobody("sh")
+        .args(["-c", "while :; do sleep 1000.7 & sleep 0.02; done"])
+        .spawn()
+        .expect("sh");
+    let rp = root.id() as i32;
+    wait_until("the tree forks", || marked_sleeps().len() >= 3);
+    let members: Vec<Target> = tree(rp)
+        .into_iter()
+        .filter_map(|p| {
+            Some(Target {
+                pid: p,
+                start_time: support::stat_field(p, 22)?,
+            })
+        })
+        .collect();
+    let kill = Action::Signal(Signal::Kill);
+    let planned = check(&mut c, members, kill);
+    let pins: Vec<Pinned> = planned
+        .iter()
+        .filter(|o| o.answer == Response::Ok)
+        .map(|o| o.pinned)
+        .collect();
+    let before = marked_sleeps().len();
+    wait_until("more children are forked after the plan", || {
+        marked_sleeps().len() > before + 2
+    });
+    let done = act(&mut c, pins.clone(), kill, true);
+    assert!(
+        done.len() > pins.len(),
+        "children forked after the plan are added: {} planned, {} acted on",
+        pins.len(),
+        done.len()
+    );
+    assert!(
+        done.iter()
+            .all(|o| matches!(o.answer, Response::Ok | Response::NoSuchProcess)),
+        "{done:?}"
+    );
+    root.wait().expect("the root was killed");
+    wait_until("no child of the tree is left", || {
+        marked_sleeps().is_empty()
+    });
+}
