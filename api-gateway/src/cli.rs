@@ -128,10 +128,6 @@ CONFIGURATION (every key optional)
     listen = \"127.0.0.1:8470\"               address:port or host:port
     helper_socket = \"/run/monitoreo/privhelper.sock\"
     reader_socket = \"/run/monitoreo-reader/reader.sock\"
-                                            the reader of other users' private
-                                            fields; \"\" = none (those fields
-                                            are null: reader_unavailable)
-    reader_socket = \"/run/monitoreo-reader/reader.sock\"
                                             other users' private fields (\"\": none)
     state_dir = \"/var/lib/monitoreo\"      keys.json and jobs/
     keys_file = \"<state_dir>/keys.json\"
@@ -163,16 +159,11 @@ CONFIGURATION (every key optional)
     allow_plaintext = false                 plain HTTP beyond loopback
     cpu_window_s = 1.0                      cpu_percent covers 1/4x..10x this
     metrics_public = false                  GET /metrics without a key
-    [metrics.groups] max_groups = 64        opt in: processes counted by group
-                                            under process-exporter's names;
-                                            [[metrics.groups.rule]] group =
-                                            a name or {user}, and any of name,
-                                            exe, cmdline (a regex), user,
-                                            cgroup; the first match decides
     require_start_time = false              DELETE/PATCH need start_time
     metrics.groups.max_groups = 64          process groups in /metrics, by
-                                            [[metrics.groups.rule]] (group,
-                                            name, exe, cmdline, user, cgroup)
+                                            rules: [[metrics.groups.rule]]
+                                            (group, name, exe, cmdline, user,
+                                            cgroup)
 
     A host name in listen (\"localhost:8470\") is resolved when the
     configuration is loaded, and one address is bound: the first IPv4
