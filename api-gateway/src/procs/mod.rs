@@ -358,8 +358,16 @@ impl ProcReader {
 
 impl Listing<'_> {
     /// Appends the JSON array of the listing to `out`, and keeps the
-    /// stat reads it made as the next listings' CPU baseline.
-    pub fn write(self, out: &mut Vec<u8>) -> Result<(), ProcError> {
+    /// stat reads it made as the next listings' CPU baseline. `flush`
+    /// sees `out` once /proc could be listed (the answer is a success
+    /// from then on) and, in an unsorted listing, after every row, so
+    /// that a streamed answer can send and empty it as it grows; the
+    /// walk stops when it returns false (the client is gone).
+    pub fn write(
+        self,
+        out: &mut Vec<u8>,
+        flush: &mut dyn FnMut(&mut Vec<u8>) -> bool,
+    ) -> Result<(), ProcError> {
         let r = self.reader;
         let (plan, limit) = (self.plan, self.limit);
         let began = Instant::now();
@@ -382,20 +390,25 @@ impl Listing<'_> {
         let per_proc = 48 + 40 * plan.emit.names().count();
         out.reserve(2 + pids.len().min(limit) * per_proc);
         out.push(b'[');
+        if !flush(out) {
+            return Ok(());
+        }
         match self.sort {
             None => {
                 let mut n = 0;
-                let open = out.len();
                 for pid in pids {
                     if n >= limit {
                         break;
                     }
                     let mark = out.len();
-                    if out.len() > open {
+                    if n > 0 {
                         out.push(b',');
                     }
                     if w.process(pid, &plan, out) == Outcome::Written {
                         n += 1;
+                        if !flush(out) {
+                            return Ok(());
+                        }
                     } else {
                         out.truncate(mark);
                     }
