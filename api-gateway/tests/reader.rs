@@ -547,3 +547,55 @@ fn another_keys_job_keeps_its_withheld_fields_though_the_reader_may_read_them() 
     }
     let _ = h.dir.path();
 }
+
+#[test]
+#[ignore = "needs root"]
+fn whoami_shows_the_readers_policy_as_written_or_why_it_cannot() {
+    require_root();
+    let h = RootHelper::start();
+    let mut reader = Reader::start(
+        "[read]\nowners = [\"nobody\", 60385, \"60600-60699\"]\nfields = [\"exe\", \"memory_maps\"]\n",
+    );
+    let g = gateway_as_unprivileged(&h.socket, reader.socket.to_str().unwrap());
+    let viewer = g.key("viewer", "read", &[]);
+    let signaller = g.key("signaller", "signal", &[]);
+    let whoami = |token: &str| {
+        let r = g.get("/api/whoami", Some(token));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["policy"].clone()
+    };
+
+    let p = whoami(&viewer);
+    assert_eq!(
+        p["read"],
+        json!({"owners": ["nobody", "60385", "60600-60699"], "fields": ["exe", "memory_maps"]}),
+        "{p}"
+    );
+    assert_eq!(p["read_reason"], Value::Null, "{p}");
+    let p = whoami(&signaller);
+    assert_eq!(
+        (&p["read"], &p["read_reason"]),
+        (&Value::Null, &json!("no_read_scope")),
+        "{p}"
+    );
+
+    // The reader gone: null, and why.
+    let _ = reader.child.kill();
+    let _ = reader.child.wait();
+    let _ = std::fs::remove_file(&reader.socket);
+    let p = whoami(&viewer);
+    assert_eq!(
+        (&p["read"], &p["read_reason"]),
+        (&Value::Null, &json!("reader_unavailable")),
+        "{p}"
+    );
+    let none = gateway_as_unprivileged(&h.socket, "");
+    let token = none.key("viewer", "read", &[]);
+    let r = none.get("/api/whoami", Some(&token));
+    let p = &r.json()["policy"];
+    assert_eq!(
+        (&p["read"], &p["read_reason"]),
+        (&Value::Null, &json!("no_reader")),
+        "{p}"
+    );
+}

@@ -176,6 +176,28 @@ impl ProcReader {
         self
     }
 
+    /// Whose private fields the gateway reads, and which: the reader's
+    /// `[read]` policy (owners as its file writes them, field names), or
+    /// every owner's and field when the gateway may read them itself.
+    /// `Err` names why there is none: `no_reader` (none configured) or
+    /// `reader_unavailable`. Blocks for one round trip.
+    pub fn read_rules(&self) -> Result<(Vec<String>, Vec<&'static str>), &'static str> {
+        let names = |bits: u8| {
+            private::FIELDS
+                .iter()
+                .filter(|(_, b)| bits & b != 0)
+                .map(|(f, _)| f.name())
+                .collect()
+        };
+        let me = &self.sys.me;
+        if me.cap_ptrace && me.cap_dac {
+            return Ok((vec!["*".to_string()], names(u8::MAX)));
+        }
+        let socket = self.reader_socket.as_ref().ok_or("no_reader")?;
+        let r = private::rules(socket).ok_or("reader_unavailable")?;
+        Ok((r.owners, names(r.fields)))
+    }
+
     /// The reader's answer for a walk of `pids` that writes `plan`, or
     /// `None` when it asks for no private field or the gateway can read
     /// every process's itself.
