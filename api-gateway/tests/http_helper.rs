@@ -17,17 +17,13 @@ fn setup() -> (Helper, Gateway, String) {
 }
 
 /// A `sleep` running as nobody, for signal/renice targets.
-fn nobody_sleep() -> std::process::Child {
-    Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "sleep",
-            "60",
-        ])
-        .spawn()
-        .unwrap()
+fn nobody_sleep() -> support::Proc {
+    support::Proc(
+        support::as_user("nobody", "nogroup", "sleep")
+            .arg("60")
+            .spawn()
+            .unwrap(),
+    )
 }
 
 #[test]

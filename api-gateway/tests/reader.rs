@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{helper_bin, require_root, wait_listening, Gateway};
+use support::{helper_bin, require_root, wait_listening, Gateway, Proc};
 
 /// The uids these tests give the gateway and the reader: no passwd entry,
 /// outside the helpers' job ranges (60700-61099 in the tests).
@@ -139,35 +139,18 @@ fn gateway_as_unprivileged(helper_socket: &Path, reader_socket: &str) -> Gateway
     g
 }
 
-/// A child killed when dropped, a failing test's included.
-struct Killed(Child);
-
-impl Killed {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A python process as `uid` in `/tmp` holding a regular file and a
 /// listening TCP socket open, once it holds them.
-fn busy_process(uid: u32) -> Killed {
+fn busy_process(uid: u32) -> Proc {
     let code = "import socket,time\n\
                 s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n\
                 f=open('/etc/hostname')\n\
                 print('ready', flush=True)\n\
                 time.sleep(120)\n";
-    let mut child = Killed(
-        Command::new("setpriv")
-            .arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={uid}"))
-            .args(["--clear-groups", "/usr/bin/python3", "-c", code])
+    let id = uid.to_string();
+    let mut child = Proc(
+        support::as_user(&id, &id, "/usr/bin/python3")
+            .args(["-c", code])
             .current_dir("/tmp")
             .stdout(Stdio::piped())
             .spawn()
