@@ -192,9 +192,15 @@ async fn streamed(cx: &Ctx, q: ListQuery, viewer: Viewer) -> Result<Reply, ApiEr
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(crate::reqid::carry(move || {
         let _turn = turn;
+        // Once a piece is lost (the client gone or stalled), nothing more
+        // is sent, the closing brace included.
+        let cut = std::cell::Cell::new(false);
         let send = |buf: &mut Vec<u8>| {
             let chunk = Bytes::from(std::mem::replace(buf, Vec::with_capacity(CHUNK * 5 / 4)));
-            matches!(rt.block_on(timeout(STALL, tx.send(chunk))), Ok(Ok(())))
+            let sent =
+                !cut.get() && matches!(rt.block_on(timeout(STALL, tx.send(chunk))), Ok(Ok(())));
+            cut.set(!sent);
+            sent
         };
         let withhold = state.owners.withhold(&viewer);
         let l = state.procs.prepare(&q, &withhold);
