@@ -56,6 +56,7 @@ pub fn serve(cfg: Config) -> Result<(), String> {
         Arc::new(procs::ProcReader::new(cfg.cpu_window).with_reader(cfg.reader_socket.clone()));
     let state = Arc::new(State {
         listings: api::ps::listings(procs.clone(), owners.clone()),
+        bulky: Arc::new(tokio::sync::Semaphore::new(1)),
         procs,
         host_cpu: crate::host::Cpu::new(cfg.cpu_window),
         helper,

@@ -21,6 +21,9 @@ pub struct State {
     /// `GET /api/ps` and `/api/users/{u}/ps` answers, one walk shared by
     /// the requests that wait for it.
     pub listings: Listings,
+    /// One turn: streamed listings of bulky fields walk one at a time
+    /// (`api::ps`).
+    pub bulky: Arc<tokio::sync::Semaphore>,
     pub helper: helper::Helper,
     /// The latest read of the host's CPU times, the baseline of the next
     /// `/api/host`.

@@ -227,16 +227,12 @@ fn every_user_listed_is_accepted_back_even_a_uid_without_a_passwd_entry() {
         !passwd.lines().any(|l| l.split(':').nth(2) == Some("40001")),
         "uid {uid} has a passwd entry on this machine"
     );
-    let mut child = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=40001",
-            "--regid=40001",
-            "--clear-groups",
-            "sleep",
-            "30",
-        ])
-        .spawn()
-        .expect("setpriv");
+    let mut child = support::Proc(
+        support::as_user("40001", "40001", "sleep")
+            .arg("30")
+            .spawn()
+            .expect("setpriv"),
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     let g = gateway();
     let t = g.key("r", "read", &[]);

@@ -17,17 +17,13 @@ fn setup() -> (Helper, Gateway, String) {
 }
 
 /// A `sleep` running as nobody, for signal/renice targets.
-fn nobody_sleep() -> std::process::Child {
-    Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "sleep",
-            "60",
-        ])
-        .spawn()
-        .unwrap()
+fn nobody_sleep() -> support::Proc {
+    support::Proc(
+        support::as_user("nobody", "nogroup", "sleep")
+            .arg("60")
+            .spawn()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -279,6 +275,7 @@ fn a_job_the_stopping_helper_kills_is_recorded_with_its_real_end_while_the_helpe
 fn whoami_tells_each_key_what_the_policy_lets_it_do_and_the_helper_holds_to_it() {
     let (_h, g, t) = setup();
     let p = g.get("/api/whoami", Some(&t)).json()["policy"].clone();
+    let p0 = p.clone();
     // The test policy (support::POLICY), cut to the key's scopes.
     assert_eq!(
         p["signals"],
@@ -311,7 +308,14 @@ fn whoami_tells_each_key_what_the_policy_lets_it_do_and_the_helper_holds_to_it()
         *memory.iter().find(|v| !v.is_null()).unwrap(),
         "{run}"
     );
-    assert!(p["read"].is_null());
+    // A gateway that may read every process itself (root here) needs no
+    // reader: every owner, every private field.
+    assert_eq!(
+        p["read"],
+        serde_json::json!({"owners": ["*"], "fields": ["exe", "cwd", "num_fds", "open_files", "connections", "io_counters", "memory_maps"]}),
+        "{p}"
+    );
+    assert!(p["read_reason"].is_null(), "{p}");
     // What it says is what the helper does: a signal it does not list
     // is refused, and a nice value below the range.
     let mut child = nobody_sleep();
@@ -349,7 +353,14 @@ fn whoami_tells_each_key_what_the_policy_lets_it_do_and_the_helper_holds_to_it()
     assert_eq!(
         p,
         serde_json::json!({"signals": [], "nice_range": null, "signal_rules": [],
-            "renice_rules": [], "run": null, "read": null})
+            "renice_rules": [], "run": null, "read": p0["read"], "read_reason": null})
+    );
+    let r = g.key("signaller", "signal", &[]);
+    let p = g.get("/api/whoami", Some(&r)).json()["policy"].clone();
+    assert_eq!(
+        (&p["read"], &p["read_reason"]),
+        (&serde_json::Value::Null, &"no_read_scope".into()),
+        "{p}"
     );
 }
 

@@ -139,3 +139,41 @@ fn a_listing_shared_under_load_never_misses_a_process_started_before_the_request
         p.join().expect("poller");
     }
 }
+
+#[test]
+fn a_listing_with_memory_maps_is_streamed_whole_and_clients_that_hang_up_free_their_turn() {
+    use std::io::{Read, Write};
+    let g = Gateway::start(Path::new("/nonexistent/helper.sock"));
+    let t = g.key("ops", "read", &[]);
+    let kid = spawn("exec sleep 60");
+    let path = "/api/ps?fields=pid,memory_maps,connections";
+    // Clients that ask and hang up after the first bytes: their walks
+    // stop, and one turn at a time is all they held.
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(g.addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n\r\n"
+        )
+        .unwrap();
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).unwrap();
+    }
+    let r = g.get(path, Some(&t));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Sent while written, so of no length known in advance.
+    assert_eq!(r.header("content-length"), None);
+    let v = r.json();
+    let procs = v["processes"].as_array().expect("processes");
+    assert!(procs.iter().all(|p| p.get("memory_maps").is_some()));
+    let mine = procs
+        .iter()
+        .find(|p| p["pid"] == kid.0.id())
+        .expect("the sleep is listed");
+    assert!(
+        mine["memory_maps"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|g| g["path"] == "[stack]")),
+        "{mine}"
+    );
+}

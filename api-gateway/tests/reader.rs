@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{helper_bin, require_root, wait_listening, Gateway};
+use support::{helper_bin, require_root, wait_listening, Gateway, Proc};
 
 /// The uids these tests give the gateway and the reader: no passwd entry,
 /// outside the helpers' job ranges (60700-61099 in the tests).
@@ -139,37 +139,24 @@ fn gateway_as_unprivileged(helper_socket: &Path, reader_socket: &str) -> Gateway
     g
 }
 
-/// A child killed when dropped, a failing test's included.
-struct Killed(Child);
-
-impl Killed {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A python process as `uid` in `/tmp` holding a regular file and a
 /// listening TCP socket open, once it holds them.
-fn busy_process(uid: u32) -> Killed {
+fn busy_process(uid: u32) -> Proc {
     let code = "import socket,time\n\
                 s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n\
                 f=open('/etc/hostname')\n\
                 print('ready', flush=True)\n\
                 time.sleep(120)\n";
-    let mut child = Killed(
-        Command::new("setpriv")
-            .arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={uid}"))
-            .args(["--clear-groups", "/usr/bin/python3", "-c", code])
+    let id = uid.to_string();
+    let mut child = Proc(
+        support::as_user(&id, &id, "/usr/bin/python3")
+            .args(["-c", code])
             .current_dir("/tmp")
+            // Nothing of the test run's own: its stderr may be a file
+            // (CI's log), which would be one more open file to compare.
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
@@ -546,4 +533,56 @@ fn another_keys_job_keeps_its_withheld_fields_though_the_reader_may_read_them() 
         assert!(v["withheld"].get("num_fds").is_none(), "{v}");
     }
     let _ = h.dir.path();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn whoami_shows_the_readers_policy_as_written_or_why_it_cannot() {
+    require_root();
+    let h = RootHelper::start();
+    let mut reader = Reader::start(
+        "[read]\nowners = [\"nobody\", 60385, \"60600-60699\"]\nfields = [\"exe\", \"memory_maps\"]\n",
+    );
+    let g = gateway_as_unprivileged(&h.socket, reader.socket.to_str().unwrap());
+    let viewer = g.key("viewer", "read", &[]);
+    let signaller = g.key("signaller", "signal", &[]);
+    let whoami = |token: &str| {
+        let r = g.get("/api/whoami", Some(token));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["policy"].clone()
+    };
+
+    let p = whoami(&viewer);
+    assert_eq!(
+        p["read"],
+        json!({"owners": ["nobody", "60385", "60600-60699"], "fields": ["exe", "memory_maps"]}),
+        "{p}"
+    );
+    assert_eq!(p["read_reason"], Value::Null, "{p}");
+    let p = whoami(&signaller);
+    assert_eq!(
+        (&p["read"], &p["read_reason"]),
+        (&Value::Null, &json!("no_read_scope")),
+        "{p}"
+    );
+
+    // The reader gone: null, and why.
+    let _ = reader.child.kill();
+    let _ = reader.child.wait();
+    let _ = std::fs::remove_file(&reader.socket);
+    let p = whoami(&viewer);
+    assert_eq!(
+        (&p["read"], &p["read_reason"]),
+        (&Value::Null, &json!("reader_unavailable")),
+        "{p}"
+    );
+    let none = gateway_as_unprivileged(&h.socket, "");
+    let token = none.key("viewer", "read", &[]);
+    let r = none.get("/api/whoami", Some(&token));
+    let p = &r.json()["policy"];
+    assert_eq!(
+        (&p["read"], &p["read_reason"]),
+        (&Value::Null, &json!("no_reader")),
+        "{p}"
+    );
 }

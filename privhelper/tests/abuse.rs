@@ -9,7 +9,7 @@ mod support;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use protocol::{Request, Response, Target};
@@ -158,7 +158,7 @@ fn an_untrusted_policy_file_is_refused_at_start_on_reload_and_by_check() {
 }
 
 /// A python process of `nobody` with `threads` threads in all.
-fn threaded_target(threads: usize) -> Child {
+fn threaded_target(threads: usize) -> Proc {
     let script = format!(
         "import threading, time\n\
          for _ in range({}): threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n\
@@ -178,7 +178,7 @@ fn threaded_target(threads: usize) -> Child {
         .read_line(&mut line)
         .expect("ready line");
     assert_eq!(line.trim(), "ready");
-    child
+    Proc(child)
 }
 
 fn nices(pid: i32) -> Vec<(i32, u64)> {

@@ -74,24 +74,15 @@ fn assert_not_signalled(child: &mut Child, start: u64) {
     }
 }
 
-/// A `sleep` owned by `nobody` (or by root when `as_root`).
-fn target(as_root: bool) -> Child {
-    let mut c = if as_root {
-        Command::new("sleep")
+/// A `sleep` owned by `nobody` (or by root when `as_root`), once it has
+/// exec'd.
+fn target(as_root: bool) -> support::Proc {
+    let (user, group) = if as_root {
+        ("root", "root")
     } else {
-        support::as_nobody("sleep")
+        ("nobody", "nogroup")
     };
-    let child = c.arg("100").spawn().expect("sleep");
-    // setpriv execs sleep in place: wait until it has.
-    let t = Instant::now();
-    while fs::read_to_string(format!("/proc/{}/comm", child.id()))
-        .map(|c| c.trim() != "sleep")
-        .unwrap_or(true)
-    {
-        assert!(t.elapsed() < Duration::from_secs(5));
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child
+    support::running_as(user, group, "sleep", &["100"])
 }
 
 fn t(pid: i32) -> Target {

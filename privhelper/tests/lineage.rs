@@ -13,7 +13,7 @@ mod support;
 
 use std::fs;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use protocol::{Request, Response, Signal, Target};
@@ -50,7 +50,7 @@ fn only_child(pid: i32) -> i32 {
 
 /// A `sleep` run as nobody that gets exactly `pid`, or `None` if other
 /// processes kept taking it.
-fn sleeper_at(pid: i32) -> Option<Child> {
+fn sleeper_at(pid: i32) -> Option<Proc> {
     for _ in 0..200 {
         fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).expect("ns_last_pid");
         let mut c = Command::new("sleep")
@@ -61,7 +61,7 @@ fn sleeper_at(pid: i32) -> Option<Child> {
             .spawn()
             .expect("sleep");
         if c.id() as i32 == pid {
-            return Some(c);
+            return Some(Proc(c));
         }
         let _ = c.kill();
         let _ = c.wait();
@@ -85,12 +85,14 @@ fn a_dead_ancestors_pid_is_judged_afresh_and_a_live_one_refused() {
     let mut c = h.connect();
 
     // The first signal walks and keeps the chains; the parent is refused.
-    let mut bystander = Command::new("sleep")
-        .arg("60")
-        .uid(65534)
-        .gid(65534)
-        .spawn()
-        .expect("sleep");
+    let bystander = Proc(
+        Command::new("sleep")
+            .arg("60")
+            .uid(65534)
+            .gid(65534)
+            .spawn()
+            .expect("sleep"),
+    );
     assert_eq!(signal(&mut c, bystander.id() as i32), Response::Ok);
     match signal(&mut c, shell) {
         Response::Denied { rule, .. } => assert_eq!(rule, "builtin:ancestor"),
@@ -108,7 +110,7 @@ fn a_dead_ancestors_pid_is_judged_afresh_and_a_live_one_refused() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let Some(mut newcomer) = sleeper_at(shell) else {
+    let Some(newcomer) = sleeper_at(shell) else {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(helper),
             nix::sys::signal::SIGTERM,
@@ -123,10 +125,7 @@ fn a_dead_ancestors_pid_is_judged_afresh_and_a_live_one_refused() {
         nix::unistd::Pid::from_raw(helper),
         nix::sys::signal::SIGTERM,
     );
-    for k in [&mut newcomer, &mut bystander] {
-        let _ = k.kill();
-        let _ = k.wait();
-    }
+    drop((newcomer, bystander));
     assert_eq!(r, Response::Ok, "the newcomer at the dead parent's pid");
     assert!(
         matches!(&still_protected, Response::Denied { .. }),

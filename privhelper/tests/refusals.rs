@@ -11,7 +11,6 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use api_gateway::helper::send_with_fds;
@@ -19,17 +18,8 @@ use protocol::{encode_frame, Envelope, JobId, JobState, Request, Response, Signa
 use support::*;
 
 /// A process of `nobody` running `program args`, once it has exec'd.
-fn nobody_running(program: &str, args: &[&str]) -> Child {
-    let child = as_nobody(program).args(args).spawn().expect("spawn");
-    let t = Instant::now();
-    while fs::read_to_string(format!("/proc/{}/comm", child.id()))
-        .map(|c| c.trim() != program)
-        .unwrap_or(true)
-    {
-        assert!(t.elapsed() < Duration::from_secs(5), "{program} never ran");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child
+fn nobody_running(program: &str, args: &[&str]) -> Proc {
+    running_as("nobody", "nogroup", program, args)
 }
 
 fn target(pid: i32) -> Target {
@@ -483,4 +473,33 @@ fn a_half_written_frame_a_missing_hello_and_an_idle_connection_are_closed() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
     );
     assert!(open, "the event stream was closed: {}", h.log_text());
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_target_dies_with_the_thread_that_started_it_even_when_nothing_drops_it() {
+    require_root();
+    // A test thread that ends without its guard dropping (as when the
+    // test process is killed): the parent-death signal still ends it.
+    let pid = std::thread::spawn(|| {
+        let p = running_as("nobody", "nogroup", "tail", &["-f", "/dev/null"]);
+        let pid = p.id() as i32;
+        std::mem::forget(p);
+        pid
+    })
+    .join()
+    .expect("thread");
+    let t = Instant::now();
+    while fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+        == Some(false)
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the target outlived its thread"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
 }

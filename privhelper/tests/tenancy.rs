@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use protocol::{Caller, Request, Response, Signal, Target};
@@ -42,30 +42,9 @@ fn key(name: &str, all_jobs: bool) -> Caller {
 
 /// A `sleep` running as `uid` (and gid), started by the test itself, as
 /// the helper starts a uid's cleaner: outside any running job.
-// Returned to the caller, which kills and waits for it.
-#[allow(clippy::zombie_processes)]
-fn sleep_as(uid: u32) -> Child {
-    let child = Command::new("setpriv")
-        .args([
-            &format!("--reuid={uid}"),
-            &format!("--regid={uid}"),
-            "--clear-groups",
-            "sleep",
-            "60",
-        ])
-        .spawn()
-        .expect("setpriv");
-    let pid = child.id() as i32;
-    let t0 = std::time::Instant::now();
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).map_or(true, |c| c.trim() != "sleep")
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "setpriv never ran sleep"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child
+fn sleep_as(uid: u32) -> Proc {
+    let id = uid.to_string();
+    running_as(&id, &id, "sleep", &["60"])
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub struct ReadPolicy {
     ranges: Vec<RangeInclusive<u32>>,
     /// Bits of [`field`].
     pub fields: u8,
+    /// The owners as the file writes them, for the gateway to show.
+    pub owners: Vec<String>,
 }
 
 /// A policy that could not be loaded; the text says which line and why.
@@ -105,6 +107,10 @@ impl ReadPolicy {
             })?;
         }
         for o in read.owners {
+            p.owners.push(match &o {
+                Owner::Id(u) => u.to_string(),
+                Owner::Name(n) => n.clone(),
+            });
             match o {
                 Owner::Id(u) => {
                     p.uids.insert(u);

@@ -157,6 +157,17 @@ fn answer(stream: UnixStream, policy: &Shared) -> Result<(), wire::WireError> {
                 req.version
             )));
         }
+        let Ok(policy) = policy.read().map(|p| p.clone()) else {
+            return Err(wire::WireError::Decode(
+                "the policy lock is poisoned".into(),
+            ));
+        };
+        if req.policy {
+            let (owners, fields) = (policy.owners.clone(), policy.fields);
+            wire::write_frame(&mut out, &Frame::Policy(wire::Rules { owners, fields }))?;
+            out.flush()?;
+            continue;
+        }
         let mut pids = if req.pids.is_empty() {
             all_pids()?
         } else {
@@ -164,11 +175,6 @@ fn answer(stream: UnixStream, policy: &Shared) -> Result<(), wire::WireError> {
         };
         pids.sort_unstable();
         pids.dedup();
-        let Ok(policy) = policy.read().map(|p| p.clone()) else {
-            return Err(wire::WireError::Decode(
-                "the policy lock is poisoned".into(),
-            ));
-        };
         let mut walker = ProcWalker::new(&policy, req.fields);
         for pid in pids {
             if let Some(e) = walker.entry(pid) {

@@ -18,7 +18,7 @@ use bincode::config::{self, Configuration, Fixint, Limit, LittleEndian};
 use bincode::{Decode, Encode};
 
 /// Changes whenever a message changes shape.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Largest request payload: 4 bytes per pid of a host with a million pids.
 pub const MAX_REQUEST: usize = 4 * 1024 * 1024 + 64;
@@ -66,6 +66,10 @@ pub struct Request {
     pub fields: u8,
     /// Ascending pids; empty means every process.
     pub pids: Vec<u32>,
+    /// Asks for the `[read]` policy in force instead (one
+    /// [`Frame::Policy`]; `fields` and `pids` unused), for the gateway to
+    /// show its keys what they may read.
+    pub policy: bool,
 }
 
 /// What the reader sends, once per process and once at the end.
@@ -75,6 +79,16 @@ pub enum Frame {
     /// Every process asked for has been answered (those that exited are
     /// left out).
     End,
+    /// The answer to [`Request::policy`].
+    Policy(Rules),
+}
+
+/// The `[read]` policy in force: its owners as the file writes them
+/// (`"alice"`, `"1000"`, `"60600-60699"`, `"*"`) and its fields' bits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Rules {
+    pub owners: Vec<String>,
+    pub fields: u8,
 }
 
 /// One process.
@@ -305,6 +319,7 @@ mod tests {
             version: VERSION,
             fields: field::ALL,
             pids: vec![2, 3, 70000],
+            policy: false,
         };
         let mut b = Vec::new();
         write_request(&mut b, &req).unwrap();

@@ -79,6 +79,7 @@ impl Reader {
                 version: VERSION,
                 fields,
                 pids,
+                policy: false,
             },
         )
         .unwrap();
@@ -88,6 +89,7 @@ impl Reader {
             match wire::read_frame(&mut s, &mut buf).unwrap() {
                 Frame::Entry(e) => out.push(*e),
                 Frame::End => return out,
+                Frame::Policy(r) => panic!("a policy in a listing: {r:?}"),
             }
         }
     }
@@ -170,6 +172,7 @@ fn another_uid_is_dropped_unanswered_and_logged() {
         version: VERSION,
         fields: field::ALL,
         pids: vec![],
+        policy: false,
     };
     let _ = wire::write_request(&mut s, &req);
     let mut got = Vec::new();
@@ -208,6 +211,7 @@ fn entries_come_in_pid_order_as_the_policy_allows_and_a_bad_request_loses_nothin
             version: VERSION + 1,
             fields: 1,
             pids: vec![],
+            policy: false,
         },
     )
     .unwrap();

@@ -4,17 +4,21 @@
 //! withheld, unless the caller has `admin` (`jobs::owners`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio::time::timeout;
 
 use super::ctx::Ctx;
+use crate::budget::{CHUNK, DEPTH};
 use crate::error::ApiError;
 use crate::flight::{Flights, Run};
 use crate::http::extract::{FromInput, Input, Param};
 use crate::ids::Pid;
 use crate::jobs::owners::{Owners, Viewer};
 use crate::procs::{Field, Fields, ListQuery, Live, ProcReader, Single, SortKey};
-use crate::reply::{Envelope, Reply};
+use crate::reply::{ChannelBody, Envelope, Reply};
 use crate::state::Listings;
 
 use super::blocking;
@@ -124,6 +128,9 @@ pub async fn listing(cx: &Ctx, l: Listing, user: Option<String>) -> Result<Reply
         limit: l.limit,
     };
     let viewer = Viewer::of(cx.caller()?);
+    if q.sort.is_none() && q.fields.any(&BULKY) {
+        return streamed(cx, q, viewer).await;
+    }
     let body = cx.state.listings.get((q, viewer)).await?;
     Ok(Reply {
         status: hyper::StatusCode::OK,
@@ -150,6 +157,88 @@ pub fn listings(procs: Arc<ProcReader>, owners: Owners) -> Listings {
     )
 }
 
+/// The lists per process outside the default fields (its mapped files,
+/// its sockets): with them a listing is tens of megabytes at a few
+/// thousand processes (27 MB at 5,000 with every field), too much to hold
+/// whole, so an unsorted one is streamed ([`streamed`]); a sorted one
+/// needs every row before the first. The default listing, polled by
+/// many at once, stays shared (`crate::flight`).
+const BULKY: [Field; 2] = [Field::MemoryMaps, Field::Connections];
+
+/// A client that takes no chunk for this long loses the rest of its
+/// listing (the body ends short, so it cannot pass for whole), freeing the
+/// walk's turn for the others.
+const STALL: Duration = Duration::from_secs(30);
+
+/// An unsorted listing with [`BULKY`] fields: written while it is sent,
+/// so the gateway holds a few chunks of it rather than all of it (the
+/// answer term of `budget`, except that a chunk is sent once it holds
+/// [`CHUNK`] bytes, so it can be one row longer). Each
+/// request walks /proc itself (no shared answer to hold), one such walk
+/// at a time (`State::bulky`), so concurrent ones cost what a shared
+/// walk did in CPU and the reader's work, and the answer still comes
+/// from a walk that began after the request arrived.
+async fn streamed(cx: &Ctx, q: ListQuery, viewer: Viewer) -> Result<Reply, ApiError> {
+    let turn = cx
+        .state
+        .bulky
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::Internal("the listing turns are closed".into()))?;
+    let (tx, body) = ChannelBody::channel(DEPTH);
+    let (begun, started) = oneshot::channel::<Result<(), ApiError>>();
+    let state = cx.state.clone();
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(crate::reqid::carry(move || {
+        let _turn = turn;
+        // Once a piece is lost (the client gone or stalled), nothing more
+        // is sent, the closing brace included.
+        let cut = std::cell::Cell::new(false);
+        let send = |buf: &mut Vec<u8>| {
+            let chunk = Bytes::from(std::mem::replace(buf, Vec::with_capacity(CHUNK * 5 / 4)));
+            let sent =
+                !cut.get() && matches!(rt.block_on(timeout(STALL, tx.send(chunk))), Ok(Ok(())));
+            cut.set(!sent);
+            sent
+        };
+        let withhold = state.owners.withhold(&viewer);
+        let l = state.procs.prepare(&q, &withhold);
+        let cpu = l.cpu;
+        let mut out = Envelope::ok()
+            .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
+            .member("cpu_percent_age_s", &cpu.map(|c| c.age_s))
+            .open();
+        out.extend_from_slice(br#""processes":"#);
+        let mut begun = Some(begun);
+        let mut flush = |buf: &mut Vec<u8>| {
+            if let Some(b) = begun.take() {
+                let _ = b.send(Ok(()));
+            }
+            buf.len() < CHUNK || send(buf)
+        };
+        match l.write(&mut out, &mut flush) {
+            Ok(()) => {
+                out.push(b'}');
+                send(&mut out);
+            }
+            Err(e) => {
+                if let Some(b) = begun.take() {
+                    let _ = b.send(Err(e.into()));
+                }
+            }
+        }
+    }));
+    started
+        .await
+        .map_err(|_| ApiError::Internal("the listing failed".into()))??;
+    Ok(Reply::streamed(
+        hyper::StatusCode::OK,
+        "application/json",
+        body,
+    ))
+}
+
 /// The envelope of one listing, written in one buffer.
 fn answer(
     procs: &ProcReader,
@@ -163,7 +252,7 @@ fn answer(
     let mut env = Envelope::ok()
         .member("cpu_percent_window_s", &cpu.map(|c| c.window_s))
         .member("cpu_percent_age_s", &cpu.map(|c| c.age_s));
-    env.raw_member_with("processes", |out| l.write(out))?;
+    env.raw_member_with("processes", |out| l.write(out, &mut |_| true))?;
     Ok(env.finish(hyper::StatusCode::OK).body)
 }
 

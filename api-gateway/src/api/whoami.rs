@@ -7,7 +7,9 @@
 //! answers from, at most a second old), cut to the key's scopes: the
 //! signals and the rules on whose processes only with `signal`, the nice
 //! range and its rules only with `renice`, the exec limits only with
-//! `exec`. `null` while the helper does not answer.
+//! `exec`. `null` while the helper does not answer. Its `read` member is
+//! the reader's `[read]` policy (asked of the reader at each call), only
+//! with `read`.
 
 use hyper::StatusCode;
 use serde::Serialize;
@@ -34,9 +36,22 @@ pub struct PolicyView {
     pub renice_rules: Vec<String>,
     /// The exec limits; null without the exec scope or without `[run]`.
     pub run: Option<RunView>,
-    /// What the key may read of other users' processes (later: the
-    /// reader's policy); null for now.
-    pub read: Option<()>,
+    /// Whose private fields this key reads through the reader, and which;
+    /// null without the read scope or without a reader to ask.
+    pub read: Option<ReadView>,
+    /// Why `read` is null: `no_read_scope`, `no_reader` (none
+    /// configured) or `reader_unavailable`.
+    pub read_reason: Option<&'static str>,
+}
+
+/// The reader's `[read]` policy, which every key with `read` reads under
+/// (another key's job keeps its paths withheld without `admin`).
+#[derive(Debug, Serialize)]
+pub struct ReadView {
+    /// As the policy file writes them: names, uids, `A-B` ranges, `*`.
+    pub owners: Vec<String>,
+    /// The private fields it reads of those owners' processes.
+    pub fields: Vec<&'static str>,
 }
 
 /// The limits a job of this key runs under.
@@ -67,7 +82,25 @@ pub struct RunView {
 pub async fn get(cx: &Ctx, _: Nothing) -> Result<Reply, ApiError> {
     let caller = cx.caller()?;
     let health = cx.state.helper.health_cached().await;
-    let policy = health.info.as_ref().map(|i| view(i, caller, &cx.state.cfg));
+    let read = if caller.scopes.contains(&Scope::Read) {
+        let state = cx.state.clone();
+        super::blocking(move || Ok(state.procs.read_rules())).await?
+    } else {
+        Err("no_read_scope")
+    };
+    let policy = health.info.as_ref().map(|i| {
+        let mut v = view(i, caller, &cx.state.cfg);
+        match &read {
+            Ok((owners, fields)) => {
+                v.read = Some(ReadView {
+                    owners: owners.clone(),
+                    fields: fields.clone(),
+                })
+            }
+            Err(why) => v.read_reason = Some(why),
+        }
+        v
+    });
     Ok(Envelope::ok()
         .member("key", &caller.name)
         .member("scopes", &caller.scopes)
@@ -111,5 +144,6 @@ fn view(info: &protocol::HelperInfo, caller: &Caller, cfg: &crate::config::Confi
             _ => None,
         },
         read: None,
+        read_reason: None,
     }
 }

@@ -570,7 +570,7 @@ pub fn components() -> Value {
         "KeyPolicy",
         json!({
             "type": "object", "additionalProperties": false,
-            "required": ["signals", "nice_range", "signal_rules", "renice_rules", "run", "read"],
+            "required": ["signals", "nice_range", "signal_rules", "renice_rules", "run", "read", "read_reason"],
             "properties": {
                 "signals": {"type": "array", "items": {"enum": sig_names}, "description": "The signals this key may send (the policy's [signal] signals); [] without the signal scope"},
                 "nice_range": {"oneOf": [{"type": "array", "items": {"type": "integer", "minimum": -20, "maximum": 19}, "minItems": 2, "maxItems": 2}, {"type": "null"}],
@@ -578,7 +578,19 @@ pub fn components() -> Value {
                 "signal_rules": {"type": "array", "items": {"type": "string"}, "description": "Whose processes this key may signal: the policy's [signal] rules as its file writes them (owners = [\"alice\", \"@jobs\"], names = [...]); @jobs is the key's own jobs (every key's with admin), @all_jobs every key's. [] without the signal scope, or when the policy has no [signal] section"},
                 "renice_rules": {"type": "array", "items": {"type": "string"}, "description": "The same for renice"},
                 "run": {"oneOf": [r("KeyRunLimits"), {"type": "null"}], "description": "The limits of this key's jobs; null without the exec scope or when the policy runs no job"},
-                "read": {"type": "null", "description": "What this key may read of other users' processes: not yet stated"}
+                "read": {"oneOf": [r("KeyReadPolicy"), {"type": "null"}], "description": "What this key reads of other users' processes through the reader: its [read] policy; null without the read scope or without a reader to ask (read_reason says which)"},
+                "read_reason": {"oneOf": [{"enum": ["no_read_scope", "no_reader", "reader_unavailable"]}, {"type": "null"}], "description": "Why read is null: the key has no read scope, no reader is configured, or the reader does not answer; null when read is given"}
+            }
+        }),
+    );
+    put(
+        "KeyReadPolicy",
+        json!({
+            "type": "object", "additionalProperties": false,
+            "required": ["owners", "fields"],
+            "properties": {
+                "owners": {"type": "array", "items": {"type": "string"}, "description": "Whose processes, as the policy's [read] owners writes them: names, uids, A-B uid ranges, * for every owner ([\"*\"] too when the gateway may read every process itself)"},
+                "fields": {"type": "array", "items": {"type": "string"}, "description": "The private fields (exe, cwd, num_fds, open_files, connections, io_counters, memory_maps) read of those owners' processes; another key's job keeps its paths withheld without admin"}
             }
         }),
     );

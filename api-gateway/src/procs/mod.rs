@@ -178,6 +178,28 @@ impl ProcReader {
         self
     }
 
+    /// Whose private fields the gateway reads, and which: the reader's
+    /// `[read]` policy (owners as its file writes them, field names), or
+    /// every owner's and field when the gateway may read them itself.
+    /// `Err` names why there is none: `no_reader` (none configured) or
+    /// `reader_unavailable`. Blocks for one round trip.
+    pub fn read_rules(&self) -> Result<(Vec<String>, Vec<&'static str>), &'static str> {
+        let names = |bits: u8| {
+            private::FIELDS
+                .iter()
+                .filter(|(_, b)| bits & b != 0)
+                .map(|(f, _)| f.name())
+                .collect()
+        };
+        let me = &self.sys.me;
+        if me.cap_ptrace && me.cap_dac {
+            return Ok((vec!["*".to_string()], names(u8::MAX)));
+        }
+        let socket = self.reader_socket.as_ref().ok_or("no_reader")?;
+        let r = private::rules(socket).ok_or("reader_unavailable")?;
+        Ok((r.owners, names(r.fields)))
+    }
+
     /// The reader's answer for a walk of `pids` that writes `plan`, or
     /// `None` when it asks for no private field or the gateway can read
     /// every process's itself.
@@ -365,8 +387,16 @@ impl ProcReader {
 
 impl Listing<'_> {
     /// Appends the JSON array of the listing to `out`, and keeps the
-    /// stat reads it made as the next listings' CPU baseline.
-    pub fn write(self, out: &mut Vec<u8>) -> Result<(), ProcError> {
+    /// stat reads it made as the next listings' CPU baseline. `flush`
+    /// sees `out` once /proc could be listed (the answer is a success
+    /// from then on) and, in an unsorted listing, after every row, so
+    /// that a streamed answer can send and empty it as it grows; the
+    /// walk stops when it returns false (the client is gone).
+    pub fn write(
+        self,
+        out: &mut Vec<u8>,
+        flush: &mut dyn FnMut(&mut Vec<u8>) -> bool,
+    ) -> Result<(), ProcError> {
         let r = self.reader;
         let (plan, limit) = (self.plan, self.limit);
         let began = Instant::now();
@@ -389,20 +419,25 @@ impl Listing<'_> {
         let per_proc = 48 + 40 * plan.emit.names().count();
         out.reserve(2 + pids.len().min(limit) * per_proc);
         out.push(b'[');
+        if !flush(out) {
+            return Ok(());
+        }
         match self.sort {
             None => {
                 let mut n = 0;
-                let open = out.len();
                 for pid in pids {
                     if n >= limit {
                         break;
                     }
                     let mark = out.len();
-                    if out.len() > open {
+                    if n > 0 {
                         out.push(b',');
                     }
                     if w.process(pid, &plan, out) == Outcome::Written {
                         n += 1;
+                        if !flush(out) {
+                            return Ok(());
+                        }
                     } else {
                         out.truncate(mark);
                     }

@@ -149,6 +149,7 @@ impl Stream {
             version: wire::VERSION,
             fields: *fields,
             pids: pids.clone(),
+            policy: false,
         };
         wire::write_request(&mut s, &req).ok()?;
         Some(BufReader::with_capacity(64 * 1024, s))
@@ -215,6 +216,11 @@ impl Stream {
                         private: Private::default(),
                     }));
                 }
+                Ok(Frame::Policy(_)) => {
+                    // Not an answer to a listing: the reader is not one.
+                    self.conn = None;
+                    return Lookup::Unavailable;
+                }
                 Err(_) => {
                     // A reused connection the reader had closed: ask once
                     // more on a fresh one.
@@ -244,7 +250,7 @@ impl Drop for Stream {
             match wire::read_frame(conn, &mut self.buf) {
                 Ok(Frame::Entry(_)) => self.left = self.left.saturating_sub(1),
                 Ok(Frame::End) => self.ended = true,
-                Err(_) => return,
+                Ok(Frame::Policy(_)) | Err(_) => return,
             }
         }
         if let (true, Some(conn), Some(pool)) = (self.ended, self.conn.take(), &self.pool) {
@@ -252,6 +258,25 @@ impl Drop for Stream {
                 pool.put(conn.into_inner());
             }
         }
+    }
+}
+
+/// The `[read]` policy the reader at `socket` is under, on a connection
+/// of its own; `None` if it does not answer.
+pub fn rules(socket: &Path) -> Option<wire::Rules> {
+    let mut s = UnixStream::connect(socket).ok()?;
+    s.set_read_timeout(Some(FRAME_TIMEOUT)).ok()?;
+    s.set_write_timeout(Some(FRAME_TIMEOUT)).ok()?;
+    let ask = Request {
+        version: wire::VERSION,
+        fields: 0,
+        pids: Vec::new(),
+        policy: true,
+    };
+    wire::write_request(&mut s, &ask).ok()?;
+    match wire::read_frame(&mut s, &mut Vec::new()).ok()? {
+        Frame::Policy(r) => Some(r),
+        _ => None,
     }
 }
 

@@ -676,3 +676,45 @@ pub fn ended(g: &Gateway, t: &str, id: &str) -> serde_json::Value {
         assert!(t0.elapsed() < Duration::from_secs(40), "job never ended");
     }
 }
+
+/// A `Command` that runs `program` as `user`:`group` (names or numbers,
+/// no supplementary groups), killed when the thread that started it ends:
+/// the parent-death signal is set after the uid change, which would clear
+/// it, and survives the exec.
+pub fn as_user(user: &str, group: &str, program: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        &format!("--reuid={user}"),
+        &format!("--regid={group}"),
+        "--clear-groups",
+        "--pdeathsig=KILL",
+        program,
+    ]);
+    c
+}
+
+/// A long-lived process a test started (a target to list, signal or
+/// renice): killed and reaped when this drops, so a test that fails part
+/// way leaves none behind; started by [`as_user`], it also dies with its
+/// test's thread when nothing drops it.
+pub struct Proc(pub Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -280,16 +280,71 @@ pub fn wait_uid_gone(uid: u32, within: Duration) -> Vec<i32> {
     }
 }
 
-/// A `Command` that runs `program` as `nobody` (no supplementary groups).
+/// A `Command` that runs `program` as `nobody` (no supplementary groups),
+/// killed when the thread that started it ends (see [`Proc`]).
 pub fn as_nobody(program: &str) -> Command {
+    as_user("nobody", "nogroup", program)
+}
+
+/// A `Command` that runs `program` as `user`:`group` (names or numbers,
+/// no supplementary groups), killed when the thread that started it ends:
+/// the parent-death signal is set after the uid change, which would clear
+/// it, and survives the exec.
+pub fn as_user(user: &str, group: &str, program: &str) -> Command {
     let mut c = Command::new("setpriv");
     c.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
+        &format!("--reuid={user}"),
+        &format!("--regid={group}"),
         "--clear-groups",
+        "--pdeathsig=KILL",
         program,
     ]);
     c
+}
+
+/// A long-lived process a test started (a target to signal, renice or
+/// list): killed and reaped when this drops, so a test that fails part
+/// way leaves none behind. Started by [`running_as`], it also dies with
+/// its test's thread when nothing drops (the test process is killed).
+pub struct Proc(pub Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `program args` as `user`:`group` ([`as_user`]), once it has exec'd.
+pub fn running_as(user: &str, group: &str, program: &str, args: &[&str]) -> Proc {
+    let p = Proc(
+        as_user(user, group, program)
+            .args(args)
+            .spawn()
+            .expect("setpriv"),
+    );
+    let t = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{}/comm", p.id()))
+        .map(|c| c.trim() != program)
+        .unwrap_or(true)
+    {
+        assert!(t.elapsed() < Duration::from_secs(5), "{program} never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    p
 }
 
 /// Start time (stat field 22) of `pid`.
