@@ -93,6 +93,40 @@ pub fn key(out: &mut Vec<u8>, k: &str) {
     out.extend_from_slice(b"\":");
 }
 
+/// psutil's `io_counters` names, in the order `/proc/PID/io` is parsed.
+const IO_NAMES: [&str; 6] = [
+    "read_count",
+    "write_count",
+    "read_bytes",
+    "write_bytes",
+    "read_chars",
+    "write_chars",
+];
+
+/// Writes `io_counters` as psutil names them: one object, whoever read
+/// the figures (the gateway itself or the reader).
+pub fn io_counters(out: &mut Vec<u8>, v: [u64; 6]) {
+    for (i, (k, x)) in IO_NAMES.into_iter().zip(v).enumerate() {
+        out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+        uint(out, x);
+    }
+    out.push(b'}');
+}
+
+/// Writes `[item,item,…]`, each item by `each`.
+pub fn array<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item);
+    }
+    out.push(b']');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

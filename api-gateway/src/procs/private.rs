@@ -303,50 +303,27 @@ pub fn write(out: &mut Vec<u8>, f: Field, p: &Private) -> bool {
                 return false;
             };
             key(out, f.name());
-            let names = [
-                "read_count",
-                "write_count",
-                "read_bytes",
-                "write_bytes",
-                "read_chars",
-                "write_chars",
-            ];
-            for (i, (k, x)) in names.into_iter().zip(v).enumerate() {
-                out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
-                out.extend_from_slice(k.as_bytes());
-                out.extend_from_slice(b"\":");
-                json::uint(out, x);
-            }
-            out.push(b'}');
+            json::io_counters(out, v);
         }
         Field::OpenFiles => {
             let Some(files) = &p.open_files else {
                 return false;
             };
             key(out, f.name());
-            out.push(b'[');
-            for (i, o) in files.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            json::array(out, files, |out, o| {
                 out.extend_from_slice(b"{\"path\":");
                 json::string(out, &o.path);
                 out.extend_from_slice(b",\"fd\":");
                 json::uint(out, u64::from(o.fd));
                 out.push(b'}');
-            }
-            out.push(b']');
+            });
         }
         Field::Connections => {
             let Some(conns) = &p.connections else {
                 return false;
             };
             key(out, f.name());
-            out.push(b'[');
-            for (i, c) in conns.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            json::array(out, conns, |out, c| {
                 out.extend_from_slice(b"{\"fd\":");
                 json::uint(out, u64::from(c.fd));
                 out.extend_from_slice(match c.family {
@@ -366,19 +343,14 @@ pub fn write(out: &mut Vec<u8>, f: Field, p: &Private) -> bool {
                 let st = TCP_STATES.get(usize::from(c.status)).unwrap_or(&"NONE");
                 json::string(out, st.as_bytes());
                 out.push(b'}');
-            }
-            out.push(b']');
+            });
         }
         Field::MemoryMaps => {
             let Some(maps) = &p.memory_maps else {
                 return false;
             };
             key(out, f.name());
-            out.push(b'[');
-            for (i, g) in maps.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            json::array(out, maps, |out, g| {
                 out.extend_from_slice(b"{\"path\":");
                 json::string(out, &g.path);
                 for (k, x) in MAP_KEYS.iter().zip(g.sizes) {
@@ -386,8 +358,7 @@ pub fn write(out: &mut Vec<u8>, f: Field, p: &Private) -> bool {
                     json::uint(out, x);
                 }
                 out.push(b'}');
-            }
-            out.push(b']');
+            });
         }
         _ => return false,
     }

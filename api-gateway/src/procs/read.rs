@@ -571,22 +571,7 @@ impl<'a> Walker<'a> {
             key(out, F::IoCounters.name());
             match self.read("io") {
                 Some(n) => {
-                    let v = parse::io(&self.buf[..n]);
-                    let names = [
-                        "read_count",
-                        "write_count",
-                        "read_bytes",
-                        "write_bytes",
-                        "read_chars",
-                        "write_chars",
-                    ];
-                    for (i, (k, x)) in names.into_iter().zip(v).enumerate() {
-                        out.extend_from_slice(if i == 0 { b"{\"" } else { b",\"" });
-                        out.extend_from_slice(k.as_bytes());
-                        out.extend_from_slice(b"\":");
-                        json::uint(out, x);
-                    }
-                    out.push(b'}');
+                    json::io_counters(out, parse::io(&self.buf[..n]));
                 }
                 None => out.extend_from_slice(b"null"),
             }
