@@ -30,6 +30,47 @@ fn plan(g: &Gateway, t: &str, req: &str) -> support::Reply {
     g.send("POST", "/api/actions/plan", Some(t), req)
 }
 
+/// The gateway's `max_plan_targets` is the default `max_targets`: three
+/// matches against a configured 2 are refused (nothing planned, nothing
+/// signalled) until the request raises it; above the frame's limit the
+/// request is a 400.
+#[test]
+#[ignore = "needs root"]
+fn max_plan_targets_is_the_default_and_a_request_raises_it() {
+    require_root();
+    let h = Helper::start(&helper_bin());
+    let g = Gateway::start_with(&h.socket, "max_plan_targets = 2\n");
+    let t = g.key("ops", "read,signal", &[]);
+    let mut kids: Vec<Child> = (0..3).map(|_| nobody_sleep(303)).collect();
+    let sel = r#""selector": {"match": {"user": "nobody", "cmdline": "^sleep 303$"}}, "action": {"signal": "TERM"}"#;
+    let r = plan(&g, &t, &format!("{{{sel}}}"));
+    assert_eq!(r.status, 422, "{}", body(&r));
+    assert_eq!(r.json()["code"], "too_many_targets");
+    assert!(body(&r).contains("max_targets 2"), "{}", body(&r));
+    let r = plan(&g, &t, &format!(r#"{{{sel}, "max_targets": 257}}"#));
+    assert_eq!(r.status, 400, "{}", body(&r));
+    assert!(body(&r).contains("1..=256"), "{}", body(&r));
+    let r = plan(&g, &t, &format!(r#"{{{sel}, "max_targets": 3}}"#));
+    assert_eq!(r.status, 201, "{}", body(&r));
+    assert_eq!(r.json()["count"], 3);
+    assert!(kids.iter_mut().all(running), "planning signals nothing");
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+    for bad in ["0", "257"] {
+        let out =
+            Gateway::configure(&h.socket, &format!("max_plan_targets = {bad}\n")).serve_refused();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "max_plan_targets must be between 1 and 256, got {bad}"
+            )),
+            "{err}"
+        );
+    }
+}
+
 /// Three of nobody's sleeps, planned by pid and terminated: the plan
 /// lists each with its verdict, a wrong `expect_count` does nothing, the
 /// right one signals each once and a second execution finds no plan;

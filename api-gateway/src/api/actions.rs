@@ -30,9 +30,6 @@ use crate::plans::{Plan, PLAN_TTL};
 use crate::procs::{Candidate, Match, Selector};
 use crate::reply::{Envelope, Reply};
 
-/// Targets a plan may hold unless the request raises it.
-pub const DEFAULT_MAX_TARGETS: usize = 100;
-
 /// The built-in protections whose processes are never targets: they are
 /// left out of a plan (listed in `excluded`), not shown as refused.
 const NEVER_TARGETS: [&str; 5] = [
@@ -278,7 +275,9 @@ async fn batch(cx: &Ctx, req: Request) -> Result<Vec<Outcome>, ApiError> {
 pub async fn plan(cx: &Ctx, req: PlanRequest) -> Result<Reply, ApiError> {
     let action = req.action.action()?;
     require(cx, action)?;
-    let max = req.max_targets.map_or(DEFAULT_MAX_TARGETS, |m| m.0);
+    let max = req
+        .max_targets
+        .map_or(cx.state.cfg.max_plan_targets, |m| m.0);
     if max == 0 || max > MAX_BATCH {
         return Err(invalid(&format!(
             "max_targets must be in 1..={MAX_BATCH}, got {max}"
