@@ -71,6 +71,62 @@ fn max_plan_targets_is_the_default_and_a_request_raises_it() {
     }
 }
 
+/// The policy's `[signal] max_targets` caps what a request may raise
+/// `max_targets` to, and lowers the configured default to it; whoami
+/// shows it with the rule; `[renice]` keeps its own cap.
+#[test]
+#[ignore = "needs root"]
+fn the_policys_max_targets_caps_a_plan() {
+    let (mut h, g, t) = setup();
+    let p = std::fs::read_to_string(&h.policy).expect("policy");
+    h.stop();
+    std::fs::write(
+        &h.policy,
+        p.replace("[signal]\n", "[signal]\nmax_targets = 2\n"),
+    )
+    .expect("policy");
+    h.spawn(&helper_bin());
+    let t0 = Instant::now();
+    while !g.get("/api/whoami", Some(&t)).json()["policy"]["signal_rules"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|x| x == "max_targets = 2"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "whoami never showed the cap"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut kids: Vec<Child> = (0..3).map(|_| nobody_sleep(304)).collect();
+    let sel = r#""selector": {"match": {"user": "nobody", "cmdline": "^sleep 304$"}}"#;
+    let r = plan(
+        &g,
+        &t,
+        &format!(r#"{{{sel}, "action": {{"signal": "KILL"}}}}"#),
+    );
+    assert_eq!(r.status, 422, "{}", body(&r));
+    assert_eq!(r.json()["code"], "too_many_targets");
+    assert!(body(&r).contains("at most 2"), "{}", body(&r));
+    let r = plan(
+        &g,
+        &t,
+        &format!(r#"{{{sel}, "action": {{"signal": "KILL"}}, "max_targets": 3}}"#),
+    );
+    assert_eq!(r.status, 400, "{}", body(&r));
+    assert!(body(&r).contains("1..=2"), "{}", body(&r));
+    let r = plan(
+        &g,
+        &t,
+        &format!(r#"{{{sel}, "action": {{"priority": 3}}}}"#),
+    );
+    assert_eq!(r.status, 201, "renice has its own cap: {}", body(&r));
+    assert!(kids.iter_mut().all(running), "nothing was signalled");
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+}
+
 /// Three of nobody's sleeps, planned by pid and terminated: the plan
 /// lists each with its verdict, a wrong `expect_count` does nothing, the
 /// right one signals each once and a second execution finds no plan;

@@ -19,10 +19,11 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use protocol::{Action, Caller, Outcome, Pinned, Request, Response, Target, MAX_BATCH};
+use protocol::{Action, Caller, Outcome, Pinned, Request, Response, Target};
 
 use crate::ids::Nice;
 use crate::log;
+use crate::policy::Policy;
 use crate::proc::ProcInfo;
 use crate::server::Server;
 use crate::socket::Peer;
@@ -57,7 +58,7 @@ impl Server {
         action: Action,
         caller: &Caller,
     ) -> Response {
-        if let Err(what) = valid(targets.len(), action) {
+        if let Err(what) = valid(targets.len(), action, &self.policy) {
             return Response::Invalid { what };
         }
         let outcomes = targets
@@ -90,7 +91,7 @@ impl Server {
         caller: &Caller,
         tree: bool,
     ) -> Response {
-        if let Err(what) = valid(targets.len(), action) {
+        if let Err(what) = valid(targets.len(), action, &self.policy) {
             return Response::Invalid { what };
         }
         let mut members: Vec<Member> = Vec::with_capacity(targets.len());
@@ -289,10 +290,17 @@ fn bounded(r: Response) -> Response {
     }
 }
 
-/// A batch's size and action, checked before any target is looked at.
-fn valid(n: usize, action: Action) -> Result<(), String> {
-    if n > MAX_BATCH {
-        return Err(format!("{n} targets; at most {MAX_BATCH} per frame"));
+/// A batch's size (at most the policy's `max_targets` for the act, itself
+/// at most a frame's) and action, checked before any target is looked at.
+fn valid(n: usize, action: Action, policy: &Policy) -> Result<(), String> {
+    let (section, cap) = match action {
+        Action::Signal(_) => ("signal", policy.signal.max_targets),
+        Action::Renice(_) => ("renice", policy.renice.max_targets),
+    };
+    if n > cap {
+        return Err(format!(
+            "{n} targets; the policy's [{section}] max_targets is {cap}"
+        ));
     }
     if let Action::Renice(n) = action {
         Nice::new(n)?;

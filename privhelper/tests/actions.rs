@@ -212,6 +212,58 @@ fn a_reused_pid_is_identity_changed_and_the_rest_of_the_batch_goes_on() {
     b.wait().ok();
 }
 
+/// The policy's `[signal] max_targets` caps a batch: a `Check` or `Act`
+/// naming more targets is `Invalid`, naming the key, and nothing is
+/// signalled; `[renice]` keeps the frame's limit; `Info` shows both caps.
+#[test]
+#[ignore = "needs root"]
+fn a_batch_over_the_policys_max_targets_is_refused_whole() {
+    require_root();
+    let p = policy(61030, "").replace("[signal]\nowners", "[signal]\nmax_targets = 2\nowners");
+    let h = Helper::start("actions-cap", &p);
+    let mut c = h.connect();
+    let mut kids: Vec<Child> = (0..3)
+        .map(|_| as_nobody("sleep").arg("100").spawn().expect("sleep"))
+        .collect();
+    let pids: Vec<i32> = kids.iter().map(|k| k.id() as i32).collect();
+    wait_until("the sleeps run as nobody", || {
+        pids.iter().all(|&p| exe_of(p).ends_with("sleep"))
+    });
+    let kill = Action::Signal(Signal::Kill);
+    let targets: Vec<Target> = pids.iter().map(|&p| target(p)).collect();
+    let req = Request::Check {
+        targets: targets.clone(),
+        action: kill,
+        caller: test_caller(),
+    };
+    let refused = |r: Response| matches!(&r, Response::Invalid { what } if what == "3 targets; the policy's [signal] max_targets is 2");
+    let r = c.request(&req, &[]).expect("answer");
+    assert!(refused(r.clone()), "{r:?}");
+    let pins = targets
+        .iter()
+        .map(|&target| Pinned { target, exe: None })
+        .collect();
+    let req = Request::Act {
+        targets: pins,
+        action: kill,
+        caller: test_caller(),
+        tree: false,
+    };
+    let r = c.request(&req, &[]).expect("answer");
+    assert!(refused(r.clone()), "{r:?}");
+    assert!(pids.iter().all(|&p| live(p)), "nothing was signalled");
+    let reniced = check(&mut c, targets, Action::Renice(1));
+    assert_eq!(reniced.len(), 3, "{reniced:?}");
+    match c.request(&Request::Info, &[]).expect("info") {
+        Response::Info(i) => assert_eq!(i.policy.max_targets, [2, protocol::MAX_BATCH]),
+        other => panic!("expected Info, got {other:?}"),
+    }
+    for k in &mut kids {
+        k.kill().ok();
+        k.wait().ok();
+    }
+}
+
 /// Every pid whose parent is `root`, recursively, with `root`.
 fn tree(root: i32) -> Vec<i32> {
     let mut all = vec![root];

@@ -171,6 +171,7 @@ fn main() -> std::io::Result<()> {
                     renice_rules: Vec::new(),
                     min_nice: 0,
                     max_timeout_s: Some(30),
+                    max_targets: [256, 256],
                 },
                 reload_error: Some("line 3: no such user".into()),
             }),

@@ -418,6 +418,8 @@ pub struct PolicyView {
     pub min_nice: i32,
     /// `[run] max_timeout_s`; `None` without `[run]` (no job may start).
     pub max_timeout_s: Option<u64>,
+    /// `[signal]` and `[renice]` `max_targets`: a batch's cap.
+    pub max_targets: [usize; 2],
 }
 
 /// What the helper answers. Exactly one response per request.
