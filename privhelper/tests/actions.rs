@@ -264,6 +264,73 @@ fn a_batch_over_the_policys_max_targets_is_refused_whole() {
     }
 }
 
+/// The hold of a tree is the helper's, not the caller's signal: a policy
+/// whose `signals` hold neither `STOP` nor `CONT` still gets a tree held
+/// and signalled, and a member that was stopped before the act (here one
+/// that ignores `TERM`) is left stopped, not continued by the helper.
+#[test]
+#[ignore = "needs root"]
+fn holding_a_tree_needs_no_stop_in_the_policy_and_leaves_a_stopped_member_stopped() {
+    require_root();
+    let p = policy(61040, "").replace(
+        r#"signals = ["TERM", "KILL", "STOP", "CONT"]"#,
+        r#"signals = ["TERM"]"#,
+    );
+    assert!(p.contains(r#"signals = ["TERM"]"#), "{p}");
+    let h = Helper::start("actions-hold", &p);
+    let mut c = h.connect();
+    let mut root = as_nobody("sh")
+        .args([
+            "-c",
+            "sleep 100.3 & (trap '' TERM; exec sleep 100.4) & wait",
+        ])
+        .spawn()
+        .expect("sh");
+    let rp = root.id() as i32;
+    let cmd = |p: i32| fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+    wait_until("the tree runs", || {
+        tree(rp).iter().any(|&p| cmd(p) == b"sleep\x00100.4\x00")
+            && tree(rp).iter().any(|&p| cmd(p) == b"sleep\x00100.3\x00")
+    });
+    let all = tree(rp);
+    let deaf = *all
+        .iter()
+        .find(|&&p| cmd(p) == b"sleep\x00100.4\x00")
+        .expect("the sleep that ignores TERM");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(deaf),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .expect("stop");
+    wait_until("it is stopped", || state_of(deaf) == Some('T'));
+    let term = Action::Signal(Signal::Term);
+    let planned = check(&mut c, all.iter().map(|&p| target(p)).collect(), term);
+    assert!(
+        planned.iter().all(|o| o.answer == Response::Ok),
+        "{planned:?}"
+    );
+    let done = act(
+        &mut c,
+        planned.iter().map(|o| o.pinned).collect(),
+        term,
+        true,
+    );
+    assert!(
+        done.iter().all(|o| o.answer == Response::Ok),
+        "held and signalled without STOP in the policy: {done:?}"
+    );
+    root.wait().expect("the shell got TERM");
+    for &p in all.iter().filter(|&&p| p != deaf) {
+        wait_until("every other member ends", || !live(p));
+    }
+    assert_eq!(state_of(deaf), Some('T'), "the helper did not continue it");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(deaf),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .ok();
+}
+
 /// Every pid whose parent is `root`, recursively, with `root`.
 fn tree(root: i32) -> Vec<i32> {
     let mut all = vec![root];
