@@ -68,9 +68,14 @@ impl Server {
                 // target is executed (and refused again) like the rest.
                 let pin = self.pin(conn, peer, t);
                 let exe = pin.as_ref().ok().and_then(|r| r.exe.1);
+                let pidfd_ino = pin.as_ref().ok().and_then(pidfd_ino);
                 let judged = pin.and_then(|r| self.allowed(r, action, caller));
                 Outcome {
-                    pinned: Pinned { target: *t, exe },
+                    pinned: Pinned {
+                        target: *t,
+                        exe,
+                        pidfd_ino,
+                    },
                     answer: judged.map_or_else(bounded, |_| Response::Ok),
                 }
             })
@@ -101,7 +106,7 @@ impl Server {
             // the new one.
             let pin = self
                 .pin(conn, peer, &p.target)
-                .and_then(|r| same_exe(r, p))
+                .and_then(|r| same(r, p))
                 .and_then(|r| self.allowed(r, action, caller));
             members.push(Member {
                 pinned: *p,
@@ -260,6 +265,7 @@ impl Server {
                     pinned: Pinned {
                         target: t,
                         exe: pin.as_ref().ok().and_then(|r| r.exe.1),
+                        pidfd_ino: pin.as_ref().ok().and_then(pidfd_ino),
                     },
                     added: true,
                     pin,
@@ -308,13 +314,22 @@ fn valid(n: usize, action: Action, policy: &Policy) -> Result<(), String> {
     Ok(())
 }
 
-/// The pin, unless the process now executes another file than planned.
-fn same_exe(r: Resolved, p: &Pinned) -> Result<Resolved, Response> {
-    if r.exe.1 == p.exe {
+/// The pin, unless its pidfd's inode is not the planned one (another
+/// process) or the process now executes another file than planned.
+fn same(r: Resolved, p: &Pinned) -> Result<Resolved, Response> {
+    if p.pidfd_ino.is_some() && pidfd_ino(&r) != p.pidfd_ino {
+        Err(Response::Mismatch)
+    } else if r.exe.1 == p.exe {
         Ok(r)
     } else {
         Err(Response::ExeChanged)
     }
+}
+
+fn pidfd_ino(r: &Resolved) -> Option<u64> {
+    nix::sys::stat::fstat(r.pidfd.as_fd())
+        .ok()
+        .map(|s| s.st_ino)
 }
 
 /// Field 3 of `/proc/PID/stat`, the process state.

@@ -80,6 +80,7 @@ fn main() -> std::io::Result<()> {
                 targets: vec![Pinned {
                     target,
                     exe: Some((65024, 4242)),
+                    pidfd_ino: Some(9182),
                 }],
                 action: Action::Renice(5),
                 caller: protocol::Caller {
@@ -152,7 +153,11 @@ fn main() -> std::io::Result<()> {
         (
             "resp_batch",
             Response::Batch(vec![Outcome {
-                pinned: Pinned { target, exe: None },
+                pinned: Pinned {
+                    target,
+                    exe: None,
+                    pidfd_ino: None,
+                },
                 answer: Response::Mismatch,
             }]),
         ),
