@@ -2,7 +2,7 @@
 // gateway selected, each target with the helper's verdict and its rule)
 // is shown before anything is sent; confirming executes exactly that plan
 // and shows each target's outcome. Opened as "Kill tree…" on a process,
-// or on the rows marked with shift- or ctrl-click.
+// or on the rows marked in the table (check boxes, shift- or ctrl-click).
 
 import { $, el, fill, show } from './dom.js';
 
@@ -89,8 +89,10 @@ export class GroupAction {
       $('group-summary').textContent = r.status === 'complete'
         ? 'Done: every target was acted on.'
         : 'Done, partly: some targets were not acted on (see below).';
-      this.rows(r.results.map((x) => [x.pid, x.added ? 'forked since the plan' : '',
-        '', `${OUTCOME[x.outcome] || x.outcome}${x.rule ? ` (${x.rule})` : ''}${x.errno ? ` (${x.errno})` : ''}`]));
+      // Name and user as planned: a target may be gone by now.
+      const planned = new Map(a.targets.map((t) => [t.pid, t]));
+      this.rows(r.results.map((x) => [x.pid, x.added ? 'forked since the plan' : planned.get(x.pid)?.name ?? '–',
+        planned.get(x.pid)?.user ?? '–', `${OUTCOME[x.outcome] || x.outcome}${x.rule ? ` (${x.rule})` : ''}${x.errno ? ` (${x.errno})` : ''}`]));
       this.toast(`Signalled ${r.results.length} processes: ${r.status}.`);
       this.done();
     } catch (e) {

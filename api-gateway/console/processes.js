@@ -39,8 +39,10 @@ export class ProcessTable {
     fields, canSignal, canRenice, onAct, onLink = () => {}, onRefresh = () => {}, offer = null, onMark = () => {},
   }) {
     this.api = api;
-    // Rows marked with shift- or ctrl-click, for a group action.
+    // Rows marked for a group action: their check boxes, a shift-click
+    // (the range from the last marked row) or a ctrl-click (one row).
     this.marked = new Set();
+    this.anchor = null;
     this.onMark = onMark;
     this.onLink = onLink;
     /** Called at each refresh, so the host header keeps pace with the table. */
@@ -86,14 +88,16 @@ export class ProcessTable {
     show($('act-signal'), canSignal);
     show($('act-renice'), canRenice);
     show($('act-tree'), canSignal);
+    show(this.table.querySelector('thead th.mark'), canSignal);
   }
 
   bind() {
     const { signal } = this.abort;
     const on = (node, type, fn) => node.addEventListener(type, fn, { signal });
-    for (const th of this.table.querySelectorAll('thead th')) {
+    for (const th of this.table.querySelectorAll('thead th[data-key]')) {
       on(th.querySelector('button'), 'click', () => this.sortBy(th.dataset.key));
     }
+    on($('ps-mark-all'), 'change', (e) => this.markAll(e.target.checked));
     const changed = () => {
       this.update();
       this.onLink();
@@ -310,7 +314,7 @@ export class ProcessTable {
   }
 
   showSort() {
-    for (const th of this.table.querySelectorAll('thead th')) {
+    for (const th of this.table.querySelectorAll('thead th[data-key]')) {
       const { sort } = this.model;
       const on = th.dataset.key === sort.key;
       th.setAttribute('aria-sort', on ? (sort.desc ? 'descending' : 'ascending') : 'none');
@@ -355,6 +359,45 @@ export class ProcessTable {
       if (firstRow) firstRow.tabIndex = 0;
     }
     if (focused) this.focusSelected();
+    this.showMarkAll();
+  }
+
+  /** The header's box: checked when every row shown is marked, mixed when some are. */
+  showMarkAll() {
+    const box = $('ps-mark-all');
+    const n = this.view.filter((v) => this.marked.has(v.r.pid)).length;
+    box.checked = n > 0 && n === this.view.length;
+    box.indeterminate = n > 0 && n < this.view.length;
+  }
+
+  /** Marks (or unmarks) every row the filters show, not only those drawn. */
+  markAll(on) {
+    for (const { r } of this.view) {
+      if (on) this.marked.add(r.pid);
+      else this.marked.delete(r.pid);
+    }
+    this.anchor = null;
+    this.onMark([...this.marked]);
+    this.paintSoon();
+  }
+
+  /**
+   * Marks or unmarks row `pid`; with `range`, every row from the last one
+   * marked to it, as a file manager does.
+   */
+  mark(pid, on, range) {
+    const from = range && this.anchor !== null ? this.indexOf(this.anchor) : -1;
+    const to = this.indexOf(pid);
+    if (from >= 0 && to >= 0) {
+      for (let i = Math.min(from, to); i <= Math.max(from, to); i += 1) this.marked.add(this.view[i].r.pid);
+    } else if (on) {
+      this.marked.add(pid);
+    } else {
+      this.marked.delete(pid);
+    }
+    this.anchor = on ? pid : null;
+    this.onMark([...this.marked]);
+    this.paintSoon();
   }
 
   row({ r, depth, kids, context }, i) {
@@ -371,6 +414,14 @@ export class ProcessTable {
     if (tree) {
       tr.setAttribute('aria-level', String(depth + 1));
       if (kids) tr.setAttribute('aria-expanded', String(!collapsed.has(r.pid)));
+    }
+    if (this.canSignal) {
+      const box = el('input', {
+        type: 'checkbox', class: 'mark', checked: this.marked.has(r.pid), 'aria-label': `Mark ${r.name || 'process'} (${r.pid})`,
+      });
+      // In the tab order on the selected row only, as the rows themselves.
+      box.tabIndex = selected ? 0 : -1;
+      tr.append(el('td', { class: 'mark' }, box));
     }
     for (const c of COLUMNS) {
       if (this.cols && !this.cols.has(c.key)) continue;
@@ -396,10 +447,12 @@ export class ProcessTable {
       this.toggle(pid);
       return;
     }
+    if (e.target.matches('input.mark')) {
+      this.mark(pid, e.target.checked, e.shiftKey);
+      return;
+    }
     if ((e.shiftKey || e.ctrlKey || e.metaKey) && this.canSignal) {
-      if (!this.marked.delete(pid)) this.marked.add(pid);
-      this.onMark([...this.marked]);
-      this.paintSoon();
+      this.mark(pid, !this.marked.has(pid), e.shiftKey);
       return;
     }
     this.select(pid);
@@ -444,6 +497,8 @@ export class ProcessTable {
     // Rows (or the scroller between them) only: the header's sort buttons
     // keep Enter and Space.
     if (e.target !== this.scroller && !this.body.contains(e.target)) return;
+    // A row's box keeps Space (it marks the row) and Tab.
+    if (e.target.matches('input.mark') && e.key !== 'ArrowUp' && e.key !== 'ArrowDown') return;
     const n = this.view.length;
     if (n === 0) return;
     const i = this.indexOf(this.selected);
@@ -544,6 +599,7 @@ export class ProcessTable {
   /** After an act: list again at once, and show the detail's new state. */
   acted() {
     this.marked.clear();
+    this.anchor = null;
     this.onMark([]);
     this.refresh();
   }

@@ -147,6 +147,9 @@ CONFIGURATION (every key optional)
                                             MemoryMax=256M; fewer if
                                             RLIMIT_NOFILE says so)
     max_connections_per_client = 64         from one address (IPv6: /64)
+    max_plan_targets = 100                  targets of a group action's plan
+                                            unless it asks for more (at most
+                                            256); past it 422
     header_timeout_s = 10                   to send the request head
     body_timeout_s = 30                     to send the whole body
     body_min_rate = 1024                    bytes/s a body keeps up; 0 = off

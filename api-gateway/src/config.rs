@@ -41,6 +41,7 @@ struct Raw {
     default_timeout_s: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_client: Option<usize>,
+    max_plan_targets: Option<usize>,
     header_timeout_s: Option<u64>,
     body_timeout_s: Option<u64>,
     body_min_rate: Option<u64>,
@@ -152,6 +153,10 @@ pub struct Config {
     /// Open connections at once from one client address (an IPv6 client
     /// by its /64); beyond it, 429 and closed.
     pub max_connections_per_client: usize,
+    /// Targets a plan may hold unless its request raises `max_targets`
+    /// (at most the frame's `MAX_BATCH`): a selector that matches more
+    /// is refused rather than acted on by surprise.
+    pub max_plan_targets: usize,
     /// Time to send the request head (and, with TLS, to finish the
     /// handshake).
     pub header_timeout: Duration,
@@ -196,6 +201,9 @@ pub struct TlsFiles {
 
 /// `max_connections_per_client` when not set.
 pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+
+/// `max_plan_targets` when not set.
+pub const DEFAULT_MAX_PLAN_TARGETS: usize = 100;
 
 /// Connections the gateway may hold when `max_connections` is not set:
 /// as many as fit in `MemoryMax` at their worst ([`crate::budget`]), or
@@ -349,6 +357,16 @@ impl Config {
             Some(n) => n,
             None => DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
         };
+        let max_plan_targets = match raw.max_plan_targets {
+            Some(n) if n == 0 || n > protocol::MAX_BATCH => {
+                return Err(format!(
+                    "max_plan_targets must be between 1 and {}, got {n}",
+                    protocol::MAX_BATCH
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_PLAN_TARGETS,
+        };
         let secs = |v: Option<u64>, default: u64, name: &str| match v {
             Some(0) => Err(format!("{name} must be at least 1")),
             v => Ok(Duration::from_secs(v.unwrap_or(default))),
@@ -396,6 +414,7 @@ impl Config {
             default_timeout_s: raw.default_timeout_s.unwrap_or(10).max(1),
             max_connections,
             max_connections_per_client,
+            max_plan_targets,
             header_timeout: secs(raw.header_timeout_s, 10, "header_timeout_s")?,
             body_timeout: secs(raw.body_timeout_s, 30, "body_timeout_s")?,
             body_min_rate: raw.body_min_rate.unwrap_or(1024),

@@ -30,6 +30,103 @@ fn plan(g: &Gateway, t: &str, req: &str) -> support::Reply {
     g.send("POST", "/api/actions/plan", Some(t), req)
 }
 
+/// The gateway's `max_plan_targets` is the default `max_targets`: three
+/// matches against a configured 2 are refused (nothing planned, nothing
+/// signalled) until the request raises it; above the frame's limit the
+/// request is a 400.
+#[test]
+#[ignore = "needs root"]
+fn max_plan_targets_is_the_default_and_a_request_raises_it() {
+    require_root();
+    let h = Helper::start(&helper_bin());
+    let g = Gateway::start_with(&h.socket, "max_plan_targets = 2\n");
+    let t = g.key("ops", "read,signal", &[]);
+    let mut kids: Vec<Child> = (0..3).map(|_| nobody_sleep(303)).collect();
+    let sel = r#""selector": {"match": {"user": "nobody", "cmdline": "^sleep 303$"}}, "action": {"signal": "TERM"}"#;
+    let r = plan(&g, &t, &format!("{{{sel}}}"));
+    assert_eq!(r.status, 422, "{}", body(&r));
+    assert_eq!(r.json()["code"], "too_many_targets");
+    assert!(body(&r).contains("max_targets 2"), "{}", body(&r));
+    let r = plan(&g, &t, &format!(r#"{{{sel}, "max_targets": 257}}"#));
+    assert_eq!(r.status, 400, "{}", body(&r));
+    assert!(body(&r).contains("1..=256"), "{}", body(&r));
+    let r = plan(&g, &t, &format!(r#"{{{sel}, "max_targets": 3}}"#));
+    assert_eq!(r.status, 201, "{}", body(&r));
+    assert_eq!(r.json()["count"], 3);
+    assert!(kids.iter_mut().all(running), "planning signals nothing");
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+    for bad in ["0", "257"] {
+        let out =
+            Gateway::configure(&h.socket, &format!("max_plan_targets = {bad}\n")).serve_refused();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "max_plan_targets must be between 1 and 256, got {bad}"
+            )),
+            "{err}"
+        );
+    }
+}
+
+/// The policy's `[signal] max_targets` caps what a request may raise
+/// `max_targets` to, and lowers the configured default to it; whoami
+/// shows it with the rule; `[renice]` keeps its own cap.
+#[test]
+#[ignore = "needs root"]
+fn the_policys_max_targets_caps_a_plan() {
+    let (mut h, g, t) = setup();
+    let p = std::fs::read_to_string(&h.policy).expect("policy");
+    h.stop();
+    std::fs::write(
+        &h.policy,
+        p.replace("[signal]\n", "[signal]\nmax_targets = 2\n"),
+    )
+    .expect("policy");
+    h.spawn(&helper_bin());
+    let t0 = Instant::now();
+    while !g.get("/api/whoami", Some(&t)).json()["policy"]["signal_rules"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|x| x == "max_targets = 2"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "whoami never showed the cap"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut kids: Vec<Child> = (0..3).map(|_| nobody_sleep(304)).collect();
+    let sel = r#""selector": {"match": {"user": "nobody", "cmdline": "^sleep 304$"}}"#;
+    let r = plan(
+        &g,
+        &t,
+        &format!(r#"{{{sel}, "action": {{"signal": "KILL"}}}}"#),
+    );
+    assert_eq!(r.status, 422, "{}", body(&r));
+    assert_eq!(r.json()["code"], "too_many_targets");
+    assert!(body(&r).contains("at most 2"), "{}", body(&r));
+    let r = plan(
+        &g,
+        &t,
+        &format!(r#"{{{sel}, "action": {{"signal": "KILL"}}, "max_targets": 3}}"#),
+    );
+    assert_eq!(r.status, 400, "{}", body(&r));
+    assert!(body(&r).contains("1..=2"), "{}", body(&r));
+    let r = plan(
+        &g,
+        &t,
+        &format!(r#"{{{sel}, "action": {{"priority": 3}}}}"#),
+    );
+    assert_eq!(r.status, 201, "renice has its own cap: {}", body(&r));
+    assert!(kids.iter_mut().all(running), "nothing was signalled");
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+}
+
 /// Three of nobody's sleeps, planned by pid and terminated: the plan
 /// lists each with its verdict, a wrong `expect_count` does nothing, the
 /// right one signals each once and a second execution finds no plan;

@@ -19,10 +19,11 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use protocol::{Action, Caller, Outcome, Pinned, Request, Response, Target, MAX_BATCH};
+use protocol::{Action, Caller, Outcome, Pinned, Request, Response, Target};
 
 use crate::ids::Nice;
 use crate::log;
+use crate::policy::Policy;
 use crate::proc::ProcInfo;
 use crate::server::Server;
 use crate::socket::Peer;
@@ -57,7 +58,7 @@ impl Server {
         action: Action,
         caller: &Caller,
     ) -> Response {
-        if let Err(what) = valid(targets.len(), action) {
+        if let Err(what) = valid(targets.len(), action, &self.policy) {
             return Response::Invalid { what };
         }
         let outcomes = targets
@@ -67,9 +68,14 @@ impl Server {
                 // target is executed (and refused again) like the rest.
                 let pin = self.pin(conn, peer, t);
                 let exe = pin.as_ref().ok().and_then(|r| r.exe.1);
+                let pidfd_ino = pin.as_ref().ok().and_then(pidfd_ino);
                 let judged = pin.and_then(|r| self.allowed(r, action, caller));
                 Outcome {
-                    pinned: Pinned { target: *t, exe },
+                    pinned: Pinned {
+                        target: *t,
+                        exe,
+                        pidfd_ino,
+                    },
                     answer: judged.map_or_else(bounded, |_| Response::Ok),
                 }
             })
@@ -90,7 +96,7 @@ impl Server {
         caller: &Caller,
         tree: bool,
     ) -> Response {
-        if let Err(what) = valid(targets.len(), action) {
+        if let Err(what) = valid(targets.len(), action, &self.policy) {
             return Response::Invalid { what };
         }
         let mut members: Vec<Member> = Vec::with_capacity(targets.len());
@@ -100,7 +106,7 @@ impl Server {
             // the new one.
             let pin = self
                 .pin(conn, peer, &p.target)
-                .and_then(|r| same_exe(r, p))
+                .and_then(|r| same(r, p))
                 .and_then(|r| self.allowed(r, action, caller));
             members.push(Member {
                 pinned: *p,
@@ -259,6 +265,7 @@ impl Server {
                     pinned: Pinned {
                         target: t,
                         exe: pin.as_ref().ok().and_then(|r| r.exe.1),
+                        pidfd_ino: pin.as_ref().ok().and_then(pidfd_ino),
                     },
                     added: true,
                     pin,
@@ -289,10 +296,17 @@ fn bounded(r: Response) -> Response {
     }
 }
 
-/// A batch's size and action, checked before any target is looked at.
-fn valid(n: usize, action: Action) -> Result<(), String> {
-    if n > MAX_BATCH {
-        return Err(format!("{n} targets; at most {MAX_BATCH} per frame"));
+/// A batch's size (at most the policy's `max_targets` for the act, itself
+/// at most a frame's) and action, checked before any target is looked at.
+fn valid(n: usize, action: Action, policy: &Policy) -> Result<(), String> {
+    let (section, cap) = match action {
+        Action::Signal(_) => ("signal", policy.signal.max_targets),
+        Action::Renice(_) => ("renice", policy.renice.max_targets),
+    };
+    if n > cap {
+        return Err(format!(
+            "{n} targets; the policy's [{section}] max_targets is {cap}"
+        ));
     }
     if let Action::Renice(n) = action {
         Nice::new(n)?;
@@ -300,13 +314,22 @@ fn valid(n: usize, action: Action) -> Result<(), String> {
     Ok(())
 }
 
-/// The pin, unless the process now executes another file than planned.
-fn same_exe(r: Resolved, p: &Pinned) -> Result<Resolved, Response> {
-    if r.exe.1 == p.exe {
+/// The pin, unless its pidfd's inode is not the planned one (another
+/// process) or the process now executes another file than planned.
+fn same(r: Resolved, p: &Pinned) -> Result<Resolved, Response> {
+    if p.pidfd_ino.is_some() && pidfd_ino(&r) != p.pidfd_ino {
+        Err(Response::Mismatch)
+    } else if r.exe.1 == p.exe {
         Ok(r)
     } else {
         Err(Response::ExeChanged)
     }
+}
+
+fn pidfd_ino(r: &Resolved) -> Option<u64> {
+    nix::sys::stat::fstat(r.pidfd.as_fd())
+        .ok()
+        .map(|s| s.st_ino)
 }
 
 /// Field 3 of `/proc/PID/stat`, the process state.

@@ -195,6 +195,10 @@ impl Server {
                 renice_rules: self.policy.renice.shown.clone(),
                 min_nice: self.policy.min_nice.get(),
                 max_timeout_s: run.map(|r| r.max_timeout_ms / 1000),
+                max_targets: [
+                    self.policy.signal.max_targets,
+                    self.policy.renice.max_targets,
+                ],
             },
             reload_error: self.reload_error.clone(),
         }

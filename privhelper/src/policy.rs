@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use nix::unistd::{Gid, Group, User};
-use protocol::Signal;
+use protocol::{Signal, MAX_BATCH};
 use serde::Deserialize;
 
 use crate::ids::{Nice, Uid};
@@ -61,6 +61,7 @@ struct RawSignal {
     names: Vec<String>,
     exes: Vec<String>,
     signals: Vec<String>,
+    max_targets: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -71,6 +72,7 @@ struct RawRenice {
     exes: Vec<String>,
     min_nice: Option<i32>,
     allow_negative: bool,
+    max_targets: Option<usize>,
 }
 
 /// `[run]`; a key left out takes its value from `RawRun::default`.
@@ -149,6 +151,8 @@ pub struct TargetRule {
     pub exes: HashSet<String>,
     /// The rule as the file writes it, for `Info`.
     pub shown: Vec<String>,
+    /// Targets one `Check` or `Act` may name (a plan's cap).
+    pub max_targets: usize,
 }
 
 impl TargetRule {
@@ -266,6 +270,7 @@ impl Policy {
             "signal",
             &mut p.warnings,
         )?;
+        p.signal.max_targets = max_targets(raw.signal.max_targets, "signal", &mut p.signal)?;
         for name in raw.signal.signals {
             let sig: Signal = name
                 .parse()
@@ -281,6 +286,7 @@ impl Policy {
             "renice",
             &mut p.warnings,
         )?;
+        p.renice.max_targets = max_targets(raw.renice.max_targets, "renice", &mut p.renice)?;
         let min = raw.renice.min_nice.unwrap_or(0);
         p.min_nice = Nice::new(min).map_err(|e| {
             PolicyError(format!("line {}: min_nice: {e}", line_of(text, "min_nice")))
@@ -452,6 +458,24 @@ fn check_target(rule: &TargetRule, t: &Subject<'_>, act: Act) -> Result<(), Rule
         return Err(Rule::Exes(act));
     }
     Ok(())
+}
+
+/// A section's `max_targets`: 1 to the frame's limit (the default), shown when set.
+fn max_targets(
+    n: Option<usize>,
+    section: &str,
+    rule: &mut TargetRule,
+) -> Result<usize, PolicyError> {
+    match n {
+        None => Ok(MAX_BATCH),
+        Some(n @ 1..=MAX_BATCH) => {
+            rule.shown.push(format!("max_targets = {n}"));
+            Ok(n)
+        }
+        Some(n) => Err(PolicyError(format!(
+            "[{section}] max_targets must be between 1 and {MAX_BATCH}, got {n}"
+        ))),
+    }
 }
 
 /// The lowest uid a login user gets on Debian (`UID_MIN`); owners below it
@@ -886,6 +910,20 @@ mod tests {
         );
         assert_eq!(p.renice.shown, ["owners = []"]);
         let none = Policy::parse_test("").expect("ok");
+        // max_targets: shown when set, 1 to a frame's limit, else refused.
+        let capped = Policy::parse_test("[signal]\nowners = []\nmax_targets = 5\n").unwrap();
+        assert_eq!(capped.signal.max_targets, 5);
+        assert_eq!(capped.signal.shown, ["owners = []", "max_targets = 5"]);
+        assert_eq!(capped.renice.max_targets, MAX_BATCH);
+        for bad in ["0", "257"] {
+            let e = Policy::parse_test(&format!("[renice]\nmax_targets = {bad}\n")).unwrap_err();
+            assert!(
+                e.0.contains(&format!(
+                    "[renice] max_targets must be between 1 and 256, got {bad}"
+                )),
+                "{e:?}"
+            );
+        }
         // An absent section is its default, and is shown as it takes effect.
         assert_eq!(none.signal.shown, ["owners = []"]);
         assert_eq!(none.renice.shown, ["owners = []"]);

@@ -80,6 +80,7 @@ fn main() -> std::io::Result<()> {
                 targets: vec![Pinned {
                     target,
                     exe: Some((65024, 4242)),
+                    pidfd_ino: Some(9182),
                 }],
                 action: Action::Renice(5),
                 caller: protocol::Caller {
@@ -152,7 +153,11 @@ fn main() -> std::io::Result<()> {
         (
             "resp_batch",
             Response::Batch(vec![Outcome {
-                pinned: Pinned { target, exe: None },
+                pinned: Pinned {
+                    target,
+                    exe: None,
+                    pidfd_ino: None,
+                },
                 answer: Response::Mismatch,
             }]),
         ),
@@ -171,6 +176,7 @@ fn main() -> std::io::Result<()> {
                     renice_rules: Vec::new(),
                     min_nice: 0,
                     max_timeout_s: Some(30),
+                    max_targets: [256, 256],
                 },
                 reload_error: Some("line 3: no such user".into()),
             }),

@@ -145,6 +145,10 @@ pub enum Action {
 pub struct Pinned {
     pub target: Target,
     pub exe: Option<(u64, u64)>,
+    /// The inode of the process's pidfd: per process on a kernel with
+    /// pidfs (6.9+), one shared anonymous inode before, where comparing
+    /// it never refuses.
+    pub pidfd_ino: Option<u64>,
 }
 
 /// One target's answer in a `Batch`: the process, its executable's
@@ -418,6 +422,8 @@ pub struct PolicyView {
     pub min_nice: i32,
     /// `[run] max_timeout_s`; `None` without `[run]` (no job may start).
     pub max_timeout_s: Option<u64>,
+    /// `[signal]` and `[renice]` `max_targets`: a batch's cap.
+    pub max_targets: [usize; 2],
 }
 
 /// What the helper answers. Exactly one response per request.

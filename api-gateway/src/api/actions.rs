@@ -30,9 +30,6 @@ use crate::plans::{Plan, PLAN_TTL};
 use crate::procs::{Candidate, Match, Selector};
 use crate::reply::{Envelope, Reply};
 
-/// Targets a plan may hold unless the request raises it.
-pub const DEFAULT_MAX_TARGETS: usize = 100;
-
 /// The built-in protections whose processes are never targets: they are
 /// left out of a plan (listed in `excluded`), not shown as refused.
 const NEVER_TARGETS: [&str; 5] = [
@@ -278,10 +275,24 @@ async fn batch(cx: &Ctx, req: Request) -> Result<Vec<Outcome>, ApiError> {
 pub async fn plan(cx: &Ctx, req: PlanRequest) -> Result<Reply, ApiError> {
     let action = req.action.action()?;
     require(cx, action)?;
-    let max = req.max_targets.map_or(DEFAULT_MAX_TARGETS, |m| m.0);
-    if max == 0 || max > MAX_BATCH {
+    // The policy's cap for the act (the frame's limit while the helper
+    // has not answered): the helper refuses a larger batch anyway.
+    let cap = cx
+        .state
+        .helper
+        .health_cached()
+        .await
+        .info
+        .as_ref()
+        .map_or(MAX_BATCH, |i| {
+            i.policy.max_targets[usize::from(matches!(action, Action::Renice(_)))]
+        });
+    let max = req
+        .max_targets
+        .map_or(cx.state.cfg.max_plan_targets.min(cap), |m| m.0);
+    if max == 0 || max > cap {
         return Err(invalid(&format!(
-            "max_targets must be in 1..={MAX_BATCH}, got {max}"
+            "max_targets must be in 1..={cap} (the policy's cap), got {max}"
         )));
     }
     let tree = req.selector.tree_of.is_some();
@@ -294,7 +305,7 @@ pub async fn plan(cx: &Ctx, req: PlanRequest) -> Result<Reply, ApiError> {
         return Err(ApiError::TooManyTargets {
             count: found.len(),
             max,
-            cap: MAX_BATCH,
+            cap,
         });
     }
     let checked = if found.is_empty() {

@@ -288,7 +288,7 @@ pub fn components() -> Value {
                 },
                 "action": action,
                 "allow_empty": {"type": "boolean", "description": "Plan even when nothing matches (otherwise 422 empty_match)."},
-                "max_targets": {"type": "integer", "minimum": 1, "maximum": protocol::MAX_BATCH, "description": "Default 100; more matches are 422 too_many_targets."}
+                "max_targets": {"type": "integer", "minimum": 1, "maximum": protocol::MAX_BATCH, "description": "Default: the gateway's max_plan_targets (100 unless configured), lowered to the helper policy's max_targets for the act; at most that policy cap; more matches are 422 too_many_targets."}
             }
         }),
     );
