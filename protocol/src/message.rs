@@ -248,8 +248,9 @@ pub enum Request {
     },
     /// Act on each planned target after checking it is still the process
     /// and the executable planned. With `tree`, the targets are a process
-    /// tree: members are stopped before anything is signalled, children
-    /// they forked meanwhile are added, and leaves go first. Answered with
+    /// tree or a cgroup's members: members are stopped before anything is
+    /// signalled, children they forked meanwhile are added, and leaves go
+    /// first. Answered with
     /// `Batch`: the planned targets in order, then any added.
     Act {
         targets: Vec<Pinned>,

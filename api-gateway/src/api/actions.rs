@@ -295,7 +295,15 @@ pub async fn plan(cx: &Ctx, req: PlanRequest) -> Result<Reply, ApiError> {
             "max_targets must be in 1..={cap} (the policy's cap), got {max}"
         )));
     }
-    let tree = req.selector.tree_of.is_some();
+    // A tree, or a cgroup's members (a fork stays in its parent's cgroup,
+    // so what a member forks is found as its child): held still while it
+    // is acted on, new children found, judged and held too.
+    let tree = req.selector.tree_of.is_some()
+        || req
+            .selector
+            .matching
+            .as_ref()
+            .is_some_and(|m| m.cgroup.is_some() || m.unit.is_some());
     let selector = req.selector.selector(cx)?;
     let withhold = cx.state.owners.withhold(&Viewer::of(cx.caller()?));
     let state = cx.state.clone();
