@@ -104,11 +104,13 @@ fn host(name: &'static str, pki: &Pki, refuse_nobody: bool, victim_arg: &str) ->
     }
     let gateway = Gateway::start_with(&helper.socket, &pki.gateway_config());
     let key = gateway.key("ansible", "read,signal,renice,exec", &[]);
+    // Dies with the test (--pdeathsig) even when nothing drops it.
     let victim = Command::new("setpriv")
         .args([
             "--reuid=nobody",
             "--regid=nogroup",
             "--clear-groups",
+            "--pdeathsig=KILL",
             "sleep",
             victim_arg,
         ])
@@ -187,8 +189,11 @@ fn a_real_playbook_drives_two_tls_gateways_with_check_mode_and_idempotence() {
     let dir = tempfile::tempdir().expect("tempdir");
     let collections = install_collection(&venv, dir.path());
     let pki = Pki::new();
-    let a = host("a", &pki, false, "3101");
-    let b = host("b", &pki, true, "3102");
+    // Arguments no other run shares: a victim a killed run left behind
+    // must not be counted as this run's.
+    let run = std::process::id();
+    let a = host("a", &pki, false, &format!("3101.{run}"));
+    let b = host("b", &pki, true, &format!("3102.{run}"));
 
     // a's key in a file; b's in a vault variable.
     let key_file = dir.path().join("a.key");
