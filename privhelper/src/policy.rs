@@ -1,27 +1,21 @@
 //! The allowlist policy (`policy.toml`): default deny, parsed once at start
-//! and on SIGHUP. A parse error names the line; user names are resolved to
-//! uids at load time so that a decision never consults the passwd database.
+//! and on SIGHUP. An error names the line of the key or value at fault
+//! (toml's spans); user names are resolved to uids at load time so that a
+//! decision never consults the passwd database.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::Read;
 use std::ops::RangeInclusive;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::unistd::{Gid, Group, User};
+use nix::unistd::User;
 use protocol::{Signal, MAX_BATCH};
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::ids::{Nice, Uid};
 pub use crate::rule::{Act, Builtin, Rule};
-
-/// A set's members, sorted, as a TOML list.
-fn sorted(set: &HashSet<String>) -> String {
-    let mut v: Vec<&str> = set.iter().map(String::as_str).collect();
-    v.sort_unstable();
-    format!("{v:?}")
-}
 
 /// Why a policy could not be loaded.
 #[derive(Debug)]
@@ -35,86 +29,8 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
-/// The file; a section left out allows nothing (`[run]`: no commands).
-#[derive(Debug, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawPolicy {
-    signal: RawSignal,
-    renice: RawRenice,
-    run: Option<RawRun>,
-    /// monitoreo-reader's section, not the helper's.
-    #[serde(rename = "read")]
-    _read: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Owner {
-    Name(String),
-    Id(u32),
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawSignal {
-    owners: Vec<Owner>,
-    names: Vec<String>,
-    exes: Vec<String>,
-    signals: Vec<String>,
-    max_targets: Option<usize>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RawRenice {
-    owners: Vec<Owner>,
-    names: Vec<String>,
-    exes: Vec<String>,
-    min_nice: Option<i32>,
-    allow_negative: bool,
-    max_targets: Option<usize>,
-}
-
-/// `[run]`; a key left out takes its value from `RawRun::default`.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawRun {
-    user: Option<Owner>,
-    uids: Option<String>,
-    max_timeout_s: u64,
-    max_jobs: usize,
-    max_output_bytes: u64,
-    cpu_s: u64,
-    nofile: u64,
-    nproc: u64,
-    memory_max: u64,
-    pids_max: Option<u64>,
-    cpu_max: u64,
-}
-
-impl Default for RawRun {
-    fn default() -> RawRun {
-        RawRun {
-            user: None,
-            uids: None,
-            max_timeout_s: 300,
-            max_jobs: 8,
-            max_output_bytes: 10 * 1024 * 1024,
-            cpu_s: 300,
-            nofile: 256,
-            nproc: 256,
-            memory_max: 1024 * 1024 * 1024,
-            pids_max: None,
-            cpu_max: 100,
-        }
-    }
-}
-
 /// systemd's DynamicUser range: a job uid range may not overlap it.
 pub const DYNAMIC_USER_UIDS: RangeInclusive<u32> = 61184..=65519;
-
-/// The most bytes of one rule `Info` shows (`TargetRule::shown`).
-const SHOWN_MAX: usize = 1024;
 
 /// The owner token that names the processes of the calling key's own
 /// running jobs (every key's for a caller with `all_jobs`).
@@ -149,22 +65,11 @@ pub struct TargetRule {
     /// Empty = any executable; else the path `/proc/PID/exe` names, exact
     /// (`comm` is any 15 bytes a process chooses; its executable is not).
     pub exes: HashSet<String>,
-    /// The rule as the file writes it, for `Info`.
+    /// The rule as the file writes it, one `key = value` each: the one
+    /// rendering `Info`, the log's summary and a refusal's detail share.
     pub shown: Vec<String>,
     /// Targets one `Check` or `Act` may name (a plan's cap).
     pub max_targets: usize,
-}
-
-impl TargetRule {
-    /// The owners as the policy names them: the uids, sorted, then the
-    /// job tokens.
-    fn owners_named(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.owners.iter().map(|u| u.get().to_string()).collect();
-        v.sort();
-        v.extend(self.jobs.then(|| JOBS_TOKEN.to_string()));
-        v.extend(self.all_jobs.then(|| ALL_JOBS_TOKEN.to_string()));
-        v
-    }
 }
 
 /// Whose identity a job runs under.
@@ -219,20 +124,28 @@ pub struct Context {
 }
 
 impl Context {
-    /// The gateway uid and the uids of `/etc/passwd`.
+    /// The gateway uid and the uids of `/etc/passwd` (none if unreadable).
     pub fn host(gateway_uid: Option<u32>) -> Context {
-        let passwd_uids = std::fs::read_to_string("/etc/passwd")
-            .map(|t| {
-                t.lines()
-                    .filter_map(|l| l.split(':').nth(2)?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let uid = |l: &str| l.split(':').nth(2)?.parse().ok();
+        let passwd_uids = passwd.lines().filter_map(uid).collect();
         Context {
             gateway_uid,
             passwd_uids,
         }
     }
+}
+
+/// What the policy judges of a target: its owner and name, whose job it
+/// belongs to, and whether the caller may act on every key's jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub owner: Uid,
+    pub comm: &'a str,
+    /// The path `/proc/PID/exe` names; empty when it cannot be read.
+    pub exe: &'a str,
+    pub job: JobOf,
+    pub all_jobs: bool,
 }
 
 impl Policy {
@@ -241,71 +154,24 @@ impl Policy {
     /// and writable by nobody else, as sudo treats sudoers.
     pub fn load(path: &Path, ctx: &Context) -> Result<Policy, PolicyError> {
         let at = |e: String| PolicyError(format!("{}: {e}", path.display()));
-        let mut file = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
+        let file = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
         let meta = file.metadata().map_err(|e| at(e.to_string()))?;
         check_trust(meta.uid(), meta.mode(), nix::unistd::geteuid().as_raw()).map_err(at)?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)
-            .map_err(|e| at(e.to_string()))?;
+        let text = std::io::read_to_string(&file).map_err(|e| at(e.to_string()))?;
         Policy::parse(&text, ctx).map_err(|e| at(e.0))
     }
 
-    /// Parses policy text.
+    /// Parses policy text; an error is `line N: what is wrong`.
     pub fn parse(text: &str, ctx: &Context) -> Result<Policy, PolicyError> {
         let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_at(text, s.start)).unwrap_or(0);
+            let line = e.span().map_or(0, |s| line_at(text, s.start));
             PolicyError(format!("line {line}: {}", e.message()))
         })?;
-        let mut p = Policy::default();
-        if let Some(run) = raw.run {
-            p.run = Some(resolve_run(text, run, ctx)?);
-        }
-        let per_job = p.job_range();
-        p.signal = resolve_rule(
-            text,
-            &raw.signal.owners,
-            raw.signal.names,
-            raw.signal.exes,
-            per_job.as_ref(),
-            "signal",
-            &mut p.warnings,
-        )?;
-        p.signal.max_targets = max_targets(raw.signal.max_targets, "signal", &mut p.signal)?;
-        for name in raw.signal.signals {
-            let sig: Signal = name
-                .parse()
-                .map_err(|e| PolicyError(format!("line {}: {e}", line_of(text, &name))))?;
-            p.signals.insert(sig);
-        }
-        p.renice = resolve_rule(
-            text,
-            &raw.renice.owners,
-            raw.renice.names,
-            raw.renice.exes,
-            per_job.as_ref(),
-            "renice",
-            &mut p.warnings,
-        )?;
-        p.renice.max_targets = max_targets(raw.renice.max_targets, "renice", &mut p.renice)?;
-        let min = raw.renice.min_nice.unwrap_or(0);
-        p.min_nice = Nice::new(min).map_err(|e| {
-            PolicyError(format!("line {}: min_nice: {e}", line_of(text, "min_nice")))
-        })?;
-        if min < 0 && !raw.renice.allow_negative {
-            return Err(PolicyError(format!(
-                "line {}: min_nice = {min} raises priority; set allow_negative = true to allow it",
-                line_of(text, "min_nice")
-            )));
-        }
-        if let (Some(run), Some(gw)) = (&p.run, ctx.gateway_uid) {
-            if let RunAs::Shared { .. } = run.run_as {
-                p.warnings.push(format!(
-                    "[run] user: jobs share one uid and are not isolated from each other; \
-                     use uids = \"START-END\" (gateway uid {gw} is refused either way)"
-                ));
-            }
-        }
-        Ok(p)
+        // `[run]`'s own checks name its header: a table's span is lost when
+        // it is written with dotted keys (`run.user = …`), so it is found.
+        let run_at = text.find("[run]").or_else(|| text.find("run"));
+        resolve(raw, run_at.unwrap_or(0), ctx)
+            .map_err(|(at, e)| PolicyError(format!("line {}: {e}", line_at(text, at))))
     }
 
     /// The per-job uid range, if jobs get uids of their own.
@@ -334,16 +200,22 @@ impl Policy {
         Ok(())
     }
 
-    /// The value behind a rule, for the refusal's message: "min_nice is 0".
+    /// The value behind a rule, for the refusal's message: "min_nice is 0",
+    /// `signal.owners is ["alice", "@jobs"]` (as the file writes it).
     pub fn describe(&self, rule: Rule) -> String {
-        let section = |act| match act {
-            Act::Signal => &self.signal,
-            Act::Renice => &self.renice,
-        };
         let value = match rule {
-            Rule::Owners(act) => format!("[{}]", section(act).owners_named().join(", ")),
-            Rule::Names(act) => sorted(&section(act).names),
-            Rule::Exes(act) => sorted(&section(act).exes),
+            Rule::Owners(act) | Rule::Names(act) | Rule::Exes(act) => {
+                let shown = match act {
+                    Act::Signal => &self.signal.shown,
+                    Act::Renice => &self.renice.shown,
+                };
+                // The rule's name is `section.key`; its line `key = value`.
+                let key = rule.name().split_once('.').map_or("", |(_, k)| k);
+                let line = shown
+                    .iter()
+                    .find_map(|s| s.strip_prefix(key)?.strip_prefix(" = "));
+                line.unwrap_or("[]").to_string()
+            }
             Rule::Signals => format!("{:?}", self.signal_names()),
             Rule::MinNice => self.min_nice.get().to_string(),
             Rule::Run => return "the policy has no [run] section".into(),
@@ -359,31 +231,29 @@ impl Policy {
         v
     }
 
-    /// One line for logs.
+    /// One line for logs and `--check`, each rule as the file writes it.
     pub fn summary(&self) -> String {
+        let run = match self.run.as_ref().map(|r| (r, &r.run_as)) {
+            None => "denied".to_string(),
+            Some((r, RunAs::PerJob(uids))) => {
+                let (memory, pids, cpu) = (r.memory_max, r.pids_max, r.cpu_max_percent);
+                let (first, last) = (uids.start(), uids.end());
+                format!(
+                    "as one uid per job from {first}-{last} \
+                     (memory_max {memory} pids_max {pids} cpu_max {cpu}%)"
+                )
+            }
+            Some((_, RunAs::Shared { uid, name, .. })) => {
+                let uid = uid.get();
+                format!("as shared user {name} (uid {uid}): jobs are not isolated from each other")
+            }
+        };
         format!(
-            "signal owners [{}] signals {:?}; renice owners [{}] min_nice {}; run {}",
-            self.signal.owners_named().join(","),
+            "signal {}, signals = {:?}; renice {}, min_nice = {}; run {run}",
+            self.signal.shown.join(", "),
             self.signal_names(),
-            self.renice.owners_named().join(","),
+            self.renice.shown.join(", "),
             self.min_nice.get(),
-            self.run
-                .as_ref()
-                .map(|r| match &r.run_as {
-                    RunAs::PerJob(range) => format!(
-                        "as one uid per job from {}-{} (memory_max {} pids_max {} cpu_max {}%)",
-                        range.start(),
-                        range.end(),
-                        r.memory_max,
-                        r.pids_max,
-                        r.cpu_max_percent
-                    ),
-                    RunAs::Shared { uid, name, .. } => format!(
-                        "as shared user {name} (uid {}): jobs are not isolated from each other",
-                        uid.get()
-                    ),
-                })
-                .unwrap_or_else(|| "denied".into())
         )
     }
 }
@@ -404,34 +274,6 @@ pub fn check_trust(owner: u32, mode: u32, euid: u32) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Line (1-based) holding byte `offset`: newlines before it, plus one. (A
-/// count of `lines()` is one short when the offset starts a line.)
-fn line_at(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// Line (1-based) of the first occurrence of `needle`, 0 if absent.
-fn line_of(text: &str, needle: &str) -> usize {
-    text.find(needle).map(|at| line_at(text, at)).unwrap_or(0)
-}
-
-/// What the policy judges of a target: its owner and name, whose job it
-/// belongs to, and whether the caller may act on every key's jobs.
-#[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
-    pub owner: Uid,
-    pub comm: &'a str,
-    /// The path `/proc/PID/exe` names; empty when it cannot be read.
-    pub exe: &'a str,
-    pub job: JobOf,
-    pub all_jobs: bool,
 }
 
 /// Another key's job is refused before the owners are looked at, unless
@@ -460,51 +302,161 @@ fn check_target(rule: &TargetRule, t: &Subject<'_>, act: Act) -> Result<(), Rule
     Ok(())
 }
 
-/// A section's `max_targets`: 1 to the frame's limit (the default), shown when set.
-fn max_targets(
-    n: Option<usize>,
-    section: &str,
-    rule: &mut TargetRule,
-) -> Result<usize, PolicyError> {
-    match n {
-        None => Ok(MAX_BATCH),
-        Some(n @ 1..=MAX_BATCH) => {
-            rule.shown.push(format!("max_targets = {n}"));
-            Ok(n)
-        }
-        Some(n) => Err(PolicyError(format!(
-            "[{section}] max_targets must be between 1 and {MAX_BATCH}, got {n}"
-        ))),
-    }
+/// The file; a section left out allows nothing (`[run]`: no commands).
+/// Values a check may refuse are `Spanned`, so the error names their line.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawPolicy {
+    signal: RawSignal,
+    renice: RawRenice,
+    run: Option<RawRun>,
+    /// monitoreo-reader's section, not the helper's.
+    #[serde(rename = "read")]
+    _read: Option<serde::de::IgnoredAny>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Owner {
+    Name(String),
+    Id(u32),
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawSignal {
+    owners: Vec<Spanned<Owner>>,
+    names: Vec<String>,
+    exes: Vec<String>,
+    signals: Vec<Spanned<String>>,
+    max_targets: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawRenice {
+    owners: Vec<Spanned<Owner>>,
+    names: Vec<String>,
+    exes: Vec<String>,
+    min_nice: Option<Spanned<i32>>,
+    allow_negative: bool,
+    max_targets: Option<Spanned<usize>>,
+}
+
+/// `[run]`; a key left out takes the default `resolve_run` gives it.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawRun {
+    user: Option<Spanned<Owner>>,
+    uids: Option<Spanned<String>>,
+    max_timeout_s: Option<u64>,
+    max_jobs: Option<usize>,
+    max_output_bytes: Option<u64>,
+    cpu_s: Option<u64>,
+    nofile: Option<u64>,
+    nproc: Option<u64>,
+    memory_max: Option<u64>,
+    pids_max: Option<u64>,
+    cpu_max: Option<u64>,
+}
+
+/// A load error: the byte offset in the file it is about, and what is wrong.
+type Fail = (usize, String);
+
+/// The error about the value at byte `at`.
+fn fail<T>(at: usize, what: impl Into<String>) -> Result<T, Fail> {
+    Err((at, what.into()))
+}
+
+/// The most bytes of one rule `Info` shows (`TargetRule::shown`).
+const SHOWN_MAX: usize = 1024;
 
 /// The lowest uid a login user gets on Debian (`UID_MIN`); owners below it
 /// (other than job uids) are system users and draw a warning.
 const LOGIN_UID_MIN: u32 = 1000;
 
+/// Line (1-based) holding byte `offset`: newlines before it, plus one. (A
+/// count of `lines()` is one short when the offset starts a line.)
+fn line_at(text: &str, offset: usize) -> usize {
+    text.bytes().take(offset).filter(|&b| b == b'\n').count() + 1
+}
+
+/// Validates `[run]` first: the job tokens and job uids in `owners` depend
+/// on its range.
+fn resolve(raw: RawPolicy, run_at: usize, ctx: &Context) -> Result<Policy, Fail> {
+    let mut p = Policy {
+        run: raw.run.map(|r| resolve_run(r, run_at, ctx)).transpose()?,
+        ..Policy::default()
+    };
+    let (s, r) = (raw.signal, raw.renice);
+    p.signal = resolve_rule(&mut p, "signal", s.owners, s.names, s.exes, s.max_targets)?;
+    for name in s.signals {
+        let sig = name
+            .get_ref()
+            .parse()
+            .map_err(|e| (name.span().start, format!("{e}")))?;
+        p.signals.insert(sig);
+    }
+    p.renice = resolve_rule(&mut p, "renice", r.owners, r.names, r.exes, r.max_targets)?;
+    if let Some(min) = r.min_nice {
+        let (at, min) = (min.span().start, min.into_inner());
+        p.min_nice = Nice::new(min).map_err(|e| (at, format!("min_nice: {e}")))?;
+        if min < 0 && !r.allow_negative {
+            return fail(
+                at,
+                format!("min_nice = {min} raises priority; set allow_negative = true to allow it"),
+            );
+        }
+    }
+    if let (Some(RunAs::Shared { .. }), Some(gw)) =
+        (p.run.as_ref().map(|r| &r.run_as), ctx.gateway_uid)
+    {
+        p.warnings.push(format!(
+            "[run] user: jobs share one uid and are not isolated from each other; \
+             use uids = \"START-END\" (gateway uid {gw} is refused either way)"
+        ));
+    }
+    Ok(p)
+}
+
+/// One `[signal]` or `[renice]` section, after `p`'s `[run]`: owners
+/// resolved to uids (job tokens need per-job uids; a job uid by number is
+/// refused), warnings for root and system users, the rule as written.
 fn resolve_rule(
-    text: &str,
-    owners: &[Owner],
+    p: &mut Policy,
+    section: &str,
+    owners: Vec<Spanned<Owner>>,
     names: Vec<String>,
     exes: Vec<String>,
-    per_job: Option<&RangeInclusive<u32>>,
-    section: &str,
-    warnings: &mut Vec<String>,
-) -> Result<TargetRule, PolicyError> {
-    let quoted: Vec<String> = owners
+    max_targets: Option<Spanned<usize>>,
+) -> Result<TargetRule, Fail> {
+    let written: Vec<String> = owners
         .iter()
-        .map(|o| match o {
+        .map(|o| match o.get_ref() {
             Owner::Name(n) => format!("{n:?}"),
             Owner::Id(id) => id.to_string(),
         })
         .collect();
-    let mut shown = vec![format!("owners = [{}]", quoted.join(", "))];
+    let mut shown = vec![format!("owners = [{}]", written.join(", "))];
     if !names.is_empty() {
         shown.push(format!("names = {names:?}"));
     }
     if !exes.is_empty() {
         shown.push(format!("exes = {exes:?}"));
     }
+    let max_targets = match max_targets.map(|n| (n.span().start, n.into_inner())) {
+        None => MAX_BATCH,
+        Some((_, n @ 1..=MAX_BATCH)) => {
+            shown.push(format!("max_targets = {n}"));
+            n
+        }
+        Some((at, n)) => {
+            return fail(
+                at,
+                format!("[{section}] max_targets must be between 1 and {MAX_BATCH}, got {n}"),
+            );
+        }
+    };
     for s in &mut shown {
         // Info must stay far below the frame limit, whatever the lists.
         if s.len() > SHOWN_MAX {
@@ -517,38 +469,43 @@ fn resolve_rule(
         names: names.into_iter().collect(),
         exes: exes.into_iter().collect(),
         shown,
+        max_targets,
         ..TargetRule::default()
     };
-    for o in owners {
-        if let Some(token) = job_token(o) {
-            if per_job.is_none() {
-                return Err(PolicyError(format!(
-                    "line {}: {token} needs per-job uids ([run] uids = \"START-END\")",
-                    line_of(text, token)
-                )));
+    let per_job = p.job_range();
+    for owner in &owners {
+        let at = owner.span().start;
+        if let Owner::Name(t) = owner.get_ref() {
+            if t == JOBS_TOKEN || t == ALL_JOBS_TOKEN {
+                if per_job.is_none() {
+                    return fail(
+                        at,
+                        format!("{t} needs per-job uids ([run] uids = \"START-END\")"),
+                    );
+                }
+                rule.jobs |= t == JOBS_TOKEN;
+                rule.all_jobs |= t == ALL_JOBS_TOKEN;
+                continue;
             }
-            match token {
-                JOBS_TOKEN => rule.jobs = true,
-                _ => rule.all_jobs = true,
-            }
-            continue;
         }
-        let (uid, _, name, _) = resolve_user(text, o)?;
-        if per_job.is_some_and(|r| r.contains(&uid.get())) {
+        let (uid, _, name, _) = resolve_user(owner)?;
+        if per_job.as_ref().is_some_and(|r| r.contains(&uid.get())) {
             // A job uid by number would name every key's jobs, the uid's
             // cleaner and whatever a later job of that uid is.
-            return Err(PolicyError(format!(
-                "line {}: owner {name} is a job uid; name jobs with {JOBS_TOKEN} or {ALL_JOBS_TOKEN}",
-                line_of(text, &name)
-            )));
+            return fail(
+                at,
+                format!(
+                    "owner {name} is a job uid; name jobs with {JOBS_TOKEN} or {ALL_JOBS_TOKEN}"
+                ),
+            );
         }
         if uid.get() == 0 {
-            warnings.push(format!(
+            p.warnings.push(format!(
                 "[{section}] owners names root: every root process not protected by a \
                  built-in rule is a target"
             ));
         } else if uid.get() < LOGIN_UID_MIN {
-            warnings.push(format!(
+            p.warnings.push(format!(
                 "[{section}] owners names system user {name} (uid {}): every process of \
                  that user is a target",
                 uid.get()
@@ -559,55 +516,30 @@ fn resolve_rule(
     Ok(rule)
 }
 
-/// `@jobs` or `@all_jobs`, if `o` is one of them.
-fn job_token(o: &Owner) -> Option<&'static str> {
-    match o {
-        Owner::Name(n) if n == JOBS_TOKEN => Some(JOBS_TOKEN),
-        Owner::Name(n) if n == ALL_JOBS_TOKEN => Some(ALL_JOBS_TOKEN),
-        _ => None,
-    }
-}
-
-/// (uid, primary gid, name, home) of a user name or number.
-fn resolve_user(text: &str, owner: &Owner) -> Result<(Uid, u32, String, String), PolicyError> {
-    let user = match owner {
+/// (uid, primary gid, name, home) of a user name or number; a number with
+/// no passwd entry is its own gid, named by its number, at home in `/`.
+fn resolve_user(owner: &Spanned<Owner>) -> Result<(Uid, u32, String, String), Fail> {
+    let at = owner.span().start;
+    let user = match owner.get_ref() {
         Owner::Name(n) => User::from_name(n),
         Owner::Id(id) => User::from_uid((*id).into()),
     }
-    .map_err(|e| PolicyError(format!("looking up users: {e}")))?;
-    match (user, owner) {
-        (Some(u), _) => Ok((
-            Uid::new(u.uid.as_raw()),
-            u.gid.as_raw(),
-            u.name,
-            u.dir.to_string_lossy().into_owned(),
-        )),
-        (None, Owner::Id(id)) => Ok((
-            Uid::new(*id),
-            Group::from_gid(Gid::from_raw(*id))
-                .ok()
-                .flatten()
-                .map(|g| g.gid.as_raw())
-                .unwrap_or(*id),
-            id.to_string(),
-            "/".into(),
-        )),
-        (None, Owner::Name(n)) => Err(PolicyError(format!(
-            "line {}: no such user {n:?}",
-            line_of(text, &format!("\"{n}\""))
-        ))),
+    .map_err(|e| (at, format!("looking up users: {e}")))?;
+    match (user, owner.get_ref()) {
+        (Some(u), _) => {
+            let home = u.dir.to_string_lossy().into_owned();
+            Ok((Uid::new(u.uid.as_raw()), u.gid.as_raw(), u.name, home))
+        }
+        (None, Owner::Id(id)) => Ok((Uid::new(*id), *id, id.to_string(), "/".into())),
+        (None, Owner::Name(n)) => fail(at, format!("no such user {n:?}")),
     }
 }
 
 /// Parses `"START-END"` and checks that no uid in it is root, the gateway,
 /// `nobody`, a passwd user or systemd's DynamicUser range.
-fn parse_uid_range(
-    text: &str,
-    spec: &str,
-    ctx: &Context,
-) -> Result<RangeInclusive<u32>, PolicyError> {
-    let line = line_of(text, "uids");
-    let err = |m: String| PolicyError(format!("line {line}: uids = {spec:?}: {m}"));
+fn parse_uid_range(spec: &Spanned<String>, ctx: &Context) -> Result<RangeInclusive<u32>, Fail> {
+    let (at, spec) = (spec.span().start, spec.get_ref());
+    let err = |m: String| (at, format!("uids = {spec:?}: {m}"));
     let (a, b) = spec
         .split_once('-')
         .ok_or_else(|| err("expected \"START-END\"".into()))?;
@@ -616,103 +548,90 @@ fn parse_uid_range(
             .parse::<u32>()
             .map_err(|_| err(format!("{s:?} is not a uid")))
     };
-    let (first, last) = (uid(a)?, uid(b)?);
-    if first > last {
-        return Err(err("START is above END".into()));
-    }
-    if last - first >= 65536 {
-        return Err(err("more than 65536 uids".into()));
-    }
-    let range = first..=last;
-    if range.contains(&0) {
-        return Err(err("contains root (uid 0)".into()));
-    }
-    if let Some(gw) = ctx.gateway_uid {
-        if range.contains(&gw) {
-            return Err(err(format!("contains the gateway's uid {gw}")));
-        }
-    }
-    for special in [65534, 65535, u32::MAX] {
-        if range.contains(&special) {
-            return Err(err(format!("contains the special uid {special}")));
-        }
-    }
-    if first <= *DYNAMIC_USER_UIDS.end() && *DYNAMIC_USER_UIDS.start() <= last {
-        return Err(err(format!(
-            "overlaps systemd's DynamicUser range {}-{}",
-            DYNAMIC_USER_UIDS.start(),
-            DYNAMIC_USER_UIDS.end()
-        )));
-    }
-    let mut taken: Vec<u32> = ctx
-        .passwd_uids
-        .iter()
-        .copied()
-        .filter(|u| range.contains(u))
-        .collect();
-    taken.sort_unstable();
-    if let Some(u) = taken.first() {
-        return Err(err(format!(
-            "uid {u} has a passwd entry; job uids must belong to nobody else"
-        )));
-    }
-    Ok(range)
+    let range = uid(a)?..=uid(b)?;
+    let (first, last) = (*range.start(), *range.end());
+    let dynamic = &DYNAMIC_USER_UIDS;
+    let gateway = ctx.gateway_uid.filter(|gw| range.contains(gw));
+    let special = [65534, 65535, u32::MAX]
+        .into_iter()
+        .find(|u| range.contains(u));
+    let taken = ctx.passwd_uids.iter().filter(|u| range.contains(u)).min();
+    let why = if first > last {
+        "START is above END".into()
+    } else if last - first >= 65536 {
+        "more than 65536 uids".into()
+    } else if range.contains(&0) {
+        "contains root (uid 0)".into()
+    } else if let Some(gw) = gateway {
+        format!("contains the gateway's uid {gw}")
+    } else if let Some(special) = special {
+        format!("contains the special uid {special}")
+    } else if first <= *dynamic.end() && *dynamic.start() <= last {
+        let (start, end) = (dynamic.start(), dynamic.end());
+        format!("overlaps systemd's DynamicUser range {start}-{end}")
+    } else if let Some(u) = taken {
+        format!("uid {u} has a passwd entry; job uids must belong to nobody else")
+    } else {
+        return Ok(range);
+    };
+    Err(err(why))
 }
 
-fn resolve_run(text: &str, run: RawRun, ctx: &Context) -> Result<RunPolicy, PolicyError> {
+/// `[run]`, whose header is at byte `at`: exactly one identity form, never
+/// root or the gateway's user, the defaults, and limits that let a job run.
+fn resolve_run(run: RawRun, at: usize, ctx: &Context) -> Result<RunPolicy, Fail> {
     let (run_as, home) = match (&run.user, &run.uids) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err(PolicyError(format!(
-                "line {}: [run] needs exactly one of uids = \"START-END\" (one identity per \
-                 job) or user = NAME (shared, jobs not isolated)",
-                line_of(text, "[run]")
-            )))
-        }
-        (None, Some(spec)) => (RunAs::PerJob(parse_uid_range(text, spec, ctx)?), "/".into()),
+        (None, Some(spec)) => (RunAs::PerJob(parse_uid_range(spec, ctx)?), "/".into()),
         (Some(user), None) => {
-            let (uid, gid, name, home) = resolve_user(text, user)?;
+            let (uid, gid, name, home) = resolve_user(user)?;
+            let at = user.span().start;
             if uid.get() == 0 || gid == 0 {
-                return Err(PolicyError(format!(
-                    "line {}: commands may not run as root",
-                    line_of(text, "user")
-                )));
+                return fail(at, "commands may not run as root");
             }
             if Some(uid.get()) == ctx.gateway_uid {
-                return Err(PolicyError(format!(
-                    "line {}: the run user {name} is the gateway's user (uid {}): a job could \
+                return fail(
+                    at,
+                    format!(
+                        "the run user {name} is the gateway's user (uid {}): a job could \
                      talk to the helper as the gateway and read every key and output",
-                    line_of(text, "user"),
-                    uid.get()
-                )));
+                        uid.get()
+                    ),
+                );
             }
             (RunAs::Shared { uid, gid, name }, home)
         }
+        _ => {
+            return fail(
+                at,
+                "[run] needs exactly one of uids = \"START-END\" (one identity per \
+                 job) or user = NAME (shared, jobs not isolated)",
+            );
+        }
     };
-    if run.max_timeout_s == 0 || run.max_jobs == 0 {
-        return Err(PolicyError(format!(
-            "line {}: max_timeout_s and max_jobs must be positive",
-            line_of(text, "[run]")
-        )));
-    }
-    if run.memory_max < 16 * 1024 * 1024 || run.cpu_max == 0 {
-        return Err(PolicyError(format!(
-            "line {}: memory_max must be at least 16 MiB and cpu_max positive",
-            line_of(text, "[run]")
-        )));
-    }
-    Ok(RunPolicy {
+    let nproc = run.nproc.unwrap_or(256);
+    let r = RunPolicy {
         run_as,
         home,
-        max_timeout_ms: run.max_timeout_s.saturating_mul(1000),
-        max_jobs: run.max_jobs,
-        max_output_bytes: run.max_output_bytes,
-        cpu_s: run.cpu_s,
-        nofile: run.nofile,
-        nproc: run.nproc,
-        memory_max: run.memory_max,
-        pids_max: run.pids_max.unwrap_or(run.nproc),
-        cpu_max_percent: run.cpu_max,
-    })
+        max_timeout_ms: run.max_timeout_s.unwrap_or(300).saturating_mul(1000),
+        max_jobs: run.max_jobs.unwrap_or(8),
+        max_output_bytes: run.max_output_bytes.unwrap_or(10 * 1024 * 1024),
+        cpu_s: run.cpu_s.unwrap_or(300),
+        nofile: run.nofile.unwrap_or(256),
+        nproc,
+        memory_max: run.memory_max.unwrap_or(1024 * 1024 * 1024),
+        pids_max: run.pids_max.unwrap_or(nproc),
+        cpu_max_percent: run.cpu_max.unwrap_or(100),
+    };
+    if r.max_timeout_ms == 0 || r.max_jobs == 0 {
+        return fail(at, "max_timeout_s and max_jobs must be positive");
+    }
+    if r.memory_max < 16 * 1024 * 1024 || r.cpu_max_percent == 0 {
+        return fail(
+            at,
+            "memory_max must be at least 16 MiB and cpu_max positive",
+        );
+    }
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -1015,6 +934,88 @@ mod tests {
             p.describe(Rule::Owners(Act::Renice)),
             "renice.owners is [1000]"
         );
+    }
+
+    #[test]
+    fn an_error_names_the_line_of_the_value_at_fault_not_an_earlier_mention() {
+        let cases = [
+            // A comment naming the key first does not move the line.
+            (
+                "# the run user below\n[run]\nuser = \"root\"\n",
+                "line 3: commands",
+            ),
+            (
+                "# min_nice\n[renice]\n\nmin_nice = -5\n",
+                "line 4: min_nice = -5",
+            ),
+            (
+                "[signal]\nowners = []\n\nmax_targets = 0\n",
+                "line 4: [signal] max_targets",
+            ),
+            (
+                "[signal]\nowners = [\n  1000,\n  60603,\n]\n[run]\nuids = \"60600-60609\"\n",
+                "line 4: owner 60603",
+            ),
+            (
+                "[signal]\nowners = [\"nobody\",\n  \"no-such-user-xyz\"]\n",
+                "line 3: no such user",
+            ),
+            (
+                "[renice]\nowners = [1000,\n \"@all_jobs\"]\n",
+                "line 3: @all_jobs needs",
+            ),
+            ("[signal]\nsignals = [\"TERM\",\n \"SEGV\"]\n", "line 3:"),
+            // `[run]`'s own checks name its header, in whichever form.
+            (
+                "# run\n[signal]\n[run]\nmax_jobs = 0\nuser = \"nobody\"\n",
+                "line 3: max_timeout_s",
+            ),
+            (
+                "\nrun = { max_jobs = 2 }\n",
+                "line 2: [run] needs exactly one",
+            ),
+            ("\nrun.max_jobs = 2\n", "line 2: [run] needs exactly one"),
+        ];
+        for (text, want) in cases {
+            let e = Policy::parse_test(text).expect_err(text);
+            assert!(e.0.starts_with(want), "{text:?}: {e}");
+        }
+        let dotted = Policy::parse_test("run.uids = \"60600-60609\"\n").expect("dotted keys");
+        assert_eq!(dotted.job_range(), Some(60600..=60609));
+    }
+
+    #[test]
+    fn the_summary_and_refusals_show_each_rule_as_the_file_writes_it() {
+        let p = Policy::parse_test(
+            "[signal]\nowners = [\"nobody\", 1000, \"@jobs\"]\nnames = [\"sleep\", \"cat\"]\n\
+             signals = [\"TERM\"]\n[renice]\nowners = []\nmin_nice = 5\n[run]\nuids = \"60600-60609\"\n",
+        )
+        .expect("ok");
+        assert_eq!(
+            p.describe(Rule::Owners(Act::Signal)),
+            "signal.owners is [\"nobody\", 1000, \"@jobs\"]"
+        );
+        assert_eq!(
+            p.describe(Rule::Names(Act::Signal)),
+            "signal.names is [\"sleep\", \"cat\"]"
+        );
+        assert_eq!(p.describe(Rule::Owners(Act::Renice)), "renice.owners is []");
+        let summary = p.summary();
+        for part in [
+            "signal owners = [\"nobody\", 1000, \"@jobs\"], names = [\"sleep\", \"cat\"], signals = [\"TERM\"]",
+            "renice owners = [], min_nice = 5",
+            "run as one uid per job from 60600-60609 (memory_max 1073741824 pids_max 256 cpu_max 100%)",
+        ] {
+            assert!(summary.contains(part), "{part}: {summary}");
+        }
+        let shared = Policy::parse_test("[run]\nuser = \"nobody\"\n").expect("ok");
+        assert!(shared.summary().ends_with(
+            "run as shared user nobody (uid 65534): jobs are not isolated from each other"
+        ));
+        assert!(Policy::parse_test("")
+            .expect("ok")
+            .summary()
+            .ends_with("run denied"));
     }
 
     #[test]
