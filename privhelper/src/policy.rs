@@ -391,11 +391,9 @@ fn resolve(raw: RawPolicy, run_at: usize, ctx: &Context) -> Result<Policy, Fail>
     let (s, r) = (raw.signal, raw.renice);
     p.signal = resolve_rule(&mut p, "signal", s.owners, s.names, s.exes, s.max_targets)?;
     for name in s.signals {
-        let sig = name
-            .get_ref()
-            .parse()
-            .map_err(|e| (name.span().start, format!("{e}")))?;
-        p.signals.insert(sig);
+        let at = name.span().start;
+        p.signals
+            .insert(name.get_ref().parse().map_err(|e| (at, format!("{e}")))?);
     }
     p.renice = resolve_rule(&mut p, "renice", r.owners, r.names, r.exes, r.max_targets)?;
     if let Some(min) = r.min_nice {
@@ -438,11 +436,10 @@ fn resolve_rule(
         })
         .collect();
     let mut shown = vec![format!("owners = [{}]", written.join(", "))];
-    if !names.is_empty() {
-        shown.push(format!("names = {names:?}"));
-    }
-    if !exes.is_empty() {
-        shown.push(format!("exes = {exes:?}"));
+    for (key, list) in [("names", &names), ("exes", &exes)] {
+        if !list.is_empty() {
+            shown.push(format!("{key} = {list:?}"));
+        }
     }
     let max_targets = match max_targets.map(|n| (n.span().start, n.into_inner())) {
         None => MAX_BATCH,
