@@ -4,7 +4,6 @@
 //! decision never consults the passwd database.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::ops::RangeInclusive;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -16,18 +15,6 @@ use toml::Spanned;
 
 use crate::ids::{Nice, Uid};
 pub use crate::rule::{Act, Builtin, Rule};
-
-/// Why a policy could not be loaded.
-#[derive(Debug)]
-pub struct PolicyError(pub String);
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for PolicyError {}
 
 /// systemd's DynamicUser range: a job uid range may not overlap it.
 pub const DYNAMIC_USER_UIDS: RangeInclusive<u32> = 61184..=65519;
@@ -151,27 +138,28 @@ pub struct Subject<'a> {
 impl Policy {
     /// Reads and validates the file at `path`, which must be trusted: owned
     /// by root (or by the helper's own user when it does not run as root)
-    /// and writable by nobody else, as sudo treats sudoers.
-    pub fn load(path: &Path, ctx: &Context) -> Result<Policy, PolicyError> {
-        let at = |e: String| PolicyError(format!("{}: {e}", path.display()));
+    /// and writable by nobody else, as sudo treats sudoers. The error is
+    /// the one line to show: `<file>: line N: what is wrong`.
+    pub fn load(path: &Path, ctx: &Context) -> Result<Policy, String> {
+        let at = |e: String| format!("{}: {e}", path.display());
         let file = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
         let meta = file.metadata().map_err(|e| at(e.to_string()))?;
         check_trust(meta.uid(), meta.mode(), nix::unistd::geteuid().as_raw()).map_err(at)?;
         let text = std::io::read_to_string(&file).map_err(|e| at(e.to_string()))?;
-        Policy::parse(&text, ctx).map_err(|e| at(e.0))
+        Policy::parse(&text, ctx).map_err(at)
     }
 
     /// Parses policy text; an error is `line N: what is wrong`.
-    pub fn parse(text: &str, ctx: &Context) -> Result<Policy, PolicyError> {
+    pub fn parse(text: &str, ctx: &Context) -> Result<Policy, String> {
         let raw: RawPolicy = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(0, |s| line_at(text, s.start));
-            PolicyError(format!("line {line}: {}", e.message()))
+            format!("line {line}: {}", e.message())
         })?;
         // `[run]`'s own checks name its header: a table's span is lost when
         // it is written with dotted keys (`run.user = …`), so it is found.
         let run_at = text.find("[run]").or_else(|| text.find("run"));
         resolve(raw, run_at.unwrap_or(0), ctx)
-            .map_err(|(at, e)| PolicyError(format!("line {}: {e}", line_at(text, at))))
+            .map_err(|(at, e)| format!("line {}: {e}", line_at(text, at)))
     }
 
     /// The per-job uid range, if jobs get uids of their own.
@@ -636,7 +624,7 @@ mod tests {
     use super::*;
 
     impl Policy {
-        fn parse_test(text: &str) -> Result<Policy, PolicyError> {
+        fn parse_test(text: &str) -> Result<Policy, String> {
             Policy::parse(text, &ctx())
         }
     }
@@ -736,14 +724,14 @@ mod tests {
     fn a_syntax_error_names_its_line() {
         let e = Policy::parse_test("[signal]\nsignals = [\"TERM\"]\nowners = [nobody]\n")
             .expect_err("bad toml");
-        assert!(e.0.starts_with("line 3:"), "{e}");
+        assert!(e.starts_with("line 3:"), "{e}");
     }
 
     #[test]
     fn an_error_at_the_start_of_a_line_names_that_line() {
         let e = Policy::parse_test("[signal]\nowners = []\ncolour = \"red\"\n")
             .expect_err("unknown key");
-        assert!(e.0.starts_with("line 3:"), "{e}");
+        assert!(e.starts_with("line 3:"), "{e}");
         assert_eq!(line_at("a\nb\nc", 4), 3);
         assert_eq!(line_at("a", 99), 1);
     }
@@ -752,7 +740,7 @@ mod tests {
     fn unknown_keys_and_signals_are_errors() {
         assert!(Policy::parse_test("[signal]\nowner = []\n").is_err());
         let e = Policy::parse_test("[signal]\nsignals = [\"SEGV\"]\n").expect_err("bad signal");
-        assert!(e.0.contains("line 2"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]
@@ -788,8 +776,8 @@ mod tests {
         ];
         for (spec, why) in bad {
             let e = Policy::parse_test(&format!("[run]\nuids = \"{spec}\"\n")).expect_err(spec);
-            assert!(e.0.contains(why), "{spec}: {e}");
-            assert!(e.0.starts_with("line 2:"), "{e}");
+            assert!(e.contains(why), "{spec}: {e}");
+            assert!(e.starts_with("line 2:"), "{e}");
         }
         let p = Policy::parse_test("[run]\nuids = \"60600-60699\"\n").expect("ok");
         let run = p.run.expect("run");
@@ -800,7 +788,7 @@ mod tests {
     #[test]
     fn the_run_user_may_not_be_the_gateway_user_and_needs_one_form() {
         let e = Policy::parse_test("[run]\nuser = 990\n").expect_err("gateway");
-        assert!(e.0.contains("gateway"), "{e}");
+        assert!(e.contains("gateway"), "{e}");
         assert!(Policy::parse_test("[run]\nmax_jobs = 2\n").is_err());
         assert!(Policy::parse_test("[run]\nuser = \"nobody\"\nuids = \"60600-60601\"\n").is_err());
         let p = Policy::parse_test("[run]\nuser = \"nobody\"\n").expect("shared");
@@ -834,7 +822,7 @@ mod tests {
         for bad in ["0", "257"] {
             let e = Policy::parse_test(&format!("[renice]\nmax_targets = {bad}\n")).unwrap_err();
             assert!(
-                e.0.contains(&format!(
+                e.contains(&format!(
                     "[renice] max_targets must be between 1 and 256, got {bad}"
                 )),
                 "{e:?}"
@@ -893,7 +881,7 @@ mod tests {
         );
         let e = Policy::parse_test("[signal]\nowners = [\"@jobs\"]\n[run]\nuser = \"nobody\"\n")
             .expect_err("needs range");
-        assert!(e.0.contains("@jobs"), "{e}");
+        assert!(e.contains("@jobs"), "{e}");
     }
 
     #[test]
@@ -913,7 +901,7 @@ mod tests {
         assert!(p.describe(Rule::Owners(Act::Signal)).contains("@all_jobs"));
         let e = Policy::parse_test("[signal]\nowners = [60603]\n[run]\nuids = \"60600-60609\"\n")
             .expect_err("a job uid by number");
-        assert!(e.0.contains("job uid"), "{e}");
+        assert!(e.contains("job uid"), "{e}");
     }
 
     #[test]
@@ -975,7 +963,7 @@ mod tests {
         ];
         for (text, want) in cases {
             let e = Policy::parse_test(text).expect_err(text);
-            assert!(e.0.starts_with(want), "{text:?}: {e}");
+            assert!(e.starts_with(want), "{text:?}: {e}");
         }
         let dotted = Policy::parse_test("run.uids = \"60600-60609\"\n").expect("dotted keys");
         assert_eq!(dotted.job_range(), Some(60600..=60609));
