@@ -22,12 +22,12 @@ use protocol::Response;
 use serde_json::json;
 
 use crate::cgroup::CgroupRoot;
-use crate::conn::{Close, Conn, Incoming, FRAME_TIMEOUT};
+use crate::conn::{Conn, Incoming, FRAME_TIMEOUT};
 use crate::jobs::{Jobs, Wake};
 use crate::lineage::Lineage;
 use crate::log;
 use crate::policy::{self, Policy};
-use crate::socket::{self, Listener};
+use crate::socket::{self, Listener, Peer};
 use crate::uids::UidLocks;
 
 /// How long the listener rests after `accept` ran out of descriptors.
@@ -52,6 +52,20 @@ pub fn block_signals() -> io::Result<SignalFd> {
     }
     mask.thread_block().map_err(io::Error::from)?;
     SignalFd::new(&mask).map_err(io::Error::from)
+}
+
+/// Locks the job uids of `p`'s range against other helpers (at start, and
+/// at a reload before the policy applies), opening the lock file the first
+/// time a range needs it.
+pub fn lock_range(locks: &mut Option<UidLocks>, p: &Policy) -> Result<(), String> {
+    let Some(range) = p.job_range() else {
+        return Ok(());
+    };
+    let l = match locks.take() {
+        Some(l) => l,
+        None => UidLocks::open(std::path::Path::new(crate::uids::LOCK_DIR))?,
+    };
+    locks.insert(l).take(&range)
 }
 
 pub struct Server {
@@ -189,7 +203,7 @@ impl Server {
     fn reload(&mut self) {
         let loaded = Policy::load(&self.policy_path, &self.policy_ctx)
             .map_err(|e| e.to_string())
-            .and_then(|p| self.lock_range(&p).map(|()| p));
+            .and_then(|p| lock_range(&mut self.locks, &p).map(|()| p));
         match loaded {
             Ok(p) => {
                 self.reload_error = None;
@@ -206,19 +220,6 @@ impl Server {
                 self.reload_error = Some(e);
             }
         }
-    }
-
-    /// Locks the job uids of `p`'s range against other helpers, first.
-    fn lock_range(&mut self, p: &Policy) -> Result<(), String> {
-        let Some(range) = p.job_range() else {
-            return Ok(());
-        };
-        let locks = match self.locks.take() {
-            Some(l) => l,
-            None => UidLocks::open(std::path::Path::new(crate::uids::LOCK_DIR))?,
-        };
-        let locks = self.locks.insert(locks);
-        locks.take(&range)
     }
 
     fn accept(&mut self) {
@@ -256,21 +257,10 @@ impl Server {
                     continue;
                 }
             };
-            if peer.uid != 0 && peer.uid != self.limits.gateway_uid {
-                log::event(
-                    "connection_refused",
-                    &[
-                        ("peer_uid", json!(peer.uid)),
-                        ("peer_pid", json!(peer.pid)),
-                        (
-                            "reason",
-                            json!(format!(
-                                "not the gateway (uid {}) or root",
-                                self.limits.gateway_uid
-                            )),
-                        ),
-                    ],
-                );
+            let gateway = self.limits.gateway_uid;
+            if peer.uid != 0 && peer.uid != gateway {
+                let why = format!("not the gateway (uid {gateway}) or root");
+                log::event("connection_refused", &about(peer, &why));
                 continue;
             }
             if stream.set_nonblocking(true).is_err() {
@@ -298,14 +288,7 @@ impl Server {
 
     fn close(&mut self, id: u64, why: &str) {
         if let Some(c) = self.conns.remove(&id) {
-            log::event(
-                "connection_closed",
-                &[
-                    ("peer_uid", json!(c.peer.uid)),
-                    ("peer_pid", json!(c.peer.pid)),
-                    ("reason", json!(why)),
-                ],
-            );
+            log::event("connection_closed", &about(c.peer, why));
         }
     }
 
@@ -330,8 +313,8 @@ impl Server {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if let Err(close) = c.fill() {
-            return self.close(id, &close.reason);
+        if let Err(why) = c.fill() {
+            return self.close(id, &why);
         }
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
@@ -346,12 +329,7 @@ impl Server {
                     req,
                     fds,
                 }) => self.dispatch(id, request_id, req, peer, fds),
-                Err(Close { reason, last_word }) => {
-                    if let Some(r) = last_word {
-                        self.send(id, &r);
-                    }
-                    return self.close(id, &reason);
-                }
+                Err(why) => return self.close(id, &why),
             };
             if !self.send(id, &resp) {
                 return;
@@ -390,10 +368,19 @@ impl Server {
         };
         match c.send(resp) {
             Ok(()) => true,
-            Err(close) => {
-                self.close(id, &close.reason);
+            Err(why) => {
+                self.close(id, &why);
                 false
             }
         }
     }
+}
+
+/// A connection line's fields: the peer and why.
+fn about(peer: Peer, why: &str) -> [(&'static str, serde_json::Value); 3] {
+    [
+        ("peer_uid", json!(peer.uid)),
+        ("peer_pid", json!(peer.pid)),
+        ("reason", json!(why)),
+    ]
 }

@@ -46,14 +46,8 @@ pub fn run(args: cli::Args) -> Result<(), String> {
         log::event("policy_warning", &[("warning", json!(w))]);
     }
     let shared = ns::discover();
-    let locks = match policy.job_range() {
-        Some(range) => {
-            let mut l = uids::UidLocks::open(std::path::Path::new(uids::LOCK_DIR))?;
-            l.take(&range)?;
-            Some(l)
-        }
-        None => None,
-    };
+    let mut locks = None;
+    server::lock_range(&mut locks, &policy)?;
     let cgroups = cgroup::CgroupRoot::discover(args.cgroup_root.as_deref());
     let (memory_by, pids_by) = cgroup::mechanisms(cgroups.as_ref());
     let containment = match &cgroups {
@@ -119,18 +113,17 @@ pub fn run(args: cli::Args) -> Result<(), String> {
 
 /// (uid, primary gid) of `--gateway-user`, a name or a number. An unnamed
 /// uid's group is the gid of the same number (the socket's group).
-fn resolve_gateway(user: &str) -> Result<(u32, Option<u32>), String> {
+fn resolve_gateway(user: &str) -> Result<(u32, u32), String> {
     match user.parse::<u32>() {
         Ok(uid) => Ok(User::from_uid(uid.into())
             .ok()
             .flatten()
-            .map(|u| (uid, Some(u.gid.as_raw())))
-            .unwrap_or((uid, Some(uid)))),
+            .map_or((uid, uid), |u| (uid, u.gid.as_raw()))),
         Err(_) => {
             let u = User::from_name(user)
                 .map_err(|e| format!("looking up {user}: {e}"))?
                 .ok_or(format!("no such gateway user {user:?}"))?;
-            Ok((u.uid.as_raw(), Some(u.gid.as_raw())))
+            Ok((u.uid.as_raw(), u.gid.as_raw()))
         }
     }
 }

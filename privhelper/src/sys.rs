@@ -117,9 +117,8 @@ pub fn set_nice(tid: Pid, nice: Nice) -> io::Result<()> {
 /// child, the child's pid in the parent. With one thread no lock can be
 /// held by another at the fork, so the child may allocate and use the
 /// standard library freely before `execve` or `exit_child`. The helper
-/// never starts a thread; this checks it (`Threads:` in
-/// `/proc/self/status`) and refuses otherwise, so no caller can make the
-/// fork unsound.
+/// never starts a thread; this checks it (`/proc/self/task`) and refuses
+/// otherwise, so no caller can make the fork unsound.
 pub fn fork() -> io::Result<Option<Pid>> {
     if threads() != Some(1) {
         return Err(io::Error::other("fork refused: more than one thread"));
@@ -135,15 +134,9 @@ pub fn fork() -> io::Result<Option<Pid>> {
     }
 }
 
-/// The number of threads of this process.
-fn threads() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))?
-        .trim()
-        .parse()
-        .ok()
+/// The number of threads of this process: one entry each in its `task`.
+fn threads() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
 }
 
 #[cfg(test)]
