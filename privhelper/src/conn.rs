@@ -46,11 +46,7 @@ pub enum Incoming {
     /// Answered by the connection itself (`Hello`, `Subscribe`).
     Answer(Response),
     /// A request for the server, with exactly the descriptors it names.
-    Request {
-        request_id: u64,
-        req: Request,
-        fds: Vec<OwnedFd>,
-    },
+    Request(Envelope, Vec<OwnedFd>),
 }
 
 impl Conn {
@@ -105,20 +101,16 @@ impl Conn {
         };
         self.buf.drain(..used);
         self.partial_since = None;
-        let Envelope {
-            request_id,
-            request: req,
-        } = env;
         // Exactly the descriptors the request names, no more: the gateway
         // sends each frame in one message with its own.
-        if self.fds.len() != req.fds_expected() {
+        if self.fds.len() != env.request.fds_expected() {
             return Err("descriptors do not match the request".into());
         }
         if self.subscribed {
             return Err("request on an event stream".into());
         }
-        match (req, self.greeted) {
-            (Request::Hello { version }, false) => {
+        match env.request {
+            Request::Hello { version } if !self.greeted => {
                 let hello = Response::Hello {
                     version: PROTOCOL_VERSION,
                     containment,
@@ -133,19 +125,15 @@ impl Conn {
                 self.greeted = true;
                 Ok(Incoming::Answer(hello))
             }
-            (Request::Hello { .. }, true) => Err("second hello".into()),
-            (_, false) => Err("request before hello".into()),
-            (Request::Subscribe, true) => {
+            Request::Hello { .. } => Err("second hello".into()),
+            _ if !self.greeted => Err("request before hello".into()),
+            Request::Subscribe => {
                 self.subscribed = true;
                 // An event stream is not idle while jobs run.
                 self.last_active = Instant::now();
                 Ok(Incoming::Answer(Response::Subscribed))
             }
-            (req, true) => Ok(Incoming::Request {
-                request_id,
-                req,
-                fds: std::mem::take(&mut self.fds),
-            }),
+            _ => Ok(Incoming::Request(env, std::mem::take(&mut self.fds))),
         }
     }
 

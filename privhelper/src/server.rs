@@ -46,10 +46,7 @@ pub struct Limits {
 /// `systemctl reload`) can see the helper, a SIGHUP must reload it, never
 /// kill it by the default action, and a SIGTERM must still remove the socket.
 pub fn block_signals() -> io::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    for s in [NixSignal::SIGHUP, NixSignal::SIGTERM, NixSignal::SIGINT] {
-        mask.add(s);
-    }
+    let mask = SigSet::from_iter([NixSignal::SIGHUP, NixSignal::SIGTERM, NixSignal::SIGINT]);
     mask.thread_block().map_err(io::Error::from)?;
     SignalFd::new(&mask).map_err(io::Error::from)
 }
@@ -324,11 +321,9 @@ impl Server {
             let resp = match c.next(containment) {
                 Ok(Incoming::Nothing) => return,
                 Ok(Incoming::Answer(r)) => r,
-                Ok(Incoming::Request {
-                    request_id,
-                    req,
-                    fds,
-                }) => self.dispatch(id, request_id, req, peer, fds),
+                Ok(Incoming::Request(env, fds)) => {
+                    self.dispatch(id, env.request_id, env.request, peer, fds)
+                }
                 Err(why) => return self.close(id, &why),
             };
             if !self.send(id, &resp) {

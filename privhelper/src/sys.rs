@@ -231,16 +231,13 @@ pub fn forbid_keyring_setperm() -> io::Result<()> {
 /// output, instead of killing the job.
 pub fn reset_signals() {
     for sig in 1..32 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
         let how = if sig == libc::SIGXFSZ {
             libc::SIG_IGN
         } else {
             libc::SIG_DFL
         };
         // SAFETY: SIG_DFL and SIG_IGN are always valid dispositions; errors
-        // (for signals that cannot be changed) are ignored on purpose.
+        // (SIGKILL and SIGSTOP cannot be changed) are ignored on purpose.
         unsafe { libc::signal(sig, how) };
     }
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
@@ -267,32 +264,21 @@ pub fn listen_fd_from_systemd() -> Option<OwnedFd> {
 /// every other flag of it as it is (which `MS_REMOUNT | MS_BIND` could
 /// not). Linux 5.12+.
 pub fn set_read_only(path: &std::ffi::CStr) -> io::Result<()> {
-    /// `struct mount_attr` (`MOUNT_ATTR_SIZE_VER0`).
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: `path` is a NUL-terminated string and `attr` a properly laid
-    // out `struct mount_attr` whose size is passed; both outlive the call,
-    // and the kernel only reads them.
+    // `struct mount_attr` (`MOUNT_ATTR_SIZE_VER0`): four `u64`s, attr_set,
+    // attr_clr, propagation and userns_fd.
+    let attr: [u64; 4] = [MOUNT_ATTR_RDONLY, 0, 0, 0];
+    // SAFETY: `path` is a NUL-terminated string and `attr` is laid out as
+    // `struct mount_attr`, whose size is passed; both outlive the call, and
+    // the kernel only reads them.
     cerr(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
             path.as_ptr(),
             0,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
         )
     })?;
     Ok(())
