@@ -3,9 +3,9 @@
 //! and what the jobs wait on (`jobs`), with the nearest job deadline as
 //! the timeout. What a request gets is `decide`'s.
 //!
-//! Abuse bounds: at most `max_conns` connections (a new one evicts the one
+//! Abuse bounds: at most `--max-connections` connections (a new one evicts the one
 //! idle longest), a connection that has not said `Hello` within
-//! `conn::FRAME_TIMEOUT` or has been idle for `idle_timeout` is closed, and
+//! `conn::FRAME_TIMEOUT` or has been idle for `--idle-timeout-s` is closed, and
 //! when `accept` runs out of descriptors the listener leaves the poll set
 //! for [`ACCEPT_BACKOFF`] (logged once per back-off) instead of spinning.
 
@@ -25,21 +25,13 @@ use crate::cgroup::CgroupRoot;
 use crate::conn::{Conn, Incoming, FRAME_TIMEOUT};
 use crate::jobs::{Jobs, Wake};
 use crate::lineage::Lineage;
-use crate::log;
 use crate::policy::{self, Policy};
 use crate::socket::{self, Listener, Peer};
 use crate::uids::UidLocks;
+use crate::{cli, log};
 
 /// How long the listener rests after `accept` ran out of descriptors.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
-
-/// The server's settings that are not policy.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub gateway_uid: u32,
-    pub max_conns: usize,
-    pub idle_timeout: Duration,
-}
 
 /// Blocks SIGHUP, SIGTERM and SIGINT and returns the descriptor they are
 /// read from. Called before the socket exists: once a client (or
@@ -70,10 +62,12 @@ pub struct Server {
     locks: Option<UidLocks>,
     listener: Listener,
     pub(crate) policy: Policy,
-    policy_path: PathBuf,
     policy_ctx: policy::Context,
     pub(crate) cgroups: Option<CgroupRoot>,
-    limits: Limits,
+    /// The command line: the policy's path, the connection cap, the idle
+    /// timeout.
+    args: cli::Args,
+    gateway_uid: u32,
     pub(crate) conns: HashMap<u64, Conn>,
     next_conn: u64,
     pub(crate) jobs: Jobs,
@@ -98,9 +92,9 @@ impl Server {
     pub fn new(
         listener: Listener,
         policy: Policy,
-        policy_path: PathBuf,
         policy_ctx: policy::Context,
-        limits: Limits,
+        args: cli::Args,
+        gateway_uid: u32,
         cgroups: Option<CgroupRoot>,
         (shared, locks): (Vec<PathBuf>, Option<UidLocks>),
     ) -> Server {
@@ -110,10 +104,10 @@ impl Server {
             locks,
             listener,
             policy,
-            policy_path,
             policy_ctx,
             cgroups,
-            limits,
+            args,
+            gateway_uid,
             conns: HashMap::new(),
             next_conn: 0,
             jobs,
@@ -198,7 +192,7 @@ impl Server {
     }
 
     fn reload(&mut self) {
-        let loaded = Policy::load(&self.policy_path, &self.policy_ctx)
+        let loaded = Policy::load(&self.args.policy, &self.policy_ctx)
             .map_err(|e| e.to_string())
             .and_then(|p| lock_range(&mut self.locks, &p).map(|()| p));
         match loaded {
@@ -254,7 +248,7 @@ impl Server {
                     continue;
                 }
             };
-            let gateway = self.limits.gateway_uid;
+            let gateway = self.gateway_uid;
             if peer.uid != 0 && peer.uid != gateway {
                 let why = format!("not the gateway (uid {gateway}) or root");
                 log::event("connection_refused", &about(peer, &why));
@@ -263,7 +257,7 @@ impl Server {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            if self.conns.len() >= self.limits.max_conns {
+            if self.conns.len() >= self.args.max_connections {
                 self.evict_idlest("connection limit reached");
             }
             self.next_conn += 1;
@@ -292,7 +286,7 @@ impl Server {
     /// Closes half-written frames, connections that never said `Hello` and
     /// idle ones.
     fn expire_connections(&mut self) {
-        let idle = self.limits.idle_timeout;
+        let idle = Duration::from_secs(self.args.idle_timeout_s);
         let stale: Vec<(u64, &'static str)> = self
             .conns
             .iter()

@@ -90,20 +90,8 @@ pub fn run(args: cli::Args) -> Result<(), String> {
         ],
     );
     let created = listener.created.clone();
-    let limits = server::Limits {
-        gateway_uid: gw.0,
-        max_conns: args.max_connections,
-        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_s),
-    };
-    let mut server = server::Server::new(
-        listener,
-        policy,
-        args.policy.clone(),
-        ctx,
-        limits,
-        cgroups,
-        (shared, locks),
-    );
+    let mut server =
+        server::Server::new(listener, policy, ctx, args, gw.0, cgroups, (shared, locks));
     let result = server.run(signals).map_err(|e| e.to_string());
     if let Some(p) = created {
         let _ = std::fs::remove_file(p);
