@@ -35,6 +35,7 @@ use crate::error::ApiError;
 use crate::ids::Target;
 
 pub mod connection;
+pub mod read;
 
 pub use connection::{send_with_fds, ClientError, Connection, Events};
 
@@ -465,7 +466,8 @@ pub fn refusal(r: &Response, target: Option<Target>) -> Option<ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::frame::{encode_frame, read_frame};
+    use protocol::frame::encode_frame;
+    use read::read_frame;
     use std::os::unix::net::UnixStream;
 
     fn handshaken(keep_peer: bool) -> (Connection, Option<UnixStream>) {

@@ -7,8 +7,13 @@
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use protocol::frame::{frame_len, read_frame};
+use protocol::frame::frame_len;
 use protocol::{decode_frame, encode_frame, Envelope, FrameError, Request, Response, MAX_FRAME};
+
+/// The gateway's blocking reader, compiled from its own file.
+#[path = "../../api-gateway/src/helper/read.rs"]
+mod read;
+use read::{read_frame, StreamError};
 
 fn check<T>(data: &[u8])
 where
@@ -40,7 +45,7 @@ where
             ));
             assert!(matches!(
                 read_frame::<_, T>(&mut Cursor::new(data)),
-                Err(FrameError::TooLarge { .. })
+                Err(StreamError::Frame(FrameError::TooLarge { .. }))
             ));
         }
     }

@@ -5,7 +5,7 @@
 //! nothing of what they ask (that is `decide`).
 //!
 //! Any frame error, unexpected message or stray descriptor is a reason to
-//! close the connection, which the server logs.
+//! close the connection (the `Err` of each call), which the server logs.
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -46,33 +46,7 @@ pub enum Incoming {
     /// Answered by the connection itself (`Hello`, `Subscribe`).
     Answer(Response),
     /// A request for the server, with exactly the descriptors it names.
-    Request {
-        request_id: u64,
-        req: Request,
-        fds: Vec<OwnedFd>,
-    },
-}
-
-/// Why a connection is to be closed, and what to send it first, if
-/// anything.
-pub struct Close {
-    pub reason: String,
-    pub last_word: Option<Box<Response>>,
-}
-
-impl From<String> for Close {
-    fn from(reason: String) -> Close {
-        Close {
-            reason,
-            last_word: None,
-        }
-    }
-}
-
-impl From<&str> for Close {
-    fn from(reason: &str) -> Close {
-        Close::from(reason.to_string())
-    }
+    Request(Envelope, Vec<OwnedFd>),
 }
 
 impl Conn {
@@ -97,13 +71,13 @@ impl Conn {
     }
 
     /// Reads what the socket holds now (one `recvmsg`).
-    pub fn fill(&mut self) -> Result<(), Close> {
+    pub fn fill(&mut self) -> Result<(), String> {
         let mut chunk = [0u8; 8192];
         let n = match recv_with_fds(&self.stream, &mut chunk, &mut self.fds) {
             Ok(0) => return Err("peer closed".into()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(format!("read error: {e}").into()),
+            Err(e) => return Err(format!("read error: {e}")),
         };
         self.buf.extend_from_slice(&chunk[..n]);
         self.last_active = Instant::now();
@@ -112,7 +86,7 @@ impl Conn {
 
     /// The next complete frame, checked against the conversation so far.
     /// `containment` goes into the answer to `Hello`.
-    pub fn next(&mut self, containment: Containment) -> Result<Incoming, Close> {
+    pub fn next(&mut self, containment: Containment) -> Result<Incoming, String> {
         let (env, used) = match decode_frame::<Envelope>(&self.buf) {
             Ok(Some(x)) => x,
             Ok(None) => {
@@ -123,60 +97,53 @@ impl Conn {
                 }
                 return Ok(Incoming::Nothing);
             }
-            Err(e) => return Err(format!("bad frame: {e}").into()),
+            Err(e) => return Err(format!("bad frame: {e}")),
         };
         self.buf.drain(..used);
         self.partial_since = None;
-        let Envelope {
-            request_id,
-            request: req,
-        } = env;
         // Exactly the descriptors the request names, no more: the gateway
         // sends each frame in one message with its own.
-        if self.fds.len() != req.fds_expected() {
+        if self.fds.len() != env.request.fds_expected() {
             return Err("descriptors do not match the request".into());
         }
         if self.subscribed {
             return Err("request on an event stream".into());
         }
-        match (req, self.greeted) {
-            (Request::Hello { version }, false) => {
+        match env.request {
+            Request::Hello { version } if !self.greeted => {
                 let hello = Response::Hello {
                     version: PROTOCOL_VERSION,
                     containment,
                 };
                 if version != PROTOCOL_VERSION {
-                    return Err(Close {
-                        reason: format!("protocol version {version} is not {PROTOCOL_VERSION}"),
-                        last_word: Some(Box::new(hello)),
-                    });
+                    // Our version, so the client can say what it met.
+                    let _ = self.send(&hello);
+                    return Err(format!(
+                        "protocol version {version} is not {PROTOCOL_VERSION}"
+                    ));
                 }
                 self.greeted = true;
                 Ok(Incoming::Answer(hello))
             }
-            (Request::Hello { .. }, true) => Err("second hello".into()),
-            (_, false) => Err("request before hello".into()),
-            (Request::Subscribe, true) => {
+            Request::Hello { .. } => Err("second hello".into()),
+            _ if !self.greeted => Err("request before hello".into()),
+            Request::Subscribe => {
                 self.subscribed = true;
                 // An event stream is not idle while jobs run.
                 self.last_active = Instant::now();
                 Ok(Incoming::Answer(Response::Subscribed))
             }
-            (req, true) => Ok(Incoming::Request {
-                request_id,
-                req,
-                fds: std::mem::take(&mut self.fds),
-            }),
+            _ => Ok(Incoming::Request(env, std::mem::take(&mut self.fds))),
         }
     }
 
     /// Writes one frame. Replies are small; a client that does not read
     /// them is closed rather than waited for.
-    pub fn send(&mut self, resp: &Response) -> Result<(), Close> {
+    pub fn send(&mut self, resp: &Response) -> Result<(), String> {
         let bytes = encode_frame(resp).map_err(|e| format!("cannot encode reply: {e}"))?;
         self.stream
             .write_all(&bytes)
-            .map_err(|e| Close::from(format!("write failed: {e}")))
+            .map_err(|e| format!("write failed: {e}"))
     }
 
     /// Why the connection should be closed now, if it should: a

@@ -36,16 +36,15 @@ pub fn path(job_hex: &str) -> PathBuf {
 /// keyring and persistent keyring), and the sweep of `shared` catches what
 /// a job of an older helper without namespaces left.
 pub fn clean_as(uid: u32, shared: &[PathBuf]) -> io::Result<(i32, OwnedFd)> {
-    let pid = sys::fork()?;
-    if pid == 0 {
+    let Some(pid) = sys::fork()? else {
         let clean =
             crate::uids::become_uid(uid, uid).is_ok() && clear_keyrings() && sweep(uid, shared);
         sys::exit_child(if clean { 0 } else { 1 });
-    }
+    };
     match sys::pidfd_open(pid, 0) {
-        Ok(fd) => Ok((pid, fd)),
+        Ok(fd) => Ok((pid.get(), fd)),
         Err(e) => {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid.get()), None);
             Err(e)
         }
     }

@@ -339,7 +339,7 @@ impl Jobs {
                 // job is killed and its uid stays taken (never reused while
                 // something of it might run).
                 let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
+                    nix::unistd::Pid::from_raw(pid.get()),
                     nix::sys::signal::SIGKILL,
                 );
                 return Response::Failed {
@@ -347,10 +347,10 @@ impl Jobs {
                 };
             }
         };
-        let start_time = crate::proc::ProcInfo::read(pid)
+        let start_time = crate::proc::ProcInfo::read(pid.get())
             .map(|i| i.start_time.0)
             .unwrap_or(0);
-        let status = started(pid, start_time, containment(cgroups), uid, limits);
+        let status = started(pid.get(), start_time, containment(cgroups), uid, limits);
         self.running.insert(
             job,
             Running {
@@ -818,7 +818,8 @@ mod tests {
         let pid = child.id() as i32;
         Cleaner {
             pid,
-            pidfd: crate::sys::pidfd_open(pid, 0).expect("pidfd"),
+            pidfd: crate::sys::pidfd_open(crate::ids::Pid::new(pid).expect("a pid"), 0)
+                .expect("pidfd"),
             deadline,
         }
     }

@@ -17,6 +17,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use crate::ids::Pid;
 use crate::proc::{alive, ppid_of};
 use crate::sys;
 
@@ -41,7 +42,7 @@ impl Lineage {
     pub fn walk(pid: i32) -> Lineage {
         let mut members = Vec::new();
         let mut provisional = false;
-        let Ok(mut fd) = sys::pidfd_open(pid, 0) else {
+        let Some(mut fd) = Pid::new(pid).ok().and_then(|p| sys::pidfd_open(p, 0).ok()) else {
             return Lineage {
                 members,
                 provisional: true,
@@ -113,10 +114,11 @@ fn parent_pinned(cur: i32, cur_fd: &OwnedFd) -> Option<Option<(i32, OwnedFd)>> {
         if !alive(cur_fd) {
             return None;
         }
-        if ppid <= 1 {
+        // pid 1 or none (0) is no `Pid`, and no parent to pin.
+        let Ok(parent) = Pid::new(ppid) else {
             return Some(None);
-        }
-        let Ok(pfd) = sys::pidfd_open(ppid, 0) else {
+        };
+        let Ok(pfd) = sys::pidfd_open(parent, 0) else {
             continue; // the parent exited: `cur` has a new one
         };
         if ppid_of(cur) == Some(ppid) && alive(cur_fd) && alive(&pfd) {

@@ -46,7 +46,7 @@ impl ProcInfo {
             return ProcInfo::read(pid);
         };
         let mut info = parse_stat(&read_proc(&format!("/proc/{pid}/stat"))?)?;
-        info.real_uid = Uid::new(ids.ruid);
+        info.real_uid = ids.ruid;
         info.tgid = ids.tgid;
         Some(info)
     }

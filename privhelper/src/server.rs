@@ -3,9 +3,9 @@
 //! and what the jobs wait on (`jobs`), with the nearest job deadline as
 //! the timeout. What a request gets is `decide`'s.
 //!
-//! Abuse bounds: at most `max_conns` connections (a new one evicts the one
+//! Abuse bounds: at most `--max-connections` connections (a new one evicts the one
 //! idle longest), a connection that has not said `Hello` within
-//! `conn::FRAME_TIMEOUT` or has been idle for `idle_timeout` is closed, and
+//! `conn::FRAME_TIMEOUT` or has been idle for `--idle-timeout-s` is closed, and
 //! when `accept` runs out of descriptors the listener leaves the poll set
 //! for [`ACCEPT_BACKOFF`] (logged once per back-off) instead of spinning.
 
@@ -22,36 +22,39 @@ use protocol::Response;
 use serde_json::json;
 
 use crate::cgroup::CgroupRoot;
-use crate::conn::{Close, Conn, Incoming, FRAME_TIMEOUT};
+use crate::conn::{Conn, Incoming, FRAME_TIMEOUT};
 use crate::jobs::{Jobs, Wake};
 use crate::lineage::Lineage;
-use crate::log;
 use crate::policy::{self, Policy};
-use crate::socket::{self, Listener};
+use crate::socket::{self, Listener, Peer};
 use crate::uids::UidLocks;
+use crate::{cli, log};
 
 /// How long the listener rests after `accept` ran out of descriptors.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
-
-/// The server's settings that are not policy.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub gateway_uid: u32,
-    pub max_conns: usize,
-    pub idle_timeout: Duration,
-}
 
 /// Blocks SIGHUP, SIGTERM and SIGINT and returns the descriptor they are
 /// read from. Called before the socket exists: once a client (or
 /// `systemctl reload`) can see the helper, a SIGHUP must reload it, never
 /// kill it by the default action, and a SIGTERM must still remove the socket.
 pub fn block_signals() -> io::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    for s in [NixSignal::SIGHUP, NixSignal::SIGTERM, NixSignal::SIGINT] {
-        mask.add(s);
-    }
+    let mask = SigSet::from_iter([NixSignal::SIGHUP, NixSignal::SIGTERM, NixSignal::SIGINT]);
     mask.thread_block().map_err(io::Error::from)?;
     SignalFd::new(&mask).map_err(io::Error::from)
+}
+
+/// Locks the job uids of `p`'s range against other helpers (at start, and
+/// at a reload before the policy applies), opening the lock file the first
+/// time a range needs it.
+pub fn lock_range(locks: &mut Option<UidLocks>, p: &Policy) -> Result<(), String> {
+    let Some(range) = p.job_range() else {
+        return Ok(());
+    };
+    let l = match locks.take() {
+        Some(l) => l,
+        None => UidLocks::open(std::path::Path::new(crate::uids::LOCK_DIR))?,
+    };
+    locks.insert(l).take(&range)
 }
 
 pub struct Server {
@@ -59,10 +62,12 @@ pub struct Server {
     locks: Option<UidLocks>,
     listener: Listener,
     pub(crate) policy: Policy,
-    policy_path: PathBuf,
     policy_ctx: policy::Context,
     pub(crate) cgroups: Option<CgroupRoot>,
-    limits: Limits,
+    /// The command line: the policy's path, the connection cap, the idle
+    /// timeout.
+    args: cli::Args,
+    gateway_uid: u32,
     pub(crate) conns: HashMap<u64, Conn>,
     next_conn: u64,
     pub(crate) jobs: Jobs,
@@ -87,9 +92,9 @@ impl Server {
     pub fn new(
         listener: Listener,
         policy: Policy,
-        policy_path: PathBuf,
         policy_ctx: policy::Context,
-        limits: Limits,
+        args: cli::Args,
+        gateway_uid: u32,
         cgroups: Option<CgroupRoot>,
         (shared, locks): (Vec<PathBuf>, Option<UidLocks>),
     ) -> Server {
@@ -99,10 +104,10 @@ impl Server {
             locks,
             listener,
             policy,
-            policy_path,
             policy_ctx,
             cgroups,
-            limits,
+            args,
+            gateway_uid,
             conns: HashMap::new(),
             next_conn: 0,
             jobs,
@@ -187,9 +192,9 @@ impl Server {
     }
 
     fn reload(&mut self) {
-        let loaded = Policy::load(&self.policy_path, &self.policy_ctx)
+        let loaded = Policy::load(&self.args.policy, &self.policy_ctx)
             .map_err(|e| e.to_string())
-            .and_then(|p| self.lock_range(&p).map(|()| p));
+            .and_then(|p| lock_range(&mut self.locks, &p).map(|()| p));
         match loaded {
             Ok(p) => {
                 self.reload_error = None;
@@ -206,19 +211,6 @@ impl Server {
                 self.reload_error = Some(e);
             }
         }
-    }
-
-    /// Locks the job uids of `p`'s range against other helpers, first.
-    fn lock_range(&mut self, p: &Policy) -> Result<(), String> {
-        let Some(range) = p.job_range() else {
-            return Ok(());
-        };
-        let locks = match self.locks.take() {
-            Some(l) => l,
-            None => UidLocks::open(std::path::Path::new(crate::uids::LOCK_DIR))?,
-        };
-        let locks = self.locks.insert(locks);
-        locks.take(&range)
     }
 
     fn accept(&mut self) {
@@ -256,27 +248,16 @@ impl Server {
                     continue;
                 }
             };
-            if peer.uid != 0 && peer.uid != self.limits.gateway_uid {
-                log::event(
-                    "connection_refused",
-                    &[
-                        ("peer_uid", json!(peer.uid)),
-                        ("peer_pid", json!(peer.pid)),
-                        (
-                            "reason",
-                            json!(format!(
-                                "not the gateway (uid {}) or root",
-                                self.limits.gateway_uid
-                            )),
-                        ),
-                    ],
-                );
+            let gateway = self.gateway_uid;
+            if peer.uid != 0 && peer.uid != gateway {
+                let why = format!("not the gateway (uid {gateway}) or root");
+                log::event("connection_refused", &about(peer, &why));
                 continue;
             }
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            if self.conns.len() >= self.limits.max_conns {
+            if self.conns.len() >= self.args.max_connections {
                 self.evict_idlest("connection limit reached");
             }
             self.next_conn += 1;
@@ -298,21 +279,14 @@ impl Server {
 
     fn close(&mut self, id: u64, why: &str) {
         if let Some(c) = self.conns.remove(&id) {
-            log::event(
-                "connection_closed",
-                &[
-                    ("peer_uid", json!(c.peer.uid)),
-                    ("peer_pid", json!(c.peer.pid)),
-                    ("reason", json!(why)),
-                ],
-            );
+            log::event("connection_closed", &about(c.peer, why));
         }
     }
 
     /// Closes half-written frames, connections that never said `Hello` and
     /// idle ones.
     fn expire_connections(&mut self) {
-        let idle = self.limits.idle_timeout;
+        let idle = Duration::from_secs(self.args.idle_timeout_s);
         let stale: Vec<(u64, &'static str)> = self
             .conns
             .iter()
@@ -330,8 +304,8 @@ impl Server {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if let Err(close) = c.fill() {
-            return self.close(id, &close.reason);
+        if let Err(why) = c.fill() {
+            return self.close(id, &why);
         }
         loop {
             let Some(c) = self.conns.get_mut(&id) else {
@@ -341,17 +315,10 @@ impl Server {
             let resp = match c.next(containment) {
                 Ok(Incoming::Nothing) => return,
                 Ok(Incoming::Answer(r)) => r,
-                Ok(Incoming::Request {
-                    request_id,
-                    req,
-                    fds,
-                }) => self.dispatch(id, request_id, req, peer, fds),
-                Err(Close { reason, last_word }) => {
-                    if let Some(r) = last_word {
-                        self.send(id, &r);
-                    }
-                    return self.close(id, &reason);
+                Ok(Incoming::Request(env, fds)) => {
+                    self.dispatch(id, env.request_id, env.request, peer, fds)
                 }
+                Err(why) => return self.close(id, &why),
             };
             if !self.send(id, &resp) {
                 return;
@@ -390,10 +357,19 @@ impl Server {
         };
         match c.send(resp) {
             Ok(()) => true,
-            Err(close) => {
-                self.close(id, &close.reason);
+            Err(why) => {
+                self.close(id, &why);
                 false
             }
         }
     }
+}
+
+/// A connection line's fields: the peer and why.
+fn about(peer: Peer, why: &str) -> [(&'static str, serde_json::Value); 3] {
+    [
+        ("peer_uid", json!(peer.uid)),
+        ("peer_pid", json!(peer.pid)),
+        ("reason", json!(why)),
+    ]
 }

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -21,11 +20,8 @@ pub struct Listener {
 
 /// Uses systemd's socket when `LISTEN_PID` is ours and `LISTEN_FDS=1`,
 /// else binds `path` (0660, group = the gateway's primary group).
-pub fn listen(path: &Path, gateway_gid: Option<u32>) -> io::Result<Listener> {
-    let ours = std::env::var("LISTEN_PID").ok() == Some(std::process::id().to_string());
-    if ours && std::env::var("LISTEN_FDS").ok().as_deref() == Some("1") {
-        let fd: OwnedFd = sys::listen_fd_from_systemd()
-            .ok_or_else(|| io::Error::other("systemd's socket was already taken"))?;
+pub fn listen(path: &Path, gateway_gid: u32) -> io::Result<Listener> {
+    if let Some(fd) = sys::listen_fd_from_systemd() {
         let listener = UnixListener::from(fd);
         listener.set_nonblocking(true)?;
         return Ok(Listener {
@@ -45,9 +41,7 @@ pub fn listen(path: &Path, gateway_gid: Option<u32>) -> io::Result<Listener> {
         Err(e) => return Err(e),
     }
     let listener = UnixListener::bind(path)?;
-    if let Some(gid) = gateway_gid {
-        chown(path, None, Some(Gid::from_raw(gid))).map_err(io::Error::from)?;
-    }
+    chown(path, None, Some(Gid::from_raw(gateway_gid))).map_err(io::Error::from)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o660))?;
     listener.set_nonblocking(true)?;
     Ok(Listener {

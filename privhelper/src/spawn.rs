@@ -3,7 +3,7 @@
 //!
 //! Child order: new session → join the job cgroup → with a uid of its own,
 //! new mount and IPC namespaces (`ns::enter`) → stdout/stderr from the
-//! passed descriptors, stdin /dev/null → close every other descriptor →
+//! passed descriptors, stdin /dev/null → every other descriptor close-on-exec →
 //! umask 077 → rlimits (CPU, FSIZE, NOFILE, NPROC, and AS when no memory
 //! cgroup holds the job) → default signal dispositions → drop the capability
 //! bounding set → `uids::become_uid` (setgroups([]) → setresgid → setresuid
@@ -26,6 +26,7 @@ use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{pipe2, setsid};
 
+use crate::ids::Pid;
 use crate::policy::RunPolicy;
 use crate::sys;
 
@@ -55,7 +56,7 @@ pub struct SpawnPlan<'a> {
 }
 
 /// Forks and execs; returns the child's pid once `execve` succeeded.
-pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
+pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<Pid> {
     let sh = CString::new("/bin/sh").map_err(io::Error::other)?;
     let cmd = CString::new(plan.command)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "command contains NUL"))?;
@@ -71,15 +72,14 @@ pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
         CString::new("LANG=C.UTF-8").map_err(io::Error::other)?,
     ];
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-    let pid = sys::fork()?;
-    if pid == 0 {
+    let Some(pid) = sys::fork()? else {
         drop(err_r);
-        let e = child(plan, &err_w, &sh, &argv, &env);
+        let e = child(plan, &sh, &argv, &env);
         let errno = e.raw_os_error().unwrap_or(libc::EPERM);
         let mut w = File::from(err_w);
         let _ = w.write_all(&errno.to_ne_bytes());
         sys::exit_child(127);
-    }
+    };
     drop(err_w);
     // Nothing arrives before end of file if `execve` succeeded (the pipe
     // closed on exec); the child's errno if it failed.
@@ -87,21 +87,15 @@ pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
     File::from(err_r).read_to_end(&mut failure)?;
     if let Ok(errno) = <[u8; 4]>::try_from(failure.as_slice()) {
         // The child failed before execve and has exited; reap it.
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid.get()), None);
         return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
     }
     Ok(pid)
 }
 
 /// Runs in the forked child; returns only on failure.
-fn child(
-    plan: &SpawnPlan<'_>,
-    err_w: &OwnedFd,
-    sh: &CString,
-    argv: &[CString; 3],
-    env: &[CString; 4],
-) -> io::Error {
-    match child_setup(plan, err_w) {
+fn child(plan: &SpawnPlan<'_>, sh: &CString, argv: &[CString; 3], env: &[CString; 4]) -> io::Error {
+    match child_setup(plan) {
         Ok(()) => match nix::unistd::execve(sh, argv, env) {
             Ok(never) => match never {},
             Err(e) => io::Error::from(e),
@@ -110,7 +104,7 @@ fn child(
     }
 }
 
-fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
+fn child_setup(plan: &SpawnPlan<'_>) -> io::Result<()> {
     setsid().map_err(io::Error::from)?;
     for procs in &plan.cgroup_procs {
         OpenOptions::new()
@@ -122,15 +116,8 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
         crate::ns::enter(shared, plan.run.memory_max)?;
     }
     let devnull = File::open("/dev/null")?;
-    // Keep only 0-2 and the error pipe, which closes itself on execve.
-    sys::child_stdio(
-        devnull.as_fd(),
-        plan.stdout.as_fd(),
-        plan.stderr.as_fd(),
-        err_w.as_fd(),
-    )?;
-    // Closed by child_stdio: never dropped (the child execs or exits).
-    std::mem::forget(devnull);
+    // Only 0-2 outlive execve (the error pipe closes itself then too).
+    sys::child_stdio(devnull.as_fd(), plan.stdout.as_fd(), plan.stderr.as_fd())?;
     umask(Mode::from_bits_truncate(0o077));
     let r = plan.run;
     let limits = [
@@ -159,7 +146,7 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
         // else makes this fail (EEXIST) rather than be used.
         std::fs::DirBuilder::new().mode(0o700).create(&plan.home)?;
     }
-    sys::set_no_new_privs()?;
+    nix::sys::prctl::set_no_new_privs()?;
     if plan.private.is_some() {
         sys::forbid_keyring_setperm()?;
     }

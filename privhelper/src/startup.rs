@@ -46,14 +46,8 @@ pub fn run(args: cli::Args) -> Result<(), String> {
         log::event("policy_warning", &[("warning", json!(w))]);
     }
     let shared = ns::discover();
-    let locks = match policy.job_range() {
-        Some(range) => {
-            let mut l = uids::UidLocks::open(std::path::Path::new(uids::LOCK_DIR))?;
-            l.take(&range)?;
-            Some(l)
-        }
-        None => None,
-    };
+    let mut locks = None;
+    server::lock_range(&mut locks, &policy)?;
     let cgroups = cgroup::CgroupRoot::discover(args.cgroup_root.as_deref());
     let (memory_by, pids_by) = cgroup::mechanisms(cgroups.as_ref());
     let containment = match &cgroups {
@@ -96,20 +90,8 @@ pub fn run(args: cli::Args) -> Result<(), String> {
         ],
     );
     let created = listener.created.clone();
-    let limits = server::Limits {
-        gateway_uid: gw.0,
-        max_conns: args.max_connections,
-        idle_timeout: std::time::Duration::from_secs(args.idle_timeout_s),
-    };
-    let mut server = server::Server::new(
-        listener,
-        policy,
-        args.policy.clone(),
-        ctx,
-        limits,
-        cgroups,
-        (shared, locks),
-    );
+    let mut server =
+        server::Server::new(listener, policy, ctx, args, gw.0, cgroups, (shared, locks));
     let result = server.run(signals).map_err(|e| e.to_string());
     if let Some(p) = created {
         let _ = std::fs::remove_file(p);
@@ -119,18 +101,17 @@ pub fn run(args: cli::Args) -> Result<(), String> {
 
 /// (uid, primary gid) of `--gateway-user`, a name or a number. An unnamed
 /// uid's group is the gid of the same number (the socket's group).
-fn resolve_gateway(user: &str) -> Result<(u32, Option<u32>), String> {
+fn resolve_gateway(user: &str) -> Result<(u32, u32), String> {
     match user.parse::<u32>() {
         Ok(uid) => Ok(User::from_uid(uid.into())
             .ok()
             .flatten()
-            .map(|u| (uid, Some(u.gid.as_raw())))
-            .unwrap_or((uid, Some(uid)))),
+            .map_or((uid, uid), |u| (uid, u.gid.as_raw()))),
         Err(_) => {
             let u = User::from_name(user)
                 .map_err(|e| format!("looking up {user}: {e}"))?
                 .ok_or(format!("no such gateway user {user:?}"))?;
-            Ok((u.uid.as_raw(), Some(u.gid.as_raw())))
+            Ok((u.uid.as_raw(), u.gid.as_raw()))
         }
     }
 }

@@ -6,9 +6,11 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-/// Turns a C-style return value into `io::Result`.
-fn cerr(ret: libc::c_long) -> io::Result<libc::c_long> {
-    if ret == -1 {
+use crate::ids::{Nice, Pid, Uid};
+
+/// Turns a C-style return value (`int` or `long`) into `io::Result`.
+fn cerr<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
+    if ret == T::from(-1) {
         Err(io::Error::last_os_error())
     } else {
         Ok(ret)
@@ -20,10 +22,10 @@ pub const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
 
 /// `pidfd_open(2)`: a descriptor that names this process (or, with
 /// [`PIDFD_THREAD`], this thread) and no other, even after its id is reused.
-pub fn pidfd_open(pid: i32, flags: u32) -> io::Result<OwnedFd> {
+pub fn pidfd_open(pid: Pid, flags: u32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags by value and returns a new
     // descriptor or -1; no memory is shared with the kernel.
-    let fd = cerr(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) })?;
+    let fd = cerr(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.get(), flags) })?;
     // SAFETY: the kernel just returned this descriptor; we are its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -33,7 +35,7 @@ pub fn pidfd_open(pid: i32, flags: u32) -> io::Result<OwnedFd> {
 pub struct PidfdInfo {
     pub tgid: i32,
     pub ppid: i32,
-    pub ruid: u32,
+    pub ruid: Uid,
 }
 
 /// `struct pidfd_info` as of Linux 6.13 (`PIDFD_INFO_SIZE_VER0`, 64
@@ -47,14 +49,8 @@ struct RawPidfdInfo {
     tgid: u32,
     ppid: u32,
     ruid: u32,
-    rgid: u32,
-    euid: u32,
-    egid: u32,
-    suid: u32,
-    sgid: u32,
-    fsuid: u32,
-    fsgid: u32,
-    spare0: u32,
+    /// rgid, euid, egid, suid, sgid, fsuid, fsgid, spare0: not asked for.
+    _rest: [u32; 8],
 }
 
 const PIDFD_INFO_PID: u64 = 1 << 0;
@@ -88,7 +84,7 @@ pub fn pidfd_info(pidfd: BorrowedFd<'_>) -> Option<PidfdInfo> {
     Some(PidfdInfo {
         tgid: i32::try_from(info.tgid).ok()?,
         ppid: i32::try_from(info.ppid).ok()?,
-        ruid: info.ruid,
+        ruid: Uid::new(info.ruid),
     })
 }
 
@@ -110,81 +106,58 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
 }
 
 /// `setpriority(PRIO_PROCESS, tid, nice)`: on Linux this sets one thread.
-pub fn set_nice(tid: i32, nice: crate::ids::Nice) -> io::Result<()> {
-    let tid = libc::id_t::try_from(tid).map_err(io::Error::other)?;
+pub fn set_nice(tid: Pid, nice: Nice) -> io::Result<()> {
+    let tid = libc::id_t::try_from(tid.get()).map_err(io::Error::other)?;
     // SAFETY: plain integer arguments, no pointers.
-    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice.get()) };
-    cerr(libc::c_long::from(r))?;
+    cerr(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice.get()) })?;
     Ok(())
 }
 
-/// `fork(2)`, only from a process with one thread: returns 0 in the
+/// `fork(2)`, only from a process with one thread: returns `None` in the
 /// child, the child's pid in the parent. With one thread no lock can be
 /// held by another at the fork, so the child may allocate and use the
 /// standard library freely before `execve` or `exit_child`. The helper
-/// never starts a thread; this checks it (`Threads:` in
-/// `/proc/self/status`) and refuses otherwise, so no caller can make the
-/// fork unsound.
-pub fn fork() -> io::Result<i32> {
+/// never starts a thread; this checks it (`/proc/self/task`) and refuses
+/// otherwise, so no caller can make the fork unsound.
+pub fn fork() -> io::Result<Option<Pid>> {
     if threads() != Some(1) {
         return Err(io::Error::other("fork refused: more than one thread"));
     }
     // SAFETY: the process has exactly one thread (checked above; none can
     // appear meanwhile, only this thread could start one).
-    let r = unsafe { libc::fork() };
-    cerr(libc::c_long::from(r))?;
-    Ok(r)
+    match cerr(unsafe { libc::fork() })? {
+        0 => Ok(None),
+        // A child is never pid 0 or 1: the kernel gave us a real pid.
+        pid => Pid::new(pid)
+            .map(Some)
+            .map_err(|_| io::Error::other("fork: bad pid")),
+    }
 }
 
-/// The number of threads of this process.
-fn threads() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))?
-        .trim()
-        .parse()
-        .ok()
+/// The number of threads of this process: one entry each in its `task`.
+fn threads() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
 }
 
 #[cfg(test)]
 pub use tests::fork_in_test;
 
 /// In a freshly forked child about to `execve`: `stdin`, `stdout`,
-/// `stderr` become descriptors 0-2 and every other descriptor but `keep`
-/// (close-on-exec itself) is closed. Closing what this process's
-/// `OwnedFd`s name is sound only because the child never returns to code
-/// that would drop them: it execs or calls `exit_child`. Callable once per
-/// child, before any of those handles is used again.
+/// `stderr` become descriptors 0-2 and every other descriptor is marked
+/// close-on-exec (`CLOSE_RANGE_CLOEXEC`, Linux 5.11+), so the command
+/// inherits those three alone. Nothing is closed here, so every `OwnedFd`
+/// of the process stays valid whatever the caller does next.
 pub fn child_stdio(
     stdin: BorrowedFd<'_>,
     stdout: BorrowedFd<'_>,
     stderr: BorrowedFd<'_>,
-    keep: BorrowedFd<'_>,
 ) -> io::Result<()> {
-    for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
-        // SAFETY: integer arguments; dup2 atomically replaces `to`, one of
-        // the standard descriptors, which no `OwnedFd` of ours names.
-        cerr(libc::c_long::from(unsafe {
-            libc::dup2(fd.as_raw_fd(), to)
-        }))?;
-    }
-    let keep = u32::try_from(keep.as_raw_fd()).map_err(io::Error::other)?;
-    let ranges = [(3, keep.saturating_sub(1)), (keep + 1, u32::MAX)];
-    for (first, last) in ranges.into_iter().filter(|(f, l)| f <= l) {
-        // SAFETY: integer arguments; see the function's contract for
-        // closing descriptors other handles name.
-        cerr(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) })?;
-    }
-    Ok(())
-}
-
-/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: execve can never grant privilege again.
-pub fn set_no_new_privs() -> io::Result<()> {
-    // SAFETY: integer arguments only.
-    cerr(libc::c_long::from(unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    }))?;
+    use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
+    dup2_stdin(stdin).and_then(|()| dup2_stdout(stdout))?;
+    dup2_stderr(stderr)?;
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: integer arguments; the flag only sets close-on-exec.
+    cerr(unsafe { libc::syscall(libc::SYS_close_range, 3, u32::MAX, CLOSE_RANGE_CLOEXEC) })?;
     Ok(())
 }
 
@@ -239,7 +212,7 @@ pub fn forbid_keyring_setperm() -> io::Result<()> {
     };
     // SAFETY: `fprog` points at `prog`, a valid array of `len` BPF
     // instructions, both alive for the call; the kernel copies the program.
-    cerr(libc::c_long::from(unsafe {
+    cerr(unsafe {
         libc::prctl(
             libc::PR_SET_SECCOMP,
             libc::SECCOMP_MODE_FILTER,
@@ -247,7 +220,7 @@ pub fn forbid_keyring_setperm() -> io::Result<()> {
             0,
             0,
         )
-    }))?;
+    })?;
     Ok(())
 }
 
@@ -258,32 +231,28 @@ pub fn forbid_keyring_setperm() -> io::Result<()> {
 /// output, instead of killing the job.
 pub fn reset_signals() {
     for sig in 1..32 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
         let how = if sig == libc::SIGXFSZ {
             libc::SIG_IGN
         } else {
             libc::SIG_DFL
         };
         // SAFETY: SIG_DFL and SIG_IGN are always valid dispositions; errors
-        // (for signals that cannot be changed) are ignored on purpose.
+        // (SIGKILL and SIGSTOP cannot be changed) are ignored on purpose.
         unsafe { libc::signal(sig, how) };
     }
-    // SAFETY: an empty, initialised set passed to sigprocmask by pointer.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
 
-/// Descriptor 3 handed over by systemd socket activation, once: a second
-/// call gets `None`, so fd 3 never has two owners. The caller has checked
-/// `LISTEN_PID` and `LISTEN_FDS=1`.
+/// Descriptor 3, when systemd's socket activation handed it to us
+/// (`LISTEN_PID` is ours and `LISTEN_FDS=1`), and only once: a second call
+/// gets `None`, so fd 3 never has two owners.
 pub fn listen_fd_from_systemd() -> Option<OwnedFd> {
     static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+    let var = |name| std::env::var(name).ok();
+    if var("LISTEN_PID") != Some(std::process::id().to_string())
+        || var("LISTEN_FDS").as_deref() != Some("1")
+        || TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
         return None;
     }
     // SAFETY: LISTEN_FDS=1 and LISTEN_PID=our pid say systemd passed fd 3
@@ -295,32 +264,21 @@ pub fn listen_fd_from_systemd() -> Option<OwnedFd> {
 /// every other flag of it as it is (which `MS_REMOUNT | MS_BIND` could
 /// not). Linux 5.12+.
 pub fn set_read_only(path: &std::ffi::CStr) -> io::Result<()> {
-    /// `struct mount_attr` (`MOUNT_ATTR_SIZE_VER0`).
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: `path` is a NUL-terminated string and `attr` a properly laid
-    // out `struct mount_attr` whose size is passed; both outlive the call,
-    // and the kernel only reads them.
+    // `struct mount_attr` (`MOUNT_ATTR_SIZE_VER0`): four `u64`s, attr_set,
+    // attr_clr, propagation and userns_fd.
+    let attr: [u64; 4] = [MOUNT_ATTR_RDONLY, 0, 0, 0];
+    // SAFETY: `path` is a NUL-terminated string and `attr` is laid out as
+    // `struct mount_attr`, whose size is passed; both outlive the call, and
+    // the kernel only reads them.
     cerr(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
             path.as_ptr(),
             0,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
         )
     })?;
     Ok(())
@@ -330,18 +288,21 @@ pub fn set_read_only(path: &std::ffi::CStr) -> io::Result<()> {
 pub const KEY_SPEC_PROCESS_KEYRING: i64 = -2;
 pub const KEY_SPEC_USER_KEYRING: i64 = -4;
 pub const KEY_SPEC_USER_SESSION_KEYRING: i64 = -5;
-/// `keyctl(2)` operations the helper uses.
-pub const KEYCTL_JOIN_SESSION_KEYRING: i64 = 1;
-pub const KEYCTL_CLEAR: i64 = 7;
-pub const KEYCTL_READ: i64 = 11;
-pub const KEYCTL_GET_PERSISTENT: i64 = 22;
+/// A `keyctl(2)` operation the helper uses: made only here, so [`keyctl`]
+/// is never asked for one that reads or writes through its arguments.
+#[derive(Clone, Copy)]
+pub struct KeyctlOp(i64);
+pub const KEYCTL_JOIN_SESSION_KEYRING: KeyctlOp = KeyctlOp(1);
+pub const KEYCTL_CLEAR: KeyctlOp = KeyctlOp(7);
+pub const KEYCTL_READ: KeyctlOp = KeyctlOp(11);
+pub const KEYCTL_GET_PERSISTENT: KeyctlOp = KeyctlOp(22);
 
 /// Whether this process may use the kernel's keyrings at all: a container
 /// manager's seccomp filter (systemd-nspawn's, for one) refuses `keyctl`
 /// with `EPERM` or `ENOSYS`, since keyrings are not namespaced. The filter
 /// holds for every child too, so then no job can leave a key either.
 pub fn keyrings_usable() -> bool {
-    const KEYCTL_GET_KEYRING_ID: i64 = 0;
+    const KEYCTL_GET_KEYRING_ID: KeyctlOp = KeyctlOp(0);
     const KEY_SPEC_SESSION_KEYRING: i64 = -3;
     !matches!(
         keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0).map_err(|e| e.raw_os_error()),
@@ -353,11 +314,12 @@ pub fn keyrings_usable() -> bool {
 /// arguments (a null pointer for `KEYCTL_JOIN_SESSION_KEYRING`'s name, a
 /// zero-length buffer for `KEYCTL_READ`, which then only returns the
 /// keyring's size in bytes).
-pub fn keyctl(op: i64, a: i64, b: i64) -> io::Result<i64> {
-    // SAFETY: every operation passed here takes integers; where the kernel
-    // reads a pointer argument it is null (JOIN: an anonymous keyring) or
-    // paired with a zero length (READ), so no memory is handed over.
-    let r = cerr(unsafe { libc::syscall(libc::SYS_keyctl, op, a, b, 0, 0) })?;
+pub fn keyctl(op: KeyctlOp, a: i64, b: i64) -> io::Result<i64> {
+    // SAFETY: `op` is one of the operations above, none of which writes
+    // through an argument: READ's buffer comes with the length 0 passed
+    // here, the others take integers (JOIN: a name the kernel only reads,
+    // null for an anonymous keyring).
+    let r = cerr(unsafe { libc::syscall(libc::SYS_keyctl, op.0, a, b, 0, 0) })?;
     Ok(r as i64)
 }
 
@@ -404,7 +366,7 @@ mod tests {
             "Linux {version:?} predates PIDFD_GET_INFO (6.13): leave this test out here"
         );
         let me = std::process::id() as i32;
-        let fd = pidfd_open(me, 0).expect("own pidfd");
+        let fd = pidfd_open(Pid::new(me).expect("a pid"), 0).expect("own pidfd");
         let info = pidfd_info(fd.as_fd())
             .unwrap_or_else(|| panic!("Linux {version:?} has PIDFD_GET_INFO, yet the call failed"));
         let (uid, ppid) = (nix::unistd::getuid(), nix::unistd::getppid());
@@ -413,7 +375,7 @@ mod tests {
             PidfdInfo {
                 tgid: me,
                 ppid: ppid.as_raw(),
-                ruid: uid.as_raw()
+                ruid: Uid::new(uid.as_raw())
             }
         );
     }

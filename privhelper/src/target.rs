@@ -121,7 +121,7 @@ fn kept(slot: &Option<Lineage>, pid: i32) -> Option<&Lineage> {
 /// built-in protections in the documented order.
 pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<Resolved, Refusal> {
     let pid = Pid::new(raw_pid).map_err(Refusal::Denied)?;
-    let pidfd = match sys::pidfd_open(pid.get(), 0) {
+    let pidfd = match sys::pidfd_open(pid, 0) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(Refusal::NoSuchProcess),
         // pidfd_open refuses a thread that is not a group leader (EINVAL
@@ -187,9 +187,9 @@ pub fn signal(r: &Resolved, sig: i32) -> Result<(), Refusal> {
 /// and afterwards the process must still be alive with the same start time.
 pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Refusal> {
     let pid = r.pid.get();
-    let mut done: HashSet<i32> = HashSet::new();
+    let mut done: HashSet<Pid> = HashSet::new();
     for _pass in 0..8 {
-        let new: Vec<i32> = tasks(pid)?
+        let new: Vec<Pid> = tasks(pid)?
             .into_iter()
             .filter(|t| !done.contains(t))
             .collect();
@@ -216,16 +216,16 @@ pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Refusal> {
 }
 
 /// Tids in `/proc/PID/task`.
-fn tasks(pid: i32) -> Result<Vec<i32>, Refusal> {
+fn tasks(pid: i32) -> Result<Vec<Pid>, Refusal> {
     let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Refusal::NoSuchProcess)?;
     Ok(dir
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter_map(|e| Pid::new(e.file_name().to_str()?.parse().ok()?).ok())
         .collect())
 }
 
 /// Renices one thread of `pid`. `Ok(false)`: the thread ended meanwhile.
-fn renice_thread(pid: i32, tid: i32, nice: Nice) -> Result<bool, Refusal> {
+fn renice_thread(pid: i32, tid: Pid, nice: Nice) -> Result<bool, Refusal> {
     let failed = |e: std::io::Error| Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO));
     let pin = match sys::pidfd_open(tid, sys::PIDFD_THREAD) {
         Ok(fd) => Some(fd),
@@ -235,7 +235,7 @@ fn renice_thread(pid: i32, tid: i32, nice: Nice) -> Result<bool, Refusal> {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
         Err(e) => return Err(failed(e)),
     };
-    let ours = || fs::metadata(format!("/proc/{pid}/task/{tid}")).is_ok();
+    let ours = || fs::metadata(format!("/proc/{pid}/task/{}", tid.get())).is_ok();
     if !ours() {
         return Ok(false);
     }
@@ -266,7 +266,7 @@ mod tests {
             ours: &mut ours,
             theirs: &mut theirs,
         };
-        let fd = sys::pidfd_open(me, 0).expect("own pidfd");
+        let fd = sys::pidfd_open(Pid::new(me).expect("a pid"), 0).expect("own pidfd");
         assert!(g.target_alive(&fd), "walks both chains");
         assert_eq!(g.rule(me), Some(Builtin::Helper));
         assert_eq!(g.rule(info.ppid), Some(Builtin::Ancestor));

@@ -266,15 +266,14 @@ pub fn become_uid(uid: u32, gid: u32) -> io::Result<()> {
 /// where a job that called `setsid` left its process group, and for a uid
 /// a dead helper's job still runs as.
 pub fn sweep(uid: u32) -> io::Result<()> {
-    let pid = sys::fork()?;
-    if pid == 0 {
+    let Some(pid) = sys::fork()? else {
         // Never kill(-1) as root: that would be every process on the host.
         if become_uid(uid, uid).is_ok() {
             let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
             sys::exit_child(0);
         }
         sys::exit_child(1);
-    }
+    };
     // A process of the uid may stop the sweeper before it is killed: the
     // loop never waits on it for more than a moment (the drain retries).
     if let Ok(fd) = sys::pidfd_open(pid, 0) {
@@ -283,7 +282,7 @@ pub fn sweep(uid: u32) -> io::Result<()> {
             let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
         }
     }
-    waitpid(Pid::from_raw(pid), None).map_err(io::Error::from)?;
+    waitpid(Pid::from_raw(pid.get()), None).map_err(io::Error::from)?;
     Ok(())
 }
 

@@ -5,9 +5,11 @@
 //! limit so that no length field inside the payload can make it allocate
 //! more. A payload must decode to exactly its length: trailing bytes are an
 //! error, so one frame can never smuggle the start of another.
+//!
+//! Reading a frame from a blocking stream is the gateway's client's
+//! (`api-gateway/src/helper/read.rs`): the helper never does.
 
 use std::fmt;
-use std::io::{self, Read};
 
 use bincode::config::{self, Configuration, Fixint, Limit, LittleEndian};
 use bincode::{Decode, Encode};
@@ -27,7 +29,7 @@ fn config() -> Config {
         .with_limit::<MAX_FRAME>()
 }
 
-/// Why a frame could not be read or written.
+/// Why bytes are no frame, or a message could not become one.
 #[derive(Debug)]
 pub enum FrameError {
     /// The length prefix announces more than [`MAX_FRAME`] bytes.
@@ -39,12 +41,6 @@ pub enum FrameError {
     TrailingBytes { extra: usize },
     /// The message could not be encoded (too large).
     Encode(String),
-    /// The peer closed the stream in the middle of a frame.
-    Truncated { have: usize, want: usize },
-    /// The peer closed the stream between frames.
-    Closed,
-    /// An I/O error on the stream.
-    Io(io::Error),
 }
 
 impl fmt::Display for FrameError {
@@ -58,29 +54,11 @@ impl fmt::Display for FrameError {
                 write!(f, "frame has {extra} bytes after its message")
             }
             FrameError::Encode(e) => write!(f, "cannot encode frame: {e}"),
-            FrameError::Truncated { have, want } => {
-                write!(f, "stream closed inside a frame ({have} of {want} bytes)")
-            }
-            FrameError::Closed => f.write_str("peer closed the connection"),
-            FrameError::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
 }
 
-impl std::error::Error for FrameError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            FrameError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for FrameError {
-    fn from(e: io::Error) -> Self {
-        FrameError::Io(e)
-    }
-}
+impl std::error::Error for FrameError {}
 
 /// Encodes `msg` as one frame (length prefix included).
 pub fn encode_frame<T: Encode>(msg: &T) -> Result<Vec<u8>, FrameError> {
@@ -91,7 +69,8 @@ pub fn encode_frame<T: Encode>(msg: &T) -> Result<Vec<u8>, FrameError> {
             len: payload.len() as u64,
         });
     }
-    let len = u32::try_from(payload.len()).map_err(|e| FrameError::Encode(e.to_string()))?;
+    // At most MAX_FRAME (checked above), so it fits the prefix.
+    let len = payload.len() as u32;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&payload);
@@ -101,12 +80,10 @@ pub fn encode_frame<T: Encode>(msg: &T) -> Result<Vec<u8>, FrameError> {
 /// Reads the length prefix at the start of `buf`, if all four bytes are
 /// there, and refuses a length over [`MAX_FRAME`].
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
-    let Some(head) = buf.get(..HEADER_LEN) else {
+    let Some(head) = buf.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
     };
-    let mut le = [0u8; HEADER_LEN];
-    le.copy_from_slice(head);
-    let len = u32::from_le_bytes(le);
+    let len = u32::from_le_bytes(*head);
     if len as usize > MAX_FRAME {
         return Err(FrameError::TooLarge {
             len: u64::from(len),
@@ -136,45 +113,10 @@ pub fn decode_frame<T: Decode<()>>(buf: &[u8]) -> Result<Option<(T, usize)>, Fra
     Ok(Some((msg, HEADER_LEN + len)))
 }
 
-/// Reads one frame from a blocking stream. The payload buffer is allocated
-/// only after the length has passed the [`MAX_FRAME`] check.
-pub fn read_frame<R: Read, T: Decode<()>>(r: &mut R) -> Result<T, FrameError> {
-    let mut buf = vec![0u8; HEADER_LEN];
-    let got = read_full(r, &mut buf)?;
-    if got == 0 {
-        return Err(FrameError::Closed);
-    }
-    if let Some(len) = frame_len(&buf[..got])? {
-        buf.resize(HEADER_LEN + len, 0);
-    }
-    let got = got + read_full(r, &mut buf[got..])?;
-    match decode_frame(&buf[..got])? {
-        Some((msg, _)) => Ok(msg),
-        None => Err(FrameError::Truncated {
-            have: got,
-            want: buf.len(),
-        }),
-    }
-}
-
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-pub fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{JobId, Request, Response, Signal, Target};
+    use crate::message::{JobId, Request, Signal, Target};
 
     fn samples() -> Vec<Request> {
         vec![
@@ -225,8 +167,6 @@ mod tests {
                 .expect("whole");
             assert_eq!(back, req);
             assert_eq!(used, bytes.len());
-            let mut cursor = io::Cursor::new(bytes);
-            assert_eq!(read_frame::<_, Request>(&mut cursor).expect("reads"), req);
         }
     }
 
@@ -244,11 +184,6 @@ mod tests {
         assert!(matches!(
             decode_frame::<Request>(&head),
             Err(FrameError::TooLarge { len }) if len == MAX_FRAME as u64 + 1
-        ));
-        let mut cursor = io::Cursor::new(u32::MAX.to_le_bytes().to_vec());
-        assert!(matches!(
-            read_frame::<_, Request>(&mut cursor),
-            Err(FrameError::TooLarge { .. })
         ));
     }
 
@@ -269,21 +204,6 @@ mod tests {
         assert!(matches!(
             decode_frame::<Request>(&[0, 0, 0, 0]),
             Err(FrameError::Decode(_))
-        ));
-    }
-
-    #[test]
-    fn truncated_and_closed_streams_are_told_apart() {
-        let bytes = encode_frame(&samples()[1]).expect("encodes");
-        let mut short = io::Cursor::new(bytes[..bytes.len() - 1].to_vec());
-        assert!(matches!(
-            read_frame::<_, Request>(&mut short),
-            Err(FrameError::Truncated { .. })
-        ));
-        let mut empty = io::Cursor::new(Vec::new());
-        assert!(matches!(
-            read_frame::<_, Response>(&mut empty),
-            Err(FrameError::Closed)
         ));
     }
 

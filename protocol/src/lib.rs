@@ -10,7 +10,7 @@
 //! - [`message`]: the request and response enums, [`Target`], [`Signal`],
 //!   [`JobId`]: what may be asked and answered, nothing more.
 //! - [`frame`]: `u32` little-endian length + bincode payload; incremental
-//!   decoding for the helper's non-blocking loop and blocking helpers.
+//!   decoding for the helper's non-blocking loop.
 //! - [`fdpass`]: receiving file descriptors with `SCM_RIGHTS` (the only
 //!   module with `unsafe`).
 //!

@@ -15,8 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-use protocol::frame::{encode_frame, read_frame, FrameError};
+use protocol::frame::{encode_frame, FrameError};
 use protocol::{Containment, Envelope, JobId, JobStatus, Request, Response, PROTOCOL_VERSION};
+
+use super::read::{read_frame, StreamError};
 
 /// Why talking to the helper failed.
 #[derive(Debug)]
@@ -24,7 +26,7 @@ pub enum ClientError {
     /// Could not connect to the socket.
     Connect(io::Error),
     /// The stream failed or carried a bad frame.
-    Frame(FrameError),
+    Frame(StreamError),
     /// The helper speaks another protocol version.
     Version { ours: u32, theirs: u32 },
     /// The helper answered the handshake with something else.
@@ -53,9 +55,15 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+impl From<StreamError> for ClientError {
+    fn from(e: StreamError) -> Self {
+        ClientError::Frame(e)
+    }
+}
+
 impl From<FrameError> for ClientError {
     fn from(e: FrameError) -> Self {
-        ClientError::Frame(e)
+        ClientError::Frame(StreamError::Frame(e))
     }
 }
 
@@ -139,7 +147,7 @@ impl Connection {
             request_id,
             request: req.clone(),
         })?;
-        send_with_fds(&self.stream, &bytes, fds).map_err(FrameError::Io)?;
+        send_with_fds(&self.stream, &bytes, fds).map_err(StreamError::Io)?;
         Ok(read_frame(&mut &self.stream)?)
     }
 
