@@ -20,21 +20,14 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use protocol::JobLimits;
+
 /// Which cgroup v2 controllers the helper enabled for its job cgroups.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Controllers {
     pub memory: bool,
     pub pids: bool,
     pub cpu: bool,
-}
-
-/// The limits to write into a new job cgroup (only for enabled controllers).
-#[derive(Debug, Clone, Copy)]
-pub struct CgroupLimits {
-    pub memory_max: u64,
-    pub pids_max: u64,
-    /// `cpu.max` quota per 100 ms period, µs.
-    pub cpu_quota_us: u64,
 }
 
 /// `cpu.max` period, µs.
@@ -60,52 +53,43 @@ pub struct V1 {
 /// start line and `--check`.
 pub fn mechanisms(root: Option<&CgroupRoot>) -> (&'static str, &'static str) {
     let c = root.map(CgroupRoot::controllers).unwrap_or_default();
-    let v1 = root.map(|r| &r.v1);
-    let memory = if v1.is_some_and(|v| v.memory.is_some()) {
-        "cgroup v1 memory.limit_in_bytes"
-    } else if c.memory {
-        "cgroup v2 memory.max"
-    } else {
-        "RLIMIT_AS per process"
+    let v1 = root.map(|r| r.v1.clone()).unwrap_or_default();
+    let memory = match (v1.memory.is_some(), c.memory) {
+        (true, _) => "cgroup v1 memory.limit_in_bytes",
+        (false, true) => "cgroup v2 memory.max",
+        (false, false) => "RLIMIT_AS per process",
     };
-    let pids = if v1.is_some_and(|v| v.pids.is_some()) {
-        "cgroup v1 pids.max"
-    } else if c.pids {
-        "cgroup v2 pids.max"
-    } else {
-        "RLIMIT_NPROC per job uid"
+    let pids = match (v1.pids.is_some(), c.pids) {
+        (true, _) => "cgroup v1 pids.max",
+        (false, true) => "cgroup v2 pids.max",
+        (false, false) => "RLIMIT_NPROC per job uid",
     };
     (memory, pids)
 }
 
 impl CgroupRoot {
-    /// `explicit`, or the helper's own cgroup: the `0::` line of
-    /// /proc/self/cgroup joined to the cgroup2 mount from mountinfo (on a
+    /// `explicit`, or the helper's own cgroup in the cgroup2 mount (on a
     /// hybrid host that mount is e.g. /sys/fs/cgroup/unified). Returns
     /// `None` when no writable cgroup v2 with `cgroup.kill` is found.
     /// Enables the memory, pids and cpu controllers for job cgroups where
-    /// the hierarchy offers them.
+    /// the hierarchy offers them, and takes the v1 `memory` and `pids`
+    /// hierarchies for the limits it does not offer.
     pub fn discover(explicit: Option<&Path>) -> Option<CgroupRoot> {
         let dir = match explicit {
             Some(d) => d.to_path_buf(),
-            None => {
-                let mount = cgroup2_mount()?;
-                let own = fs::read_to_string("/proc/self/cgroup").ok()?;
-                let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
-                mount.join(rel.trim_start_matches('/'))
-            }
+            None => own_group("cgroup2", None)?,
         };
-        let probe = dir.join(format!("monitoreo-probe-{}", std::process::id()));
-        fs::create_dir(&probe).ok()?;
-        let has_kill = probe.join("cgroup.kill").exists();
-        let _ = fs::remove_dir(&probe);
-        if !has_kill {
+        if probe(&dir) != Some(true) {
             return None;
         }
         let mut controllers = enable_controllers(&dir);
+        let v1 = |in_v2: bool, name| {
+            let dir = (!in_v2).then(|| own_group("cgroup", Some(name)))??;
+            probe(&dir).map(|_| dir)
+        };
         let v1 = V1 {
-            memory: (!controllers.memory).then(|| v1_dir("memory")).flatten(),
-            pids: (!controllers.pids).then(|| v1_dir("pids")).flatten(),
+            memory: v1(controllers.memory, "memory"),
+            pids: v1(controllers.pids, "pids"),
         };
         // A limit held in v1 is reported like its v2 form.
         controllers.memory |= v1.memory.is_some();
@@ -117,84 +101,74 @@ impl CgroupRoot {
         })
     }
 
-    /// Creates the directory for one job and writes the limits its
-    /// controllers allow. The name carries the helper's pid, so helpers
-    /// sharing a cgroup (tests, a restarted helper beside a draining one)
-    /// never collide.
-    pub fn create(&self, name: &str, limits: &CgroupLimits) -> io::Result<JobCgroup> {
-        let dir = self
-            .dir
-            .join(format!("monitoreo-{}-job-{name}", std::process::id()));
-        fs::create_dir(&dir)?;
+    /// Creates the directory for one job (and its groups in the v1
+    /// hierarchies in use) with the cgroup limits of `limits`. The name
+    /// carries the helper's pid, so helpers sharing a cgroup (tests, a
+    /// restarted helper beside a draining one) never collide. A failure
+    /// leaves nothing behind.
+    pub fn create(&self, name: &str, limits: &JobLimits) -> io::Result<JobCgroup> {
+        let name = format!("monitoreo-{}-job-{name}", std::process::id());
         let mut cg = JobCgroup {
-            dir,
+            dir: self.dir.join(&name),
             v1: Vec::new(),
         };
-        if let Err(e) = self.create_v1(&mut cg, name, limits) {
+        fs::create_dir(&cg.dir)?;
+        let written = self.write_limits(&mut cg, &name, limits);
+        if written.is_err() {
             let _ = cg.remove();
-            return Err(e);
         }
-        let c = Controllers {
-            memory: self.controllers.memory && self.v1.memory.is_none(),
-            pids: self.controllers.pids && self.v1.pids.is_none(),
-            ..self.controllers
-        };
-        let writes = [
-            (c.memory, "memory.max", limits.memory_max.to_string()),
-            (c.memory, "memory.swap.max", "0".to_string()),
-            (c.pids, "pids.max", limits.pids_max.to_string()),
-            (
-                c.cpu,
-                "cpu.max",
-                format!("{} {CPU_PERIOD_US}", limits.cpu_quota_us),
-            ),
-        ];
-        for (enabled, file, value) in writes {
-            if !enabled {
-                continue;
-            }
-            if let Err(e) = fs::write(cg.dir.join(file), value) {
-                // memory.swap.max is absent without swap accounting.
-                if file == "memory.swap.max" && e.kind() == io::ErrorKind::NotFound {
-                    continue;
-                }
-                let _ = cg.remove();
-                return Err(e);
-            }
-        }
-        Ok(cg)
+        written.map(|()| cg)
     }
 
-    /// The job's groups in the v1 hierarchies in use, with their limits:
-    /// `memory.limit_in_bytes`, then `memory.memsw.limit_in_bytes` (no
-    /// swap beyond it, where swap is accounted), and `pids.max`.
-    fn create_v1(&self, cg: &mut JobCgroup, name: &str, limits: &CgroupLimits) -> io::Result<()> {
-        let job = format!("monitoreo-{}-job-{name}", std::process::id());
-        let memory = limits.memory_max.to_string();
-        let plans = [
+    /// Makes the job's v1 groups and writes each limit where it is held:
+    /// in v1, `memory.limit_in_bytes` and `memory.memsw.limit_in_bytes` (no
+    /// swap beyond it) and `pids.max`; in v2, `memory.max`,
+    /// `memory.swap.max = 0`, `pids.max`, `cpu.max`. The swap files are
+    /// absent without swap accounting, and then skipped.
+    fn write_limits(&self, cg: &mut JobCgroup, name: &str, l: &JobLimits) -> io::Result<()> {
+        let (memory_v1, pids_v1) = (
+            self.v1.memory.as_ref().map(|b| b.join(name)),
+            self.v1.pids.as_ref().map(|b| b.join(name)),
+        );
+        for dir in memory_v1.iter().chain(&pids_v1) {
+            fs::create_dir(dir)?;
+            cg.v1.push(dir.clone());
+        }
+        let v2 = Some(&cg.dir);
+        let (memory_v2, pids_v2) = (
+            v2.filter(|_| memory_v1.is_none()),
+            v2.filter(|_| pids_v1.is_none()),
+        );
+        let memory = l.cgroup_memory_max.map(|m| m.to_string());
+        let pids = l.cgroup_pids_max.map(|p| p.to_string());
+        let writes = [
+            (memory_v1.as_ref(), "memory.limit_in_bytes", memory.clone()),
             (
-                &self.v1.memory,
-                vec![
-                    ("memory.limit_in_bytes", memory.clone()),
-                    ("memory.memsw.limit_in_bytes", memory),
-                ],
+                memory_v1.as_ref(),
+                "memory.memsw.limit_in_bytes",
+                memory.clone(),
             ),
+            (pids_v1.as_ref(), "pids.max", pids.clone()),
+            (memory_v2, "memory.max", memory.clone()),
             (
-                &self.v1.pids,
-                vec![("pids.max", limits.pids_max.to_string())],
+                memory_v2,
+                "memory.swap.max",
+                memory.map(|_| "0".to_string()),
+            ),
+            (pids_v2, "pids.max", pids),
+            (
+                v2,
+                "cpu.max",
+                l.cgroup_cpu_max_us.map(|q| format!("{q} {CPU_PERIOD_US}")),
             ),
         ];
-        for (base, writes) in plans {
-            let Some(base) = base else { continue };
-            let dir = base.join(&job);
-            fs::create_dir(&dir)?;
-            cg.v1.push(dir.clone());
-            for (file, value) in writes {
-                match fs::write(dir.join(file), value) {
-                    // memsw is absent without swap accounting.
-                    Err(e) if file.contains("memsw") && e.kind() == io::ErrorKind::NotFound => {}
-                    r => r?,
-                }
+        for (dir, file, value) in writes {
+            let (Some(dir), Some(value)) = (dir, value) else {
+                continue;
+            };
+            match fs::write(dir.join(file), value) {
+                Err(e) if file.contains("sw") && e.kind() == io::ErrorKind::NotFound => {}
+                r => r?,
             }
         }
         Ok(())
@@ -212,13 +186,8 @@ impl CgroupRoot {
         let mut removed = 0;
         let v1 = [&self.v1.memory, &self.v1.pids].into_iter().flatten();
         for (i, base) in std::iter::once(&self.dir).chain(v1).enumerate() {
-            let Ok(entries) = fs::read_dir(base) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if !crate::home::left_by_a_gone_helper(&e.file_name()) {
-                    continue;
-                }
+            let entries = fs::read_dir(base).into_iter().flatten().flatten();
+            for e in entries.filter(|e| crate::home::left_by_a_gone_helper(&e.file_name())) {
                 let cg = JobCgroup {
                     dir: e.path(),
                     v1: Vec::new(),
@@ -228,9 +197,7 @@ impl CgroupRoot {
                 if i == 0 {
                     let _ = cg.kill();
                 }
-                if cg.remove().is_ok() && i == 0 {
-                    removed += 1;
-                }
+                removed += usize::from(cg.remove().is_ok() && i == 0);
             }
         }
         removed
@@ -250,33 +217,27 @@ impl CgroupRoot {
 /// documentation advises.
 fn enable_controllers(dir: &Path) -> Controllers {
     let offered = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    let wanted: Vec<&str> = ["memory", "pids", "cpu"]
+    let wanted: Vec<String> = ["memory", "pids", "cpu"]
         .into_iter()
         .filter(|c| offered.split_whitespace().any(|o| o == *c))
+        .map(|c| format!("+{c}"))
         .collect();
-    if !wanted.is_empty() {
-        let line = wanted
-            .iter()
-            .map(|c| format!("+{c}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let control = dir.join("cgroup.subtree_control");
-        if let Err(e) = fs::write(&control, &line) {
-            if e.raw_os_error() == Some(libc::EBUSY) {
-                let leaf = dir.join("monitoreo-helper");
-                let moved =
-                    match fs::create_dir(&leaf) {
-                        Ok(()) => true,
-                        Err(e) => e.kind() == io::ErrorKind::AlreadyExists,
-                    } && fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())
-                        .is_ok();
-                if moved {
-                    let _ = fs::write(&control, &line);
-                }
-            }
+    let control = dir.join("cgroup.subtree_control");
+    let line = wanted.join(" ");
+    let busy = |r: io::Result<()>| r.is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY));
+    if !wanted.is_empty() && busy(fs::write(&control, &line)) {
+        let leaf = dir.join("monitoreo-helper");
+        let made = fs::create_dir(&leaf).or_else(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        });
+        if made.is_ok()
+            && fs::write(leaf.join("cgroup.procs"), std::process::id().to_string()).is_ok()
+        {
+            let _ = fs::write(&control, &line);
         }
     }
-    let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    let enabled = fs::read_to_string(&control).unwrap_or_default();
     let on = |c: &str| enabled.split_whitespace().any(|e| e == c);
     Controllers {
         memory: on("memory"),
@@ -285,40 +246,37 @@ fn enable_controllers(dir: &Path) -> Controllers {
     }
 }
 
-/// The helper's own group in the v1 hierarchy of `controller`, if that
-/// hierarchy is mounted and takes a new child group (probed).
-fn v1_dir(controller: &str) -> Option<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let (root, mount) = info.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        let mut post = post.split_whitespace();
-        let v1 = post.next()? == "cgroup" && post.nth(1)?.split(',').any(|o| o == controller);
-        let mut pre = pre.split_whitespace();
-        v1.then(|| Some((pre.nth(3)?.to_string(), PathBuf::from(pre.next()?))))
-            .flatten()
-    })?;
+/// The helper's own group in the hierarchy mounted as `fstype`: cgroup2
+/// (`controller` `None`), or the v1 one of `controller`. Its path in
+/// `/proc/self/cgroup` (the `0::` line, or the line listing the
+/// controller), taken relative to the mount's root, under the mount point.
+fn own_group(fstype: &str, controller: Option<&str>) -> Option<PathBuf> {
+    let listed = |list: &str| list.split(',').any(|c| Some(c) == controller);
+    let mount = crate::ns::mounts()
+        .into_iter()
+        .find(|m| m.fstype == fstype && (controller.is_none() || listed(&m.options)))?;
     let own = fs::read_to_string("/proc/self/cgroup").ok()?;
     let path = own.lines().find_map(|l| {
         let mut f = l.splitn(3, ':');
-        let (_, list, path) = (f.next()?, f.next()?, f.next()?);
-        list.split(',').any(|c| c == controller).then_some(path)
+        let (id, list, path) = (f.next()?, f.next()?, f.next()?);
+        let ours = match controller {
+            None => id == "0" && list.is_empty(),
+            Some(_) => listed(list),
+        };
+        ours.then_some(path)
     })?;
-    let rel = path.strip_prefix(root.as_str()).unwrap_or(path);
-    let dir = mount.join(rel.trim_start_matches('/'));
-    let probe = dir.join(format!("monitoreo-probe-{}", std::process::id()));
-    fs::create_dir(&probe).ok()?;
-    let _ = fs::remove_dir(&probe);
-    Some(dir)
+    let rel = path.strip_prefix(mount.root.as_str()).unwrap_or(path);
+    Some(mount.point.join(rel.trim_start_matches('/')))
 }
 
-fn cgroup2_mount() -> Option<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        (post.split_whitespace().next()? == "cgroup2")
-            .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))
-            .flatten()
-    })
+/// Whether `dir` takes a new child group (made and removed at once): `None`
+/// if not, else whether that group has `cgroup.kill`.
+fn probe(dir: &Path) -> Option<bool> {
+    let probe = dir.join(format!("monitoreo-probe-{}", std::process::id()));
+    fs::create_dir(&probe).ok()?;
+    let has_kill = probe.join("cgroup.kill").exists();
+    let _ = fs::remove_dir(&probe);
+    Some(has_kill)
 }
 
 /// One job's cgroup, and its groups in the v1 hierarchies in use.

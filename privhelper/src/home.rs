@@ -13,9 +13,13 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
 
 use crate::sys;
 
@@ -24,30 +28,69 @@ pub fn path(job_hex: &str) -> PathBuf {
     Path::new("/tmp").join(format!("monitoreo-{}-job-{job_hex}", std::process::id()))
 }
 
-/// Starts the cleaner of a uid whose job has drained: a child that takes
-/// the uid (so it needs no privilege over what it removes and can touch
-/// nothing else), clears the uid's keyrings and removes every top-level
-/// entry the uid owns in the host's world-writable directories `shared`,
-/// and exits 0 only when all of it is gone. Returns its pid and a pidfd
-/// that becomes readable when it is done.
-///
-/// A job's files and IPC objects die with its namespaces (`ns`); the
-/// keyrings of a uid outlive every process (the kernel keeps a uid's user
-/// keyring and persistent keyring), and the sweep of `shared` catches what
-/// a job of an older helper without namespaces left.
-pub fn clean_as(uid: u32, shared: &[PathBuf]) -> io::Result<(i32, OwnedFd)> {
-    let pid = sys::fork()?;
-    if pid == 0 {
-        let clean =
-            crate::uids::become_uid(uid, uid).is_ok() && clear_keyrings() && sweep(uid, shared);
-        sys::exit_child(if clean { 0 } else { 1 });
-    }
-    match sys::pidfd_open(pid, 0) {
-        Ok(fd) => Ok((pid, fd)),
-        Err(e) => {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-            Err(e)
+/// How long a uid's cleaner may take before the uid is quarantined.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A uid's cleaner: its pid, a pidfd the loop polls, and when it is given
+/// up on.
+pub struct Cleaner {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub deadline: Instant,
+}
+
+impl Cleaner {
+    /// Starts the cleaner of a uid whose job has drained: a child that
+    /// takes the uid (so it needs no privilege over what it removes and can
+    /// touch nothing else), clears the uid's keyrings and removes every
+    /// top-level entry the uid owns in the host's world-writable
+    /// directories `shared`, and exits 0 only when all of it is gone.
+    ///
+    /// A job's files and IPC objects die with its namespaces (`ns`); the
+    /// keyrings of a uid outlive every process (the kernel keeps a uid's
+    /// user keyring and persistent keyring), and the sweep of `shared`
+    /// catches what a job of an older helper without namespaces left.
+    pub fn start(uid: u32, shared: &[PathBuf]) -> io::Result<Cleaner> {
+        let pid = sys::fork()?;
+        if pid == 0 {
+            let clean =
+                crate::uids::become_uid(uid, uid).is_ok() && clear_keyrings() && sweep(uid, shared);
+            sys::exit_child(if clean { 0 } else { 1 });
         }
+        match sys::pidfd_open(pid, 0) {
+            Ok(pidfd) => Ok(Cleaner {
+                pid,
+                pidfd,
+                deadline: Instant::now() + CLEANUP_TIMEOUT,
+            }),
+            Err(e) => {
+                let _ = waitpid(Pid::from_raw(pid), None);
+                Err(e)
+            }
+        }
+    }
+
+    /// `None` while the cleaner runs within its deadline; then, reaped,
+    /// `Ok` for an exit with status 0 and the reason otherwise (a cleaner
+    /// past its deadline is killed). Nothing a key does can shorten a
+    /// cleanup into success: only that exit hands the uid out again.
+    pub fn outcome(&self) -> Option<Result<(), String>> {
+        let hung = Instant::now() >= self.deadline;
+        if crate::proc::alive(&self.pidfd) && !hung {
+            return None;
+        }
+        let pid = Pid::from_raw(self.pid);
+        if hung {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Some(Err(format!(
+                "the cleaner took longer than {CLEANUP_TIMEOUT:?}"
+            )));
+        }
+        Some(match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+            other => Err(format!("the cleaner ended with {other:?}")),
+        })
     }
 }
 

@@ -64,11 +64,8 @@ pub fn discover() -> Vec<PathBuf> {
             }
         }
     }
-    found.extend(
-        mount_points()
-            .into_iter()
-            .filter(|m| !SKIP.iter().any(|s| m.starts_with(s)) && world_writable(m)),
-    );
+    let points = mounts().into_iter().map(|m| m.point);
+    found.extend(points.filter(|m| !SKIP.iter().any(|s| m.starts_with(s)) && world_writable(m)));
     outermost(found)
 }
 
@@ -87,7 +84,7 @@ pub fn enter(shared: &[PathBuf], tmpfs_bytes: u64) -> io::Result<()> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )?;
-    for m in mount_points() {
+    for m in mounts().into_iter().map(|m| m.point) {
         if ["/proc", "/sys", "/dev"].iter().any(|s| m.starts_with(s)) {
             continue;
         }
@@ -98,27 +95,15 @@ pub fn enter(shared: &[PathBuf], tmpfs_bytes: u64) -> io::Result<()> {
             r => r?,
         }
     }
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    let options = format!("mode=1777,size={tmpfs_bytes},nr_inodes=65536");
+    let tmpfs = format!("mode=1777,size={tmpfs_bytes},nr_inodes=65536");
     for dir in shared {
-        let r = if dir == Path::new("/dev/mqueue") {
-            mount(
-                Some("mqueue"),
-                dir,
-                Some("mqueue"),
-                flags | MsFlags::MS_NOEXEC,
-                None::<&str>,
-            )
+        let (fstype, data, noexec) = if dir == Path::new("/dev/mqueue") {
+            ("mqueue", None, MsFlags::MS_NOEXEC)
         } else {
-            mount(
-                Some("tmpfs"),
-                dir,
-                Some("tmpfs"),
-                flags,
-                Some(options.as_str()),
-            )
+            ("tmpfs", Some(tmpfs.as_str()), MsFlags::empty())
         };
-        match r {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | noexec;
+        match mount(Some(fstype), dir, Some(fstype), flags, data) {
             // Removed since it was found: nothing to cover.
             Err(nix::errno::Errno::ENOENT) => {}
             r => r?,
@@ -131,35 +116,48 @@ fn world_writable(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o002 != 0)
 }
 
-/// Every mount point of this mount namespace (`/proc/self/mountinfo`,
-/// field 5, with its octal escapes undone).
-fn mount_points() -> Vec<PathBuf> {
+/// One line of `/proc/self/mountinfo`: the mount's root within its file
+/// system (field 4), its mount point (field 5, with its octal escapes
+/// undone), and after the separator its file system type and super options.
+/// The one reader of mountinfo: `cgroup` finds its hierarchies here.
+pub struct Mount {
+    pub root: String,
+    pub point: PathBuf,
+    pub fstype: String,
+    pub options: String,
+}
+
+/// Every mount of this mount namespace.
+pub fn mounts() -> Vec<Mount> {
     let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(p))))
-        .collect()
+    let mount = |line: &str| {
+        let (pre, post) = line.split_once(" - ")?;
+        let (pre, post): (Vec<&str>, Vec<&str>) =
+            (pre.split(' ').collect(), post.split(' ').collect());
+        Some(Mount {
+            root: pre.get(3)?.to_string(),
+            point: PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(pre.get(4)?))),
+            fstype: post.first()?.to_string(),
+            options: post.get(2)?.to_string(),
+        })
+    };
+    text.lines().filter_map(mount).collect()
 }
 
 /// Undoes mountinfo's `\ooo` escapes (space, tab, newline, backslash).
 fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b.get(i + 1..i + 4).and_then(|d| {
-            std::str::from_utf8(d)
-                .ok()
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-        });
-        match (b[i], octal) {
-            (b'\\', Some(c)) => {
-                out.push(c);
-                i += 4;
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&c, tail)) = rest.split_first() {
+        let octal = tail.get(..3).and_then(|d| std::str::from_utf8(d).ok());
+        match octal.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+            Some(o) if c == b'\\' => {
+                out.push(o);
+                rest = &tail[3..];
             }
-            (c, _) => {
+            _ => {
                 out.push(c);
-                i += 1;
+                rest = tail;
             }
         }
     }

@@ -14,7 +14,7 @@
 //! close-on-exec pipe and exits 127; the parent reports `Failed { errno }`.
 
 use std::ffi::CString;
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -24,7 +24,7 @@ use caps::{CapSet, Capability};
 use nix::fcntl::OFlag;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::stat::{umask, Mode};
-use nix::unistd::{pipe2, setsid};
+use nix::unistd::{execve, pipe2, setsid};
 
 use crate::policy::RunPolicy;
 use crate::sys;
@@ -38,15 +38,12 @@ pub struct SpawnPlan<'a> {
     pub gid: u32,
     /// `RLIMIT_AS`, when no memory cgroup bounds the job.
     pub rlimit_as: Option<u64>,
-    /// `HOME` and `TMPDIR`: the job's private directory, or the shared
-    /// user's home and `/tmp`.
-    pub home: String,
-    pub tmpdir: String,
-    /// Create `home` (0700) once running as the job's uid.
-    pub create_home: bool,
-    /// Run in namespaces of its own (`ns::enter`) with these world-writable
-    /// directories of the host covered by a private tmpfs.
-    pub private: Option<&'a [PathBuf]>,
+    /// With a uid of its own: its private directory, created (0700) once
+    /// running as the job's uid and both `HOME` and `TMPDIR`, and the
+    /// world-writable directories of the host its namespaces (`ns::enter`)
+    /// cover with a private tmpfs. Without: the shared user's home and
+    /// `/tmp`, and the host's namespaces.
+    pub own: Option<(PathBuf, &'a [PathBuf])>,
     pub stdout: &'a OwnedFd,
     pub stderr: &'a OwnedFd,
     /// `cgroup.procs` of the job's cgroup (and of its v1 groups), if
@@ -56,28 +53,32 @@ pub struct SpawnPlan<'a> {
 
 /// Forks and execs; returns the child's pid once `execve` succeeded.
 pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
-    let sh = CString::new("/bin/sh").map_err(io::Error::other)?;
+    let c = |s: &str| CString::new(s).map_err(io::Error::other);
     let cmd = CString::new(plan.command)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "command contains NUL"))?;
-    let argv = [
-        CString::new("sh").map_err(io::Error::other)?,
-        CString::new("-c").map_err(io::Error::other)?,
-        cmd,
-    ];
+    let (home, tmpdir) = match &plan.own {
+        Some((dir, _)) => (dir.display().to_string(), dir.display().to_string()),
+        None => (plan.run.home.clone(), "/tmp".to_string()),
+    };
+    let (sh, argv) = (c("/bin/sh")?, [c("sh")?, c("-c")?, cmd]);
     let env = [
-        CString::new("PATH=/usr/local/bin:/usr/bin:/bin").map_err(io::Error::other)?,
-        CString::new(format!("HOME={}", plan.home)).map_err(io::Error::other)?,
-        CString::new(format!("TMPDIR={}", plan.tmpdir)).map_err(io::Error::other)?,
-        CString::new("LANG=C.UTF-8").map_err(io::Error::other)?,
+        c("PATH=/usr/local/bin:/usr/bin:/bin")?,
+        c(&format!("HOME={home}"))?,
+        c(&format!("TMPDIR={tmpdir}"))?,
+        c("LANG=C.UTF-8")?,
     ];
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     let pid = sys::fork()?;
     if pid == 0 {
+        // In the child: returns only on failure.
         drop(err_r);
-        let e = child(plan, &err_w, &sh, &argv, &env);
+        let e = match child_setup(plan, &err_w).map(|()| execve(&sh, &argv, &env)) {
+            Ok(Ok(never)) => match never {},
+            Ok(Err(e)) => io::Error::from(e),
+            Err(e) => e,
+        };
         let errno = e.raw_os_error().unwrap_or(libc::EPERM);
-        let mut w = File::from(err_w);
-        let _ = w.write_all(&errno.to_ne_bytes());
+        let _ = File::from(err_w).write_all(&errno.to_ne_bytes());
         sys::exit_child(127);
     }
     drop(err_w);
@@ -93,32 +94,12 @@ pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
     Ok(pid)
 }
 
-/// Runs in the forked child; returns only on failure.
-fn child(
-    plan: &SpawnPlan<'_>,
-    err_w: &OwnedFd,
-    sh: &CString,
-    argv: &[CString; 3],
-    env: &[CString; 4],
-) -> io::Error {
-    match child_setup(plan, err_w) {
-        Ok(()) => match nix::unistd::execve(sh, argv, env) {
-            Ok(never) => match never {},
-            Err(e) => io::Error::from(e),
-        },
-        Err(e) => e,
-    }
-}
-
 fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
     setsid().map_err(io::Error::from)?;
     for procs in &plan.cgroup_procs {
-        OpenOptions::new()
-            .write(true)
-            .open(procs)?
-            .write_all(b"0")?;
+        fs::write(procs, b"0")?;
     }
-    if let Some(shared) = plan.private {
+    if let Some((_, shared)) = plan.own {
         crate::ns::enter(shared, plan.run.memory_max)?;
     }
     let devnull = File::open("/dev/null")?;
@@ -154,13 +135,13 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
     if sys::keyrings_usable() {
         sys::keyctl(sys::KEYCTL_JOIN_SESSION_KEYRING, 0, 0)?;
     }
-    if plan.create_home {
+    if let Some((home, _)) = &plan.own {
         // As the job's uid, in the sticky /tmp: a name planted by anyone
         // else makes this fail (EEXIST) rather than be used.
-        std::fs::DirBuilder::new().mode(0o700).create(&plan.home)?;
+        fs::DirBuilder::new().mode(0o700).create(home)?;
     }
     sys::set_no_new_privs()?;
-    if plan.private.is_some() {
+    if plan.own.is_some() {
         sys::forbid_keyring_setperm()?;
     }
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {
