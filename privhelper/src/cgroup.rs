@@ -287,7 +287,6 @@ pub struct JobCgroup {
 }
 
 impl JobCgroup {
-    /// Path of `cgroup.procs`, which the child writes itself into.
     /// The directory's own name (`monitoreo-<pid>-job-<hex>`), which
     /// `/proc/PID/cgroup` shows for every process of the job.
     pub fn name(&self) -> Option<&str> {
@@ -311,13 +310,10 @@ impl JobCgroup {
     /// (`cpu.stat` `usage_usec`, `memory.peak`) of the job so far; each
     /// `None` where the file is absent (no memory controller, old kernel).
     pub fn usage(&self) -> (Option<u64>, Option<u64>) {
-        let cpu = fs::read_to_string(self.dir.join("cpu.stat"))
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("usage_usec "))
-                    .and_then(|v| v.trim().parse().ok())
-            });
+        let stat = fs::read_to_string(self.dir.join("cpu.stat")).unwrap_or_default();
+        let cpu = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok());
         let peak = std::iter::once(self.dir.join("memory.peak"))
             .chain(self.v1.iter().map(|d| d.join("memory.max_usage_in_bytes")))
             .find_map(|f| fs::read_to_string(f).ok()?.trim().parse().ok());

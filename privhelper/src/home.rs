@@ -79,17 +79,13 @@ impl Cleaner {
         if crate::proc::alive(&self.pidfd) && !hung {
             return None;
         }
-        let pid = Pid::from_raw(self.pid);
         if hung {
             let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Some(Err(format!(
-                "the cleaner took longer than {CLEANUP_TIMEOUT:?}"
-            )));
         }
-        Some(match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-            other => Err(format!("the cleaner ended with {other:?}")),
+        Some(match (hung, waitpid(Pid::from_raw(self.pid), None)) {
+            (true, _) => Err(format!("the cleaner took longer than {CLEANUP_TIMEOUT:?}")),
+            (false, Ok(WaitStatus::Exited(_, 0))) => Ok(()),
+            (false, other) => Err(format!("the cleaner ended with {other:?}")),
         })
     }
 }
@@ -128,42 +124,29 @@ fn clear_keyrings() -> bool {
 /// Whether `name` is `monitoreo-<pid>-job-*` (a job's home or cgroup) of
 /// a helper whose pid no longer runs.
 pub fn left_by_a_gone_helper(name: &std::ffi::OsStr) -> bool {
-    let owner = name
-        .to_str()
-        .and_then(|n| n.strip_prefix("monitoreo-"))
-        .and_then(|n| n.split_once("-job-"))
-        .and_then(|(pid, _)| pid.parse::<u32>().ok());
-    match owner {
-        Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
-        None => false,
-    }
+    let owner = name.to_str().and_then(|n| n.strip_prefix("monitoreo-"));
+    let owner = owner.and_then(|n| n.split_once("-job-")?.0.parse::<u32>().ok());
+    owner.is_some_and(|pid| {
+        pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+    })
 }
 
 /// Removes every top-level entry of `shared` that `uid` owns; whether none
 /// is left. Runs in the cleaner, as `uid`, once nothing else does.
 fn sweep(uid: u32, shared: &[PathBuf]) -> bool {
+    let entries = shared.iter().filter_map(|base| fs::read_dir(base).ok());
+    let paths = entries.flatten().flatten().map(|e| e.path());
+    let owned = paths.filter_map(|p| Some((fs::symlink_metadata(&p).ok()?, p)));
     let mut clean = true;
-    for base in shared {
-        let Ok(entries) = fs::read_dir(base) else {
-            continue;
+    for (meta, path) in owned.filter(|(meta, _)| meta.uid() == uid) {
+        let r = if meta.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
         };
-        for e in entries.flatten() {
-            let path = e.path();
-            let Ok(meta) = fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.uid() != uid {
-                continue;
-            }
-            let r = if meta.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            // A directory the job made unreadable to itself stays: then
-            // the uid is quarantined rather than handed out.
-            clean &= r.is_ok();
-        }
+        // A directory the job made unreadable to itself stays: then
+        // the uid is quarantined rather than handed out.
+        clean &= r.is_ok();
     }
     clean
 }

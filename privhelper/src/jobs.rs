@@ -103,8 +103,8 @@ pub struct Jobs {
     /// The host's world-writable directories (`ns::discover`): covered
     /// in each job's namespace, swept by a uid's cleaner.
     shared: Vec<PathBuf>,
-    finished: HashMap<JobId, JobStatus>,
-    order: VecDeque<JobId>,
+    /// The last [`FINISHED_KEPT`] jobs that ended, oldest first.
+    finished: VecDeque<(JobId, JobStatus)>,
     /// Ended since the last [`Jobs::take_ended`], for event subscribers.
     ended: Vec<(JobId, JobStatus)>,
 }
@@ -177,7 +177,7 @@ impl Jobs {
         self.running
             .get(id)
             .map(|r| r.status.clone())
-            .or_else(|| self.finished.get(id).cloned())
+            .or_else(|| Some(self.finished.iter().find(|(f, _)| f == id)?.1.clone()))
     }
 
     /// Time until the loop must look at jobs again: the nearest deadline,
@@ -422,12 +422,9 @@ impl Jobs {
         let drain = Draining::new(id, r.cgroup, r.pool_uid, r.status.pid);
         self.draining.insert(*id, drain);
         self.ended.push((*id, r.status.clone()));
-        self.finished.insert(*id, r.status);
-        self.order.push_back(*id);
-        while self.order.len() > FINISHED_KEPT {
-            if let Some(old) = self.order.pop_front() {
-                self.finished.remove(&old);
-            }
+        self.finished.push_back((*id, r.status));
+        if self.finished.len() > FINISHED_KEPT {
+            self.finished.pop_front();
         }
         self.drain(id);
     }

@@ -26,6 +26,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{
     getgroups, getresgid, getresuid, setgroups, setresgid, setresuid, setuid, Gid, Pid, Uid,
 };
+use serde_json::json;
 
 use crate::sys;
 
@@ -100,10 +101,7 @@ impl UidPool {
         self.quarantined.insert(uid);
         crate::log::event(
             "uid_quarantined",
-            &[
-                ("job_uid", serde_json::json!(uid)),
-                ("reason", serde_json::json!(why)),
-            ],
+            &[("job_uid", json!(uid)), ("reason", json!(why))],
         );
     }
 
@@ -146,25 +144,15 @@ impl UidLocks {
                 m.mode() & 0o7777
             ));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(dir.join("uids"))
-            .map_err(at)?;
-        Ok(UidLocks { file })
+        Ok(UidLocks {
+            file: lock_file(dir, true).map_err(at)?,
+        })
     }
 
     /// Whether another live helper holds a uid of `range`, without taking
     /// anything (`--check`): a missing lock file means none does.
     pub fn probe(dir: &Path, range: &RangeInclusive<u32>) -> Result<(), String> {
-        match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(dir.join("uids"))
-        {
+        match lock_file(dir, false) {
             Ok(file) => UidLocks { file }.held_by_another(range, false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(format!("uid locks {}: {e}", dir.display())),
@@ -177,62 +165,58 @@ impl UidLocks {
         self.held_by_another(range, true)
     }
 
-    /// Takes (`lock`) or asks about the lock on `range`.
+    /// Takes (`lock`) or asks about the lock on byte `uid` for each uid of
+    /// `range`; refused, asks who holds it to name the overlap.
     fn held_by_another(&self, range: &RangeInclusive<u32>, lock: bool) -> Result<(), String> {
-        let mut l = byte_range(range, libc::F_WRLCK);
-        let r = if lock {
-            fcntl(&self.file, FcntlArg::F_OFD_SETLK(&l))
-        } else {
-            fcntl(&self.file, FcntlArg::F_OFD_GETLK(&mut l)).map(|_| {
-                if i32::from(l.l_type) == libc::F_UNLCK {
-                    0
-                } else {
-                    -1
-                }
-            })
+        let mut l = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: libc::off_t::from(*range.start()),
+            l_len: libc::off_t::from(range.end() - range.start()) + 1,
+            // Open-file-description locks require 0 here.
+            l_pid: 0,
         };
-        match r {
-            Ok(0) | Ok(1..) => Ok(()),
-            Ok(_) | Err(Errno::EAGAIN | Errno::EACCES) => {
-                if lock {
-                    let _ = fcntl(&self.file, FcntlArg::F_OFD_GETLK(&mut l));
-                }
-                let (s, n) = (l.l_start, l.l_len.max(1));
-                Err(format!(
-                    "job uids {}-{} overlap uids {s}-{} that another running helper holds \
-                     (locked in {LOCK_DIR}/uids); give each instance a [run] uids range of its own",
-                    range.start(),
-                    range.end(),
-                    s + n - 1
-                ))
+        if lock {
+            match fcntl(&self.file, FcntlArg::F_OFD_SETLK(&l)) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EAGAIN | Errno::EACCES) => {}
+                Err(e) => return Err(format!("uid locks: {e}")),
             }
-            Err(e) => Err(format!("uid locks: {e}")),
         }
+        match fcntl(&self.file, FcntlArg::F_OFD_GETLK(&mut l)) {
+            Err(e) if !lock => return Err(format!("uid locks: {e}")),
+            Ok(_) if !lock && i32::from(l.l_type) == libc::F_UNLCK => return Ok(()),
+            _ => {}
+        }
+        let (s, n) = (l.l_start, l.l_len.max(1));
+        Err(format!(
+            "job uids {}-{} overlap uids {s}-{} that another running helper holds \
+             (locked in {LOCK_DIR}/uids); give each instance a [run] uids range of its own",
+            range.start(),
+            range.end(),
+            s + n - 1
+        ))
     }
 }
 
-/// A `struct flock` over byte `uid` for each uid of `range`.
-fn byte_range(range: &RangeInclusive<u32>, kind: libc::c_int) -> libc::flock {
-    libc::flock {
-        l_type: kind as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: libc::off_t::from(*range.start()),
-        l_len: libc::off_t::from(range.end() - range.start()) + 1,
-        // Open-file-description locks require 0 here.
-        l_pid: 0,
-    }
+/// The lock file `uids` in `dir`, never through a symbolic link: opened
+/// to read, or (`create`) to lock, and then made 0600 if absent.
+fn lock_file(dir: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir.join("uids"))
 }
 
 /// Job uids of `range` that a process on the host runs as (a dead
 /// helper's job), each with the reason, for the log.
 pub fn in_use_on_host(range: &RangeInclusive<u32>) -> Vec<(u32, String)> {
-    let mut found = BTreeMap::new();
-    for (pid, uid) in process_uids().filter(|(_, uid)| range.contains(uid)) {
-        found
-            .entry(uid)
-            .or_insert(format!("process {pid} runs as it"));
-    }
-    found.into_iter().collect()
+    let found = process_uids().filter(|(_, uid)| range.contains(uid));
+    let found = found.map(|(pid, uid)| (uid, format!("process {pid} runs as it")));
+    found.collect::<BTreeMap<_, _>>().into_iter().collect()
 }
 
 /// Becomes `uid` and `gid` for good, in a forked child: no supplementary
@@ -291,16 +275,7 @@ pub fn sweep(uid: u32) -> io::Result<()> {
 /// directory (its effective uid) is `uid`. One `stat` per process, no
 /// read, so it is cheap enough for every job start.
 pub fn runs_as(uid: u32) -> bool {
-    fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.parse::<u32>().is_ok())
-                && e.metadata().is_ok_and(|m| m.uid() == uid)
-        })
+    processes().any(|(_, e)| e.metadata().is_ok_and(|m| m.uid() == uid))
 }
 
 /// Whether any process still runs with real uid `uid` (a `/proc` scan).
@@ -308,19 +283,21 @@ pub fn has_processes(uid: u32) -> bool {
     process_uids().any(|(_, u)| u == uid)
 }
 
-/// (pid, real uid) of every process that is not a zombie (which can do
-/// nothing any more), from `/proc/PID/status`.
+/// (pid, real uid) of every process, from `/proc/PID/status`.
 fn process_uids() -> impl Iterator<Item = (u32, u32)> {
-    fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let status = fs::read_to_string(e.path().join("status")).ok()?;
-            let uid = crate::proc::status_field(&status, "Uid:")?.parse().ok()?;
-            Some((pid, uid))
-        })
+    processes().filter_map(|(pid, e)| {
+        let status = fs::read_to_string(e.path().join("status")).ok()?;
+        Some((
+            pid,
+            crate::proc::status_field(&status, "Uid:")?.parse().ok()?,
+        ))
+    })
+}
+
+/// Every `/proc/PID` directory, with its pid.
+fn processes() -> impl Iterator<Item = (u32, fs::DirEntry)> {
+    let entries = fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries.filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e)))
 }
 
 #[cfg(test)]
