@@ -134,33 +134,22 @@ impl CgroupRoot {
             fs::create_dir(dir)?;
             cg.v1.push(dir.clone());
         }
-        let v2 = Some(&cg.dir);
-        let (memory_v2, pids_v2) = (
-            v2.filter(|_| memory_v1.is_none()),
-            v2.filter(|_| pids_v1.is_none()),
+        let (v2, mem1, pids1) = (Some(&cg.dir), memory_v1.as_ref(), pids_v1.as_ref());
+        let (mem2, pids2) = (
+            v2.filter(|_| mem1.is_none()),
+            v2.filter(|_| pids1.is_none()),
         );
-        let memory = l.cgroup_memory_max.map(|m| m.to_string());
+        let mem = l.cgroup_memory_max.map(|m| m.to_string());
         let pids = l.cgroup_pids_max.map(|p| p.to_string());
+        let cpu = l.cgroup_cpu_max_us.map(|q| format!("{q} {CPU_PERIOD_US}"));
         let writes = [
-            (memory_v1.as_ref(), "memory.limit_in_bytes", memory.clone()),
-            (
-                memory_v1.as_ref(),
-                "memory.memsw.limit_in_bytes",
-                memory.clone(),
-            ),
-            (pids_v1.as_ref(), "pids.max", pids.clone()),
-            (memory_v2, "memory.max", memory.clone()),
-            (
-                memory_v2,
-                "memory.swap.max",
-                memory.map(|_| "0".to_string()),
-            ),
-            (pids_v2, "pids.max", pids),
-            (
-                v2,
-                "cpu.max",
-                l.cgroup_cpu_max_us.map(|q| format!("{q} {CPU_PERIOD_US}")),
-            ),
+            (mem1, "memory.limit_in_bytes", mem.clone()),
+            (mem1, "memory.memsw.limit_in_bytes", mem.clone()),
+            (pids1, "pids.max", pids.clone()),
+            (mem2, "memory.max", mem.clone()),
+            (mem2, "memory.swap.max", mem.map(|_| "0".to_string())),
+            (pids2, "pids.max", pids),
+            (v2, "cpu.max", cpu),
         ];
         for (dir, file, value) in writes {
             let (Some(dir), Some(value)) = (dir, value) else {

@@ -575,11 +575,8 @@ impl Jobs {
         loop {
             let last = Instant::now() >= until;
             for id in ids {
-                if self.running.contains_key(id) {
-                    self.reap(id);
-                } else {
-                    self.drain(id);
-                }
+                self.reap(id);
+                self.drain(id);
             }
             let left = |id| self.running.contains_key(id) || self.draining.contains_key(id);
             if last || !ids.iter().any(left) {
@@ -590,13 +587,9 @@ impl Jobs {
                 .filter(|(w, ..)| matches!(w, Wake::Reap(id) | Wake::Drain(id) if ids.contains(id)))
                 .map(|(_, fd, flags)| PollFd::new(fd, flags))
                 .collect();
-            let wait = until
-                .saturating_duration_since(Instant::now())
-                .min(DRAIN_RETRY);
-            let _ = poll(
-                &mut fds,
-                PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO),
-            );
+            let wait = until.saturating_duration_since(Instant::now());
+            let wait = PollTimeout::try_from(wait.min(DRAIN_RETRY));
+            let _ = poll(&mut fds, wait.unwrap_or(PollTimeout::ZERO));
         }
     }
 }

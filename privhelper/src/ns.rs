@@ -40,20 +40,13 @@ const SKIP: [&str; 2] = ["/proc", "/sys"];
 pub fn discover() -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = Vec::new();
     let mut queue = VecDeque::from([(PathBuf::from("/"), 0usize)]);
-    let mut visits = 0;
-    while let Some((dir, depth)) = queue.pop_front() {
-        visits += 1;
-        if visits > MAX_VISITS {
+    for _ in 0..MAX_VISITS {
+        let Some((dir, depth)) = queue.pop_front() else {
             break;
-        }
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
         };
-        for e in entries.flatten() {
-            if !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let path = e.path();
+        let entries = fs::read_dir(&dir).into_iter().flatten().flatten();
+        let dirs = entries.filter(|e| e.file_type().is_ok_and(|t| t.is_dir()));
+        for path in dirs.map(|e| e.path()) {
             if SKIP.iter().any(|s| path == Path::new(s)) {
                 continue;
             }
@@ -164,17 +157,12 @@ fn unescape(s: &str) -> Vec<u8> {
     out
 }
 
-/// `dirs` without duplicates and without any directory inside another.
+/// `dirs` without duplicates and without any directory inside another:
+/// sorted by components, a directory's subtree follows it at once.
 fn outermost(mut dirs: Vec<PathBuf>) -> Vec<PathBuf> {
     dirs.sort();
-    dirs.dedup();
-    let mut out: Vec<PathBuf> = Vec::new();
-    for d in dirs {
-        if !out.iter().any(|o| d.starts_with(o)) {
-            out.push(d);
-        }
-    }
-    out
+    dirs.dedup_by(|d, kept| d.starts_with(kept));
+    dirs
 }
 
 #[cfg(test)]
