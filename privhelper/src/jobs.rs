@@ -185,12 +185,10 @@ impl Jobs {
     pub fn next_wakeup(&self) -> Option<Duration> {
         let now = Instant::now();
         let deadlines = self.running.values().filter(|r| !r.timed_out);
-        let deadlines = deadlines.map(|r| r.deadline);
-        let drains = self.draining.values().map(Draining::due);
-        deadlines
-            .chain(drains)
-            .map(|t| t.saturating_duration_since(now))
-            .min()
+        let due = deadlines
+            .map(|r| r.deadline)
+            .chain(self.draining.values().map(Draining::due));
+        due.map(|t| t.saturating_duration_since(now)).min()
     }
 
     /// Starts a job (`Spawn`): checks the request against `run`, takes a
@@ -225,7 +223,10 @@ impl Jobs {
         };
         let (uid, gid, pool_uid) = match &run.run_as {
             RunAs::Shared { uid, gid, .. } => (uid.get(), *gid, None),
-            RunAs::PerJob(_) => match self.allocate_unused() {
+            // A uid someone else started a process as since it was
+            // cleaned is passed over (it stays in the pool for later),
+            // never handed to a job beside that process.
+            RunAs::PerJob(_) => match self.uids.allocate(|u| !uids::runs_as(u)) {
                 Some(u) => (u, u, Some(u)),
                 // Every uid is held by a running or draining job.
                 None => return Response::Busy,
@@ -309,23 +310,6 @@ impl Jobs {
         };
         self.running.insert(job, running);
         Response::Job(status)
-    }
-
-    /// A pool uid no process of the host runs as: one someone else started
-    /// a process as since the uid was cleaned is passed over (it stays in
-    /// the pool for later), never handed to a job beside that process.
-    fn allocate_unused(&mut self) -> Option<u32> {
-        let mut passed = Vec::new();
-        let found = loop {
-            match self.uids.allocate() {
-                Some(u) if uids::runs_as(u) => passed.push(u),
-                other => break other,
-            }
-        };
-        for u in passed {
-            self.uids.release(u);
-        }
-        found
     }
 
     /// Whose job `pid` (running as `uid`) belongs to, seen from `caller`:
@@ -507,10 +491,8 @@ impl Jobs {
     /// `cleaner` already started, it only waits for that.
     fn reclaim(&mut self, uid: u32, cleaner: Option<Cleaner>) -> JobId {
         self.uids.take(uid);
-        let mut raw = [0u8; 16];
-        raw[..4].copy_from_slice(&uid.to_be_bytes());
-        raw[4..12].copy_from_slice(&now_ms().to_be_bytes());
-        let id = JobId(raw);
+        // The uid in bytes 0..4, the time in 4..12, big-endian.
+        let id = JobId((u128::from(uid) << 96 | u128::from(now_ms()) << 32).to_be_bytes());
         let drain = Draining {
             cleaner,
             ..Draining::new(&id, None, Some(uid), 0)
@@ -724,7 +706,7 @@ mod tests {
         jobs.uids.take(200);
         jobs.uids.release(200);
         assert!(jobs.uids.clean(200) && !jobs.uids.clean(201));
-        assert_eq!(jobs.uids.allocate(), Some(200));
+        assert_eq!(jobs.uids.allocate(|_| true), Some(200));
         assert!(!jobs.uids.clean(200), "a uid in use is not clean");
     }
 
@@ -732,7 +714,7 @@ mod tests {
     fn a_hung_cleaner_is_killed_and_its_uid_quarantined_without_blocking_the_pool() {
         let mut jobs = Jobs::default();
         jobs.uids.set_range(Some(100..=101));
-        assert_eq!(jobs.uids.allocate(), Some(100));
+        assert_eq!(jobs.uids.allocate(|_| true), Some(100));
         let hung = cleaner(&["sleep", "60"], Instant::now());
         let pid = hung.pid;
         let id = JobId([1; 16]);
@@ -759,7 +741,7 @@ mod tests {
         assert_eq!(jobs.uids.quarantined(), 1);
         // The pool goes on with the other uid, never the quarantined one.
         for _ in 0..3 {
-            assert_eq!(jobs.uids.allocate(), Some(101));
+            assert_eq!(jobs.uids.allocate(|_| true), Some(101));
             jobs.uids.release(101);
         }
     }

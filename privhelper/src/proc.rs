@@ -62,10 +62,8 @@ impl ProcInfo {
 pub fn parse_stat(stat: &[u8]) -> Option<ProcInfo> {
     let open = stat.iter().position(|&b| b == b'(')?;
     let close = stat.iter().rposition(|&b| b == b')')?;
-    if close < open {
-        return None;
-    }
-    let comm = String::from_utf8_lossy(&stat[open + 1..close]).into_owned();
+    // A `)` before the `(` makes the range empty: no name, no fields.
+    let comm = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
     let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
     let f: Vec<&str> = rest.split_ascii_whitespace().collect();
     // rest[0] is field 3 (state); field N is rest[N - 3].

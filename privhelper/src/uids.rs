@@ -56,15 +56,16 @@ impl UidPool {
         self.range = range;
     }
 
-    /// A uid no running or draining job holds, or `None` when all are.
-    pub fn allocate(&mut self) -> Option<u32> {
+    /// The next uid, round robin, that no running or draining job holds
+    /// and that is `usable`, or `None` when there is none.
+    pub fn allocate(&mut self, usable: impl Fn(u32) -> bool) -> Option<u32> {
         let range = self.range.clone()?;
         let (first, last) = (*range.start(), *range.end());
         // Never outside the range, whatever `next` holds.
         let from = self.next.clamp(first, last);
         let uid = (from..=last)
             .chain(first..from)
-            .find(|u| !self.in_use.contains(u))?;
+            .find(|u| !self.in_use.contains(u) && usable(*u))?;
         self.in_use.insert(uid);
         self.next = if uid == last { first } else { uid + 1 };
         Some(uid)
@@ -331,19 +332,19 @@ mod tests {
     #[test]
     fn uids_are_unique_round_robin_and_bounded() {
         let mut p = UidPool::default();
-        assert_eq!(p.allocate(), None, "no range, no uid");
+        assert_eq!(p.allocate(|_| true), None, "no range, no uid");
         p.set_range(Some(100..=102));
-        assert_eq!(p.allocate(), Some(100));
-        assert_eq!(p.allocate(), Some(101));
-        assert_eq!(p.allocate(), Some(102));
-        assert_eq!(p.allocate(), None, "all taken");
+        assert_eq!(p.allocate(|_| true), Some(100));
+        assert_eq!(p.allocate(|_| true), Some(101));
+        assert_eq!(p.allocate(|_| true), Some(102));
+        assert_eq!(p.allocate(|_| true), None, "all taken");
         p.release(101);
-        assert_eq!(p.allocate(), Some(101));
+        assert_eq!(p.allocate(|_| true), Some(101));
         p.release(100);
         p.release(102);
         // Round robin: the uid after the last one handed out comes first.
-        assert_eq!(p.allocate(), Some(102));
-        assert_eq!(p.allocate(), Some(100));
+        assert_eq!(p.allocate(|_| true), Some(102));
+        assert_eq!(p.allocate(|_| true), Some(100));
         assert_eq!(p.in_use.len(), 3);
     }
 
@@ -351,10 +352,10 @@ mod tests {
     fn a_new_range_keeps_taken_uids_taken() {
         let mut p = UidPool::default();
         p.set_range(Some(10..=11));
-        assert_eq!(p.allocate(), Some(10));
+        assert_eq!(p.allocate(|_| true), Some(10));
         p.set_range(Some(10..=12));
-        assert_eq!(p.allocate(), Some(11));
-        assert_eq!(p.allocate(), Some(12));
-        assert_eq!(p.allocate(), None);
+        assert_eq!(p.allocate(|_| true), Some(11));
+        assert_eq!(p.allocate(|_| true), Some(12));
+        assert_eq!(p.allocate(|_| true), None);
     }
 }
