@@ -216,13 +216,10 @@ fn enable_controllers(dir: &Path) -> Controllers {
     let busy = |r: io::Result<()>| r.is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY));
     if !wanted.is_empty() && busy(fs::write(&control, &line)) {
         let leaf = dir.join("monitoreo-helper");
-        let made = fs::create_dir(&leaf).or_else(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(e),
-        });
-        if made.is_ok()
-            && fs::write(leaf.join("cgroup.procs"), std::process::id().to_string()).is_ok()
-        {
+        let made = fs::create_dir(&leaf).err();
+        let made = made.map_or(true, |e| e.kind() == io::ErrorKind::AlreadyExists);
+        let pid = std::process::id().to_string();
+        if made && fs::write(leaf.join("cgroup.procs"), pid).is_ok() {
             let _ = fs::write(&control, &line);
         }
     }

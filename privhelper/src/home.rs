@@ -51,23 +51,12 @@ impl Cleaner {
     /// user keyring and persistent keyring), and the sweep of `shared`
     /// catches what a job of an older helper without namespaces left.
     pub fn start(uid: u32, shared: &[PathBuf]) -> io::Result<Cleaner> {
-        let pid = sys::fork()?;
-        if pid == 0 {
-            let clean =
-                crate::uids::become_uid(uid, uid).is_ok() && clear_keyrings() && sweep(uid, shared);
-            sys::exit_child(if clean { 0 } else { 1 });
-        }
-        match sys::pidfd_open(pid, 0) {
-            Ok(pidfd) => Ok(Cleaner {
-                pid,
-                pidfd,
-                deadline: Instant::now() + CLEANUP_TIMEOUT,
-            }),
-            Err(e) => {
-                let _ = waitpid(Pid::from_raw(pid), None);
-                Err(e)
-            }
-        }
+        let (pid, pidfd) = crate::uids::fork_as(uid, || clear_keyrings() && sweep(uid, shared))?;
+        Ok(Cleaner {
+            pid,
+            pidfd,
+            deadline: Instant::now() + CLEANUP_TIMEOUT,
+        })
     }
 
     /// `None` while the cleaner runs within its deadline; then, reaped,

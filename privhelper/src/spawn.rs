@@ -56,15 +56,13 @@ pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<i32> {
     let c = |s: &str| CString::new(s).map_err(io::Error::other);
     let cmd = CString::new(plan.command)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "command contains NUL"))?;
-    let (home, tmpdir) = match &plan.own {
-        Some((dir, _)) => (dir.display().to_string(), dir.display().to_string()),
-        None => (plan.run.home.clone(), "/tmp".to_string()),
-    };
+    let own = plan.own.as_ref().map(|(dir, _)| dir.display().to_string());
+    let home = own.as_deref().unwrap_or(&plan.run.home);
     let (sh, argv) = (c("/bin/sh")?, [c("sh")?, c("-c")?, cmd]);
     let env = [
         c("PATH=/usr/local/bin:/usr/bin:/bin")?,
         c(&format!("HOME={home}"))?,
-        c(&format!("TMPDIR={tmpdir}"))?,
+        c(&format!("TMPDIR={}", own.as_deref().unwrap_or("/tmp")))?,
         c("LANG=C.UTF-8")?,
     ];
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::ops::RangeInclusive;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -245,28 +245,35 @@ pub fn become_uid(uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Forks a child that becomes `uid` for good (`become_uid`) and exits 0
+/// if `work` then returns true, 1 otherwise (at once, if it could not
+/// become `uid`); returns its pid and a pidfd that becomes readable when it
+/// is done. The parent reaps it. The cleaners and sweeps of a uid run so.
+pub fn fork_as(uid: u32, work: impl FnOnce() -> bool) -> io::Result<(i32, OwnedFd)> {
+    let pid = sys::fork()?;
+    if pid == 0 {
+        let ok = become_uid(uid, uid).is_ok() && work();
+        sys::exit_child(if ok { 0 } else { 1 });
+    }
+    let pidfd = sys::pidfd_open(pid, 0).inspect_err(|_| {
+        let _ = waitpid(Pid::from_raw(pid), None);
+    })?;
+    Ok((pid, pidfd))
+}
+
 /// Kills every process whose real or saved uid is `uid`: a forked child
 /// takes that uid and calls `kill(-1, SIGKILL)`, which reaches exactly the
 /// processes a user may signal — its own. Used without cgroup containment,
 /// where a job that called `setsid` left its process group, and for a uid
-/// a dead helper's job still runs as.
+/// a dead helper's job still runs as. Never as root (that would be every
+/// process on the host): `fork_as` runs it only once the child is `uid`.
 pub fn sweep(uid: u32) -> io::Result<()> {
-    let pid = sys::fork()?;
-    if pid == 0 {
-        // Never kill(-1) as root: that would be every process on the host.
-        if become_uid(uid, uid).is_ok() {
-            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-            sys::exit_child(0);
-        }
-        sys::exit_child(1);
-    }
+    let (pid, fd) = fork_as(uid, || kill(Pid::from_raw(-1), Signal::SIGKILL).is_ok())?;
     // A process of the uid may stop the sweeper before it is killed: the
     // loop never waits on it for more than a moment (the drain retries).
-    if let Ok(fd) = sys::pidfd_open(pid, 0) {
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        if !matches!(poll(&mut fds, PollTimeout::from(500u16)), Ok(1)) {
-            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-        }
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    if !matches!(poll(&mut fds, PollTimeout::from(500u16)), Ok(1)) {
+        let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
     }
     waitpid(Pid::from_raw(pid), None).map_err(io::Error::from)?;
     Ok(())
