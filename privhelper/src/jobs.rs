@@ -68,12 +68,9 @@ impl Draining {
     /// `cgroup.events`), its shell `pid`'s process group and `pool_uid`,
     /// due at once.
     fn new(id: &JobId, cgroup: Option<JobCgroup>, pool_uid: Option<u32>, pid: i32) -> Draining {
-        let events = cgroup.as_ref().and_then(|c| match c.open_events() {
-            Ok(f) => Some(f),
-            Err(e) => {
-                job_error(id, format!("cannot watch cgroup.events: {e}"));
-                None
-            }
+        let events = cgroup.as_ref().map(JobCgroup::open_events).and_then(|r| {
+            r.map_err(|e| job_error(id, format!("cannot watch cgroup.events: {e}")))
+                .ok()
         });
         Draining {
             cgroup,
@@ -218,7 +215,7 @@ impl Jobs {
         if self.running.len() >= run.max_jobs {
             return Response::Busy;
         }
-        let Ok([stdout, stderr]) = <[OwnedFd; 2]>::try_from(s.fds) else {
+        let Ok(stdio) = <[OwnedFd; 2]>::try_from(s.fds) else {
             return invalid("spawn needs stdout and stderr descriptors".into());
         };
         let (uid, gid, pool_uid) = match &run.run_as {
@@ -251,8 +248,7 @@ impl Jobs {
             // A per-job uid gets a private home, which the child creates
             // itself once it runs as that uid (no CAP_CHOWN needed).
             own: pool_uid.map(|_| (home::path(&job.to_hex()), self.shared.as_slice())),
-            stdout: &stdout,
-            stderr: &stderr,
+            stdio: &stdio,
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
         };
         let pid = match spawn(&plan) {
@@ -348,18 +344,17 @@ impl Jobs {
     /// Kills every job whose deadline has passed.
     pub fn enforce_deadlines(&mut self) {
         let now = Instant::now();
-        for (id, r) in self.running.iter_mut() {
-            if !r.timed_out && r.deadline <= now {
-                r.timed_out = true;
-                log::event(
-                    "job_timeout",
-                    &[
-                        ("job", json!(id.to_hex())),
-                        ("job_pid", json!(r.status.pid)),
-                    ],
-                );
-                kill_job(r.cgroup.as_ref(), r.status.pid);
-            }
+        let due = self.running.iter_mut();
+        for (id, r) in due.filter(|(_, r)| !r.timed_out && r.deadline <= now) {
+            r.timed_out = true;
+            log::event(
+                "job_timeout",
+                &[
+                    ("job", json!(id.to_hex())),
+                    ("job_pid", json!(r.status.pid)),
+                ],
+            );
+            kill_job(r.cgroup.as_ref(), r.status.pid);
         }
     }
 
@@ -436,20 +431,18 @@ impl Jobs {
             self.draining.remove(id);
             return;
         }
-        let empty = match (&d.cgroup, &d.events) {
-            (Some(_), Some(ev)) => !cgroup::populated(ev).unwrap_or(true),
+        let empty = match (&d.cgroup, &d.events, d.pool_uid) {
+            (Some(_), Some(ev), _) => !cgroup::populated(ev).unwrap_or(true),
             // No events file: removal itself tells (EBUSY while populated).
-            (Some(cg), None) => cg.remove().is_ok(),
-            (None, _) => match d.pool_uid {
-                Some(uid) => {
-                    if let Err(e) = uids::sweep(uid) {
-                        job_error(id, format!("sweeping uid {uid} failed: {e}"));
-                    }
-                    !uids::has_processes(uid)
+            (Some(cg), None, _) => cg.remove().is_ok(),
+            (None, _, Some(uid)) => {
+                if let Err(e) = uids::sweep(uid) {
+                    job_error(id, format!("sweeping uid {uid} failed: {e}"));
                 }
-                // A shared user cannot be swept without killing other jobs.
-                None => true,
-            },
+                !uids::has_processes(uid)
+            }
+            // A shared user cannot be swept without killing other jobs.
+            (None, _, None) => true,
         };
         let now = Instant::now();
         if !empty {
@@ -629,10 +622,12 @@ pub struct Start<'a> {
 /// in force.
 pub fn limits(run: &RunPolicy, cgroups: Option<&CgroupRoot>) -> JobLimits {
     let c = cgroups.map(CgroupRoot::controllers).unwrap_or_default();
+    // `cpu.max` quota for the policy's percent of one CPU, at least 1 ms.
+    let cpu_quota_us = (run.cpu_max_percent.saturating_mul(CPU_PERIOD_US) / 100).max(1000);
     JobLimits {
         cgroup_memory_max: c.memory.then_some(run.memory_max),
         cgroup_pids_max: c.pids.then_some(run.pids_max),
-        cgroup_cpu_max_us: c.cpu.then_some(cpu_quota_us(run)),
+        cgroup_cpu_max_us: c.cpu.then_some(cpu_quota_us),
         rlimit_as: (!c.memory).then_some(run.memory_max),
         rlimit_nproc: run.nproc,
         rlimit_cpu_s: run.cpu_s,
@@ -644,15 +639,6 @@ pub fn limits(run: &RunPolicy, cgroups: Option<&CgroupRoot>) -> JobLimits {
 /// How jobs are contained with `cgroups` (or without).
 pub fn containment(cgroups: Option<&CgroupRoot>) -> Containment {
     cgroups.map_or(Containment::Pgid, |_| Containment::Cgroup)
-}
-
-/// `cpu.max` quota for the policy's `cpu_max` percent.
-fn cpu_quota_us(run: &RunPolicy) -> u64 {
-    run.cpu_max_percent
-        .saturating_mul(CPU_PERIOD_US)
-        .checked_div(100)
-        .unwrap_or(CPU_PERIOD_US)
-        .max(1000)
 }
 
 #[cfg(test)]

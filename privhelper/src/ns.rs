@@ -46,10 +46,8 @@ pub fn discover() -> Vec<PathBuf> {
         };
         let entries = fs::read_dir(&dir).into_iter().flatten().flatten();
         let dirs = entries.filter(|e| e.file_type().is_ok_and(|t| t.is_dir()));
-        for path in dirs.map(|e| e.path()) {
-            if SKIP.iter().any(|s| path == Path::new(s)) {
-                continue;
-            }
+        let paths = dirs.map(|e| e.path());
+        for path in paths.filter(|p| !SKIP.iter().any(|s| p == Path::new(s))) {
             if world_writable(&path) {
                 found.push(path);
             } else if depth + 1 < MAX_DEPTH {
@@ -77,10 +75,8 @@ pub fn enter(shared: &[PathBuf], tmpfs_bytes: u64) -> io::Result<()> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )?;
-    for m in mounts().into_iter().map(|m| m.point) {
-        if ["/proc", "/sys", "/dev"].iter().any(|s| m.starts_with(s)) {
-            continue;
-        }
+    let points = mounts().into_iter().map(|m| m.point);
+    for m in points.filter(|m| !["/proc", "/sys", "/dev"].iter().any(|s| m.starts_with(s))) {
         let c = CString::new(m.as_os_str().as_bytes()).map_err(io::Error::other)?;
         match sys::set_read_only(&c) {
             // A mount hidden under another one cannot be reached anyway.

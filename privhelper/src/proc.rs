@@ -106,20 +106,18 @@ fn read_proc(path: &str) -> Option<Vec<u8>> {
     let mut n = 0;
     loop {
         match f.read(&mut buf[n..]) {
-            Ok(0) => break,
+            Ok(k) if n + k < buf.len() => {
+                buf.truncate(n + k);
+                return Some(buf);
+            }
             Ok(k) => {
                 n += k;
-                if n < buf.len() {
-                    break;
-                }
-                buf.resize(buf.len() * 2, 0);
+                buf.resize(n * 2, 0);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return None,
         }
     }
-    buf.truncate(n);
-    Some(buf)
 }
 
 /// A pidfd becomes readable when its process exits; until then the pid
@@ -127,8 +125,7 @@ fn read_proc(path: &str) -> Option<Vec<u8>> {
 pub fn alive(pidfd: &OwnedFd) -> bool {
     let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(0) => true,
-        Ok(_) => false,
+        Ok(ready) => ready == 0,
         Err(Errno::EINTR) => alive(pidfd),
         Err(_) => false,
     }

@@ -44,8 +44,8 @@ pub struct SpawnPlan<'a> {
     /// cover with a private tmpfs. Without: the shared user's home and
     /// `/tmp`, and the host's namespaces.
     pub own: Option<(PathBuf, &'a [PathBuf])>,
-    pub stdout: &'a OwnedFd,
-    pub stderr: &'a OwnedFd,
+    /// The job's stdout and stderr.
+    pub stdio: &'a [OwnedFd; 2],
     /// `cgroup.procs` of the job's cgroup (and of its v1 groups), if
     /// contained by cgroup.
     pub cgroup_procs: Vec<PathBuf>,
@@ -104,8 +104,8 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
     // Keep only 0-2 and the error pipe, which closes itself on execve.
     sys::child_stdio(
         devnull.as_fd(),
-        plan.stdout.as_fd(),
-        plan.stderr.as_fd(),
+        plan.stdio[0].as_fd(),
+        plan.stdio[1].as_fd(),
         err_w.as_fd(),
     )?;
     // Closed by child_stdio: never dropped (the child execs or exits).
