@@ -176,17 +176,14 @@ impl CgroupRoot {
         let v1 = [&self.v1.memory, &self.v1.pids].into_iter().flatten();
         for (i, base) in std::iter::once(&self.dir).chain(v1).enumerate() {
             let entries = fs::read_dir(base).into_iter().flatten().flatten();
-            for e in entries.filter(|e| crate::home::left_by_a_gone_helper(&e.file_name())) {
-                let cg = JobCgroup {
-                    dir: e.path(),
-                    v1: Vec::new(),
-                };
+            let stale = entries.filter(|e| crate::home::left_by_a_gone_helper(&e.file_name()));
+            for dir in stale.map(|e| e.path()) {
                 // Only the v2 group can be killed at once; v1 groups of
                 // a gone helper are empty once its v2 ones are.
                 if i == 0 {
-                    let _ = cg.kill();
+                    let _ = fs::write(dir.join("cgroup.kill"), b"1");
                 }
-                removed += usize::from(cg.remove().is_ok() && i == 0);
+                removed += usize::from(fs::remove_dir(&dir).is_ok() && i == 0);
             }
         }
         removed

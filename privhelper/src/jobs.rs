@@ -119,8 +119,14 @@ impl Jobs {
     /// host's world-writable directories, and readies every uid of the
     /// range that none of our jobs holds: one a process still runs as (a
     /// dead helper's job) is taken back through a drain that kills its
-    /// processes, then cleaned; every other one is cleaned now
-    /// (`clean_range`). Uids still held by jobs stay taken until released.
+    /// processes, then cleaned; every other one that this helper has not
+    /// seen cleaned is cleaned now, before its first use. A uid's keyrings
+    /// and files in the shared directories outlive helpers, so a uid is
+    /// handed out only after a cleanup that this helper saw succeed; one
+    /// whose cleanup fails is quarantined. Waits for these cleaners
+    /// (bounded by [`CLEANUP_TIMEOUT`]) — at start, before the socket
+    /// serves, and on reload only for uids new to the range. Uids still
+    /// held by jobs stay taken until released.
     pub fn ready(&mut self, range: Option<RangeInclusive<u32>>, shared: Vec<PathBuf>) {
         self.shared = shared;
         self.uids.set_range(range.clone());
@@ -136,7 +142,17 @@ impl Jobs {
                 self.reclaim(uid, None);
             }
         }
-        self.clean_range(&range);
+        let mut cleaning = Vec::new();
+        for uid in range {
+            if self.uids.taken(uid) || self.uids.clean(uid) {
+                continue;
+            }
+            match Cleaner::start(uid, &self.shared) {
+                Ok(c) => cleaning.push(self.reclaim(uid, Some(c))),
+                Err(e) => self.uids.quarantine(uid, &format!("no cleaner: {e}")),
+            }
+        }
+        self.settle(&cleaning, Instant::now() + CLEANUP_TIMEOUT);
     }
 
     /// The descriptors the loop polls for the jobs, with what each wakes.
@@ -493,28 +509,6 @@ impl Jobs {
         self.draining.insert(id, drain);
         self.drain(&id);
         id
-    }
-
-    /// Cleans every uid of `range` that no job of ours holds and this
-    /// helper has not seen cleaned, before its first use: a uid's keyrings
-    /// and files in the shared directories outlive helpers, so a uid is
-    /// handed out only after a cleanup that this helper saw succeed. Waits
-    /// for the cleaners (bounded by [`CLEANUP_TIMEOUT`]) — at start, before
-    /// the socket serves, and on reload only for uids new to the range. A
-    /// uid whose cleanup fails is quarantined.
-    fn clean_range(&mut self, range: &RangeInclusive<u32>) {
-        let free: Vec<u32> = range
-            .clone()
-            .filter(|u| !self.uids.taken(*u) && !self.uids.clean(*u))
-            .collect();
-        let mut cleaning = Vec::new();
-        for uid in free {
-            match Cleaner::start(uid, &self.shared) {
-                Ok(c) => cleaning.push(self.reclaim(uid, Some(c))),
-                Err(e) => self.uids.quarantine(uid, &format!("no cleaner: {e}")),
-            }
-        }
-        self.settle(&cleaning, Instant::now() + CLEANUP_TIMEOUT);
     }
 
     /// Retries every draining job whose retry time has come (jobs without

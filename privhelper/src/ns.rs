@@ -68,13 +68,8 @@ pub fn discover() -> Vec<PathBuf> {
 pub fn enter(shared: &[PathBuf], tmpfs_bytes: u64) -> io::Result<()> {
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC)?;
     // Nothing mounted here may propagate back to the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )?;
+    let (none, private) = (None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE);
+    mount(none, "/", none, private, none)?;
     let points = mounts().into_iter().map(|m| m.point);
     for m in points.filter(|m| !["/proc", "/sys", "/dev"].iter().any(|s| m.starts_with(s))) {
         let c = CString::new(m.as_os_str().as_bytes()).map_err(io::Error::other)?;
