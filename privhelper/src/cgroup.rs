@@ -312,13 +312,11 @@ impl JobCgroup {
     /// Removes the (empty) directories, v1 ones first; one attempt each,
     /// never a wait. The first failure is the answer (the drain retries).
     pub fn remove(&self) -> io::Result<()> {
-        for dir in self.v1.iter().chain(std::iter::once(&self.dir)) {
-            match fs::remove_dir(dir) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(())
+        let mut dirs = self.v1.iter().chain(std::iter::once(&self.dir));
+        dirs.try_for_each(|dir| match fs::remove_dir(dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
     }
 }
 

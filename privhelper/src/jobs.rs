@@ -394,9 +394,7 @@ impl Jobs {
         let s = &mut r.status;
         (s.exit_code, s.signal, s.timed_out) = (code, sig, r.timed_out);
         s.ended_ms = Some(now_ms());
-        if let Some(cg) = &r.cgroup {
-            (s.cpu_usec, s.memory_peak) = cg.usage();
-        }
+        (s.cpu_usec, s.memory_peak) = r.cgroup.as_ref().map_or((None, None), JobCgroup::usage);
         s.state = match (r.cancelled, r.timed_out, sig) {
             (true, _, _) => JobState::Cancelled,
             (false, true, _) => JobState::TimedOut,
@@ -528,12 +526,8 @@ impl Jobs {
         for r in self.running.values() {
             kill_job(r.cgroup.as_ref(), r.status.pid);
         }
-        let all: Vec<JobId> = self
-            .running
-            .keys()
-            .chain(self.draining.keys())
-            .copied()
-            .collect();
+        let all = self.running.keys().chain(self.draining.keys());
+        let all: Vec<JobId> = all.copied().collect();
         self.settle(&all, Instant::now() + within);
     }
 

@@ -48,10 +48,8 @@ impl UidPool {
     /// Uses `range` from now on (after a policy reload); uids still held by
     /// jobs stay taken until released.
     pub fn set_range(&mut self, range: Option<RangeInclusive<u32>>) {
-        if let Some(r) = &range {
-            if !r.contains(&self.next) {
-                self.next = *r.start();
-            }
+        if let Some(r) = range.as_ref().filter(|r| !r.contains(&self.next)) {
+            self.next = *r.start();
         }
         self.range = range;
     }
