@@ -240,12 +240,9 @@ fn own_group(fstype: &str, controller: Option<&str>) -> Option<PathBuf> {
         .find(|m| m.fstype == fstype && (controller.is_none() || listed(&m.options)))?;
     let own = fs::read_to_string("/proc/self/cgroup").ok()?;
     let path = own.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (id, list, path) = (f.next()?, f.next()?, f.next()?);
-        let ours = match controller {
-            None => id == "0" && list.is_empty(),
-            Some(_) => listed(list),
-        };
+        let (id, rest) = l.split_once(':')?;
+        let (list, path) = rest.split_once(':')?;
+        let ours = controller.map_or(id == "0" && list.is_empty(), |_| listed(list));
         ours.then_some(path)
     })?;
     let rel = path.strip_prefix(mount.root.as_str()).unwrap_or(path);
@@ -279,10 +276,8 @@ impl JobCgroup {
     /// Every `cgroup.procs` the child writes itself into: the v2 one and
     /// those of its v1 groups.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        std::iter::once(&self.dir)
-            .chain(&self.v1)
-            .map(|d| d.join("cgroup.procs"))
-            .collect()
+        let dirs = std::iter::once(&self.dir).chain(&self.v1);
+        dirs.map(|d| d.join("cgroup.procs")).collect()
     }
 
     /// Kills every process in the cgroup.
@@ -294,9 +289,8 @@ impl JobCgroup {
     /// `None` where the file is absent (no memory controller, old kernel).
     pub fn usage(&self) -> (Option<u64>, Option<u64>) {
         let stat = fs::read_to_string(self.dir.join("cpu.stat")).unwrap_or_default();
-        let cpu = stat
-            .lines()
-            .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok());
+        let usage = |l: &str| l.strip_prefix("usage_usec ")?.trim().parse().ok();
+        let cpu = stat.lines().find_map(usage);
         let peak = std::iter::once(self.dir.join("memory.peak"))
             .chain(self.v1.iter().map(|d| d.join("memory.max_usage_in_bytes")))
             .find_map(|f| fs::read_to_string(f).ok()?.trim().parse().ok());

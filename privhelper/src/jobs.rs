@@ -85,9 +85,8 @@ impl Draining {
     /// When the loop must look at it again: its cleaner's deadline, or its
     /// next retry.
     fn due(&self) -> Instant {
-        self.cleaner
-            .as_ref()
-            .map_or(self.next_retry, |c| c.deadline)
+        let cleaner = self.cleaner.as_ref();
+        cleaner.map_or(self.next_retry, |c| c.deadline)
     }
 }
 

@@ -134,16 +134,12 @@ fn unescape(s: &str) -> Vec<u8> {
     let mut rest = s.as_bytes();
     while let Some((&c, tail)) = rest.split_first() {
         let octal = tail.get(..3).and_then(|d| std::str::from_utf8(d).ok());
-        match octal.and_then(|d| u8::from_str_radix(d, 8).ok()) {
-            Some(o) if c == b'\\' => {
-                out.push(o);
-                rest = &tail[3..];
-            }
-            _ => {
-                out.push(c);
-                rest = tail;
-            }
-        }
+        let (byte, skip) = match octal.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+            Some(o) if c == b'\\' => (o, 3),
+            _ => (c, 0),
+        };
+        out.push(byte);
+        rest = &tail[skip..];
     }
     out
 }

@@ -29,8 +29,7 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 impl ProcInfo {
     /// Reads `/proc/PID/stat` and the real uid from `/proc/PID/status`.
     pub fn read(pid: i32) -> Option<ProcInfo> {
-        let stat = read_proc(&format!("/proc/{pid}/stat"))?;
-        let mut info = parse_stat(&stat)?;
+        let mut info = parse_stat(&read_proc(&format!("/proc/{pid}/stat"))?)?;
         let status = String::from_utf8(read_proc(&format!("/proc/{pid}/status"))?).ok()?;
         info.real_uid = Uid::new(status_field(&status, "Uid:")?.parse().ok()?);
         info.tgid = status_field(&status, "Tgid:")?.parse().ok()?;

@@ -102,12 +102,8 @@ fn child_setup(plan: &SpawnPlan<'_>, err_w: &OwnedFd) -> io::Result<()> {
     }
     let devnull = File::open("/dev/null")?;
     // Keep only 0-2 and the error pipe, which closes itself on execve.
-    sys::child_stdio(
-        devnull.as_fd(),
-        plan.stdio[0].as_fd(),
-        plan.stdio[1].as_fd(),
-        err_w.as_fd(),
-    )?;
+    let (stdout, stderr) = (plan.stdio[0].as_fd(), plan.stdio[1].as_fd());
+    sys::child_stdio(devnull.as_fd(), stdout, stderr, err_w.as_fd())?;
     // Closed by child_stdio: never dropped (the child execs or exits).
     std::mem::forget(devnull);
     umask(Mode::from_bits_truncate(0o077));
