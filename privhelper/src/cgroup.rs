@@ -126,10 +126,8 @@ impl CgroupRoot {
     /// `memory.swap.max = 0`, `pids.max`, `cpu.max`. The swap files are
     /// absent without swap accounting, and then skipped.
     fn write_limits(&self, cg: &mut JobCgroup, name: &str, l: &JobLimits) -> io::Result<()> {
-        let (memory_v1, pids_v1) = (
-            self.v1.memory.as_ref().map(|b| b.join(name)),
-            self.v1.pids.as_ref().map(|b| b.join(name)),
-        );
+        let in_v1 = |base: &Option<PathBuf>| base.as_ref().map(|b| b.join(name));
+        let (memory_v1, pids_v1) = (in_v1(&self.v1.memory), in_v1(&self.v1.pids));
         for dir in memory_v1.iter().chain(&pids_v1) {
             fs::create_dir(dir)?;
             cg.v1.push(dir.clone());

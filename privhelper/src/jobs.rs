@@ -558,9 +558,8 @@ impl Jobs {
 
 /// `Failed` with `e`'s errno (`EIO` if it has none).
 fn failed(e: &io::Error) -> Response {
-    Response::Failed {
-        errno: e.raw_os_error().unwrap_or(libc::EIO),
-    }
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    Response::Failed { errno }
 }
 
 fn invalid(what: String) -> Response {

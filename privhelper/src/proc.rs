@@ -89,8 +89,7 @@ pub fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
 /// The parent of `pid`, from `/proc/PID/stat` alone (one read per step of
 /// an ancestor walk).
 pub fn ppid_of(pid: i32) -> Option<i32> {
-    let stat = read_proc(&format!("/proc/{pid}/stat"))?;
-    parse_stat(&stat).map(|i| i.ppid)
+    parse_stat(&read_proc(&format!("/proc/{pid}/stat"))?).map(|i| i.ppid)
 }
 
 /// Reads a small /proc file whole: open, read, close. A read that does
