@@ -79,9 +79,8 @@ impl CgroupRoot {
             Some(d) => d.to_path_buf(),
             None => own_group("cgroup2", None)?,
         };
-        if probe(&dir) != Some(true) {
-            return None;
-        }
+        // A child group can be made there, and killed at once.
+        probe(&dir).filter(|&has_kill| has_kill)?;
         let mut controllers = enable_controllers(&dir);
         let v1 = |in_v2: bool, name| {
             let dir = (!in_v2).then(|| own_group("cgroup", Some(name)))??;

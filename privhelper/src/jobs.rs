@@ -499,10 +499,8 @@ impl Jobs {
         self.uids.take(uid);
         // The uid in bytes 0..4, the time in 4..12, big-endian.
         let id = JobId((u128::from(uid) << 96 | u128::from(now_ms()) << 32).to_be_bytes());
-        let drain = Draining {
-            cleaner,
-            ..Draining::new(&id, None, Some(uid), 0)
-        };
+        let mut drain = Draining::new(&id, None, Some(uid), 0);
+        drain.cleaner = cleaner;
         self.draining.insert(id, drain);
         self.drain(&id);
         id
