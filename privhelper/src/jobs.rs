@@ -156,10 +156,8 @@ impl Jobs {
 
     /// The descriptors the loop polls for the jobs, with what each wakes.
     pub fn pollables(&self) -> impl Iterator<Item = (Wake, BorrowedFd<'_>, PollFlags)> {
-        let running = self
-            .running
-            .iter()
-            .map(|(id, r)| (Wake::Reap(*id), r.pidfd.as_fd(), PollFlags::POLLIN));
+        let running = self.running.iter();
+        let running = running.map(|(id, r)| (Wake::Reap(*id), r.pidfd.as_fd(), PollFlags::POLLIN));
         let draining = self.draining.iter().filter_map(|(id, d)| {
             let (fd, flags) = match (&d.cleaner, &d.events) {
                 (Some(c), _) => (c.pidfd.as_fd(), PollFlags::POLLIN),
