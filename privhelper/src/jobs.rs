@@ -243,14 +243,15 @@ impl Jobs {
             },
         };
         let limits = limits(run, cgroups);
-        let cgroup = match cgroups.map(|c| c.create(&job.to_hex(), &limits)) {
-            Some(Err(e)) => {
+        let created = cgroups.map(|c| c.create(&job.to_hex(), &limits));
+        let cgroup = match created.transpose() {
+            Ok(cgroup) => cgroup,
+            Err(e) => {
                 if let Some(u) = pool_uid {
                     self.uids.release(u);
                 }
                 return failed(&e);
             }
-            created => created.and_then(Result::ok),
         };
         let plan = SpawnPlan {
             command: s.command,
