@@ -134,13 +134,12 @@ impl UidLocks {
             _ => {}
         }
         let m = fs::symlink_metadata(dir).map_err(at)?;
-        if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() || m.mode() & 0o022 != 0 {
+        let (owner, mode) = (m.uid(), m.mode() & 0o7777);
+        if !m.is_dir() || owner != nix::unistd::geteuid().as_raw() || mode & 0o022 != 0 {
+            let dir = dir.display();
             return Err(format!(
-                "uid locks {}: owned by uid {} with mode {:o}; must be a directory of ours, \
-                 writable by nobody else",
-                dir.display(),
-                m.uid(),
-                m.mode() & 0o7777
+                "uid locks {dir}: owned by uid {owner} with mode {mode:o}; must be a directory \
+                 of ours, writable by nobody else"
             ));
         }
         Ok(UidLocks {
@@ -187,13 +186,11 @@ impl UidLocks {
             Ok(_) if !lock && i32::from(l.l_type) == libc::F_UNLCK => return Ok(()),
             _ => {}
         }
-        let (s, n) = (l.l_start, l.l_len.max(1));
+        let (first, last) = (range.start(), range.end());
+        let (held, held_last) = (l.l_start, l.l_start + l.l_len.max(1) - 1);
         Err(format!(
-            "job uids {}-{} overlap uids {s}-{} that another running helper holds \
-             (locked in {LOCK_DIR}/uids); give each instance a [run] uids range of its own",
-            range.start(),
-            range.end(),
-            s + n - 1
+            "job uids {first}-{last} overlap uids {held}-{held_last} that another running helper \
+             holds (locked in {LOCK_DIR}/uids); give each instance a [run] uids range of its own"
         ))
     }
 }
