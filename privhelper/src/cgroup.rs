@@ -107,11 +107,9 @@ impl CgroupRoot {
     /// leaves nothing behind.
     pub fn create(&self, name: &str, limits: &JobLimits) -> io::Result<JobCgroup> {
         let name = format!("monitoreo-{}-job-{name}", std::process::id());
-        let mut cg = JobCgroup {
-            dir: self.dir.join(&name),
-            v1: Vec::new(),
-        };
-        fs::create_dir(&cg.dir)?;
+        let dir = self.dir.join(&name);
+        fs::create_dir(&dir)?;
+        let mut cg = JobCgroup { dir, v1: vec![] };
         let written = self.write_limits(&mut cg, &name, limits);
         if written.is_err() {
             let _ = cg.remove();

@@ -566,22 +566,17 @@ fn invalid(what: String) -> Response {
 /// Logs a failure of `job`'s kill, sweep, cgroup removal or cleaner start
 /// (each retried).
 fn job_error(job: &JobId, error: String) {
-    log::event(
-        "job_error",
-        &[("job", json!(job.to_hex())), ("error", json!(error))],
-    );
+    let job = json!(job.to_hex());
+    log::event("job_error", &[("job", job), ("error", json!(error))]);
 }
 
 /// Kills the whole job: its cgroup, or its process group.
 fn kill_job(cgroup: Option<&JobCgroup>, pid: i32) {
     match cgroup.map(JobCgroup::kill) {
-        Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => log::event(
-            "job_error",
-            &[
-                ("job_pid", json!(pid)),
-                ("error", json!(format!("cgroup.kill failed: {e}"))),
-            ],
-        ),
+        Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => {
+            let error = json!(format!("cgroup.kill failed: {e}"));
+            log::event("job_error", &[("job_pid", json!(pid)), ("error", error)]);
+        }
         Some(_) => {}
         // pid 0 or 1 would name the helper's own process group or init.
         None if pid <= 1 => {}
