@@ -20,21 +20,14 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use protocol::JobLimits;
+
 /// Which cgroup v2 controllers the helper enabled for its job cgroups.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Controllers {
     pub memory: bool,
     pub pids: bool,
     pub cpu: bool,
-}
-
-/// The limits to write into a new job cgroup (only for enabled controllers).
-#[derive(Debug, Clone, Copy)]
-pub struct CgroupLimits {
-    pub memory_max: u64,
-    pub pids_max: u64,
-    /// `cpu.max` quota per 100 ms period, µs.
-    pub cpu_quota_us: u64,
 }
 
 /// `cpu.max` period, µs.
@@ -60,52 +53,42 @@ pub struct V1 {
 /// start line and `--check`.
 pub fn mechanisms(root: Option<&CgroupRoot>) -> (&'static str, &'static str) {
     let c = root.map(CgroupRoot::controllers).unwrap_or_default();
-    let v1 = root.map(|r| &r.v1);
-    let memory = if v1.is_some_and(|v| v.memory.is_some()) {
-        "cgroup v1 memory.limit_in_bytes"
-    } else if c.memory {
-        "cgroup v2 memory.max"
-    } else {
-        "RLIMIT_AS per process"
+    let v1 = root.map(|r| r.v1.clone()).unwrap_or_default();
+    let memory = match (v1.memory.is_some(), c.memory) {
+        (true, _) => "cgroup v1 memory.limit_in_bytes",
+        (false, true) => "cgroup v2 memory.max",
+        (false, false) => "RLIMIT_AS per process",
     };
-    let pids = if v1.is_some_and(|v| v.pids.is_some()) {
-        "cgroup v1 pids.max"
-    } else if c.pids {
-        "cgroup v2 pids.max"
-    } else {
-        "RLIMIT_NPROC per job uid"
+    let pids = match (v1.pids.is_some(), c.pids) {
+        (true, _) => "cgroup v1 pids.max",
+        (false, true) => "cgroup v2 pids.max",
+        (false, false) => "RLIMIT_NPROC per job uid",
     };
     (memory, pids)
 }
 
 impl CgroupRoot {
-    /// `explicit`, or the helper's own cgroup: the `0::` line of
-    /// /proc/self/cgroup joined to the cgroup2 mount from mountinfo (on a
+    /// `explicit`, or the helper's own cgroup in the cgroup2 mount (on a
     /// hybrid host that mount is e.g. /sys/fs/cgroup/unified). Returns
     /// `None` when no writable cgroup v2 with `cgroup.kill` is found.
     /// Enables the memory, pids and cpu controllers for job cgroups where
-    /// the hierarchy offers them.
+    /// the hierarchy offers them, and takes the v1 `memory` and `pids`
+    /// hierarchies for the limits it does not offer.
     pub fn discover(explicit: Option<&Path>) -> Option<CgroupRoot> {
         let dir = match explicit {
             Some(d) => d.to_path_buf(),
-            None => {
-                let mount = cgroup2_mount()?;
-                let own = fs::read_to_string("/proc/self/cgroup").ok()?;
-                let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
-                mount.join(rel.trim_start_matches('/'))
-            }
+            None => own_group("cgroup2", None)?,
         };
-        let probe = dir.join(format!("monitoreo-probe-{}", std::process::id()));
-        fs::create_dir(&probe).ok()?;
-        let has_kill = probe.join("cgroup.kill").exists();
-        let _ = fs::remove_dir(&probe);
-        if !has_kill {
-            return None;
-        }
+        // A child group can be made there, and killed at once.
+        probe(&dir).filter(|&has_kill| has_kill)?;
         let mut controllers = enable_controllers(&dir);
+        let v1 = |in_v2: bool, name| {
+            let dir = (!in_v2).then(|| own_group("cgroup", Some(name)))??;
+            probe(&dir).map(|_| dir)
+        };
         let v1 = V1 {
-            memory: (!controllers.memory).then(|| v1_dir("memory")).flatten(),
-            pids: (!controllers.pids).then(|| v1_dir("pids")).flatten(),
+            memory: v1(controllers.memory, "memory"),
+            pids: v1(controllers.pids, "pids"),
         };
         // A limit held in v1 is reported like its v2 form.
         controllers.memory |= v1.memory.is_some();
@@ -117,84 +100,59 @@ impl CgroupRoot {
         })
     }
 
-    /// Creates the directory for one job and writes the limits its
-    /// controllers allow. The name carries the helper's pid, so helpers
-    /// sharing a cgroup (tests, a restarted helper beside a draining one)
-    /// never collide.
-    pub fn create(&self, name: &str, limits: &CgroupLimits) -> io::Result<JobCgroup> {
-        let dir = self
-            .dir
-            .join(format!("monitoreo-{}-job-{name}", std::process::id()));
+    /// Creates the directory for one job (and its groups in the v1
+    /// hierarchies in use) with the cgroup limits of `limits`. The name
+    /// carries the helper's pid, so helpers sharing a cgroup (tests, a
+    /// restarted helper beside a draining one) never collide. A failure
+    /// leaves nothing behind.
+    pub fn create(&self, name: &str, limits: &JobLimits) -> io::Result<JobCgroup> {
+        let name = format!("monitoreo-{}-job-{name}", std::process::id());
+        let dir = self.dir.join(&name);
         fs::create_dir(&dir)?;
-        let mut cg = JobCgroup {
-            dir,
-            v1: Vec::new(),
-        };
-        if let Err(e) = self.create_v1(&mut cg, name, limits) {
+        let mut cg = JobCgroup { dir, v1: vec![] };
+        let written = self.write_limits(&mut cg, &name, limits);
+        if written.is_err() {
             let _ = cg.remove();
-            return Err(e);
         }
-        let c = Controllers {
-            memory: self.controllers.memory && self.v1.memory.is_none(),
-            pids: self.controllers.pids && self.v1.pids.is_none(),
-            ..self.controllers
-        };
-        let writes = [
-            (c.memory, "memory.max", limits.memory_max.to_string()),
-            (c.memory, "memory.swap.max", "0".to_string()),
-            (c.pids, "pids.max", limits.pids_max.to_string()),
-            (
-                c.cpu,
-                "cpu.max",
-                format!("{} {CPU_PERIOD_US}", limits.cpu_quota_us),
-            ),
-        ];
-        for (enabled, file, value) in writes {
-            if !enabled {
-                continue;
-            }
-            if let Err(e) = fs::write(cg.dir.join(file), value) {
-                // memory.swap.max is absent without swap accounting.
-                if file == "memory.swap.max" && e.kind() == io::ErrorKind::NotFound {
-                    continue;
-                }
-                let _ = cg.remove();
-                return Err(e);
-            }
-        }
-        Ok(cg)
+        written.map(|()| cg)
     }
 
-    /// The job's groups in the v1 hierarchies in use, with their limits:
-    /// `memory.limit_in_bytes`, then `memory.memsw.limit_in_bytes` (no
-    /// swap beyond it, where swap is accounted), and `pids.max`.
-    fn create_v1(&self, cg: &mut JobCgroup, name: &str, limits: &CgroupLimits) -> io::Result<()> {
-        let job = format!("monitoreo-{}-job-{name}", std::process::id());
-        let memory = limits.memory_max.to_string();
-        let plans = [
-            (
-                &self.v1.memory,
-                vec![
-                    ("memory.limit_in_bytes", memory.clone()),
-                    ("memory.memsw.limit_in_bytes", memory),
-                ],
-            ),
-            (
-                &self.v1.pids,
-                vec![("pids.max", limits.pids_max.to_string())],
-            ),
-        ];
-        for (base, writes) in plans {
-            let Some(base) = base else { continue };
-            let dir = base.join(&job);
-            fs::create_dir(&dir)?;
+    /// Makes the job's v1 groups and writes each limit where it is held:
+    /// in v1, `memory.limit_in_bytes` and `memory.memsw.limit_in_bytes` (no
+    /// swap beyond it) and `pids.max`; in v2, `memory.max`,
+    /// `memory.swap.max = 0`, `pids.max`, `cpu.max`. The swap files are
+    /// absent without swap accounting, and then skipped.
+    fn write_limits(&self, cg: &mut JobCgroup, name: &str, l: &JobLimits) -> io::Result<()> {
+        let in_v1 = |base: &Option<PathBuf>| base.as_ref().map(|b| b.join(name));
+        let (memory_v1, pids_v1) = (in_v1(&self.v1.memory), in_v1(&self.v1.pids));
+        for dir in memory_v1.iter().chain(&pids_v1) {
+            fs::create_dir(dir)?;
             cg.v1.push(dir.clone());
-            for (file, value) in writes {
-                match fs::write(dir.join(file), value) {
-                    // memsw is absent without swap accounting.
-                    Err(e) if file.contains("memsw") && e.kind() == io::ErrorKind::NotFound => {}
-                    r => r?,
-                }
+        }
+        let (v2, mem1, pids1) = (Some(&cg.dir), memory_v1.as_ref(), pids_v1.as_ref());
+        let (mem2, pids2) = (
+            v2.filter(|_| mem1.is_none()),
+            v2.filter(|_| pids1.is_none()),
+        );
+        let mem = l.cgroup_memory_max.map(|m| m.to_string());
+        let pids = l.cgroup_pids_max.map(|p| p.to_string());
+        let cpu = l.cgroup_cpu_max_us.map(|q| format!("{q} {CPU_PERIOD_US}"));
+        let writes = [
+            (mem1, "memory.limit_in_bytes", mem.clone()),
+            (mem1, "memory.memsw.limit_in_bytes", mem.clone()),
+            (pids1, "pids.max", pids.clone()),
+            (mem2, "memory.max", mem.clone()),
+            (mem2, "memory.swap.max", mem.map(|_| "0".to_string())),
+            (pids2, "pids.max", pids),
+            (v2, "cpu.max", cpu),
+        ];
+        for (dir, file, value) in writes {
+            let (Some(dir), Some(value)) = (dir, value) else {
+                continue;
+            };
+            match fs::write(dir.join(file), value) {
+                Err(e) if file.contains("sw") && e.kind() == io::ErrorKind::NotFound => {}
+                r => r?,
             }
         }
         Ok(())
@@ -212,25 +170,15 @@ impl CgroupRoot {
         let mut removed = 0;
         let v1 = [&self.v1.memory, &self.v1.pids].into_iter().flatten();
         for (i, base) in std::iter::once(&self.dir).chain(v1).enumerate() {
-            let Ok(entries) = fs::read_dir(base) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if !crate::home::left_by_a_gone_helper(&e.file_name()) {
-                    continue;
-                }
-                let cg = JobCgroup {
-                    dir: e.path(),
-                    v1: Vec::new(),
-                };
+            let entries = fs::read_dir(base).into_iter().flatten().flatten();
+            let stale = entries.filter(|e| crate::home::left_by_a_gone_helper(&e.file_name()));
+            for dir in stale.map(|e| e.path()) {
                 // Only the v2 group can be killed at once; v1 groups of
                 // a gone helper are empty once its v2 ones are.
                 if i == 0 {
-                    let _ = cg.kill();
+                    let _ = fs::write(dir.join("cgroup.kill"), b"1");
                 }
-                if cg.remove().is_ok() && i == 0 {
-                    removed += 1;
-                }
+                removed += usize::from(fs::remove_dir(&dir).is_ok() && i == 0);
             }
         }
         removed
@@ -250,33 +198,24 @@ impl CgroupRoot {
 /// documentation advises.
 fn enable_controllers(dir: &Path) -> Controllers {
     let offered = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    let wanted: Vec<&str> = ["memory", "pids", "cpu"]
+    let wanted: Vec<String> = ["memory", "pids", "cpu"]
         .into_iter()
         .filter(|c| offered.split_whitespace().any(|o| o == *c))
+        .map(|c| format!("+{c}"))
         .collect();
-    if !wanted.is_empty() {
-        let line = wanted
-            .iter()
-            .map(|c| format!("+{c}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let control = dir.join("cgroup.subtree_control");
-        if let Err(e) = fs::write(&control, &line) {
-            if e.raw_os_error() == Some(libc::EBUSY) {
-                let leaf = dir.join("monitoreo-helper");
-                let moved =
-                    match fs::create_dir(&leaf) {
-                        Ok(()) => true,
-                        Err(e) => e.kind() == io::ErrorKind::AlreadyExists,
-                    } && fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())
-                        .is_ok();
-                if moved {
-                    let _ = fs::write(&control, &line);
-                }
-            }
+    let control = dir.join("cgroup.subtree_control");
+    let line = wanted.join(" ");
+    let busy = |r: io::Result<()>| r.is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY));
+    if !wanted.is_empty() && busy(fs::write(&control, &line)) {
+        let leaf = dir.join("monitoreo-helper");
+        let made = fs::create_dir(&leaf).err();
+        let made = made.map_or(true, |e| e.kind() == io::ErrorKind::AlreadyExists);
+        let pid = std::process::id().to_string();
+        if made && fs::write(leaf.join("cgroup.procs"), pid).is_ok() {
+            let _ = fs::write(&control, &line);
         }
     }
-    let enabled = fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    let enabled = fs::read_to_string(&control).unwrap_or_default();
     let on = |c: &str| enabled.split_whitespace().any(|e| e == c);
     Controllers {
         memory: on("memory"),
@@ -285,40 +224,34 @@ fn enable_controllers(dir: &Path) -> Controllers {
     }
 }
 
-/// The helper's own group in the v1 hierarchy of `controller`, if that
-/// hierarchy is mounted and takes a new child group (probed).
-fn v1_dir(controller: &str) -> Option<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let (root, mount) = info.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        let mut post = post.split_whitespace();
-        let v1 = post.next()? == "cgroup" && post.nth(1)?.split(',').any(|o| o == controller);
-        let mut pre = pre.split_whitespace();
-        v1.then(|| Some((pre.nth(3)?.to_string(), PathBuf::from(pre.next()?))))
-            .flatten()
-    })?;
+/// The helper's own group in the hierarchy mounted as `fstype`: cgroup2
+/// (`controller` `None`), or the v1 one of `controller`. Its path in
+/// `/proc/self/cgroup` (the `0::` line, or the line listing the
+/// controller), taken relative to the mount's root, under the mount point.
+fn own_group(fstype: &str, controller: Option<&str>) -> Option<PathBuf> {
+    let listed = |list: &str| list.split(',').any(|c| Some(c) == controller);
+    let mount = crate::ns::mounts()
+        .into_iter()
+        .find(|m| m.fstype == fstype && (controller.is_none() || listed(&m.options)))?;
     let own = fs::read_to_string("/proc/self/cgroup").ok()?;
     let path = own.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, list, path) = (f.next()?, f.next()?, f.next()?);
-        list.split(',').any(|c| c == controller).then_some(path)
+        let (id, rest) = l.split_once(':')?;
+        let (list, path) = rest.split_once(':')?;
+        let ours = controller.map_or(id == "0" && list.is_empty(), |_| listed(list));
+        ours.then_some(path)
     })?;
-    let rel = path.strip_prefix(root.as_str()).unwrap_or(path);
-    let dir = mount.join(rel.trim_start_matches('/'));
-    let probe = dir.join(format!("monitoreo-probe-{}", std::process::id()));
-    fs::create_dir(&probe).ok()?;
-    let _ = fs::remove_dir(&probe);
-    Some(dir)
+    let rel = path.strip_prefix(mount.root.as_str()).unwrap_or(path);
+    Some(mount.point.join(rel.trim_start_matches('/')))
 }
 
-fn cgroup2_mount() -> Option<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        (post.split_whitespace().next()? == "cgroup2")
-            .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))
-            .flatten()
-    })
+/// Whether `dir` takes a new child group (made and removed at once): `None`
+/// if not, else whether that group has `cgroup.kill`.
+fn probe(dir: &Path) -> Option<bool> {
+    let probe = dir.join(format!("monitoreo-probe-{}", std::process::id()));
+    fs::create_dir(&probe).ok()?;
+    let has_kill = probe.join("cgroup.kill").exists();
+    let _ = fs::remove_dir(&probe);
+    Some(has_kill)
 }
 
 /// One job's cgroup, and its groups in the v1 hierarchies in use.
@@ -329,7 +262,6 @@ pub struct JobCgroup {
 }
 
 impl JobCgroup {
-    /// Path of `cgroup.procs`, which the child writes itself into.
     /// The directory's own name (`monitoreo-<pid>-job-<hex>`), which
     /// `/proc/PID/cgroup` shows for every process of the job.
     pub fn name(&self) -> Option<&str> {
@@ -339,10 +271,8 @@ impl JobCgroup {
     /// Every `cgroup.procs` the child writes itself into: the v2 one and
     /// those of its v1 groups.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        std::iter::once(&self.dir)
-            .chain(&self.v1)
-            .map(|d| d.join("cgroup.procs"))
-            .collect()
+        let dirs = std::iter::once(&self.dir).chain(&self.v1);
+        dirs.map(|d| d.join("cgroup.procs")).collect()
     }
 
     /// Kills every process in the cgroup.
@@ -353,13 +283,9 @@ impl JobCgroup {
     /// (`cpu.stat` `usage_usec`, `memory.peak`) of the job so far; each
     /// `None` where the file is absent (no memory controller, old kernel).
     pub fn usage(&self) -> (Option<u64>, Option<u64>) {
-        let cpu = fs::read_to_string(self.dir.join("cpu.stat"))
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("usage_usec "))
-                    .and_then(|v| v.trim().parse().ok())
-            });
+        let stat = fs::read_to_string(self.dir.join("cpu.stat")).unwrap_or_default();
+        let usage = |l: &str| l.strip_prefix("usage_usec ")?.trim().parse().ok();
+        let cpu = stat.lines().find_map(usage);
         let peak = std::iter::once(self.dir.join("memory.peak"))
             .chain(self.v1.iter().map(|d| d.join("memory.max_usage_in_bytes")))
             .find_map(|f| fs::read_to_string(f).ok()?.trim().parse().ok());
@@ -375,13 +301,11 @@ impl JobCgroup {
     /// Removes the (empty) directories, v1 ones first; one attempt each,
     /// never a wait. The first failure is the answer (the drain retries).
     pub fn remove(&self) -> io::Result<()> {
-        for dir in self.v1.iter().chain(std::iter::once(&self.dir)) {
-            match fs::remove_dir(dir) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(())
+        let mut dirs = self.v1.iter().chain(std::iter::once(&self.dir));
+        dirs.try_for_each(|dir| match fs::remove_dir(dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
     }
 }
 

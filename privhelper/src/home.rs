@@ -13,9 +13,13 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
 
 use crate::sys;
 
@@ -24,29 +28,54 @@ pub fn path(job_hex: &str) -> PathBuf {
     Path::new("/tmp").join(format!("monitoreo-{}-job-{job_hex}", std::process::id()))
 }
 
-/// Starts the cleaner of a uid whose job has drained: a child that takes
-/// the uid (so it needs no privilege over what it removes and can touch
-/// nothing else), clears the uid's keyrings and removes every top-level
-/// entry the uid owns in the host's world-writable directories `shared`,
-/// and exits 0 only when all of it is gone. Returns its pid and a pidfd
-/// that becomes readable when it is done.
-///
-/// A job's files and IPC objects die with its namespaces (`ns`); the
-/// keyrings of a uid outlive every process (the kernel keeps a uid's user
-/// keyring and persistent keyring), and the sweep of `shared` catches what
-/// a job of an older helper without namespaces left.
-pub fn clean_as(uid: u32, shared: &[PathBuf]) -> io::Result<(i32, OwnedFd)> {
-    let Some(pid) = sys::fork()? else {
-        let clean =
-            crate::uids::become_uid(uid, uid).is_ok() && clear_keyrings() && sweep(uid, shared);
-        sys::exit_child(if clean { 0 } else { 1 });
-    };
-    match sys::pidfd_open(pid, 0) {
-        Ok(fd) => Ok((pid.get(), fd)),
-        Err(e) => {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid.get()), None);
-            Err(e)
+/// How long a uid's cleaner may take before the uid is quarantined.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A uid's cleaner: its pid, a pidfd the loop polls, and when it is given
+/// up on.
+pub struct Cleaner {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub deadline: Instant,
+}
+
+impl Cleaner {
+    /// Starts the cleaner of a uid whose job has drained: a child that
+    /// takes the uid (so it needs no privilege over what it removes and can
+    /// touch nothing else), clears the uid's keyrings and removes every
+    /// top-level entry the uid owns in the host's world-writable
+    /// directories `shared`, and exits 0 only when all of it is gone.
+    ///
+    /// A job's files and IPC objects die with its namespaces (`ns`); the
+    /// keyrings of a uid outlive every process (the kernel keeps a uid's
+    /// user keyring and persistent keyring), and the sweep of `shared`
+    /// catches what a job of an older helper without namespaces left.
+    pub fn start(uid: u32, shared: &[PathBuf]) -> io::Result<Cleaner> {
+        let (pid, pidfd) = crate::uids::fork_as(uid, || clear_keyrings() && sweep(uid, shared))?;
+        Ok(Cleaner {
+            pid,
+            pidfd,
+            deadline: Instant::now() + CLEANUP_TIMEOUT,
+        })
+    }
+
+    /// `None` while the cleaner runs within its deadline; then, reaped,
+    /// `Ok` for an exit with status 0 and the reason otherwise (a cleaner
+    /// past its deadline is killed). Nothing a key does can shorten a
+    /// cleanup into success: only that exit hands the uid out again.
+    pub fn outcome(&self) -> Option<Result<(), String>> {
+        let hung = Instant::now() >= self.deadline;
+        if crate::proc::alive(&self.pidfd) && !hung {
+            return None;
         }
+        if hung {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+        }
+        Some(match (hung, waitpid(Pid::from_raw(self.pid), None)) {
+            (true, _) => Err(format!("the cleaner took longer than {CLEANUP_TIMEOUT:?}")),
+            (false, Ok(WaitStatus::Exited(_, 0))) => Ok(()),
+            (false, other) => Err(format!("the cleaner ended with {other:?}")),
+        })
     }
 }
 
@@ -84,42 +113,29 @@ fn clear_keyrings() -> bool {
 /// Whether `name` is `monitoreo-<pid>-job-*` (a job's home or cgroup) of
 /// a helper whose pid no longer runs.
 pub fn left_by_a_gone_helper(name: &std::ffi::OsStr) -> bool {
-    let owner = name
-        .to_str()
-        .and_then(|n| n.strip_prefix("monitoreo-"))
-        .and_then(|n| n.split_once("-job-"))
-        .and_then(|(pid, _)| pid.parse::<u32>().ok());
-    match owner {
-        Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
-        None => false,
-    }
+    let owner = name.to_str().and_then(|n| n.strip_prefix("monitoreo-"));
+    let owner = owner.and_then(|n| n.split_once("-job-")?.0.parse::<u32>().ok());
+    owner.is_some_and(|pid| {
+        pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+    })
 }
 
 /// Removes every top-level entry of `shared` that `uid` owns; whether none
 /// is left. Runs in the cleaner, as `uid`, once nothing else does.
 fn sweep(uid: u32, shared: &[PathBuf]) -> bool {
+    let entries = shared.iter().filter_map(|base| fs::read_dir(base).ok());
+    let paths = entries.flatten().flatten().map(|e| e.path());
+    let owned = paths.filter_map(|p| Some((fs::symlink_metadata(&p).ok()?, p)));
     let mut clean = true;
-    for base in shared {
-        let Ok(entries) = fs::read_dir(base) else {
-            continue;
+    for (meta, path) in owned.filter(|(meta, _)| meta.uid() == uid) {
+        let r = if meta.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
         };
-        for e in entries.flatten() {
-            let path = e.path();
-            let Ok(meta) = fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.uid() != uid {
-                continue;
-            }
-            let r = if meta.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            // A directory the job made unreadable to itself stays: then
-            // the uid is quarantined rather than handed out.
-            clean &= r.is_ok();
-        }
+        // A directory the job made unreadable to itself stays: then
+        // the uid is quarantined rather than handed out.
+        clean &= r.is_ok();
     }
     clean
 }

@@ -8,6 +8,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
+use std::io;
+use std::ops::RangeInclusive;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,15 +17,16 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal as NixSignal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 use protocol::{Containment, JobId, JobLimits, JobState, JobStatus, Response};
+use serde_json::json;
 
-use crate::cgroup::{self, CgroupLimits, CgroupRoot, JobCgroup, CPU_PERIOD_US};
-use crate::home;
+use crate::cgroup::{self, CgroupRoot, JobCgroup, CPU_PERIOD_US};
+use crate::home::{self, Cleaner, CLEANUP_TIMEOUT};
 use crate::log::{self, now_ms};
 use crate::policy::{JobOf, RunAs, RunPolicy};
 use crate::spawn::{spawn, SpawnPlan};
 use crate::uids::{self, UidPool};
-use serde_json::json;
 
 /// How many finished jobs are remembered.
 pub const FINISHED_KEPT: usize = 1024;
@@ -31,77 +34,59 @@ pub const FINISHED_KEPT: usize = 1024;
 /// How often a draining job is killed again and, without a cgroup, swept.
 pub const DRAIN_RETRY: Duration = Duration::from_millis(200);
 
-/// How long a uid's cleaner may take before the uid is quarantined.
-pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A job whose shell has not been reaped yet.
-pub struct Running {
-    pub pidfd: OwnedFd,
-    pub deadline: Instant,
-    pub cgroup: Option<JobCgroup>,
-    pub status: JobStatus,
-    pub timed_out: bool,
+struct Running {
+    pidfd: OwnedFd,
+    deadline: Instant,
+    cgroup: Option<JobCgroup>,
+    status: JobStatus,
+    timed_out: bool,
     /// Killed on the gateway's `Cancel`.
-    pub cancelled: bool,
+    cancelled: bool,
     /// The pool uid to free once the job is empty (`None`: shared user).
-    pub pool_uid: Option<u32>,
+    pool_uid: Option<u32>,
     /// The API key that started the job and owns its processes.
-    pub key: String,
+    key: String,
 }
 
-/// A uid's cleaner (`home::clean_as`): its pid, a pidfd the loop polls,
-/// and when it is given up on.
-pub struct Cleaner {
-    pub pid: i32,
-    pub pidfd: OwnedFd,
-    pub deadline: Instant,
-}
-
-/// A finished job whose processes may still be dying.
-pub struct Draining {
-    pub cgroup: Option<JobCgroup>,
+/// A finished job whose processes may still be dying, or a uid being
+/// taken back (`Jobs::reclaim`).
+struct Draining {
+    cgroup: Option<JobCgroup>,
     /// `cgroup.events`, polled for `POLLPRI`.
-    pub events: Option<File>,
-    pub pool_uid: Option<u32>,
-    pub pid: i32,
+    events: Option<File>,
+    pool_uid: Option<u32>,
+    pid: i32,
     /// The uid's cleaner, once the job is empty; the uid is free when it
     /// has exited with status 0, and quarantined when it failed or hung.
-    pub cleaner: Option<Cleaner>,
+    cleaner: Option<Cleaner>,
     next_retry: Instant,
 }
 
-impl Cleaner {
-    /// Starts the cleaner of `uid` (`home::clean_as`).
-    fn start(uid: u32, shared: &[PathBuf]) -> std::io::Result<Cleaner> {
-        let (pid, pidfd) = home::clean_as(uid, shared)?;
-        Ok(Cleaner {
+impl Draining {
+    /// The drain of job `id`'s `cgroup` (watched through its
+    /// `cgroup.events`), its shell `pid`'s process group and `pool_uid`,
+    /// due at once.
+    fn new(id: &JobId, cgroup: Option<JobCgroup>, pool_uid: Option<u32>, pid: i32) -> Draining {
+        let events = cgroup.as_ref().map(JobCgroup::open_events).and_then(|r| {
+            r.map_err(|e| job_error(id, format!("cannot watch cgroup.events: {e}")))
+                .ok()
+        });
+        Draining {
+            cgroup,
+            events,
+            pool_uid,
             pid,
-            pidfd,
-            deadline: Instant::now() + CLEANUP_TIMEOUT,
-        })
+            cleaner: None,
+            next_retry: Instant::now(),
+        }
     }
 
-    /// `None` while the cleaner runs within its deadline; then, reaped,
-    /// `Ok` for an exit with status 0 and the reason otherwise (a cleaner
-    /// past its deadline is killed). Nothing a key does can shorten a
-    /// cleanup into success: only that exit hands the uid out again.
-    fn outcome(&self) -> Option<Result<(), String>> {
-        let hung = Instant::now() >= self.deadline;
-        if crate::proc::alive(&self.pidfd) && !hung {
-            return None;
-        }
-        let pid = nix::unistd::Pid::from_raw(self.pid);
-        if hung {
-            let _ = crate::sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Some(Err(format!(
-                "the cleaner took longer than {CLEANUP_TIMEOUT:?}"
-            )));
-        }
-        Some(match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-            other => Err(format!("the cleaner ended with {other:?}")),
-        })
+    /// When the loop must look at it again: its cleaner's deadline, or its
+    /// next retry.
+    fn due(&self) -> Instant {
+        let cleaner = self.cleaner.as_ref();
+        cleaner.map_or(self.next_retry, |c| c.deadline)
     }
 }
 
@@ -114,8 +99,8 @@ pub struct Jobs {
     /// The host's world-writable directories (`ns::discover`): covered
     /// in each job's namespace, swept by a uid's cleaner.
     shared: Vec<PathBuf>,
-    finished: HashMap<JobId, JobStatus>,
-    order: VecDeque<JobId>,
+    /// The last [`FINISHED_KEPT`] jobs that ended, oldest first.
+    finished: VecDeque<(JobId, JobStatus)>,
     /// Ended since the last [`Jobs::take_ended`], for event subscribers.
     ended: Vec<(JobId, JobStatus)>,
 }
@@ -133,9 +118,15 @@ impl Jobs {
     /// host's world-writable directories, and readies every uid of the
     /// range that none of our jobs holds: one a process still runs as (a
     /// dead helper's job) is taken back through a drain that kills its
-    /// processes, then cleaned; every other one is cleaned now
-    /// (`clean_range`). Uids still held by jobs stay taken until released.
-    pub fn ready(&mut self, range: Option<std::ops::RangeInclusive<u32>>, shared: Vec<PathBuf>) {
+    /// processes, then cleaned; every other one that this helper has not
+    /// seen cleaned is cleaned now, before its first use. A uid's keyrings
+    /// and files in the shared directories outlive helpers, so a uid is
+    /// handed out only after a cleanup that this helper saw succeed; one
+    /// whose cleanup fails is quarantined. Waits for these cleaners
+    /// (bounded by [`CLEANUP_TIMEOUT`]) — at start, before the socket
+    /// serves, and on reload only for uids new to the range. Uids still
+    /// held by jobs stay taken until released.
+    pub fn ready(&mut self, range: Option<RangeInclusive<u32>>, shared: Vec<PathBuf>) {
         self.shared = shared;
         self.uids.set_range(range.clone());
         let Some(range) = range else {
@@ -147,18 +138,26 @@ impl Jobs {
                     "uid_reclaimed",
                     &[("job_uid", json!(uid)), ("reason", json!(why))],
                 );
-                self.reclaim(uid);
+                self.reclaim(uid, None);
             }
         }
-        self.clean_range(&range);
+        let mut cleaning = Vec::new();
+        for uid in range {
+            if self.uids.taken(uid) || self.uids.clean(uid) {
+                continue;
+            }
+            match Cleaner::start(uid, &self.shared) {
+                Ok(c) => cleaning.push(self.reclaim(uid, Some(c))),
+                Err(e) => self.uids.quarantine(uid, &format!("no cleaner: {e}")),
+            }
+        }
+        self.settle(&cleaning, Instant::now() + CLEANUP_TIMEOUT);
     }
 
     /// The descriptors the loop polls for the jobs, with what each wakes.
     pub fn pollables(&self) -> impl Iterator<Item = (Wake, BorrowedFd<'_>, PollFlags)> {
-        let running = self
-            .running
-            .iter()
-            .map(|(id, r)| (Wake::Reap(*id), r.pidfd.as_fd(), PollFlags::POLLIN));
+        let running = self.running.iter();
+        let running = running.map(|(id, r)| (Wake::Reap(*id), r.pidfd.as_fd(), PollFlags::POLLIN));
         let draining = self.draining.iter().filter_map(|(id, d)| {
             let (fd, flags) = match (&d.cleaner, &d.events) {
                 (Some(c), _) => (c.pidfd.as_fd(), PollFlags::POLLIN),
@@ -180,38 +179,26 @@ impl Jobs {
 
     /// `Job(status)` of a job this helper knows, `Invalid` otherwise.
     pub fn status_response(&self, id: &JobId) -> Response {
-        match self.status(id) {
-            Some(s) => Response::Job(s),
-            None => Response::Invalid {
-                what: format!("no job {id}"),
-            },
-        }
+        self.status(id)
+            .map_or_else(|| invalid(format!("no job {id}")), Response::Job)
     }
 
     pub fn status(&self, id: &JobId) -> Option<JobStatus> {
         self.running
             .get(id)
             .map(|r| r.status.clone())
-            .or_else(|| self.finished.get(id).cloned())
+            .or_else(|| Some(self.finished.iter().find(|(f, _)| f == id)?.1.clone()))
     }
 
     /// Time until the loop must look at jobs again: the nearest deadline,
     /// or a drain retry.
     pub fn next_wakeup(&self) -> Option<Duration> {
         let now = Instant::now();
-        let deadlines = self
-            .running
-            .values()
-            .filter(|r| !r.timed_out)
-            .map(|r| r.deadline);
-        let drains = self.draining.values().map(|d| match &d.cleaner {
-            Some(c) => c.deadline,
-            None => d.next_retry,
-        });
-        deadlines
-            .chain(drains)
-            .map(|t| t.saturating_duration_since(now))
-            .min()
+        let deadlines = self.running.values().filter(|r| !r.timed_out);
+        let due = deadlines
+            .map(|r| r.deadline)
+            .chain(self.draining.values().map(Draining::due));
+        due.map(|t| t.saturating_duration_since(now)).min()
     }
 
     /// Starts a job (`Spawn`): checks the request against `run`, takes a
@@ -224,112 +211,74 @@ impl Jobs {
         run: &RunPolicy,
         cgroups: Option<&CgroupRoot>,
     ) -> Response {
-        let Start {
-            job,
-            command,
-            timeout_ms,
-            key,
-            fds,
-        } = s;
-        if timeout_ms == 0 || timeout_ms > run.max_timeout_ms {
-            return Response::Invalid {
-                // In the API's units: the gateway passes this text on.
-                what: format!(
-                    "timeout_s must be between 1 and {} s (the policy's max_timeout_s)",
-                    run.max_timeout_ms / 1000
-                ),
-            };
+        let job = s.job;
+        if s.timeout_ms == 0 || s.timeout_ms > run.max_timeout_ms {
+            // In the API's units: the gateway passes this text on.
+            let max = run.max_timeout_ms / 1000;
+            return invalid(format!(
+                "timeout_s must be between 1 and {max} s (the policy's max_timeout_s)"
+            ));
         }
-        if command.is_empty() || command.contains('\0') {
-            return Response::Invalid {
-                what: "command is empty or contains NUL".into(),
-            };
+        if s.command.is_empty() || s.command.contains('\0') {
+            return invalid("command is empty or contains NUL".into());
         }
         if self.status(&job).is_some() {
-            return Response::Invalid {
-                what: format!("job {job} exists"),
-            };
+            return invalid(format!("job {job} exists"));
         }
         if self.running.len() >= run.max_jobs {
             return Response::Busy;
         }
-        let Ok([stdout, stderr]) = <[OwnedFd; 2]>::try_from(fds) else {
-            return Response::Invalid {
-                what: "spawn needs stdout and stderr descriptors".into(),
-            };
+        let Ok(stdio) = <[OwnedFd; 2]>::try_from(s.fds) else {
+            return invalid("spawn needs stdout and stderr descriptors".into());
         };
         let (uid, gid, pool_uid) = match &run.run_as {
             RunAs::Shared { uid, gid, .. } => (uid.get(), *gid, None),
-            RunAs::PerJob(_) => match self.allocate_unused() {
+            // A uid someone else started a process as since it was
+            // cleaned is passed over (it stays in the pool for later),
+            // never handed to a job beside that process.
+            RunAs::PerJob(_) => match self.uids.allocate(|u| !uids::runs_as(u)) {
                 Some(u) => (u, u, Some(u)),
                 // Every uid is held by a running or draining job.
                 None => return Response::Busy,
             },
         };
         let limits = limits(run, cgroups);
-        let release = |jobs: &mut Jobs| {
-            if let Some(u) = pool_uid {
-                jobs.uids.release(u);
-            }
-        };
-        let cgroup = match cgroups {
-            Some(root) => {
-                let cl = CgroupLimits {
-                    memory_max: run.memory_max,
-                    pids_max: run.pids_max,
-                    cpu_quota_us: cpu_quota_us(run),
-                };
-                match root.create(&job.to_hex(), &cl) {
-                    Ok(cg) => Some(cg),
-                    Err(e) => {
-                        release(self);
-                        return Response::Failed {
-                            errno: e.raw_os_error().unwrap_or(libc::EIO),
-                        };
-                    }
+        let created = cgroups.map(|c| c.create(&job.to_hex(), &limits));
+        let cgroup = match created.transpose() {
+            Ok(cgroup) => cgroup,
+            Err(e) => {
+                if let Some(u) = pool_uid {
+                    self.uids.release(u);
                 }
+                return failed(&e);
             }
-            None => None,
-        };
-        // A per-job uid gets a private home, which the child creates itself
-        // once it runs as that uid (the helper needs no CAP_CHOWN for it).
-        let home = pool_uid.map(|_| home::path(&job.to_hex()));
-        let (home_env, tmp_env) = match &home {
-            Some(h) => (h.display().to_string(), h.display().to_string()),
-            None => (run.home.clone(), "/tmp".to_string()),
         };
         let plan = SpawnPlan {
-            command,
+            command: s.command,
             run,
             uid,
             gid,
             rlimit_as: limits.rlimit_as,
-            home: home_env,
-            tmpdir: tmp_env,
-            create_home: home.is_some(),
-            private: pool_uid.map(|_| self.shared.as_slice()),
-            stdout: &stdout,
-            stderr: &stderr,
+            // A per-job uid gets a private home, which the child creates
+            // itself once it runs as that uid (no CAP_CHOWN needed).
+            own: pool_uid.map(|_| (home::path(&job.to_hex()), self.shared.as_slice())),
+            stdio: &stdio,
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
         };
         let pid = match spawn(&plan) {
             Ok(pid) => pid,
             Err(e) => {
                 // The child failed before execve and was reaped: nothing
-                // runs as the uid, the cgroup is empty.
+                // runs as the uid, the cgroup is empty. A home or keyring
+                // it made goes when the uid is next cleaned; the uid stays
+                // out of use until then.
                 if let Some(cg) = &cgroup {
                     let _ = cg.remove();
                 }
-                // The child failed before execve: nothing of it runs, and
-                // a home it made is removed when the uid is next cleaned;
-                // keep the uid out of use until then.
-                match pool_uid {
-                    Some(u) => self.reclaim(u),
-                    None => release(self),
+                if let Some(u) = pool_uid {
+                    self.reclaim(u, None);
                 }
-                return Response::Failed {
-                    errno: e.raw_os_error().unwrap_or(libc::EIO),
-                };
+                return failed(&e);
             }
         };
         let pidfd = match crate::sys::pidfd_open(pid, 0) {
@@ -338,50 +287,39 @@ impl Jobs {
                 // Cannot happen for our own unreaped child; if it does, the
                 // job is killed and its uid stays taken (never reused while
                 // something of it might run).
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid.get()),
-                    nix::sys::signal::SIGKILL,
-                );
-                return Response::Failed {
-                    errno: e.raw_os_error().unwrap_or(libc::EIO),
-                };
+                let _ = killpg(Pid::from_raw(pid.get()), NixSignal::SIGKILL);
+                return failed(&e);
             }
         };
-        let start_time = crate::proc::ProcInfo::read(pid.get())
-            .map(|i| i.start_time.0)
-            .unwrap_or(0);
-        let status = started(pid.get(), start_time, containment(cgroups), uid, limits);
-        self.running.insert(
-            job,
-            Running {
-                pidfd,
-                deadline: Instant::now() + Duration::from_millis(timeout_ms),
-                cgroup,
-                status: status.clone(),
-                timed_out: false,
-                cancelled: false,
-                pool_uid,
-                key: key.to_string(),
-            },
-        );
+        let start_time = crate::proc::ProcInfo::read(pid.get()).map_or(0, |i| i.start_time.0);
+        let status = JobStatus {
+            state: JobState::Running,
+            pid: pid.get(),
+            start_time,
+            exit_code: None,
+            signal: None,
+            timed_out: false,
+            started_ms: now_ms(),
+            ended_ms: None,
+            containment: containment(cgroups),
+            output_limit: limits.rlimit_fsize,
+            uid,
+            limits,
+            cpu_usec: None,
+            memory_peak: None,
+        };
+        let running = Running {
+            pidfd,
+            deadline: Instant::now() + Duration::from_millis(s.timeout_ms),
+            cgroup,
+            status: status.clone(),
+            timed_out: false,
+            cancelled: false,
+            pool_uid,
+            key: s.key.to_string(),
+        };
+        self.running.insert(job, running);
         Response::Job(status)
-    }
-
-    /// A pool uid no process of the host runs as: one someone else started
-    /// a process as since the uid was cleaned is passed over (it stays in
-    /// the pool for later), never handed to a job beside that process.
-    fn allocate_unused(&mut self) -> Option<u32> {
-        let mut passed = Vec::new();
-        let found = loop {
-            match self.uids.allocate() {
-                Some(u) if uids::runs_as(u) => passed.push(u),
-                other => break other,
-            }
-        };
-        for u in passed {
-            self.uids.release(u);
-        }
-        found
     }
 
     /// Whose job `pid` (running as `uid`) belongs to, seen from `caller`:
@@ -407,38 +345,30 @@ impl Jobs {
         }
     }
 
-    /// Kills the whole job: its cgroup, or its process group.
-    pub fn kill(r: &Running) {
-        kill_job(r.cgroup.as_ref(), r.status.pid);
-    }
-
     /// The gateway's `Cancel`: kills a running job and marks it so its end
     /// is recorded as `Cancelled`. A job that already ended is left as it
     /// is (cancel is idempotent).
     pub fn cancel(&mut self, id: &JobId) {
         if let Some(r) = self.running.get_mut(id) {
-            if !r.timed_out {
-                r.cancelled = true;
-            }
-            Jobs::kill(r);
+            r.cancelled |= !r.timed_out;
+            kill_job(r.cgroup.as_ref(), r.status.pid);
         }
     }
 
     /// Kills every job whose deadline has passed.
     pub fn enforce_deadlines(&mut self) {
         let now = Instant::now();
-        for (id, r) in self.running.iter_mut() {
-            if !r.timed_out && r.deadline <= now {
-                r.timed_out = true;
-                log::event(
-                    "job_timeout",
-                    &[
-                        ("job", json!(id.to_hex())),
-                        ("job_pid", json!(r.status.pid)),
-                    ],
-                );
-                Jobs::kill(r);
-            }
+        let due = self.running.iter_mut();
+        for (id, r) in due.filter(|(_, r)| !r.timed_out && r.deadline <= now) {
+            r.timed_out = true;
+            log::event(
+                "job_timeout",
+                &[
+                    ("job", json!(id.to_hex())),
+                    ("job_pid", json!(r.status.pid)),
+                ],
+            );
+            kill_job(r.cgroup.as_ref(), r.status.pid);
         }
     }
 
@@ -447,8 +377,7 @@ impl Jobs {
         let Some(r) = self.running.get(id) else {
             return;
         };
-        let pid = nix::unistd::Pid::from_raw(r.status.pid);
-        let (code, sig) = match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        let (code, sig) = match waitpid(Pid::from_raw(r.status.pid), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, c)) => (Some(c), None),
             Ok(WaitStatus::Signaled(_, s, _)) => (None, Some(s as i32)),
             Ok(_) => return,
@@ -459,61 +388,34 @@ impl Jobs {
         };
         // A job ends with its shell: whatever it left behind is killed, and
         // the job drains until nothing of it is left.
-        Jobs::kill(&r);
-        r.status.exit_code = code;
-        r.status.signal = sig;
-        r.status.timed_out = r.timed_out;
-        r.status.ended_ms = Some(now_ms());
-        if let Some(cg) = &r.cgroup {
-            let (cpu, peak) = cg.usage();
-            r.status.cpu_usec = cpu;
-            r.status.memory_peak = peak;
-        }
-        r.status.state = if r.cancelled {
-            JobState::Cancelled
-        } else if r.timed_out {
-            JobState::TimedOut
-        } else if sig.is_some() {
-            JobState::Killed
-        } else {
-            JobState::Exited
+        kill_job(r.cgroup.as_ref(), r.status.pid);
+        let s = &mut r.status;
+        (s.exit_code, s.signal, s.timed_out) = (code, sig, r.timed_out);
+        s.ended_ms = Some(now_ms());
+        (s.cpu_usec, s.memory_peak) = r.cgroup.as_ref().map_or((None, None), JobCgroup::usage);
+        s.state = match (r.cancelled, r.timed_out, sig) {
+            (true, _, _) => JobState::Cancelled,
+            (false, true, _) => JobState::TimedOut,
+            (false, false, Some(_)) => JobState::Killed,
+            (false, false, None) => JobState::Exited,
         };
         log::event(
             "job_ended",
             &[
                 ("job", json!(id.to_hex())),
-                ("job_pid", json!(r.status.pid)),
-                ("job_uid", json!(r.status.uid)),
-                ("job_state", json!(r.status.state.name())),
+                ("job_pid", json!(s.pid)),
+                ("job_uid", json!(s.uid)),
+                ("job_state", json!(s.state.name())),
                 ("exit_code", json!(code)),
                 ("signal", json!(sig)),
             ],
         );
-        let events = r.cgroup.as_ref().and_then(|c| match c.open_events() {
-            Ok(f) => Some(f),
-            Err(e) => {
-                job_error(id, format!("cannot watch cgroup.events: {e}"));
-                None
-            }
-        });
-        self.draining.insert(
-            *id,
-            Draining {
-                cgroup: r.cgroup,
-                events,
-                pool_uid: r.pool_uid,
-                pid: r.status.pid,
-                cleaner: None,
-                next_retry: Instant::now(),
-            },
-        );
+        let drain = Draining::new(id, r.cgroup, r.pool_uid, r.status.pid);
+        self.draining.insert(*id, drain);
         self.ended.push((*id, r.status.clone()));
-        self.finished.insert(*id, r.status);
-        self.order.push_back(*id);
-        while self.order.len() > FINISHED_KEPT {
-            if let Some(old) = self.order.pop_front() {
-                self.finished.remove(&old);
-            }
+        self.finished.push_back((*id, r.status));
+        if self.finished.len() > FINISHED_KEPT {
+            self.finished.pop_front();
         }
         self.drain(id);
     }
@@ -524,150 +426,91 @@ impl Jobs {
     }
 
     /// Tries to finish draining `id`: if nothing of the job is left, removes
-    /// its cgroup and frees its uid; otherwise kills it again (at most every
+    /// its cgroup and starts its uid's cleaner, whose exit frees or
+    /// quarantines the uid; otherwise kills it again (at most every
     /// [`DRAIN_RETRY`]).
     pub fn drain(&mut self, id: &JobId) {
         let Some(d) = self.draining.get_mut(id) else {
             return;
         };
         if let Some(c) = &d.cleaner {
-            let Some(outcome) = c.outcome() else {
-                return;
-            };
-            if let Some(uid) = d.pool_uid {
-                match outcome {
-                    Ok(()) => self.uids.release(uid),
-                    Err(why) => self.uids.quarantine(uid, &why),
-                }
+            match (c.outcome(), d.pool_uid) {
+                (None, _) => return,
+                (Some(Ok(())), Some(uid)) => self.uids.release(uid),
+                (Some(Err(why)), Some(uid)) => self.uids.quarantine(uid, &why),
+                (Some(_), None) => {}
             }
             self.draining.remove(id);
             return;
         }
-        let empty = match (&d.cgroup, &d.events) {
-            (Some(_), Some(ev)) => !cgroup::populated(ev).unwrap_or(true),
+        let empty = match (&d.cgroup, &d.events, d.pool_uid) {
+            (Some(_), Some(ev), _) => !cgroup::populated(ev).unwrap_or(true),
             // No events file: removal itself tells (EBUSY while populated).
-            (Some(cg), None) => cg.remove().is_ok(),
-            (None, _) => match d.pool_uid {
-                Some(uid) => {
-                    if let Err(e) = uids::sweep(uid) {
-                        job_error(id, format!("sweeping uid {uid} failed: {e}"));
-                    }
-                    !uids::has_processes(uid)
+            (Some(cg), None, _) => cg.remove().is_ok(),
+            (None, _, Some(uid)) => {
+                if let Err(e) = uids::sweep(uid) {
+                    job_error(id, format!("sweeping uid {uid} failed: {e}"));
                 }
-                // A shared user cannot be swept without killing other jobs.
-                None => true,
-            },
+                !uids::has_processes(uid)
+            }
+            // A shared user cannot be swept without killing other jobs.
+            (None, _, None) => true,
         };
+        let now = Instant::now();
         if !empty {
-            if Instant::now() >= d.next_retry {
+            if now >= d.next_retry {
                 kill_job(d.cgroup.as_ref(), d.pid);
-                d.next_retry = Instant::now() + DRAIN_RETRY;
+                d.next_retry = now + DRAIN_RETRY;
             }
             return;
         }
         if let Some(cg) = &d.cgroup {
             if let Err(e) = cg.remove() {
                 job_error(id, format!("removing its empty cgroup failed: {e}"));
-                d.next_retry = Instant::now() + DRAIN_RETRY;
+                d.next_retry = now + DRAIN_RETRY;
                 return;
             }
-            d.cgroup = None;
-            d.events = None;
+            (d.cgroup, d.events) = (None, None);
         }
-        if let Some(uid) = d.pool_uid {
-            // Nothing runs as the uid any more: what it left behind goes
-            // before the uid is handed out again.
-            match Cleaner::start(uid, &self.shared) {
-                Ok(c) => d.cleaner = Some(c),
-                Err(e) => {
-                    job_error(id, format!("starting the uid {uid} cleaner: {e}"));
-                    d.next_retry = Instant::now() + DRAIN_RETRY;
-                }
-            }
+        let Some(uid) = d.pool_uid else {
+            self.draining.remove(id);
             return;
-        }
-        self.draining.remove(id);
-    }
-
-    /// Takes `uid` back through a drain and a cleanup before it is handed
-    /// out: a start whose child failed before `execve` (it may have made
-    /// its keyring), or a uid found in use at start (a dead helper's job
-    /// still running as it, or its files in the host's shared
-    /// directories). Without a cgroup the drain sweeps the uid's processes.
-    pub fn reclaim(&mut self, uid: u32) {
-        self.uids.take(uid);
-        let mut raw = [0u8; 16];
-        raw[..4].copy_from_slice(&uid.to_be_bytes());
-        raw[4..12].copy_from_slice(&now_ms().to_be_bytes());
-        let id = JobId(raw);
-        self.draining.insert(
-            id,
-            Draining {
-                cgroup: None,
-                events: None,
-                pool_uid: Some(uid),
-                pid: 0,
-                cleaner: None,
-                next_retry: Instant::now(),
-            },
-        );
-        self.drain(&id);
-    }
-
-    /// Cleans every uid of `range` that no job of ours holds and this
-    /// helper has not seen cleaned, before its first use: a uid's keyrings
-    /// and files in the shared directories outlive helpers, so a uid is
-    /// handed out only after a cleanup that this helper saw succeed. Waits
-    /// for the cleaners (bounded by [`CLEANUP_TIMEOUT`]) — at start, before
-    /// the socket serves, and on reload only for uids new to the range. A
-    /// uid whose cleanup fails is quarantined.
-    fn clean_range(&mut self, range: &std::ops::RangeInclusive<u32>) {
-        let mut cleaners = Vec::new();
-        let free: Vec<u32> = range
-            .clone()
-            .filter(|u| !self.uids.taken(*u) && !self.uids.clean(*u))
-            .collect();
-        for uid in free {
-            self.uids.take(uid);
-            match Cleaner::start(uid, &self.shared) {
-                Ok(c) => cleaners.push((uid, c)),
-                Err(e) => self.uids.quarantine(uid, &format!("no cleaner: {e}")),
+        };
+        // Nothing runs as the uid any more: what it left behind goes
+        // before the uid is handed out again.
+        match Cleaner::start(uid, &self.shared) {
+            Ok(c) => d.cleaner = Some(c),
+            Err(e) => {
+                job_error(id, format!("starting the uid {uid} cleaner: {e}"));
+                d.next_retry = now + DRAIN_RETRY;
             }
         }
-        while !cleaners.is_empty() {
-            let mut fds: Vec<PollFd<'_>> = cleaners
-                .iter()
-                .map(|(_, c)| PollFd::new(c.pidfd.as_fd(), PollFlags::POLLIN))
-                .collect();
-            let _ = poll(&mut fds, PollTimeout::from(100u16));
-            drop(fds);
-            cleaners.retain(|(uid, c)| match c.outcome() {
-                None => true,
-                Some(Ok(())) => {
-                    self.uids.release(*uid);
-                    false
-                }
-                Some(Err(why)) => {
-                    self.uids.quarantine(*uid, &why);
-                    false
-                }
-            });
-        }
+    }
+
+    /// Takes `uid` back through a drain of its own, under an id made of
+    /// the uid and the time, and returns that id: a start whose child
+    /// failed before `execve` (it may have made its keyring), or a uid
+    /// found in use at start (a dead helper's job still running as it, or
+    /// its files in the host's shared directories). Without a cgroup the
+    /// drain sweeps the uid's processes, then cleans the uid; given a
+    /// `cleaner` already started, it only waits for that.
+    fn reclaim(&mut self, uid: u32, cleaner: Option<Cleaner>) -> JobId {
+        self.uids.take(uid);
+        // The uid in bytes 0..4, the time in 4..12, big-endian.
+        let id = JobId((u128::from(uid) << 96 | u128::from(now_ms()) << 32).to_be_bytes());
+        let mut drain = Draining::new(&id, None, Some(uid), 0);
+        drain.cleaner = cleaner;
+        self.draining.insert(id, drain);
+        self.drain(&id);
+        id
     }
 
     /// Retries every draining job whose retry time has come (jobs without
     /// an events file have nothing else to wake the loop).
     pub fn drain_due(&mut self) {
         let now = Instant::now();
-        let due: Vec<JobId> = self
-            .draining
-            .iter()
-            .filter(|(_, d)| match &d.cleaner {
-                Some(c) => c.deadline <= now,
-                None => d.next_retry <= now,
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let due = self.draining.iter().filter(|(_, d)| d.due() <= now);
+        let due: Vec<JobId> = due.map(|(id, _)| *id).collect();
         for id in due {
             self.drain(&id);
         }
@@ -677,62 +520,68 @@ impl Jobs {
     /// pidfds) for the shells to exit, and drain what can be drained.
     pub fn kill_all(&mut self, within: Duration) {
         for r in self.running.values() {
-            Jobs::kill(r);
+            kill_job(r.cgroup.as_ref(), r.status.pid);
         }
-        let until = Instant::now() + within;
+        let all = self.running.keys().chain(self.draining.keys());
+        let all: Vec<JobId> = all.copied().collect();
+        self.settle(&all, Instant::now() + within);
+    }
+
+    /// Reaps or drains each of `ids` until none is left or `until` has
+    /// passed (then once more), waiting in `poll` on what they wait on —
+    /// never on the other jobs, whose wake-ups are the loop's.
+    fn settle(&mut self, ids: &[JobId], until: Instant) {
         loop {
-            let running: Vec<JobId> = self.running.keys().copied().collect();
-            for id in running {
-                self.reap(&id);
+            let last = Instant::now() >= until;
+            for id in ids {
+                self.reap(id);
+                self.drain(id);
             }
-            let draining: Vec<JobId> = self.draining.keys().copied().collect();
-            for id in draining {
-                self.drain(&id);
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            if (self.running.is_empty() && self.draining.is_empty()) || left.is_zero() {
-                break;
+            let left = |id| self.running.contains_key(id) || self.draining.contains_key(id);
+            if last || !ids.iter().any(left) {
+                return;
             }
             let mut fds: Vec<PollFd<'_>> = self
                 .pollables()
+                .filter(|(w, ..)| matches!(w, Wake::Reap(id) | Wake::Drain(id) if ids.contains(id)))
                 .map(|(_, fd, flags)| PollFd::new(fd, flags))
                 .collect();
-            let wait = PollTimeout::try_from(left.min(DRAIN_RETRY));
+            let wait = until.saturating_duration_since(Instant::now());
+            let wait = PollTimeout::try_from(wait.min(DRAIN_RETRY));
             let _ = poll(&mut fds, wait.unwrap_or(PollTimeout::ZERO));
         }
     }
 }
 
+/// `Failed` with `e`'s errno (`EIO` if it has none).
+fn failed(e: &io::Error) -> Response {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    Response::Failed { errno }
+}
+
+fn invalid(what: String) -> Response {
+    Response::Invalid { what }
+}
+
 /// Logs a failure of `job`'s kill, sweep, cgroup removal or cleaner start
 /// (each retried).
 fn job_error(job: &JobId, error: String) {
-    log::event(
-        "job_error",
-        &[("job", json!(job.to_hex())), ("error", json!(error))],
-    );
+    let job = json!(job.to_hex());
+    log::event("job_error", &[("job", job), ("error", json!(error))]);
 }
 
+/// Kills the whole job: its cgroup, or its process group.
 fn kill_job(cgroup: Option<&JobCgroup>, pid: i32) {
-    // pid 0 or 1 would name the helper's own process group or init.
-    if cgroup.is_none() && pid <= 1 {
-        return;
-    }
-    match cgroup {
-        Some(cg) => {
-            if let Err(e) = cg.kill() {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    log::event(
-                        "job_error",
-                        &[
-                            ("job_pid", json!(pid)),
-                            ("error", json!(format!("cgroup.kill failed: {e}"))),
-                        ],
-                    );
-                }
-            }
+    match cgroup.map(JobCgroup::kill) {
+        Some(Err(e)) if e.kind() != io::ErrorKind::NotFound => {
+            let error = json!(format!("cgroup.kill failed: {e}"));
+            log::event("job_error", &[("job_pid", json!(pid)), ("error", error)]);
         }
+        Some(_) => {}
+        // pid 0 or 1 would name the helper's own process group or init.
+        None if pid <= 1 => {}
         None => {
-            let _ = killpg(nix::unistd::Pid::from_raw(pid), NixSignal::SIGKILL);
+            let _ = killpg(Pid::from_raw(pid), NixSignal::SIGKILL);
         }
     }
 }
@@ -751,10 +600,12 @@ pub struct Start<'a> {
 /// in force.
 pub fn limits(run: &RunPolicy, cgroups: Option<&CgroupRoot>) -> JobLimits {
     let c = cgroups.map(CgroupRoot::controllers).unwrap_or_default();
+    // `cpu.max` quota for the policy's percent of one CPU, at least 1 ms.
+    let cpu_quota_us = (run.cpu_max_percent.saturating_mul(CPU_PERIOD_US) / 100).max(1000);
     JobLimits {
         cgroup_memory_max: c.memory.then_some(run.memory_max),
         cgroup_pids_max: c.pids.then_some(run.pids_max),
-        cgroup_cpu_max_us: c.cpu.then_some(cpu_quota_us(run)),
+        cgroup_cpu_max_us: c.cpu.then_some(cpu_quota_us),
         rlimit_as: (!c.memory).then_some(run.memory_max),
         rlimit_nproc: run.nproc,
         rlimit_cpu_s: run.cpu_s,
@@ -766,41 +617,6 @@ pub fn limits(run: &RunPolicy, cgroups: Option<&CgroupRoot>) -> JobLimits {
 /// How jobs are contained with `cgroups` (or without).
 pub fn containment(cgroups: Option<&CgroupRoot>) -> Containment {
     cgroups.map_or(Containment::Pgid, |_| Containment::Cgroup)
-}
-
-/// `cpu.max` quota for the policy's `cpu_max` percent.
-fn cpu_quota_us(run: &RunPolicy) -> u64 {
-    run.cpu_max_percent
-        .saturating_mul(CPU_PERIOD_US)
-        .checked_div(100)
-        .unwrap_or(CPU_PERIOD_US)
-        .max(1000)
-}
-
-/// A fresh status for a job that just started.
-pub fn started(
-    pid: i32,
-    start_time: u64,
-    containment: Containment,
-    uid: u32,
-    limits: JobLimits,
-) -> JobStatus {
-    JobStatus {
-        state: JobState::Running,
-        pid,
-        start_time,
-        exit_code: None,
-        signal: None,
-        timed_out: false,
-        started_ms: now_ms(),
-        ended_ms: None,
-        containment,
-        output_limit: limits.rlimit_fsize,
-        uid,
-        limits,
-        cpu_usec: None,
-        memory_peak: None,
-    }
 }
 
 #[cfg(test)]
@@ -855,7 +671,7 @@ mod tests {
         jobs.uids.take(200);
         jobs.uids.release(200);
         assert!(jobs.uids.clean(200) && !jobs.uids.clean(201));
-        assert_eq!(jobs.uids.allocate(), Some(200));
+        assert_eq!(jobs.uids.allocate(|_| true), Some(200));
         assert!(!jobs.uids.clean(200), "a uid in use is not clean");
     }
 
@@ -863,7 +679,7 @@ mod tests {
     fn a_hung_cleaner_is_killed_and_its_uid_quarantined_without_blocking_the_pool() {
         let mut jobs = Jobs::default();
         jobs.uids.set_range(Some(100..=101));
-        assert_eq!(jobs.uids.allocate(), Some(100));
+        assert_eq!(jobs.uids.allocate(|_| true), Some(100));
         let hung = cleaner(&["sleep", "60"], Instant::now());
         let pid = hung.pid;
         let id = JobId([1; 16]);
@@ -890,7 +706,7 @@ mod tests {
         assert_eq!(jobs.uids.quarantined(), 1);
         // The pool goes on with the other uid, never the quarantined one.
         for _ in 0..3 {
-            assert_eq!(jobs.uids.allocate(), Some(101));
+            assert_eq!(jobs.uids.allocate(|_| true), Some(101));
             jobs.uids.release(101);
         }
     }

@@ -40,23 +40,14 @@ const SKIP: [&str; 2] = ["/proc", "/sys"];
 pub fn discover() -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = Vec::new();
     let mut queue = VecDeque::from([(PathBuf::from("/"), 0usize)]);
-    let mut visits = 0;
-    while let Some((dir, depth)) = queue.pop_front() {
-        visits += 1;
-        if visits > MAX_VISITS {
+    for _ in 0..MAX_VISITS {
+        let Some((dir, depth)) = queue.pop_front() else {
             break;
-        }
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
         };
-        for e in entries.flatten() {
-            if !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let path = e.path();
-            if SKIP.iter().any(|s| path == Path::new(s)) {
-                continue;
-            }
+        let entries = fs::read_dir(&dir).into_iter().flatten().flatten();
+        let dirs = entries.filter(|e| e.file_type().is_ok_and(|t| t.is_dir()));
+        let paths = dirs.map(|e| e.path());
+        for path in paths.filter(|p| !SKIP.iter().any(|s| p == Path::new(s))) {
             if world_writable(&path) {
                 found.push(path);
             } else if depth + 1 < MAX_DEPTH {
@@ -64,11 +55,8 @@ pub fn discover() -> Vec<PathBuf> {
             }
         }
     }
-    found.extend(
-        mount_points()
-            .into_iter()
-            .filter(|m| !SKIP.iter().any(|s| m.starts_with(s)) && world_writable(m)),
-    );
+    let points = mounts().into_iter().map(|m| m.point);
+    found.extend(points.filter(|m| !SKIP.iter().any(|s| m.starts_with(s)) && world_writable(m)));
     outermost(found)
 }
 
@@ -80,17 +68,10 @@ pub fn discover() -> Vec<PathBuf> {
 pub fn enter(shared: &[PathBuf], tmpfs_bytes: u64) -> io::Result<()> {
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC)?;
     // Nothing mounted here may propagate back to the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )?;
-    for m in mount_points() {
-        if ["/proc", "/sys", "/dev"].iter().any(|s| m.starts_with(s)) {
-            continue;
-        }
+    let (none, private) = (None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE);
+    mount(none, "/", none, private, none)?;
+    let points = mounts().into_iter().map(|m| m.point);
+    for m in points.filter(|m| !["/proc", "/sys", "/dev"].iter().any(|s| m.starts_with(s))) {
         let c = CString::new(m.as_os_str().as_bytes()).map_err(io::Error::other)?;
         match sys::set_read_only(&c) {
             // A mount hidden under another one cannot be reached anyway.
@@ -98,27 +79,15 @@ pub fn enter(shared: &[PathBuf], tmpfs_bytes: u64) -> io::Result<()> {
             r => r?,
         }
     }
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    let options = format!("mode=1777,size={tmpfs_bytes},nr_inodes=65536");
+    let tmpfs = format!("mode=1777,size={tmpfs_bytes},nr_inodes=65536");
     for dir in shared {
-        let r = if dir == Path::new("/dev/mqueue") {
-            mount(
-                Some("mqueue"),
-                dir,
-                Some("mqueue"),
-                flags | MsFlags::MS_NOEXEC,
-                None::<&str>,
-            )
+        let (fstype, data, noexec) = if dir == Path::new("/dev/mqueue") {
+            ("mqueue", None, MsFlags::MS_NOEXEC)
         } else {
-            mount(
-                Some("tmpfs"),
-                dir,
-                Some("tmpfs"),
-                flags,
-                Some(options.as_str()),
-            )
+            ("tmpfs", Some(tmpfs.as_str()), MsFlags::empty())
         };
-        match r {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | noexec;
+        match mount(Some(fstype), dir, Some(fstype), flags, data) {
             // Removed since it was found: nothing to cover.
             Err(nix::errno::Errno::ENOENT) => {}
             r => r?,
@@ -131,52 +100,56 @@ fn world_writable(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o002 != 0)
 }
 
-/// Every mount point of this mount namespace (`/proc/self/mountinfo`,
-/// field 5, with its octal escapes undone).
-fn mount_points() -> Vec<PathBuf> {
+/// One line of `/proc/self/mountinfo`: the mount's root within its file
+/// system (field 4), its mount point (field 5, with its octal escapes
+/// undone), and after the separator its file system type and super options.
+/// The one reader of mountinfo: `cgroup` finds its hierarchies here.
+pub struct Mount {
+    pub root: String,
+    pub point: PathBuf,
+    pub fstype: String,
+    pub options: String,
+}
+
+/// Every mount of this mount namespace.
+pub fn mounts() -> Vec<Mount> {
     let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(p))))
-        .collect()
+    let mount = |line: &str| {
+        let (pre, post) = line.split_once(" - ")?;
+        let (pre, post): (Vec<&str>, Vec<&str>) =
+            (pre.split(' ').collect(), post.split(' ').collect());
+        Some(Mount {
+            root: pre.get(3)?.to_string(),
+            point: PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(pre.get(4)?))),
+            fstype: post.first()?.to_string(),
+            options: post.get(2)?.to_string(),
+        })
+    };
+    text.lines().filter_map(mount).collect()
 }
 
 /// Undoes mountinfo's `\ooo` escapes (space, tab, newline, backslash).
 fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b.get(i + 1..i + 4).and_then(|d| {
-            std::str::from_utf8(d)
-                .ok()
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-        });
-        match (b[i], octal) {
-            (b'\\', Some(c)) => {
-                out.push(c);
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&c, tail)) = rest.split_first() {
+        let octal = tail.get(..3).and_then(|d| std::str::from_utf8(d).ok());
+        let (byte, skip) = match octal.and_then(|d| u8::from_str_radix(d, 8).ok()) {
+            Some(o) if c == b'\\' => (o, 3),
+            _ => (c, 0),
+        };
+        out.push(byte);
+        rest = &tail[skip..];
     }
     out
 }
 
-/// `dirs` without duplicates and without any directory inside another.
+/// `dirs` without duplicates and without any directory inside another:
+/// sorted by components, a directory's subtree follows it at once.
 fn outermost(mut dirs: Vec<PathBuf>) -> Vec<PathBuf> {
     dirs.sort();
-    dirs.dedup();
-    let mut out: Vec<PathBuf> = Vec::new();
-    for d in dirs {
-        if !out.iter().any(|o| d.starts_with(o)) {
-            out.push(d);
-        }
-    }
-    out
+    dirs.dedup_by(|d, kept| d.starts_with(kept));
+    dirs
 }
 
 #[cfg(test)]

@@ -29,8 +29,7 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 impl ProcInfo {
     /// Reads `/proc/PID/stat` and the real uid from `/proc/PID/status`.
     pub fn read(pid: i32) -> Option<ProcInfo> {
-        let stat = read_proc(&format!("/proc/{pid}/stat"))?;
-        let mut info = parse_stat(&stat)?;
+        let mut info = parse_stat(&read_proc(&format!("/proc/{pid}/stat"))?)?;
         let status = String::from_utf8(read_proc(&format!("/proc/{pid}/status"))?).ok()?;
         info.real_uid = Uid::new(status_field(&status, "Uid:")?.parse().ok()?);
         info.tgid = status_field(&status, "Tgid:")?.parse().ok()?;
@@ -62,10 +61,8 @@ impl ProcInfo {
 pub fn parse_stat(stat: &[u8]) -> Option<ProcInfo> {
     let open = stat.iter().position(|&b| b == b'(')?;
     let close = stat.iter().rposition(|&b| b == b')')?;
-    if close < open {
-        return None;
-    }
-    let comm = String::from_utf8_lossy(&stat[open + 1..close]).into_owned();
+    // A `)` before the `(` makes the range empty: no name, no fields.
+    let comm = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
     let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
     let f: Vec<&str> = rest.split_ascii_whitespace().collect();
     // rest[0] is field 3 (state); field N is rest[N - 3].
@@ -92,8 +89,7 @@ pub fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
 /// The parent of `pid`, from `/proc/PID/stat` alone (one read per step of
 /// an ancestor walk).
 pub fn ppid_of(pid: i32) -> Option<i32> {
-    let stat = read_proc(&format!("/proc/{pid}/stat"))?;
-    parse_stat(&stat).map(|i| i.ppid)
+    parse_stat(&read_proc(&format!("/proc/{pid}/stat"))?).map(|i| i.ppid)
 }
 
 /// Reads a small /proc file whole: open, read, close. A read that does
@@ -108,20 +104,18 @@ fn read_proc(path: &str) -> Option<Vec<u8>> {
     let mut n = 0;
     loop {
         match f.read(&mut buf[n..]) {
-            Ok(0) => break,
+            Ok(k) if n + k < buf.len() => {
+                buf.truncate(n + k);
+                return Some(buf);
+            }
             Ok(k) => {
                 n += k;
-                if n < buf.len() {
-                    break;
-                }
-                buf.resize(buf.len() * 2, 0);
+                buf.resize(n * 2, 0);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return None,
         }
     }
-    buf.truncate(n);
-    Some(buf)
 }
 
 /// A pidfd becomes readable when its process exits; until then the pid
@@ -129,8 +123,7 @@ fn read_proc(path: &str) -> Option<Vec<u8>> {
 pub fn alive(pidfd: &OwnedFd) -> bool {
     let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(0) => true,
-        Ok(_) => false,
+        Ok(ready) => ready == 0,
         Err(Errno::EINTR) => alive(pidfd),
         Err(_) => false,
     }

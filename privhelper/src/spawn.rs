@@ -14,7 +14,7 @@
 //! close-on-exec pipe and exits 127; the parent reports `Failed { errno }`.
 
 use std::ffi::CString;
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
@@ -24,7 +24,7 @@ use caps::{CapSet, Capability};
 use nix::fcntl::OFlag;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::stat::{umask, Mode};
-use nix::unistd::{pipe2, setsid};
+use nix::unistd::{execve, pipe2, setsid};
 
 use crate::ids::Pid;
 use crate::policy::RunPolicy;
@@ -39,17 +39,14 @@ pub struct SpawnPlan<'a> {
     pub gid: u32,
     /// `RLIMIT_AS`, when no memory cgroup bounds the job.
     pub rlimit_as: Option<u64>,
-    /// `HOME` and `TMPDIR`: the job's private directory, or the shared
-    /// user's home and `/tmp`.
-    pub home: String,
-    pub tmpdir: String,
-    /// Create `home` (0700) once running as the job's uid.
-    pub create_home: bool,
-    /// Run in namespaces of its own (`ns::enter`) with these world-writable
-    /// directories of the host covered by a private tmpfs.
-    pub private: Option<&'a [PathBuf]>,
-    pub stdout: &'a OwnedFd,
-    pub stderr: &'a OwnedFd,
+    /// With a uid of its own: its private directory, created (0700) once
+    /// running as the job's uid and both `HOME` and `TMPDIR`, and the
+    /// world-writable directories of the host its namespaces (`ns::enter`)
+    /// cover with a private tmpfs. Without: the shared user's home and
+    /// `/tmp`, and the host's namespaces.
+    pub own: Option<(PathBuf, &'a [PathBuf])>,
+    /// The job's stdout and stderr.
+    pub stdio: &'a [OwnedFd; 2],
     /// `cgroup.procs` of the job's cgroup (and of its v1 groups), if
     /// contained by cgroup.
     pub cgroup_procs: Vec<PathBuf>,
@@ -57,27 +54,29 @@ pub struct SpawnPlan<'a> {
 
 /// Forks and execs; returns the child's pid once `execve` succeeded.
 pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<Pid> {
-    let sh = CString::new("/bin/sh").map_err(io::Error::other)?;
+    let c = |s: &str| CString::new(s).map_err(io::Error::other);
     let cmd = CString::new(plan.command)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "command contains NUL"))?;
-    let argv = [
-        CString::new("sh").map_err(io::Error::other)?,
-        CString::new("-c").map_err(io::Error::other)?,
-        cmd,
-    ];
+    let own = plan.own.as_ref().map(|(dir, _)| dir.display().to_string());
+    let home = own.as_deref().unwrap_or(&plan.run.home);
+    let (sh, argv) = (c("/bin/sh")?, [c("sh")?, c("-c")?, cmd]);
     let env = [
-        CString::new("PATH=/usr/local/bin:/usr/bin:/bin").map_err(io::Error::other)?,
-        CString::new(format!("HOME={}", plan.home)).map_err(io::Error::other)?,
-        CString::new(format!("TMPDIR={}", plan.tmpdir)).map_err(io::Error::other)?,
-        CString::new("LANG=C.UTF-8").map_err(io::Error::other)?,
+        c("PATH=/usr/local/bin:/usr/bin:/bin")?,
+        c(&format!("HOME={home}"))?,
+        c(&format!("TMPDIR={}", own.as_deref().unwrap_or("/tmp")))?,
+        c("LANG=C.UTF-8")?,
     ];
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     let Some(pid) = sys::fork()? else {
+        // In the child: returns only on failure.
         drop(err_r);
-        let e = child(plan, &sh, &argv, &env);
+        let e = match child_setup(plan).map(|()| execve(&sh, &argv, &env)) {
+            Ok(Ok(never)) => match never {},
+            Ok(Err(e)) => io::Error::from(e),
+            Err(e) => e,
+        };
         let errno = e.raw_os_error().unwrap_or(libc::EPERM);
-        let mut w = File::from(err_w);
-        let _ = w.write_all(&errno.to_ne_bytes());
+        let _ = File::from(err_w).write_all(&errno.to_ne_bytes());
         sys::exit_child(127);
     };
     drop(err_w);
@@ -93,31 +92,18 @@ pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<Pid> {
     Ok(pid)
 }
 
-/// Runs in the forked child; returns only on failure.
-fn child(plan: &SpawnPlan<'_>, sh: &CString, argv: &[CString; 3], env: &[CString; 4]) -> io::Error {
-    match child_setup(plan) {
-        Ok(()) => match nix::unistd::execve(sh, argv, env) {
-            Ok(never) => match never {},
-            Err(e) => io::Error::from(e),
-        },
-        Err(e) => e,
-    }
-}
-
 fn child_setup(plan: &SpawnPlan<'_>) -> io::Result<()> {
     setsid().map_err(io::Error::from)?;
     for procs in &plan.cgroup_procs {
-        OpenOptions::new()
-            .write(true)
-            .open(procs)?
-            .write_all(b"0")?;
+        fs::write(procs, b"0")?;
     }
-    if let Some(shared) = plan.private {
+    if let Some((_, shared)) = plan.own {
         crate::ns::enter(shared, plan.run.memory_max)?;
     }
     let devnull = File::open("/dev/null")?;
     // Only 0-2 outlive execve (the error pipe closes itself then too).
-    sys::child_stdio(devnull.as_fd(), plan.stdout.as_fd(), plan.stderr.as_fd())?;
+    let (stdout, stderr) = (plan.stdio[0].as_fd(), plan.stdio[1].as_fd());
+    sys::child_stdio(devnull.as_fd(), stdout, stderr)?;
     umask(Mode::from_bits_truncate(0o077));
     let r = plan.run;
     let limits = [
@@ -141,13 +127,13 @@ fn child_setup(plan: &SpawnPlan<'_>) -> io::Result<()> {
     if sys::keyrings_usable() {
         sys::keyctl(sys::KEYCTL_JOIN_SESSION_KEYRING, 0, 0)?;
     }
-    if plan.create_home {
+    if let Some((home, _)) = &plan.own {
         // As the job's uid, in the sticky /tmp: a name planted by anyone
         // else makes this fail (EEXIST) rather than be used.
-        std::fs::DirBuilder::new().mode(0o700).create(&plan.home)?;
+        fs::DirBuilder::new().mode(0o700).create(home)?;
     }
     nix::sys::prctl::set_no_new_privs()?;
-    if plan.private.is_some() {
+    if plan.own.is_some() {
         sys::forbid_keyring_setperm()?;
     }
     for set in [CapSet::Effective, CapSet::Permitted, CapSet::Inheritable] {

@@ -163,7 +163,7 @@ pub fn child_stdio(
 
 /// Installs the job's one seccomp filter: `keyctl(KEYCTL_SETPERM, …)` fails
 /// with `EPERM`, every other call is allowed. A uid's user keyring
-/// outlives its job and its cleaner empties it (`home::clean_as`); a job
+/// outlives its job and its cleaner empties it (`home::Cleaner::start`); a job
 /// that took away its own permissions on that keyring could make the
 /// cleanup fail for good and have its uid quarantined, and enough jobs
 /// would drain the pool. Checks the native call and the compat one of the

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::ops::RangeInclusive;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -26,6 +26,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{
     getgroups, getresgid, getresuid, setgroups, setresgid, setresuid, setuid, Gid, Pid, Uid,
 };
+use serde_json::json;
 
 use crate::sys;
 
@@ -47,23 +48,22 @@ impl UidPool {
     /// Uses `range` from now on (after a policy reload); uids still held by
     /// jobs stay taken until released.
     pub fn set_range(&mut self, range: Option<RangeInclusive<u32>>) {
-        if let Some(r) = &range {
-            if !r.contains(&self.next) {
-                self.next = *r.start();
-            }
+        if let Some(r) = range.as_ref().filter(|r| !r.contains(&self.next)) {
+            self.next = *r.start();
         }
         self.range = range;
     }
 
-    /// A uid no running or draining job holds, or `None` when all are.
-    pub fn allocate(&mut self) -> Option<u32> {
+    /// The next uid, round robin, that no running or draining job holds
+    /// and that is `usable`, or `None` when there is none.
+    pub fn allocate(&mut self, usable: impl Fn(u32) -> bool) -> Option<u32> {
         let range = self.range.clone()?;
         let (first, last) = (*range.start(), *range.end());
         // Never outside the range, whatever `next` holds.
         let from = self.next.clamp(first, last);
         let uid = (from..=last)
             .chain(first..from)
-            .find(|u| !self.in_use.contains(u))?;
+            .find(|u| !self.in_use.contains(u) && usable(*u))?;
         self.in_use.insert(uid);
         self.next = if uid == last { first } else { uid + 1 };
         Some(uid)
@@ -100,10 +100,7 @@ impl UidPool {
         self.quarantined.insert(uid);
         crate::log::event(
             "uid_quarantined",
-            &[
-                ("job_uid", serde_json::json!(uid)),
-                ("reason", serde_json::json!(why)),
-            ],
+            &[("job_uid", json!(uid)), ("reason", json!(why))],
         );
     }
 
@@ -137,34 +134,23 @@ impl UidLocks {
             _ => {}
         }
         let m = fs::symlink_metadata(dir).map_err(at)?;
-        if !m.is_dir() || m.uid() != nix::unistd::geteuid().as_raw() || m.mode() & 0o022 != 0 {
+        let (owner, mode) = (m.uid(), m.mode() & 0o7777);
+        if !m.is_dir() || owner != nix::unistd::geteuid().as_raw() || mode & 0o022 != 0 {
+            let dir = dir.display();
             return Err(format!(
-                "uid locks {}: owned by uid {} with mode {:o}; must be a directory of ours, \
-                 writable by nobody else",
-                dir.display(),
-                m.uid(),
-                m.mode() & 0o7777
+                "uid locks {dir}: owned by uid {owner} with mode {mode:o}; must be a directory \
+                 of ours, writable by nobody else"
             ));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(dir.join("uids"))
-            .map_err(at)?;
-        Ok(UidLocks { file })
+        Ok(UidLocks {
+            file: lock_file(dir, true).map_err(at)?,
+        })
     }
 
     /// Whether another live helper holds a uid of `range`, without taking
     /// anything (`--check`): a missing lock file means none does.
     pub fn probe(dir: &Path, range: &RangeInclusive<u32>) -> Result<(), String> {
-        match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(dir.join("uids"))
-        {
+        match lock_file(dir, false) {
             Ok(file) => UidLocks { file }.held_by_another(range, false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(format!("uid locks {}: {e}", dir.display())),
@@ -177,62 +163,56 @@ impl UidLocks {
         self.held_by_another(range, true)
     }
 
-    /// Takes (`lock`) or asks about the lock on `range`.
+    /// Takes (`lock`) or asks about the lock on byte `uid` for each uid of
+    /// `range`; refused, asks who holds it to name the overlap.
     fn held_by_another(&self, range: &RangeInclusive<u32>, lock: bool) -> Result<(), String> {
-        let mut l = byte_range(range, libc::F_WRLCK);
-        let r = if lock {
-            fcntl(&self.file, FcntlArg::F_OFD_SETLK(&l))
-        } else {
-            fcntl(&self.file, FcntlArg::F_OFD_GETLK(&mut l)).map(|_| {
-                if i32::from(l.l_type) == libc::F_UNLCK {
-                    0
-                } else {
-                    -1
-                }
-            })
+        let mut l = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: libc::off_t::from(*range.start()),
+            l_len: libc::off_t::from(range.end() - range.start()) + 1,
+            // Open-file-description locks require 0 here.
+            l_pid: 0,
         };
-        match r {
-            Ok(0) | Ok(1..) => Ok(()),
-            Ok(_) | Err(Errno::EAGAIN | Errno::EACCES) => {
-                if lock {
-                    let _ = fcntl(&self.file, FcntlArg::F_OFD_GETLK(&mut l));
-                }
-                let (s, n) = (l.l_start, l.l_len.max(1));
-                Err(format!(
-                    "job uids {}-{} overlap uids {s}-{} that another running helper holds \
-                     (locked in {LOCK_DIR}/uids); give each instance a [run] uids range of its own",
-                    range.start(),
-                    range.end(),
-                    s + n - 1
-                ))
+        if lock {
+            match fcntl(&self.file, FcntlArg::F_OFD_SETLK(&l)) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EAGAIN | Errno::EACCES) => {}
+                Err(e) => return Err(format!("uid locks: {e}")),
             }
-            Err(e) => Err(format!("uid locks: {e}")),
         }
+        match fcntl(&self.file, FcntlArg::F_OFD_GETLK(&mut l)) {
+            Err(e) if !lock => return Err(format!("uid locks: {e}")),
+            Ok(_) if !lock && i32::from(l.l_type) == libc::F_UNLCK => return Ok(()),
+            _ => {}
+        }
+        let (first, last) = (range.start(), range.end());
+        let (held, held_last) = (l.l_start, l.l_start + l.l_len.max(1) - 1);
+        Err(format!(
+            "job uids {first}-{last} overlap uids {held}-{held_last} that another running helper \
+             holds (locked in {LOCK_DIR}/uids); give each instance a [run] uids range of its own"
+        ))
     }
 }
 
-/// A `struct flock` over byte `uid` for each uid of `range`.
-fn byte_range(range: &RangeInclusive<u32>, kind: libc::c_int) -> libc::flock {
-    libc::flock {
-        l_type: kind as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: libc::off_t::from(*range.start()),
-        l_len: libc::off_t::from(range.end() - range.start()) + 1,
-        // Open-file-description locks require 0 here.
-        l_pid: 0,
-    }
+/// The lock file `uids` in `dir`, never through a symbolic link: opened
+/// to read, or (`create`) to lock, and then made 0600 if absent.
+fn lock_file(dir: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir.join("uids"))
 }
 
 /// Job uids of `range` that a process on the host runs as (a dead
 /// helper's job), each with the reason, for the log.
 pub fn in_use_on_host(range: &RangeInclusive<u32>) -> Vec<(u32, String)> {
-    let mut found = BTreeMap::new();
-    for (pid, uid) in process_uids().filter(|(_, uid)| range.contains(uid)) {
-        found
-            .entry(uid)
-            .or_insert(format!("process {pid} runs as it"));
-    }
-    found.into_iter().collect()
+    let found = process_uids().filter(|(_, uid)| range.contains(uid));
+    let found = found.map(|(pid, uid)| (uid, format!("process {pid} runs as it")));
+    found.collect::<BTreeMap<_, _>>().into_iter().collect()
 }
 
 /// Becomes `uid` and `gid` for good, in a forked child: no supplementary
@@ -260,29 +240,36 @@ pub fn become_uid(uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Forks a child that becomes `uid` for good (`become_uid`) and exits 0
+/// if `work` then returns true, 1 otherwise (at once, if it could not
+/// become `uid`); returns its pid and a pidfd that becomes readable when it
+/// is done. The parent reaps it. The cleaners and sweeps of a uid run so.
+pub fn fork_as(uid: u32, work: impl FnOnce() -> bool) -> io::Result<(i32, OwnedFd)> {
+    let Some(pid) = sys::fork()? else {
+        let ok = become_uid(uid, uid).is_ok() && work();
+        sys::exit_child(if ok { 0 } else { 1 });
+    };
+    let pidfd = sys::pidfd_open(pid, 0).inspect_err(|_| {
+        let _ = waitpid(Pid::from_raw(pid.get()), None);
+    })?;
+    Ok((pid.get(), pidfd))
+}
+
 /// Kills every process whose real or saved uid is `uid`: a forked child
 /// takes that uid and calls `kill(-1, SIGKILL)`, which reaches exactly the
 /// processes a user may signal — its own. Used without cgroup containment,
 /// where a job that called `setsid` left its process group, and for a uid
-/// a dead helper's job still runs as.
+/// a dead helper's job still runs as. Never as root (that would be every
+/// process on the host): `fork_as` runs it only once the child is `uid`.
 pub fn sweep(uid: u32) -> io::Result<()> {
-    let Some(pid) = sys::fork()? else {
-        // Never kill(-1) as root: that would be every process on the host.
-        if become_uid(uid, uid).is_ok() {
-            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-            sys::exit_child(0);
-        }
-        sys::exit_child(1);
-    };
+    let (pid, fd) = fork_as(uid, || kill(Pid::from_raw(-1), Signal::SIGKILL).is_ok())?;
     // A process of the uid may stop the sweeper before it is killed: the
     // loop never waits on it for more than a moment (the drain retries).
-    if let Ok(fd) = sys::pidfd_open(pid, 0) {
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        if !matches!(poll(&mut fds, PollTimeout::from(500u16)), Ok(1)) {
-            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-        }
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    if !matches!(poll(&mut fds, PollTimeout::from(500u16)), Ok(1)) {
+        let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
     }
-    waitpid(Pid::from_raw(pid.get()), None).map_err(io::Error::from)?;
+    waitpid(Pid::from_raw(pid), None).map_err(io::Error::from)?;
     Ok(())
 }
 
@@ -290,16 +277,7 @@ pub fn sweep(uid: u32) -> io::Result<()> {
 /// directory (its effective uid) is `uid`. One `stat` per process, no
 /// read, so it is cheap enough for every job start.
 pub fn runs_as(uid: u32) -> bool {
-    fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.parse::<u32>().is_ok())
-                && e.metadata().is_ok_and(|m| m.uid() == uid)
-        })
+    processes().any(|(_, e)| e.metadata().is_ok_and(|m| m.uid() == uid))
 }
 
 /// Whether any process still runs with real uid `uid` (a `/proc` scan).
@@ -307,19 +285,21 @@ pub fn has_processes(uid: u32) -> bool {
     process_uids().any(|(_, u)| u == uid)
 }
 
-/// (pid, real uid) of every process that is not a zombie (which can do
-/// nothing any more), from `/proc/PID/status`.
+/// (pid, real uid) of every process, from `/proc/PID/status`.
 fn process_uids() -> impl Iterator<Item = (u32, u32)> {
-    fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let status = fs::read_to_string(e.path().join("status")).ok()?;
-            let uid = crate::proc::status_field(&status, "Uid:")?.parse().ok()?;
-            Some((pid, uid))
-        })
+    processes().filter_map(|(pid, e)| {
+        let status = fs::read_to_string(e.path().join("status")).ok()?;
+        Some((
+            pid,
+            crate::proc::status_field(&status, "Uid:")?.parse().ok()?,
+        ))
+    })
+}
+
+/// Every `/proc/PID` directory, with its pid.
+fn processes() -> impl Iterator<Item = (u32, fs::DirEntry)> {
+    let entries = fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries.filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e)))
 }
 
 #[cfg(test)]
@@ -353,19 +333,19 @@ mod tests {
     #[test]
     fn uids_are_unique_round_robin_and_bounded() {
         let mut p = UidPool::default();
-        assert_eq!(p.allocate(), None, "no range, no uid");
+        assert_eq!(p.allocate(|_| true), None, "no range, no uid");
         p.set_range(Some(100..=102));
-        assert_eq!(p.allocate(), Some(100));
-        assert_eq!(p.allocate(), Some(101));
-        assert_eq!(p.allocate(), Some(102));
-        assert_eq!(p.allocate(), None, "all taken");
+        assert_eq!(p.allocate(|_| true), Some(100));
+        assert_eq!(p.allocate(|_| true), Some(101));
+        assert_eq!(p.allocate(|_| true), Some(102));
+        assert_eq!(p.allocate(|_| true), None, "all taken");
         p.release(101);
-        assert_eq!(p.allocate(), Some(101));
+        assert_eq!(p.allocate(|_| true), Some(101));
         p.release(100);
         p.release(102);
         // Round robin: the uid after the last one handed out comes first.
-        assert_eq!(p.allocate(), Some(102));
-        assert_eq!(p.allocate(), Some(100));
+        assert_eq!(p.allocate(|_| true), Some(102));
+        assert_eq!(p.allocate(|_| true), Some(100));
         assert_eq!(p.in_use.len(), 3);
     }
 
@@ -373,10 +353,10 @@ mod tests {
     fn a_new_range_keeps_taken_uids_taken() {
         let mut p = UidPool::default();
         p.set_range(Some(10..=11));
-        assert_eq!(p.allocate(), Some(10));
+        assert_eq!(p.allocate(|_| true), Some(10));
         p.set_range(Some(10..=12));
-        assert_eq!(p.allocate(), Some(11));
-        assert_eq!(p.allocate(), Some(12));
-        assert_eq!(p.allocate(), None);
+        assert_eq!(p.allocate(|_| true), Some(11));
+        assert_eq!(p.allocate(|_| true), Some(12));
+        assert_eq!(p.allocate(|_| true), None);
     }
 }

@@ -452,3 +452,71 @@ fn a_subscriber_hears_every_job_end_and_may_send_nothing_else() {
     let r = c.request(&Request::Info, &[]).expect("answer");
     assert!(matches!(r, Response::Info(_)));
 }
+
+/// The cgroup2 directory this test process is in (its `0::` line under the
+/// cgroup2 mount point).
+fn own_cgroup2() -> std::path::PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let mount = info
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split(' ').nth(4))
+        .expect("a cgroup2 mount");
+    let own = std::fs::read_to_string("/proc/self/cgroup").expect("own cgroup");
+    let rel = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a 0:: line");
+    std::path::Path::new(mount).join(rel.trim_start_matches('/'))
+}
+
+/// Empty cgroup directories a test made, removed (innermost first) when
+/// it ends, passed or not.
+struct Cgroups(Vec<std::path::PathBuf>);
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        for d in self.0.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_gone_helpers_job_cgroups_are_removed_at_start_and_no_other() {
+    require_root();
+    let base = own_cgroup2().join(format!("monitoreo-stale-test-{}", std::process::id()));
+    // A helper that is gone: a process that has exited and been reaped.
+    let mut gone = std::process::Command::new("true").spawn().expect("true");
+    let gone_pid = gone.id();
+    gone.wait().expect("wait");
+    let stale = base.join(format!("monitoreo-{gone_pid}-job-aa"));
+    // A live helper's job (this test's pid stands for it), and a cgroup
+    // that is no helper's job: both stay.
+    let live = base.join(format!("monitoreo-{}-job-bb", std::process::id()));
+    let other = base.join("monitoreo-other");
+    let made = Cgroups(vec![
+        base.clone(),
+        stale.clone(),
+        live.clone(),
+        other.clone(),
+    ]);
+    for d in &made.0 {
+        std::fs::create_dir(d).expect("cgroup");
+    }
+    // No [run] section: the start readies no uids.
+    let p = policy(60170, "").replace(", \"@jobs\"", "");
+    let p = p.split("[run]").next().expect("policy").to_string();
+    let root = base.to_str().expect("utf-8").to_string();
+    let h = Helper::start_with("iso-stale", &p, &["--cgroup-root", &root], &[]);
+    let removed = h.events("stale_cgroups_removed");
+    assert!(!stale.exists(), "the gone helper's job cgroup was left");
+    assert!(
+        live.exists() && other.exists(),
+        "a cgroup no gone helper left was removed"
+    );
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0]["count"], 1, "{removed:?}");
+    drop(h);
+}
