@@ -51,7 +51,8 @@ impl Cleaner {
     /// user keyring and persistent keyring), and the sweep of `shared`
     /// catches what a job of an older helper without namespaces left.
     pub fn start(uid: u32, shared: &[PathBuf]) -> io::Result<Cleaner> {
-        let (pid, pidfd) = crate::uids::fork_as(uid, || clear_keyrings() && sweep(uid, shared))?;
+        let id = crate::ids::JobUid::new(uid, uid)?;
+        let (pid, pidfd) = crate::uids::fork_as(id, || clear_keyrings() && sweep(uid, shared))?;
         Ok(Cleaner {
             pid,
             pidfd,

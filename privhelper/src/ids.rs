@@ -39,6 +39,32 @@ impl Uid {
     }
 }
 
+/// Who a job, or a uid's cleaner or sweeper, becomes: neither id is root's,
+/// so the one privilege drop (`uids::become_uid`) can only lose root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobUid {
+    uid: u32,
+    gid: u32,
+}
+
+impl JobUid {
+    /// `EPERM` for root's uid or gid.
+    pub fn new(uid: u32, gid: u32) -> std::io::Result<JobUid> {
+        if uid == 0 || gid == 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        }
+        Ok(JobUid { uid, gid })
+    }
+
+    pub fn uid(self) -> u32 {
+        self.uid
+    }
+
+    pub fn gid(self) -> u32 {
+        self.gid
+    }
+}
+
 /// A nice value in Linux's range −20..=19.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Nice(i32);
@@ -72,6 +98,13 @@ mod tests {
         assert_eq!(Pid::new(0), Err(Builtin::PidAtMostOne));
         assert_eq!(Pid::new(1), Err(Builtin::PidAtMostOne));
         assert_eq!(Pid::new(2).map(Pid::get), Ok(2));
+    }
+
+    #[test]
+    fn no_job_uid_is_root() {
+        assert!(JobUid::new(0, 65534).is_err() && JobUid::new(65534, 0).is_err());
+        let id = JobUid::new(65534, 65533).expect("not root");
+        assert_eq!((id.uid(), id.gid()), (65534, 65533));
     }
 
     #[test]

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::cgroup::{self, CgroupRoot, JobCgroup, CPU_PERIOD_US};
 use crate::home::{self, Cleaner, CLEANUP_TIMEOUT};
+use crate::ids::JobUid;
 use crate::log::{self, now_ms};
 use crate::policy::{JobOf, RunAs, RunPolicy};
 use crate::spawn::{spawn, SpawnPlan};
@@ -231,21 +232,25 @@ impl Jobs {
         let Ok(stdio) = <[OwnedFd; 2]>::try_from(s.fds) else {
             return invalid("spawn needs stdout and stderr descriptors".into());
         };
-        let (uid, gid, pool_uid) = match &run.run_as {
-            RunAs::Shared { uid, gid, .. } => (uid.get(), *gid, None),
+        let (id, pool_uid) = match &run.run_as {
+            RunAs::Shared { uid, gid, .. } => (JobUid::new(uid.get(), *gid), None),
             // A uid someone else started a process as since it was
             // cleaned is passed over (it stays in the pool for later),
             // never handed to a job beside that process.
             RunAs::PerJob(_) => match self.uids.allocate(|u| !uids::runs_as(u)) {
-                Some(u) => (u, u, Some(u)),
+                Some(u) => (JobUid::new(u, u), Some(u)),
                 // Every uid is held by a running or draining job.
                 None => return Response::Busy,
             },
         };
         let limits = limits(run, cgroups);
-        let created = cgroups.map(|c| c.create(&job.to_hex(), &limits));
-        let cgroup = match created.transpose() {
-            Ok(cgroup) => cgroup,
+        // The cgroup is made only for an identity the job may take.
+        let create = |id| {
+            let cgroup = cgroups.map(|c| c.create(&job.to_hex(), &limits));
+            Ok((id, cgroup.transpose()?))
+        };
+        let (id, cgroup) = match id.and_then(create) {
+            Ok(made) => made,
             Err(e) => {
                 if let Some(u) = pool_uid {
                     self.uids.release(u);
@@ -256,8 +261,7 @@ impl Jobs {
         let plan = SpawnPlan {
             command: s.command,
             run,
-            uid,
-            gid,
+            id,
             rlimit_as: limits.rlimit_as,
             // A per-job uid gets a private home, which the child creates
             // itself once it runs as that uid (no CAP_CHOWN needed).
@@ -303,7 +307,7 @@ impl Jobs {
             ended_ms: None,
             containment: containment(cgroups),
             output_limit: limits.rlimit_fsize,
-            uid,
+            uid: id.uid(),
             limits,
             cpu_usec: None,
             memory_peak: None,
@@ -448,7 +452,7 @@ impl Jobs {
             // No events file: removal itself tells (EBUSY while populated).
             (Some(cg), None, _) => cg.remove().is_ok(),
             (None, _, Some(uid)) => {
-                if let Err(e) = uids::sweep(uid) {
+                if let Err(e) = JobUid::new(uid, uid).and_then(uids::sweep) {
                     job_error(id, format!("sweeping uid {uid} failed: {e}"));
                 }
                 !uids::has_processes(uid)

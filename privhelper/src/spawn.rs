@@ -26,7 +26,7 @@ use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{execve, pipe2, setsid};
 
-use crate::ids::Pid;
+use crate::ids::{JobUid, Pid};
 use crate::policy::RunPolicy;
 use crate::sys;
 
@@ -35,8 +35,7 @@ pub struct SpawnPlan<'a> {
     pub command: &'a str,
     pub run: &'a RunPolicy,
     /// The job's identity: its own pool uid, or the shared run user's.
-    pub uid: u32,
-    pub gid: u32,
+    pub id: JobUid,
     /// `RLIMIT_AS`, when no memory cgroup bounds the job.
     pub rlimit_as: Option<u64>,
     /// With a uid of its own: its private directory, created (0700) once
@@ -121,7 +120,7 @@ fn child_setup(plan: &SpawnPlan<'_>) -> io::Result<()> {
         caps::drop(None, CapSet::Bounding, cap).map_err(io::Error::other)?;
     }
     caps::clear(None, CapSet::Ambient).map_err(io::Error::other)?;
-    crate::uids::become_uid(plan.uid, plan.gid)?;
+    crate::uids::become_uid(plan.id)?;
     // A session keyring of its own: the one inherited from the helper is
     // shared by every job (and the helper).
     if sys::keyrings_usable() {

@@ -28,6 +28,7 @@ use nix::unistd::{
 };
 use serde_json::json;
 
+use crate::ids::JobUid;
 use crate::sys;
 
 /// The uids of the per-job range and which of them are taken.
@@ -218,13 +219,11 @@ pub fn in_use_on_host(range: &RangeInclusive<u32>) -> Vec<(u32, String)> {
 /// Becomes `uid` and `gid` for good, in a forked child: no supplementary
 /// groups, the real, effective and saved ids all set, then checked, and a
 /// check that root cannot be regained. The helper's one privilege drop:
-/// jobs, cleaners and sweepers all go through it. Never to uid or gid 0.
-pub fn become_uid(uid: u32, gid: u32) -> io::Result<()> {
+/// jobs, cleaners and sweepers all go through it. Never to uid or gid 0
+/// (no `JobUid` is root's).
+pub fn become_uid(id: JobUid) -> io::Result<()> {
     let denied = || io::Error::from_raw_os_error(libc::EPERM);
-    if uid == 0 || gid == 0 {
-        return Err(denied());
-    }
-    let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    let (u, g) = (Uid::from_raw(id.uid()), Gid::from_raw(id.gid()));
     setgroups(&[]).map_err(io::Error::from)?;
     setresgid(g, g, g).map_err(io::Error::from)?;
     setresuid(u, u, u).map_err(io::Error::from)?;
@@ -244,9 +243,9 @@ pub fn become_uid(uid: u32, gid: u32) -> io::Result<()> {
 /// if `work` then returns true, 1 otherwise (at once, if it could not
 /// become `uid`); returns its pid and a pidfd that becomes readable when it
 /// is done. The parent reaps it. The cleaners and sweeps of a uid run so.
-pub fn fork_as(uid: u32, work: impl FnOnce() -> bool) -> io::Result<(i32, OwnedFd)> {
+pub fn fork_as(id: JobUid, work: impl FnOnce() -> bool) -> io::Result<(i32, OwnedFd)> {
     let Some(pid) = sys::fork()? else {
-        let ok = become_uid(uid, uid).is_ok() && work();
+        let ok = become_uid(id).is_ok() && work();
         sys::exit_child(if ok { 0 } else { 1 });
     };
     let pidfd = sys::pidfd_open(pid, 0).inspect_err(|_| {
@@ -261,8 +260,8 @@ pub fn fork_as(uid: u32, work: impl FnOnce() -> bool) -> io::Result<(i32, OwnedF
 /// where a job that called `setsid` left its process group, and for a uid
 /// a dead helper's job still runs as. Never as root (that would be every
 /// process on the host): `fork_as` runs it only once the child is `uid`.
-pub fn sweep(uid: u32) -> io::Result<()> {
-    let (pid, fd) = fork_as(uid, || kill(Pid::from_raw(-1), Signal::SIGKILL).is_ok())?;
+pub fn sweep(id: JobUid) -> io::Result<()> {
+    let (pid, fd) = fork_as(id, || kill(Pid::from_raw(-1), Signal::SIGKILL).is_ok())?;
     // A process of the uid may stop the sweeper before it is killed: the
     // loop never waits on it for more than a moment (the drain retries).
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
@@ -313,11 +312,10 @@ mod tests {
             nix::unistd::geteuid().is_root(),
             "this test needs root: run it as root (scripts/test does)"
         );
-        assert!(become_uid(0, 65534).is_err() && become_uid(65534, 0).is_err());
         // In a child: the test process keeps its root.
         let pid = sys::fork_in_test().expect("fork");
         if pid == 0 {
-            let ok = become_uid(65534, 65533).is_ok()
+            let ok = become_uid(JobUid::new(65534, 65533).expect("not root")).is_ok()
                 && getresuid().is_ok_and(|r| r.saved.as_raw() == 65534)
                 && getresgid().is_ok_and(|r| r.saved.as_raw() == 65533)
                 && setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_err();
