@@ -407,6 +407,34 @@ fn is_stale(c: &Connection) -> bool {
 /// The helper's rule for a process of another key's job.
 pub const OTHER_KEYS_JOB: &str = "builtin:other-key-job";
 
+/// A one-target `Act`: what a DELETE or PATCH asks, with nothing planned
+/// for the helper to compare but the start time.
+pub fn act_one(
+    target: protocol::Target,
+    action: protocol::Action,
+    caller: protocol::Caller,
+) -> Request {
+    Request::Act {
+        targets: vec![protocol::Pinned {
+            target,
+            exe: None,
+            pidfd_ino: None,
+        }],
+        action,
+        caller,
+        tree: false,
+    }
+}
+
+/// The answer of a one-target `Check` or `Act`: its one outcome's. Any
+/// other answer (a whole batch refused as `Invalid`, say) is as it came.
+pub fn only_outcome(resp: Response) -> Response {
+    match resp {
+        Response::Batch(mut v) if v.len() == 1 => v.remove(0).answer,
+        other => other,
+    }
+}
+
 /// Maps a refusal from the helper to the HTTP error, naming the target
 /// when there is one. `Ok`, `Job`, `Reniced`, `Info` and `Hello` are not
 /// refusals and return `None`.

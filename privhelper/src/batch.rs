@@ -1,6 +1,8 @@
-//! A planned action on many processes: `Check` (each target's verdict,
-//! nothing done) and `Act` (each target re-verified — pidfd, start time,
-//! executable's device and inode — then acted on through its pidfd).
+//! Acting on processes, one (a DELETE or PATCH) or a plan's many: `Check`
+//! (each target's verdict, nothing done) and `Act` (each target
+//! re-verified — pidfd, start time, and what a plan pinned: the pidfd's
+//! inode, the executable's device and inode — judged by the policy, then
+//! acted on through its pidfd).
 //!
 //! A tree is held still while it is signalled: every allowed member is
 //! stopped (`SIGSTOP`) and seen stopped before anything else happens, the
@@ -19,7 +21,7 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use protocol::{Action, Caller, Outcome, Pinned, Request, Response, Target};
+use protocol::{Action, Caller, Outcome, Pinned, Response, Signal, Target};
 
 use crate::ids::Nice;
 use crate::log;
@@ -37,15 +39,16 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 /// How many rounds of "children forked since" a tree gets at most.
 const TREE_ROUNDS: usize = 64;
 
-/// One member of an `Act`: as planned (or added: forked since), what was
-/// found, whether the helper stopped it (and must continue it), and a
-/// refusal found once it was stopped.
+/// One member of a batch: as planned (or found now: checked, or forked
+/// since), its pin or the refusal that stands for it, whether the helper
+/// stopped it (and must continue it), and its answer once known (an
+/// executable found changed once it was stopped, before the act).
 struct Member {
     pinned: Pinned,
     added: bool,
     pin: Result<Resolved, Response>,
     stopped: bool,
-    late: Option<Response>,
+    answer: Option<Response>,
 }
 
 impl Server {
@@ -64,19 +67,11 @@ impl Server {
         let outcomes = targets
             .iter()
             .map(|t| {
-                // The executable is pinned whatever the verdict: a refused
-                // target is executed (and refused again) like the rest.
-                let pin = self.pin(conn, peer, t);
-                let exe = pin.as_ref().ok().and_then(|r| r.exe.1);
-                let pidfd_ino = pin.as_ref().ok().and_then(pidfd_ino);
-                let judged = pin.and_then(|r| self.allowed(r, action, caller));
+                let m = self.found(conn, peer, *t, action, caller);
+                let answer = m.pin.map_or_else(|refused| refused, |_| Response::Ok);
                 Outcome {
-                    pinned: Pinned {
-                        target: *t,
-                        exe,
-                        pidfd_ino,
-                    },
-                    answer: judged.map_or_else(bounded, |_| Response::Ok),
+                    pinned: m.pinned,
+                    answer: bounded(answer, targets.len()),
                 }
             })
             .collect();
@@ -97,7 +92,11 @@ impl Server {
         tree: bool,
     ) -> Response {
         if let Err(what) = valid(targets.len(), action, &self.policy) {
-            return Response::Invalid { what };
+            let invalid = Response::Invalid { what };
+            for p in targets {
+                log::act(request_id, peer, caller, p.target, action, &invalid);
+            }
+            return invalid;
         }
         let mut members: Vec<Member> = Vec::with_capacity(targets.len());
         for p in targets {
@@ -113,11 +112,10 @@ impl Server {
                 added: false,
                 pin,
                 stopped: false,
-                late: None,
+                answer: None,
             });
         }
-        let hold = tree && matches!(action, Action::Signal(_));
-        if hold {
+        if tree && matches!(action, Action::Signal(_)) {
             self.hold_tree(conn, peer, &mut members, action, caller);
         }
         let mut order: Vec<usize> = (0..members.len()).collect();
@@ -125,67 +123,61 @@ impl Server {
             let depth = depths(&members);
             order.sort_by_key(|&i| std::cmp::Reverse(depth[i]));
         }
-        let mut answers: Vec<Option<Response>> = vec![None; members.len()];
         for i in order {
-            let m = &members[i];
-            answers[i] = Some(match (&m.pin, &m.late) {
-                (Err(resp), _) | (_, Some(resp)) => resp.clone(),
-                (Ok(r), None) => self.act_on(r, action),
-            });
+            let m = &mut members[i];
+            let answer = match (&m.pin, m.answer.take()) {
+                (_, Some(late)) => late,
+                (Err(refused), None) => refused.clone(),
+                (Ok(r), None) => act_on(r, action),
+            };
+            m.answer = Some(answer);
         }
-        for m in members.iter().filter(|m| m.stopped) {
-            if let (Ok(r), Action::Signal(s)) = (&m.pin, action) {
-                if s != protocol::Signal::Stop {
-                    let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
+        let n = members.len();
+        let outcomes = members
+            .into_iter()
+            .map(|m| {
+                if let (true, Ok(r), Action::Signal(s)) = (m.stopped, &m.pin, action) {
+                    if s != Signal::Stop {
+                        let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
+                    }
                 }
-            }
-        }
-        let outcomes: Vec<Outcome> = members
-            .iter()
-            .zip(answers)
-            .map(|(m, answer)| Outcome {
-                pinned: m.pinned,
-                answer: answer.unwrap_or(Response::NoSuchProcess),
+                let answer = m.answer.unwrap_or(Response::NoSuchProcess);
+                log::act(request_id, peer, caller, m.pinned.target, action, &answer);
+                Outcome {
+                    pinned: m.pinned,
+                    answer: bounded(answer, n),
+                }
             })
             .collect();
-        for o in &outcomes {
-            let one = match action {
-                Action::Signal(signal) => Request::Signal {
-                    target: o.pinned.target,
-                    signal,
-                    caller: caller.clone(),
-                },
-                Action::Renice(nice) => Request::Renice {
-                    target: o.pinned.target,
-                    nice,
-                    caller: caller.clone(),
-                },
-            };
-            log::decision(request_id, peer, &one, &o.answer);
-        }
-        Response::Batch(
-            outcomes
-                .into_iter()
-                .map(|o| Outcome {
-                    answer: bounded(o.answer),
-                    ..o
-                })
-                .collect(),
-        )
+        Response::Batch(outcomes)
     }
 
-    /// The target pinned, past the built-in protections, and allowed by
-    /// the policy for `action`.
-    fn judge(
+    /// A process found now (checked, or forked by a held member): pinned,
+    /// past the built-in protections and judged by the policy for
+    /// `action`. Its executable and pidfd inode are pinned whatever the
+    /// verdict: a refused target is executed (and refused again) like the
+    /// rest.
+    fn found(
         &mut self,
         conn: u64,
         peer: Peer,
-        t: &Target,
+        target: Target,
         action: Action,
         caller: &Caller,
-    ) -> Result<Resolved, Response> {
-        let r = self.pin(conn, peer, t)?;
-        self.allowed(r, action, caller)
+    ) -> Member {
+        let pin = self.pin(conn, peer, &target);
+        let pinned = Pinned {
+            target,
+            exe: pin.as_ref().ok().and_then(|r| r.exe.1),
+            pidfd_ino: pin.as_ref().ok().and_then(pidfd_ino),
+        };
+        Member {
+            pinned,
+            added: true,
+            pin: pin.and_then(|r| self.allowed(r, action, caller)),
+            stopped: false,
+            answer: None,
+        }
     }
 
     /// The pinned process, if the policy allows it `action`.
@@ -200,18 +192,6 @@ impl Server {
         };
         verdict.map_err(|rule| self.denied(rule))?;
         Ok(r)
-    }
-
-    /// The act itself, through the pin.
-    fn act_on(&self, r: &Resolved, action: Action) -> Response {
-        let done = match action {
-            Action::Signal(s) => target::signal(r, s.number()).map(|()| Response::Ok),
-            Action::Renice(n) => Nice::new(n)
-                .map_err(|_| target::Refusal::Failed(libc::EINVAL))
-                .and_then(|n| target::renice(r, n))
-                .map(|threads| Response::Reniced { threads }),
-        };
-        done.unwrap_or_else(|e| self.refusal(e))
     }
 
     /// Stops every allowed member, then pins, judges and stops the
@@ -229,23 +209,19 @@ impl Server {
         for _ in 0..TREE_ROUNDS {
             for m in members[from..].iter_mut() {
                 if let Ok(r) = &m.pin {
-                    let already = state(r.pid.get()).is_some_and(|s| s == b'T' || s == b't');
+                    let already = matches!(state(r.pid.get()), Some(b'T' | b't'));
                     m.stopped =
                         !already && sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGSTOP).is_ok();
                 }
             }
             wait_stopped(&members[from..]);
             let known: Vec<i32> = members.iter().map(|m| m.pinned.target.pid).collect();
-            let mut new = Vec::new();
-            for m in &members[from..] {
-                if let Ok(r) = &m.pin {
-                    new.extend(
-                        children(r.pid.get())
-                            .into_iter()
-                            .filter(|c| !known.contains(c)),
-                    );
-                }
-            }
+            let mut new: Vec<i32> = members[from..]
+                .iter()
+                .filter_map(|m| m.pin.as_ref().ok())
+                .flat_map(|r| children(r.pid.get()))
+                .filter(|c| !known.contains(c))
+                .collect();
             new.sort_unstable();
             new.dedup();
             if new.is_empty() {
@@ -253,42 +229,44 @@ impl Server {
             }
             from = members.len();
             for pid in new {
-                let Some(info) = ProcInfo::read(pid) else {
-                    continue;
-                };
-                let t = Target {
-                    pid,
-                    start_time: info.start_time.0,
-                };
-                let pin = self.judge(conn, peer, &t, action, caller);
-                members.push(Member {
-                    pinned: Pinned {
-                        target: t,
-                        exe: pin.as_ref().ok().and_then(|r| r.exe.1),
-                        pidfd_ino: pin.as_ref().ok().and_then(pidfd_ino),
-                    },
-                    added: true,
-                    pin,
-                    stopped: false,
-                    late: None,
-                });
+                if let Some(info) = ProcInfo::read(pid) {
+                    let t = Target {
+                        pid,
+                        start_time: info.start_time.0,
+                    };
+                    let m = self.found(conn, peer, t, action, caller);
+                    members.push(m);
+                }
             }
         }
         for m in members.iter_mut().filter(|m| !m.added) {
             if let Ok(r) = &m.pin {
-                if target::exe(r.pid.get()).1 != m.pinned.exe {
-                    m.late = Some(Response::ExeChanged);
+                if m.pinned.exe.is_some() && target::exe(r.pid.get()).1 != m.pinned.exe {
+                    m.answer = Some(Response::ExeChanged);
                 }
             }
         }
     }
 }
 
-/// A refusal without its `detail` (the decision line has it), so that a
-/// full batch's answer stays far below the frame limit.
-fn bounded(r: Response) -> Response {
+/// The act itself, through the pin.
+fn act_on(r: &Resolved, action: Action) -> Response {
+    let done = match action {
+        Action::Signal(s) => target::signal(r, s.number()).map(|()| Response::Ok),
+        Action::Renice(n) => Nice::new(n)
+            .map_err(|what| Response::Invalid { what })
+            .and_then(|n| target::renice(r, n))
+            .map(|threads| Response::Reniced { threads }),
+    };
+    done.unwrap_or_else(|refused| refused)
+}
+
+/// In a batch of more than one, a refusal without its `detail` (the
+/// decision line has it), so that a full batch's answer stays far below
+/// the frame limit; a single act keeps it for its caller.
+fn bounded(r: Response, n: usize) -> Response {
     match r {
-        Response::Denied { rule, .. } => Response::Denied {
+        Response::Denied { rule, .. } if n > 1 => Response::Denied {
             rule,
             detail: String::new(),
         },
@@ -315,14 +293,15 @@ fn valid(n: usize, action: Action, policy: &Policy) -> Result<(), String> {
 }
 
 /// The pin, unless its pidfd's inode is not the planned one (another
-/// process) or the process now executes another file than planned.
+/// process) or the process now executes another file than planned (what
+/// was not planned, `None`, is not compared).
 fn same(r: Resolved, p: &Pinned) -> Result<Resolved, Response> {
     if p.pidfd_ino.is_some() && pidfd_ino(&r) != p.pidfd_ino {
         Err(Response::Mismatch)
-    } else if r.exe.1 == p.exe {
-        Ok(r)
-    } else {
+    } else if p.exe.is_some() && r.exe.1 != p.exe {
         Err(Response::ExeChanged)
+    } else {
+        Ok(r)
     }
 }
 

@@ -1,6 +1,6 @@
-//! What each request gets: the built-in protections and the policy for a
-//! signal or renice, the job table for the rest, and one decision line per
-//! act. The order of the checks is the one PROTOCOL.md tabulates.
+//! What each request gets: an act on processes goes to `batch`, a job
+//! request to the job table; one decision line per act. The order of the
+//! checks is the one PROTOCOL.md tabulates.
 
 use std::os::fd::OwnedFd;
 
@@ -8,19 +8,19 @@ use protocol::{
     Caller, Containment, HelperInfo, Isolation, PolicyView, Request, Response, Signal, Target,
 };
 
-use crate::ids::Nice;
 use crate::jobs::{self, Start};
 use crate::log;
 use crate::policy::{RunAs, Subject};
 use crate::rule::Rule;
 use crate::server::Server;
 use crate::socket::Peer;
-use crate::target::{self, Refusal, Resolved};
+use crate::target::{self, Resolved};
 
 impl Server {
-    /// Decides `req` and writes its decision line — for the acts (signal,
-    /// renice, spawn, cancel); status and info queries are answered
-    /// without a line, so polling and health checks do not flood the log.
+    /// Decides `req` and writes its decision line — for the acts (spawn,
+    /// cancel; `Act` writes one per target); status and info queries and
+    /// `Check` are answered without a line, so polling, health checks and
+    /// plans do not flood the log.
     pub(crate) fn dispatch(
         &mut self,
         conn: u64,
@@ -32,25 +32,6 @@ impl Server {
         let resp = match &req {
             Request::Info => return Response::Info(self.info()),
             Request::JobStatus { job } => return self.jobs.status_response(job),
-            Request::Signal {
-                target,
-                signal,
-                caller,
-            } => self.act(conn, peer, target, caller, |policy, subject, r| {
-                policy.check_signal(subject, *signal)?;
-                Ok(target::signal(r, signal.number()).map(|()| Response::Ok))
-            }),
-            Request::Renice {
-                target,
-                nice,
-                caller,
-            } => match Nice::new(*nice) {
-                Err(what) => Response::Invalid { what },
-                Ok(nice) => self.act(conn, peer, target, caller, |policy, subject, r| {
-                    policy.check_renice(subject, nice)?;
-                    Ok(target::renice(r, nice).map(|threads| Response::Reniced { threads }))
-                }),
-            },
             Request::Spawn {
                 job,
                 command,
@@ -93,32 +74,6 @@ impl Server {
         resp
     }
 
-    /// A signal or renice: the target resolved against the built-in
-    /// protections, then `check` — the policy's verdict and, if it
-    /// allows, the act itself.
-    fn act(
-        &mut self,
-        conn: u64,
-        peer: Peer,
-        t: &Target,
-        caller: &Caller,
-        check: impl FnOnce(
-            &crate::policy::Policy,
-            &Subject<'_>,
-            &Resolved,
-        ) -> Result<Result<Response, Refusal>, Rule>,
-    ) -> Response {
-        let r = match self.pin(conn, peer, t) {
-            Ok(r) => r,
-            Err(resp) => return resp,
-        };
-        match check(&self.policy, &self.subject(&r, caller), &r) {
-            Err(rule) => self.denied(rule),
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => self.refusal(e),
-        }
-    }
-
     /// The target pinned and past the built-in protections, with the
     /// helper's and the peer's chains of parents kept between requests.
     #[allow(clippy::result_large_err)] // the refusal is the answer, moved on
@@ -134,7 +89,7 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.lineage = theirs;
         }
-        resolved.map_err(|e| self.refusal(e))
+        resolved
     }
 
     /// What the policy judges of a pinned process.
@@ -154,16 +109,6 @@ impl Server {
         Response::Denied {
             rule: rule.name().into(),
             detail: self.policy.describe(rule),
-        }
-    }
-
-    pub(crate) fn refusal(&self, r: Refusal) -> Response {
-        match r {
-            Refusal::Denied(b) => self.denied(Rule::Builtin(b)),
-            Refusal::NoSuchProcess => Response::NoSuchProcess,
-            Refusal::NotAProcess => Response::NotAProcess,
-            Refusal::Mismatch => Response::Mismatch,
-            Refusal::Failed(errno) => Response::Failed { errno },
         }
     }
 

@@ -6,58 +6,64 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::{Request, Response};
+use protocol::{Action, Caller, Request, Response, Target};
 use serde_json::{json, Map, Value};
 
 use crate::socket::Peer;
 
-/// Writes the line for one decided request.
+/// Writes the line for one decided request other than an act on
+/// processes (an `Act` writes one per target, [`act`]).
 pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
-    let mut line = vec![
-        ("request_id", request_id_json(request_id)),
-        ("peer_uid", json!(peer.uid)),
-        ("peer_pid", json!(peer.pid)),
-        ("request", json!(req.kind())),
-    ];
-    if let Request::Signal { target, caller, .. } | Request::Renice { target, caller, .. } = req {
-        line.extend([
-            ("key", json!(caller.key)),
-            ("pid", json!(target.pid)),
-            ("start_time", json!(target.start_time)),
-        ]);
-    }
-    match req {
-        Request::Signal { signal, .. } => line.push(("signal", json!(signal.name()))),
-        Request::Renice { nice, .. } => line.push(("nice", json!(nice))),
+    let asked = match req {
         Request::Spawn {
             job,
             command,
             timeout_ms,
             key,
-        } => line.extend([
+        } => vec![
             ("key", json!(key)),
             ("job", json!(job.to_hex())),
             ("command", json!(command)),
             ("timeout_ms", json!(timeout_ms)),
-        ]),
-        Request::JobStatus { job } | Request::Cancel { job } => {
-            line.push(("job", json!(job.to_hex())))
-        }
-        Request::Hello { version } => line.push(("version", json!(version))),
-        Request::Check {
-            targets, caller, ..
-        } => line.extend([
-            ("key", json!(caller.key)),
-            ("targets", json!(targets.len())),
-        ]),
-        Request::Act {
-            targets, caller, ..
-        } => line.extend([
-            ("key", json!(caller.key)),
-            ("targets", json!(targets.len())),
-        ]),
-        Request::Info | Request::Subscribe => {}
-    }
+        ],
+        Request::JobStatus { job } | Request::Cancel { job } => vec![("job", json!(job.to_hex()))],
+        Request::Hello { version } => vec![("version", json!(version))],
+        _ => vec![],
+    };
+    line(request_id, peer, req.kind(), asked, resp);
+}
+
+/// Writes the line for one target of an `Act`: as a signal or renice of
+/// that process alone would be written, with the `Act`'s `request_id`.
+pub fn act(
+    request_id: u64,
+    peer: Peer,
+    caller: &Caller,
+    t: Target,
+    action: Action,
+    resp: &Response,
+) {
+    let value = match action {
+        Action::Signal(s) => ("signal", json!(s.name())),
+        Action::Renice(nice) => ("nice", json!(nice)),
+    };
+    let asked = vec![
+        ("key", json!(caller.key)),
+        ("pid", json!(t.pid)),
+        ("start_time", json!(t.start_time)),
+        value,
+    ];
+    line(request_id, peer, action.kind(), asked, resp);
+}
+
+/// The decision line: who asked, what, and what it got.
+fn line(request_id: u64, peer: Peer, kind: &str, mut line: Vec<(&str, Value)>, resp: &Response) {
+    line.extend([
+        ("request_id", request_id_json(request_id)),
+        ("peer_uid", json!(peer.uid)),
+        ("peer_pid", json!(peer.pid)),
+        ("request", json!(kind)),
+    ]);
     let (outcome, extra): (&str, Vec<(&str, Value)>) = match resp {
         Response::Ok => ("ok", vec![]),
         Response::Reniced { threads } => ("ok", vec![("threads", json!(threads))]),
@@ -69,19 +75,15 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
         Response::NotAProcess => ("not_a_process", vec![]),
         Response::Mismatch => ("identity_changed", vec![]),
         Response::ExeChanged => ("exe_changed", vec![]),
-        Response::Batch(v) => ("batch", vec![("targets", json!(v.len()))]),
         Response::Busy => ("busy", vec![]),
         Response::Invalid { what } => ("invalid", vec![("detail", json!(what))]),
-        Response::Failed { errno } => (
-            "failed",
-            vec![
-                ("errno", json!(errno)),
-                (
-                    "detail",
-                    json!(std::io::Error::from_raw_os_error(*errno).to_string()),
-                ),
-            ],
-        ),
+        Response::Failed { errno } => {
+            let text = std::io::Error::from_raw_os_error(*errno).to_string();
+            (
+                "failed",
+                vec![("errno", json!(errno)), ("detail", json!(text))],
+            )
+        }
         Response::Job(s) => (
             "job",
             vec![
@@ -90,14 +92,13 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
                 ("job_state", json!(s.state.name())),
             ],
         ),
-        Response::Hello { .. } | Response::Info(_) | Response::Subscribed => ("ok", vec![]),
-        Response::JobEnded { job, status } => (
-            "job",
-            vec![
-                ("job", json!(job.to_hex())),
-                ("job_state", json!(status.state.name())),
-            ],
-        ),
+        // No decided request is answered with these (a handshake, a
+        // batch, the policy, an event stream's frames).
+        Response::Hello { .. }
+        | Response::Batch(_)
+        | Response::Info(_)
+        | Response::Subscribed
+        | Response::JobEnded { .. } => ("unexpected", vec![]),
     };
     line.push(("outcome", json!(outcome)));
     line.extend(extra);

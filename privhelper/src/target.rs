@@ -7,32 +7,26 @@
 //! names — a pid is not reused before its process is reaped); the pid
 //! must lead its thread group; the start time must equal the request's;
 //! then the built-in protections (kernel thread, the helper, the peer,
-//! their ancestors). Only then does the policy get a say (in `decide`).
+//! their ancestors). Only then does the policy get a say (in `batch`).
+
+// A refusal is the answer itself (`Response`), built once and moved on:
+// boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
 
 use std::collections::HashSet;
 use std::fs;
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use protocol::Response;
 
 use crate::ids::{Nice, Pid, StartTime};
 use crate::lineage::Lineage;
 use crate::proc::{alive, ProcInfo};
 use crate::rule::Builtin;
 use crate::sys;
-
-/// Why a target was not resolved.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// A built-in protection, named.
-    Denied(Builtin),
-    NoSuchProcess,
-    /// A thread id that is not its thread group's leader.
-    NotAProcess,
-    Mismatch,
-    Failed(i32),
-}
 
 /// A live process, pinned by its pidfd, that passed the built-in checks.
 pub struct Resolved {
@@ -119,32 +113,33 @@ fn kept(slot: &Option<Lineage>, pid: i32) -> Option<&Lineage> {
 
 /// Resolves `raw_pid` + `start_time` to a pinned process, applying the
 /// built-in protections in the documented order.
-pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<Resolved, Refusal> {
-    let pid = Pid::new(raw_pid).map_err(Refusal::Denied)?;
+pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<Resolved, Response> {
+    let pid = Pid::new(raw_pid).map_err(Builtin::denied)?;
     let pidfd = match sys::pidfd_open(pid.get(), 0) {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(Refusal::NoSuchProcess),
         // pidfd_open refuses a thread that is not a group leader (EINVAL
         // before Linux 6.9, ENOENT since): say so rather than "failed".
-        Err(_) if is_non_leader_thread(pid.get()) => return Err(Refusal::NotAProcess),
-        Err(e) => return Err(Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO))),
+        Err(e) if e.raw_os_error() != Some(libc::ESRCH) && is_non_leader_thread(pid.get()) => {
+            return Err(Response::NotAProcess)
+        }
+        Err(e) => return Err(gone_or_failed(e)),
     };
-    let info = ProcInfo::read_pinned(pid.get(), &pidfd).ok_or(Refusal::NoSuchProcess)?;
+    let info = ProcInfo::read_pinned(pid.get(), &pidfd).ok_or(Response::NoSuchProcess)?;
     let exe = exe(pid.get());
     if !guard.target_alive(&pidfd) {
-        return Err(Refusal::NoSuchProcess);
+        return Err(Response::NoSuchProcess);
     }
     if info.tgid != pid.get() {
-        return Err(Refusal::NotAProcess);
+        return Err(Response::NotAProcess);
     }
     if info.start_time != StartTime(start_time) {
-        return Err(Refusal::Mismatch);
+        return Err(Response::Mismatch);
     }
     if info.is_kernel_thread(pid.get()) {
-        return Err(Refusal::Denied(Builtin::KernelThread));
+        return Err(Builtin::KernelThread.denied());
     }
     if let Some(rule) = guard.rule(pid.get()) {
-        return Err(Refusal::Denied(rule));
+        return Err(rule.denied());
     }
     Ok(Resolved {
         pid,
@@ -169,12 +164,20 @@ fn is_non_leader_thread(pid: i32) -> bool {
     ProcInfo::read(pid).is_some_and(|i| i.tgid != pid)
 }
 
+/// A failed system call's answer: the process is gone (`ESRCH`), or
+/// `Failed` with the errno.
+fn gone_or_failed(e: io::Error) -> Response {
+    match e.raw_os_error() {
+        Some(libc::ESRCH) => Response::NoSuchProcess,
+        other => Response::Failed {
+            errno: other.unwrap_or(libc::EIO),
+        },
+    }
+}
+
 /// Sends `sig` through the pidfd.
-pub fn signal(r: &Resolved, sig: i32) -> Result<(), Refusal> {
-    sys::pidfd_send_signal(r.pidfd.as_fd(), sig).map_err(|e| match e.raw_os_error() {
-        Some(libc::ESRCH) => Refusal::NoSuchProcess,
-        other => Refusal::Failed(other.unwrap_or(libc::EIO)),
-    })
+pub fn signal(r: &Resolved, sig: i32) -> Result<(), Response> {
+    sys::pidfd_send_signal(r.pidfd.as_fd(), sig).map_err(gone_or_failed)
 }
 
 /// Sets `nice` on every thread of the pinned process; returns how many.
@@ -185,7 +188,7 @@ pub fn signal(r: &Resolved, sig: i32) -> Result<(), Refusal> {
 /// and be alive after the call, so the bare tid `setpriority` takes named
 /// our thread. The list is re-read until no new thread appears (bounded),
 /// and afterwards the process must still be alive with the same start time.
-pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Refusal> {
+pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Response> {
     let pid = r.pid.get();
     let mut done: HashSet<i32> = HashSet::new();
     for _pass in 0..8 {
@@ -202,22 +205,16 @@ pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Refusal> {
             }
         }
     }
-    if !alive(&r.pidfd) {
-        return Err(Refusal::NoSuchProcess);
-    }
-    match ProcInfo::read(pid) {
-        Some(i) if i.start_time == r.info.start_time => {}
-        _ => return Err(Refusal::NoSuchProcess),
-    }
-    if done.is_empty() {
-        return Err(Refusal::NoSuchProcess);
+    let same = ProcInfo::read(pid).is_some_and(|i| i.start_time == r.info.start_time);
+    if !alive(&r.pidfd) || !same || done.is_empty() {
+        return Err(Response::NoSuchProcess);
     }
     Ok(u32::try_from(done.len()).unwrap_or(u32::MAX))
 }
 
 /// Tids in `/proc/PID/task`.
-fn tasks(pid: i32) -> Result<Vec<i32>, Refusal> {
-    let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Refusal::NoSuchProcess)?;
+fn tasks(pid: i32) -> Result<Vec<i32>, Response> {
+    let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Response::NoSuchProcess)?;
     Ok(dir
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
@@ -225,29 +222,25 @@ fn tasks(pid: i32) -> Result<Vec<i32>, Refusal> {
 }
 
 /// Renices one thread of `pid`. `Ok(false)`: the thread ended meanwhile.
-fn renice_thread(pid: i32, tid: i32, nice: Nice) -> Result<bool, Refusal> {
-    let failed = |e: std::io::Error| Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO));
+fn renice_thread(pid: i32, tid: i32, nice: Nice) -> Result<bool, Response> {
+    let esrch = |e: &io::Error| e.raw_os_error() == Some(libc::ESRCH);
     let pin = match sys::pidfd_open(tid, sys::PIDFD_THREAD) {
         Ok(fd) => Some(fd),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+        Err(e) if esrch(&e) => return Ok(false),
         // Kernels before 6.9 have no thread pidfds: fall back to the bare
         // tid, checked against the task list below (see PROTOCOL.md).
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
-        Err(e) => return Err(failed(e)),
+        Err(e) => return Err(gone_or_failed(e)),
     };
     let ours = || fs::metadata(format!("/proc/{pid}/task/{tid}")).is_ok();
     if !ours() {
         return Ok(false);
     }
     match sys::set_nice(tid, nice) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
-        Err(e) => return Err(failed(e)),
+        Err(e) if esrch(&e) => Ok(false),
+        Err(e) => Err(gone_or_failed(e)),
+        Ok(()) => Ok(pin.as_ref().map_or(true, alive) && ours()),
     }
-    Ok(match &pin {
-        Some(fd) => alive(fd) && ours(),
-        None => ours(),
-    })
 }
 
 #[cfg(test)]
@@ -301,16 +294,16 @@ mod tests {
         let r = resolve(pid, start.0, &mut g).expect("resolves while it runs");
         assert_eq!(
             resolve(pid, start.0 + 1, &mut g).err(),
-            Some(Refusal::Mismatch)
+            Some(Response::Mismatch)
         );
         child.kill().expect("kill");
         child.wait().expect("reap");
         assert!(ProcInfo::read_pinned(pid, &r.pidfd).is_none(), "read");
         assert!(!g.target_alive(&r.pidfd), "liveness");
-        assert_eq!(signal(&r, libc::SIGTERM), Err(Refusal::NoSuchProcess));
+        assert_eq!(signal(&r, libc::SIGTERM), Err(Response::NoSuchProcess));
         assert_eq!(
             renice(&r, Nice::new(0).expect("valid")).err(),
-            Some(Refusal::NoSuchProcess)
+            Some(Response::NoSuchProcess)
         );
     }
 }

@@ -117,16 +117,12 @@ fn a_target_that_execs_another_binary_after_the_check_is_exe_changed_and_survive
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].answer, Response::ExeChanged, "{done:?}");
     assert!(live(pid), "the swapped process was not signalled");
-    let single = c
-        .request(
-            &Request::Signal {
-                target: target(pid),
-                signal: Signal::Kill,
-                caller: test_caller(),
-            },
-            &[],
-        )
-        .expect("answer");
+    let single = support::act_one(
+        &mut c,
+        target(pid),
+        Action::Signal(Signal::Kill),
+        test_caller(),
+    );
     assert!(
         matches!(&single, Response::Denied { rule, .. } if rule == "signal.exes"),
         "{single:?}"

@@ -13,7 +13,7 @@ use bincode::{Decode, Encode};
 
 /// Version of this protocol. Bumped on any change to the types below; the
 /// `Hello` exchange refuses a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// A process as the gateway saw it: the pid and its start time in clock
 /// ticks since boot (field 22 of `/proc/PID/stat`). The pair names one
@@ -131,16 +131,31 @@ impl FromStr for Signal {
 /// that the request and its answer stay far below the frame limit.
 pub const MAX_BATCH: usize = 256;
 
-/// The act of a planned action: one signal, or one nice value.
+/// The act of an `Act` or `Check`: one signal, or one nice value (the
+/// helper refuses values outside −20..=19 with `Invalid`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum Action {
     Signal(Signal),
     Renice(i32),
 }
 
+impl Action {
+    /// `"signal"` or `"renice"`: what an act is called in logs, whether
+    /// it names one process or a plan's.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Action::Signal(_) => "signal",
+            Action::Renice(_) => "renice",
+        }
+    }
+}
+
 /// A process as a plan pinned it: its pid, its start time and, where the
 /// helper could read it when the plan was checked, the device and inode
-/// of the file it was executing (`/proc/PID/exe`).
+/// of the file it was executing (`/proc/PID/exe`). `None` is compared
+/// with nothing: a single act plans nothing (both are `None`), and a
+/// plan reads no executable for a zombie or, without `CAP_SYS_PTRACE`,
+/// for another user's process (unreadable at the act as well).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub struct Pinned {
     pub target: Target,
@@ -205,19 +220,6 @@ pub struct Envelope {
 pub enum Request {
     /// Opens the conversation; the helper answers `Response::Hello`.
     Hello { version: u32 },
-    /// Send `signal` to `target` through a pidfd.
-    Signal {
-        target: Target,
-        signal: Signal,
-        caller: Caller,
-    },
-    /// Set the nice value of `target`; the helper refuses values outside
-    /// −20..=19 with `Invalid`.
-    Renice {
-        target: Target,
-        nice: i32,
-        caller: Caller,
-    },
     /// Run `/bin/sh -c command` as the policy's `run_as` user. Exactly two
     /// descriptors (stdout, then stderr) travel with this frame via
     /// `SCM_RIGHTS`. `timeout_ms` above the policy ceiling is `Invalid`.
@@ -246,12 +248,14 @@ pub enum Request {
         action: Action,
         caller: Caller,
     },
-    /// Act on each planned target after checking it is still the process
-    /// and the executable planned. With `tree`, the targets are a process
+    /// Act on each target (send the signal through a pidfd, or renice
+    /// every thread) after checking it is still the process and the
+    /// executable planned. A single DELETE or PATCH is an `Act` on one
+    /// target that planned nothing (see [`Pinned`]). With `tree`, the targets are a process
     /// tree or a cgroup's members: members are stopped before anything is
     /// signalled, children they forked meanwhile are added, and leaves go
-    /// first. Answered with
-    /// `Batch`: the planned targets in order, then any added.
+    /// first. Answered with `Batch`: the planned targets in order, then
+    /// any added.
     Act {
         targets: Vec<Pinned>,
         action: Action,
@@ -265,15 +269,13 @@ impl Request {
     pub fn kind(&self) -> &'static str {
         match self {
             Request::Hello { .. } => "hello",
-            Request::Signal { .. } => "signal",
-            Request::Renice { .. } => "renice",
             Request::Spawn { .. } => "spawn",
             Request::JobStatus { .. } => "job_status",
             Request::Cancel { .. } => "cancel",
             Request::Info => "info",
             Request::Subscribe => "subscribe",
             Request::Check { .. } => "check",
-            Request::Act { .. } => "act",
+            Request::Act { action, .. } => action.kind(),
         }
     }
 
@@ -457,7 +459,7 @@ pub enum Response {
     /// The pid names a thread that is not a thread-group leader: it is not a
     /// process and nothing was done.
     NotAProcess,
-    /// Answer to `Renice`: the nice value was set on this many threads.
+    /// A renice's outcome: the nice value was set on this many threads.
     Reniced { threads: u32 },
     /// Answer to `Info`.
     Info(HelperInfo),
@@ -466,7 +468,8 @@ pub enum Response {
     /// Pushed to subscribed connections when a job's shell has been reaped:
     /// its final status.
     JobEnded { job: JobId, status: JobStatus },
-    /// Answer to `Check` and `Act`: one outcome per target.
+    /// Answer to `Check` and `Act`: one outcome per target (a refusal's
+    /// `detail` is kept only in a batch of one).
     Batch(Vec<Outcome>),
     /// The target now executes another file than the one planned: nothing
     /// was done to it.
