@@ -39,13 +39,12 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 /// How many rounds of "children forked since" a tree gets at most.
 const TREE_ROUNDS: usize = 64;
 
-/// One member of a batch: as planned (or found now: checked, or forked
+/// One member of a batch: as planned (or as found now: checked, or forked
 /// since), its pin or the refusal that stands for it, whether the helper
 /// stopped it (and must continue it), and its answer once known (an
 /// executable found changed once it was stopped, before the act).
 struct Member {
     pinned: Pinned,
-    added: bool,
     pin: Result<Resolved, Response>,
     stopped: bool,
     answer: Option<Response>,
@@ -109,7 +108,6 @@ impl Server {
                 .and_then(|r| self.allowed(r, action, caller));
             members.push(Member {
                 pinned: *p,
-                added: false,
                 pin,
                 stopped: false,
                 answer: None,
@@ -173,7 +171,6 @@ impl Server {
         };
         Member {
             pinned,
-            added: true,
             pin: pin.and_then(|r| self.allowed(r, action, caller)),
             stopped: false,
             answer: None,
@@ -196,7 +193,9 @@ impl Server {
 
     /// Stops every allowed member, then pins, judges and stops the
     /// children they forked until a round finds none new; then compares
-    /// each planned member's executable again.
+    /// each member's executable again (as planned, or as read when it was
+    /// added: one that exec'd before it stopped was judged as another
+    /// file).
     fn hold_tree(
         &mut self,
         conn: u64,
@@ -229,17 +228,13 @@ impl Server {
             }
             from = members.len();
             for pid in new {
-                if let Some(info) = ProcInfo::read(pid) {
-                    let t = Target {
-                        pid,
-                        start_time: info.start_time.0,
-                    };
-                    let m = self.found(conn, peer, t, action, caller);
+                if let Some(start_time) = ProcInfo::read(pid).map(|i| i.start_time.0) {
+                    let m = self.found(conn, peer, Target { pid, start_time }, action, caller);
                     members.push(m);
                 }
             }
         }
-        for m in members.iter_mut().filter(|m| !m.added) {
+        for m in members.iter_mut() {
             if let Ok(r) = &m.pin {
                 if m.pinned.exe.is_some() && target::exe(r.pid.get()).1 != m.pinned.exe {
                     m.answer = Some(Response::ExeChanged);
@@ -364,16 +359,9 @@ fn depths(members: &[Member]) -> Vec<usize> {
     members
         .iter()
         .map(|m| {
-            let mut d = 0;
-            let mut p = m.pinned.target.pid;
-            while let Some(&pp) = parent.get(&p) {
-                d += 1;
-                p = pp;
-                if d > members.len() {
-                    break;
-                }
-            }
-            d
+            std::iter::successors(parent.get(&m.pinned.target.pid), |p| parent.get(p))
+                .take(members.len() + 1)
+                .count()
         })
         .collect()
 }

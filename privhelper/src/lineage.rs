@@ -39,41 +39,27 @@ impl Lineage {
     /// Walks the chain of `pid` now. A process that is gone has an empty
     /// chain (and is walked again next time).
     pub fn walk(pid: i32) -> Lineage {
-        let mut members = Vec::new();
-        let mut provisional = false;
+        // Provisional until the walk reaches the top; then only if long.
+        let mut chain = Lineage {
+            members: Vec::new(),
+            provisional: true,
+        };
         let Ok(mut fd) = sys::pidfd_open(pid, 0) else {
-            return Lineage {
-                members,
-                provisional: true,
-            };
+            return chain;
         };
         let mut cur = pid;
-        loop {
-            match parent_pinned(cur, &fd) {
-                Some(Some((ppid, pfd))) => {
-                    members.push((cur, fd));
-                    (cur, fd) = (ppid, pfd);
-                }
-                // The parent is pid 1 (or none, at a namespace's top).
-                Some(None) => {
-                    members.push((cur, fd));
-                    break;
-                }
-                // Churn that did not settle, or `cur` exited: what we have
-                // is this request's best knowledge.
-                None => {
-                    provisional = true;
-                    break;
-                }
-            }
-            if members.len() > MAX_KEPT {
-                provisional = true;
-            }
+        // `None`: churn that did not settle, or `cur` exited: what we have
+        // is this request's best knowledge.
+        while let Some(parent) = parent_pinned(cur, &fd) {
+            chain.members.push((cur, fd));
+            // `None`: the parent is pid 1 (or none, at a namespace's top).
+            let Some((ppid, pfd)) = parent else {
+                chain.provisional = chain.members.len() > MAX_KEPT;
+                break;
+            };
+            (cur, fd) = (ppid, pfd);
         }
-        Lineage {
-            members,
-            provisional,
-        }
+        chain
     }
 
     /// Whether the chain may be used without a walk, given that no
