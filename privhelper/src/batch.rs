@@ -25,7 +25,7 @@ use protocol::{Action, Caller, Outcome, Pinned, Response, Signal, Target};
 
 use crate::ids::Nice;
 use crate::log;
-use crate::policy::Policy;
+use crate::policy::{Policy, Subject};
 use crate::proc::ProcInfo;
 use crate::server::Server;
 use crate::socket::Peer;
@@ -177,9 +177,18 @@ impl Server {
         }
     }
 
-    /// The pinned process, if the policy allows it `action`.
+    /// The pinned process, if the policy allows it `action`: what it
+    /// judges is the process's owner, name, executable and job.
     fn allowed(&self, r: Resolved, action: Action, caller: &Caller) -> Result<Resolved, Response> {
-        let subject = self.subject(&r, caller);
+        let subject = Subject {
+            owner: r.info.real_uid,
+            comm: &r.info.comm,
+            exe: &r.exe.0,
+            job: self
+                .jobs
+                .job_of(r.pid.get(), r.info.real_uid.get(), &caller.key),
+            all_jobs: caller.all_jobs,
+        };
         let verdict = match action {
             Action::Signal(s) => self.policy.check_signal(&subject, s),
             Action::Renice(n) => match Nice::new(n) {

@@ -4,13 +4,11 @@
 
 use std::os::fd::OwnedFd;
 
-use protocol::{
-    Caller, Containment, HelperInfo, Isolation, PolicyView, Request, Response, Signal, Target,
-};
+use protocol::{Containment, HelperInfo, Isolation, PolicyView, Request, Response, Signal, Target};
 
 use crate::jobs::{self, Start};
 use crate::log;
-use crate::policy::{RunAs, Subject};
+use crate::policy::RunAs;
 use crate::rule::Rule;
 use crate::server::Server;
 use crate::socket::Peer;
@@ -90,19 +88,6 @@ impl Server {
             c.lineage = theirs;
         }
         resolved
-    }
-
-    /// What the policy judges of a pinned process.
-    pub(crate) fn subject<'a>(&self, r: &'a Resolved, caller: &Caller) -> Subject<'a> {
-        Subject {
-            owner: r.info.real_uid,
-            comm: &r.info.comm,
-            exe: &r.exe.0,
-            job: self
-                .jobs
-                .job_of(r.pid.get(), r.info.real_uid.get(), &caller.key),
-            all_jobs: caller.all_jobs,
-        }
     }
 
     pub(crate) fn denied(&self, rule: Rule) -> Response {

@@ -92,13 +92,9 @@ fn line(request_id: u64, peer: Peer, kind: &str, mut line: Vec<(&str, Value)>, r
                 ("job_state", json!(s.state.name())),
             ],
         ),
-        // No decided request is answered with these (a handshake, a
-        // batch, the policy, an event stream's frames).
-        Response::Hello { .. }
-        | Response::Batch(_)
-        | Response::Info(_)
-        | Response::Subscribed
-        | Response::JobEnded { .. } => ("unexpected", vec![]),
+        // A handshake, a batch, the policy, an event stream's frames:
+        // never a decided request's answer.
+        _ => ("unexpected", vec![]),
     };
     line.push(("outcome", json!(outcome)));
     line.extend(extra);
@@ -110,18 +106,14 @@ fn line(request_id: u64, peer: Peer, kind: &str, mut line: Vec<(&str, Value)>, r
 /// Writes a line for an event that is not a request's decision (a job
 /// ended, a connection was refused); `fields` are added as they are.
 pub fn event(name: &str, fields: &[(&str, Value)]) {
-    let mut line = Map::new();
+    let mut line: Map<String, Value> = fields
+        .iter()
+        .map(|(k, v)| ((*k).into(), v.clone()))
+        .collect();
     line.insert("time".into(), json!(rfc3339_ms(now_ms())));
     line.insert("event".into(), json!(name));
-    for (k, v) in fields {
-        line.insert((*k).into(), v.clone());
-    }
-    write_line(line);
-}
-
-/// One `write(2)` per line: stderr is unbuffered, and formatting straight
-/// into it costs a system call per fragment.
-fn write_line(line: Map<String, Value>) {
+    // One `write(2)` per line: stderr is unbuffered, and formatting
+    // straight into it costs a system call per fragment.
     let mut text = Value::Object(line).to_string();
     text.push('\n');
     let _ = std::io::stderr().write_all(text.as_bytes());
