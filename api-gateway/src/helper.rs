@@ -407,19 +407,24 @@ fn is_stale(c: &Connection) -> bool {
 /// The helper's rule for a process of another key's job.
 pub const OTHER_KEYS_JOB: &str = "builtin:other-key-job";
 
-/// A one-target `Act`: what a DELETE or PATCH asks, with nothing planned
-/// for the helper to compare but the start time.
+/// A target with nothing planned for the helper to compare but its start
+/// time: what a DELETE, a PATCH, a `dry_run` and a plan's `Check` send.
+pub fn unplanned(target: protocol::Target) -> protocol::Pinned {
+    protocol::Pinned {
+        target,
+        exe: None,
+        pidfd_ino: None,
+    }
+}
+
+/// A one-target `Act`: what a DELETE or PATCH asks.
 pub fn act_one(
     target: protocol::Target,
     action: protocol::Action,
     caller: protocol::Caller,
 ) -> Request {
     Request::Act {
-        targets: vec![protocol::Pinned {
-            target,
-            exe: None,
-            pidfd_ino: None,
-        }],
+        targets: vec![unplanned(target)],
         action,
         caller,
         tree: false,

@@ -39,10 +39,11 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 /// How many rounds of "children forked since" a tree gets at most.
 const TREE_ROUNDS: usize = 64;
 
-/// One member of a batch: as planned (or as found now: checked, or forked
-/// since), its pin or the refusal that stands for it, whether the helper
-/// stopped it (and must continue it), and its answer once known (an
-/// executable found changed once it was stopped, before the act).
+/// One member of a batch: what was found of it (pinned now: planned,
+/// checked, or forked since), its pin or the refusal that stands for it,
+/// whether the helper stopped it (and must continue it), and its answer
+/// once known (acted on, or an executable found changed once it was
+/// stopped).
 struct Member {
     pinned: Pinned,
     pin: Result<Resolved, Response>,
@@ -51,36 +52,12 @@ struct Member {
 }
 
 impl Server {
-    /// `Check`: each target's verdict, nothing done and nothing logged.
-    pub(crate) fn check_batch(
-        &mut self,
-        conn: u64,
-        peer: Peer,
-        targets: &[Target],
-        action: Action,
-        caller: &Caller,
-    ) -> Response {
-        if let Err(what) = valid(targets.len(), action, &self.policy) {
-            return Response::Invalid { what };
-        }
-        let outcomes = targets
-            .iter()
-            .map(|t| {
-                let m = self.found(conn, peer, *t, action, caller);
-                let answer = m.pin.map_or_else(|refused| refused, |_| Response::Ok);
-                Outcome {
-                    pinned: m.pinned,
-                    answer: bounded(answer, targets.len()),
-                }
-            })
-            .collect();
-        Response::Batch(outcomes)
-    }
-
-    /// `Act`: re-verify, (for a tree) hold still, act, continue; one
-    /// decision line per target.
+    /// `Check` (`act` is `None`: each target's verdict, nothing done and
+    /// nothing logged) and `Act` (`Some(tree)`: re-verify, for a tree hold
+    /// still, act, continue; one decision line per target). Each
+    /// outcome's `pinned` is what the helper found of the process.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn act_batch(
+    pub(crate) fn batch(
         &mut self,
         conn: u64,
         request_id: u64,
@@ -88,47 +65,34 @@ impl Server {
         targets: &[Pinned],
         action: Action,
         caller: &Caller,
-        tree: bool,
+        act: Option<bool>,
     ) -> Response {
         if let Err(what) = valid(targets.len(), action, &self.policy) {
             let invalid = Response::Invalid { what };
-            for p in targets {
+            for p in targets.iter().filter(|_| act.is_some()) {
                 log::act(request_id, peer, caller, p.target, action, &invalid);
             }
             return invalid;
         }
-        let mut members: Vec<Member> = Vec::with_capacity(targets.len());
-        for p in targets {
-            // The executable first: a process that execs another file
-            // since the plan is `ExeChanged`, whatever the policy says of
-            // the new one.
-            let pin = self
-                .pin(conn, peer, &p.target)
-                .and_then(|r| same(r, p))
-                .and_then(|r| self.allowed(r, action, caller));
-            members.push(Member {
-                pinned: *p,
-                pin,
-                stopped: false,
-                answer: None,
-            });
-        }
-        if tree && matches!(action, Action::Signal(_)) {
-            self.hold_tree(conn, peer, &mut members, action, caller);
-        }
-        let mut order: Vec<usize> = (0..members.len()).collect();
-        if tree {
-            let depth = depths(&members);
-            order.sort_by_key(|&i| std::cmp::Reverse(depth[i]));
-        }
-        for i in order {
-            let m = &mut members[i];
-            let answer = match (&m.pin, m.answer.take()) {
-                (_, Some(late)) => late,
-                (Err(refused), None) => refused.clone(),
-                (Ok(r), None) => act_on(r, action),
-            };
-            m.answer = Some(answer);
+        let mut members: Vec<Member> = targets
+            .iter()
+            .map(|p| self.member(conn, peer, p, action, caller))
+            .collect();
+        if let Some(tree) = act {
+            if tree && matches!(action, Action::Signal(_)) {
+                self.hold_tree(conn, peer, &mut members, action, caller);
+            }
+            let mut order: Vec<usize> = (0..members.len()).collect();
+            if tree {
+                let depth = depths(&members);
+                order.sort_by_key(|&i| std::cmp::Reverse(depth[i]));
+            }
+            for i in order {
+                let m = &mut members[i];
+                if let (Ok(r), true) = (&m.pin, m.answer.is_none()) {
+                    m.answer = Some(act_on(r, action));
+                }
+            }
         }
         let n = members.len();
         let outcomes = members
@@ -139,8 +103,14 @@ impl Server {
                         let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
                     }
                 }
-                let answer = m.answer.unwrap_or(Response::NoSuchProcess);
-                log::act(request_id, peer, caller, m.pinned.target, action, &answer);
+                let answer = match (m.answer, m.pin) {
+                    (Some(answer), _) | (None, Err(answer)) => answer,
+                    // Allowed and not acted on: a `Check`'s "would be".
+                    (None, Ok(_)) => Response::Ok,
+                };
+                if act.is_some() {
+                    log::act(request_id, peer, caller, m.pinned.target, action, &answer);
+                }
                 Outcome {
                     pinned: m.pinned,
                     answer: bounded(answer, n),
@@ -150,28 +120,32 @@ impl Server {
         Response::Batch(outcomes)
     }
 
-    /// A process found now (checked, or forked by a held member): pinned,
-    /// past the built-in protections and judged by the policy for
-    /// `action`. Its executable and pidfd inode are pinned whatever the
+    /// A target pinned now, past the built-in protections, compared with
+    /// what its plan pinned and judged by the policy for `action`. What
+    /// was found (executable, pidfd inode) is recorded whatever the
     /// verdict: a refused target is executed (and refused again) like the
-    /// rest.
-    fn found(
+    /// rest. The executable comes before the policy: a process that execs
+    /// another file since the plan is `ExeChanged`, whatever the policy
+    /// says of the new one.
+    fn member(
         &mut self,
         conn: u64,
         peer: Peer,
-        target: Target,
+        plan: &Pinned,
         action: Action,
         caller: &Caller,
     ) -> Member {
-        let pin = self.pin(conn, peer, &target);
+        let pin = self.pin(conn, peer, &plan.target);
         let pinned = Pinned {
-            target,
+            target: plan.target,
             exe: pin.as_ref().ok().and_then(|r| r.exe.1),
             pidfd_ino: pin.as_ref().ok().and_then(pidfd_ino),
         };
         Member {
             pinned,
-            pin: pin.and_then(|r| self.allowed(r, action, caller)),
+            pin: pin
+                .and_then(|r| same(r, plan))
+                .and_then(|r| self.allowed(r, action, caller)),
             stopped: false,
             answer: None,
         }
@@ -238,7 +212,12 @@ impl Server {
             from = members.len();
             for pid in new {
                 if let Some(start_time) = ProcInfo::read(pid).map(|i| i.start_time.0) {
-                    let m = self.found(conn, peer, Target { pid, start_time }, action, caller);
+                    let added = Pinned {
+                        target: Target { pid, start_time },
+                        exe: None,
+                        pidfd_ino: None,
+                    };
+                    let m = self.member(conn, peer, &added, action, caller);
                     members.push(m);
                 }
             }

@@ -52,13 +52,16 @@ impl Server {
                 targets,
                 action,
                 caller,
-            } => return self.check_batch(conn, peer, targets, *action, caller),
+            } => return self.batch(conn, request_id, peer, targets, *action, caller, None),
             Request::Act {
                 targets,
                 action,
                 caller,
                 tree,
-            } => return self.act_batch(conn, request_id, peer, targets, *action, caller, *tree),
+            } => {
+                let act = Some(*tree);
+                return self.batch(conn, request_id, peer, targets, *action, caller, act);
+            }
             Request::Cancel { job } => {
                 self.jobs.cancel(job);
                 self.jobs.status_response(job)

@@ -10,6 +10,7 @@ use std::fs;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use api_gateway::helper::unplanned;
 use protocol::{Action, Outcome, Pinned, Request, Response, Signal, Target};
 use support::{as_nobody, policy, require_root, start_time, state_of, test_caller, Helper};
 
@@ -19,7 +20,7 @@ fn check(
     action: Action,
 ) -> Vec<Outcome> {
     let req = Request::Check {
-        targets,
+        targets: targets.into_iter().map(unplanned).collect(),
         action,
         caller: test_caller(),
     };
@@ -228,7 +229,7 @@ fn a_batch_over_the_policys_max_targets_is_refused_whole() {
     let kill = Action::Signal(Signal::Kill);
     let targets: Vec<Target> = pids.iter().map(|&p| target(p)).collect();
     let req = Request::Check {
-        targets: targets.clone(),
+        targets: targets.iter().copied().map(unplanned).collect(),
         action: kill,
         caller: test_caller(),
     };

@@ -60,7 +60,14 @@ fn main() -> std::io::Result<()> {
         (
             "req_check",
             Request::Check {
-                targets: vec![target, target],
+                targets: vec![
+                    Pinned {
+                        target,
+                        exe: None,
+                        pidfd_ino: None,
+                    };
+                    2
+                ],
                 action: Action::Signal(Signal::Term),
                 caller: protocol::Caller {
                     key: "ops".into(),

@@ -180,9 +180,13 @@ mod tests {
         vec![
             Request::Hello { version: 1 },
             Request::Check {
-                targets: vec![Target {
-                    pid: 42,
-                    start_time: 7,
+                targets: vec![Pinned {
+                    target: Target {
+                        pid: 42,
+                        start_time: 7,
+                    },
+                    exe: None,
+                    pidfd_ino: None,
                 }],
                 action: Action::Signal(Signal::Term),
                 caller: crate::Caller {

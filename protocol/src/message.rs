@@ -91,12 +91,6 @@ impl Signal {
     }
 }
 
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIG{}", self.name())
-    }
-}
-
 impl FromStr for Signal {
     /// `unknown signal "NAME"`, what the policy loader's error says.
     type Err = String;
@@ -216,10 +210,12 @@ pub enum Request {
     /// `Subscribed`, after which the helper sends a `JobEnded` frame each
     /// time a job ends and accepts no further request on it.
     Subscribe,
-    /// Decide, for each target, what `action` would get, acting on none:
-    /// answered with `Batch`, one `Outcome` per target in order.
+    /// Decide, for each target, what `Act` would get, acting on none:
+    /// answered with `Batch`, one `Outcome` per target in order, with
+    /// what was found of it to pin a plan by (a plan asks with nothing
+    /// planned, `None`s).
     Check {
-        targets: Vec<Target>,
+        targets: Vec<Pinned>,
         action: Action,
         caller: Caller,
     },
@@ -459,7 +455,7 @@ mod tests {
     fn signal_names_and_numbers_round_trip() {
         for s in Signal::ALL {
             assert_eq!(s.name().parse::<Signal>(), Ok(s));
-            assert_eq!(format!("{s}").parse::<Signal>(), Ok(s));
+            assert_eq!(format!("SIG{}", s.name()).parse::<Signal>(), Ok(s));
             assert_eq!(s.number().to_string().parse::<Signal>(), Ok(s));
         }
         assert!("SIGSEGV".parse::<Signal>().is_err());

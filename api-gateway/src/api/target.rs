@@ -49,7 +49,7 @@ pub fn caller(cx: &Ctx) -> Result<protocol::Caller, ApiError> {
 /// gone or renamed is the error the act would get; a refusal is a verdict.
 pub async fn dry_run(cx: &Ctx, t: Target, action: Action) -> Result<Reply, ApiError> {
     let req = Request::Check {
-        targets: vec![t.wire()],
+        targets: vec![helper::unplanned(t.wire())],
         action,
         caller: caller(cx)?,
     };
