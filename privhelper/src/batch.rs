@@ -16,7 +16,7 @@
 // into the batch: boxing it would only add an allocation.
 #![allow(clippy::result_large_err)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -198,14 +198,12 @@ impl Server {
             }
             wait_stopped(&members[from..]);
             let known: Vec<i32> = members.iter().map(|m| m.pinned.target.pid).collect();
-            let mut new: Vec<i32> = members[from..]
+            let new: BTreeSet<i32> = members[from..]
                 .iter()
                 .filter_map(|m| m.pin.as_ref().ok())
                 .flat_map(|r| children(r.pid.get()))
                 .filter(|c| !known.contains(c))
                 .collect();
-            new.sort_unstable();
-            new.dedup();
             if new.is_empty() {
                 break;
             }
@@ -310,23 +308,17 @@ fn wait_stopped(members: &[Member]) {
         .filter(|m| m.stopped)
         .filter_map(|m| m.pin.as_ref().ok().map(|r| r.pid.get()))
         .collect();
-    while Instant::now() < deadline {
-        let moving = pids
-            .iter()
-            .any(|&p| state(p).is_some_and(|s| !matches!(s, b'T' | b't' | b'Z' | b'X')));
-        if !moving {
-            return;
-        }
+    let moving = |p: &i32| state(*p).is_some_and(|s| !matches!(s, b'T' | b't' | b'Z' | b'X'));
+    while Instant::now() < deadline && pids.iter().any(moving) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 /// The children of every thread of `pid` (`/proc/PID/task/TID/children`).
 fn children(pid: i32) -> Vec<i32> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
         .flatten()
         .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
         .flat_map(|s| {
