@@ -105,7 +105,8 @@ impl Server {
     }
 
     fn info(&self) -> HelperInfo {
-        let run = self.policy.run.as_ref();
+        let p = &self.policy;
+        let run = p.run.as_ref();
         let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         HelperInfo {
             containment: self.containment(),
@@ -122,16 +123,13 @@ impl Server {
             policy: PolicyView {
                 signals: Signal::ALL
                     .into_iter()
-                    .filter(|s| self.policy.signals.contains(s))
+                    .filter(|s| p.signals.contains(s))
                     .collect(),
-                signal_rules: self.policy.signal.shown.clone(),
-                renice_rules: self.policy.renice.shown.clone(),
-                min_nice: self.policy.min_nice.get(),
+                signal_rules: p.signal.shown.clone(),
+                renice_rules: p.renice.shown.clone(),
+                min_nice: p.min_nice.get(),
                 max_timeout_s: run.map(|r| r.max_timeout_ms / 1000),
-                max_targets: [
-                    self.policy.signal.max_targets,
-                    self.policy.renice.max_targets,
-                ],
+                max_targets: [p.signal.max_targets, p.renice.max_targets],
             },
             reload_error: self.reload_error.clone(),
         }

@@ -65,17 +65,12 @@ impl Lineage {
     /// Whether the chain may be used without a walk, given that no
     /// member has exited (see [`Lineage::fds`]).
     pub fn kept(&self, pid: i32) -> bool {
-        !self.provisional && self.pid() == Some(pid)
+        !self.provisional && self.members.first().is_some_and(|(p, _)| *p == pid)
     }
 
     /// The members' pidfds: readable once that member has exited.
     pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
         self.members.iter().map(|(_, fd)| fd.as_fd())
-    }
-
-    /// The process the chain starts from, if it was alive when walked.
-    pub fn pid(&self) -> Option<i32> {
-        self.members.first().map(|(p, _)| *p)
     }
 
     /// Whether `pid` is the process or one of its ancestors (pid 1 always).
@@ -133,11 +128,16 @@ mod tests {
         l.members.iter().map(|(p, _)| *p).collect()
     }
 
+    /// The process the chain starts from, if it was alive when walked.
+    fn first(l: &Lineage) -> Option<i32> {
+        l.members.first().map(|(p, _)| *p)
+    }
+
     #[test]
     fn own_chain_starts_here_and_matches_proc() {
         let me = std::process::id() as i32;
         let l = Lineage::walk(me);
-        assert_eq!(l.pid(), Some(me));
+        assert_eq!(first(&l), Some(me));
         assert!(holds(&l, me));
         let got = pids(&l);
         assert_eq!(got.get(1).copied(), ppid_of(me).filter(|p| *p > 1));
@@ -188,7 +188,7 @@ mod tests {
             let l = Lineage::walk(leaf);
             if !l.contains(mid) {
                 assert!(holds(&l, leaf));
-                assert_eq!(l.pid(), Some(leaf));
+                assert_eq!(first(&l), Some(leaf));
                 break;
             }
             assert!(
@@ -210,7 +210,7 @@ mod tests {
         c.wait().expect("reaped");
         let l = Lineage::walk(pid);
         // (Unless the pid was reused at once, it names nobody now.)
-        if l.pid().is_none() {
+        if first(&l).is_none() {
             assert!(!holds(&l, pid), "an empty chain is walked again");
         }
     }
