@@ -78,11 +78,8 @@ fn line(request_id: u64, peer: Peer, kind: &str, mut line: Vec<(&str, Value)>, r
         Response::Busy => ("busy", vec![]),
         Response::Invalid { what } => ("invalid", vec![("detail", json!(what))]),
         Response::Failed { errno } => {
-            let text = std::io::Error::from_raw_os_error(*errno).to_string();
-            (
-                "failed",
-                vec![("errno", json!(errno)), ("detail", json!(text))],
-            )
+            let detail = json!(std::io::Error::from_raw_os_error(*errno).to_string());
+            ("failed", vec![("errno", json!(errno)), ("detail", detail)])
         }
         Response::Job(s) => (
             "job",

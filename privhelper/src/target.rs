@@ -89,16 +89,12 @@ impl Guard<'_> {
 
     /// The built-in rule that protects `pid`, if one does.
     fn rule(&self, pid: i32) -> Option<Builtin> {
+        let ancestor = |chain: &Option<Lineage>| chain.as_ref().is_some_and(|c| c.contains(pid));
         if pid == self.me {
             Some(Builtin::Helper)
         } else if pid == self.peer {
             Some(Builtin::Gateway)
-        } else if pid == 1
-            || [&*self.ours, &*self.theirs]
-                .into_iter()
-                .flatten()
-                .any(|c| c.contains(pid))
-        {
+        } else if pid == 1 || ancestor(self.ours) || ancestor(self.theirs) {
             Some(Builtin::Ancestor)
         } else {
             None
@@ -192,8 +188,11 @@ pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Response> {
     let pid = r.pid.get();
     let mut done: HashSet<i32> = HashSet::new();
     for _pass in 0..8 {
-        let new: Vec<i32> = tasks(pid)?
-            .into_iter()
+        // The tids in `/proc/PID/task` not yet set.
+        let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Response::NoSuchProcess)?;
+        let new: Vec<i32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .filter(|t| !done.contains(t))
             .collect();
         if new.is_empty() {
@@ -210,15 +209,6 @@ pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Response> {
         return Err(Response::NoSuchProcess);
     }
     Ok(u32::try_from(done.len()).unwrap_or(u32::MAX))
-}
-
-/// Tids in `/proc/PID/task`.
-fn tasks(pid: i32) -> Result<Vec<i32>, Response> {
-    let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Response::NoSuchProcess)?;
-    Ok(dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect())
 }
 
 /// Renices one thread of `pid`. `Ok(false)`: the thread ended meanwhile.
