@@ -103,7 +103,7 @@ impl Server {
                         let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
                     }
                 }
-                let answer = match (m.answer, m.pin) {
+                let mut answer = match (m.answer, m.pin) {
                     (Some(answer), _) | (None, Err(answer)) => answer,
                     // Allowed and not acted on: a `Check`'s "would be".
                     (None, Ok(_)) => Response::Ok,
@@ -111,9 +111,15 @@ impl Server {
                 if act.is_some() {
                     log::act(request_id, peer, caller, m.pinned.target, action, &answer);
                 }
+                // In a batch of more than one, a refusal without its detail
+                // (the decision line has it), so that a full batch's answer
+                // stays far below the frame limit; a single act keeps it.
+                if let (Response::Denied { detail, .. }, true) = (&mut answer, n > 1) {
+                    detail.clear();
+                }
                 Outcome {
                     pinned: m.pinned,
-                    answer: bounded(answer, n),
+                    answer,
                 }
             })
             .collect();
@@ -240,19 +246,6 @@ fn act_on(r: &Resolved, action: Action) -> Response {
             .map(|threads| Response::Reniced { threads }),
     };
     done.unwrap_or_else(|refused| refused)
-}
-
-/// In a batch of more than one, a refusal without its `detail` (the
-/// decision line has it), so that a full batch's answer stays far below
-/// the frame limit; a single act keeps it for its caller.
-fn bounded(r: Response, n: usize) -> Response {
-    match r {
-        Response::Denied { rule, .. } if n > 1 => Response::Denied {
-            rule,
-            detail: String::new(),
-        },
-        other => other,
-    }
 }
 
 /// A batch's size (at most the policy's `max_targets` for the act, itself

@@ -12,7 +12,8 @@ use serde_json::{json, Map, Value};
 use crate::socket::Peer;
 
 /// Writes the line for one decided request other than an act on
-/// processes (an `Act` writes one per target, [`act`]).
+/// processes (an `Act` writes one per target, [`act`]): a spawn, a
+/// cancel (status queries, `Info` and `Check` write none).
 pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
     let asked = match req {
         Request::Spawn {
@@ -26,8 +27,7 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
             ("command", json!(command)),
             ("timeout_ms", json!(timeout_ms)),
         ],
-        Request::JobStatus { job } | Request::Cancel { job } => vec![("job", json!(job.to_hex()))],
-        Request::Hello { version } => vec![("version", json!(version))],
+        Request::Cancel { job } => vec![("job", json!(job.to_hex()))],
         _ => vec![],
     };
     line(request_id, peer, req.kind(), asked, resp);

@@ -56,8 +56,8 @@ impl Guard<'_> {
     ///
     /// [`rule`]: Guard::rule
     fn target_alive(&mut self, target: &OwnedFd) -> bool {
-        let ours = kept(self.ours, self.me);
-        let theirs = kept(self.theirs, self.peer);
+        let ours = self.ours.as_ref().filter(|l| l.kept(self.me));
+        let theirs = self.theirs.as_ref().filter(|l| l.kept(self.peer));
         let mut fds = vec![PollFd::new(target.as_fd(), PollFlags::POLLIN)];
         let n_ours = ours.map_or(0, |l| l.fds().count());
         for l in [ours, theirs].into_iter().flatten() {
@@ -100,11 +100,6 @@ impl Guard<'_> {
             None
         }
     }
-}
-
-/// The chain in `slot` if it is `pid`'s and may be kept.
-fn kept(slot: &Option<Lineage>, pid: i32) -> Option<&Lineage> {
-    slot.as_ref().filter(|l| l.kept(pid))
 }
 
 /// Resolves `raw_pid` + `start_time` to a pinned process, applying the

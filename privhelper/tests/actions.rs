@@ -86,7 +86,8 @@ fn swapper(flag: &std::path::Path) -> Child {
 /// The policy names the shell's binary: the plan allows the shell; it then
 /// execs `tail`, which the policy does not name. The act is refused as
 /// `ExeChanged` (the executable is another file now) and the process
-/// still runs; a single `Signal` to it is refused by `signal.exes`.
+/// still runs; a single act on it is refused by `signal.exes`, naming the
+/// rule's value.
 #[test]
 #[ignore = "needs root"]
 fn a_target_that_execs_another_binary_after_the_check_is_exe_changed_and_survives() {
@@ -129,6 +130,18 @@ fn a_target_that_execs_another_binary_after_the_check_is_exe_changed_and_survive
         "{single:?}"
     );
     assert!(live(pid), "still running after the single refusal");
+    // A single act's refusal keeps its detail; in a batch of more than
+    // one, only the decision line has it.
+    assert!(
+        matches!(&single, Response::Denied { detail, .. } if detail.starts_with("signal.exes is ")),
+        "{single:?}"
+    );
+    let two = check(&mut c, vec![target(pid), target(pid)], kill);
+    assert!(
+        two.iter().all(|o| matches!(&o.answer,
+            Response::Denied { rule, detail } if rule == "signal.exes" && detail.is_empty())),
+        "{two:?}"
+    );
     let lines = h.events("decision");
     assert!(
         lines
