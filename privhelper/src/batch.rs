@@ -145,7 +145,7 @@ impl Server {
         let pinned = Pinned {
             target: plan.target,
             exe: pin.as_ref().ok().and_then(|r| r.exe.1),
-            pidfd_ino: pin.as_ref().ok().and_then(pidfd_ino),
+            pidfd_ino: pin.as_ref().ok().and_then(|r| r.pidfd_ino),
         };
         Member {
             pinned,
@@ -270,19 +270,13 @@ fn valid(n: usize, action: Action, policy: &Policy) -> Result<(), String> {
 /// process) or the process now executes another file than planned (what
 /// was not planned, `None`, is not compared).
 fn same(r: Resolved, p: &Pinned) -> Result<Resolved, Response> {
-    if p.pidfd_ino.is_some() && pidfd_ino(&r) != p.pidfd_ino {
+    if p.pidfd_ino.is_some() && r.pidfd_ino != p.pidfd_ino {
         Err(Response::Mismatch)
     } else if p.exe.is_some() && r.exe.1 != p.exe {
         Err(Response::ExeChanged)
     } else {
         Ok(r)
     }
-}
-
-fn pidfd_ino(r: &Resolved) -> Option<u64> {
-    nix::sys::stat::fstat(r.pidfd.as_fd())
-        .ok()
-        .map(|s| s.st_ino)
 }
 
 /// Field 3 of `/proc/PID/stat`, the process state.

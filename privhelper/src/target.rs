@@ -36,6 +36,9 @@ pub struct Resolved {
     /// The path `/proc/PID/exe` names (empty when unreadable) and the
     /// device and inode of that file, read before the liveness check.
     pub exe: (String, Option<(u64, u64)>),
+    /// The pidfd's inode: per process where the kernel has pidfs (6.9+),
+    /// what a plan compares besides the start time.
+    pub pidfd_ino: Option<u64>,
 }
 
 /// What the helper must never act on: itself, the peer, and every
@@ -67,24 +70,22 @@ impl Guard<'_> {
             match poll(&mut fds, PollTimeout::ZERO) {
                 Ok(n) => break n,
                 Err(Errno::EINTR) => continue,
-                // Cannot tell: count everything as exited, walk again.
                 Err(_) => break -1,
             }
         };
-        let exited: Vec<bool> = fds
-            .iter()
-            .map(|p| ready < 0 || p.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        // Cannot tell (`poll` failed): count everything as exited, walk again.
+        let gone = |p: &PollFd| ready < 0 || p.revents().is_some_and(|r| !r.is_empty());
+        let lives = !gone(&fds[0]);
+        let ours_hold = ours.is_some() && !fds[1..1 + n_ours].iter().any(gone);
+        let theirs_hold = theirs.is_some() && !fds[1 + n_ours..].iter().any(gone);
         drop(fds);
-        let ours_hold = ours.is_some() && !exited[1..1 + n_ours].contains(&true);
-        let theirs_hold = theirs.is_some() && !exited[1 + n_ours..].contains(&true);
         if !ours_hold {
             *self.ours = Some(Lineage::walk(self.me));
         }
         if !theirs_hold {
             *self.theirs = Some(Lineage::walk(self.peer));
         }
-        !exited[0]
+        lives
     }
 
     /// The built-in rule that protects `pid`, if one does.
@@ -132,11 +133,13 @@ pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<R
     if let Some(rule) = guard.rule(pid.get()) {
         return Err(rule.denied());
     }
+    let pidfd_ino = nix::sys::stat::fstat(pidfd.as_fd()).ok().map(|s| s.st_ino);
     Ok(Resolved {
         pid,
         pidfd,
         info,
         exe,
+        pidfd_ino,
     })
 }
 
