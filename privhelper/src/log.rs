@@ -118,19 +118,14 @@ pub fn event(name: &str, fields: &[(&str, Value)]) {
 
 /// The id as the gateway prints it (16 hex digits), `null` for none.
 pub fn request_id_json(id: u64) -> Value {
-    if id == 0 {
-        Value::Null
-    } else {
-        json!(format!("{id:016x}"))
-    }
+    (id != 0).then(|| format!("{id:016x}")).into()
 }
 
 /// Unix time in milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` from Unix milliseconds (proleptic Gregorian,

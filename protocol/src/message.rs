@@ -67,6 +67,11 @@ macro_rules! signals {
                     $(Signal::$variant => $number,)+
                 }
             }
+
+            /// The signal with this number, if the protocol carries it.
+            pub fn from_number(n: i64) -> Option<Signal> {
+                Signal::ALL.into_iter().find(|s| i64::from(s.number()) == n)
+            }
         }
     };
 }
@@ -82,13 +87,6 @@ signals! {
     Cont = 18 "CONT",
     Stop = 19 "STOP",
     Tstp = 20 "TSTP",
-}
-
-impl Signal {
-    /// The signal with this number, if the protocol carries it.
-    pub fn from_number(n: i64) -> Option<Signal> {
-        Signal::ALL.into_iter().find(|s| i64::from(s.number()) == n)
-    }
 }
 
 impl FromStr for Signal {
