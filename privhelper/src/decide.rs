@@ -4,7 +4,7 @@
 
 use std::os::fd::OwnedFd;
 
-use protocol::{Containment, HelperInfo, Isolation, PolicyView, Request, Response, Signal, Target};
+use protocol::{Containment, HelperInfo, Isolation, PolicyView, Request, Response, Signal};
 
 use crate::jobs::{self, Start};
 use crate::log;
@@ -12,7 +12,6 @@ use crate::policy::RunAs;
 use crate::rule::Rule;
 use crate::server::Server;
 use crate::socket::Peer;
-use crate::target::{self, Resolved};
 
 impl Server {
     /// Decides `req` and writes its decision line — for the acts (spawn,
@@ -73,24 +72,6 @@ impl Server {
         };
         log::decision(request_id, peer, &req, &resp);
         resp
-    }
-
-    /// The target pinned and past the built-in protections, with the
-    /// helper's and the peer's chains of parents kept between requests.
-    #[allow(clippy::result_large_err)] // the refusal is the answer, moved on
-    pub(crate) fn pin(&mut self, conn: u64, peer: Peer, t: &Target) -> Result<Resolved, Response> {
-        let mut theirs = self.conns.get_mut(&conn).and_then(|c| c.lineage.take());
-        let mut guard = target::Guard {
-            me: self.pid,
-            peer: peer.pid,
-            ours: &mut self.lineage,
-            theirs: &mut theirs,
-        };
-        let resolved = target::resolve(t.pid, t.start_time, &mut guard);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.lineage = theirs;
-        }
-        resolved
     }
 
     pub(crate) fn denied(&self, rule: Rule) -> Response {
