@@ -307,13 +307,10 @@ fn state(pid: i32) -> Option<u8> {
 /// or gone: a stopped process can neither fork nor exec.
 fn wait_stopped(members: &[Member]) {
     let deadline = Instant::now() + STOP_WAIT;
-    let pids: Vec<i32> = members
-        .iter()
-        .filter(|m| m.stopped)
-        .filter_map(|m| m.pin.as_ref().ok().map(|r| r.pid.get()))
-        .collect();
-    let moving = |p: &i32| state(*p).is_some_and(|s| !matches!(s, b'T' | b't' | b'Z' | b'X'));
-    while Instant::now() < deadline && pids.iter().any(moving) {
+    // Neither stopped (T, t) nor gone (Z, X).
+    let moving = |r: &Resolved| state(r.pid.get()).is_some_and(|s| !b"TtZX".contains(&s));
+    let stopping = |m: &Member| m.stopped && m.pin.as_ref().is_ok_and(moving);
+    while Instant::now() < deadline && members.iter().any(stopping) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
