@@ -98,10 +98,9 @@ impl Server {
         let outcomes = members
             .into_iter()
             .map(|m| {
-                if let (true, Ok(r), Action::Signal(s)) = (m.stopped, &m.pin, action) {
-                    if s != Signal::Stop {
-                        let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
-                    }
+                let cont = m.stopped && action != Action::Signal(Signal::Stop);
+                if let (true, Ok(r)) = (cont, &m.pin) {
+                    let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
                 }
                 let mut answer = match (m.answer, m.pin) {
                     (Some(answer), _) | (None, Err(answer)) => answer,
@@ -177,13 +176,12 @@ impl Server {
     /// The pinned process, if the policy allows it `action`: what it
     /// judges is the process's owner, name, executable and job.
     fn allowed(&self, r: Resolved, action: Action, caller: &Caller) -> Result<Resolved, Response> {
+        let owner = r.info.real_uid;
         let subject = Subject {
-            owner: r.info.real_uid,
+            owner,
             comm: &r.info.comm,
             exe: &r.exe.0,
-            job: self
-                .jobs
-                .job_of(r.pid.get(), r.info.real_uid.get(), &caller.key),
+            job: self.jobs.job_of(r.pid.get(), owner.get(), &caller.key),
             all_jobs: caller.all_jobs,
         };
         let verdict = match action {

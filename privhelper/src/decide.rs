@@ -89,6 +89,8 @@ impl Server {
         let p = &self.policy;
         let run = p.run.as_ref();
         let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        // In signal-number order.
+        let signals = Signal::ALL.into_iter().filter(|s| p.signals.contains(s));
         HelperInfo {
             containment: self.containment(),
             isolation: match run.map(|r| &r.run_as) {
@@ -102,10 +104,7 @@ impl Server {
             max_jobs: n(run.map_or(0, |r| r.max_jobs)),
             quarantined_uids: n(self.jobs.quarantined()),
             policy: PolicyView {
-                signals: Signal::ALL
-                    .into_iter()
-                    .filter(|s| p.signals.contains(s))
-                    .collect(),
+                signals: signals.collect(),
                 signal_rules: p.signal.shown.clone(),
                 renice_rules: p.renice.shown.clone(),
                 min_nice: p.min_nice.get(),
