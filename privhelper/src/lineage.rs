@@ -90,10 +90,8 @@ impl Lineage {
 #[allow(clippy::option_option)]
 fn parent_pinned(cur: i32, cur_fd: &OwnedFd) -> Option<Option<(i32, OwnedFd)>> {
     for _ in 0..STEP_TRIES {
-        let ppid = ppid_of(cur)?;
-        if !alive(cur_fd) {
-            return None;
-        }
+        // Read while `cur` is alive: a dead one's parent tells nothing.
+        let ppid = ppid_of(cur).filter(|_| alive(cur_fd))?;
         if ppid <= 1 {
             return Some(None);
         }
