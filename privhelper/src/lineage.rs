@@ -28,22 +28,21 @@ const MAX_KEPT: usize = 64;
 const STEP_TRIES: usize = 8;
 
 /// The chain from one process (first) up to, not including, pid 1.
+#[derive(Default)]
 pub struct Lineage {
     /// `(pid, pidfd)`, the process itself first, then its parent, etc.
     members: Vec<(i32, OwnedFd)>,
-    /// Read under churn or too long: never trusted for a second request.
-    provisional: bool,
+    /// Read to the top, without churn, and short enough to keep: only
+    /// such a chain is trusted for a second request.
+    settled: bool,
 }
 
 impl Lineage {
     /// Walks the chain of `pid` now. A process that is gone has an empty
     /// chain (and is walked again next time).
     pub fn walk(pid: i32) -> Lineage {
-        // Provisional until the walk reaches the top; then only if long.
-        let mut chain = Lineage {
-            members: Vec::new(),
-            provisional: true,
-        };
+        // Not settled unless the walk reaches the top.
+        let mut chain = Lineage::default();
         let Ok(mut fd) = sys::pidfd_open(pid, 0) else {
             return chain;
         };
@@ -54,7 +53,7 @@ impl Lineage {
             chain.members.push((cur, fd));
             // `None`: the parent is pid 1 (or none, at a namespace's top).
             let Some((ppid, pfd)) = parent else {
-                chain.provisional = chain.members.len() > MAX_KEPT;
+                chain.settled = chain.members.len() <= MAX_KEPT;
                 break;
             };
             (cur, fd) = (ppid, pfd);
@@ -65,7 +64,7 @@ impl Lineage {
     /// Whether the chain may be used without a walk, given that no
     /// member has exited (see [`Lineage::fds`]).
     pub fn kept(&self, pid: i32) -> bool {
-        !self.provisional && self.members.first().is_some_and(|(p, _)| *p == pid)
+        self.settled && self.members.first().is_some_and(|(p, _)| *p == pid)
     }
 
     /// The members' pidfds: readable once that member has exited.
