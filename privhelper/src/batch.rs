@@ -67,10 +67,11 @@ impl Server {
         caller: &Caller,
         act: Option<bool>,
     ) -> Response {
+        let key = &caller.key;
         if let Err(what) = valid(targets.len(), action, &self.policy) {
             let invalid = Response::Invalid { what };
             for p in targets.iter().filter(|_| act.is_some()) {
-                log::act(request_id, peer, caller, p.target, action, &invalid);
+                log::act(request_id, peer, key, p.target, action, &invalid);
             }
             return invalid;
         }
@@ -108,7 +109,7 @@ impl Server {
                     (None, Ok(_)) => Response::Ok,
                 };
                 if act.is_some() {
-                    log::act(request_id, peer, caller, m.pinned.target, action, &answer);
+                    log::act(request_id, peer, key, m.pinned.target, action, &answer);
                 }
                 // In a batch of more than one, a refusal without its detail
                 // (the decision line has it), so that a full batch's answer

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::{Action, Caller, Request, Response, Target};
+use protocol::{Action, Request, Response, Target};
 use serde_json::{json, Map, Value};
 
 use crate::socket::Peer;
@@ -34,21 +34,15 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
 }
 
 /// Writes the line for one target of an `Act`: as a signal or renice of
-/// that process alone would be written, with the `Act`'s `request_id`.
-pub fn act(
-    request_id: u64,
-    peer: Peer,
-    caller: &Caller,
-    t: Target,
-    action: Action,
-    resp: &Response,
-) {
+/// that process alone would be written, with the `Act`'s `request_id` and
+/// the API key it was asked for.
+pub fn act(request_id: u64, peer: Peer, key: &str, t: Target, action: Action, resp: &Response) {
     let value = match action {
         Action::Signal(s) => ("signal", json!(s.name())),
         Action::Renice(nice) => ("nice", json!(nice)),
     };
     let asked = vec![
-        ("key", json!(caller.key)),
+        ("key", json!(key)),
         ("pid", json!(t.pid)),
         ("start_time", json!(t.start_time)),
         value,

@@ -133,13 +133,13 @@ pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<R
     if let Some(rule) = guard.rule(pid.get()) {
         return Err(rule.denied());
     }
-    let pidfd_ino = nix::sys::stat::fstat(pidfd.as_fd()).ok().map(|s| s.st_ino);
     Ok(Resolved {
         pid,
+        // Read before `pidfd` moves in.
+        pidfd_ino: nix::sys::stat::fstat(pidfd.as_fd()).ok().map(|s| s.st_ino),
         pidfd,
         info,
         exe,
-        pidfd_ino,
     })
 }
 
