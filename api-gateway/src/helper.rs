@@ -408,6 +408,39 @@ fn is_stale(c: &Connection) -> bool {
 /// The helper's rule for a process of another key's job.
 pub const OTHER_KEYS_JOB: &str = "builtin:other-key-job";
 
+/// A target with nothing planned for the helper to compare but its start
+/// time: what a DELETE, a PATCH, a `dry_run` and a plan's `Check` send.
+pub fn unplanned(target: protocol::Target) -> protocol::Pinned {
+    protocol::Pinned {
+        target,
+        exe: None,
+        pidfd_ino: None,
+    }
+}
+
+/// A one-target `Act`: what a DELETE or PATCH asks.
+pub fn act_one(
+    target: protocol::Target,
+    action: protocol::Action,
+    caller: protocol::Caller,
+) -> Request {
+    Request::Act {
+        targets: vec![unplanned(target)],
+        action,
+        caller,
+        tree: false,
+    }
+}
+
+/// The answer of a one-target `Check` or `Act`: its one outcome's. Any
+/// other answer (a whole batch refused as `Invalid`, say) is as it came.
+pub fn only_outcome(resp: Response) -> Response {
+    match resp {
+        Response::Batch(mut v) if v.len() == 1 => v.remove(0).answer,
+        other => other,
+    }
+}
+
 /// Maps a refusal from the helper to the HTTP error, naming the target
 /// when there is one. `Ok`, `Job`, `Reniced`, `Info` and `Hello` are not
 /// refusals and return `None`.

@@ -1,5 +1,6 @@
 //! Typed identifiers of the gateway: [`Pid`] and [`StartTime`] (job ids
-//! and job states come from `protocol` and the `jobs` module).
+//! and job states come from `protocol` and the `jobs` module; [`job_id`]
+//! reads a job id back from its hex form).
 //!
 //! They are checked when they are built, from a URL segment, a request
 //! body or `/proc`, so code past the HTTP layer never sees a pid ≤ 0 or a
@@ -165,6 +166,20 @@ impl Target {
     }
 }
 
+/// A job id from exactly 32 lowercase hex characters (`JobId::to_hex`);
+/// anything else is `None`, so client text never becomes a job directory.
+pub fn job_id(s: &str) -> Option<protocol::JobId> {
+    let lower_hex = |c: &u8| matches!(c, b'0'..=b'9' | b'a'..=b'f');
+    if s.len() != 32 || !s.as_bytes().iter().all(lower_hex) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(protocol::JobId(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +218,16 @@ mod tests {
             let e = s(bad.clone()).unwrap_err().to_string();
             assert!(e.contains("start_time"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn job_id_hex_is_strict() {
+        let id = protocol::JobId([0xab; 16]);
+        assert_eq!(id.to_hex(), "ab".repeat(16));
+        assert_eq!(job_id(&id.to_hex()), Some(id));
+        assert_eq!(job_id(&"AB".repeat(16)), None);
+        assert_eq!(job_id(&"ab".repeat(15)), None);
+        assert_eq!(job_id("../../../../etc/passwd0000000000"), None);
+        assert_eq!(job_id(&"é".repeat(16)), None);
     }
 }

@@ -24,10 +24,12 @@ fn sleeping_job(g: &Gateway, token: &str) -> (i64, u64) {
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     let pid = r.json()["job"]["pid"].as_i64().expect("pid");
     let t0 = Instant::now();
-    // `exec sleep` replaces the shell: wait until the pid is the sleep.
+    // `exec sleep` replaces the shell: wait until the pid is the sleep,
+    // asleep (just after the exec it may still be loading, state R), so
+    // that a later state other than S is what a request did to it.
     loop {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "sleep" {
+        if comm.trim() == "sleep" && state(pid) == Some('S') {
             break;
         }
         assert!(t0.elapsed() < Duration::from_secs(10), "job never ran");

@@ -1,6 +1,8 @@
-//! A planned action on many processes: `Check` (each target's verdict,
-//! nothing done) and `Act` (each target re-verified — pidfd, start time,
-//! executable's device and inode — then acted on through its pidfd).
+//! Acting on processes, one (a DELETE or PATCH) or a plan's many: `Check`
+//! (each target's verdict, nothing done) and `Act` (each target
+//! re-verified — pidfd, start time, and what a plan pinned: the pidfd's
+//! inode, the executable's device and inode — judged by the policy, then
+//! acted on through its pidfd).
 //!
 //! A tree is held still while it is signalled: every allowed member is
 //! stopped (`SIGSTOP`) and seen stopped before anything else happens, the
@@ -14,16 +16,16 @@
 // into the batch: boxing it would only add an allocation.
 #![allow(clippy::result_large_err)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use protocol::{Action, Caller, Outcome, Pinned, Request, Response, Target};
+use protocol::{Action, Caller, Outcome, Pinned, Response, Signal, Target};
 
 use crate::ids::Nice;
 use crate::log;
-use crate::policy::Policy;
+use crate::policy::{Policy, Subject};
 use crate::proc::ProcInfo;
 use crate::server::Server;
 use crate::socket::Peer;
@@ -37,56 +39,25 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 /// How many rounds of "children forked since" a tree gets at most.
 const TREE_ROUNDS: usize = 64;
 
-/// One member of an `Act`: as planned (or added: forked since), what was
-/// found, whether the helper stopped it (and must continue it), and a
-/// refusal found once it was stopped.
+/// One member of a batch: what was found of it (pinned now: planned,
+/// checked, or forked since), its pin or the refusal that stands for it,
+/// whether the helper stopped it (and must continue it), and its answer
+/// once known (acted on, or an executable found changed once it was
+/// stopped).
 struct Member {
     pinned: Pinned,
-    added: bool,
     pin: Result<Resolved, Response>,
     stopped: bool,
-    late: Option<Response>,
+    answer: Option<Response>,
 }
 
 impl Server {
-    /// `Check`: each target's verdict, nothing done and nothing logged.
-    pub(crate) fn check_batch(
-        &mut self,
-        conn: u64,
-        peer: Peer,
-        targets: &[Target],
-        action: Action,
-        caller: &Caller,
-    ) -> Response {
-        if let Err(what) = valid(targets.len(), action, &self.policy) {
-            return Response::Invalid { what };
-        }
-        let outcomes = targets
-            .iter()
-            .map(|t| {
-                // The executable is pinned whatever the verdict: a refused
-                // target is executed (and refused again) like the rest.
-                let pin = self.pin(conn, peer, t);
-                let exe = pin.as_ref().ok().and_then(|r| r.exe.1);
-                let pidfd_ino = pin.as_ref().ok().and_then(pidfd_ino);
-                let judged = pin.and_then(|r| self.allowed(r, action, caller));
-                Outcome {
-                    pinned: Pinned {
-                        target: *t,
-                        exe,
-                        pidfd_ino,
-                    },
-                    answer: judged.map_or_else(bounded, |_| Response::Ok),
-                }
-            })
-            .collect();
-        Response::Batch(outcomes)
-    }
-
-    /// `Act`: re-verify, (for a tree) hold still, act, continue; one
-    /// decision line per target.
+    /// `Check` (`act` is `None`: each target's verdict, nothing done and
+    /// nothing logged) and `Act` (`Some(tree)`: re-verify, for a tree hold
+    /// still, act, continue; one decision line per target). Each
+    /// outcome's `pinned` is what the helper found of the process.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn act_batch(
+    pub(crate) fn batch(
         &mut self,
         conn: u64,
         request_id: u64,
@@ -94,103 +65,126 @@ impl Server {
         targets: &[Pinned],
         action: Action,
         caller: &Caller,
-        tree: bool,
+        act: Option<bool>,
     ) -> Response {
+        let key = &caller.key;
         if let Err(what) = valid(targets.len(), action, &self.policy) {
-            return Response::Invalid { what };
+            let invalid = Response::Invalid { what };
+            for p in targets.iter().filter(|_| act.is_some()) {
+                log::act(request_id, peer, key, p.target, action, &invalid);
+            }
+            return invalid;
         }
-        let mut members: Vec<Member> = Vec::with_capacity(targets.len());
-        for p in targets {
-            // The executable first: a process that execs another file
-            // since the plan is `ExeChanged`, whatever the policy says of
-            // the new one.
-            let pin = self
-                .pin(conn, peer, &p.target)
-                .and_then(|r| same(r, p))
-                .and_then(|r| self.allowed(r, action, caller));
-            members.push(Member {
-                pinned: *p,
-                added: false,
-                pin,
-                stopped: false,
-                late: None,
-            });
-        }
-        let hold = tree && matches!(action, Action::Signal(_));
-        if hold {
-            self.hold_tree(conn, peer, &mut members, action, caller);
-        }
-        let mut order: Vec<usize> = (0..members.len()).collect();
-        if tree {
-            let depth = depths(&members);
-            order.sort_by_key(|&i| std::cmp::Reverse(depth[i]));
-        }
-        let mut answers: Vec<Option<Response>> = vec![None; members.len()];
-        for i in order {
-            let m = &members[i];
-            answers[i] = Some(match (&m.pin, &m.late) {
-                (Err(resp), _) | (_, Some(resp)) => resp.clone(),
-                (Ok(r), None) => self.act_on(r, action),
-            });
-        }
-        for m in members.iter().filter(|m| m.stopped) {
-            if let (Ok(r), Action::Signal(s)) = (&m.pin, action) {
-                if s != protocol::Signal::Stop {
-                    let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
+        let mut members: Vec<Member> = targets
+            .iter()
+            .map(|p| self.member(conn, peer, p, action, caller))
+            .collect();
+        if let Some(tree) = act {
+            if tree && matches!(action, Action::Signal(_)) {
+                self.hold_tree(conn, peer, &mut members, action, caller);
+            }
+            let mut order: Vec<usize> = (0..members.len()).collect();
+            if tree {
+                let depth = depths(&members);
+                order.sort_by_key(|&i| std::cmp::Reverse(depth[i]));
+            }
+            for i in order {
+                let m = &mut members[i];
+                if let (Ok(r), true) = (&m.pin, m.answer.is_none()) {
+                    m.answer = Some(act_on(r, action));
                 }
             }
         }
-        let outcomes: Vec<Outcome> = members
-            .iter()
-            .zip(answers)
-            .map(|(m, answer)| Outcome {
-                pinned: m.pinned,
-                answer: answer.unwrap_or(Response::NoSuchProcess),
+        let n = members.len();
+        let outcomes = members
+            .into_iter()
+            .map(|m| {
+                let cont = m.stopped && action != Action::Signal(Signal::Stop);
+                if let (true, Ok(r)) = (cont, &m.pin) {
+                    let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
+                }
+                let mut answer = match (m.answer, m.pin) {
+                    (Some(answer), _) | (None, Err(answer)) => answer,
+                    // Allowed and not acted on: a `Check`'s "would be".
+                    (None, Ok(_)) => Response::Ok,
+                };
+                if act.is_some() {
+                    log::act(request_id, peer, key, m.pinned.target, action, &answer);
+                }
+                // In a batch of more than one, a refusal without its detail
+                // (the decision line has it), so that a full batch's answer
+                // stays far below the frame limit; a single act keeps it.
+                if let (Response::Denied { detail, .. }, true) = (&mut answer, n > 1) {
+                    detail.clear();
+                }
+                Outcome {
+                    pinned: m.pinned,
+                    answer,
+                }
             })
             .collect();
-        for o in &outcomes {
-            let one = match action {
-                Action::Signal(signal) => Request::Signal {
-                    target: o.pinned.target,
-                    signal,
-                    caller: caller.clone(),
-                },
-                Action::Renice(nice) => Request::Renice {
-                    target: o.pinned.target,
-                    nice,
-                    caller: caller.clone(),
-                },
-            };
-            log::decision(request_id, peer, &one, &o.answer);
-        }
-        Response::Batch(
-            outcomes
-                .into_iter()
-                .map(|o| Outcome {
-                    answer: bounded(o.answer),
-                    ..o
-                })
-                .collect(),
-        )
+        Response::Batch(outcomes)
     }
 
-    /// The target pinned, past the built-in protections, and allowed by
-    /// the policy for `action`.
-    fn judge(
+    /// A target pinned now, past the built-in protections, compared with
+    /// what its plan pinned and judged by the policy for `action`. What
+    /// was found (executable, pidfd inode) is recorded whatever the
+    /// verdict: a refused target is executed (and refused again) like the
+    /// rest. The executable comes before the policy: a process that execs
+    /// another file since the plan is `ExeChanged`, whatever the policy
+    /// says of the new one.
+    fn member(
         &mut self,
         conn: u64,
         peer: Peer,
-        t: &Target,
+        plan: &Pinned,
         action: Action,
         caller: &Caller,
-    ) -> Result<Resolved, Response> {
-        let r = self.pin(conn, peer, t)?;
-        self.allowed(r, action, caller)
+    ) -> Member {
+        let pin = self.pin(conn, peer, &plan.target);
+        let pinned = Pinned {
+            target: plan.target,
+            exe: pin.as_ref().ok().and_then(|r| r.exe.1),
+            pidfd_ino: pin.as_ref().ok().and_then(|r| r.pidfd_ino),
+        };
+        Member {
+            pinned,
+            pin: pin
+                .and_then(|r| same(r, plan))
+                .and_then(|r| self.allowed(r, action, caller)),
+            stopped: false,
+            answer: None,
+        }
     }
 
-    /// The pinned process, if the policy allows it `action`.
+    /// The target pinned and past the built-in protections, with the
+    /// helper's and the peer's chains of parents kept between requests.
+    pub(crate) fn pin(&mut self, conn: u64, peer: Peer, t: &Target) -> Result<Resolved, Response> {
+        let mut theirs = self.conns.get_mut(&conn).and_then(|c| c.lineage.take());
+        let mut guard = target::Guard {
+            me: self.pid,
+            peer: peer.pid,
+            ours: &mut self.lineage,
+            theirs: &mut theirs,
+        };
+        let resolved = target::resolve(t.pid, t.start_time, &mut guard);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.lineage = theirs;
+        }
+        resolved
+    }
+
+    /// The pinned process, if the policy allows it `action`: what it
+    /// judges is the process's owner, name, executable and job.
     fn allowed(&self, r: Resolved, action: Action, caller: &Caller) -> Result<Resolved, Response> {
-        let subject = self.subject(&r, caller);
+        let owner = r.info.real_uid;
+        let subject = Subject {
+            owner,
+            comm: &r.info.comm,
+            exe: &r.exe.0,
+            job: self.jobs.job_of(r.pid.get(), owner.get(), &caller.key),
+            all_jobs: caller.all_jobs,
+        };
         let verdict = match action {
             Action::Signal(s) => self.policy.check_signal(&subject, s),
             Action::Renice(n) => match Nice::new(n) {
@@ -202,21 +196,11 @@ impl Server {
         Ok(r)
     }
 
-    /// The act itself, through the pin.
-    fn act_on(&self, r: &Resolved, action: Action) -> Response {
-        let done = match action {
-            Action::Signal(s) => target::signal(r, s.number()).map(|()| Response::Ok),
-            Action::Renice(n) => Nice::new(n)
-                .map_err(|_| target::Refusal::Failed(libc::EINVAL))
-                .and_then(|n| target::renice(r, n))
-                .map(|threads| Response::Reniced { threads }),
-        };
-        done.unwrap_or_else(|e| self.refusal(e))
-    }
-
     /// Stops every allowed member, then pins, judges and stops the
     /// children they forked until a round finds none new; then compares
-    /// each planned member's executable again.
+    /// each member's executable again (as planned, or as read when it was
+    /// added: one that exec'd before it stopped was judged as another
+    /// file).
     fn hold_tree(
         &mut self,
         conn: u64,
@@ -229,71 +213,55 @@ impl Server {
         for _ in 0..TREE_ROUNDS {
             for m in members[from..].iter_mut() {
                 if let Ok(r) = &m.pin {
-                    let already = state(r.pid.get()).is_some_and(|s| s == b'T' || s == b't');
+                    let already = matches!(state(r.pid.get()), Some(b'T' | b't'));
                     m.stopped =
                         !already && sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGSTOP).is_ok();
                 }
             }
             wait_stopped(&members[from..]);
             let known: Vec<i32> = members.iter().map(|m| m.pinned.target.pid).collect();
-            let mut new = Vec::new();
-            for m in &members[from..] {
-                if let Ok(r) = &m.pin {
-                    new.extend(
-                        children(r.pid.get())
-                            .into_iter()
-                            .filter(|c| !known.contains(c)),
-                    );
-                }
-            }
-            new.sort_unstable();
-            new.dedup();
+            let new: BTreeSet<i32> = members[from..]
+                .iter()
+                .filter_map(|m| m.pin.as_ref().ok())
+                .flat_map(|r| children(r.pid.get()))
+                .filter(|c| !known.contains(c))
+                .collect();
             if new.is_empty() {
                 break;
             }
             from = members.len();
             for pid in new {
-                let Some(info) = ProcInfo::read(pid) else {
-                    continue;
-                };
-                let t = Target {
-                    pid,
-                    start_time: info.start_time.0,
-                };
-                let pin = self.judge(conn, peer, &t, action, caller);
-                members.push(Member {
-                    pinned: Pinned {
-                        target: t,
-                        exe: pin.as_ref().ok().and_then(|r| r.exe.1),
-                        pidfd_ino: pin.as_ref().ok().and_then(pidfd_ino),
-                    },
-                    added: true,
-                    pin,
-                    stopped: false,
-                    late: None,
-                });
+                if let Some(start_time) = ProcInfo::read(pid).map(|i| i.start_time.0) {
+                    let added = Pinned {
+                        target: Target { pid, start_time },
+                        exe: None,
+                        pidfd_ino: None,
+                    };
+                    let m = self.member(conn, peer, &added, action, caller);
+                    members.push(m);
+                }
             }
         }
-        for m in members.iter_mut().filter(|m| !m.added) {
+        for m in members.iter_mut() {
             if let Ok(r) = &m.pin {
-                if target::exe(r.pid.get()).1 != m.pinned.exe {
-                    m.late = Some(Response::ExeChanged);
+                if m.pinned.exe.is_some() && target::exe(r.pid.get()).1 != m.pinned.exe {
+                    m.answer = Some(Response::ExeChanged);
                 }
             }
         }
     }
 }
 
-/// A refusal without its `detail` (the decision line has it), so that a
-/// full batch's answer stays far below the frame limit.
-fn bounded(r: Response) -> Response {
-    match r {
-        Response::Denied { rule, .. } => Response::Denied {
-            rule,
-            detail: String::new(),
-        },
-        other => other,
-    }
+/// The act itself, through the pin.
+fn act_on(r: &Resolved, action: Action) -> Response {
+    let done = match action {
+        Action::Signal(s) => target::signal(r, s.number()).map(|()| Response::Ok),
+        Action::Renice(n) => Nice::new(n)
+            .map_err(|what| Response::Invalid { what })
+            .and_then(|n| target::renice(r, n))
+            .map(|threads| Response::Reniced { threads }),
+    };
+    done.unwrap_or_else(|refused| refused)
 }
 
 /// A batch's size (at most the policy's `max_targets` for the act, itself
@@ -315,21 +283,16 @@ fn valid(n: usize, action: Action, policy: &Policy) -> Result<(), String> {
 }
 
 /// The pin, unless its pidfd's inode is not the planned one (another
-/// process) or the process now executes another file than planned.
+/// process) or the process now executes another file than planned (what
+/// was not planned, `None`, is not compared).
 fn same(r: Resolved, p: &Pinned) -> Result<Resolved, Response> {
-    if p.pidfd_ino.is_some() && pidfd_ino(&r) != p.pidfd_ino {
+    if p.pidfd_ino.is_some() && r.pidfd_ino != p.pidfd_ino {
         Err(Response::Mismatch)
-    } else if r.exe.1 == p.exe {
-        Ok(r)
-    } else {
+    } else if p.exe.is_some() && r.exe.1 != p.exe {
         Err(Response::ExeChanged)
+    } else {
+        Ok(r)
     }
-}
-
-fn pidfd_ino(r: &Resolved) -> Option<u64> {
-    nix::sys::stat::fstat(r.pidfd.as_fd())
-        .ok()
-        .map(|s| s.st_ino)
 }
 
 /// Field 3 of `/proc/PID/stat`, the process state.
@@ -343,28 +306,19 @@ fn state(pid: i32) -> Option<u8> {
 /// or gone: a stopped process can neither fork nor exec.
 fn wait_stopped(members: &[Member]) {
     let deadline = Instant::now() + STOP_WAIT;
-    let pids: Vec<i32> = members
-        .iter()
-        .filter(|m| m.stopped)
-        .filter_map(|m| m.pin.as_ref().ok().map(|r| r.pid.get()))
-        .collect();
-    while Instant::now() < deadline {
-        let moving = pids
-            .iter()
-            .any(|&p| state(p).is_some_and(|s| !matches!(s, b'T' | b't' | b'Z' | b'X')));
-        if !moving {
-            return;
-        }
+    // Neither stopped (T, t) nor gone (Z, X).
+    let moving = |r: &Resolved| state(r.pid.get()).is_some_and(|s| !b"TtZX".contains(&s));
+    let stopping = |m: &Member| m.stopped && m.pin.as_ref().is_ok_and(moving);
+    while Instant::now() < deadline && members.iter().any(stopping) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 /// The children of every thread of `pid` (`/proc/PID/task/TID/children`).
 fn children(pid: i32) -> Vec<i32> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
         .flatten()
         .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
         .flat_map(|s| {
@@ -385,16 +339,9 @@ fn depths(members: &[Member]) -> Vec<usize> {
     members
         .iter()
         .map(|m| {
-            let mut d = 0;
-            let mut p = m.pinned.target.pid;
-            while let Some(&pp) = parent.get(&p) {
-                d += 1;
-                p = pp;
-                if d > members.len() {
-                    break;
-                }
-            }
-            d
+            std::iter::successors(parent.get(&m.pinned.target.pid), |p| parent.get(p))
+                .take(members.len() + 1)
+                .count()
         })
         .collect()
 }

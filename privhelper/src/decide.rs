@@ -1,26 +1,23 @@
-//! What each request gets: the built-in protections and the policy for a
-//! signal or renice, the job table for the rest, and one decision line per
-//! act. The order of the checks is the one PROTOCOL.md tabulates.
+//! What each request gets: an act on processes goes to `batch`, a job
+//! request to the job table; one decision line per act. The order of the
+//! checks is the one PROTOCOL.md tabulates.
 
 use std::os::fd::OwnedFd;
 
-use protocol::{
-    Caller, Containment, HelperInfo, Isolation, PolicyView, Request, Response, Signal, Target,
-};
+use protocol::{Containment, HelperInfo, Isolation, PolicyView, Request, Response, Signal};
 
-use crate::ids::Nice;
 use crate::jobs::{self, Start};
 use crate::log;
-use crate::policy::{RunAs, Subject};
+use crate::policy::RunAs;
 use crate::rule::Rule;
 use crate::server::Server;
 use crate::socket::Peer;
-use crate::target::{self, Refusal, Resolved};
 
 impl Server {
-    /// Decides `req` and writes its decision line — for the acts (signal,
-    /// renice, spawn, cancel); status and info queries are answered
-    /// without a line, so polling and health checks do not flood the log.
+    /// Decides `req` and writes its decision line — for the acts (spawn,
+    /// cancel; `Act` writes one per target); status and info queries and
+    /// `Check` are answered without a line, so polling, health checks and
+    /// plans do not flood the log.
     pub(crate) fn dispatch(
         &mut self,
         conn: u64,
@@ -32,25 +29,6 @@ impl Server {
         let resp = match &req {
             Request::Info => return Response::Info(self.info()),
             Request::JobStatus { job } => return self.jobs.status_response(job),
-            Request::Signal {
-                target,
-                signal,
-                caller,
-            } => self.act(conn, peer, target, caller, |policy, subject, r| {
-                policy.check_signal(subject, *signal)?;
-                Ok(target::signal(r, signal.number()).map(|()| Response::Ok))
-            }),
-            Request::Renice {
-                target,
-                nice,
-                caller,
-            } => match Nice::new(*nice) {
-                Err(what) => Response::Invalid { what },
-                Ok(nice) => self.act(conn, peer, target, caller, |policy, subject, r| {
-                    policy.check_renice(subject, nice)?;
-                    Ok(target::renice(r, nice).map(|threads| Response::Reniced { threads }))
-                }),
-            },
             Request::Spawn {
                 job,
                 command,
@@ -73,13 +51,16 @@ impl Server {
                 targets,
                 action,
                 caller,
-            } => return self.check_batch(conn, peer, targets, *action, caller),
+            } => return self.batch(conn, request_id, peer, targets, *action, caller, None),
             Request::Act {
                 targets,
                 action,
                 caller,
                 tree,
-            } => return self.act_batch(conn, request_id, peer, targets, *action, caller, *tree),
+            } => {
+                let act = Some(*tree);
+                return self.batch(conn, request_id, peer, targets, *action, caller, act);
+            }
             Request::Cancel { job } => {
                 self.jobs.cancel(job);
                 self.jobs.status_response(job)
@@ -93,77 +74,10 @@ impl Server {
         resp
     }
 
-    /// A signal or renice: the target resolved against the built-in
-    /// protections, then `check` — the policy's verdict and, if it
-    /// allows, the act itself.
-    fn act(
-        &mut self,
-        conn: u64,
-        peer: Peer,
-        t: &Target,
-        caller: &Caller,
-        check: impl FnOnce(
-            &crate::policy::Policy,
-            &Subject<'_>,
-            &Resolved,
-        ) -> Result<Result<Response, Refusal>, Rule>,
-    ) -> Response {
-        let r = match self.pin(conn, peer, t) {
-            Ok(r) => r,
-            Err(resp) => return resp,
-        };
-        match check(&self.policy, &self.subject(&r, caller), &r) {
-            Err(rule) => self.denied(rule),
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => self.refusal(e),
-        }
-    }
-
-    /// The target pinned and past the built-in protections, with the
-    /// helper's and the peer's chains of parents kept between requests.
-    #[allow(clippy::result_large_err)] // the refusal is the answer, moved on
-    pub(crate) fn pin(&mut self, conn: u64, peer: Peer, t: &Target) -> Result<Resolved, Response> {
-        let mut theirs = self.conns.get_mut(&conn).and_then(|c| c.lineage.take());
-        let mut guard = target::Guard {
-            me: self.pid,
-            peer: peer.pid,
-            ours: &mut self.lineage,
-            theirs: &mut theirs,
-        };
-        let resolved = target::resolve(t.pid, t.start_time, &mut guard);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.lineage = theirs;
-        }
-        resolved.map_err(|e| self.refusal(e))
-    }
-
-    /// What the policy judges of a pinned process.
-    pub(crate) fn subject<'a>(&self, r: &'a Resolved, caller: &Caller) -> Subject<'a> {
-        Subject {
-            owner: r.info.real_uid,
-            comm: &r.info.comm,
-            exe: &r.exe.0,
-            job: self
-                .jobs
-                .job_of(r.pid.get(), r.info.real_uid.get(), &caller.key),
-            all_jobs: caller.all_jobs,
-        }
-    }
-
     pub(crate) fn denied(&self, rule: Rule) -> Response {
         Response::Denied {
             rule: rule.name().into(),
             detail: self.policy.describe(rule),
-        }
-    }
-
-    pub(crate) fn refusal(&self, r: Refusal) -> Response {
-        match r {
-            Refusal::Denied(b) => self.denied(Rule::Builtin(b)),
-            Refusal::NoSuchProcess => Response::NoSuchProcess,
-            Refusal::NotAProcess => Response::NotAProcess,
-            Refusal::Mismatch => Response::Mismatch,
-            Refusal::Failed(errno) => Response::Failed { errno },
         }
     }
 
@@ -172,8 +86,11 @@ impl Server {
     }
 
     fn info(&self) -> HelperInfo {
-        let run = self.policy.run.as_ref();
+        let p = &self.policy;
+        let run = p.run.as_ref();
         let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        // In signal-number order.
+        let signals = Signal::ALL.into_iter().filter(|s| p.signals.contains(s));
         HelperInfo {
             containment: self.containment(),
             isolation: match run.map(|r| &r.run_as) {
@@ -187,18 +104,12 @@ impl Server {
             max_jobs: n(run.map_or(0, |r| r.max_jobs)),
             quarantined_uids: n(self.jobs.quarantined()),
             policy: PolicyView {
-                signals: Signal::ALL
-                    .into_iter()
-                    .filter(|s| self.policy.signals.contains(s))
-                    .collect(),
-                signal_rules: self.policy.signal.shown.clone(),
-                renice_rules: self.policy.renice.shown.clone(),
-                min_nice: self.policy.min_nice.get(),
+                signals: signals.collect(),
+                signal_rules: p.signal.shown.clone(),
+                renice_rules: p.renice.shown.clone(),
+                min_nice: p.min_nice.get(),
                 max_timeout_s: run.map(|r| r.max_timeout_ms / 1000),
-                max_targets: [
-                    self.policy.signal.max_targets,
-                    self.policy.renice.max_targets,
-                ],
+                max_targets: [p.signal.max_targets, p.renice.max_targets],
             },
             reload_error: self.reload_error.clone(),
         }

@@ -29,68 +29,48 @@ const MAX_KEPT: usize = 64;
 const STEP_TRIES: usize = 8;
 
 /// The chain from one process (first) up to, not including, pid 1.
+#[derive(Default)]
 pub struct Lineage {
     /// `(pid, pidfd)`, the process itself first, then its parent, etc.
     members: Vec<(i32, OwnedFd)>,
-    /// Read under churn or too long: never trusted for a second request.
-    provisional: bool,
+    /// Read to the top, without churn, and short enough to keep: only
+    /// such a chain is trusted for a second request.
+    settled: bool,
 }
 
 impl Lineage {
     /// Walks the chain of `pid` now. A process that is gone has an empty
     /// chain (and is walked again next time).
     pub fn walk(pid: i32) -> Lineage {
-        let mut members = Vec::new();
-        let mut provisional = false;
+        // Not settled unless the walk reaches the top.
+        let mut chain = Lineage::default();
         let Some(mut fd) = Pid::new(pid).ok().and_then(|p| sys::pidfd_open(p, 0).ok()) else {
-            return Lineage {
-                members,
-                provisional: true,
-            };
+            return chain;
         };
         let mut cur = pid;
-        loop {
-            match parent_pinned(cur, &fd) {
-                Some(Some((ppid, pfd))) => {
-                    members.push((cur, fd));
-                    (cur, fd) = (ppid, pfd);
-                }
-                // The parent is pid 1 (or none, at a namespace's top).
-                Some(None) => {
-                    members.push((cur, fd));
-                    break;
-                }
-                // Churn that did not settle, or `cur` exited: what we have
-                // is this request's best knowledge.
-                None => {
-                    provisional = true;
-                    break;
-                }
-            }
-            if members.len() > MAX_KEPT {
-                provisional = true;
-            }
+        // `None`: churn that did not settle, or `cur` exited: what we have
+        // is this request's best knowledge.
+        while let Some(parent) = parent_pinned(cur, &fd) {
+            chain.members.push((cur, fd));
+            // `None`: the parent is pid 1 (or none, at a namespace's top).
+            let Some((ppid, pfd)) = parent else {
+                chain.settled = chain.members.len() <= MAX_KEPT;
+                break;
+            };
+            (cur, fd) = (ppid, pfd);
         }
-        Lineage {
-            members,
-            provisional,
-        }
+        chain
     }
 
     /// Whether the chain may be used without a walk, given that no
     /// member has exited (see [`Lineage::fds`]).
     pub fn kept(&self, pid: i32) -> bool {
-        !self.provisional && self.pid() == Some(pid)
+        self.settled && self.members.first().is_some_and(|(p, _)| *p == pid)
     }
 
     /// The members' pidfds: readable once that member has exited.
     pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
         self.members.iter().map(|(_, fd)| fd.as_fd())
-    }
-
-    /// The process the chain starts from, if it was alive when walked.
-    pub fn pid(&self) -> Option<i32> {
-        self.members.first().map(|(p, _)| *p)
     }
 
     /// Whether `pid` is the process or one of its ancestors (pid 1 always).
@@ -110,10 +90,8 @@ impl Lineage {
 #[allow(clippy::option_option)]
 fn parent_pinned(cur: i32, cur_fd: &OwnedFd) -> Option<Option<(i32, OwnedFd)>> {
     for _ in 0..STEP_TRIES {
-        let ppid = ppid_of(cur)?;
-        if !alive(cur_fd) {
-            return None;
-        }
+        // Read while `cur` is alive: a dead one's parent tells nothing.
+        let ppid = ppid_of(cur).filter(|_| alive(cur_fd))?;
         // pid 1 or none (0) is no `Pid`, and no parent to pin.
         let Ok(parent) = Pid::new(ppid) else {
             return Some(None);
@@ -149,11 +127,16 @@ mod tests {
         l.members.iter().map(|(p, _)| *p).collect()
     }
 
+    /// The process the chain starts from, if it was alive when walked.
+    fn first(l: &Lineage) -> Option<i32> {
+        l.members.first().map(|(p, _)| *p)
+    }
+
     #[test]
     fn own_chain_starts_here_and_matches_proc() {
         let me = std::process::id() as i32;
         let l = Lineage::walk(me);
-        assert_eq!(l.pid(), Some(me));
+        assert_eq!(first(&l), Some(me));
         assert!(holds(&l, me));
         let got = pids(&l);
         assert_eq!(got.get(1).copied(), ppid_of(me).filter(|p| *p > 1));
@@ -204,7 +187,7 @@ mod tests {
             let l = Lineage::walk(leaf);
             if !l.contains(mid) {
                 assert!(holds(&l, leaf));
-                assert_eq!(l.pid(), Some(leaf));
+                assert_eq!(first(&l), Some(leaf));
                 break;
             }
             assert!(
@@ -226,7 +209,7 @@ mod tests {
         c.wait().expect("reaped");
         let l = Lineage::walk(pid);
         // (Unless the pid was reused at once, it names nobody now.)
-        if l.pid().is_none() {
+        if first(&l).is_none() {
             assert!(!holds(&l, pid), "an empty chain is walked again");
         }
     }

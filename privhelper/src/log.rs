@@ -6,58 +6,58 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::{Request, Response};
+use protocol::{Action, Request, Response, Target};
 use serde_json::{json, Map, Value};
 
 use crate::socket::Peer;
 
-/// Writes the line for one decided request.
+/// Writes the line for one decided request other than an act on
+/// processes (an `Act` writes one per target, [`act`]): a spawn, a
+/// cancel (status queries, `Info` and `Check` write none).
 pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
-    let mut line = vec![
-        ("request_id", request_id_json(request_id)),
-        ("peer_uid", json!(peer.uid)),
-        ("peer_pid", json!(peer.pid)),
-        ("request", json!(req.kind())),
-    ];
-    if let Request::Signal { target, caller, .. } | Request::Renice { target, caller, .. } = req {
-        line.extend([
-            ("key", json!(caller.key)),
-            ("pid", json!(target.pid)),
-            ("start_time", json!(target.start_time)),
-        ]);
-    }
-    match req {
-        Request::Signal { signal, .. } => line.push(("signal", json!(signal.name()))),
-        Request::Renice { nice, .. } => line.push(("nice", json!(nice))),
+    let asked = match req {
         Request::Spawn {
             job,
             command,
             timeout_ms,
             key,
-        } => line.extend([
+        } => vec![
             ("key", json!(key)),
             ("job", json!(job.to_hex())),
             ("command", json!(command)),
             ("timeout_ms", json!(timeout_ms)),
-        ]),
-        Request::JobStatus { job } | Request::Cancel { job } => {
-            line.push(("job", json!(job.to_hex())))
-        }
-        Request::Hello { version } => line.push(("version", json!(version))),
-        Request::Check {
-            targets, caller, ..
-        } => line.extend([
-            ("key", json!(caller.key)),
-            ("targets", json!(targets.len())),
-        ]),
-        Request::Act {
-            targets, caller, ..
-        } => line.extend([
-            ("key", json!(caller.key)),
-            ("targets", json!(targets.len())),
-        ]),
-        Request::Info | Request::Subscribe => {}
-    }
+        ],
+        Request::Cancel { job } => vec![("job", json!(job.to_hex()))],
+        _ => vec![],
+    };
+    line(request_id, peer, req.kind(), asked, resp);
+}
+
+/// Writes the line for one target of an `Act`: as a signal or renice of
+/// that process alone would be written, with the `Act`'s `request_id` and
+/// the API key it was asked for.
+pub fn act(request_id: u64, peer: Peer, key: &str, t: Target, action: Action, resp: &Response) {
+    let value = match action {
+        Action::Signal(s) => ("signal", json!(s.name())),
+        Action::Renice(nice) => ("nice", json!(nice)),
+    };
+    let asked = vec![
+        ("key", json!(key)),
+        ("pid", json!(t.pid)),
+        ("start_time", json!(t.start_time)),
+        value,
+    ];
+    line(request_id, peer, action.kind(), asked, resp);
+}
+
+/// The decision line: who asked, what, and what it got.
+fn line(request_id: u64, peer: Peer, kind: &str, mut line: Vec<(&str, Value)>, resp: &Response) {
+    line.extend([
+        ("request_id", request_id_json(request_id)),
+        ("peer_uid", json!(peer.uid)),
+        ("peer_pid", json!(peer.pid)),
+        ("request", json!(kind)),
+    ]);
     let (outcome, extra): (&str, Vec<(&str, Value)>) = match resp {
         Response::Ok => ("ok", vec![]),
         Response::Reniced { threads } => ("ok", vec![("threads", json!(threads))]),
@@ -69,19 +69,12 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
         Response::NotAProcess => ("not_a_process", vec![]),
         Response::Mismatch => ("identity_changed", vec![]),
         Response::ExeChanged => ("exe_changed", vec![]),
-        Response::Batch(v) => ("batch", vec![("targets", json!(v.len()))]),
         Response::Busy => ("busy", vec![]),
         Response::Invalid { what } => ("invalid", vec![("detail", json!(what))]),
-        Response::Failed { errno } => (
-            "failed",
-            vec![
-                ("errno", json!(errno)),
-                (
-                    "detail",
-                    json!(std::io::Error::from_raw_os_error(*errno).to_string()),
-                ),
-            ],
-        ),
+        Response::Failed { errno } => {
+            let detail = json!(std::io::Error::from_raw_os_error(*errno).to_string());
+            ("failed", vec![("errno", json!(errno)), ("detail", detail)])
+        }
         Response::Job(s) => (
             "job",
             vec![
@@ -90,14 +83,9 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
                 ("job_state", json!(s.state.name())),
             ],
         ),
-        Response::Hello { .. } | Response::Info(_) | Response::Subscribed => ("ok", vec![]),
-        Response::JobEnded { job, status } => (
-            "job",
-            vec![
-                ("job", json!(job.to_hex())),
-                ("job_state", json!(status.state.name())),
-            ],
-        ),
+        // A handshake, a batch, the policy, an event stream's frames:
+        // never a decided request's answer.
+        _ => ("unexpected", vec![]),
     };
     line.push(("outcome", json!(outcome)));
     line.extend(extra);
@@ -109,18 +97,14 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
 /// Writes a line for an event that is not a request's decision (a job
 /// ended, a connection was refused); `fields` are added as they are.
 pub fn event(name: &str, fields: &[(&str, Value)]) {
-    let mut line = Map::new();
+    let mut line: Map<String, Value> = fields
+        .iter()
+        .map(|(k, v)| ((*k).into(), v.clone()))
+        .collect();
     line.insert("time".into(), json!(rfc3339_ms(now_ms())));
     line.insert("event".into(), json!(name));
-    for (k, v) in fields {
-        line.insert((*k).into(), v.clone());
-    }
-    write_line(line);
-}
-
-/// One `write(2)` per line: stderr is unbuffered, and formatting straight
-/// into it costs a system call per fragment.
-fn write_line(line: Map<String, Value>) {
+    // One `write(2)` per line: stderr is unbuffered, and formatting
+    // straight into it costs a system call per fragment.
     let mut text = Value::Object(line).to_string();
     text.push('\n');
     let _ = std::io::stderr().write_all(text.as_bytes());
@@ -128,19 +112,14 @@ fn write_line(line: Map<String, Value>) {
 
 /// The id as the gateway prints it (16 hex digits), `null` for none.
 pub fn request_id_json(id: u64) -> Value {
-    if id == 0 {
-        Value::Null
-    } else {
-        json!(format!("{id:016x}"))
-    }
+    (id != 0).then(|| format!("{id:016x}")).into()
 }
 
 /// Unix time in milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` from Unix milliseconds (proleptic Gregorian,
@@ -158,13 +137,8 @@ pub fn rfc3339_ms(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    let (hh, mm, ss, milli) = (rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{milli:03}Z")
 }
 
 #[cfg(test)]

@@ -381,7 +381,7 @@ fn resolve(raw: RawPolicy, run_at: usize, ctx: &Context) -> Result<Policy, Fail>
     for name in s.signals {
         let at = name.span().start;
         p.signals
-            .insert(name.get_ref().parse().map_err(|e| (at, format!("{e}")))?);
+            .insert(name.get_ref().parse().map_err(|e| (at, e))?);
     }
     p.renice = resolve_rule(&mut p, "renice", r.owners, r.names, r.exes, r.max_targets)?;
     if let Some(min) = r.min_nice {

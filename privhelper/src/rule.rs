@@ -2,6 +2,8 @@
 //! built-in protections. An enum, not text, so a decision cannot name a
 //! rule that does not exist; `name` is what travels in `Denied { rule }`.
 
+use protocol::Response;
+
 /// Which act a policy section governs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
@@ -70,6 +72,15 @@ impl Builtin {
             Builtin::Gateway => "builtin:gateway",
             Builtin::Ancestor => "builtin:ancestor",
             Builtin::OtherKeysJob => "builtin:other-key-job",
+        }
+    }
+
+    /// The refusal: no policy can lift it, so its `detail` is what it
+    /// protects.
+    pub fn denied(self) -> Response {
+        Response::Denied {
+            rule: self.name().into(),
+            detail: self.detail().into(),
         }
     }
 

@@ -7,32 +7,26 @@
 //! names — a pid is not reused before its process is reaped); the pid
 //! must lead its thread group; the start time must equal the request's;
 //! then the built-in protections (kernel thread, the helper, the peer,
-//! their ancestors). Only then does the policy get a say (in `decide`).
+//! their ancestors). Only then does the policy get a say (in `batch`).
+
+// A refusal is the answer itself (`Response`), built once and moved on:
+// boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
 
 use std::collections::HashSet;
 use std::fs;
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use protocol::Response;
 
 use crate::ids::{Nice, Pid, StartTime};
 use crate::lineage::Lineage;
 use crate::proc::{alive, ProcInfo};
 use crate::rule::Builtin;
 use crate::sys;
-
-/// Why a target was not resolved.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// A built-in protection, named.
-    Denied(Builtin),
-    NoSuchProcess,
-    /// A thread id that is not its thread group's leader.
-    NotAProcess,
-    Mismatch,
-    Failed(i32),
-}
 
 /// A live process, pinned by its pidfd, that passed the built-in checks.
 pub struct Resolved {
@@ -42,6 +36,9 @@ pub struct Resolved {
     /// The path `/proc/PID/exe` names (empty when unreadable) and the
     /// device and inode of that file, read before the liveness check.
     pub exe: (String, Option<(u64, u64)>),
+    /// The pidfd's inode: per process where the kernel has pidfs (6.9+),
+    /// what a plan compares besides the start time.
+    pub pidfd_ino: Option<u64>,
 }
 
 /// What the helper must never act on: itself, the peer, and every
@@ -62,8 +59,8 @@ impl Guard<'_> {
     ///
     /// [`rule`]: Guard::rule
     fn target_alive(&mut self, target: &OwnedFd) -> bool {
-        let ours = kept(self.ours, self.me);
-        let theirs = kept(self.theirs, self.peer);
+        let ours = self.ours.as_ref().filter(|l| l.kept(self.me));
+        let theirs = self.theirs.as_ref().filter(|l| l.kept(self.peer));
         let mut fds = vec![PollFd::new(target.as_fd(), PollFlags::POLLIN)];
         let n_ours = ours.map_or(0, |l| l.fds().count());
         for l in [ours, theirs].into_iter().flatten() {
@@ -73,38 +70,32 @@ impl Guard<'_> {
             match poll(&mut fds, PollTimeout::ZERO) {
                 Ok(n) => break n,
                 Err(Errno::EINTR) => continue,
-                // Cannot tell: count everything as exited, walk again.
                 Err(_) => break -1,
             }
         };
-        let exited: Vec<bool> = fds
-            .iter()
-            .map(|p| ready < 0 || p.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        // Cannot tell (`poll` failed): count everything as exited, walk again.
+        let gone = |p: &PollFd| ready < 0 || p.revents().is_some_and(|r| !r.is_empty());
+        let lives = !gone(&fds[0]);
+        let ours_hold = ours.is_some() && !fds[1..1 + n_ours].iter().any(gone);
+        let theirs_hold = theirs.is_some() && !fds[1 + n_ours..].iter().any(gone);
         drop(fds);
-        let ours_hold = ours.is_some() && !exited[1..1 + n_ours].contains(&true);
-        let theirs_hold = theirs.is_some() && !exited[1 + n_ours..].contains(&true);
         if !ours_hold {
             *self.ours = Some(Lineage::walk(self.me));
         }
         if !theirs_hold {
             *self.theirs = Some(Lineage::walk(self.peer));
         }
-        !exited[0]
+        lives
     }
 
     /// The built-in rule that protects `pid`, if one does.
     fn rule(&self, pid: i32) -> Option<Builtin> {
+        let ancestor = |chain: &Option<Lineage>| chain.as_ref().is_some_and(|c| c.contains(pid));
         if pid == self.me {
             Some(Builtin::Helper)
         } else if pid == self.peer {
             Some(Builtin::Gateway)
-        } else if pid == 1
-            || [&*self.ours, &*self.theirs]
-                .into_iter()
-                .flatten()
-                .any(|c| c.contains(pid))
-        {
+        } else if pid == 1 || ancestor(self.ours) || ancestor(self.theirs) {
             Some(Builtin::Ancestor)
         } else {
             None
@@ -112,42 +103,40 @@ impl Guard<'_> {
     }
 }
 
-/// The chain in `slot` if it is `pid`'s and may be kept.
-fn kept(slot: &Option<Lineage>, pid: i32) -> Option<&Lineage> {
-    slot.as_ref().filter(|l| l.kept(pid))
-}
-
 /// Resolves `raw_pid` + `start_time` to a pinned process, applying the
 /// built-in protections in the documented order.
-pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<Resolved, Refusal> {
-    let pid = Pid::new(raw_pid).map_err(Refusal::Denied)?;
+pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<Resolved, Response> {
+    let pid = Pid::new(raw_pid).map_err(Builtin::denied)?;
     let pidfd = match sys::pidfd_open(pid, 0) {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(Refusal::NoSuchProcess),
         // pidfd_open refuses a thread that is not a group leader (EINVAL
         // before Linux 6.9, ENOENT since): say so rather than "failed".
-        Err(_) if is_non_leader_thread(pid.get()) => return Err(Refusal::NotAProcess),
-        Err(e) => return Err(Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO))),
+        Err(e) if e.raw_os_error() != Some(libc::ESRCH) && is_non_leader_thread(pid.get()) => {
+            return Err(Response::NotAProcess)
+        }
+        Err(e) => return Err(gone_or_failed(e)),
     };
-    let info = ProcInfo::read_pinned(pid.get(), &pidfd).ok_or(Refusal::NoSuchProcess)?;
+    let info = ProcInfo::read_pinned(pid.get(), &pidfd).ok_or(Response::NoSuchProcess)?;
     let exe = exe(pid.get());
     if !guard.target_alive(&pidfd) {
-        return Err(Refusal::NoSuchProcess);
+        return Err(Response::NoSuchProcess);
     }
     if info.tgid != pid.get() {
-        return Err(Refusal::NotAProcess);
+        return Err(Response::NotAProcess);
     }
     if info.start_time != StartTime(start_time) {
-        return Err(Refusal::Mismatch);
+        return Err(Response::Mismatch);
     }
     if info.is_kernel_thread(pid.get()) {
-        return Err(Refusal::Denied(Builtin::KernelThread));
+        return Err(Builtin::KernelThread.denied());
     }
     if let Some(rule) = guard.rule(pid.get()) {
-        return Err(Refusal::Denied(rule));
+        return Err(rule.denied());
     }
     Ok(Resolved {
         pid,
+        // Read before `pidfd` moves in.
+        pidfd_ino: nix::sys::stat::fstat(pidfd.as_fd()).ok().map(|s| s.st_ino),
         pidfd,
         info,
         exe,
@@ -169,12 +158,20 @@ fn is_non_leader_thread(pid: i32) -> bool {
     ProcInfo::read(pid).is_some_and(|i| i.tgid != pid)
 }
 
+/// A failed system call's answer: the process is gone (`ESRCH`), or
+/// `Failed` with the errno.
+fn gone_or_failed(e: io::Error) -> Response {
+    match e.raw_os_error() {
+        Some(libc::ESRCH) => Response::NoSuchProcess,
+        other => Response::Failed {
+            errno: other.unwrap_or(libc::EIO),
+        },
+    }
+}
+
 /// Sends `sig` through the pidfd.
-pub fn signal(r: &Resolved, sig: i32) -> Result<(), Refusal> {
-    sys::pidfd_send_signal(r.pidfd.as_fd(), sig).map_err(|e| match e.raw_os_error() {
-        Some(libc::ESRCH) => Refusal::NoSuchProcess,
-        other => Refusal::Failed(other.unwrap_or(libc::EIO)),
-    })
+pub fn signal(r: &Resolved, sig: i32) -> Result<(), Response> {
+    sys::pidfd_send_signal(r.pidfd.as_fd(), sig).map_err(gone_or_failed)
 }
 
 /// Sets `nice` on every thread of the pinned process; returns how many.
@@ -185,12 +182,15 @@ pub fn signal(r: &Resolved, sig: i32) -> Result<(), Refusal> {
 /// and be alive after the call, so the bare tid `setpriority` takes named
 /// our thread. The list is re-read until no new thread appears (bounded),
 /// and afterwards the process must still be alive with the same start time.
-pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Refusal> {
+pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Response> {
     let pid = r.pid.get();
     let mut done: HashSet<Pid> = HashSet::new();
     for _pass in 0..8 {
-        let new: Vec<Pid> = tasks(pid)?
-            .into_iter()
+        // The tids in `/proc/PID/task` not yet set.
+        let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Response::NoSuchProcess)?;
+        let new: Vec<Pid> = dir
+            .flatten()
+            .filter_map(|e| Pid::new(e.file_name().to_str()?.parse().ok()?).ok())
             .filter(|t| !done.contains(t))
             .collect();
         if new.is_empty() {
@@ -202,52 +202,33 @@ pub fn renice(r: &Resolved, nice: Nice) -> Result<u32, Refusal> {
             }
         }
     }
-    if !alive(&r.pidfd) {
-        return Err(Refusal::NoSuchProcess);
-    }
-    match ProcInfo::read(pid) {
-        Some(i) if i.start_time == r.info.start_time => {}
-        _ => return Err(Refusal::NoSuchProcess),
-    }
-    if done.is_empty() {
-        return Err(Refusal::NoSuchProcess);
+    let same = ProcInfo::read(pid).is_some_and(|i| i.start_time == r.info.start_time);
+    if !alive(&r.pidfd) || !same || done.is_empty() {
+        return Err(Response::NoSuchProcess);
     }
     Ok(u32::try_from(done.len()).unwrap_or(u32::MAX))
 }
 
-/// Tids in `/proc/PID/task`.
-fn tasks(pid: i32) -> Result<Vec<Pid>, Refusal> {
-    let dir = fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| Refusal::NoSuchProcess)?;
-    Ok(dir
-        .flatten()
-        .filter_map(|e| Pid::new(e.file_name().to_str()?.parse().ok()?).ok())
-        .collect())
-}
-
 /// Renices one thread of `pid`. `Ok(false)`: the thread ended meanwhile.
-fn renice_thread(pid: i32, tid: Pid, nice: Nice) -> Result<bool, Refusal> {
-    let failed = |e: std::io::Error| Refusal::Failed(e.raw_os_error().unwrap_or(libc::EIO));
+fn renice_thread(pid: i32, tid: Pid, nice: Nice) -> Result<bool, Response> {
+    let esrch = |e: &io::Error| e.raw_os_error() == Some(libc::ESRCH);
     let pin = match sys::pidfd_open(tid, sys::PIDFD_THREAD) {
         Ok(fd) => Some(fd),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+        Err(e) if esrch(&e) => return Ok(false),
         // Kernels before 6.9 have no thread pidfds: fall back to the bare
         // tid, checked against the task list below (see PROTOCOL.md).
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
-        Err(e) => return Err(failed(e)),
+        Err(e) => return Err(gone_or_failed(e)),
     };
     let ours = || fs::metadata(format!("/proc/{pid}/task/{}", tid.get())).is_ok();
     if !ours() {
         return Ok(false);
     }
     match sys::set_nice(tid, nice) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
-        Err(e) => return Err(failed(e)),
+        Err(e) if esrch(&e) => Ok(false),
+        Err(e) => Err(gone_or_failed(e)),
+        Ok(()) => Ok(pin.as_ref().map_or(true, alive) && ours()),
     }
-    Ok(match &pin {
-        Some(fd) => alive(fd) && ours(),
-        None => ours(),
-    })
 }
 
 #[cfg(test)]
@@ -301,16 +282,16 @@ mod tests {
         let r = resolve(pid, start.0, &mut g).expect("resolves while it runs");
         assert_eq!(
             resolve(pid, start.0 + 1, &mut g).err(),
-            Some(Refusal::Mismatch)
+            Some(Response::Mismatch)
         );
         child.kill().expect("kill");
         child.wait().expect("reap");
         assert!(ProcInfo::read_pinned(pid, &r.pidfd).is_none(), "read");
         assert!(!g.target_alive(&r.pidfd), "liveness");
-        assert_eq!(signal(&r, libc::SIGTERM), Err(Refusal::NoSuchProcess));
+        assert_eq!(signal(&r, libc::SIGTERM), Err(Response::NoSuchProcess));
         assert_eq!(
             renice(&r, Nice::new(0).expect("valid")).err(),
-            Some(Refusal::NoSuchProcess)
+            Some(Response::NoSuchProcess)
         );
     }
 }

@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use protocol::{Request, Response, Target};
+use protocol::{Action, Request, Response, Target};
 use support::*;
 
 fn served(h: &Helper) -> bool {
@@ -216,49 +216,37 @@ fn renice_sets_every_thread_and_a_thread_id_is_not_a_process() {
         .map(|(t, _)| *t)
         .find(|t| *t != pid)
         .expect("a thread");
-    let r = c
-        .request(
-            &Request::Renice {
-                target: Target {
-                    pid: tid,
-                    start_time: start_time(tid),
-                },
-                nice: 10,
-                caller: test_caller(),
-            },
-            &[],
-        )
-        .expect("answer");
+    let r = support::act_one(
+        &mut c,
+        Target {
+            pid: tid,
+            start_time: start_time(tid),
+        },
+        Action::Renice(10),
+        test_caller(),
+    );
     assert_eq!(r, Response::NotAProcess);
-    let r = c
-        .request(
-            &Request::Signal {
-                target: Target {
-                    pid: tid,
-                    start_time: start_time(tid),
-                },
-                signal: protocol::Signal::Kill,
-                caller: test_caller(),
-            },
-            &[],
-        )
-        .expect("answer");
+    let r = support::act_one(
+        &mut c,
+        Target {
+            pid: tid,
+            start_time: start_time(tid),
+        },
+        Action::Signal(protocol::Signal::Kill),
+        test_caller(),
+    );
     assert_eq!(r, Response::NotAProcess);
     assert_eq!(nices(pid), before, "nothing changed");
     // The process: every thread gets the value.
-    let r = c
-        .request(
-            &Request::Renice {
-                target: Target {
-                    pid,
-                    start_time: start_time(pid),
-                },
-                nice: 10,
-                caller: test_caller(),
-            },
-            &[],
-        )
-        .expect("answer");
+    let r = support::act_one(
+        &mut c,
+        Target {
+            pid,
+            start_time: start_time(pid),
+        },
+        Action::Renice(10),
+        test_caller(),
+    );
     assert_eq!(r, Response::Reniced { threads: 4 });
     assert!(nices(pid).iter().all(|(_, n)| *n == 10), "{:?}", nices(pid));
     let _ = child.kill();

@@ -10,6 +10,7 @@ use std::fs;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use api_gateway::helper::unplanned;
 use protocol::{Action, Outcome, Pinned, Request, Response, Signal, Target};
 use support::{as_nobody, policy, require_root, start_time, state_of, test_caller, Helper};
 
@@ -19,7 +20,7 @@ fn check(
     action: Action,
 ) -> Vec<Outcome> {
     let req = Request::Check {
-        targets,
+        targets: targets.into_iter().map(unplanned).collect(),
         action,
         caller: test_caller(),
     };
@@ -85,7 +86,8 @@ fn swapper(flag: &std::path::Path) -> Child {
 /// The policy names the shell's binary: the plan allows the shell; it then
 /// execs `tail`, which the policy does not name. The act is refused as
 /// `ExeChanged` (the executable is another file now) and the process
-/// still runs; a single `Signal` to it is refused by `signal.exes`.
+/// still runs; a single act on it is refused by `signal.exes`, naming the
+/// rule's value.
 #[test]
 #[ignore = "needs root"]
 fn a_target_that_execs_another_binary_after_the_check_is_exe_changed_and_survives() {
@@ -117,21 +119,29 @@ fn a_target_that_execs_another_binary_after_the_check_is_exe_changed_and_survive
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].answer, Response::ExeChanged, "{done:?}");
     assert!(live(pid), "the swapped process was not signalled");
-    let single = c
-        .request(
-            &Request::Signal {
-                target: target(pid),
-                signal: Signal::Kill,
-                caller: test_caller(),
-            },
-            &[],
-        )
-        .expect("answer");
+    let single = support::act_one(
+        &mut c,
+        target(pid),
+        Action::Signal(Signal::Kill),
+        test_caller(),
+    );
     assert!(
         matches!(&single, Response::Denied { rule, .. } if rule == "signal.exes"),
         "{single:?}"
     );
     assert!(live(pid), "still running after the single refusal");
+    // A single act's refusal keeps its detail; in a batch of more than
+    // one, only the decision line has it.
+    assert!(
+        matches!(&single, Response::Denied { detail, .. } if detail.starts_with("signal.exes is ")),
+        "{single:?}"
+    );
+    let two = check(&mut c, vec![target(pid), target(pid)], kill);
+    assert!(
+        two.iter().all(|o| matches!(&o.answer,
+            Response::Denied { rule, detail } if rule == "signal.exes" && detail.is_empty())),
+        "{two:?}"
+    );
     let lines = h.events("decision");
     assert!(
         lines
@@ -232,7 +242,7 @@ fn a_batch_over_the_policys_max_targets_is_refused_whole() {
     let kill = Action::Signal(Signal::Kill);
     let targets: Vec<Target> = pids.iter().map(|&p| target(p)).collect();
     let req = Request::Check {
-        targets: targets.clone(),
+        targets: targets.iter().copied().map(unplanned).collect(),
         action: kill,
         caller: test_caller(),
     };
@@ -256,6 +266,18 @@ fn a_batch_over_the_policys_max_targets_is_refused_whole() {
     let r = c.request(&req, &[]).expect("answer");
     assert!(refused(r.clone()), "{r:?}");
     assert!(pids.iter().all(|&p| live(p)), "nothing was signalled");
+    // The refused act is still decided per target: one line each, with
+    // the reason (a Check writes none).
+    let lines = h.events("decision");
+    for &p in &pids {
+        let of_p: Vec<_> = lines.iter().filter(|l| l["pid"] == p).collect();
+        assert_eq!(of_p.len(), 1, "{lines:?}");
+        assert_eq!(of_p[0]["outcome"], "invalid", "{lines:?}");
+        assert_eq!(of_p[0]["request"], "signal", "{lines:?}");
+        assert!(of_p[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("max_targets is 2")));
+    }
     let reniced = check(&mut c, targets, Action::Renice(1));
     assert_eq!(reniced.len(), 3, "{reniced:?}");
     match c.request(&Request::Info, &[]).expect("info") {

@@ -13,7 +13,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use api_gateway::helper::Connection;
-use protocol::{JobId, JobState, Request, Response, Signal, Target};
+use protocol::{Action, JobId, JobState, Request, Response, Signal, Target};
 use support::{require_root, start_time, state_of, test_caller, Helper, TEST_KEY};
 
 mod support;
@@ -93,15 +93,7 @@ fn t(pid: i32) -> Target {
 }
 
 fn sig(conn: &mut Connection, target: Target, signal: Signal) -> Response {
-    conn.request(
-        &Request::Signal {
-            target,
-            signal,
-            caller: test_caller(),
-        },
-        &[],
-    )
-    .expect("answer")
+    support::act_one(conn, target, Action::Signal(signal), test_caller())
 }
 
 #[test]
@@ -112,16 +104,7 @@ fn an_allowed_target_is_killed_and_reniced() {
     let mut c = h.connect();
     let mut victim = target(false);
     let pid = victim.id() as i32;
-    let r = c
-        .request(
-            &Request::Renice {
-                target: t(pid),
-                nice: 7,
-                caller: test_caller(),
-            },
-            &[],
-        )
-        .expect("answer");
+    let r = support::act_one(&mut c, t(pid), Action::Renice(7), test_caller());
     assert_eq!(r, Response::Reniced { threads: 1 });
     let nice: i32 = {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
@@ -214,27 +197,9 @@ fn built_in_protections_and_policy_refuse_and_nothing_is_signalled() {
     let np = nobody_sleep.id() as i32;
     let np_start = start_time(np);
     assert_eq!(denied(sig(&mut c, t(np), Signal::Usr1)), "signal.signals");
-    let r = c
-        .request(
-            &Request::Renice {
-                target: t(np),
-                nice: -5,
-                caller: test_caller(),
-            },
-            &[],
-        )
-        .expect("answer");
+    let r = support::act_one(&mut c, t(np), Action::Renice(-5), test_caller());
     assert_eq!(denied(r), "renice.min_nice");
-    let r = c
-        .request(
-            &Request::Renice {
-                target: t(np),
-                nice: 25,
-                caller: test_caller(),
-            },
-            &[],
-        )
-        .expect("answer");
+    let r = support::act_one(&mut c, t(np), Action::Renice(25), test_caller());
     assert!(matches!(r, Response::Invalid { .. }), "{r:?}");
     // Nothing was signalled: both targets still run and are not stopped.
     assert_not_signalled(&mut root_sleep, rp_start);

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use protocol::{JobState, Request, Response, Signal, Target};
+use protocol::{Action, JobState, Request, Response, Signal, Target};
 use support::*;
 
 /// Python run *inside* job A against job B's pid. Each line: an attack and
@@ -142,16 +142,7 @@ fn a_job_cannot_read_trace_signal_or_write_into_another_job() {
         pid: b.pid,
         start_time: b.start_time,
     };
-    let r = c
-        .request(
-            &Request::Signal {
-                target: t,
-                signal: Signal::Term,
-                caller: test_caller(),
-            },
-            &[],
-        )
-        .expect("answer");
+    let r = support::act_one(&mut c, t, Action::Signal(Signal::Term), test_caller());
     assert_eq!(r, Response::Ok);
     let s = wait_job(&mut c, 1, Duration::from_secs(5));
     assert_eq!(s.signal, Some(15));

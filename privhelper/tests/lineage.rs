@@ -16,22 +16,19 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use protocol::{Request, Response, Signal, Target};
+use protocol::{Action, Response, Signal, Target};
 use support::*;
 
 fn signal(c: &mut api_gateway::helper::Connection, pid: i32) -> Response {
-    c.request(
-        &Request::Signal {
-            target: Target {
-                pid,
-                start_time: start_time(pid),
-            },
-            signal: Signal::Cont,
-            caller: test_caller(),
+    support::act_one(
+        c,
+        Target {
+            pid,
+            start_time: start_time(pid),
         },
-        &[],
+        Action::Signal(Signal::Cont),
+        test_caller(),
     )
-    .expect("answer")
 }
 
 /// The only child of `pid` (the helper under its wrapper shell).

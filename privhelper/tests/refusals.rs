@@ -14,7 +14,9 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use api_gateway::helper::send_with_fds;
-use protocol::{encode_frame, Envelope, JobId, JobState, Request, Response, Signal, Target};
+use protocol::{
+    encode_frame, Action, Envelope, JobId, JobState, Request, Response, Signal, Target,
+};
 use support::*;
 
 /// A process of `nobody` running `program args`, once it has exec'd.
@@ -34,27 +36,11 @@ fn target(pid: i32) -> Target {
 }
 
 fn renice(c: &mut api_gateway::helper::Connection, target: Target, nice: i32) -> Response {
-    c.request(
-        &Request::Renice {
-            target,
-            nice,
-            caller: test_caller(),
-        },
-        &[],
-    )
-    .expect("answer")
+    support::act_one(c, target, Action::Renice(nice), test_caller())
 }
 
 fn signal(c: &mut api_gateway::helper::Connection, target: Target, signal: Signal) -> Response {
-    c.request(
-        &Request::Signal {
-            target,
-            signal,
-            caller: test_caller(),
-        },
-        &[],
-    )
-    .expect("answer")
+    support::act_one(c, target, Action::Signal(signal), test_caller())
 }
 
 fn rule(r: Response) -> String {

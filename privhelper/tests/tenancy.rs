@@ -10,7 +10,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use protocol::{Caller, Request, Response, Signal, Target};
+use protocol::{Action, Caller, Request, Response, Signal, Target};
 use support::*;
 
 fn signal(
@@ -19,18 +19,15 @@ fn signal(
     sig: Signal,
     caller: Caller,
 ) -> Response {
-    c.request(
-        &Request::Signal {
-            target: Target {
-                pid,
-                start_time: start_time(pid),
-            },
-            signal: sig,
-            caller,
+    support::act_one(
+        c,
+        Target {
+            pid,
+            start_time: start_time(pid),
         },
-        &[],
+        Action::Signal(sig),
+        caller,
     )
-    .expect("answer")
 }
 
 fn key(name: &str, all_jobs: bool) -> Caller {
@@ -61,19 +58,15 @@ fn another_keys_job_is_refused_and_its_owner_and_an_admin_may_act() {
             other => panic!("{sig:?} from another key: {other:?}"),
         }
     }
-    let renice = c
-        .request(
-            &Request::Renice {
-                target: Target {
-                    pid: job.pid,
-                    start_time: start_time(job.pid),
-                },
-                nice: 19,
-                caller: key("mallory", false),
-            },
-            &[],
-        )
-        .expect("answer");
+    let renice = support::act_one(
+        &mut c,
+        Target {
+            pid: job.pid,
+            start_time: start_time(job.pid),
+        },
+        Action::Renice(19),
+        key("mallory", false),
+    );
     assert!(
         matches!(&renice, Response::Denied { rule, .. } if rule == "builtin:other-key-job"),
         "{renice:?}"

@@ -30,25 +30,19 @@ fn main() -> std::io::Result<()> {
             },
         ),
         (
-            "req_signal",
-            Request::Signal {
-                target,
-                signal: Signal::Term,
+            "req_act_one",
+            Request::Act {
+                targets: vec![Pinned {
+                    target,
+                    exe: None,
+                    pidfd_ino: None,
+                }],
+                action: Action::Signal(Signal::Term),
                 caller: protocol::Caller {
                     key: "ops".into(),
                     all_jobs: false,
                 },
-            },
-        ),
-        (
-            "req_renice",
-            Request::Renice {
-                target,
-                nice: 10,
-                caller: protocol::Caller {
-                    key: "ops".into(),
-                    all_jobs: false,
-                },
+                tree: false,
             },
         ),
         (
@@ -66,7 +60,14 @@ fn main() -> std::io::Result<()> {
         (
             "req_check",
             Request::Check {
-                targets: vec![target, target],
+                targets: vec![
+                    Pinned {
+                        target,
+                        exe: None,
+                        pidfd_ino: None,
+                    };
+                    2
+                ],
                 action: Action::Signal(Signal::Term),
                 caller: protocol::Caller {
                     key: "ops".into(),

@@ -116,32 +116,41 @@ pub fn decode_frame<T: Decode<()>>(buf: &[u8]) -> Result<Option<(T, usize)>, Fra
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{JobId, Request, Signal, Target};
+    use crate::message::{Action, JobId, Pinned, Request, Signal, Target};
 
     fn samples() -> Vec<Request> {
         vec![
             Request::Hello { version: 1 },
-            Request::Signal {
-                target: Target {
-                    pid: 42,
-                    start_time: 7,
-                },
-                signal: Signal::Term,
+            Request::Check {
+                targets: vec![Pinned {
+                    target: Target {
+                        pid: 42,
+                        start_time: 7,
+                    },
+                    exe: None,
+                    pidfd_ino: None,
+                }],
+                action: Action::Signal(Signal::Term),
                 caller: crate::Caller {
                     key: "ops".into(),
                     all_jobs: false,
                 },
             },
-            Request::Renice {
-                target: Target {
-                    pid: -3,
-                    start_time: 0,
-                },
-                nice: -21,
+            Request::Act {
+                targets: vec![Pinned {
+                    target: Target {
+                        pid: -3,
+                        start_time: 0,
+                    },
+                    exe: None,
+                    pidfd_ino: None,
+                }],
+                action: Action::Renice(-21),
                 caller: crate::Caller {
                     key: "ops".into(),
                     all_jobs: false,
                 },
+                tree: false,
             },
             Request::Spawn {
                 job: JobId([1; 16]),

@@ -13,7 +13,7 @@ use bincode::{Decode, Encode};
 
 /// Version of this protocol. Bumped on any change to the types below; the
 /// `Hello` exchange refuses a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// A process as the gateway saw it: the pid and its start time in clock
 /// ticks since boot (field 22 of `/proc/PID/stat`). The pair names one
@@ -67,6 +67,11 @@ macro_rules! signals {
                     $(Signal::$variant => $number,)+
                 }
             }
+
+            /// The signal with this number, if the protocol carries it.
+            pub fn from_number(n: i64) -> Option<Signal> {
+                Signal::ALL.into_iter().find(|s| i64::from(s.number()) == n)
+            }
         }
     };
 }
@@ -84,46 +89,20 @@ signals! {
     Tstp = 20 "TSTP",
 }
 
-impl Signal {
-    /// The signal with this number, if the protocol carries it.
-    pub fn from_number(n: i64) -> Option<Signal> {
-        Signal::ALL.into_iter().find(|s| i64::from(s.number()) == n)
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIG{}", self.name())
-    }
-}
-
-/// Error for a signal name that is not one of [`Signal::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownSignal(pub String);
-
-impl fmt::Display for UnknownSignal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown signal {:?}", self.0)
-    }
-}
-
-impl std::error::Error for UnknownSignal {}
-
 impl FromStr for Signal {
-    type Err = UnknownSignal;
+    /// `unknown signal "NAME"`, what the policy loader's error says.
+    type Err = String;
 
     /// Accepts `TERM`, `SIGTERM`, `sigterm` and the decimal number `15`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        if let Ok(n) = t.parse::<i64>() {
-            return Signal::from_number(n).ok_or_else(|| UnknownSignal(s.to_string()));
-        }
         let upper = t.to_ascii_uppercase();
         let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-        Signal::ALL
-            .into_iter()
-            .find(|sig| sig.name() == bare)
-            .ok_or_else(|| UnknownSignal(s.to_string()))
+        match t.parse::<i64>() {
+            Ok(n) => Signal::from_number(n),
+            Err(_) => Signal::ALL.into_iter().find(|sig| sig.name() == bare),
+        }
+        .ok_or_else(|| format!("unknown signal {s:?}"))
     }
 }
 
@@ -131,16 +110,31 @@ impl FromStr for Signal {
 /// that the request and its answer stay far below the frame limit.
 pub const MAX_BATCH: usize = 256;
 
-/// The act of a planned action: one signal, or one nice value.
+/// The act of an `Act` or `Check`: one signal, or one nice value (the
+/// helper refuses values outside −20..=19 with `Invalid`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub enum Action {
     Signal(Signal),
     Renice(i32),
 }
 
+impl Action {
+    /// `"signal"` or `"renice"`: what an act is called in logs, whether
+    /// it names one process or a plan's.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Action::Signal(_) => "signal",
+            Action::Renice(_) => "renice",
+        }
+    }
+}
+
 /// A process as a plan pinned it: its pid, its start time and, where the
 /// helper could read it when the plan was checked, the device and inode
-/// of the file it was executing (`/proc/PID/exe`).
+/// of the file it was executing (`/proc/PID/exe`). `None` is compared
+/// with nothing: a single act plans nothing (both are `None`), and a
+/// plan reads no executable for a zombie or, without `CAP_SYS_PTRACE`,
+/// for another user's process (unreadable at the act as well).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub struct Pinned {
     pub target: Target,
@@ -166,22 +160,10 @@ pub struct Outcome {
 pub struct JobId(pub [u8; 16]);
 
 impl JobId {
-    /// 32 lowercase hex characters.
+    /// 32 lowercase hex characters (the gateway parses them back,
+    /// `api_gateway::ids::job_id`).
     pub fn to_hex(&self) -> String {
         self.to_string()
-    }
-
-    /// Parses exactly 32 lowercase hex characters; anything else is `None`.
-    pub fn from_hex(s: &str) -> Option<JobId> {
-        let lower_hex = |c: &u8| matches!(c, b'0'..=b'9' | b'a'..=b'f');
-        if s.len() != 32 || !s.as_bytes().iter().all(lower_hex) {
-            return None;
-        }
-        let mut out = [0u8; 16];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(JobId(out))
     }
 }
 
@@ -205,19 +187,6 @@ pub struct Envelope {
 pub enum Request {
     /// Opens the conversation; the helper answers `Response::Hello`.
     Hello { version: u32 },
-    /// Send `signal` to `target` through a pidfd.
-    Signal {
-        target: Target,
-        signal: Signal,
-        caller: Caller,
-    },
-    /// Set the nice value of `target`; the helper refuses values outside
-    /// −20..=19 with `Invalid`.
-    Renice {
-        target: Target,
-        nice: i32,
-        caller: Caller,
-    },
     /// Run `/bin/sh -c command` as the policy's `run_as` user. Exactly two
     /// descriptors (stdout, then stderr) travel with this frame via
     /// `SCM_RIGHTS`. `timeout_ms` above the policy ceiling is `Invalid`.
@@ -239,19 +208,23 @@ pub enum Request {
     /// `Subscribed`, after which the helper sends a `JobEnded` frame each
     /// time a job ends and accepts no further request on it.
     Subscribe,
-    /// Decide, for each target, what `action` would get, acting on none:
-    /// answered with `Batch`, one `Outcome` per target in order.
+    /// Decide, for each target, what `Act` would get, acting on none:
+    /// answered with `Batch`, one `Outcome` per target in order, with
+    /// what was found of it to pin a plan by (a plan asks with nothing
+    /// planned, `None`s).
     Check {
-        targets: Vec<Target>,
+        targets: Vec<Pinned>,
         action: Action,
         caller: Caller,
     },
-    /// Act on each planned target after checking it is still the process
-    /// and the executable planned. With `tree`, the targets are a process
+    /// Act on each target (send the signal through a pidfd, or renice
+    /// every thread) after checking it is still the process and the
+    /// executable planned. A single DELETE or PATCH is an `Act` on one
+    /// target that planned nothing (see [`Pinned`]). With `tree`, the targets are a process
     /// tree or a cgroup's members: members are stopped before anything is
     /// signalled, children they forked meanwhile are added, and leaves go
-    /// first. Answered with
-    /// `Batch`: the planned targets in order, then any added.
+    /// first. Answered with `Batch`: the planned targets in order, then
+    /// any added.
     Act {
         targets: Vec<Pinned>,
         action: Action,
@@ -265,15 +238,13 @@ impl Request {
     pub fn kind(&self) -> &'static str {
         match self {
             Request::Hello { .. } => "hello",
-            Request::Signal { .. } => "signal",
-            Request::Renice { .. } => "renice",
             Request::Spawn { .. } => "spawn",
             Request::JobStatus { .. } => "job_status",
             Request::Cancel { .. } => "cancel",
             Request::Info => "info",
             Request::Subscribe => "subscribe",
             Request::Check { .. } => "check",
-            Request::Act { .. } => "act",
+            Request::Act { action, .. } => action.kind(),
         }
     }
 
@@ -457,7 +428,7 @@ pub enum Response {
     /// The pid names a thread that is not a thread-group leader: it is not a
     /// process and nothing was done.
     NotAProcess,
-    /// Answer to `Renice`: the nice value was set on this many threads.
+    /// A renice's outcome: the nice value was set on this many threads.
     Reniced { threads: u32 },
     /// Answer to `Info`.
     Info(HelperInfo),
@@ -466,7 +437,8 @@ pub enum Response {
     /// Pushed to subscribed connections when a job's shell has been reaped:
     /// its final status.
     JobEnded { job: JobId, status: JobStatus },
-    /// Answer to `Check` and `Act`: one outcome per target.
+    /// Answer to `Check` and `Act`: one outcome per target (a refusal's
+    /// `detail` is kept only in a batch of one).
     Batch(Vec<Outcome>),
     /// The target now executes another file than the one planned: nothing
     /// was done to it.
@@ -481,7 +453,7 @@ mod tests {
     fn signal_names_and_numbers_round_trip() {
         for s in Signal::ALL {
             assert_eq!(s.name().parse::<Signal>(), Ok(s));
-            assert_eq!(format!("{s}").parse::<Signal>(), Ok(s));
+            assert_eq!(format!("SIG{}", s.name()).parse::<Signal>(), Ok(s));
             assert_eq!(s.number().to_string().parse::<Signal>(), Ok(s));
         }
         assert!("SIGSEGV".parse::<Signal>().is_err());
@@ -491,13 +463,8 @@ mod tests {
     }
 
     #[test]
-    fn job_id_hex_is_strict() {
-        let id = JobId([0xab; 16]);
-        assert_eq!(id.to_hex(), "ab".repeat(16));
-        assert_eq!(JobId::from_hex(&id.to_hex()), Some(id));
-        assert_eq!(JobId::from_hex(&"AB".repeat(16)), None);
-        assert_eq!(JobId::from_hex(&"ab".repeat(15)), None);
-        assert_eq!(JobId::from_hex("../../../../etc/passwd0000000000"), None);
-        assert_eq!(JobId::from_hex(&"é".repeat(16)), None);
+    fn job_id_hex_is_lowercase_pairs() {
+        assert_eq!(JobId([0xab; 16]).to_hex(), "ab".repeat(16));
+        assert_eq!(JobId([0x0f; 16]).to_hex(), "0f".repeat(16));
     }
 }

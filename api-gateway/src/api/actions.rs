@@ -324,9 +324,11 @@ pub async fn plan(cx: &Ctx, req: PlanRequest) -> Result<Reply, ApiError> {
             Request::Check {
                 targets: found
                     .iter()
-                    .map(|c| Target {
-                        pid: c.pid,
-                        start_time: c.start_time,
+                    .map(|c| {
+                        crate::helper::unplanned(Target {
+                            pid: c.pid,
+                            start_time: c.start_time,
+                        })
                     })
                     .collect(),
                 action,

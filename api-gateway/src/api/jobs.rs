@@ -97,7 +97,7 @@ pub fn location(id: JobId) -> HeaderValue {
 /// route says "output id").
 pub fn path_id(input: &Input, what: &str) -> Result<JobId, ApiError> {
     let raw = input.path("id")?;
-    JobId::from_hex(raw).ok_or_else(|| {
+    crate::ids::job_id(raw).ok_or_else(|| {
         ApiError::InvalidParameter(format!(
             "{what} must be 32 lowercase hex characters, got {raw:?}"
         ))
@@ -240,7 +240,7 @@ impl FromInput for ListRequest {
         };
         let before = match input.one("before") {
             None => None,
-            Some(b) => Some(JobId::from_hex(b).ok_or_else(|| {
+            Some(b) => Some(crate::ids::job_id(b).ok_or_else(|| {
                 ApiError::InvalidParameter(format!("before {b:?} is not a job id"))
             })?),
         };

@@ -100,16 +100,7 @@ pub async fn set(cx: &Ctx, req: ReniceRequest) -> Result<Reply, ApiError> {
     if req.dry_run.is_some_and(|d| d.0) {
         return target::dry_run(cx, t, protocol::Action::Renice(nice)).await;
     }
-    let resp = target::act(
-        cx,
-        t,
-        protocol::Request::Renice {
-            target: t.wire(),
-            nice,
-            caller: target::caller(cx)?,
-        },
-    )
-    .await?;
+    let resp = target::act(cx, t, protocol::Action::Renice(nice)).await?;
     let protocol::Response::Reniced { threads } = resp else {
         return Err(ApiError::BadGateway(format!(
             "unexpected answer to renice: {resp:?}"

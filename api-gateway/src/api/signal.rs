@@ -91,16 +91,7 @@ pub async fn send(cx: &Ctx, req: SignalRequest) -> Result<Reply, ApiError> {
     if req.dry_run.is_some_and(|d| d.0) {
         return target::dry_run(cx, t, protocol::Action::Signal(signal)).await;
     }
-    target::act(
-        cx,
-        t,
-        protocol::Request::Signal {
-            target: t.wire(),
-            signal,
-            caller: target::caller(cx)?,
-        },
-    )
-    .await?;
+    target::act(cx, t, protocol::Action::Signal(signal)).await?;
     Ok(Envelope::ok()
         .members(&Signalled {
             pid: t.pid,

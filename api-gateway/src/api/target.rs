@@ -6,7 +6,7 @@
 //! start time from /proc at that moment, which pins whatever process has
 //! the pid then; `require_start_time = true` refuses such requests.
 
-use protocol::{Request, Response};
+use protocol::{Action, Request, Response};
 
 use super::ctx::Ctx;
 use crate::error::ApiError;
@@ -47,17 +47,13 @@ pub fn caller(cx: &Ctx) -> Result<protocol::Caller, ApiError> {
 /// `dry_run`: what the helper would answer `action` on `target` and by
 /// which rule (`Check`, which decides and does nothing). A target that is
 /// gone or renamed is the error the act would get; a refusal is a verdict.
-pub async fn dry_run(cx: &Ctx, t: Target, action: protocol::Action) -> Result<Reply, ApiError> {
+pub async fn dry_run(cx: &Ctx, t: Target, action: Action) -> Result<Reply, ApiError> {
     let req = Request::Check {
-        targets: vec![t.wire()],
+        targets: vec![helper::unplanned(t.wire())],
         action,
         caller: caller(cx)?,
     };
-    let resp = cx.state.helper.call_async(&req).await?;
-    let answer = match resp {
-        Response::Batch(mut v) if v.len() == 1 => v.remove(0).answer,
-        other => other,
-    };
+    let answer = helper::only_outcome(cx.state.helper.call_async(&req).await?);
     let (verdict, rule) = match &answer {
         Response::Ok => ("allow", None),
         Response::Denied { rule, .. } => ("deny", Some(rule.clone())),
@@ -76,11 +72,14 @@ pub async fn dry_run(cx: &Ctx, t: Target, action: protocol::Action) -> Result<Re
         .finish(hyper::StatusCode::OK))
 }
 
-/// Asks the helper to act on `target`; a refusal becomes its error.
-pub async fn act(cx: &Ctx, target: Target, req: Request) -> Result<Response, ApiError> {
-    let resp = cx.state.helper.call_async(&req).await?;
-    match helper::refusal(&resp, Some(target)) {
-        Some(e) => Err(e),
-        None => Ok(resp),
+/// Asks the helper to act on `t` (a one-target `Act`); a refusal becomes
+/// its error, and only a done act (`Ok`, `Reniced`) is answered.
+pub async fn act(cx: &Ctx, t: Target, action: Action) -> Result<Response, ApiError> {
+    let req = helper::act_one(t.wire(), action, caller(cx)?);
+    match helper::only_outcome(cx.state.helper.call_async(&req).await?) {
+        done @ (Response::Ok | Response::Reniced { .. }) => Ok(done),
+        other => Err(helper::refusal(&other, Some(t)).unwrap_or_else(|| {
+            ApiError::BadGateway(format!("unexpected answer to an act: {other:?}"))
+        })),
     }
 }

@@ -115,7 +115,10 @@ fn view(info: &protocol::HelperInfo, caller: &Caller, cfg: &crate::config::Confi
     let (signal, renice) = (has(Scope::Signal), has(Scope::Renice));
     PolicyView {
         signals: if signal {
-            p.signals.iter().map(|s| s.to_string()).collect()
+            p.signals
+                .iter()
+                .map(|s| format!("SIG{}", s.name()))
+                .collect()
         } else {
             Vec::new()
         },

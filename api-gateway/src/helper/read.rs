@@ -100,7 +100,7 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
     use protocol::frame::{encode_frame, MAX_FRAME};
-    use protocol::{Caller, JobId, Request, Response, Signal, Target};
+    use protocol::{Action, Caller, JobId, Pinned, Request, Response, Signal, Target};
 
     fn samples() -> Vec<Request> {
         let caller = || Caller {
@@ -109,21 +109,30 @@ mod tests {
         };
         vec![
             Request::Hello { version: 1 },
-            Request::Signal {
-                target: Target {
-                    pid: 42,
-                    start_time: 7,
-                },
-                signal: Signal::Term,
+            Request::Check {
+                targets: vec![Pinned {
+                    target: Target {
+                        pid: 42,
+                        start_time: 7,
+                    },
+                    exe: None,
+                    pidfd_ino: None,
+                }],
+                action: Action::Signal(Signal::Term),
                 caller: caller(),
             },
-            Request::Renice {
-                target: Target {
-                    pid: -3,
-                    start_time: 0,
-                },
-                nice: -21,
+            Request::Act {
+                targets: vec![Pinned {
+                    target: Target {
+                        pid: -3,
+                        start_time: 0,
+                    },
+                    exe: None,
+                    pidfd_ino: None,
+                }],
+                action: Action::Renice(-21),
                 caller: caller(),
+                tree: false,
             },
             Request::Spawn {
                 job: JobId([1; 16]),

@@ -86,7 +86,7 @@ impl JobStore {
         };
         let mut index = self.index();
         for e in rd.flatten() {
-            let Some(id) = e.file_name().to_str().and_then(JobId::from_hex) else {
+            let Some(id) = e.file_name().to_str().and_then(crate::ids::job_id) else {
                 continue;
             };
             let Ok(Some(meta)) = self.meta(&id) else {

@@ -283,20 +283,23 @@ impl Metrics {
     }
 
     /// Records one exchange with the helper: its duration and, for an act
-    /// (signal, renice, spawn, cancel), the decision.
+    /// (spawn, cancel, and each target of an `Act`: a signal or renice of
+    /// one process or of a plan's), the decision.
     pub fn helper_call(&self, req: &Request, took: Duration, answer: Option<&Response>) {
         let kind = req.kind();
         self.helper_seconds
             .with_label_values(&[kind])
             .observe(took.as_secs_f64());
-        let acts = matches!(
-            req,
-            Request::Signal { .. }
-                | Request::Renice { .. }
-                | Request::Spawn { .. }
-                | Request::Cancel { .. }
-        );
-        if let (true, Some(a)) = (acts, answer) {
+        let decided: Vec<&Response> = match (req, answer) {
+            (Request::Act { .. }, Some(Response::Batch(v))) => {
+                v.iter().map(|o| &o.answer).collect()
+            }
+            (Request::Act { .. } | Request::Spawn { .. } | Request::Cancel { .. }, Some(a)) => {
+                vec![a]
+            }
+            _ => Vec::new(),
+        };
+        for a in decided {
             let (outcome, rule) = decision(a);
             self.helper_decisions
                 .with_label_values(&[kind, outcome, rule])

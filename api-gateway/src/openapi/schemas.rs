@@ -564,7 +564,7 @@ pub fn components() -> Value {
     );
     let sig_names: Vec<String> = protocol::Signal::ALL
         .iter()
-        .map(|s| s.to_string())
+        .map(|s| format!("SIG{}", s.name()))
         .collect();
     put(
         "KeyPolicy",

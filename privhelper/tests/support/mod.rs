@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api_gateway::helper::Connection;
-use protocol::{JobId, JobState, JobStatus, Request, Response};
+use protocol::{Action, Caller, JobId, JobState, JobStatus, Request, Response, Target};
 
 /// Fails unless root. Every test that needs root is also
 /// `#[ignore = "needs root"]`: a plain `cargo test` lists it as ignored
@@ -373,6 +373,14 @@ pub fn alive_and_running(pid: i32) -> bool {
 
 /// The key every test job is started for, unless a test says otherwise.
 pub const TEST_KEY: &str = "ops";
+
+/// Signals or renices one process as the gateway's DELETE and PATCH do
+/// (a one-target `Act`), answered by its one outcome (or by what refused
+/// the whole act, `Invalid`).
+pub fn act_one(c: &mut Connection, target: Target, action: Action, caller: Caller) -> Response {
+    let req = api_gateway::helper::act_one(target, action, caller);
+    api_gateway::helper::only_outcome(c.request(&req, &[]).expect("answer"))
+}
 
 /// The caller the tests act as: the key that started their jobs.
 pub fn test_caller() -> protocol::Caller {
