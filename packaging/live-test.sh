@@ -71,6 +71,38 @@ expect 200 PATCH /api/ps "{\"pid\": $victim, \"priority\": 10}"
 expect 200 DELETE /api/ps "{\"pid\": \"$victim\"}"
 for _ in $(seq 50); do [[ -e /proc/$victim ]] || break; sleep 0.1; done
 [[ ! -e /proc/$victim ]] || fail "victim survived"
+# The policy's `exes` rule reads another user's /proc/PID/exe, which the
+# kernel guards even from root without CAP_SYS_PTRACE: a job's sleep
+# matches an `exes` of /usr/bin/sleep, its tail does not.
+cp /etc/monitoreo/policy.toml /tmp/policy.orig
+sed -i '/^\[signal\]/,/^\[/ s|^exes = .*|exes = ["/usr/bin/sleep"]|' /etc/monitoreo/policy.toml
+grep -q '^exes = \["/usr/bin/sleep"\]' /etc/monitoreo/policy.toml || fail "could not set exes"
+systemctl reload monitoreo-privhelper.service
+expect 202 POST /api/jobs '{"cmd": "exec tail -f /dev/null", "timeout_s": 60}'
+tailpid=$(json "d['job']['pid']")
+expect 202 POST /api/jobs '{"cmd": "exec sleep 1000", "timeout_s": 60}'
+sleeper=$(json "d['job']['pid']")
+for _ in $(seq 50); do [[ $(cat /proc/$sleeper/comm 2>/dev/null) == sleep && $(cat /proc/$tailpid/comm 2>/dev/null) == tail ]] && break; sleep 0.1; done
+# A reload is asynchronous: wait until the helper's verdict on the tail is $1.
+verdict_on_tail() {
+  for _ in $(seq 50); do
+    [[ $(code DELETE /api/ps "{\"pid\": $tailpid, \"dry_run\": true}") == 200 && $(json "d['verdict']") == "$1" ]] && return 0
+    sleep 0.1
+  done
+  fail "dry run on the tail never said $1: $(cat /tmp/body)"
+}
+verdict_on_tail deny
+[[ $(json "d['rule']") == signal.exes ]] || fail "the tail was not refused by exes: $(cat /tmp/body)"
+expect 403 DELETE /api/ps "{\"pid\": $tailpid}"
+kill -0 $tailpid || fail "a process outside the exes rule was signalled"
+expect 200 DELETE /api/ps "{\"pid\": $sleeper}"
+for _ in $(seq 50); do [[ -e /proc/$sleeper ]] || break; sleep 0.1; done
+[[ ! -e /proc/$sleeper ]] || fail "the job's sleep, matching exes, survived"
+cp /tmp/policy.orig /etc/monitoreo/policy.toml
+systemctl reload monitoreo-privhelper.service
+verdict_on_tail allow
+expect 200 DELETE /api/ps "{\"pid\": $tailpid}"
+ok "exes rule: another user's executable read and matched"
 setpriv --reuid=60650 --regid=60650 --clear-groups sleep 1000 &
 stray=$!
 sleep 0.3
