@@ -223,7 +223,8 @@ impl Jobs {
         if s.command.is_empty() || s.command.contains('\0') {
             return invalid("command is empty or contains NUL".into());
         }
-        if self.status(&job).is_some() {
+        // A draining id may be one of a uid's reclaims, not the gateway's.
+        if self.status(&job).is_some() || self.draining.contains_key(&job) {
             return invalid(format!("job {job} exists"));
         }
         if self.running.len() >= run.max_jobs {
@@ -666,6 +667,40 @@ mod tests {
         crate::sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL).expect("kill");
         let killed = settle(&c).expect_err("killed");
         assert!(killed.contains("Signaled"), "{killed}");
+    }
+
+    #[test]
+    fn a_spawn_under_a_draining_id_is_refused_and_the_drain_kept() {
+        // A uid's reclaim drains under an id of the helper's making; a
+        // gateway that sent it would replace the drain and hold the uid.
+        let policy = "[run]\nuids = \"60600-60699\"\n";
+        let policy = crate::policy::Policy::parse(policy, &Default::default()).expect("parses");
+        let run = policy.run.expect("a [run] section");
+        let mut jobs = Jobs::default();
+        jobs.uids.set_range(Some(60600..=60699));
+        let later = Instant::now() + Duration::from_secs(30);
+        let id = jobs.reclaim(60600, Some(cleaner(&["sleep", "60"], later)));
+        assert!(jobs.draining.contains_key(&id), "the reclaim drains");
+        let start = Start {
+            job: id,
+            command: "true",
+            timeout_ms: 1000,
+            key: "k",
+            fds: Vec::new(),
+        };
+        match jobs.start(start, &run, None) {
+            Response::Invalid { what } => assert!(what.contains("exists"), "{what}"),
+            other => panic!("a draining id was accepted: {other:?}"),
+        }
+        assert!(jobs.draining.contains_key(&id) && jobs.uids.taken(60600));
+        assert_eq!(jobs.running_count(), 0);
+        let c = jobs
+            .draining
+            .remove(&id)
+            .and_then(|d| d.cleaner)
+            .expect("kept");
+        crate::sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL).expect("kill");
+        assert!(settle(&c).is_err(), "killed");
     }
 
     #[test]
