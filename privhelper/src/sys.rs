@@ -17,6 +17,25 @@ fn cerr<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
     }
 }
 
+/// Device and inode of the file `path` names, from the attributes the
+/// kernel has cached (`AT_STATX_DONT_SYNC`): a network or FUSE file system
+/// is not asked, so a user's FUSE daemon that never answers cannot hang
+/// the helper on another user's `/proc/PID/exe`.
+pub fn cached_dev_ino(path: &std::ffi::CStr) -> io::Result<(u64, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    let (at, flags) = (libc::AT_FDCWD, libc::AT_STATX_DONT_SYNC);
+    // SAFETY: `path` is NUL-terminated and `st` is a buffer of the size the
+    // kernel fills; both outlive the call.
+    cerr(unsafe { libc::statx(at, path.as_ptr(), flags, libc::STATX_INO, st.as_mut_ptr()) })?;
+    // SAFETY: statx returned 0 and filled `st` (all-zero is a valid statx
+    // anyway: plain integers).
+    let st = unsafe { st.assume_init() };
+    Ok((
+        libc::makedev(st.stx_dev_major, st.stx_dev_minor),
+        st.stx_ino,
+    ))
+}
+
 /// `PIDFD_THREAD` (Linux 6.9+): a pidfd for one thread, not its group.
 pub const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
 
@@ -342,6 +361,20 @@ mod tests {
         let r = unsafe { libc::fork() };
         cerr(libc::c_long::from(r))?;
         Ok(r)
+    }
+
+    #[test]
+    fn cached_dev_ino_is_what_stat_says_of_our_own_executable() {
+        use std::os::unix::fs::MetadataExt;
+        let link = std::ffi::CString::new("/proc/self/exe").expect("no NUL");
+        let meta = std::fs::metadata("/proc/self/exe").expect("stat");
+        assert_eq!(
+            cached_dev_ino(&link).expect("statx"),
+            (meta.dev(), meta.ino())
+        );
+        let gone = std::ffi::CString::new("/proc/self/no-such-file").expect("no NUL");
+        let e = cached_dev_ino(&gone).expect_err("absent");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     }
 
     /// The running kernel's (major, minor), from its release string.

@@ -146,10 +146,10 @@ pub fn resolve(raw_pid: i32, start_time: u64, guard: &mut Guard<'_>) -> Result<R
 /// What `/proc/PID/exe` names: its path and the file's device and inode.
 /// Describes the pinned process only if its pidfd is alive afterwards.
 pub fn exe(pid: i32) -> (String, Option<(u64, u64)>) {
-    use std::os::unix::fs::MetadataExt;
     let link = format!("/proc/{pid}/exe");
     let path = fs::read_link(&link).map(|p| p.to_string_lossy().into_owned());
-    let id = fs::metadata(&link).ok().map(|m| (m.dev(), m.ino()));
+    let link = std::ffi::CString::new(link).ok();
+    let id = link.and_then(|l| sys::cached_dev_ino(&l).ok());
     (path.unwrap_or_default(), id)
 }
 
