@@ -10,7 +10,8 @@
 //! turn until none is new, executables are compared again (a stopped
 //! process cannot exec), leaves are signalled first, and then every
 //! member the helper stopped is continued. Each target gets one decision
-//! line; the checks are PROTOCOL.md's.
+//! line (an act refused whole gets one in all); the checks are
+//! PROTOCOL.md's.
 
 // A refusal here is the answer itself, built once per target and moved
 // into the batch: boxing it would only add an allocation.
@@ -54,7 +55,8 @@ struct Member {
 impl Server {
     /// `Check` (`act` is `None`: each target's verdict, nothing done and
     /// nothing logged) and `Act` (`Some(tree)`: re-verify, for a tree hold
-    /// still, act, continue; one decision line per target). Each
+    /// still, act, continue; one decision line per target, one in all for
+    /// an act refused whole). Each
     /// outcome's `pinned` is what the helper found of the process.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn batch(
@@ -70,8 +72,8 @@ impl Server {
         let key = &caller.key;
         if let Err(what) = valid(targets.len(), action, &self.policy) {
             let invalid = Response::Invalid { what };
-            for p in targets.iter().filter(|_| act.is_some()) {
-                log::act(request_id, peer, key, p.target, action, &invalid);
+            if act.is_some() {
+                log::refused(request_id, peer, key, targets.len(), action, &invalid);
             }
             return invalid;
         }
