@@ -56,8 +56,8 @@ impl Server {
     /// `Check` (`act` is `None`: each target's verdict, nothing done and
     /// nothing logged) and `Act` (`Some(tree)`: re-verify, for a tree hold
     /// still, act, continue; one decision line per target, one in all for
-    /// an act refused whole). Each
-    /// outcome's `pinned` is what the helper found of the process.
+    /// an act refused whole). Each outcome's `pinned` is what the helper
+    /// found of the process.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn batch(
         &mut self,
