@@ -413,7 +413,7 @@ pub const OTHER_KEYS_JOB: &str = "builtin:other-key-job";
 pub fn unplanned(target: protocol::Target) -> protocol::Pinned {
     protocol::Pinned {
         target,
-        exe: None,
+        exe: protocol::ExePin::Unplanned,
         pidfd_ino: None,
     }
 }

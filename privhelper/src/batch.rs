@@ -10,7 +10,8 @@
 //! turn until none is new, executables are compared again (a stopped
 //! process cannot exec), leaves are signalled first, and then every
 //! member the helper stopped is continued. Each target gets one decision
-//! line; the checks are PROTOCOL.md's.
+//! line (an act refused whole gets one in all); the checks are
+//! PROTOCOL.md's.
 
 // A refusal here is the answer itself, built once per target and moved
 // into the batch: boxing it would only add an allocation.
@@ -21,7 +22,7 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use protocol::{Action, Caller, Outcome, Pinned, Response, Signal, Target};
+use protocol::{Action, Caller, ExePin, Outcome, Pinned, Response, Signal, Target};
 
 use crate::ids::Nice;
 use crate::log;
@@ -54,8 +55,9 @@ struct Member {
 impl Server {
     /// `Check` (`act` is `None`: each target's verdict, nothing done and
     /// nothing logged) and `Act` (`Some(tree)`: re-verify, for a tree hold
-    /// still, act, continue; one decision line per target). Each
-    /// outcome's `pinned` is what the helper found of the process.
+    /// still, act, continue; one decision line per target, one in all for
+    /// an act refused whole). Each outcome's `pinned` is what the helper
+    /// found of the process.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn batch(
         &mut self,
@@ -70,8 +72,8 @@ impl Server {
         let key = &caller.key;
         if let Err(what) = valid(targets.len(), action, &self.policy) {
             let invalid = Response::Invalid { what };
-            for p in targets.iter().filter(|_| act.is_some()) {
-                log::act(request_id, peer, key, p.target, action, &invalid);
+            if act.is_some() {
+                log::refused(request_id, peer, key, targets.len(), action, &invalid);
             }
             return invalid;
         }
@@ -144,13 +146,13 @@ impl Server {
         let pin = self.pin(conn, peer, &plan.target);
         let pinned = Pinned {
             target: plan.target,
-            exe: pin.as_ref().ok().and_then(|r| r.exe.1),
+            exe: ExePin::from(pin.as_ref().ok().and_then(|r| r.exe.1)),
             pidfd_ino: pin.as_ref().ok().and_then(|r| r.pidfd_ino),
         };
         Member {
             pinned,
             pin: pin
-                .and_then(|r| same(r, plan))
+                .and_then(|r| same(&pinned, plan).map(|()| r))
                 .and_then(|r| self.allowed(r, action, caller)),
             stopped: false,
             answer: None,
@@ -198,9 +200,10 @@ impl Server {
 
     /// Stops every allowed member, then pins, judges and stops the
     /// children they forked until a round finds none new; then compares
-    /// each member's executable again (as planned, or as read when it was
-    /// added: one that exec'd before it stopped was judged as another
-    /// file).
+    /// each member's executable again with what was found when it was
+    /// pinned, unreadable included (for a planned member the plan's pin,
+    /// which `same` held it to; for an added one what the policy judged):
+    /// one that exec'd before it stopped was judged as another file.
     fn hold_tree(
         &mut self,
         conn: u64,
@@ -234,7 +237,7 @@ impl Server {
                 if let Some(start_time) = ProcInfo::read(pid).map(|i| i.start_time.0) {
                     let added = Pinned {
                         target: Target { pid, start_time },
-                        exe: None,
+                        exe: ExePin::Unplanned,
                         pidfd_ino: None,
                     };
                     let m = self.member(conn, peer, &added, action, caller);
@@ -244,7 +247,7 @@ impl Server {
         }
         for m in members.iter_mut() {
             if let Ok(r) = &m.pin {
-                if m.pinned.exe.is_some() && target::exe(r.pid.get()).1 != m.pinned.exe {
+                if ExePin::from(target::exe(r.pid.get()).1) != m.pinned.exe {
                     m.answer = Some(Response::ExeChanged);
                 }
             }
@@ -282,16 +285,17 @@ fn valid(n: usize, action: Action, policy: &Policy) -> Result<(), String> {
     Ok(())
 }
 
-/// The pin, unless its pidfd's inode is not the planned one (another
-/// process) or the process now executes another file than planned (what
-/// was not planned, `None`, is not compared).
-fn same(r: Resolved, p: &Pinned) -> Result<Resolved, Response> {
-    if p.pidfd_ino.is_some() && r.pidfd_ino != p.pidfd_ino {
+/// Whether what was found now is what was planned: the pidfd's inode
+/// (another process otherwise), then the executable (another file
+/// otherwise; one planned unreadable must still be). What was not planned
+/// (`None`, `ExePin::Unplanned`) is not compared.
+fn same(found: &Pinned, plan: &Pinned) -> Result<(), Response> {
+    if plan.pidfd_ino.is_some() && found.pidfd_ino != plan.pidfd_ino {
         Err(Response::Mismatch)
-    } else if p.exe.is_some() && r.exe.1 != p.exe {
+    } else if plan.exe != ExePin::Unplanned && found.exe != plan.exe {
         Err(Response::ExeChanged)
     } else {
-        Ok(r)
+        Ok(())
     }
 }
 
@@ -344,4 +348,68 @@ fn depths(members: &[Member]) -> Vec<usize> {
                 .count()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pinned(exe: ExePin, pidfd_ino: Option<u64>) -> Pinned {
+        let target = Target {
+            pid: 42,
+            start_time: 7,
+        };
+        Pinned {
+            target,
+            exe,
+            pidfd_ino,
+        }
+    }
+
+    /// Every planned executable against every one found: `Unplanned`
+    /// matches anything, every other pin only itself (an unreadable plan
+    /// is not a wildcard).
+    #[test]
+    fn a_planned_executable_matches_only_itself_and_an_unplanned_one_anything() {
+        let file = |ino| ExePin::File { dev: 1, ino };
+        let other_dev = ExePin::File { dev: 2, ino: 10 };
+        let all = [
+            ExePin::Unplanned,
+            ExePin::Unreadable,
+            file(10),
+            file(11),
+            other_dev,
+        ];
+        // What the helper finds is never `Unplanned`, but a plan compares
+        // with it all the same.
+        for plan in all {
+            for found in all {
+                let got = same(&pinned(found, None), &pinned(plan, None));
+                let want = if plan == ExePin::Unplanned || plan == found {
+                    Ok(())
+                } else {
+                    Err(Response::ExeChanged)
+                };
+                assert_eq!(got, want, "plan {plan:?}, found {found:?}");
+            }
+        }
+    }
+
+    /// The pidfd's inode is compared where planned, and first: another
+    /// process is `Mismatch` whatever its executable.
+    #[test]
+    fn a_planned_pidfd_inode_is_compared_before_the_executable() {
+        let f = ExePin::File { dev: 1, ino: 10 };
+        let cases = [
+            (None, Some(5), ExePin::Unreadable, Err(Response::ExeChanged)),
+            (None, None, f, Ok(())),
+            (Some(5), Some(5), f, Ok(())),
+            (Some(5), Some(6), f, Err(Response::Mismatch)),
+            (Some(5), None, ExePin::Unreadable, Err(Response::Mismatch)),
+        ];
+        for (plan_ino, found_ino, found_exe, want) in cases {
+            let got = same(&pinned(found_exe, found_ino), &pinned(f, plan_ino));
+            assert_eq!(got, want, "{plan_ino:?} {found_ino:?} {found_exe:?}");
+        }
+    }
 }

@@ -37,18 +37,30 @@ pub fn decision(request_id: u64, peer: Peer, req: &Request, resp: &Response) {
 /// that process alone would be written, with the `Act`'s `request_id` and
 /// the API key it was asked for.
 pub fn act(request_id: u64, peer: Peer, key: &str, t: Target, action: Action, resp: &Response) {
-    let value = match action {
-        Action::Signal(s) => ("signal", json!(s.name())),
-        Action::Renice(nice) => ("nice", json!(nice)),
-    };
-    let asked = vec![
-        ("key", json!(key)),
-        ("pid", json!(t.pid)),
-        ("start_time", json!(t.start_time)),
-        value,
-    ];
+    let who = vec![("pid", json!(t.pid)), ("start_time", json!(t.start_time))];
+    let asked = asked(key, action, who);
     line(request_id, peer, action.kind(), asked, resp);
 }
+
+/// Writes the one line of an `Act` refused whole before any target is
+/// looked at: the number of targets, not a line each, so that a frame of
+/// thousands of targets costs one write.
+pub fn refused(request_id: u64, peer: Peer, key: &str, n: usize, action: Action, resp: &Response) {
+    let asked = asked(key, action, vec![("targets", json!(n))]);
+    line(request_id, peer, action.kind(), asked, resp);
+}
+
+/// An act's fields: the processes, the key, the signal or nice value.
+fn asked(key: &str, action: Action, mut who: Fields) -> Fields {
+    who.push(("key", json!(key)));
+    who.push(match action {
+        Action::Signal(s) => ("signal", json!(s.name())),
+        Action::Renice(nice) => ("nice", json!(nice)),
+    });
+    who
+}
+
+type Fields = Vec<(&'static str, Value)>;
 
 /// The decision line: who asked, what, and what it got.
 fn line(request_id: u64, peer: Peer, kind: &str, mut line: Vec<(&str, Value)>, resp: &Response) {

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use protocol::{
-    encode_frame, Action, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState,
-    JobStatus, Outcome, Pinned, Request, Response, Signal, Target, PROTOCOL_VERSION,
+    encode_frame, Action, Containment, Envelope, ExePin, HelperInfo, Isolation, JobId, JobLimits,
+    JobState, JobStatus, Outcome, Pinned, Request, Response, Signal, Target, PROTOCOL_VERSION,
 };
 
 fn main() -> std::io::Result<()> {
@@ -34,7 +34,7 @@ fn main() -> std::io::Result<()> {
             Request::Act {
                 targets: vec![Pinned {
                     target,
-                    exe: None,
+                    exe: ExePin::Unplanned,
                     pidfd_ino: None,
                 }],
                 action: Action::Signal(Signal::Term),
@@ -63,7 +63,7 @@ fn main() -> std::io::Result<()> {
                 targets: vec![
                     Pinned {
                         target,
-                        exe: None,
+                        exe: ExePin::Unplanned,
                         pidfd_ino: None,
                     };
                     2
@@ -80,7 +80,10 @@ fn main() -> std::io::Result<()> {
             Request::Act {
                 targets: vec![Pinned {
                     target,
-                    exe: Some((65024, 4242)),
+                    exe: ExePin::File {
+                        dev: 65024,
+                        ino: 4242,
+                    },
                     pidfd_ino: Some(9182),
                 }],
                 action: Action::Renice(5),
@@ -156,7 +159,7 @@ fn main() -> std::io::Result<()> {
             Response::Batch(vec![Outcome {
                 pinned: Pinned {
                     target,
-                    exe: None,
+                    exe: ExePin::Unplanned,
                     pidfd_ino: None,
                 },
                 answer: Response::Mismatch,

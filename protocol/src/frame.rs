@@ -116,7 +116,7 @@ pub fn decode_frame<T: Decode<()>>(buf: &[u8]) -> Result<Option<(T, usize)>, Fra
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Action, JobId, Pinned, Request, Signal, Target};
+    use crate::message::{Action, ExePin, JobId, Pinned, Request, Signal, Target};
 
     fn samples() -> Vec<Request> {
         vec![
@@ -127,7 +127,7 @@ mod tests {
                         pid: 42,
                         start_time: 7,
                     },
-                    exe: None,
+                    exe: ExePin::Unplanned,
                     pidfd_ino: None,
                 }],
                 action: Action::Signal(Signal::Term),
@@ -142,7 +142,7 @@ mod tests {
                         pid: -3,
                         start_time: 0,
                     },
-                    exe: None,
+                    exe: ExePin::Unplanned,
                     pidfd_ino: None,
                 }],
                 action: Action::Renice(-21),

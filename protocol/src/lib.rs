@@ -24,7 +24,7 @@ pub mod message;
 
 pub use frame::{decode_frame, encode_frame, FrameError, MAX_FRAME};
 pub use message::{
-    Action, Caller, Containment, Envelope, HelperInfo, Isolation, JobId, JobLimits, JobState,
-    JobStatus, Outcome, Pinned, PolicyView, Request, Response, Signal, Target, MAX_BATCH,
+    Action, Caller, Containment, Envelope, ExePin, HelperInfo, Isolation, JobId, JobLimits,
+    JobState, JobStatus, Outcome, Pinned, PolicyView, Request, Response, Signal, Target, MAX_BATCH,
     PROTOCOL_VERSION,
 };

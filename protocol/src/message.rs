@@ -13,7 +13,7 @@ use bincode::{Decode, Encode};
 
 /// Version of this protocol. Bumped on any change to the types below; the
 /// `Hello` exchange refuses a peer with another version.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// A process as the gateway saw it: the pid and its start time in clock
 /// ticks since boot (field 22 of `/proc/PID/stat`). The pair names one
@@ -129,24 +129,41 @@ impl Action {
     }
 }
 
-/// A process as a plan pinned it: its pid, its start time and, where the
-/// helper could read it when the plan was checked, the device and inode
-/// of the file it was executing (`/proc/PID/exe`). `None` is compared
-/// with nothing: a single act plans nothing (both are `None`), and a
-/// plan reads no executable for a zombie or, without `CAP_SYS_PTRACE`,
-/// for another user's process (unreadable at the act as well).
+/// A process as a plan pinned it: its pid, its start time, what was read
+/// of the file it was executing (`/proc/PID/exe`) and its pidfd's inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub struct Pinned {
     pub target: Target,
-    pub exe: Option<(u64, u64)>,
+    pub exe: ExePin,
     /// The inode of the process's pidfd: per process on a kernel with
     /// pidfs (6.9+), one shared anonymous inode before, where comparing
     /// it never refuses.
     pub pidfd_ino: Option<u64>,
 }
 
+/// A target's executable as a plan pinned it, or as the helper found it.
+/// Planned-but-unreadable is a state of its own, not "nothing planned":
+/// a process that runs an unreadable file when planned and execs a
+/// readable one before the act would otherwise be acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum ExePin {
+    /// Nothing planned (a single act): compared with nothing.
+    Unplanned,
+    /// Read and not readable (a zombie, a file on a FUSE mount even root
+    /// cannot stat): must be unreadable at the act as well.
+    Unreadable,
+    /// The file's device and inode: must be the same file at the act.
+    File { dev: u64, ino: u64 },
+}
+
+impl From<Option<(u64, u64)>> for ExePin {
+    fn from(read: Option<(u64, u64)>) -> Self {
+        read.map_or(ExePin::Unreadable, |(dev, ino)| ExePin::File { dev, ino })
+    }
+}
+
 /// One target's answer in a `Batch`: the process, its executable's
-/// device and inode as the helper saw it (`None`: gone or unreadable), and
+/// device and inode as the helper saw it (`Unreadable`: also gone), and
 /// what it got (for `Check`, `Ok` means "would be allowed").
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Outcome {
@@ -211,7 +228,7 @@ pub enum Request {
     /// Decide, for each target, what `Act` would get, acting on none:
     /// answered with `Batch`, one `Outcome` per target in order, with
     /// what was found of it to pin a plan by (a plan asks with nothing
-    /// planned, `None`s).
+    /// planned: `ExePin::Unplanned`, no `pidfd_ino`).
     Check {
         targets: Vec<Pinned>,
         action: Action,
@@ -220,7 +237,7 @@ pub enum Request {
     /// Act on each target (send the signal through a pidfd, or renice
     /// every thread) after checking it is still the process and the
     /// executable planned. A single DELETE or PATCH is an `Act` on one
-    /// target that planned nothing (see [`Pinned`]). With `tree`, the targets are a process
+    /// target that planned nothing (see [`ExePin`]). With `tree`, the targets are a process
     /// tree or a cgroup's members: members are stopped before anything is
     /// signalled, children they forked meanwhile are added, and leaves go
     /// first. Answered with `Batch`: the planned targets in order, then

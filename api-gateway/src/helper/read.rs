@@ -100,7 +100,7 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
     use protocol::frame::{encode_frame, MAX_FRAME};
-    use protocol::{Action, Caller, JobId, Pinned, Request, Response, Signal, Target};
+    use protocol::{Action, Caller, ExePin, JobId, Pinned, Request, Response, Signal, Target};
 
     fn samples() -> Vec<Request> {
         let caller = || Caller {
@@ -115,7 +115,7 @@ mod tests {
                         pid: 42,
                         start_time: 7,
                     },
-                    exe: None,
+                    exe: ExePin::Unplanned,
                     pidfd_ino: None,
                 }],
                 action: Action::Signal(Signal::Term),
@@ -127,7 +127,7 @@ mod tests {
                         pid: -3,
                         start_time: 0,
                     },
-                    exe: None,
+                    exe: ExePin::Unplanned,
                     pidfd_ino: None,
                 }],
                 action: Action::Renice(-21),
