@@ -7,8 +7,8 @@
 //! umask 077 → rlimits (CPU, FSIZE, NOFILE, NPROC, and AS when no memory
 //! cgroup holds the job) → default signal dispositions → drop the capability
 //! bounding set → `uids::become_uid` (setgroups([]) → setresgid → setresuid
-//! → verify all ids and that setuid(0) fails) → a new session keyring →
-//! create the home → no_new_privs → (own uid) the seccomp filter that
+//! → not dumpable → verify all ids and that setuid(0) fails) → a new
+//! session keyring → create the home → no_new_privs → (own uid) the seccomp filter that
 //! keeps the uid's keyrings clearable → clear remaining capabilities →
 //! execve with a clean environment. Any failure writes its errno to a
 //! close-on-exec pipe and exits 127; the parent reports `Failed { errno }`,
