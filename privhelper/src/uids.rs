@@ -277,11 +277,12 @@ pub fn sweep(id: JobUid) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether a process runs as `uid`: the owner of its `/proc/PID`
-/// directory (its effective uid) is `uid`. One `stat` per process, no
-/// read, so it is cheap enough for every job start.
+/// Whether a process runs as `uid`: its real uid (`/proc/PID/status`) or
+/// the owner of its `/proc/PID` (its effective uid) is `uid`. The owner
+/// alone misses a process of `uid` running a setuid-root program, and on
+/// some kernels one that made itself not dumpable: root owns those.
 pub fn runs_as(uid: u32) -> bool {
-    processes().any(|(_, e)| e.metadata().is_ok_and(|m| m.uid() == uid))
+    has_processes(uid) || processes().any(|(_, e)| e.metadata().is_ok_and(|m| m.uid() == uid))
 }
 
 /// Whether any process still runs with real uid `uid` (a `/proc` scan).
