@@ -475,6 +475,12 @@ pub fn refusal(r: &Response, target: Option<Target>) -> Option<ApiError> {
         Response::Failed { errno } if *errno == nix::libc::ESRCH && pid.is_some() => {
             ApiError::NoSuchProcess(pid?)
         }
+        // Only a start fails so: its child had not exec'd within 5 s.
+        Response::Failed { errno } if *errno == nix::libc::ETIMEDOUT => ApiError::BadGateway(
+            "the command did not start within 5 s (a process of the shared run user may have \
+             stopped it) and was killed; nothing of it runs"
+                .into(),
+        ),
         Response::Failed { errno } => ApiError::BadGateway(format!(
             "a system call failed in the helper: {}",
             std::io::Error::from_raw_os_error(*errno)
@@ -566,6 +572,12 @@ mod tests {
         assert_eq!(s(Response::Busy), Some(429));
         assert_eq!(s(Response::Invalid { what: "x".into() }), Some(400));
         assert_eq!(s(Response::Failed { errno: 1 }), Some(502));
+        let late = Response::Failed {
+            errno: nix::libc::ETIMEDOUT,
+        };
+        let e = refusal(&late, None).expect("refusal");
+        assert_eq!(e.status().as_u16(), 502);
+        assert!(e.to_string().contains("did not start within 5 s"), "{e}");
         assert_eq!(s(Response::Ok), None);
     }
 }

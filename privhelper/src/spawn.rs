@@ -7,11 +7,12 @@
 //! umask 077 → rlimits (CPU, FSIZE, NOFILE, NPROC, and AS when no memory
 //! cgroup holds the job) → default signal dispositions → drop the capability
 //! bounding set → `uids::become_uid` (setgroups([]) → setresgid → setresuid
-//! → verify all ids and that setuid(0) fails) → a new session keyring →
-//! create the home → no_new_privs → (own uid) the seccomp filter that
+//! → not dumpable → verify all ids and that setuid(0) fails) → a new
+//! session keyring → create the home → no_new_privs → (own uid) the seccomp filter that
 //! keeps the uid's keyrings clearable → clear remaining capabilities →
 //! execve with a clean environment. Any failure writes its errno to a
-//! close-on-exec pipe and exits 127; the parent reports `Failed { errno }`.
+//! close-on-exec pipe and exits 127; the parent reports `Failed { errno }`,
+//! and `Failed { ETIMEDOUT }` for a child not exec'd within 5 s (killed).
 
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -22,13 +23,19 @@ use std::path::PathBuf;
 
 use caps::{CapSet, Capability};
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags};
 use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::{umask, Mode};
+use nix::sys::wait::waitpid;
 use nix::unistd::{execve, pipe2, setsid};
 
 use crate::ids::{JobUid, Pid};
 use crate::policy::RunPolicy;
 use crate::sys;
+
+/// How long a child may take from fork to `execve` (`ETIMEDOUT` after).
+const START_WITHIN_MS: u16 = 5000;
 
 /// Everything the child needs, prepared before the fork.
 pub struct SpawnPlan<'a> {
@@ -79,16 +86,20 @@ pub fn spawn(plan: &SpawnPlan<'_>) -> io::Result<Pid> {
         sys::exit_child(127);
     };
     drop(err_w);
-    // Nothing arrives before end of file if `execve` succeeded (the pipe
-    // closed on exec); the child's errno if it failed.
-    let mut failure = Vec::new();
-    File::from(err_r).read_to_end(&mut failure)?;
-    if let Ok(errno) = <[u8; 4]>::try_from(failure.as_slice()) {
-        // The child failed before execve and has exited; reap it.
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid.get()), None);
-        return Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)));
+    // End of file if `execve` succeeded (the pipe closed on exec); the
+    // child's errno (one atomic write) if it failed. Once the child has a
+    // shared run user's uid, a job of that user can stop it before either:
+    // so the wait is bounded, and a child that failed or did not start is
+    // killed (unreaped, its pid is still its own) before it is reaped.
+    let mut errno = libc::ETIMEDOUT.to_ne_bytes();
+    let mut fds = [PollFd::new(err_r.as_fd(), PollFlags::POLLIN)];
+    if poll(&mut fds, START_WITHIN_MS) == Ok(1) && File::from(err_r).read(&mut errno)? == 0 {
+        return Ok(pid);
     }
-    Ok(pid)
+    let child = nix::unistd::Pid::from_raw(pid.get());
+    let _ = kill(child, Signal::SIGKILL);
+    let _ = waitpid(child, None);
+    Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
 }
 
 fn child_setup(plan: &SpawnPlan<'_>) -> io::Result<()> {

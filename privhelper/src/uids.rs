@@ -220,13 +220,18 @@ pub fn in_use_on_host(range: &RangeInclusive<u32>) -> Vec<(u32, String)> {
 /// groups, the real, effective and saved ids all set, then checked, and a
 /// check that root cannot be regained. The helper's one privilege drop:
 /// jobs, cleaners and sweepers all go through it. Never to uid or gid 0
-/// (no `JobUid` is root's).
+/// (no `JobUid` is root's). Not dumpable from then on, whatever
+/// `fs.suid_dumpable` says: until `execve` (which makes the command
+/// dumpable again) the child still holds the helper's descriptors and
+/// memory, which another process of the uid must not reach through
+/// `ptrace` or `pidfd_getfd`.
 pub fn become_uid(id: JobUid) -> io::Result<()> {
     let denied = || io::Error::from_raw_os_error(libc::EPERM);
     let (u, g) = (Uid::from_raw(id.uid()), Gid::from_raw(id.gid()));
     setgroups(&[]).map_err(io::Error::from)?;
     setresgid(g, g, g).map_err(io::Error::from)?;
     setresuid(u, u, u).map_err(io::Error::from)?;
+    nix::sys::prctl::set_dumpable(false)?;
     let ids = getresuid().map_err(io::Error::from)?;
     let gids = getresgid().map_err(io::Error::from)?;
     if [ids.real, ids.effective, ids.saved] != [u; 3]
@@ -272,11 +277,12 @@ pub fn sweep(id: JobUid) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether a process runs as `uid`: the owner of its `/proc/PID`
-/// directory (its effective uid) is `uid`. One `stat` per process, no
-/// read, so it is cheap enough for every job start.
+/// Whether a process runs as `uid`: its real uid (`/proc/PID/status`) or
+/// the owner of its `/proc/PID` (its effective uid) is `uid`. The owner
+/// alone misses a process of `uid` running a setuid-root program, and on
+/// some kernels one that made itself not dumpable: root owns those.
 pub fn runs_as(uid: u32) -> bool {
-    processes().any(|(_, e)| e.metadata().is_ok_and(|m| m.uid() == uid))
+    has_processes(uid) || processes().any(|(_, e)| e.metadata().is_ok_and(|m| m.uid() == uid))
 }
 
 /// Whether any process still runs with real uid `uid` (a `/proc` scan).
@@ -312,12 +318,27 @@ mod tests {
             nix::unistd::geteuid().is_root(),
             "this test needs root: run it as root (scripts/test does)"
         );
+        // With `fs.suid_dumpable = 1` the kernel leaves a process that
+        // changed its uids dumpable: the host setting become_uid must not
+        // depend on. Set for the test only, restored at its end.
+        let dumpable = "/proc/sys/fs/suid_dumpable";
+        let before = fs::read_to_string(dumpable).expect("suid_dumpable");
+        struct Restore<'a>(&'a str, String);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                fs::write(self.0, &self.1).expect("restore suid_dumpable");
+            }
+        }
+        let _restore = Restore(dumpable, before);
+        fs::write(dumpable, "1").expect("suid_dumpable = 1");
         // In a child: the test process keeps its root.
         let pid = sys::fork_in_test().expect("fork");
         if pid == 0 {
-            let ok = become_uid(JobUid::new(65534, 65533).expect("not root")).is_ok()
+            let ok = nix::sys::prctl::set_dumpable(true).is_ok()
+                && become_uid(JobUid::new(65534, 65533).expect("not root")).is_ok()
                 && getresuid().is_ok_and(|r| r.saved.as_raw() == 65534)
                 && getresgid().is_ok_and(|r| r.saved.as_raw() == 65533)
+                && nix::sys::prctl::get_dumpable() == Ok(false)
                 && setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_err();
             sys::exit_child(if ok { 0 } else { 1 });
         }

@@ -511,3 +511,59 @@ fn a_gone_helpers_job_cgroups_are_removed_at_start_and_no_other() {
     assert_eq!(removed[0]["count"], 1, "{removed:?}");
     drop(h);
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_shared_user_job_that_stops_each_new_job_before_execve_cannot_freeze_the_helper() {
+    require_root();
+    // Uid 61333 is no other test's and no one's on the host: job A's
+    // `kill -STOP -1` reaches only the processes of that uid.
+    let p = policy(61330, "").replace("uids = \"61330-61339\"", "user = 61333");
+    let p = p.replace("owners = [\"nobody\", \"@jobs\"]", "owners = [\"nobody\"]");
+    let h = Helper::start("stopper", &p);
+    // A longer wait for an answer than the helper's own bound on a start.
+    let mut c =
+        api_gateway::helper::Connection::connect(&h.sock, Duration::from_secs(30)).expect("hello");
+    let stopper = "while :; do kill -STOP -1; done";
+    let (a, _) = start_job(&mut c, &h.dir, 1, stopper, 20_000);
+    // The stop catches a new job's child between its setresuid and its
+    // execve only now and then: start jobs until one is caught.
+    let t0 = std::time::Instant::now();
+    let mut caught = None;
+    for id in 2..=250u8 {
+        let out = std::fs::File::create(h.dir.join(format!("out{id}"))).expect("out");
+        let spawn = Request::Spawn {
+            job: protocol::JobId([id; 16]),
+            command: "true".into(),
+            timeout_ms: 1000,
+            key: TEST_KEY.into(),
+        };
+        let fds = [std::os::fd::AsFd::as_fd(&out); 2];
+        match c
+            .request(&spawn, &fds)
+            .expect("the helper answers every start")
+        {
+            Response::Failed { errno } => {
+                caught = Some((id, errno));
+                break;
+            }
+            Response::Job(_) => {}
+            Response::Busy => std::thread::sleep(Duration::from_millis(100)),
+            other => panic!("{other:?}"),
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    let (b, errno) = caught.expect("no start was caught before its execve");
+    assert_eq!(errno, libc::ETIMEDOUT, "job {b}");
+    let info = c.request(&Request::Info, &[]).expect("info");
+    assert!(matches!(info, Response::Info(_)), "{info:?}");
+    let ended = wait_job(&mut c, 1, Duration::from_secs(40));
+    assert!(ended.timed_out, "job A ({a:?}) ended otherwise: {ended:?}");
+    // The caught child was killed too: nothing of the uid is left.
+    assert_eq!(
+        wait_uid_gone(61333, Duration::from_secs(10)),
+        Vec::<i32>::new()
+    );
+}

@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -388,6 +389,55 @@ fn a_jobs_memory_is_bounded_as_a_whole_not_per_process() {
     assert!(held <= 1, "{held} processes held 150 MiB each: {end:?}");
     if let Some(peak) = end.memory_peak {
         assert!(peak <= 268_435_456, "peak {peak}");
+    }
+}
+
+/// Waits until `pid` runs `comm` and its `/proc/PID/status` belongs to
+/// root: the kernel's mark of a process that is not dumpable or whose
+/// effective uid is root, whose `/proc/PID` may then belong to root too.
+fn wait_hidden(pid: i32, comm: &str) {
+    let t = std::time::Instant::now();
+    loop {
+        let now = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let owner = std::fs::metadata(format!("/proc/{pid}/status")).map(|m| m.uid());
+        if now.trim() == comm && owner.is_ok_and(|u| u == 0) {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{comm} never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_uid_is_passed_over_when_its_process_is_not_dumpable_or_setuid_root() {
+    require_root();
+    let h = Helper::start("ten-hidden", &policy_of(61070, 3));
+    // Runs as 61070 and made itself not dumpable (the system's python,
+    // not a shim root's PATH may name).
+    let hide = "import ctypes, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); time.sleep(60)";
+    let mut python = as_user("61070", "61070", "/usr/bin/python3");
+    let mut hidden = Proc(python.args(["-c", hide]).spawn().expect("python3"));
+    wait_hidden(hidden.id() as i32, "python3");
+    // Real uid 61071, effective uid root: what a setuid-root program that
+    // a process of the uid runs looks like.
+    let mut setuid = Command::new("setpriv");
+    setuid.args(["--ruid=61071", "--pdeathsig=KILL", "sleep", "60"]);
+    let mut elevated = Proc(setuid.spawn().expect("setpriv"));
+    wait_hidden(elevated.id() as i32, "sleep");
+    let mut c = h.connect();
+    for id in 1..=3 {
+        let (s, _) = start_job_when_free(&mut c, &h.dir, id, "true");
+        assert_eq!(s.uid, 61072, "job {id} got a uid a process runs as");
+        wait_job(&mut c, id, Duration::from_secs(10));
+    }
+    for p in [&mut hidden, &mut elevated] {
+        assert!(
+            alive_and_running(p.id() as i32),
+            "a stray process was harmed"
+        );
+        let _ = p.kill();
+        let _ = p.wait();
     }
 }
 
