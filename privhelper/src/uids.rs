@@ -277,12 +277,16 @@ pub fn sweep(id: JobUid) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether a process runs as `uid`: its real uid (`/proc/PID/status`) or
-/// the owner of its `/proc/PID` (its effective uid) is `uid`. The owner
-/// alone misses a process of `uid` running a setuid-root program, and on
-/// some kernels one that made itself not dumpable: root owns those.
+/// Whether a process runs as `uid`: any of its real, effective, saved or
+/// file-system uids (`/proc/PID/status`) is `uid`. The owner of
+/// `/proc/PID` alone would miss a process of `uid` running a setuid-root
+/// program, and on some kernels one that made itself not dumpable.
 pub fn runs_as(uid: u32) -> bool {
-    has_processes(uid) || processes().any(|(_, e)| e.metadata().is_ok_and(|m| m.uid() == uid))
+    processes().any(|(_, e)| {
+        let status = fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        let ids = status.lines().find_map(|l| l.strip_prefix("Uid:"));
+        ids.is_some_and(|ids| ids.split_whitespace().any(|u| u.parse() == Ok(uid)))
+    })
 }
 
 /// Whether any process still runs with real uid `uid` (a `/proc` scan).
