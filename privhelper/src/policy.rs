@@ -8,7 +8,6 @@ use std::ops::RangeInclusive;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::unistd::User;
 use protocol::{Signal, MAX_BATCH};
 use serde::Deserialize;
 use toml::Spanned;
@@ -102,25 +101,67 @@ pub struct Policy {
 }
 
 /// What the loader must know about the host to validate a policy.
+///
+/// Users come from `/etc/passwd` alone, never through NSS: an NSS module
+/// (sssd, LDAP, systemd's userdb) is a library loaded into root's process
+/// and a conversation with another daemon, for names the policy can as well
+/// give by number. It is also the one source the job-range check can list,
+/// so the names a policy may use and the uids a job range must avoid come
+/// from the same file, read again at every load and reload.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     /// The gateway's uid: never a run user, never in a job range.
     pub gateway_uid: Option<u32>,
-    /// Uids that have a passwd entry: never in a job range.
-    pub passwd_uids: HashSet<u32>,
+    /// The accounts of `/etc/passwd`: their uids are never in a job range.
+    pub accounts: Vec<Account>,
+}
+
+/// One line of `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
 }
 
 impl Context {
-    /// The gateway uid and the uids of `/etc/passwd` (none if unreadable).
-    pub fn host(gateway_uid: Option<u32>) -> Context {
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let uid = |l: &str| l.split(':').nth(2)?.parse().ok();
-        let passwd_uids = passwd.lines().filter_map(uid).collect();
-        Context {
+    /// The gateway uid and the accounts of `/etc/passwd`.
+    pub fn host(gateway_uid: Option<u32>) -> Result<Context, String> {
+        let passwd = std::fs::read_to_string(PASSWD)
+            .map_err(|e| format!("{PASSWD}: {e}; users cannot be checked"))?;
+        Ok(Context {
             gateway_uid,
-            passwd_uids,
-        }
+            accounts: accounts(&passwd),
+        })
     }
+
+    /// The account a policy names by name or number.
+    fn account(&self, owner: &Owner) -> Option<&Account> {
+        self.accounts.iter().find(|a| match owner {
+            Owner::Name(n) => a.name == *n,
+            Owner::Id(id) => a.uid == *id,
+        })
+    }
+}
+
+const PASSWD: &str = "/etc/passwd";
+
+/// The well-formed lines of a passwd file; others (comments, NIS `+`/`-`
+/// lines, a bad number) name no account.
+fn accounts(passwd: &str) -> Vec<Account> {
+    let account = |line: &str| {
+        let f: Vec<&str> = line.split(':').collect();
+        let valid = f.len() == 7 && !f[0].is_empty() && !f[0].starts_with(['+', '-', '#']);
+        valid.then_some(())?;
+        Some(Account {
+            name: f[0].to_string(),
+            uid: f[2].parse().ok()?,
+            gid: f[3].parse().ok()?,
+            home: f[5].to_string(),
+        })
+    };
+    passwd.lines().filter_map(account).collect()
 }
 
 /// What the policy judges of a target: its owner and name, whose job it
@@ -377,13 +418,29 @@ fn resolve(raw: RawPolicy, run_at: usize, ctx: &Context) -> Result<Policy, Fail>
         ..Policy::default()
     };
     let (s, r) = (raw.signal, raw.renice);
-    p.signal = resolve_rule(&mut p, "signal", s.owners, s.names, s.exes, s.max_targets)?;
+    p.signal = resolve_rule(
+        &mut p,
+        ctx,
+        "signal",
+        s.owners,
+        s.names,
+        s.exes,
+        s.max_targets,
+    )?;
     for name in s.signals {
         let at = name.span().start;
         p.signals
             .insert(name.get_ref().parse().map_err(|e| (at, e))?);
     }
-    p.renice = resolve_rule(&mut p, "renice", r.owners, r.names, r.exes, r.max_targets)?;
+    p.renice = resolve_rule(
+        &mut p,
+        ctx,
+        "renice",
+        r.owners,
+        r.names,
+        r.exes,
+        r.max_targets,
+    )?;
     if let Some(min) = r.min_nice {
         let (at, min) = (min.span().start, min.into_inner());
         p.min_nice = Nice::new(min).map_err(|e| (at, format!("min_nice: {e}")))?;
@@ -410,6 +467,7 @@ fn resolve(raw: RawPolicy, run_at: usize, ctx: &Context) -> Result<Policy, Fail>
 /// refused), warnings for root and system users, the rule as written.
 fn resolve_rule(
     p: &mut Policy,
+    ctx: &Context,
     section: &str,
     owners: Vec<Spanned<Owner>>,
     names: Vec<String>,
@@ -473,7 +531,7 @@ fn resolve_rule(
                 continue;
             }
         }
-        let (uid, _, name, _) = resolve_user(owner)?;
+        let (uid, _, name, _) = resolve_user(owner, ctx)?;
         if per_job.as_ref().is_some_and(|r| r.contains(&uid.get())) {
             // A job uid by number would name every key's jobs, the uid's
             // cleaner and whatever a later job of that uid is.
@@ -503,25 +561,18 @@ fn resolve_rule(
 
 /// (uid, primary gid, name, home) of a user name or number; a number with
 /// no passwd entry is its own gid, named by its number, at home in `/`.
-fn resolve_user(owner: &Spanned<Owner>) -> Result<(Uid, u32, String, String), Fail> {
+fn resolve_user(owner: &Spanned<Owner>, ctx: &Context) -> Result<(Uid, u32, String, String), Fail> {
     let at = owner.span().start;
-    let user = match owner.get_ref() {
-        Owner::Name(n) => User::from_name(n),
-        Owner::Id(id) => User::from_uid((*id).into()),
-    }
-    .map_err(|e| (at, format!("looking up users: {e}")))?;
-    match (user, owner.get_ref()) {
-        (Some(u), _) => {
-            let home = u.dir.to_string_lossy().into_owned();
-            Ok((Uid::new(u.uid.as_raw()), u.gid.as_raw(), u.name, home))
-        }
+    match (ctx.account(owner.get_ref()), owner.get_ref()) {
+        (Some(a), _) => Ok((Uid::new(a.uid), a.gid, a.name.clone(), a.home.clone())),
         (None, Owner::Id(id)) => Ok((Uid::new(*id), *id, id.to_string(), "/".into())),
-        (None, Owner::Name(n)) => fail(at, format!("no such user {n:?}")),
+        (None, Owner::Name(n)) => fail(
+            at,
+            format!("no such user {n:?} in {PASSWD} (name a user of another source by uid)"),
+        ),
     }
 }
 
-/// Parses `"START-END"` and checks that no uid in it is root, the gateway,
-/// `nobody`, a passwd user or systemd's DynamicUser range.
 fn parse_uid_range(spec: &Spanned<String>, ctx: &Context) -> Result<RangeInclusive<u32>, Fail> {
     let (at, spec) = (spec.span().start, spec.get_ref());
     let err = |m: String| (at, format!("uids = {spec:?}: {m}"));
@@ -540,7 +591,12 @@ fn parse_uid_range(spec: &Spanned<String>, ctx: &Context) -> Result<RangeInclusi
     let special = [65534, 65535, u32::MAX]
         .into_iter()
         .find(|u| range.contains(u));
-    let taken = ctx.passwd_uids.iter().filter(|u| range.contains(u)).min();
+    let taken = ctx
+        .accounts
+        .iter()
+        .map(|a| a.uid)
+        .filter(|u| range.contains(u))
+        .min();
     let why = if first > last {
         "START is above END".into()
     } else if last - first >= 65536 {
@@ -568,7 +624,7 @@ fn resolve_run(run: RawRun, at: usize, ctx: &Context) -> Result<RunPolicy, Fail>
     let (run_as, home) = match (&run.user, &run.uids) {
         (None, Some(spec)) => (RunAs::PerJob(parse_uid_range(spec, ctx)?), "/".into()),
         (Some(user), None) => {
-            let (uid, gid, name, home) = resolve_user(user)?;
+            let (uid, gid, name, home) = resolve_user(user, ctx)?;
             let at = user.span().start;
             if uid.get() == 0 || gid == 0 {
                 return fail(at, "commands may not run as root");
@@ -629,11 +685,64 @@ mod tests {
         }
     }
 
+    /// A host of its own, whatever the machine's passwd holds.
     fn ctx() -> Context {
         Context {
             gateway_uid: Some(990),
-            passwd_uids: [0, 1, 65534, 990, 1000, 40_050].into_iter().collect(),
+            accounts: accounts(PASSWD_SAMPLE),
         }
+    }
+
+    const PASSWD_SAMPLE: &str = "root:x:0:0:root:/root:/bin/bash
+daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+monitoreo:x:990:990::/var/lib/monitoreo:/usr/sbin/nologin
+alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash
+taken:x:40050:40050::/home/taken:/bin/sh
+";
+
+    #[test]
+    fn accounts_are_the_well_formed_lines_of_passwd() {
+        let text = "# a comment
++nisuser::::::
+-excluded::::::
+short:x:5:5
+baduid:x:five:5::/:/bin/sh
+badgid:x:5:-1::/:/bin/sh
+:x:7:7::/:/bin/sh
+bob:x:1001:100:Bob:/home/bob:/bin/sh
+
+carol:x:1002:1002::/srv/carol:
+";
+        let names: Vec<(String, u32, u32, String)> = accounts(text)
+            .into_iter()
+            .map(|a| (a.name, a.uid, a.gid, a.home))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("bob".into(), 1001, 100, "/home/bob".into()),
+                ("carol".into(), 1002, 1002, "/srv/carol".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn users_are_named_from_passwd_and_a_number_needs_no_entry() {
+        let p =
+            Policy::parse_test("[signal]\nowners = [\"alice\", 4242]\n[run]\nuser = \"alice\"\n")
+                .expect("parses");
+        assert!(p.signal.owners.contains(&Uid::new(1000)));
+        assert!(p.signal.owners.contains(&Uid::new(4242)));
+        let run = p.run.expect("a run section");
+        assert_eq!(run.home, "/home/alice");
+        assert!(matches!(run.run_as, RunAs::Shared { gid: 1000, .. }));
+        // A name the file does not have is refused, with where to look.
+        let e = Policy::parse_test("[signal]\nowners = [\"ldapuser\"]\n").unwrap_err();
+        assert!(
+            e.contains("no such user \"ldapuser\" in /etc/passwd"),
+            "{e}"
+        );
     }
 
     /// A process that belongs to no job.

@@ -62,7 +62,6 @@ pub struct Server {
     locks: Option<UidLocks>,
     listener: Listener,
     pub(crate) policy: Policy,
-    policy_ctx: policy::Context,
     pub(crate) cgroups: Option<CgroupRoot>,
     /// The command line: the policy's path, the connection cap, the idle
     /// timeout.
@@ -92,7 +91,6 @@ impl Server {
     pub fn new(
         listener: Listener,
         policy: Policy,
-        policy_ctx: policy::Context,
         args: cli::Args,
         gateway_uid: u32,
         cgroups: Option<CgroupRoot>,
@@ -104,7 +102,6 @@ impl Server {
             locks,
             listener,
             policy,
-            policy_ctx,
             cgroups,
             args,
             gateway_uid,
@@ -192,8 +189,10 @@ impl Server {
     }
 
     fn reload(&mut self) {
-        let loaded = Policy::load(&self.args.policy, &self.policy_ctx)
-            .map_err(|e| e.to_string())
+        // The accounts are read again: a user added since the start may
+        // now be named, and a job range must avoid it.
+        let loaded = policy::Context::host(Some(self.gateway_uid))
+            .and_then(|ctx| Policy::load(&self.args.policy, &ctx).map_err(|e| e.to_string()))
             .and_then(|p| lock_range(&mut self.locks, &p).map(|()| p));
         match loaded {
             Ok(p) => {

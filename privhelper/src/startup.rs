@@ -2,7 +2,6 @@
 //! find the cgroups and the world-writable directories, bind (or take
 //! systemd's socket), write the start line, and hand off to the loop.
 
-use nix::unistd::User;
 use serde_json::json;
 
 use crate::{cgroup, cli, log, ns, policy, server, socket, uids};
@@ -10,8 +9,9 @@ use crate::{cgroup, cli, log, ns, policy, server, socket, uids};
 /// Runs the helper (or `--check`) with parsed arguments; the error is the
 /// one line `main` prints.
 pub fn run(args: cli::Args) -> Result<(), String> {
-    let gw = resolve_gateway(&args.gateway_user);
-    let ctx = policy::Context::host(gw.as_ref().ok().map(|g| g.0));
+    let mut ctx = policy::Context::host(None)?;
+    let gw = resolve_gateway(&args.gateway_user, &ctx);
+    ctx.gateway_uid = gw.as_ref().ok().map(|g| g.0);
     let policy = policy::Policy::load(&args.policy, &ctx).map_err(|e| e.to_string())?;
     if args.check {
         if let Err(e) = &gw {
@@ -90,8 +90,7 @@ pub fn run(args: cli::Args) -> Result<(), String> {
         ],
     );
     let created = listener.created.clone();
-    let mut server =
-        server::Server::new(listener, policy, ctx, args, gw.0, cgroups, (shared, locks));
+    let mut server = server::Server::new(listener, policy, args, gw.0, cgroups, (shared, locks));
     let result = server.run(signals).map_err(|e| e.to_string());
     if let Some(p) = created {
         let _ = std::fs::remove_file(p);
@@ -99,19 +98,18 @@ pub fn run(args: cli::Args) -> Result<(), String> {
     result
 }
 
-/// (uid, primary gid) of `--gateway-user`, a name or a number. An unnamed
-/// uid's group is the gid of the same number (the socket's group).
-fn resolve_gateway(user: &str) -> Result<(u32, u32), String> {
-    match user.parse::<u32>() {
-        Ok(uid) => Ok(User::from_uid(uid.into())
-            .ok()
-            .flatten()
-            .map_or((uid, uid), |u| (uid, u.gid.as_raw()))),
-        Err(_) => {
-            let u = User::from_name(user)
-                .map_err(|e| format!("looking up {user}: {e}"))?
-                .ok_or(format!("no such gateway user {user:?}"))?;
-            Ok((u.uid.as_raw(), u.gid.as_raw()))
-        }
+/// (uid, primary gid) of `--gateway-user`, a name or a number, from
+/// `/etc/passwd` as every user the helper names. An unnamed uid's group is
+/// the gid of the same number (the socket's group).
+fn resolve_gateway(user: &str, ctx: &policy::Context) -> Result<(u32, u32), String> {
+    let by_uid = user.parse::<u32>().ok();
+    let found = ctx
+        .accounts
+        .iter()
+        .find(|a| by_uid.map_or(a.name == user, |uid| a.uid == uid));
+    match (found, by_uid) {
+        (Some(a), _) => Ok((a.uid, a.gid)),
+        (None, Some(uid)) => Ok((uid, uid)),
+        (None, None) => Err(format!("no such gateway user {user:?} in /etc/passwd")),
     }
 }
