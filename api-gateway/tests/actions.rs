@@ -445,6 +445,11 @@ fn a_tree_that_forks_while_being_killed_leaves_no_survivor_over_http() {
 /// The `sleep 0.02` between forks does exec, and ends by itself.
 struct ForkingShell {
     child: Child,
+    /// The children's standard input, kept apart from `child` because
+    /// `Child::wait` closes the one it holds, which would end them: they
+    /// must outlive the shell if the helper misses them. Dropped with the
+    /// test, and they end.
+    stdin: std::process::ChildStdin,
     /// The shell's command line, which each child shares, with a token
     /// of the test's own so that two tests running at once do not count
     /// each other's processes.
@@ -460,24 +465,28 @@ impl ForkingShell {
              while [ -e /proc/$PPID ]; do read x <&3 & sleep 0.02; done",
             std::process::id()
         );
-        let child = Command::new("setpriv")
+        let mut child = Command::new("setpriv")
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
             .args(["sh", "-c", &script])
             .stdin(std::process::Stdio::piped())
             .spawn()
             .expect("sh");
+        let stdin = child.stdin.take().expect("stdin");
         let cmdline = ["sh", "-c", &script]
             .iter()
             .flat_map(|a| a.bytes().chain([0]))
             .collect();
-        ForkingShell { child, cmdline }
+        ForkingShell {
+            child,
+            stdin,
+            cmdline,
+        }
     }
 
     /// Lets the shell past its first line: it forks its three children.
     fn enter(&mut self) {
         use std::io::Write;
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(b"\n").expect("the shell's line");
+        self.stdin.write_all(b"\n").expect("the shell's line");
     }
 
     /// The live (not zombie) processes that are this shell or one of its
