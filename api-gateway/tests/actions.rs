@@ -342,7 +342,9 @@ fn bad_plans_are_refused_clearly_and_a_refused_target_survives() {
 #[ignore = "needs root"]
 fn dry_run_answers_the_verdict_and_touches_nothing() {
     let (_h, g, t) = setup();
-    let mut kid = nobody_sleep(303);
+    // A number of its own: another test of this binary counts nobody's
+    // `sleep 303`s while this one runs.
+    let mut kid = nobody_sleep(305);
     let pid = kid.id();
     let r = g.send(
         "DELETE",
@@ -386,53 +388,33 @@ fn dry_run_answers_the_verdict_and_touches_nothing() {
 }
 
 /// A shell that forks a child every 20 ms, killed as a tree over HTTP:
-/// the children forked after the plan are in the answer (`added`) and
-/// nothing of the tree is left.
+/// the plan sees the shell and its three children standing still, the
+/// children forked after the plan are in the answer (`added`) and nothing
+/// of the tree is left.
 #[test]
 #[ignore = "needs root"]
 fn a_tree_that_forks_while_being_killed_leaves_no_survivor_over_http() {
     let (_h, g, t) = setup();
-    let mut root = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .args(["sh", "-c", "while :; do sleep 1000.9 & sleep 0.02; done"])
-        .spawn()
-        .expect("sh");
-    let marked = || {
-        std::fs::read_dir("/proc")
-            .expect("/proc")
-            .flatten()
-            .filter(|e| {
-                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x001000.9\x00")
-                    && std::fs::read_to_string(e.path().join("stat"))
-                        .is_ok_and(|s| !s.contains(") Z"))
-            })
-            .count()
-    };
-    let t0 = Instant::now();
-    while marked() < 3 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the tree never forked"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut tree = ForkingShell::start("tree");
+    tree.enter();
+    tree.wait_for(4, || tree.live());
     let r = plan(
         &g,
         &t,
         &format!(
             r#"{{"selector": {{"tree_of": {}}}, "action": {{"signal": "KILL"}}}}"#,
-            root.id()
+            tree.child.id()
         ),
     );
     assert_eq!(r.status, 201, "{}", body(&r));
     let v = r.json();
-    let n = v["count"].as_u64().expect("count");
-    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(v["count"], 4, "the shell and its three children: {v}");
+    tree.release(|| tree.live());
     let r = g.send(
         "POST",
         &format!("/api/actions/{}", v["plan_id"].as_str().expect("id")),
         Some(&t),
-        &format!(r#"{{"expect_count": {n}}}"#),
+        r#"{"expect_count": 4}"#,
     );
     assert_eq!(r.status, 200, "{}", body(&r));
     let results = r.json()["results"].as_array().expect("results").clone();
@@ -440,11 +422,117 @@ fn a_tree_that_forks_while_being_killed_leaves_no_survivor_over_http() {
         results.iter().any(|x| x["added"] == true),
         "children forked after the plan were added: {results:?}"
     );
-    root.wait().expect("the root was killed");
+    tree.child.wait().expect("the root was killed");
     let t0 = Instant::now();
-    while marked() > 0 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "a child survived");
+    while tree.live() > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a child survived: {results:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A shell of nobody's for the "forks while being killed" tests. It
+/// waits for a line (so that a test can move it into a cgroup first),
+/// forks three children, waits for `SIGUSR1` (so that a plan sees the
+/// tree standing still), then forks a child every 20 ms until its parent,
+/// the test, is gone. Its children never exec: each is the shell itself,
+/// blocked reading the standard input that the test holds open and never
+/// writes again (and that ends with the test). A member planned before
+/// its exec could exec before the execution and be rightly spared as
+/// `exe_changed`; here a survivor can only be a member the helper missed.
+/// The `sleep 0.02` between forks does exec, and ends by itself.
+struct ForkingShell {
+    child: Child,
+    /// The children's standard input, kept apart from `child` because
+    /// `Child::wait` closes the one it holds, which would end them: they
+    /// must outlive the shell if the helper misses them. Dropped with the
+    /// test, and they end.
+    stdin: std::process::ChildStdin,
+    /// The shell's command line, which each child shares, with a token
+    /// of the test's own so that two tests running at once do not count
+    /// each other's processes.
+    cmdline: Vec<u8>,
+}
+
+impl ForkingShell {
+    fn start(name: &str) -> ForkingShell {
+        let script = format!(
+            ": {name}-{}; exec 3<&0; read x; trap 'go=1' USR1; \
+             read x <&3 & read x <&3 & read x <&3 & \
+             until [ \"$go\" ]; do read x; done; \
+             while [ -e /proc/$PPID ]; do read x <&3 & sleep 0.02; done",
+            std::process::id()
+        );
+        let mut child = Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .args(["sh", "-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let stdin = child.stdin.take().expect("stdin");
+        let cmdline = ["sh", "-c", &script]
+            .iter()
+            .flat_map(|a| a.bytes().chain([0]))
+            .collect();
+        ForkingShell {
+            child,
+            stdin,
+            cmdline,
+        }
+    }
+
+    /// Lets the shell past its first line: it forks its three children.
+    fn enter(&mut self) {
+        use std::io::Write;
+        self.stdin.write_all(b"\n").expect("the shell's line");
+    }
+
+    /// The live (not zombie) processes that are this shell or one of its
+    /// children, by command line: a child that outlived the shell is
+    /// counted too.
+    fn live(&self) -> usize {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == self.cmdline)
+                    && std::fs::read_to_string(e.path().join("stat"))
+                        .is_ok_and(|s| !s.contains(") Z"))
+            })
+            .count()
+    }
+
+    /// Waits until `count` says at least `n`.
+    fn wait_for(&self, n: usize, count: impl Fn() -> usize) {
+        let t0 = Instant::now();
+        while count() < n {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the shell never forked: {} of {n}",
+                count()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the forking loop and waits until `count` has grown by two
+    /// (children forked after the plan). The signal is sent again until
+    /// then: one that came before the shell reached its wait would leave
+    /// it waiting.
+    fn release(&self, count: impl Fn() -> usize) {
+        let before = count();
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let t0 = Instant::now();
+        while count() < before + 2 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the shell never forked after the plan"
+            );
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).expect("SIGUSR1");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -534,8 +622,9 @@ fn a_misspelled_null_or_repeated_member_is_a_400_naming_it_and_an_unknown_plan_i
 }
 
 /// A shell that forks a child every 20 ms in a cgroup of its own, killed
-/// by a `cgroup` match: the plan is held still as a tree is, so what the
-/// members fork after the plan is added and the cgroup ends empty.
+/// by a `cgroup` match: the plan sees the shell and its three children
+/// standing still; the execution is held still as a tree's is, so what
+/// the members fork after the plan is added and the cgroup ends empty.
 #[test]
 #[ignore = "needs root"]
 fn a_cgroup_that_forks_while_being_killed_leaves_no_survivor_over_http() {
@@ -557,18 +646,9 @@ fn a_cgroup_that_forks_while_being_killed_leaves_no_survivor_over_http() {
     let dir = unified.join(rel.trim_start_matches('/'));
     std::fs::create_dir(&dir).expect("a cgroup of the test's own");
     let (_h, g, t) = setup();
-    let mut root = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
-        .args([
-            "sh",
-            "-c",
-            "read x; while :; do sleep 1000.8 & sleep 0.02; done",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("sh");
-    std::fs::write(dir.join("cgroup.procs"), root.id().to_string()).expect("moved");
-    drop(root.stdin.take());
+    let mut shell = ForkingShell::start("cgroup");
+    std::fs::write(dir.join("cgroup.procs"), shell.child.id().to_string()).expect("moved");
+    shell.enter();
     let members = || {
         std::fs::read_to_string(dir.join("cgroup.procs"))
             .unwrap_or_default()
@@ -578,14 +658,7 @@ fn a_cgroup_that_forks_while_being_killed_leaves_no_survivor_over_http() {
             })
             .count()
     };
-    let t0 = Instant::now();
-    while members() < 4 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the shell never forked"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    shell.wait_for(4, members);
     let r = plan(
         &g,
         &t,
@@ -595,13 +668,13 @@ fn a_cgroup_that_forks_while_being_killed_leaves_no_survivor_over_http() {
     );
     assert_eq!(r.status, 201, "{}", body(&r));
     let v = r.json();
-    let n = v["count"].as_u64().expect("count");
-    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(v["count"], 4, "the shell and its three children: {v}");
+    shell.release(members);
     let r = g.send(
         "POST",
         &format!("/api/actions/{}", v["plan_id"].as_str().expect("id")),
         Some(&t),
-        &format!(r#"{{"expect_count": {n}}}"#),
+        r#"{"expect_count": 4}"#,
     );
     assert_eq!(r.status, 200, "{}", body(&r));
     let results = r.json()["results"].as_array().expect("results").clone();
@@ -609,10 +682,13 @@ fn a_cgroup_that_forks_while_being_killed_leaves_no_survivor_over_http() {
         results.iter().any(|x| x["added"] == true),
         "children forked after the plan were added: {results:?}"
     );
-    root.wait().expect("the shell was killed");
+    shell.child.wait().expect("the shell was killed");
     let t0 = Instant::now();
     while members() > 0 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "a member survived");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a member survived: {results:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = std::fs::remove_dir(&dir);

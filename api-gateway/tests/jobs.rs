@@ -139,17 +139,29 @@ impl Sse {
     }
 }
 
+/// The first line of a job that then waits for the test's signal: the
+/// follower gets it as its own event while the job runs, however late it
+/// connects, and then the rest and the exit.
 #[test]
 #[ignore = "needs root"]
 fn the_first_line_reaches_a_follower_before_the_job_ends() {
     let (_h, g, t) = setup("");
-    let id = start(&g, &t, "for i in 1 2 3; do echo $i; sleep 1; done", 20);
+    // The trap comes before the first line, so the signal the test sends
+    // once it has read that line is never the default (fatal) one.
+    let cmd = ": first-line; trap 'go=1' USR1; echo 1; \
+               until [ \"$go\" ]; do sleep 0.1; done; echo 2; echo 3";
+    let id = start(&g, &t, cmd, 20);
     let mut sse = Sse::open(&g, &t, &id, None);
     let first = sse.next().expect("an event");
     assert_eq!(first.event, "stdout");
     assert_eq!(first.bytes(), b"1\n");
-    // The job still runs: it has two more seconds to go.
+    // The job still runs: it waits for the signal below.
     assert_eq!(job(&g, &t, &id)["state"], "running");
+    let shells = pids_of(": first-line;");
+    assert!(!shells.is_empty(), "the job's shell is not in /proc");
+    for pid in shells {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1);
+    }
     let mut out = first.bytes();
     let exit = loop {
         let e = sse.next().expect("the stream ends with exit");
@@ -232,6 +244,21 @@ fn range_serves_exact_non_utf8_bytes() {
     assert_eq!(past.status, 416);
     assert_eq!(past.header("content-range"), Some("bytes */5"));
     assert_eq!(past.json()["code"], "range_not_satisfiable");
+}
+
+/// The processes whose command line holds `marker`.
+fn pids_of(marker: &str) -> Vec<nix::unistd::Pid> {
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmd)
+                .contains(marker)
+                .then_some(nix::unistd::Pid::from_raw(pid))
+        })
+        .collect()
 }
 
 fn leftovers(marker: &str) -> Vec<String> {
@@ -323,8 +350,19 @@ fn the_output_quota_refuses_a_job_clearly_and_loses_nothing() {
     let (_h, g, t) = setup("output_quota = \"5M\"\nkey_output_quota = \"3M\"\n");
     let other = g.key("other", "exec", &[]);
     let third = g.key("third", "exec", &[]);
-    let first = start(&g, &t, "echo kept; sleep 2", 10);
-    let second = start(&g, &other, "sleep 2", 10);
+    // Both run until cancelled (the policy's longest timeout, 30 s, is
+    // far off): the third key is refused while they hold their
+    // reservations, however slow the machine.
+    let first = start(&g, &t, "echo kept; sleep 60", 30);
+    let second = start(&g, &other, "sleep 60", 30);
+    let t0 = Instant::now();
+    while g.get(&format!("/api/jobs/{first}/stdout"), Some(&t)).body != b"kept\n" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the first job never wrote"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let body = serde_json::json!({"cmd": "echo refused"}).to_string();
     let r = g.send("POST", "/api/jobs", Some(&third), &body);
     assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
@@ -343,8 +381,11 @@ fn the_output_quota_refuses_a_job_clearly_and_loses_nothing() {
         Some(0),
         "nothing started"
     );
-    ended(&g, &t, &first);
-    ended(&g, &other, &second);
+    for (key, id) in [(&t, &first), (&other, &second)] {
+        let r = g.send("DELETE", &format!("/api/jobs/{id}"), Some(key), "");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(ended(&g, key, id)["state"], "cancelled");
+    }
     assert_eq!(
         g.get(&format!("/api/jobs/{first}/stdout"), Some(&t)).body,
         b"kept\n",

@@ -38,10 +38,12 @@ fn cpu_of(v: &serde_json::Value, pid: u32) -> f64 {
 
 #[test]
 fn cpu_percent_is_truthful_on_the_first_request_after_idle_and_states_its_window() {
-    // cpu_window_s 0.4: figures cover 0.1 s to 4 s.
+    // cpu_window_s 0.8: figures cover 0.2 s to 8 s. A fresh sample is
+    // 0.2 s, 20 ticks at 100 Hz: a busy loop given even a twentieth of a
+    // CPU on a loaded machine shows at least one.
     let g = Gateway::start_with(
         Path::new("/nonexistent/helper.sock"),
-        "cpu_window_s = 0.4\n",
+        "cpu_window_s = 0.8\n",
     );
     let t = g.key("ops", "read", &[]);
     let busy = spawn("while :; do :; done");
@@ -54,30 +56,32 @@ fn cpu_percent_is_truthful_on_the_first_request_after_idle_and_states_its_window
     assert_eq!(r.status, 200);
     let v = r.json();
     let window = v["cpu_percent_window_s"].as_f64().expect("window stated");
-    assert!((0.1..4.0).contains(&window), "{v}");
+    assert!((0.2..8.0).contains(&window), "{v}");
     assert!(
-        v["cpu_percent_age_s"].as_f64().is_some_and(|a| a < 4.0),
+        v["cpu_percent_age_s"].as_f64().is_some_and(|a| a < 8.0),
         "{v}"
     );
+    // Without a baseline the figure would be 0.0; how far above it a busy
+    // loop gets depends on the machine's load, not on the gateway.
     let busy_one = v["process"]["cpu_percent"].as_f64().expect("number");
-    assert!(
-        busy_one > 10.0,
-        "a busy loop read alone at {busy_one}%: {v}"
-    );
+    assert!(busy_one > 0.0, "a busy loop read alone at {busy_one}%: {v}");
 
     // Idle for longer than any baseline is kept, then a listing.
-    std::thread::sleep(Duration::from_millis(4500));
+    std::thread::sleep(Duration::from_millis(8500));
     let r = g.get("/api/ps?fields=pid,cpu_percent", Some(&t));
     assert_eq!(r.status, 200);
     let v = r.json();
     let window = v["cpu_percent_window_s"].as_f64().expect("window stated");
     assert!(
-        (0.1..4.0).contains(&window),
+        (0.2..8.0).contains(&window),
         "a fresh short sample: {window}"
     );
     assert_eq!(v["cpu_percent_age_s"], 0.0);
     let (b, i) = (cpu_of(&v, busy.0.id()), cpu_of(&v, idle.0.id()));
-    assert!(b > 10.0, "a busy loop listed at {b}% after idle");
+    assert!(
+        b > 0.0 && b > i,
+        "a busy loop listed at {b}% after idle, a sleeping process at {i}%"
+    );
     assert!(i < 5.0, "a sleeping process listed at {i}%");
 
     // Without cpu_percent nothing is stated.

@@ -59,12 +59,24 @@ fn another_keys_job_command_line_is_withheld_unless_admin() {
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     let job = r.json()["job"]["id"].as_str().expect("id").to_string();
 
-    // Alice sees her job's processes, command lines and all.
+    // Alice sees her job's processes, command lines and all: the two
+    // shells, once the inner one's child has exec'd `sleep 30` (until
+    // then that child is a third copy of the shell, secret and all, and
+    // the job stands still only after).
     let t = Instant::now();
     let mine = loop {
         let v = get_ok(&g, "/api/ps?fields=cmdline,username,ppid", &alice);
         let found = with_secret(&v);
-        if found.len() >= 2 {
+        let sleeping = v["processes"]
+            .as_array()
+            .expect("processes")
+            .iter()
+            .any(|p| {
+                p["cmdline"] == serde_json::json!(["sleep", "30"])
+                    && found.iter().any(|s| s["pid"] == p["ppid"])
+            });
+        if sleeping {
+            assert_eq!(found.len(), 2, "the two shells: {found:?}");
             break found;
         }
         assert!(

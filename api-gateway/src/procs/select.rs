@@ -193,7 +193,9 @@ mod tests {
         Table::parse("root:x:0:0::/root:/bin/sh\n")
     }
 
-    /// A shell with two children whose command line is `sleep 1000.37`.
+    /// A shell with two children whose command line is `sleep 1000.37`,
+    /// returned once both have exec'd `sleep`: until then a child is a
+    /// fork of the shell, named `sh` and with the shell's command line.
     fn family() -> std::process::Child {
         let child = Command::new("sh")
             .args(["-c", "sleep 1000.37 & sleep 1000.37 & wait"])
@@ -204,12 +206,19 @@ mod tests {
             root: child.id() as i32,
             include_root: false,
         };
-        while select(&sel, &users(), &Withhold::none())
-            .expect("select")
-            .len()
-            < 2
-        {
-            assert!(t.elapsed() < Duration::from_secs(10), "children never ran");
+        let sleeping = |c: &Candidate| {
+            c.name.as_deref() == Some("sleep")
+                && c.exe.as_deref().is_some_and(|e| e.ends_with("sleep"))
+        };
+        loop {
+            let kids = select(&sel, &users(), &Withhold::none()).expect("select");
+            if kids.len() == 2 && kids.iter().all(sleeping) {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "children never ran sleep: {kids:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         child
