@@ -40,25 +40,32 @@ fn status_within(s: &mut TcpStream, limit: Duration) -> u16 {
         .unwrap_or(0)
 }
 
+/// How long a test gives an answer that must come "at once": far more
+/// than a loaded machine needs, far less than the head timeout (60 s and
+/// more in these tests) a client left waiting for a slot would sit out.
+const AT_ONCE: Duration = Duration::from_secs(10);
+
 /// GET /healthz from 127.0.0.1: how long until the whole answer came.
 fn served_in(g: &Gateway) -> (u16, Duration) {
     let t = Instant::now();
     let mut s = TcpStream::connect(g.addr).unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let status = status_within(&mut s, Duration::from_secs(5));
+    let status = status_within(&mut s, Duration::from_secs(30));
     (status, t.elapsed())
 }
 
 #[test]
-fn a_client_is_served_within_1s_while_300_half_open_and_256_slow_body_connections_are_held() {
+fn a_client_is_served_at_once_while_300_half_open_and_256_slow_body_connections_are_held() {
     raise_nofile();
-    // The head and body timeouts are long, as on a real server: the
-    // attackers are not simply timed out during the measurement. The
+    // The head and body timeouts are long, longer than a server's: the
+    // attackers are not simply timed out during the measurement, however
+    // slowly a loaded machine opens them, and a client that waits for
+    // them to be would wait minutes, not the seconds it is given. The
     // global cap is raised past the 556 held here (its default is what
     // fits in the unit's MemoryMax, see budget.rs); this is about being
     // served while they are held, not about that cap.
-    let g = gateway("header_timeout_s = 10\nbody_timeout_s = 30\nmax_connections = 1024\n");
+    let g = gateway("header_timeout_s = 120\nbody_timeout_s = 120\nmax_connections = 1024\n");
     let t = g.key("ops", "signal", &[]);
     let mut held = Vec::new();
     // 300 connections that send a request line and never finish the head,
@@ -92,7 +99,7 @@ fn a_client_is_served_within_1s_while_300_half_open_and_256_slow_body_connection
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("served within {worst:?} while 556 hostile connections were held");
-    assert!(worst < Duration::from_secs(1), "{worst:?}");
+    assert!(worst < AT_ONCE, "{worst:?}");
     // The half-open ones were still open all along: none was answered yet.
     let mut probe = [0u8; 1];
     held[0].set_nonblocking(true).unwrap();
@@ -105,7 +112,9 @@ fn a_client_is_served_within_1s_while_300_half_open_and_256_slow_body_connection
 
 #[test]
 fn one_address_cannot_take_every_slot_and_others_are_still_served() {
-    let g = gateway("max_connections_per_client = 4\n");
+    // A fifth left waiting for a slot would wait out the 60 s head
+    // timeout of one of the four.
+    let g = gateway("max_connections_per_client = 4\nheader_timeout_s = 60\n");
     let from = Ipv4Addr::new(127, 0, 3, 1);
     let mut held: Vec<TcpStream> = (0..4)
         .map(|_| {
@@ -121,10 +130,10 @@ fn one_address_cannot_take_every_slot_and_others_are_still_served() {
     let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     let mut text = String::new();
     fifth
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let _ = fifth.read_to_string(&mut text);
-    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < AT_ONCE, "{:?}", t0.elapsed());
     assert!(text.starts_with("HTTP/1.1 429"), "{text}");
     assert!(
         text.contains("\"code\":\"too_many_client_connections\""),
@@ -137,7 +146,7 @@ fn one_address_cannot_take_every_slot_and_others_are_still_served() {
     // Another address is served meanwhile.
     let (status, took) = served_in(&g);
     assert_eq!(status, 503);
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(took < AT_ONCE, "{took:?}");
     held.clear();
 }
 

@@ -138,11 +138,17 @@ fn a_wrong_key_flood_gets_429_a_real_key_is_still_served_and_lines_are_bounded()
         let after: u64 = r.header("retry-after").unwrap().parse().unwrap();
         assert!((1..=60).contains(&after), "{after}");
     }
-    // A real key from the same address: served, at once.
+    // A real key from the same address: served (not 429), and not held
+    // back for the minute the failures are counted over (10 s is far
+    // more than a loaded machine needs).
     let t0 = std::time::Instant::now();
     let r = g.get("/api/users", Some(&t));
     assert_eq!(r.status, 200);
-    assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t0.elapsed()
+    );
     // 30 refusals: the first ten written, the rest counted for the
     // minute's summary, written when the minute ends (here: at shutdown).
     let refused = |g: &Gateway| {

@@ -233,7 +233,8 @@ fn every_user_listed_is_accepted_back_even_a_uid_without_a_passwd_entry() {
             .spawn()
             .expect("setpriv"),
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Listed under 40001 only once setpriv has switched to it.
+    support::wait_runs_as(child.id(), uid, "sleep");
     let g = gateway();
     let t = g.key("r", "read", &[]);
     let users = g.get("/api/users", Some(&t)).json();

@@ -14,31 +14,40 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use support::Gateway;
 
-/// psutil's view, the CPU figures over one second that starts when the
-/// script prints `go`.
+/// psutil's view: a reading of everything but the CPU before it prints
+/// `go`, the CPU figures over the window from `go` until the test writes
+/// a line (once the gateway has answered), then a second reading. The
+/// gateway's answer was read between the two readings, and its CPU
+/// window lies inside psutil's.
 const PSUTIL: &str = r#"
 import json, os, platform, socket, sys, time
 import psutil
+def reading():
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": platform.release(),
+        "boot_time": psutil.boot_time(),
+        "cpu_count": [psutil.cpu_count(), psutil.cpu_count(logical=False)],
+        "virtual_memory": psutil.virtual_memory()._asdict(),
+        "swap_memory": psutil.swap_memory()._asdict(),
+        "getloadavg": os.getloadavg(),
+        "pids": len(psutil.pids()),
+        "disk_usage": [dict(device=p.device, mountpoint=p.mountpoint, fstype=p.fstype,
+                            **psutil.disk_usage(p.mountpoint)._asdict())
+                       for p in psutil.disk_partitions()],
+        "disk_io_counters": {k: v._asdict() for k, v in psutil.disk_io_counters(perdisk=True).items()},
+        "net_io_counters": {k: v._asdict() for k, v in psutil.net_io_counters(pernic=True).items()},
+    }
+before = reading()
 psutil.cpu_percent(None); psutil.cpu_percent(None, percpu=True); psutil.cpu_times_percent(None)
 print("go", flush=True)
-time.sleep(1)
+sys.stdin.readline()
 out = {
     "cpu_percent": psutil.cpu_percent(None),
     "per_cpu": psutil.cpu_percent(None, percpu=True),
     "cpu_times_percent": psutil.cpu_times_percent(None)._asdict(),
-    "hostname": socket.gethostname(),
-    "kernel": platform.release(),
-    "boot_time": psutil.boot_time(),
-    "cpu_count": [psutil.cpu_count(), psutil.cpu_count(logical=False)],
-    "virtual_memory": psutil.virtual_memory()._asdict(),
-    "swap_memory": psutil.swap_memory()._asdict(),
-    "getloadavg": os.getloadavg(),
-    "pids": len(psutil.pids()),
-    "disk_usage": [dict(device=p.device, mountpoint=p.mountpoint, fstype=p.fstype,
-                        **psutil.disk_usage(p.mountpoint)._asdict())
-                   for p in psutil.disk_partitions()],
-    "disk_io_counters": {k: v._asdict() for k, v in psutil.disk_io_counters(perdisk=True).items()},
-    "net_io_counters": {k: v._asdict() for k, v in psutil.net_io_counters(pernic=True).items()},
+    "before": before,
+    "after": reading(),
 }
 print(json.dumps(out))
 "#;
@@ -51,13 +60,43 @@ fn close(what: &str, a: &Value, b: &Value, tolerance: f64) {
     );
 }
 
+/// The gateway's figure `g` lies between psutil's readings before (`a`)
+/// and after (`b`) it, give or take `tolerance`: what another job on the
+/// host changes meanwhile (memory, a disk, the load) is within it.
+fn between(what: &str, g: &Value, a: &Value, b: &Value, tolerance: f64) {
+    let x = g.as_f64().unwrap();
+    let (y, z) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+    assert!(
+        y.min(z) - tolerance <= x && x <= y.max(z) + tolerance,
+        "{what}: gateway {x}, psutil {y} before and {z} after (tolerance {tolerance})"
+    );
+}
+
+/// Names (disks, interfaces, mounts) as the gateway saw them, against
+/// psutil's readings before and after: every one present in both is in
+/// the gateway's, and every one in the gateway's is in one of them (one
+/// another job adds or removes meanwhile may be in either).
+fn same_names<T: Ord + std::fmt::Debug>(what: &str, g: &[T], before: &[T], after: &[T]) {
+    for n in before.iter().filter(|n| after.contains(n)) {
+        assert!(g.contains(n), "{what}: {n:?} is missing: {g:?}");
+    }
+    for n in g {
+        assert!(
+            before.contains(n) || after.contains(n),
+            "{what}: {n:?} is not psutil's: {before:?} {after:?}"
+        );
+    }
+}
+
 #[test]
 #[ignore = "needs python3-psutil"]
 fn the_host_matches_psutil() {
+    use std::io::Write;
     let g = Gateway::start(std::path::Path::new("/nonexistent/helper.sock"));
     let t = g.key("r", "read", &[]);
     let mut py = Command::new("/usr/bin/python3")
         .args(["-c", PSUTIL])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("/usr/bin/python3 with python3-psutil (apt-get install python3-psutil)");
@@ -69,39 +108,65 @@ fn the_host_matches_psutil() {
         "psutil did not start (apt-get install python3-psutil)"
     );
     let r = g.get("/api/host?interval=1", Some(&t));
+    py.stdin.take().unwrap().write_all(b"done\n").unwrap();
     line.clear();
     out.read_line(&mut line).unwrap();
     assert!(py.wait().unwrap().success());
     let p: Value = serde_json::from_str(&line).unwrap();
+    let (p0, p1) = (&p["before"], &p["after"]);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let h = r.json();
 
     // What does not move.
-    assert_eq!(h["hostname"], p["hostname"]);
-    assert_eq!(h["kernel"], p["kernel"]);
-    close("boot_time", &h["boot_time"], &p["boot_time"], 1.0);
-    assert_eq!(h["cpu_count"]["logical"], p["cpu_count"][0]);
-    assert_eq!(h["cpu_count"]["physical"], p["cpu_count"][1]);
-    assert_eq!(h["virtual_memory"]["total"], p["virtual_memory"]["total"]);
-    assert_eq!(h["swap_memory"]["total"], p["swap_memory"]["total"]);
+    assert_eq!(h["hostname"], p1["hostname"]);
+    assert_eq!(h["kernel"], p1["kernel"]);
+    close("boot_time", &h["boot_time"], &p1["boot_time"], 1.0);
+    assert_eq!(h["cpu_count"]["logical"], p1["cpu_count"][0]);
+    assert_eq!(h["cpu_count"]["physical"], p1["cpu_count"][1]);
+    assert_eq!(h["virtual_memory"]["total"], p1["virtual_memory"]["total"]);
+    assert_eq!(h["swap_memory"]["total"], p1["swap_memory"]["total"]);
+    // What does not move unless another job on the host moves it.
     let names = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
-    assert_eq!(names(&h["disk_io_counters"]), names(&p["disk_io_counters"]));
-    assert_eq!(names(&h["net_io_counters"]), names(&p["net_io_counters"]));
-    let mounts = |v: &Value| -> Vec<(Value, Value, Value, Value)> {
+    for section in ["disk_io_counters", "net_io_counters"] {
+        same_names(
+            section,
+            &names(&h[section]),
+            &names(&p0[section]),
+            &names(&p1[section]),
+        );
+    }
+    let mounts = |v: &Value| -> Vec<(String, String, String, u64)> {
         v.as_array()
             .unwrap()
             .iter()
             .map(|m| {
-                let f = |k: &str| m[k].clone();
-                (f("device"), f("mountpoint"), f("fstype"), f("total"))
+                let f = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+                let total = m["total"].as_u64().unwrap_or_default();
+                (f("device"), f("mountpoint"), f("fstype"), total)
             })
             .collect()
     };
-    assert_eq!(mounts(&h["disk_usage"]), mounts(&p["disk_usage"]));
-    assert!(!h["disk_usage"].as_array().unwrap().is_empty());
+    let gm = mounts(&h["disk_usage"]);
+    same_names(
+        "disk_usage",
+        &gm,
+        &mounts(&p0["disk_usage"]),
+        &mounts(&p1["disk_usage"]),
+    );
+    assert!(!gm.is_empty());
+    // In the order the kernel lists them, as psutil does (of those in
+    // both lists).
+    let pm = mounts(&p1["disk_usage"]);
+    let order = |v: &[(String, String, String, u64)]| -> Vec<String> {
+        v.iter()
+            .map(|m| m.1.clone())
+            .filter(|m| gm.iter().any(|g| &g.1 == m) && pm.iter().any(|p| &p.1 == m))
+            .collect()
+    };
+    assert_eq!(order(&gm), order(&pm), "mount order");
 
     // What moves: within a tolerance.
-    let total = p["virtual_memory"]["total"].as_f64().unwrap();
+    let total = p1["virtual_memory"]["total"].as_f64().unwrap();
     for k in [
         "available",
         "used",
@@ -113,45 +178,55 @@ fn the_host_matches_psutil() {
         "shared",
         "slab",
     ] {
-        close(
-            k,
-            &h["virtual_memory"][k],
-            &p["virtual_memory"][k],
-            total * 0.05,
-        );
+        let v = "virtual_memory";
+        between(k, &h[v][k], &p0[v][k], &p1[v][k], total * 0.05);
     }
-    close(
+    let v = "virtual_memory";
+    between(
         "percent",
-        &h["virtual_memory"]["percent"],
-        &p["virtual_memory"]["percent"],
+        &h[v]["percent"],
+        &p0[v]["percent"],
+        &p1[v]["percent"],
         5.0,
     );
-    let swap = p["swap_memory"]["total"].as_f64().unwrap();
+    let swap = p1["swap_memory"]["total"].as_f64().unwrap();
+    let s = "swap_memory";
     for k in ["used", "free"] {
-        close(k, &h["swap_memory"][k], &p["swap_memory"][k], swap * 0.05);
+        between(k, &h[s][k], &p0[s][k], &p1[s][k], swap * 0.05);
     }
     for k in ["sin", "sout"] {
-        let b = p["swap_memory"][k].as_f64().unwrap();
-        close(
-            k,
-            &h["swap_memory"][k],
-            &p["swap_memory"][k],
-            b * 0.1 + 64e6,
-        );
+        let b = p1[s][k].as_f64().unwrap();
+        between(k, &h[s][k], &p0[s][k], &p1[s][k], b * 0.1 + 64e6);
     }
     for i in 0..3 {
-        close("getloadavg", &h["getloadavg"][i], &p["getloadavg"][i], 1.5);
+        let l = "getloadavg";
+        between(l, &h[l][i], &p0[l][i], &p1[l][i], 1.5);
     }
-    for (g, p) in h["disk_usage"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(p["disk_usage"].as_array().unwrap())
-    {
-        let size = p["total"].as_f64().unwrap();
-        close("disk used", &g["used"], &p["used"], size * 0.02);
-        close("disk free", &g["free"], &p["free"], size * 0.02);
-        close("disk percent", &g["percent"], &p["percent"], 2.0);
+    let usage = |p: &Value, mount: &str| -> Value {
+        p["disk_usage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountpoint"] == mount)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    for g in h["disk_usage"].as_array().unwrap() {
+        let mount = g["mountpoint"].as_str().unwrap();
+        let (a, b) = (usage(p0, mount), usage(p1, mount));
+        if a.is_null() || b.is_null() {
+            continue; // Mounted or unmounted meanwhile.
+        }
+        let size = b["total"].as_f64().unwrap();
+        between("disk used", &g["used"], &a["used"], &b["used"], size * 0.02);
+        between("disk free", &g["free"], &a["free"], &b["free"], size * 0.02);
+        between(
+            "disk percent",
+            &g["percent"],
+            &a["percent"],
+            &b["percent"],
+            2.0,
+        );
     }
     for (section, keys) in [
         (
@@ -180,23 +255,29 @@ fn the_host_matches_psutil() {
             ][..],
         ),
     ] {
-        for (name, c) in p[section].as_object().unwrap() {
+        for (name, c) in p1[section].as_object().unwrap() {
+            let c0 = &p0[section][name];
+            if c0.is_null() {
+                continue; // Added meanwhile.
+            }
             for k in keys {
                 let b = c[k].as_f64().unwrap();
-                close(
+                between(
                     &format!("{section} {name} {k}"),
                     &h[section][name][k],
+                    &c0[*k],
                     &c[*k],
                     b * 0.1 + 1e4,
                 );
             }
         }
     }
-    let pids = p["pids"].as_f64().unwrap();
-    close(
+    let pids = p1["pids"].as_f64().unwrap();
+    between(
         "processes",
         &h["processes"]["total"],
-        &p["pids"],
+        &p0["pids"],
+        &p1["pids"],
         (pids * 0.1).max(50.0),
     );
     let states = [
@@ -215,8 +296,9 @@ fn the_host_matches_psutil() {
     assert_eq!(Some(sum), h["processes"]["total"].as_u64());
     assert!(h["processes"]["threads"].as_u64() >= h["processes"]["total"].as_u64());
 
-    // The CPU over one second each, the windows overlapping.
-    // At least the second asked for (the rest is read meanwhile).
+    // The CPU: the gateway's window (the second asked for, at least, the
+    // rest read meanwhile) lies inside psutil's, which is longer by the
+    // request's round trip.
     let window = h["cpu_percent"]["window"].as_f64().unwrap();
     assert!((1.0..5.0).contains(&window), "{window}");
     close(

@@ -38,10 +38,13 @@ fn three_hundred_idle_connections_do_not_lock_out_the_gateway() {
         &["--max-connections", "32"],
         &[],
     );
-    // Half say hello and then idle; half never say anything.
+    // Half never say anything; then half say hello and idle. The slots
+    // end up held by greeted connections, which stay for the 300 s idle
+    // timeout (a silent one goes after 5 s): a helper that let them lock
+    // the gateway out would keep it out far longer than the 10 s below.
     let mut held = Vec::new();
     for i in 0..300 {
-        if i % 2 == 0 {
+        if i >= 150 {
             if let Ok(c) = api_gateway::helper::Connection::connect(&h.sock, Duration::from_secs(2))
             {
                 held.push(Err(c));
@@ -52,7 +55,7 @@ fn three_hundred_idle_connections_do_not_lock_out_the_gateway() {
     }
     let t0 = Instant::now();
     assert!(served(&h), "a fresh client was not served");
-    assert!(t0.elapsed() < Duration::from_secs(1), "served, but slowly");
+    assert!(t0.elapsed() < Duration::from_secs(10), "served, but slowly");
     // The helper holds at most its cap, not 300 descriptors.
     assert!(open_fds(h.pid()) < 32 + 16, "{} fds", open_fds(h.pid()));
     assert!(h

@@ -606,6 +606,29 @@ pub fn nobody_sleep(secs: u32) -> Child {
     }
 }
 
+/// Waits until `pid` runs `program` as `uid`: its real, effective, saved
+/// and filesystem uids all switched and the exec done. A target started
+/// through setpriv is root, then setpriv as `uid`, before it is that
+/// program as `uid`; a test that acts on it earlier is refused by policy
+/// (a root owner) or finds it changed its executable.
+pub fn wait_runs_as(pid: u32, uid: u32, program: &str) {
+    let want = format!("\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n");
+    let t = Instant::now();
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        if status.contains(&want) && exe.file_name().is_some_and(|n| n == program) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "pid {pid} never ran {program} as uid {uid}: {} {status}",
+            exe.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Raises this process's soft descriptor limit to the hard one, for tests
 /// that hold hundreds of sockets.
 pub fn raise_nofile() -> u64 {
