@@ -213,22 +213,19 @@ pub fn start_job(
 
 /// Polls the job until it is no longer running.
 pub fn wait_job(c: &mut Connection, id: u8, within: Duration) -> JobStatus {
+    wait_job_id(c, JobId([id; 16]), within)
+}
+
+/// Polls the job `job` until it is no longer running.
+pub fn wait_job_id(c: &mut Connection, job: JobId, within: Duration) -> JobStatus {
     let t0 = Instant::now();
     loop {
-        match c
-            .request(
-                &Request::JobStatus {
-                    job: JobId([id; 16]),
-                },
-                &[],
-            )
-            .expect("status")
-        {
+        match c.request(&Request::JobStatus { job }, &[]).expect("status") {
             Response::Job(s) if s.state != JobState::Running => return s,
             Response::Job(_) => {}
             other => panic!("{other:?}"),
         }
-        assert!(t0.elapsed() < within, "job {id} never ended");
+        assert!(t0.elapsed() < within, "job {job:?} never ended");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
