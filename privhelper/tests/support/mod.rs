@@ -95,18 +95,26 @@ impl Helper {
             .stdout(Stdio::null())
             .spawn()
             .expect("start helper");
-        let h = Helper {
+        let mut h = Helper {
             child,
             dir,
             sock,
             log,
         };
         // The socket file appears at bind(), before listen(): wait for a
-        // connection to succeed, not for the file.
+        // connection to succeed, not for the file. Before it listens the
+        // helper finds the host's world-writable directories and waits for
+        // the cleaners of its uid range (each bounded by the helper's 30 s
+        // CLEANUP_TIMEOUT), which on a loaded host takes seconds: it gets
+        // 40 s, past that bound, and a helper that exits instead fails the
+        // test at once with its log.
         let t = Instant::now();
         while std::os::unix::net::UnixStream::connect(&h.sock).is_err() {
+            if let Ok(Some(status)) = h.child.try_wait() {
+                panic!("the helper exited ({status}): {}", h.log_text());
+            }
             assert!(
-                t.elapsed() < Duration::from_secs(5),
+                t.elapsed() < Duration::from_secs(40),
                 "helper did not listen: {}",
                 h.log_text()
             );
