@@ -517,17 +517,25 @@ fn a_follow_cut_mid_event_resumes_with_exactly_the_missing_bytes() {
     // Cut 40 bytes past the second event's start: inside that event or
     // the next, never at a boundary the client could rely on, and after
     // one whole event, so the follower has an id to resume from.
-    // The job writes nothing until the follower's stream has begun (told
-    // by SIGWINCH, ignored by default, so one sent before the trap is set
-    // is lost, not fatal; then it starts by itself after 10 s, the
-    // follower still connected): its lines then come as events of their
-    // own, however late the follower connected.
+    // The job writes nothing until the follower's stream has begun, told
+    // by SIGWINCH, sent ten times a second from then on: ignored by
+    // default, so one that comes before the trap is set is lost, not
+    // fatal. Should none arrive, the job starts by itself after 10 s, the
+    // follower still connected (and its timeout, 30 s, far off). Its lines
+    // then come as events of their own, however late the follower came.
     let script = "trap 'go=1' WINCH; n=0; \
         while [ -z \"$go\" ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done; \
         for i in $(seq 1 30); do echo \"line $i\"; sleep 0.05; done; exit 5";
-    let proxy = CuttingProxy::start(p.g.addr, 40, move || signal_shell_running(script));
+    let proxy = CuttingProxy::start(p.g.addr, 40, move || {
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                signal_shell_running(script);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+    });
     p.add_context("cut", &format!("http://{}", proxy.addr), &p.token);
-    let out = p.mon(&["-c", "cut", "run", "-f", "--", script]);
+    let out = p.mon(&["-c", "cut", "run", "-t", "30", "-f", "--", script]);
     let expected: String = (1..=30).map(|i| format!("line {i}\n")).collect();
     assert_eq!(text(&out.stdout), expected, "stderr: {}", text(&out.stderr));
     assert_eq!(code(&out), 5);
