@@ -127,10 +127,16 @@ ok "command output verbatim, ran as per-job uid $jobuid"
 # A job that hides in a new session is still killed at its timeout.
 expect 202 POST /api/ps '{"cmd": "setsid sleep 1000 & sleep 1000", "timeout_s": 2}'
 tout=$(json "d['output']")
-sleep 4
-code GET /api/ps/output/$tout >/dev/null
+# Polled, not slept: the job ends at its 2 s timeout, and the helper's
+# cleaner of its uid (a process of that uid too) runs after it, for up to
+# the helper's 30 s cleanup bound.
+for _ in $(seq 100); do code GET /api/ps/output/"$tout" >/dev/null; [[ $(json "d['state']") != running ]] && break; sleep 0.2; done
 [[ $(json "d['state']") == timed_out ]] || fail "not timed out: $(cat /tmp/body)"
-left=$(ps -eo uid=,pid=,args= | awk '$1 >= 60600 && $1 <= 60699')
+for _ in $(seq 200); do
+  left=$(ps -eo uid=,pid=,args= | awk '$1 >= 60600 && $1 <= 60699')
+  [[ -z $left ]] && break
+  sleep 0.2
+done
 [[ -z $left ]] || fail "job left processes: $left"
 ok "timeout left nothing behind"
 

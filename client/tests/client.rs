@@ -247,7 +247,13 @@ fn show_users_and_whoami_answer_in_every_form() {
     let wj = json(&p.mon(&["-o", "json", "whoami"]));
     assert_eq!(wj["key"], "ops");
 
-    let missing = p.mon(&["show", "4194000"]);
+    // No pid reaches pid_max (4194304 at most, 2^22): none is this one.
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let missing = p.mon(&["show", &(pid_max + 1).to_string()]);
     assert_eq!(code(&missing), 1);
     assert!(
         text(&missing.stderr).contains("no_such_process"),
@@ -418,18 +424,25 @@ fn jobs_are_listed_shown_read_cancelled_and_removed() {
 
 /// A TCP proxy in front of the gateway that cuts the first answer that
 /// carries two output events `cut_after` bytes after the second starts,
-/// and passes everything else whole. It keeps what clients sent.
+/// and passes everything else whole. It keeps what clients sent, and
+/// calls `streaming` once, when the first event stream's headers pass.
 struct CuttingProxy {
     addr: SocketAddr,
     sent: Arc<Mutex<String>>,
 }
 
 impl CuttingProxy {
-    fn start(upstream: SocketAddr, cut_after: usize) -> CuttingProxy {
+    fn start(
+        upstream: SocketAddr,
+        cut_after: usize,
+        streaming: impl Fn() + Send + Sync + 'static,
+    ) -> CuttingProxy {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let sent = Arc::new(Mutex::new(String::new()));
         let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streaming: Arc<dyn Fn() + Send + Sync> = Arc::new(streaming);
+        let once = Arc::new(std::sync::Once::new());
         let s = sent.clone();
         std::thread::spawn(move || {
             for conn in l.incoming() {
@@ -447,11 +460,15 @@ impl CuttingProxy {
                     }
                 });
                 let cut = cut.clone();
+                let (streaming, once) = (streaming.clone(), once.clone());
                 std::thread::spawn(move || {
                     let mut seen = Vec::new();
                     let mut buf = [0u8; 1];
                     while let Ok(1) = up.read(&mut buf) {
                         seen.push(buf[0]);
+                        if seen.ends_with(b"text/event-stream") {
+                            once.call_once(|| streaming());
+                        }
                         if !cut.load(std::sync::atomic::Ordering::SeqCst) {
                             // The second event: one whole event came before.
                             let at = String::from_utf8_lossy(&seen)
@@ -477,6 +494,22 @@ impl CuttingProxy {
     }
 }
 
+/// Sends SIGWINCH to every `sh -c SCRIPT` running `script`.
+fn signal_shell_running(script: &str) {
+    let cmdline = format!("sh\0-c\0{script}\0");
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == cmdline.as_bytes()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGWINCH,
+            );
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs root"]
 fn a_follow_cut_mid_event_resumes_with_exactly_the_missing_bytes() {
@@ -484,10 +517,25 @@ fn a_follow_cut_mid_event_resumes_with_exactly_the_missing_bytes() {
     // Cut 40 bytes past the second event's start: inside that event or
     // the next, never at a boundary the client could rely on, and after
     // one whole event, so the follower has an id to resume from.
-    let proxy = CuttingProxy::start(p.g.addr, 40);
+    // The job writes nothing until the follower's stream has begun, told
+    // by SIGWINCH, sent ten times a second from then on: ignored by
+    // default, so one that comes before the trap is set is lost, not
+    // fatal. Should none arrive, the job starts by itself after 10 s, the
+    // follower still connected (and its timeout, 30 s, far off). Its lines
+    // then come as events of their own, however late the follower came.
+    let script = "trap 'go=1' WINCH; n=0; \
+        while [ -z \"$go\" ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done; \
+        for i in $(seq 1 30); do echo \"line $i\"; sleep 0.05; done; exit 5";
+    let proxy = CuttingProxy::start(p.g.addr, 40, move || {
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                signal_shell_running(script);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+    });
     p.add_context("cut", &format!("http://{}", proxy.addr), &p.token);
-    let script = "for i in $(seq 1 30); do echo \"line $i\"; sleep 0.05; done; exit 5";
-    let out = p.mon(&["-c", "cut", "run", "-f", "--", script]);
+    let out = p.mon(&["-c", "cut", "run", "-t", "30", "-f", "--", script]);
     let expected: String = (1..=30).map(|i| format!("line {i}\n")).collect();
     assert_eq!(text(&out.stdout), expected, "stderr: {}", text(&out.stderr));
     assert_eq!(code(&out), 5);
@@ -851,6 +899,33 @@ fn kill_tree_shows_the_plan_and_acts_on_every_member_with_y() {
     }
 }
 
+/// Waits until `pid` runs `sleep` as `tag` (its `argv[0]`) with real uid
+/// `uid`.
+fn exec_d_as(pid: u32, tag: &str, uid: u32) {
+    let t = Instant::now();
+    loop {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let real = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|u| u.parse::<u32>().ok());
+        if exe.ends_with("sleep")
+            && cmdline.starts_with(format!("{tag}\0").as_bytes())
+            && real == Some(uid)
+        {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{pid} never ran sleep as {tag} with uid {uid}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 #[ignore = "needs root"]
 fn renice_match_acts_on_the_allowed_and_exits_2_naming_the_rule_of_the_refused() {
@@ -866,7 +941,11 @@ fn renice_match_acts_on_the_allowed_and_exits_2_naming_the_rule_of_the_refused()
         .args(["-c", &format!("exec -a {tag} sleep 60")])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Each matched only once it runs `sleep` under the tag as its user:
+    // a bash not yet exec'd also carries the tag in its command line, and
+    // a setpriv not yet switched is still root's.
+    exec_d_as(theirs.id(), &tag, 65534);
+    exec_d_as(mine.id(), &tag, 0);
     let out = p.mon(&[
         "renice",
         "-n",

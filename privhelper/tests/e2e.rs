@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use api_gateway::helper::Connection;
 use protocol::{Action, JobId, JobState, Request, Response, Signal, Target};
-use support::{require_root, start_time, state_of, test_caller, Helper, TEST_KEY};
+use support::{require_root, start_time, state_of, test_caller, wait_for_text, Helper, TEST_KEY};
 
 mod support;
 
@@ -608,29 +608,27 @@ fn a_job_is_killed_at_its_timeout_even_after_the_client_is_gone() {
         let mut c = h.connect();
         let out = fs::File::create(h.dir.join("o")).expect("out");
         let err = fs::File::create(h.dir.join("e")).expect("err");
+        // The escapee says so in the output file, which outlives it: the
+        // test sees that it ran however late it looks, not only while it
+        // still runs.
         let r = c
             .request(
                 &Request::Spawn {
                     job: JobId([21; 16]),
-                    command: "setsid sleep 1021 & sleep 1021".into(),
-                    timeout_ms: 1000,
+                    command: "setsid sh -c 'echo escaped; exec sleep 1021' & sleep 1021".into(),
+                    timeout_ms: 2000,
                     key: TEST_KEY.into(),
                 },
                 &[out.as_fd(), err.as_fd()],
             )
             .expect("spawn");
         assert!(matches!(r, Response::Job(_)), "{r:?}");
-        // The shell forks its sleeps a moment after the spawn answer.
-        let t0 = Instant::now();
-        while leftovers("sleep 1021").is_empty() {
-            assert!(t0.elapsed() < Duration::from_secs(5), "job never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
-    // Nobody is connected now; the helper's own deadline (1 s) must end
-    // every process of the job.
+    // Nobody is connected now; the helper's own deadline (2 s) must end
+    // every process of the job, the one in a session of its own too.
+    wait_for_text(&h.dir.join("o"), "escaped", Duration::from_secs(10));
     let t0 = Instant::now();
-    while !leftovers("sleep 1021").is_empty() && t0.elapsed() < Duration::from_secs(6) {
+    while !leftovers("sleep 1021").is_empty() && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(leftovers("sleep 1021"), Vec::<String>::new());

@@ -525,41 +525,63 @@ fn a_shared_user_job_that_stops_each_new_job_before_execve_cannot_freeze_the_hel
     let mut c =
         api_gateway::helper::Connection::connect(&h.sock, Duration::from_secs(30)).expect("hello");
     let stopper = "while :; do kill -STOP -1; done";
-    let (a, _) = start_job(&mut c, &h.dir, 1, stopper, 20_000);
     // The stop catches a new job's child between its setresuid and its
-    // execve only now and then: start jobs until one is caught.
-    let t0 = std::time::Instant::now();
-    let mut caught = None;
-    for id in 2..=250u8 {
-        let out = std::fs::File::create(h.dir.join(format!("out{id}"))).expect("out");
+    // execve only now and then (rarely on a loaded machine): start jobs
+    // until one is caught, for up to a minute. Ids count up without bound
+    // (in the JobId's first bytes).
+    let mut next = 0u32;
+    let mut start = |c: &mut api_gateway::helper::Connection, command: &str, timeout_ms| {
+        next += 1;
+        let mut job = [0xA5; 16];
+        job[..4].copy_from_slice(&next.to_le_bytes());
+        let out = std::fs::File::create(h.dir.join("out")).expect("out");
         let spawn = Request::Spawn {
-            job: protocol::JobId([id; 16]),
-            command: "true".into(),
-            timeout_ms: 1000,
+            job: protocol::JobId(job),
+            command: command.into(),
+            timeout_ms,
             key: TEST_KEY.into(),
         };
         let fds = [std::os::fd::AsFd::as_fd(&out); 2];
-        match c
+        let answer = c
             .request(&spawn, &fds)
-            .expect("the helper answers every start")
-        {
-            Response::Failed { errno } => {
-                caught = Some((id, errno));
-                break;
-            }
-            Response::Job(_) => {}
-            Response::Busy => std::thread::sleep(Duration::from_millis(100)),
-            other => panic!("{other:?}"),
+            .expect("the helper answers every start");
+        (protocol::JobId(job), answer)
+    };
+    // Job A lives at most 30 s under this policy: when one ends (at its
+    // timeout) the next is started. Never two at once: each would stop
+    // the other.
+    let (mut a, first) = start(&mut c, stopper, 20_000);
+    assert!(matches!(first, Response::Job(_)), "{first:?}");
+    let t0 = std::time::Instant::now();
+    let mut a_since = t0;
+    let mut caught = None;
+    while caught.is_none() && t0.elapsed() < Duration::from_secs(60) {
+        if a_since.elapsed() > Duration::from_secs(20) {
+            let ended = wait_job_id(&mut c, a, Duration::from_secs(40));
+            assert!(ended.timed_out, "job A ({a:?}) ended otherwise: {ended:?}");
+            // Busy while the job limit is taken by stopped `true`s.
+            a = loop {
+                match start(&mut c, stopper, 20_000) {
+                    (id, Response::Job(_)) => break id,
+                    (_, Response::Busy) => std::thread::sleep(Duration::from_millis(100)),
+                    (_, other) => panic!("{other:?}"),
+                }
+            };
+            a_since = std::time::Instant::now();
         }
-        if t0.elapsed() > Duration::from_secs(10) {
-            break;
+        match start(&mut c, "true", 1000) {
+            (id, Response::Failed { errno }) => caught = Some((id, errno)),
+            (_, Response::Job(_)) => {}
+            (_, Response::Busy) => std::thread::sleep(Duration::from_millis(100)),
+            (_, other) => panic!("{other:?}"),
         }
     }
     let (b, errno) = caught.expect("no start was caught before its execve");
-    assert_eq!(errno, libc::ETIMEDOUT, "job {b}");
+    assert_eq!(errno, libc::ETIMEDOUT, "job {b:?}");
     let info = c.request(&Request::Info, &[]).expect("info");
     assert!(matches!(info, Response::Info(_)), "{info:?}");
-    let ended = wait_job(&mut c, 1, Duration::from_secs(40));
+    // The last stopper started ends at its timeout, not sooner.
+    let ended = wait_job_id(&mut c, a, Duration::from_secs(40));
     assert!(ended.timed_out, "job A ({a:?}) ended otherwise: {ended:?}");
     // The caught child was killed too: nothing of the uid is left.
     assert_eq!(

@@ -19,15 +19,37 @@ export const SIGNALS = ['HUP', 'INT', 'QUIT', 'KILL', 'USR1', 'USR2', 'TERM', 'C
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
+/** Ports to try: outside the kernel's ephemeral range, as the Rust
+ * suite's free_port. A port from listen(0) comes from that range, and
+ * between the check and the gateway's bind any outgoing connection on
+ * the host may take it as its source port. */
+function portSpan() {
+  const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+    .trim().split(/\s+/).map(Number);
+  return lo > 12000 ? [10000, lo - 1] : [hi + 1, 65535];
+}
+
+/** Counts up from a random start, so two pairs are not given one port. */
+let nextPort = -1;
+
+function canListen(port) {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.on('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+async function freePort() {
+  const [first, last] = portSpan();
+  const span = last - first + 1;
+  if (nextPort < 0) nextPort = Math.floor(Math.random() * span);
+  for (let i = 0; i < span; i += 1) {
+    const port = first + (nextPort % span);
+    nextPort += 1;
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${first}-${last}`);
 }
 
 /** A uid with no passwd or group entry and no process. */

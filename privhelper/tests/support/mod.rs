@@ -95,18 +95,26 @@ impl Helper {
             .stdout(Stdio::null())
             .spawn()
             .expect("start helper");
-        let h = Helper {
+        let mut h = Helper {
             child,
             dir,
             sock,
             log,
         };
         // The socket file appears at bind(), before listen(): wait for a
-        // connection to succeed, not for the file.
+        // connection to succeed, not for the file. Before it listens the
+        // helper finds the host's world-writable directories and waits for
+        // the cleaners of its uid range (each bounded by the helper's 30 s
+        // CLEANUP_TIMEOUT), which on a loaded host takes seconds: it gets
+        // 40 s, past that bound, and a helper that exits instead fails the
+        // test at once with its log.
         let t = Instant::now();
         while std::os::unix::net::UnixStream::connect(&h.sock).is_err() {
+            if let Ok(Some(status)) = h.child.try_wait() {
+                panic!("the helper exited ({status}): {}", h.log_text());
+            }
             assert!(
-                t.elapsed() < Duration::from_secs(5),
+                t.elapsed() < Duration::from_secs(40),
                 "helper did not listen: {}",
                 h.log_text()
             );
@@ -213,22 +221,19 @@ pub fn start_job(
 
 /// Polls the job until it is no longer running.
 pub fn wait_job(c: &mut Connection, id: u8, within: Duration) -> JobStatus {
+    wait_job_id(c, JobId([id; 16]), within)
+}
+
+/// Polls the job `job` until it is no longer running.
+pub fn wait_job_id(c: &mut Connection, job: JobId, within: Duration) -> JobStatus {
     let t0 = Instant::now();
     loop {
-        match c
-            .request(
-                &Request::JobStatus {
-                    job: JobId([id; 16]),
-                },
-                &[],
-            )
-            .expect("status")
-        {
+        match c.request(&Request::JobStatus { job }, &[]).expect("status") {
             Response::Job(s) if s.state != JobState::Running => return s,
             Response::Job(_) => {}
             other => panic!("{other:?}"),
         }
-        assert!(t0.elapsed() < within, "job {id} never ended");
+        assert!(t0.elapsed() < within, "job {job:?} never ended");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
