@@ -266,7 +266,7 @@ impl Helper {
                     Ok(Response::Info(info)) => Health {
                         reachable: true,
                         containment: Some(containment),
-                        info: Some(info),
+                        info: Some(*info),
                         error: None,
                     },
                     Ok(other) => Health {

@@ -40,6 +40,11 @@ const STOP_WAIT: Duration = Duration::from_secs(1);
 /// How many rounds of "children forked since" a tree gets at most.
 const TREE_ROUNDS: usize = 64;
 
+/// Most members a tree's hold takes in, planned and added: the answer
+/// lists each, and this many of the longest outcomes fit one frame (see
+/// the test below). A tree that grows past it is refused whole.
+const MAX_TREE: usize = 512;
+
 /// One member of a batch: what was found of it (pinned now: planned,
 /// checked, or forked since), its pin or the refusal that stands for it,
 /// whether the helper stopped it (and must continue it), and its answer
@@ -83,7 +88,16 @@ impl Server {
             .collect();
         if let Some(tree) = act {
             if tree && matches!(action, Action::Signal(_)) {
-                self.hold_tree(conn, peer, &mut members, action, caller);
+                if let Err(what) = self.hold_tree(conn, peer, &mut members, action, caller) {
+                    for m in members.iter().filter(|m| m.stopped) {
+                        if let Ok(r) = &m.pin {
+                            let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
+                        }
+                    }
+                    let invalid = Response::Invalid { what };
+                    log::refused(request_id, peer, key, targets.len(), action, &invalid);
+                    return invalid;
+                }
             }
             let mut order: Vec<usize> = (0..members.len()).collect();
             if tree {
@@ -201,9 +215,13 @@ impl Server {
     /// Stops every allowed member, then pins, judges and stops the
     /// children they forked until a round finds none new; then compares
     /// each member's executable again with what was found when it was
-    /// pinned, unreadable included (for a planned member the plan's pin,
-    /// which `same` held it to; for an added one what the policy judged):
-    /// one that exec'd before it stopped was judged as another file.
+    /// pinned, unreadable included: a planned member that exec'd before it
+    /// stopped is not the file the plan showed (`ExeChanged`); an added
+    /// one, a fork caught before its exec, is judged again on what it runs
+    /// now that it is stopped and cannot exec again (left out, it would
+    /// outlive its tree). A tree of more than [`MAX_TREE`] members is an
+    /// error, once every member found so far is stopped: the caller
+    /// continues them and signals none.
     fn hold_tree(
         &mut self,
         conn: u64,
@@ -211,7 +229,8 @@ impl Server {
         members: &mut Vec<Member>,
         action: Action,
         caller: &Caller,
-    ) {
+    ) -> Result<(), String> {
+        let planned = members.len();
         let mut from = 0;
         for _ in 0..TREE_ROUNDS {
             for m in members[from..].iter_mut() {
@@ -232,6 +251,11 @@ impl Server {
             if new.is_empty() {
                 break;
             }
+            if members.len() + new.len() > MAX_TREE {
+                return Err(format!(
+                    "the tree has more than {MAX_TREE} members; nothing was signalled"
+                ));
+            }
             from = members.len();
             for pid in new {
                 if let Some(start_time) = ProcInfo::read(pid).map(|i| i.start_time.0) {
@@ -245,13 +269,28 @@ impl Server {
                 }
             }
         }
-        for m in members.iter_mut() {
-            if let Ok(r) = &m.pin {
-                if ExePin::from(target::exe(r.pid.get()).1) != m.pinned.exe {
-                    m.answer = Some(Response::ExeChanged);
-                }
+        for (i, m) in members.iter_mut().enumerate() {
+            let Ok(r) = &m.pin else { continue };
+            if ExePin::from(target::exe(r.pid.get()).1) == m.pinned.exe {
+                continue;
+            }
+            if i < planned {
+                m.answer = Some(Response::ExeChanged);
+                continue;
+            }
+            let found = Pinned {
+                exe: ExePin::Unplanned,
+                ..m.pinned
+            };
+            let again = self.member(conn, peer, &found, action, caller);
+            m.pinned = again.pinned;
+            match again.pin {
+                Ok(r) => m.pin = Ok(r),
+                // Refused now: the old pin stays, to continue it by.
+                Err(refused) => m.answer = Some(refused),
             }
         }
+        Ok(())
     }
 }
 
@@ -353,6 +392,36 @@ fn depths(members: &[Member]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The answer to a tree of `MAX_TREE` members fits one frame and
+    /// decodes under its allocation limit (more than 215 did not while
+    /// `Response` held a `JobStatus` inline), each
+    /// outcome as long as one can be in a batch: both pins found, and a
+    /// refusal (its detail cleared) whose rule is 40 bytes, about twice the
+    /// longest rule's name (`builtin:other-key-job`).
+    #[test]
+    fn a_full_tree_answer_fits_one_frame() {
+        let rule = "x".repeat(40);
+        let outcome = Outcome {
+            pinned: pinned(
+                ExePin::File {
+                    dev: u64::MAX,
+                    ino: u64::MAX,
+                },
+                Some(u64::MAX),
+            ),
+            answer: Response::Denied {
+                rule,
+                detail: String::new(),
+            },
+        };
+        let answer = Response::Batch(vec![outcome; MAX_TREE]);
+        let frame = protocol::encode_frame(&answer).expect("fits one frame");
+        // Decoding claims each outcome's size in memory, and each string's
+        // bytes, against the same 64 KiB: it must come back whole.
+        let back = protocol::decode_frame::<Response>(&frame).expect("decodes");
+        assert_eq!(back, Some((answer, frame.len())));
+    }
 
     fn pinned(exe: ExePin, pidfd_ino: Option<u64>) -> Pinned {
         let target = Target {

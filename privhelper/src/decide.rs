@@ -27,7 +27,7 @@ impl Server {
         fds: Vec<OwnedFd>,
     ) -> Response {
         let resp = match &req {
-            Request::Info => return Response::Info(self.info()),
+            Request::Info => return Response::Info(Box::new(self.info())),
             Request::JobStatus { job } => return self.jobs.status_response(job),
             Request::Spawn {
                 job,

@@ -180,8 +180,10 @@ impl Jobs {
 
     /// `Job(status)` of a job this helper knows, `Invalid` otherwise.
     pub fn status_response(&self, id: &JobId) -> Response {
-        self.status(id)
-            .map_or_else(|| invalid(format!("no job {id}")), Response::Job)
+        self.status(id).map_or_else(
+            || invalid(format!("no job {id}")),
+            |s| Response::Job(Box::new(s)),
+        )
     }
 
     pub fn status(&self, id: &JobId) -> Option<JobStatus> {
@@ -324,7 +326,7 @@ impl Jobs {
             key: s.key.to_string(),
         };
         self.running.insert(job, running);
-        Response::Job(status)
+        Response::Job(Box::new(status))
     }
 
     /// Whose job `pid` (running as `uid`) belongs to, seen from `caller`:

@@ -340,7 +340,10 @@ impl Server {
             .map(|(id, _)| *id)
             .collect();
         for (job, status) in ended {
-            let event = Response::JobEnded { job, status };
+            let event = Response::JobEnded {
+                job,
+                status: Box::new(status),
+            };
             for id in &subscribers {
                 if let Some(c) = self.conns.get_mut(id) {
                     c.last_active = Instant::now();

@@ -528,3 +528,132 @@ fn a_tree_that_forks_while_being_killed_leaves_no_survivor() {
         marked_sleeps().is_empty()
     });
 }
+
+/// Live `sleep ARG` processes.
+fn sleeps_of(arg: &str) -> Vec<i32> {
+    let cmdline = format!("sleep\0{arg}\0");
+    fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| {
+            fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == cmdline.as_bytes()) && live(p)
+        })
+        .collect()
+}
+
+/// A shell as nobody that makes `sleep ARG` children, and kills it and
+/// them however the test ends: a failing test must not leave a shell
+/// forking.
+struct Sleeper {
+    root: Child,
+    arg: &'static str,
+}
+
+impl Sleeper {
+    fn start(arg: &'static str, script: &str) -> Sleeper {
+        let root = as_nobody("sh").args(["-c", script]).spawn().expect("sh");
+        Sleeper { root, arg }
+    }
+
+    fn target(&self) -> Target {
+        target(self.root.id() as i32)
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.root.kill();
+        let _ = self.root.wait();
+        for p in sleeps_of(self.arg) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
+        }
+    }
+}
+
+/// A shell that forks and execs `sleep` as fast as it can is killed as a
+/// tree while it does, thirty times over: its children are found between their fork and
+/// their exec all the time, and one that execs after it was judged and
+/// before it stopped is judged again on what it runs (stopped, it cannot
+/// exec again). None is answered `ExeChanged` (only a planned member can
+/// be), and none outlives its tree.
+#[test]
+#[ignore = "needs root"]
+fn a_tree_member_that_execs_between_its_pin_and_its_stop_is_judged_again_and_killed() {
+    require_root();
+    let h = Helper::start("actions-exec-race", &policy(61070, ""));
+    let mut c = h.connect();
+    let kill = Action::Signal(Signal::Kill);
+    for round in 0..30 {
+        // At most 400 children: a tree of more than 512 is refused whole.
+        let script = "for i in $(seq 400); do sleep 1000.9 & done; wait";
+        let mut tree = Sleeper::start("1000.9", script);
+        wait_until("the tree forks", || sleeps_of("1000.9").len() >= 3);
+        let planned = check(&mut c, vec![tree.target()], kill);
+        assert_eq!(planned[0].answer, Response::Ok, "{planned:?}");
+        let done = act(&mut c, vec![planned[0].pinned], kill, true);
+        let bad: Vec<&Outcome> = done
+            .iter()
+            .filter(|o| !matches!(o.answer, Response::Ok | Response::NoSuchProcess))
+            .collect();
+        assert!(bad.is_empty(), "round {round}: {bad:?}");
+        tree.root.wait().expect("the root was killed");
+        wait_until("no child of the tree is left", || {
+            sleeps_of("1000.9").is_empty()
+        });
+    }
+}
+
+/// A tree of more than 512 members is refused whole: the answer would not
+/// fit a frame (before, the kill was done and the answer lost, the
+/// connection closed). Nothing is signalled, and what the hold stopped is
+/// continued.
+#[test]
+#[ignore = "needs root"]
+fn a_tree_of_more_than_512_members_is_refused_whole_and_left_running() {
+    require_root();
+    let h = Helper::start("actions-big-tree", &policy(61080, ""));
+    let mut c = h.connect();
+    let tree = Sleeper::start(
+        "1000.95",
+        "for i in $(seq 600); do sleep 1000.95 & done; wait",
+    );
+    wait_until("600 children run", || sleeps_of("1000.95").len() == 600);
+    let kill = Action::Signal(Signal::Kill);
+    let planned = check(&mut c, vec![tree.target()], kill);
+    assert_eq!(planned[0].answer, Response::Ok, "{planned:?}");
+    let req = Request::Act {
+        targets: vec![planned[0].pinned],
+        action: kill,
+        caller: test_caller(),
+        tree: true,
+    };
+    match c
+        .request(&req, &[])
+        .expect("an answer, not a closed connection")
+    {
+        Response::Invalid { what } => assert!(
+            what.contains("more than 512 members") && what.contains("nothing was signalled"),
+            "{what}"
+        ),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    // Every member runs on: none killed, none left stopped.
+    let root = tree.root.id() as i32;
+    let members: Vec<i32> = std::iter::once(root).chain(sleeps_of("1000.95")).collect();
+    assert_eq!(members.len(), 601);
+    wait_until("every member is continued", || {
+        members
+            .iter()
+            .all(|&p| matches!(state_of(p), Some('S' | 'R')))
+    });
+    // One decision line, the refusal's, with the one planned target.
+    let lines = h.events("decision");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "invalid", "{lines:?}");
+    assert_eq!(lines[0]["targets"], 1, "{lines:?}");
+    // The connection still serves.
+    let again = check(&mut c, vec![tree.target()], kill);
+    assert_eq!(again[0].answer, Response::Ok);
+}

@@ -380,7 +380,7 @@ fn run_job(
         match c.request(&Request::JobStatus { job }, &[]).expect("status") {
             Response::Job(s) if s.state != JobState::Running => {
                 return (
-                    s,
+                    *s,
                     fs::read(&out_p).expect("read"),
                     fs::read(&err_p).expect("read"),
                 );

@@ -231,7 +231,7 @@ fn concurrent_jobs_get_distinct_uids_and_a_uid_is_reused_only_when_empty() {
             &[],
         )
         .expect("cancel");
-    assert_eq!(again, Response::Job(end));
+    assert_eq!(again, Response::Job(Box::new(end)));
     assert_eq!(
         wait_uid_gone(a.uid, Duration::from_secs(5)),
         Vec::<i32>::new()

@@ -150,7 +150,7 @@ fn main() -> std::io::Result<()> {
         ("resp_busy", Response::Busy),
         ("resp_invalid", Response::Invalid { what: "x".into() }),
         ("resp_failed", Response::Failed { errno: 1 }),
-        ("resp_job", Response::Job(status)),
+        ("resp_job", Response::Job(Box::new(status))),
         ("resp_notaprocess", Response::NotAProcess),
         ("resp_reniced", Response::Reniced { threads: 4 }),
         ("resp_exe_changed", Response::ExeChanged),
@@ -167,7 +167,7 @@ fn main() -> std::io::Result<()> {
         ),
         (
             "resp_info",
-            Response::Info(HelperInfo {
+            Response::Info(Box::new(HelperInfo {
                 containment: Containment::Pgid,
                 isolation: Isolation::PerJobUid,
                 limits,
@@ -183,7 +183,7 @@ fn main() -> std::io::Result<()> {
                     max_targets: [256, 256],
                 },
                 reload_error: Some("line 3: no such user".into()),
-            }),
+            })),
         ),
     ];
     for (name, resp) in responses {

@@ -440,20 +440,22 @@ pub enum Response {
     Invalid { what: String },
     /// A syscall failed with this errno.
     Failed { errno: i32 },
-    /// Answer to `Spawn`, `JobStatus` and `Cancel`.
-    Job(JobStatus),
+    /// Answer to `Spawn`, `JobStatus` and `Cancel`. Boxed, as `Info` and
+    /// `JobEnded`'s status: a `Response` stays small, so a batch of
+    /// outcomes decodes under the frame's allocation limit (see `Batch`).
+    Job(Box<JobStatus>),
     /// The pid names a thread that is not a thread-group leader: it is not a
     /// process and nothing was done.
     NotAProcess,
     /// A renice's outcome: the nice value was set on this many threads.
     Reniced { threads: u32 },
     /// Answer to `Info`.
-    Info(HelperInfo),
+    Info(Box<HelperInfo>),
     /// Answer to `Subscribe`: job events follow on this connection.
     Subscribed,
     /// Pushed to subscribed connections when a job's shell has been reaped:
     /// its final status.
-    JobEnded { job: JobId, status: JobStatus },
+    JobEnded { job: JobId, status: Box<JobStatus> },
     /// Answer to `Check` and `Act`: one outcome per target (a refusal's
     /// `detail` is kept only in a batch of one).
     Batch(Vec<Outcome>),

@@ -183,7 +183,7 @@ impl Events {
     /// Waits for the next job to end.
     pub fn recv(&mut self) -> Result<(JobId, JobStatus), ClientError> {
         match read_frame(&mut &self.stream)? {
-            Response::JobEnded { job, status } => Ok((job, status)),
+            Response::JobEnded { job, status } => Ok((job, *status)),
             other => Err(ClientError::Handshake(Box::new(other))),
         }
     }

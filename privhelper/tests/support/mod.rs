@@ -214,7 +214,7 @@ pub fn start_job(
         )
         .expect("spawn answer");
     match r {
-        Response::Job(s) if s.state == JobState::Running => (s, files),
+        Response::Job(s) if s.state == JobState::Running => (*s, files),
         other => panic!("spawn of {cmd:?}: {other:?}"),
     }
 }
@@ -229,7 +229,7 @@ pub fn wait_job_id(c: &mut Connection, job: JobId, within: Duration) -> JobStatu
     let t0 = Instant::now();
     loop {
         match c.request(&Request::JobStatus { job }, &[]).expect("status") {
-            Response::Job(s) if s.state != JobState::Running => return s,
+            Response::Job(s) if s.state != JobState::Running => return *s,
             Response::Job(_) => {}
             other => panic!("{other:?}"),
         }
@@ -427,7 +427,7 @@ pub fn start_job_when_free(
             )
             .expect("answer");
         match r {
-            Response::Job(s) => return (s, files),
+            Response::Job(s) => return (*s, files),
             Response::Busy => {}
             other => panic!("spawn of {cmd:?}: {other:?}"),
         }
