@@ -87,7 +87,9 @@ impl Server {
             .map(|p| self.member(conn, peer, p, action, caller))
             .collect();
         if let Some(tree) = act {
-            if tree && matches!(action, Action::Signal(_)) {
+            // A TSTP is not held: the hold's closing SIGCONT would discard
+            // it (the kernel drops pending stop signals on a SIGCONT).
+            if tree && matches!(action, Action::Signal(s) if s != Signal::Tstp) {
                 if let Err(what) = self.hold_tree(conn, peer, &mut members, action, caller) {
                     for m in members.iter().filter(|m| m.stopped) {
                         if let Ok(r) = &m.pin {
@@ -115,8 +117,7 @@ impl Server {
         let outcomes = members
             .into_iter()
             .map(|m| {
-                let cont = m.stopped && action != Action::Signal(Signal::Stop);
-                if let (true, Ok(r)) = (cont, &m.pin) {
+                if let (true, Ok(r)) = (release(m.stopped, action, m.answer.as_ref()), &m.pin) {
                     let _ = sys::pidfd_send_signal(r.pidfd.as_fd(), libc::SIGCONT);
                 }
                 let mut answer = match (m.answer, m.pin) {
@@ -294,6 +295,15 @@ impl Server {
     }
 }
 
+/// Whether a member the hold stopped is continued: always, unless the
+/// act's own `STOP` reached it. One refused after it was stopped (its
+/// executable changed, or judged again and denied) was not the caller's
+/// to stop.
+fn release(stopped: bool, action: Action, answer: Option<&Response>) -> bool {
+    let stopped_by_act = action == Action::Signal(Signal::Stop) && answer == Some(&Response::Ok);
+    stopped && !stopped_by_act
+}
+
 /// The act itself, through the pin.
 fn act_on(r: &Resolved, action: Action) -> Response {
     let done = match action {
@@ -392,6 +402,26 @@ fn depths(members: &[Member]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a member the act's `STOP` reached stays stopped; every other
+    /// member the hold stopped is continued, a refused one included.
+    #[test]
+    fn a_held_member_is_continued_unless_the_acts_stop_reached_it() {
+        let stop = Action::Signal(Signal::Stop);
+        let kill = Action::Signal(Signal::Kill);
+        let denied = Response::Denied {
+            rule: "signal.exes".into(),
+            detail: String::new(),
+        };
+        assert!(!release(true, stop, Some(&Response::Ok)));
+        assert!(release(true, stop, Some(&Response::ExeChanged)));
+        assert!(release(true, stop, Some(&denied)));
+        assert!(release(true, stop, Some(&Response::NoSuchProcess)));
+        assert!(release(true, kill, Some(&Response::Ok)));
+        assert!(release(true, kill, Some(&Response::ExeChanged)));
+        assert!(!release(false, kill, Some(&Response::Ok)));
+        assert!(!release(false, stop, Some(&denied)));
+    }
 
     /// The answer to a tree of `MAX_TREE` members fits one frame and
     /// decodes under its allocation limit (more than 215 did not while

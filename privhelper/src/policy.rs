@@ -112,8 +112,12 @@ pub struct Policy {
 pub struct Context {
     /// The gateway's uid: never a run user, never in a job range.
     pub gateway_uid: Option<u32>,
-    /// The accounts of `/etc/passwd`: their uids are never in a job range.
+    /// The well-formed accounts of `/etc/passwd`: the names a policy may
+    /// use.
     pub accounts: Vec<Account>,
+    /// Every uid `/etc/passwd` lists, a line too odd to name an account
+    /// included: never in a job range.
+    pub passwd_uids: Vec<u32>,
 }
 
 /// One line of `/etc/passwd`.
@@ -126,14 +130,26 @@ pub struct Account {
 }
 
 impl Context {
-    /// The gateway uid and the accounts of `/etc/passwd`.
+    /// The gateway uid and the accounts of `/etc/passwd`. The file is
+    /// read as bytes: a user may put any byte in their own full name
+    /// (`chfn`), and one odd line must not fail the whole file.
     pub fn host(gateway_uid: Option<u32>) -> Result<Context, String> {
-        let passwd = std::fs::read_to_string(PASSWD)
-            .map_err(|e| format!("{PASSWD}: {e}; users cannot be checked"))?;
-        Ok(Context {
+        let passwd =
+            std::fs::read(PASSWD).map_err(|e| format!("{PASSWD}: {e}; users cannot be checked"))?;
+        Ok(Context::of_passwd(gateway_uid, &passwd))
+    }
+
+    fn of_passwd(gateway_uid: Option<u32>, passwd: &[u8]) -> Context {
+        let lines = || passwd.split(|&b| b == b'\n');
+        let uid = |line: &[u8]| {
+            let field = line.split(|&b| b == b':').nth(2)?;
+            std::str::from_utf8(field).ok()?.parse::<u32>().ok()
+        };
+        Context {
             gateway_uid,
-            accounts: accounts(&passwd),
-        })
+            accounts: lines().filter_map(account).collect(),
+            passwd_uids: lines().filter_map(uid).collect(),
+        }
     }
 
     /// The account a policy names by name or number.
@@ -147,21 +163,19 @@ impl Context {
 
 const PASSWD: &str = "/etc/passwd";
 
-/// The well-formed lines of a passwd file; others (comments, NIS `+`/`-`
-/// lines, a bad number) name no account.
-fn accounts(passwd: &str) -> Vec<Account> {
-    let account = |line: &str| {
-        let f: Vec<&str> = line.split(':').collect();
-        let valid = f.len() == 7 && !f[0].is_empty() && !f[0].starts_with(['+', '-', '#']);
-        valid.then_some(())?;
-        Some(Account {
-            name: f[0].to_string(),
-            uid: f[2].parse().ok()?,
-            gid: f[3].parse().ok()?,
-            home: f[5].to_string(),
-        })
-    };
-    passwd.lines().filter_map(account).collect()
+/// The account of a well-formed passwd line; another (a comment, a NIS
+/// `+`/`-` line, a bad number, a line that is not UTF-8) names none.
+fn account(line: &[u8]) -> Option<Account> {
+    let line = std::str::from_utf8(line).ok()?;
+    let f: Vec<&str> = line.split(':').collect();
+    let valid = f.len() == 7 && !f[0].is_empty() && !f[0].starts_with(['+', '-', '#']);
+    valid.then_some(())?;
+    Some(Account {
+        name: f[0].to_string(),
+        uid: f[2].parse().ok()?,
+        gid: f[3].parse().ok()?,
+        home: f[5].to_string(),
+    })
 }
 
 /// What the policy judges of a target: its owner and name, whose job it
@@ -591,12 +605,7 @@ fn parse_uid_range(spec: &Spanned<String>, ctx: &Context) -> Result<RangeInclusi
     let special = [65534, 65535, u32::MAX]
         .into_iter()
         .find(|u| range.contains(u));
-    let taken = ctx
-        .accounts
-        .iter()
-        .map(|a| a.uid)
-        .filter(|u| range.contains(u))
-        .min();
+    let taken = ctx.passwd_uids.iter().filter(|u| range.contains(u)).min();
     let why = if first > last {
         "START is above END".into()
     } else if last - first >= 65536 {
@@ -687,10 +696,7 @@ mod tests {
 
     /// A host of its own, whatever the machine's passwd holds.
     fn ctx() -> Context {
-        Context {
-            gateway_uid: Some(990),
-            accounts: accounts(PASSWD_SAMPLE),
-        }
+        Context::of_passwd(Some(990), PASSWD_SAMPLE.as_bytes())
     }
 
     const PASSWD_SAMPLE: &str = "root:x:0:0:root:/root:/bin/bash
@@ -701,20 +707,28 @@ alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash
 taken:x:40050:40050::/home/taken:/bin/sh
 ";
 
+    /// Names come from the well-formed lines only; the uids a job range
+    /// must avoid from every line with a number in its place, and a byte
+    /// that is not UTF-8 in one line (a user's own `chfn`) spoils no other.
     #[test]
-    fn accounts_are_the_well_formed_lines_of_passwd() {
-        let text = "# a comment
-+nisuser::::::
+    fn accounts_are_the_well_formed_lines_and_every_listed_uid_is_taken() {
+        let mut text = b"# a comment
++nisuser:x:7001:7001:::
 -excluded::::::
-short:x:5:5
+short:x:7005:5
 baduid:x:five:5::/:/bin/sh
-badgid:x:5:-1::/:/bin/sh
-:x:7:7::/:/bin/sh
+badgid:x:7006:-1::/:/bin/sh
+:x:7007:7::/:/bin/sh
 bob:x:1001:100:Bob:/home/bob:/bin/sh
 
 carol:x:1002:1002::/srv/carol:
-";
-        let names: Vec<(String, u32, u32, String)> = accounts(text)
+"
+        .to_vec();
+        text.extend_from_slice(b"mallory:x:7008:7008:\xff\xfe room:/home/mallory:/bin/sh\n");
+        text.extend_from_slice(b"dave:x:1003:1003::/home/dave:/bin/sh\n");
+        let ctx = Context::of_passwd(None, &text);
+        let names: Vec<(String, u32, u32, String)> = ctx
+            .accounts
             .into_iter()
             .map(|a| (a.name, a.uid, a.gid, a.home))
             .collect();
@@ -722,9 +736,18 @@ carol:x:1002:1002::/srv/carol:
             names,
             [
                 ("bob".into(), 1001, 100, "/home/bob".into()),
-                ("carol".into(), 1002, 1002, "/srv/carol".into())
+                ("carol".into(), 1002, 1002, "/srv/carol".into()),
+                ("dave".into(), 1003, 1003, "/home/dave".into())
             ]
         );
+        assert_eq!(
+            ctx.passwd_uids,
+            [7001, 7005, 7006, 7007, 1001, 1002, 7008, 1003]
+        );
+        // A job range over an odd line's uid is refused like any other.
+        let ctx = Context::of_passwd(Some(990), &text);
+        let e = Policy::parse("[run]\nuids = \"7000-7009\"\n", &ctx).unwrap_err();
+        assert!(e.contains("uid 7001 has a passwd entry"), "{e}");
     }
 
     #[test]
