@@ -160,14 +160,16 @@ fn a_slow_body_is_cut_off_with_408_body_timeout() {
     );
     s.write_all(head.as_bytes()).unwrap();
     let t0 = Instant::now();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(25))).unwrap();
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     let took = t0.elapsed();
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("\"code\":\"body_timeout\""), "{text}");
     assert!(text.contains("body_min_rate"), "{text}");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Cut by the rate (about a second), not by the 30 s timeout: the
+    // margin is for a loaded machine.
+    assert!(took < Duration::from_secs(15), "{took:?}");
     // The refused body is in the audit trail, with the key's name.
     let line = g
         .audit()
@@ -203,14 +205,15 @@ fn an_idle_keep_alive_connection_is_closed_after_keepalive_timeout() {
     let mut s = TcpStream::connect(g.addr).unwrap();
     s.write_all(b"GET /api/openapi.json HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let t0 = Instant::now();
     let mut all = Vec::new();
     let _ = s.read_to_end(&mut all);
     let took = t0.elapsed();
     assert!(all.starts_with(b"HTTP/1.1 200"));
-    // Closed after about a second of idleness, silently (no 408).
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    // Closed after about a second of idleness, silently (no 408), not at
+    // the 10 s header timeout.
+    assert!(took < Duration::from_secs(7), "{took:?}");
     assert!(!String::from_utf8_lossy(&all).contains("HTTP/1.1 408"));
 }
 
